@@ -1,0 +1,41 @@
+//! # mlp
+//!
+//! A small multi-layer perceptron trainer on `ndarray`, written so that backpropagation can
+//! be read: every layer's forward pass and derivative sit side by side.
+//!
+//! | concept | where |
+//! |---|---|
+//! | [`Layer`] trait: `forward` caches, `backward` returns dL/d(input) | `layer.rs` |
+//! | [`Linear`], [`Sigmoid`], [`Relu`], [`Tanh`] | `layers/` |
+//! | [`Mse`], [`SoftmaxCrossEntropy`] | `loss/` |
+//! | [`Sequential`] | `sequential.rs` |
+//! | [`Sgd`], [`Momentum`], [`Adam`] | `optim.rs` |
+//! | [`gradient_check`] | `gradcheck.rs` |
+//! | loss-curve PNGs | `plot.rs` |
+//! | the study note's computational graph | `graph.rs` |
+//!
+//! Arrays are `f32` with one row per sample: a batch is `(B, features)`.
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod fsutil;
+pub mod gradcheck;
+pub mod graph;
+pub mod layer;
+pub mod layers;
+pub mod linalg;
+pub mod loss;
+pub mod optim;
+pub mod plot;
+pub mod sequential;
+
+pub use error::{Error, Result};
+pub use gradcheck::{GradCheck, LayerCheck, gradient_check};
+pub use layer::{Layer, LayerSpec, Param};
+pub use layers::linear::{Init, Linear};
+pub use layers::relu::Relu;
+pub use layers::sigmoid::Sigmoid;
+pub use layers::tanh::Tanh;
+pub use loss::{Loss, Mse, SoftmaxCrossEntropy, Target};
+pub use optim::{Adam, Momentum, Optimizer, Sgd};
+pub use sequential::Sequential;

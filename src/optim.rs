@@ -1,0 +1,264 @@
+//! Optimizers: how parameters move given their gradients.
+//!
+//! Every optimizer walks the model's parameters with
+//! [`Sequential::visit_params`](crate::Sequential::visit_params) and updates each one in place
+//! with a flat loop over `value[i]` and `grad[i]`. Per-parameter state (velocities, moments)
+//! is sized on the first step and reused, so steps do not allocate.
+//!
+//! Weight decay is L2 regularisation added to the gradient of weights (not biases, as in
+//! scikit-learn): `g ← g + weight_decay·w`.
+
+use ndarray::{ArrayView1, ArrayViewMut1};
+
+use crate::error::{Error, Result};
+use crate::sequential::Sequential;
+
+/// Something that updates a model's parameters from their gradients.
+pub trait Optimizer: Send {
+    /// Updates every parameter of `model` using the gradients of its last backward pass.
+    fn step(&mut self, model: &mut Sequential);
+
+    /// The current learning rate.
+    fn learning_rate(&self) -> f32;
+
+    /// Changes the learning rate (for example to back off after divergence).
+    fn set_learning_rate(&mut self, lr: f32);
+}
+
+fn check_lr(lr: f32) -> Result<()> {
+    if lr.is_finite() && lr > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::config(
+            "learning rate",
+            lr,
+            "must be a positive, finite number such as 0.01",
+        ))
+    }
+}
+
+fn check_decay(weight_decay: f32) -> Result<()> {
+    if weight_decay.is_finite() && weight_decay >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::config(
+            "weight decay",
+            weight_decay,
+            "must be zero or a small positive number such as 1e-4",
+        ))
+    }
+}
+
+/// Plain stochastic gradient descent: `w ← w − lr·g`.
+///
+/// ```
+/// use mlp::{Linear, Layer, Optimizer, Sequential, Sgd};
+/// use ndarray::array;
+///
+/// let mut model = Sequential::new().add(Linear::from_weights(array![[1.0]], array![0.0]));
+/// model.forward(array![[2.0]].view());
+/// model.backward(array![[1.0]].view()); // dW = x·dy = 2, db = 1
+/// Sgd::new(0.1).unwrap().step(&mut model);
+/// assert_eq!(model.param_values(), vec![0.8, -0.1]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Sgd {
+    lr: f32,
+    weight_decay: f32,
+}
+
+impl Sgd {
+    /// SGD with learning rate `lr`; refuses a rate that is not positive and finite.
+    pub fn new(lr: f32) -> Result<Self> {
+        check_lr(lr)?;
+        Ok(Self {
+            lr,
+            weight_decay: 0.0,
+        })
+    }
+
+    /// Adds L2 weight decay.
+    pub fn with_weight_decay(mut self, weight_decay: f32) -> Result<Self> {
+        check_decay(weight_decay)?;
+        self.weight_decay = weight_decay;
+        Ok(self)
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self, model: &mut Sequential) {
+        let (lr, wd) = (self.lr, self.weight_decay);
+        model.visit_params(&mut |_, p| {
+            let mut w = ArrayViewMut1::from(p.value);
+            if p.decay && wd > 0.0 {
+                // w − lr·(g + wd·w) = (1 − lr·wd)·w − lr·g
+                w *= 1.0 - lr * wd;
+            }
+            w.scaled_add(-lr, &ArrayView1::from(p.grad));
+        });
+    }
+
+    fn learning_rate(&self) -> f32 {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+}
+
+/// Per-parameter buffers of an optimizer, sized on the first step.
+#[derive(Debug, Clone, Default)]
+struct State {
+    buffers: Vec<Vec<f32>>,
+}
+
+impl State {
+    /// The buffer for parameter number `index` of length `len`, zeroed when first made.
+    fn get(&mut self, index: usize, len: usize) -> &mut Vec<f32> {
+        if self.buffers.len() <= index {
+            self.buffers.resize_with(index + 1, Vec::new);
+        }
+        let b = &mut self.buffers[index];
+        if b.len() != len {
+            *b = vec![0.0; len];
+        }
+        b
+    }
+}
+
+/// SGD with momentum, as PyTorch defines it: `v ← μ·v + g`, then `w ← w − lr·v`, or with
+/// Nesterov `w ← w − lr·(g + μ·v)`.
+#[derive(Debug, Clone)]
+pub struct Momentum {
+    lr: f32,
+    momentum: f32,
+    nesterov: bool,
+    weight_decay: f32,
+    velocity: State,
+}
+
+impl Momentum {
+    /// Momentum SGD with rate `lr` and momentum `momentum` in `[0, 1)`.
+    pub fn new(lr: f32, momentum: f32, nesterov: bool) -> Result<Self> {
+        check_lr(lr)?;
+        if !(0.0..1.0).contains(&momentum) {
+            return Err(Error::config(
+                "momentum",
+                momentum,
+                "must be in [0, 1), such as 0.9",
+            ));
+        }
+        Ok(Self {
+            lr,
+            momentum,
+            nesterov,
+            weight_decay: 0.0,
+            velocity: State::default(),
+        })
+    }
+
+    /// Adds L2 weight decay.
+    pub fn with_weight_decay(mut self, weight_decay: f32) -> Result<Self> {
+        check_decay(weight_decay)?;
+        self.weight_decay = weight_decay;
+        Ok(self)
+    }
+}
+
+impl Optimizer for Momentum {
+    fn step(&mut self, model: &mut Sequential) {
+        let (lr, mu, nesterov) = (self.lr, self.momentum, self.nesterov);
+        let velocity = &mut self.velocity;
+        let mut index = 0;
+        model.visit_params(&mut |_, p| {
+            let wd = if p.decay { self.weight_decay } else { 0.0 };
+            let v = velocity.get(index, p.value.len());
+            index += 1;
+            for ((w, &g), v) in p.value.iter_mut().zip(p.grad).zip(v.iter_mut()) {
+                let g = g + wd * *w;
+                *v = mu * *v + g;
+                *w -= lr * if nesterov { g + mu * *v } else { *v };
+            }
+        });
+    }
+
+    fn learning_rate(&self) -> f32 {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+}
+
+/// Adam (Kingma & Ba, 2015), as PyTorch's `torch.optim.Adam` defines it:
+/// `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
+/// `w ← w − lr·m̂ / (√v̂ + ε)` with `m̂ = m/(1−β₁ᵗ)`, `v̂ = v/(1−β₂ᵗ)`.
+#[derive(Debug, Clone)]
+pub struct Adam {
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    t: i32,
+    m: State,
+    v: State,
+}
+
+impl Adam {
+    /// Adam with rate `lr` and the usual β₁ = 0.9, β₂ = 0.999, ε = 1e-8.
+    pub fn new(lr: f32) -> Result<Self> {
+        check_lr(lr)?;
+        Ok(Self {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            t: 0,
+            m: State::default(),
+            v: State::default(),
+        })
+    }
+
+    /// Adds L2 weight decay (added to the gradient, as in PyTorch's `Adam`, not `AdamW`).
+    pub fn with_weight_decay(mut self, weight_decay: f32) -> Result<Self> {
+        check_decay(weight_decay)?;
+        self.weight_decay = weight_decay;
+        Ok(self)
+    }
+}
+
+impl Optimizer for Adam {
+    fn step(&mut self, model: &mut Sequential) {
+        self.t = self.t.saturating_add(1);
+        let (lr, b1, b2, eps) = (self.lr, self.beta1, self.beta2, self.eps);
+        let bias1 = 1.0 - b1.powi(self.t);
+        let bias2 = 1.0 - b2.powi(self.t);
+        let (ms, vs) = (&mut self.m, &mut self.v);
+        let mut index = 0;
+        model.visit_params(&mut |_, p| {
+            let wd = if p.decay { self.weight_decay } else { 0.0 };
+            let n = p.value.len();
+            let m = ms.get(index, n);
+            let v = vs.get(index, n);
+            index += 1;
+            for (((w, &g), m), v) in p.value.iter_mut().zip(p.grad).zip(m.iter_mut()).zip(v) {
+                let g = g + wd * *w;
+                *m = b1 * *m + (1.0 - b1) * g;
+                *v = b2 * *v + (1.0 - b2) * g * g;
+                *w -= lr * (*m / bias1) / ((*v / bias2).sqrt() + eps);
+            }
+        });
+    }
+
+    fn learning_rate(&self) -> f32 {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+}

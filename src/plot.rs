@@ -1,0 +1,248 @@
+//! Loss curves as PNG pictures.
+//!
+//! Text is drawn with the DejaVu Sans font compiled into the library (`assets/`), so
+//! plotting works on machines without system fonts or fontconfig.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::error::{Error, Result};
+use crate::fsutil::write_atomic;
+
+const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+const WIDTH: u32 = 1000;
+const HEIGHT: u32 = 600;
+const TRAIN_COLOR: RGBColor = RGBColor(31, 119, 180);
+const VALIDATION_COLOR: RGBColor = RGBColor(255, 127, 14);
+const METRIC_COLOR: RGBColor = RGBColor(44, 160, 44);
+const BEST_COLOR: RGBColor = RGBColor(214, 39, 40);
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for style in [FontStyle::Normal, FontStyle::Bold] {
+            // The font is compiled in and known to parse; failure would be a build defect.
+            if plotters::style::register_font("sans-serif", style, FONT).is_err() {
+                panic!("the bundled DejaVuSans.ttf did not load");
+            }
+        }
+    });
+}
+
+/// What to draw: a training loss per epoch, optionally a validation loss, the best epoch and
+/// a metric in [0, 1] (such as validation accuracy) on a second axis.
+///
+/// ```no_run
+/// use mlp::plot::LossCurve;
+///
+/// let history = [0.9, 0.5, 0.2, 0.1];
+/// LossCurve::new("XOR, 2-4-1 sigmoid", &history).write_png("loss.png".as_ref()).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct LossCurve<'a> {
+    title: String,
+    x_label: String,
+    train: &'a [f32],
+    validation: Option<&'a [f32]>,
+    best_epoch: Option<usize>,
+    metric: Option<(String, &'a [f32])>,
+}
+
+impl<'a> LossCurve<'a> {
+    /// A curve of `train` (one loss per epoch; epoch 1 first) under `title`.
+    pub fn new(title: impl Into<String>, train: &'a [f32]) -> Self {
+        Self {
+            title: title.into(),
+            x_label: "epoch".into(),
+            train,
+            validation: None,
+            best_epoch: None,
+            metric: None,
+        }
+    }
+
+    /// Names the x axis (default `epoch`).
+    pub fn x_label(mut self, label: impl Into<String>) -> Self {
+        self.x_label = label.into();
+        self
+    }
+
+    /// Adds a validation loss per epoch.
+    pub fn validation(mut self, validation: &'a [f32]) -> Self {
+        self.validation = Some(validation);
+        self
+    }
+
+    /// Marks the best epoch (1-based).
+    pub fn best_epoch(mut self, epoch: usize) -> Self {
+        self.best_epoch = Some(epoch);
+        self
+    }
+
+    /// Adds a metric in [0, 1] per epoch on a second y axis, such as validation accuracy.
+    pub fn metric(mut self, name: impl Into<String>, values: &'a [f32]) -> Self {
+        self.metric = Some((name.into(), values));
+        self
+    }
+
+    /// Renders the picture and writes it to `path` atomically.
+    pub fn write_png(&self, path: &Path) -> Result<()> {
+        let png = self.render_png().map_err(|message| Error::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(message),
+            hint: String::new(),
+        })?;
+        write_atomic(path, &png)
+    }
+
+    /// Renders the picture as PNG bytes.
+    pub fn render_png(&self) -> std::result::Result<Vec<u8>, String> {
+        let mut rgb = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
+        self.draw(&mut rgb).map_err(|e| format!("drawing the loss curve: {e}"))?;
+        let mut png = Vec::new();
+        let mut encoder = png::Encoder::new(&mut png, WIDTH, HEIGHT);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+        writer.write_image_data(&rgb).map_err(|e| e.to_string())?;
+        writer.finish().map_err(|e| e.to_string())?;
+        Ok(png)
+    }
+
+    fn draw(&self, rgb: &mut [u8]) -> std::result::Result<(), Box<dyn std::error::Error>> {
+        register_font();
+        let root = BitMapBackend::with_buffer(rgb, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE)?;
+
+        let finite = self
+            .train
+            .iter()
+            .chain(self.validation.unwrap_or(&[]))
+            .copied()
+            .filter(|v| v.is_finite());
+        let (lo, hi) = finite.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+        let epochs = self
+            .train
+            .len()
+            .max(self.validation.map_or(0, |v| v.len()))
+            .max(1);
+        if !lo.is_finite() {
+            // Nothing finite to draw: say so on the picture instead of failing.
+            root.titled(&self.title, ("sans-serif", 28))?.draw(&Text::new(
+                "no finite loss values to plot",
+                (40, 60),
+                ("sans-serif", 22),
+            ))?;
+            root.present()?;
+            return Ok(());
+        }
+        // A log axis when the loss spans two decades or more (and is positive).
+        if lo > 0.0 && hi / lo >= 100.0 {
+            let y = (lo / 1.5)..(hi * 1.5);
+            self.draw_on(&root, epochs, y.log_scale(), true)?;
+        } else {
+            let pad = ((hi - lo) * 0.05).max(hi.abs() * 0.05).max(1e-6);
+            let bottom = if lo >= 0.0 { (lo - pad).max(0.0) } else { lo - pad };
+            self.draw_on(&root, epochs, bottom..(hi + pad), false)?;
+        }
+        root.present()?;
+        Ok(())
+    }
+
+    fn draw_on<Y>(
+        &self,
+        root: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+        epochs: usize,
+        y: Y,
+        log: bool,
+    ) -> std::result::Result<(), Box<dyn std::error::Error>>
+    where
+        Y: AsRangedCoord<Value = f32>,
+        Y::CoordDescType: ValueFormatter<f32>,
+    {
+        let x_max = epochs as f32 + if epochs == 1 { 1.0 } else { 0.0 };
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, ("sans-serif", 28))
+            .margin(16)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .right_y_label_area_size(if self.metric.is_some() { 70 } else { 0 })
+            .build_cartesian_2d(1f32..x_max, y)?
+            .set_secondary_coord(1f32..x_max, 0f32..1.05f32);
+
+        let y_desc = if log { "loss (log scale)" } else { "loss" };
+        chart
+            .configure_mesh()
+            .x_desc(&self.x_label)
+            .y_desc(y_desc)
+            .axis_desc_style(("sans-serif", 20))
+            .label_style(("sans-serif", 16))
+            .light_line_style(RGBColor(235, 235, 235))
+            .bold_line_style(RGBColor(200, 200, 200))
+            .x_label_formatter(&|v| format!("{}", v.round() as i64))
+            .draw()?;
+
+        let series = |values: &'a [f32]| {
+            values
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_finite())
+                .map(|(i, &v)| ((i + 1) as f32, v))
+        };
+        chart
+            .draw_series(LineSeries::new(series(self.train), TRAIN_COLOR.stroke_width(3)))?
+            .label("training loss")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], TRAIN_COLOR.stroke_width(3)));
+        if let Some(validation) = self.validation {
+            chart
+                .draw_series(LineSeries::new(
+                    series(validation),
+                    VALIDATION_COLOR.stroke_width(3),
+                ))?
+                .label("validation loss")
+                .legend(|(x, y)| {
+                    PathElement::new([(x, y), (x + 24, y)], VALIDATION_COLOR.stroke_width(3))
+                });
+        }
+        if let Some(best) = self.best_epoch.filter(|&b| b >= 1 && b <= epochs) {
+            let curve = self.validation.unwrap_or(self.train);
+            if let Some(&v) = curve.get(best - 1).filter(|v| v.is_finite()) {
+                chart
+                    .draw_series([Circle::new((best as f32, v), 7, BEST_COLOR.filled())])?
+                    .label(format!("best epoch ({best})"))
+                    .legend(|(x, y)| Circle::new((x + 12, y), 6, BEST_COLOR.filled()));
+            }
+        }
+        if let Some((name, values)) = &self.metric {
+            chart
+                .configure_secondary_axes()
+                .y_desc(name.as_str())
+                .axis_desc_style(("sans-serif", 20))
+                .label_style(("sans-serif", 16))
+                .draw()?;
+            chart
+                .draw_secondary_series(LineSeries::new(
+                    series(values),
+                    METRIC_COLOR.stroke_width(2),
+                ))?
+                .label(name.as_str())
+                .legend(|(x, y)| {
+                    PathElement::new([(x, y), (x + 24, y)], METRIC_COLOR.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font(("sans-serif", 18))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(180, 180, 180))
+            .draw()?;
+        Ok(())
+    }
+}
