@@ -84,9 +84,7 @@ pub enum Error {
     },
 
     /// A target whose shape does not match the prediction it is compared with.
-    #[error(
-        "target shape {target:?} does not match prediction shape {prediction:?}: {message}"
-    )]
+    #[error("target shape {target:?} does not match prediction shape {prediction:?}: {message}")]
     Shape {
         /// Shape of the network's output, `[rows, columns]`.
         prediction: Vec<usize>,

@@ -94,7 +94,11 @@ impl std::fmt::Display for LayerSpec {
 ///
 /// Layers keep one buffer per cached array and call this at the top of every pass, so the
 /// heap is touched only when the batch grows (or the width changes).
-pub(crate) fn resize_rows(buf: &mut Array2<f32>, rows: usize, cols: usize) -> ArrayViewMut2<'_, f32> {
+pub(crate) fn resize_rows(
+    buf: &mut Array2<f32>,
+    rows: usize,
+    cols: usize,
+) -> ArrayViewMut2<'_, f32> {
     if buf.nrows() < rows || buf.ncols() != cols {
         *buf = Array2::zeros((rows, cols));
     }

@@ -262,3 +262,147 @@ impl Optimizer for Adam {
         self.lr = lr;
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::excessive_precision)] // reference values as NumPy/PyTorch printed them
+mod tests {
+    use super::*;
+    use crate::loss::{Loss, Mse, Target};
+    use crate::{Linear, Sigmoid};
+    use approx::assert_abs_diff_eq;
+    use ndarray::array;
+
+    // Reference: PyTorch 2, float32, the XOR net below with these exact weights, MSE, and
+    // weight decay on the weights only (biases in a param group with weight_decay=0):
+    //
+    //   W1 = tensor([[.5,-.3,.8,.1],[-.6,.4,.2,-.9]]); b1 = tensor([.1,-.1,0,.2])
+    //   W2 = tensor([[.7],[-.5],[.3],[.9]]);           b2 = tensor([.05])
+    //   opt = torch.optim.SGD([{'params':[W1,W2],'weight_decay':wd},
+    //                          {'params':[b1,b2],'weight_decay':0}], lr=...)
+    //   for _ in range(6):
+    //       opt.zero_grad(); h = sigmoid(x@W1+b1); p = sigmoid(h@W2+b2)
+    //       L = ((p-y)**2).mean(); L.backward(); opt.step()
+    fn xor_net() -> Sequential {
+        Sequential::new()
+            .add(Linear::from_weights(
+                array![[0.5, -0.3, 0.8, 0.1], [-0.6, 0.4, 0.2, -0.9]],
+                array![0.1, -0.1, 0.0, 0.2],
+            ))
+            .add(Sigmoid::new())
+            .add(Linear::from_weights(
+                array![[0.7], [-0.5], [0.3], [0.9]],
+                array![0.05],
+            ))
+            .add(Sigmoid::new())
+    }
+
+    /// Six steps; returns the losses and the second layer's weights afterwards.
+    fn trajectory(opt: &mut dyn Optimizer) -> (Vec<f32>, Vec<f32>) {
+        let x = array![[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]];
+        let y = array![[0.0], [1.0], [1.0], [0.0]];
+        let mut model = xor_net();
+        let mut mse = Mse::new();
+        let mut losses = Vec::new();
+        for _ in 0..6 {
+            let p = model.forward(x.view());
+            losses.push(mse.forward(p, Target::Dense(y.view())).unwrap());
+            model.backward_params_only(mse.backward());
+            opt.step(&mut model);
+        }
+        (losses, model.param_values()[12..16].to_vec())
+    }
+
+    fn assert_trajectory(opt: &mut dyn Optimizer, losses: [f32; 6], w2: [f32; 4]) {
+        let (l, w) = trajectory(opt);
+        assert_abs_diff_eq!(l.as_slice(), losses.as_slice(), epsilon = 2e-6);
+        assert_abs_diff_eq!(w.as_slice(), w2.as_slice(), epsilon = 1e-5);
+    }
+
+    #[test]
+    fn sgd_golden_trajectory() {
+        assert_trajectory(
+            &mut Sgd::new(1.0).unwrap(),
+            [
+                0.28506806, 0.27242196, 0.26384243, 0.25850433, 0.25537634, 0.25360954,
+            ],
+            [0.54212910, -0.63051748, 0.12224758, 0.76040125],
+        );
+    }
+
+    #[test]
+    fn sgd_with_weight_decay_golden_trajectory() {
+        assert_trajectory(
+            &mut Sgd::new(1.0).unwrap().with_weight_decay(0.1).unwrap(),
+            [
+                0.28506806, 0.26770073, 0.25807536, 0.25342298, 0.25136709, 0.25052011,
+            ],
+            [0.28567970, -0.33985656, 0.06310656, 0.40015712],
+        );
+    }
+
+    #[test]
+    fn momentum_golden_trajectory() {
+        // torch.optim.SGD(..., lr=0.5, momentum=0.9)
+        assert_trajectory(
+            &mut Momentum::new(0.5, 0.9, false).unwrap(),
+            [
+                0.28506806, 0.27845728, 0.26794392, 0.25774723, 0.25204229, 0.25242597,
+            ],
+            [0.43387154, -0.72135019, -0.00143211, 0.66496158],
+        );
+    }
+
+    #[test]
+    fn nesterov_with_weight_decay_golden_trajectory() {
+        // torch.optim.SGD(..., lr=0.5, momentum=0.9, nesterov=True), weight_decay=0.01
+        assert_trajectory(
+            &mut Momentum::new(0.5, 0.9, true)
+                .unwrap()
+                .with_weight_decay(0.01)
+                .unwrap(),
+            [
+                0.28506806, 0.27252319, 0.26033625, 0.25289512, 0.25127169, 0.25320008,
+            ],
+            [0.38309819, -0.64210725, -0.00127380, 0.58876288],
+        );
+    }
+
+    #[test]
+    fn adam_golden_trajectory() {
+        // torch.optim.Adam(..., lr=0.1)
+        assert_trajectory(
+            &mut Adam::new(0.1).unwrap(),
+            [
+                0.28506806, 0.25951061, 0.25199696, 0.25672352, 0.26151335, 0.26174712,
+            ],
+            [0.37056872, -0.74114573, -0.00278065, 0.54889947],
+        );
+    }
+
+    #[test]
+    fn adam_with_weight_decay_golden_trajectory() {
+        // torch.optim.Adam(..., lr=0.1), weight_decay=0.01
+        assert_trajectory(
+            &mut Adam::new(0.1).unwrap().with_weight_decay(0.01).unwrap(),
+            [
+                0.28506806, 0.26083297, 0.25095055, 0.25312752, 0.25790545, 0.25943777,
+            ],
+            [0.30619124, -0.70989472, -0.05363352, 0.47667411],
+        );
+    }
+
+    #[test]
+    fn refuses_bad_settings() {
+        for lr in [0.0, -0.1, f32::NAN, f32::INFINITY] {
+            assert!(Sgd::new(lr).is_err(), "lr {lr}");
+            assert!(Adam::new(lr).is_err(), "lr {lr}");
+        }
+        assert!(Momentum::new(0.1, 1.0, false).is_err());
+        assert!(Sgd::new(0.1).unwrap().with_weight_decay(-1.0).is_err());
+        let e = Sgd::new(-0.1).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid learning rate -0.1: must be a positive, finite number such as 0.01"
+        );
+    }
+}

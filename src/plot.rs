@@ -16,6 +16,7 @@ use crate::fsutil::write_atomic;
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 const WIDTH: u32 = 1000;
 const HEIGHT: u32 = 600;
+const MAX_POINTS: usize = 300;
 const TRAIN_COLOR: RGBColor = RGBColor(31, 119, 180);
 const VALIDATION_COLOR: RGBColor = RGBColor(255, 127, 14);
 const METRIC_COLOR: RGBColor = RGBColor(44, 160, 44);
@@ -102,7 +103,8 @@ impl<'a> LossCurve<'a> {
     /// Renders the picture as PNG bytes.
     pub fn render_png(&self) -> std::result::Result<Vec<u8>, String> {
         let mut rgb = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
-        self.draw(&mut rgb).map_err(|e| format!("drawing the loss curve: {e}"))?;
+        self.draw(&mut rgb)
+            .map_err(|e| format!("drawing the loss curve: {e}"))?;
         let mut png = Vec::new();
         let mut encoder = png::Encoder::new(&mut png, WIDTH, HEIGHT);
         encoder.set_color(png::ColorType::Rgb);
@@ -134,11 +136,12 @@ impl<'a> LossCurve<'a> {
             .max(1);
         if !lo.is_finite() {
             // Nothing finite to draw: say so on the picture instead of failing.
-            root.titled(&self.title, ("sans-serif", 28))?.draw(&Text::new(
-                "no finite loss values to plot",
-                (40, 60),
-                ("sans-serif", 22),
-            ))?;
+            root.titled(&self.title, ("sans-serif", 28))?
+                .draw(&Text::new(
+                    "no finite loss values to plot",
+                    (40, 60),
+                    ("sans-serif", 22),
+                ))?;
             root.present()?;
             return Ok(());
         }
@@ -148,7 +151,11 @@ impl<'a> LossCurve<'a> {
             self.draw_on(&root, epochs, y.log_scale(), true)?;
         } else {
             let pad = ((hi - lo) * 0.05).max(hi.abs() * 0.05).max(1e-6);
-            let bottom = if lo >= 0.0 { (lo - pad).max(0.0) } else { lo - pad };
+            let bottom = if lo >= 0.0 {
+                (lo - pad).max(0.0)
+            } else {
+                lo - pad
+            };
             self.draw_on(&root, epochs, bottom..(hi + pad), false)?;
         }
         root.present()?;
@@ -188,26 +195,33 @@ impl<'a> LossCurve<'a> {
             .x_label_formatter(&|v| format!("{}", v.round() as i64))
             .draw()?;
 
+        // At most about one point per pixel column: thousands of epochs drawn with a thick
+        // stroke would otherwise turn the line into a saw.
+        let stride = epochs.div_ceil(MAX_POINTS).max(1);
         let series = |values: &'a [f32]| {
+            let last = values.len().saturating_sub(1);
             values
                 .iter()
                 .enumerate()
-                .filter(|(_, v)| v.is_finite())
+                .filter(move |&(i, v)| v.is_finite() && (i % stride == 0 || i == last))
                 .map(|(i, &v)| ((i + 1) as f32, v))
         };
         chart
-            .draw_series(LineSeries::new(series(self.train), TRAIN_COLOR.stroke_width(3)))?
+            .draw_series(LineSeries::new(
+                series(self.train),
+                TRAIN_COLOR.stroke_width(2),
+            ))?
             .label("training loss")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], TRAIN_COLOR.stroke_width(3)));
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], TRAIN_COLOR.stroke_width(2)));
         if let Some(validation) = self.validation {
             chart
                 .draw_series(LineSeries::new(
                     series(validation),
-                    VALIDATION_COLOR.stroke_width(3),
+                    VALIDATION_COLOR.stroke_width(2),
                 ))?
                 .label("validation loss")
                 .legend(|(x, y)| {
-                    PathElement::new([(x, y), (x + 24, y)], VALIDATION_COLOR.stroke_width(3))
+                    PathElement::new([(x, y), (x + 24, y)], VALIDATION_COLOR.stroke_width(2))
                 });
         }
         if let Some(best) = self.best_epoch.filter(|&b| b >= 1 && b <= epochs) {

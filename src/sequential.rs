@@ -40,6 +40,7 @@ impl Sequential {
     }
 
     /// Appends `layer` (builder style).
+    #[allow(clippy::should_implement_trait)] // `add` reads best in a builder chain
     pub fn add(mut self, layer: impl Layer + 'static) -> Self {
         self.layers.push(Box::new(layer));
         self

@@ -30,7 +30,9 @@ impl Elementwise {
     ) -> ArrayView2<'_, f32> {
         let (rows, cols) = input.dim();
         let mut output = resize_rows(&mut self.output, rows, cols);
-        Zip::from(&mut output).and(&input).for_each(|y, &x| *y = f(x));
+        Zip::from(&mut output)
+            .and(&input)
+            .for_each(|y, &x| *y = f(x));
         self.rows = Some(rows);
         rows_of(&self.output, rows)
     }

@@ -129,7 +129,12 @@ impl Linear {
         );
         let input = rows_of(&self.input, rows);
         // (I, O) = (I, B)·(B, O); the transpose is a strided view, not a copy.
-        matmul(input.t(), grad_output, 0.0, &mut self.grad_weight.view_mut());
+        matmul(
+            input.t(),
+            grad_output,
+            0.0,
+            &mut self.grad_weight.view_mut(),
+        );
         self.grad_bias.fill(0.0);
         for row in grad_output.rows() {
             self.grad_bias += &row;
@@ -180,14 +185,26 @@ impl Layer for Linear {
     fn visit_params(&mut self, visit: &mut dyn FnMut(Param<'_>)) {
         visit(Param {
             name: "weight",
-            value: self.weight.as_slice_mut().expect("weights are kept contiguous"),
-            grad: self.grad_weight.as_slice().expect("gradients are kept contiguous"),
+            value: self
+                .weight
+                .as_slice_mut()
+                .expect("weights are kept contiguous"),
+            grad: self
+                .grad_weight
+                .as_slice()
+                .expect("gradients are kept contiguous"),
             decay: true,
         });
         visit(Param {
             name: "bias",
-            value: self.bias.as_slice_mut().expect("biases are kept contiguous"),
-            grad: self.grad_bias.as_slice().expect("gradients are kept contiguous"),
+            value: self
+                .bias
+                .as_slice_mut()
+                .expect("biases are kept contiguous"),
+            grad: self
+                .grad_bias
+                .as_slice()
+                .expect("gradients are kept contiguous"),
             decay: false,
         });
     }
@@ -205,6 +222,7 @@ impl Layer for Linear {
 }
 
 #[cfg(test)]
+#[allow(clippy::excessive_precision)] // reference values as NumPy/PyTorch printed them
 mod tests {
     use super::*;
     use approx::assert_abs_diff_eq;
@@ -227,7 +245,11 @@ mod tests {
     fn forward_is_x_w_plus_b() {
         let mut l = layer();
         let y = l.forward(array![[1.0, 2.0], [-1.0, 0.5]].view()).to_owned();
-        assert_abs_diff_eq!(y, array![[0.91, 0.82, -0.87], [0.11, 0.47, -0.57]], epsilon = 1e-6);
+        assert_abs_diff_eq!(
+            y,
+            array![[0.91, 0.82, -0.87], [0.11, 0.47, -0.57]],
+            epsilon = 1e-6
+        );
     }
 
     #[test]
@@ -294,7 +316,10 @@ mod tests {
         assert!(l.weight().iter().all(|w| w.abs() <= a));
         // Spread: the variance of U(-a, a) is a²/3.
         let var = l.weight().mapv(|w| w * w).mean().unwrap();
-        assert!((var - a * a / 3.0).abs() < 0.1 * a * a / 3.0, "variance {var}");
+        assert!(
+            (var - a * a / 3.0).abs() < 0.1 * a * a / 3.0,
+            "variance {var}"
+        );
         assert!(l.bias().iter().all(|&b| b == 0.0));
         let again = Linear::new(30, 20, Init::Glorot, &mut StdRng::seed_from_u64(7));
         assert_eq!(l.weight(), again.weight());
@@ -305,7 +330,10 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(7);
         let l = Linear::new(200, 100, Init::He, &mut rng);
         let var = l.weight().mapv(|w| w * w).mean().unwrap();
-        assert!((var - 2.0 / 200.0).abs() < 0.05 * 2.0 / 200.0, "variance {var}");
+        assert!(
+            (var - 2.0 / 200.0).abs() < 0.05 * 2.0 / 200.0,
+            "variance {var}"
+        );
     }
 
     #[test]

@@ -63,6 +63,7 @@ impl Layer for Relu {
 }
 
 #[cfg(test)]
+#[allow(clippy::excessive_precision)] // reference values as NumPy/PyTorch printed them
 mod tests {
     use super::*;
     use ndarray::array;

@@ -69,6 +69,7 @@ impl Layer for Sigmoid {
 }
 
 #[cfg(test)]
+#[allow(clippy::excessive_precision)] // reference values as NumPy/PyTorch printed them
 mod tests {
     use super::*;
     use approx::assert_abs_diff_eq;
@@ -85,7 +86,10 @@ mod tests {
             .to_owned();
         assert_abs_diff_eq!(
             y,
-            array![[0.11920293, 0.5, 0.95257413], [0.62245935, 0.37754068, 0.9999546]],
+            array![
+                [0.11920293, 0.5, 0.95257413],
+                [0.62245935, 0.37754068, 0.9999546]
+            ],
             epsilon = 1e-6
         );
         let dx = l
@@ -93,7 +97,10 @@ mod tests {
             .to_owned();
         assert_abs_diff_eq!(
             dx,
-            array![[0.104993597, 0.5, 0.13552995], [-0.23500371, 0.117501855, 9.0833353e-5]],
+            array![
+                [0.104993597, 0.5, 0.13552995],
+                [-0.23500371, 0.117501855, 9.0833353e-5]
+            ],
             epsilon = 1e-6
         );
     }
@@ -102,7 +109,10 @@ mod tests {
     fn stable_for_large_magnitudes() {
         for x in [-1e30f32, -1000.0, -88.0, -20.0, 20.0, 88.0, 1000.0, 1e30] {
             let y = sigmoid(x);
-            assert!(y.is_finite() && (0.0..=1.0).contains(&y), "sigmoid({x}) = {y}");
+            assert!(
+                y.is_finite() && (0.0..=1.0).contains(&y),
+                "sigmoid({x}) = {y}"
+            );
         }
         assert_eq!(sigmoid(-1000.0), 0.0);
         assert_eq!(sigmoid(1000.0), 1.0);

@@ -92,8 +92,7 @@ impl Loss for SoftmaxCrossEntropy {
                         ),
                     });
                 }
-                for ((z, mut g), &c) in logits.rows().into_iter().zip(grad.rows_mut()).zip(labels)
-                {
+                for ((z, mut g), &c) in logits.rows().into_iter().zip(grad.rows_mut()).zip(labels) {
                     let lse = softmax_row(z, g.view_mut());
                     total += lse - z[c];
                     g[c] -= 1.0;
@@ -105,19 +104,16 @@ impl Loss for SoftmaxCrossEntropy {
                     return Err(Error::Shape {
                         prediction: logits.shape().to_vec(),
                         target: t.shape().to_vec(),
-                        message: "give one probability (or one-hot) row per prediction row"
-                            .into(),
+                        message: "give one probability (or one-hot) row per prediction row".into(),
                     });
                 }
-                for ((z, mut g), t) in logits
-                    .rows()
-                    .into_iter()
-                    .zip(grad.rows_mut())
-                    .zip(t.rows())
+                for ((z, mut g), t) in logits.rows().into_iter().zip(grad.rows_mut()).zip(t.rows())
                 {
                     let lse = softmax_row(z, g.view_mut());
                     let mass = t.sum();
-                    Zip::from(&z).and(&t).for_each(|&z, &t| total += t * (lse - z));
+                    Zip::from(&z)
+                        .and(&t)
+                        .for_each(|&z, &t| total += t * (lse - z));
                     Zip::from(&mut g)
                         .and(&t)
                         .for_each(|g, &t| *g = (*g * mass - t) * scale);
@@ -138,6 +134,7 @@ impl Loss for SoftmaxCrossEntropy {
 }
 
 #[cfg(test)]
+#[allow(clippy::excessive_precision)] // reference values as NumPy/PyTorch printed them
 mod tests {
     use super::*;
     use approx::assert_abs_diff_eq;
@@ -162,7 +159,9 @@ mod tests {
     #[test]
     fn class_index_targets() {
         let mut ce = SoftmaxCrossEntropy::new();
-        let loss = ce.forward(logits().view(), Target::Classes(&[2, 0, 1])).unwrap();
+        let loss = ce
+            .forward(logits().view(), Target::Classes(&[2, 0, 1]))
+            .unwrap();
         assert_abs_diff_eq!(loss, 2.1717975, epsilon = 1e-6);
         assert_abs_diff_eq!(
             ce.backward().to_owned(),
@@ -180,17 +179,27 @@ mod tests {
         let mut a = SoftmaxCrossEntropy::new();
         let mut b = SoftmaxCrossEntropy::new();
         let onehot = array![[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]];
-        let la = a.forward(logits().view(), Target::Classes(&[2, 0, 1])).unwrap();
-        let lb = b.forward(logits().view(), Target::Dense(onehot.view())).unwrap();
+        let la = a
+            .forward(logits().view(), Target::Classes(&[2, 0, 1]))
+            .unwrap();
+        let lb = b
+            .forward(logits().view(), Target::Dense(onehot.view()))
+            .unwrap();
         assert_abs_diff_eq!(la, lb, epsilon = 1e-6);
-        assert_abs_diff_eq!(a.backward().to_owned(), b.backward().to_owned(), epsilon = 1e-7);
+        assert_abs_diff_eq!(
+            a.backward().to_owned(),
+            b.backward().to_owned(),
+            epsilon = 1e-7
+        );
     }
 
     #[test]
     fn probability_targets() {
         let mut ce = SoftmaxCrossEntropy::new();
         let t = array![[0.2, 0.3, 0.5], [1.0, 0.0, 0.0], [0.0, 0.5, 0.5]];
-        let loss = ce.forward(logits().view(), Target::Dense(t.view())).unwrap();
+        let loss = ce
+            .forward(logits().view(), Target::Dense(t.view()))
+            .unwrap();
         assert_abs_diff_eq!(loss, 1.5717975, epsilon = 1e-6);
         assert_abs_diff_eq!(
             ce.backward().to_owned(),
@@ -218,17 +227,30 @@ mod tests {
     #[test]
     fn refuses_mismatched_targets() {
         let mut ce = SoftmaxCrossEntropy::new();
-        let err = ce.forward(logits().view(), Target::Classes(&[0, 1])).unwrap_err();
+        let err = ce
+            .forward(logits().view(), Target::Classes(&[0, 1]))
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "target shape [2] does not match prediction shape [3, 3]: \
              give one class index per prediction row"
         );
-        let err = ce.forward(logits().view(), Target::Classes(&[0, 1, 3])).unwrap_err();
-        assert!(err.to_string().contains("class index 3 is out of range for 3"), "{err}");
+        let err = ce
+            .forward(logits().view(), Target::Classes(&[0, 1, 3]))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("class index 3 is out of range for 3"),
+            "{err}"
+        );
         let t = array![[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]];
-        let err = ce.forward(logits().view(), Target::Dense(t.view())).unwrap_err();
-        assert!(err.to_string().starts_with("target shape [3, 2] does not match prediction shape [3, 3]"));
+        let err = ce
+            .forward(logits().view(), Target::Dense(t.view()))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("target shape [3, 2] does not match prediction shape [3, 3]")
+        );
     }
 
     #[test]

@@ -77,11 +77,15 @@ impl Loss for Mse {
     }
 
     fn backward(&self) -> ArrayView2<'_, f32> {
-        rows_of(&self.grad, self.rows.expect("Mse::backward called before forward"))
+        rows_of(
+            &self.grad,
+            self.rows.expect("Mse::backward called before forward"),
+        )
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::excessive_precision)] // reference values as NumPy/PyTorch printed them
 mod tests {
     use super::*;
     use ndarray::array;
@@ -93,7 +97,10 @@ mod tests {
         let mut mse = Mse::new();
         let p = array![[0.5, 1.0], [2.0, -1.0]];
         let t = array![[0.0, 1.0], [1.0, 1.0]];
-        assert_eq!(mse.forward(p.view(), Target::Dense(t.view())).unwrap(), 1.3125);
+        assert_eq!(
+            mse.forward(p.view(), Target::Dense(t.view())).unwrap(),
+            1.3125
+        );
         assert_eq!(mse.backward().to_owned(), array![[0.25, 0.0], [0.5, -1.0]]);
     }
 
