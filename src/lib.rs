@@ -17,6 +17,7 @@
 //! Arrays are `f32` with one row per sample: a batch is `(B, features)`.
 #![warn(missing_docs)]
 
+pub mod data;
 pub mod error;
 pub mod fsutil;
 pub mod gradcheck;
@@ -28,6 +29,7 @@ pub mod loss;
 pub mod optim;
 pub mod plot;
 pub mod sequential;
+pub mod threads;
 
 pub use error::{Error, Result};
 pub use gradcheck::{GradCheck, LayerCheck, gradient_check};

@@ -1,0 +1,1034 @@
+//! Reading a user's CSV file into typed columns, with messages that say where a problem is.
+//!
+//! * The first line is the header; every column needs a distinct, non-empty name.
+//! * The delimiter is `,` unless the header has none and has `;`, tab or `|` instead.
+//! * A UTF-8 byte-order mark, `\r\n` or `\r` line ends, quoted fields and spaces around
+//!   values are accepted.
+//! * A cell that is empty, `NA`, `N/A`, `NaN`, `null` or `?` (any case) is *missing*.
+//! * A column whose present cells are all numbers is [`Column::Numeric`]; one with no
+//!   numbers at all (or named in [`ReadOptions::categorical`]) is [`Column::Text`]; one that
+//!   is mostly numbers with a few other cells is [`Column::Invalid`], which reports the first
+//!   bad cell when the column is used (a column nobody uses does not stop anything).
+//!
+//! Line numbers are as a text editor counts them: the header is line 1.
+//!
+//! Purely numeric files without quotes or missing cells take a byte-level fast path that
+//! parses in parallel; anything else goes through the `csv` crate. Both give the same values:
+//! every number is parsed as `f64` (correctly rounded) and then rounded to `f32`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use ndarray::Array2;
+
+use crate::error::{Error, Location, Result};
+
+/// How to read a file.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Columns to treat as categories even if they hold numbers.
+    pub categorical: Vec<String>,
+}
+
+/// One column of a [`Table`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    /// Numbers; a missing cell is `NaN`.
+    Numeric {
+        /// Header name.
+        name: String,
+        /// One value per row.
+        values: Vec<f32>,
+        /// How many cells are missing.
+        missing: usize,
+    },
+    /// Categories (text); a missing cell has code [`Column::MISSING`].
+    Text {
+        /// Header name.
+        name: String,
+        /// Index into `categories`, one per row.
+        codes: Vec<u32>,
+        /// The distinct values, in order of first appearance.
+        categories: Vec<String>,
+        /// How many cells are missing.
+        missing: usize,
+    },
+    /// A column that cannot be used as it is: the first offending cell and why.
+    Invalid {
+        /// Header name.
+        name: String,
+        /// Row (0-based, data rows only) of the first bad cell.
+        row: usize,
+        /// The cell's text.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+        /// What to do about it.
+        hint: String,
+    },
+}
+
+impl Column {
+    /// The code of a missing cell in [`Column::Text`].
+    pub const MISSING: u32 = u32::MAX;
+
+    /// The column's header name.
+    pub fn name(&self) -> &str {
+        match self {
+            Column::Numeric { name, .. }
+            | Column::Text { name, .. }
+            | Column::Invalid { name, .. } => name,
+        }
+    }
+
+    /// Whether row `row` is missing (false for [`Column::Invalid`]).
+    pub fn is_missing(&self, row: usize) -> bool {
+        match self {
+            Column::Numeric { values, .. } => values[row].is_nan(),
+            Column::Text { codes, .. } => codes[row] == Self::MISSING,
+            Column::Invalid { .. } => false,
+        }
+    }
+
+    /// Number of missing cells.
+    pub fn missing(&self) -> usize {
+        match self {
+            Column::Numeric { missing, .. } | Column::Text { missing, .. } => *missing,
+            Column::Invalid { .. } => 0,
+        }
+    }
+}
+
+/// A CSV file read into columns.
+#[derive(Debug, Clone)]
+pub struct Table {
+    path: PathBuf,
+    delimiter: u8,
+    columns: Vec<Column>,
+    lines: Vec<u32>,
+}
+
+impl Table {
+    /// Reads the CSV file at `path`.
+    pub fn read(path: &Path, options: &ReadOptions) -> Result<Table> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Table::from_bytes(path, &bytes, options)
+    }
+
+    /// Reads CSV text held in memory; `path` is used in messages only.
+    pub fn from_bytes(path: &Path, bytes: &[u8], options: &ReadOptions) -> Result<Table> {
+        let text = check_text(path, bytes)?;
+        let header_end = text
+            .iter()
+            .position(|&b| b == b'\n' || b == b'\r')
+            .unwrap_or(text.len());
+        let delimiter = detect_delimiter(&text[..header_end]);
+        let headers = read_headers(path, text, delimiter)?;
+        for name in &options.categorical {
+            if !headers.contains(name) {
+                return Err(unknown_column(path, name, &headers, "--categorical"));
+            }
+        }
+        if options.categorical.is_empty() {
+            if let Some(table) = fast_numeric(path, text, header_end, delimiter, &headers) {
+                return Ok(table);
+            }
+        }
+        read_general(path, text, delimiter, headers, options)
+    }
+
+    /// The file the table came from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The delimiter used (detected from the header).
+    pub fn delimiter(&self) -> u8 {
+        self.delimiter
+    }
+
+    /// Number of data rows.
+    pub fn rows(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// The columns, in file order.
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    /// Header names, in file order.
+    pub fn headers(&self) -> Vec<&str> {
+        self.columns.iter().map(|c| c.name()).collect()
+    }
+
+    /// The column named `name`.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name() == name)
+    }
+
+    /// The line (1-based, header = 1) on which data row `row` starts.
+    pub fn line(&self, row: usize) -> usize {
+        self.lines[row] as usize
+    }
+
+    /// A [`Location`] for data row `row` (if any) and column `column` (if any).
+    pub fn location(&self, row: Option<usize>, column: Option<&str>) -> Location {
+        Location {
+            path: self.path.clone(),
+            line: row.map(|r| self.line(r)),
+            column: column.map(str::to_string),
+        }
+    }
+
+    /// The error for using `column` if it is [`Column::Invalid`].
+    pub fn check_usable(&self, column: &Column) -> Result<()> {
+        match column {
+            Column::Invalid {
+                name,
+                row,
+                value,
+                reason,
+                hint,
+            } => Err(Error::data(
+                self.location(Some(*row), Some(name)),
+                format!("'{value}' {reason}"),
+                hint.clone(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Keeps only the rows for which `keep` is true.
+    pub fn retain_rows(&mut self, keep: &[bool]) {
+        fn filter<T: Copy>(v: &mut Vec<T>, keep: &[bool]) {
+            let mut i = 0;
+            v.retain(|_| {
+                i += 1;
+                keep[i - 1]
+            });
+        }
+        let invalid_rows: Vec<usize> = keep
+            .iter()
+            .scan(0usize, |n, &k| {
+                let r = *n;
+                *n += k as usize;
+                Some(r)
+            })
+            .collect();
+        for column in &mut self.columns {
+            match column {
+                Column::Numeric {
+                    values, missing, ..
+                } => {
+                    filter(values, keep);
+                    *missing = values.iter().filter(|v| v.is_nan()).count();
+                }
+                Column::Text { codes, missing, .. } => {
+                    filter(codes, keep);
+                    *missing = codes.iter().filter(|&&c| c == Column::MISSING).count();
+                }
+                Column::Invalid { row, .. } => {
+                    // The bad cell may have been dropped; keep pointing at a real row.
+                    *row = invalid_rows[*row];
+                }
+            }
+        }
+        filter(&mut self.lines, keep);
+    }
+}
+
+fn unknown_column(path: &Path, name: &str, headers: &[String], flag: &str) -> Error {
+    Error::data(
+        Location {
+            path: path.to_path_buf(),
+            line: Some(1),
+            column: None,
+        },
+        format!("{flag} names column '{name}', which is not in the header"),
+        format!("the columns are: {}", headers.join(", ")),
+    )
+}
+
+/// Whether a cell (already trimmed) means "no value".
+pub fn is_missing_token(cell: &str) -> bool {
+    matches!(cell.len(), 0..=4)
+        && (cell.is_empty()
+            || cell == "?"
+            || cell.eq_ignore_ascii_case("na")
+            || cell.eq_ignore_ascii_case("n/a")
+            || cell.eq_ignore_ascii_case("nan")
+            || cell.eq_ignore_ascii_case("null"))
+}
+
+/// What a cell holds.
+enum Cell {
+    Missing,
+    Number(f32),
+    /// A number, but not one a network can use (`inf`, or beyond ±3.4e38).
+    BadNumber(&'static str),
+    Text,
+}
+
+fn classify(cell: &str) -> Cell {
+    if is_missing_token(cell) {
+        return Cell::Missing;
+    }
+    match fast_float2::parse::<f64, _>(cell) {
+        Ok(v) if v.is_finite() && v.abs() <= f32::MAX as f64 => Cell::Number(v as f32),
+        Ok(v) if v.is_finite() => {
+            Cell::BadNumber("is too large for 32-bit floats (beyond ±3.4e38)")
+        }
+        Ok(_) => Cell::BadNumber("is not a finite number"),
+        Err(_) => Cell::Text,
+    }
+}
+
+/// Refuses empty, binary and non-UTF-8 files; returns the text without a byte-order mark.
+fn check_text<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a [u8]> {
+    let at = |line: Option<usize>| Location {
+        path: path.to_path_buf(),
+        line,
+        column: None,
+    };
+    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if text.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(Error::data(
+            at(None),
+            "the file is empty",
+            "a CSV file needs a header line with column names and at least one data row",
+        ));
+    }
+    if let Some(nul) = text.iter().position(|&b| b == 0) {
+        return Err(Error::data(
+            at(Some(line_of(text, nul))),
+            "this is not a text CSV file (it contains NUL bytes)",
+            "check that you passed the CSV file and not a spreadsheet, archive or model file; \
+             export spreadsheets as CSV (UTF-8)",
+        ));
+    }
+    if let Err(e) = std::str::from_utf8(text) {
+        let pos = e.valid_up_to();
+        let line = line_of(text, pos);
+        let line_start = text[..pos]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
+        return Err(Error::data(
+            at(Some(line)),
+            format!(
+                "byte {} of this line (0x{:02X}) is not valid UTF-8",
+                pos - line_start + 1,
+                text[pos]
+            ),
+            "save the file as UTF-8 (for example \"CSV UTF-8\" in a spreadsheet, or \
+             `iconv -f latin1 -t utf-8 in.csv > out.csv`)",
+        ));
+    }
+    Ok(text)
+}
+
+/// 1-based line of byte offset `pos`.
+fn line_of(text: &[u8], pos: usize) -> usize {
+    1 + text[..pos].iter().filter(|&&b| b == b'\n').count()
+}
+
+fn detect_delimiter(header: &[u8]) -> u8 {
+    let count = |d: u8| header.iter().filter(|&&b| b == d).count();
+    if count(b',') > 0 {
+        return b',';
+    }
+    [b';', b'\t', b'|']
+        .into_iter()
+        .map(|d| (count(d), d))
+        .filter(|&(n, _)| n > 0)
+        .max_by_key(|&(n, _)| n)
+        .map_or(b',', |(_, d)| d)
+}
+
+fn csv_reader(text: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text)
+}
+
+fn read_headers(path: &Path, text: &[u8], delimiter: u8) -> Result<Vec<String>> {
+    let header_at = |column: Option<String>| Location {
+        path: path.to_path_buf(),
+        line: Some(1),
+        column,
+    };
+    let mut reader = csv_reader(text, delimiter);
+    let mut record = csv::StringRecord::new();
+    reader
+        .read_record(&mut record)
+        .map_err(|e| Error::data(header_at(None), format!("cannot read the header: {e}"), ""))?;
+    let headers: Vec<String> = record.iter().map(str::to_string).collect();
+    for (i, name) in headers.iter().enumerate() {
+        if name.is_empty() {
+            return Err(Error::data(
+                header_at(None),
+                format!("column {} has no name in the header", i + 1),
+                "give every column a name in the first line; if it is a row number or index \
+                 column, remove it",
+            ));
+        }
+        if let Some(j) = headers[..i].iter().position(|h| h == name) {
+            return Err(Error::data(
+                header_at(Some(name.clone())),
+                format!("columns {} and {} are both named '{name}'", j + 1, i + 1),
+                "rename one of them so every column name is distinct",
+            ));
+        }
+    }
+    Ok(headers)
+}
+
+fn no_rows(path: &Path) -> Error {
+    Error::data(
+        Location {
+            path: path.to_path_buf(),
+            line: None,
+            column: None,
+        },
+        "the file has a header but no data rows",
+        "add data rows below the header line",
+    )
+}
+
+/// Looks like a number written with a decimal comma (`3,14`).
+fn decimal_comma(value: &str) -> bool {
+    let mut parts = value.splitn(2, ',');
+    let (a, b) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    !a.is_empty()
+        && !b.is_empty()
+        && a.trim_start_matches('-')
+            .bytes()
+            .all(|c| c.is_ascii_digit())
+        && b.bytes().all(|c| c.is_ascii_digit())
+}
+
+/// The general reader: the `csv` crate, two passes (classify columns, then fill them).
+fn read_general(
+    path: &Path,
+    text: &[u8],
+    delimiter: u8,
+    headers: Vec<String>,
+    options: &ReadOptions,
+) -> Result<Table> {
+    let width = headers.len();
+
+    #[derive(Default, Clone)]
+    struct Stats {
+        numbers: usize,
+        texts: usize,
+        first_text: Option<(usize, String)>,
+        first_bad: Option<(usize, String, &'static str)>,
+    }
+    let mut stats = vec![Stats::default(); width];
+    let mut lines = Vec::new();
+    let mut reader = csv_reader(text, delimiter);
+    let mut record = csv::StringRecord::new();
+    let mut first = true;
+    loop {
+        let more = reader.read_record(&mut record).map_err(|e| {
+            let line = e.position().map(|p| p.line() as usize);
+            Error::data(
+                Location {
+                    path: path.to_path_buf(),
+                    line,
+                    column: None,
+                },
+                format!("cannot read this line: {e}"),
+                "check the quoting on this line",
+            )
+        })?;
+        if !more {
+            break;
+        }
+        let line = record.position().map_or(0, |p| p.line() as usize);
+        if std::mem::take(&mut first) {
+            continue; // the header
+        }
+        if record.len() != width {
+            // A line holding only delimiters or spaces is blank, not ragged.
+            if record.iter().all(str::is_empty) {
+                continue;
+            }
+            return Err(Error::data(
+                Location {
+                    path: path.to_path_buf(),
+                    line: Some(line),
+                    column: None,
+                },
+                format!(
+                    "this row has {} fields but the header has {width} columns",
+                    record.len()
+                ),
+                if delimiter == b',' {
+                    "check for a missing or extra comma; put quotes around values that \
+                     contain commas"
+                } else {
+                    "check for a missing or extra delimiter on this line"
+                },
+            ));
+        }
+        let row = lines.len();
+        lines.push(line as u32);
+        for (s, cell) in stats.iter_mut().zip(record.iter()) {
+            match classify(cell) {
+                Cell::Missing => {}
+                Cell::Number(_) => s.numbers += 1,
+                Cell::BadNumber(why) => {
+                    s.numbers += 1;
+                    if s.first_bad.is_none() {
+                        s.first_bad = Some((row, cell.to_string(), why));
+                    }
+                }
+                Cell::Text => {
+                    s.texts += 1;
+                    if s.first_text.is_none() {
+                        s.first_text = Some((row, cell.to_string()));
+                    }
+                }
+            }
+        }
+    }
+    if lines.is_empty() {
+        return Err(no_rows(path));
+    }
+
+    // Decide each column's kind.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Kind {
+        Numeric,
+        Text,
+        Invalid,
+    }
+    let mut columns: Vec<Column> = Vec::with_capacity(width);
+    let mut kinds = Vec::with_capacity(width);
+    for (name, s) in headers.iter().zip(&stats) {
+        let forced = options.categorical.contains(name);
+        let kind = if forced || (s.texts > 0 && s.numbers < s.texts) {
+            Kind::Text
+        } else if let Some((row, value, why)) = s.first_bad.clone() {
+            columns.push(Column::Invalid {
+                name: name.clone(),
+                row,
+                value,
+                reason: why.to_string(),
+                hint: "fix the value, or mark it as missing (an empty cell or NA)".into(),
+            });
+            Kind::Invalid
+        } else if let Some((row, value)) = s.first_text.clone() {
+            let hint = if decimal_comma(&value) {
+                "write decimals with a point (3.14), not a comma".to_string()
+            } else {
+                format!(
+                    "fix the value, mark it as missing (an empty cell or NA), or pass \
+                     --categorical {name} if the column holds categories"
+                )
+            };
+            columns.push(Column::Invalid {
+                name: name.clone(),
+                row,
+                value,
+                reason: format!(
+                    "is not a number, but {} of the {} values in this column are",
+                    s.numbers,
+                    s.numbers + s.texts
+                ),
+                hint,
+            });
+            Kind::Invalid
+        } else {
+            Kind::Numeric
+        };
+        if kind == Kind::Numeric {
+            columns.push(Column::Numeric {
+                name: name.clone(),
+                values: Vec::with_capacity(lines.len()),
+                missing: 0,
+            });
+        } else if kind == Kind::Text {
+            columns.push(Column::Text {
+                name: name.clone(),
+                codes: Vec::with_capacity(lines.len()),
+                categories: Vec::new(),
+                missing: 0,
+            });
+        }
+        kinds.push(kind);
+    }
+
+    // Second pass: fill numeric and text columns.
+    let mut index: Vec<HashMap<String, u32>> = vec![HashMap::new(); width];
+    let mut reader = csv_reader(text, delimiter);
+    let mut first = true;
+    while reader.read_record(&mut record).unwrap_or(false) {
+        if std::mem::take(&mut first) || record.len() != width {
+            continue; // header, or a blank line skipped in the first pass
+        }
+        for ((column, cell), index) in columns.iter_mut().zip(record.iter()).zip(&mut index) {
+            match column {
+                Column::Numeric {
+                    values, missing, ..
+                } => match classify(cell) {
+                    Cell::Number(v) => values.push(v),
+                    _ => {
+                        values.push(f32::NAN);
+                        *missing += 1;
+                    }
+                },
+                Column::Text {
+                    codes,
+                    categories,
+                    missing,
+                    ..
+                } => {
+                    if is_missing_token(cell) {
+                        codes.push(Column::MISSING);
+                        *missing += 1;
+                    } else {
+                        let next = categories.len() as u32;
+                        let code = *index.entry(cell.to_string()).or_insert_with(|| {
+                            categories.push(cell.to_string());
+                            next
+                        });
+                        codes.push(code);
+                    }
+                }
+                Column::Invalid { .. } => {}
+            }
+        }
+    }
+    Ok(Table {
+        path: path.to_path_buf(),
+        delimiter,
+        columns,
+        lines,
+    })
+}
+
+/// The byte-level path for files of plain numbers: no quotes, no missing cells, no blank
+/// lines. Returns `None` (and the caller uses the general reader) on anything else.
+fn fast_numeric(
+    path: &Path,
+    text: &[u8],
+    header_end: usize,
+    delimiter: u8,
+    headers: &[String],
+) -> Option<Table> {
+    let width = headers.len();
+    let body = skip_line_end(text, header_end);
+    let (values, rows) = parse_numeric_body(body, delimiter, width)?;
+    if rows == 0 {
+        return None;
+    }
+    let matrix = Array2::from_shape_vec((rows, width), values).ok()?;
+    let columns = headers
+        .iter()
+        .zip(matrix.columns())
+        .map(|(name, col)| Column::Numeric {
+            name: name.clone(),
+            values: col.to_vec(),
+            missing: 0,
+        })
+        .collect();
+    Some(Table {
+        path: path.to_path_buf(),
+        delimiter,
+        columns,
+        lines: (0..rows as u32).map(|r| r + 2).collect(),
+    })
+}
+
+/// The text after the line end at `end` (`\n`, `\r\n` or `\r`).
+fn skip_line_end(text: &[u8], end: usize) -> &[u8] {
+    let rest = &text[end.min(text.len())..];
+    let rest = rest.strip_prefix(b"\r").unwrap_or(rest);
+    rest.strip_prefix(b"\n").unwrap_or(rest)
+}
+
+/// Reads a CSV file of numbers with a header into one row-major matrix.
+///
+/// Uses the byte-level fast path (split over [`num_threads`](crate::threads::num_threads)
+/// threads for large files) when the file is plain numbers; otherwise reads it with the
+/// general reader and refuses missing or non-numeric cells with their location.
+pub fn read_matrix(path: &Path) -> Result<(Vec<String>, Array2<f32>)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let text = check_text(path, &bytes)?;
+    let header_end = text
+        .iter()
+        .position(|&b| b == b'\n' || b == b'\r')
+        .unwrap_or(text.len());
+    let delimiter = detect_delimiter(&text[..header_end]);
+    let headers = read_headers(path, text, delimiter)?;
+    let body = skip_line_end(text, header_end);
+    if let Some((values, rows)) = parse_numeric_body(body, delimiter, headers.len()) {
+        if rows > 0 {
+            let m =
+                Array2::from_shape_vec((rows, headers.len()), values).expect("rows × width values");
+            return Ok((headers, m));
+        }
+    }
+    let table = read_general(
+        path,
+        text,
+        delimiter,
+        headers.clone(),
+        &ReadOptions::default(),
+    )?;
+    let mut m = Array2::zeros((table.rows(), headers.len()));
+    for (j, column) in table.columns().iter().enumerate() {
+        table.check_usable(column)?;
+        match column {
+            Column::Numeric { values, .. } => {
+                if let Some(row) = values.iter().position(|v| v.is_nan()) {
+                    return Err(Error::data(
+                        table.location(Some(row), Some(column.name())),
+                        "this cell is missing",
+                        "fill in the value",
+                    ));
+                }
+                m.column_mut(j).assign(&ndarray::ArrayView1::from(values));
+            }
+            Column::Text {
+                codes, categories, ..
+            } => {
+                let row = codes
+                    .iter()
+                    .position(|&c| c != Column::MISSING)
+                    .unwrap_or(0);
+                let value = categories
+                    .get(codes[row] as usize)
+                    .map_or("", String::as_str);
+                return Err(Error::data(
+                    table.location(Some(row), Some(column.name())),
+                    format!("'{value}' is not a number"),
+                    "this reader needs numbers in every column",
+                ));
+            }
+            Column::Invalid { .. } => unreachable!("checked above"),
+        }
+    }
+    Ok((headers, m))
+}
+
+/// Parses `body` (the lines after the header) as `width` plain numbers per line into a
+/// row-major vector, in parallel for large inputs. `None` if any line is not plain numbers.
+fn parse_numeric_body(body: &[u8], delimiter: u8, width: usize) -> Option<(Vec<f32>, usize)> {
+    // Split into chunks at line ends, one per thread; small inputs are one chunk.
+    const MIN_CHUNK: usize = 1 << 20;
+    let threads = crate::threads::num_threads()
+        .min(body.len() / MIN_CHUNK)
+        .max(1);
+    let mut chunks = Vec::with_capacity(threads);
+    let mut start = 0;
+    for t in 1..=threads {
+        let mut end = body.len() * t / threads;
+        if t < threads {
+            end = match body[end..].iter().position(|&b| b == b'\n') {
+                Some(p) => end + p + 1,
+                None => body.len(),
+            };
+        }
+        if end > start {
+            chunks.push(&body[start..end.max(start)]);
+        }
+        start = end.max(start);
+    }
+    // Every line is a row: count them to size the output and give each chunk its part.
+    let counts: Vec<usize> = chunks.iter().map(|c| count_lines(c)).collect();
+    let rows: usize = counts.iter().sum();
+    let mut values = vec![0f32; rows.checked_mul(width)?];
+    let mut parts = Vec::with_capacity(chunks.len());
+    let mut rest = values.as_mut_slice();
+    for &n in &counts {
+        let (part, tail) = rest.split_at_mut(n * width);
+        parts.push(part);
+        rest = tail;
+    }
+    let ok = if chunks.len() == 1 {
+        parse_chunk(chunks[0], delimiter, width, &mut parts[0])
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunks
+                .iter()
+                .zip(parts)
+                .map(|(chunk, part)| s.spawn(move || parse_chunk(chunk, delimiter, width, part)))
+                .collect();
+            handles.into_iter().all(|h| h.join().unwrap_or(false))
+        })
+    };
+    ok.then_some((values, rows))
+}
+
+/// Number of lines in `chunk` (a last line without a line end counts).
+fn count_lines(chunk: &[u8]) -> usize {
+    let newlines = chunk.iter().filter(|&&b| b == b'\n').count();
+    newlines + usize::from(chunk.last().is_some_and(|&b| b != b'\n'))
+}
+
+/// Parses lines of exactly `width` plain numbers into `out`; false on anything else.
+fn parse_chunk(chunk: &[u8], delimiter: u8, width: usize, out: &mut [f32]) -> bool {
+    let mut i = 0;
+    let mut k = 0;
+    let n = chunk.len();
+    while i < n {
+        for col in 0..width {
+            let Ok((v, used)) = fast_float2::parse_partial::<f64, _>(&chunk[i..]) else {
+                return false;
+            };
+            // A value the general reader would treat differently: `nan`, `inf`, too large.
+            if used == 0 || !v.is_finite() || v.abs() > f32::MAX as f64 || k >= out.len() {
+                return false;
+            }
+            out[k] = v as f32;
+            k += 1;
+            i += used;
+            let last = col + 1 == width;
+            match chunk.get(i) {
+                Some(&b) if b == delimiter && !last => i += 1,
+                Some(b'\n') if last => i += 1,
+                Some(b'\r') if last => {
+                    i += 1;
+                    if chunk.get(i) == Some(&b'\n') {
+                        i += 1;
+                    }
+                }
+                None if last => {}
+                _ => return false,
+            }
+        }
+    }
+    k == out.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<Table> {
+        Table::from_bytes(Path::new("t.csv"), text.as_bytes(), &ReadOptions::default())
+    }
+
+    fn numbers(t: &Table, name: &str) -> Vec<f32> {
+        match t.column(name).unwrap() {
+            Column::Numeric { values, .. } => values.clone(),
+            other => panic!("{name} is {other:?}"),
+        }
+    }
+
+    #[test]
+    fn numeric_file_fast_and_general_paths_agree() {
+        let plain = "a,b\n1,2.5\n-3,4e2\n";
+        let quoted = "a,b\n\"1\",2.5\n-3,\"4e2\"\n";
+        for text in [plain, quoted] {
+            let t = read(text).unwrap();
+            assert_eq!(numbers(&t, "a"), vec![1.0, -3.0]);
+            assert_eq!(numbers(&t, "b"), vec![2.5, 400.0]);
+            assert_eq!((t.line(0), t.line(1)), (2, 3));
+        }
+    }
+
+    #[test]
+    fn bom_crlf_cr_and_spaces_are_accepted() {
+        for text in [
+            "\u{feff}x,y\r\n1,2\r\n3,4\r\n",
+            "x,y\r1,2\r3,4",
+            "x , y\n 1 , 2\n3,4\n\n",
+        ] {
+            let t = read(text).unwrap();
+            assert_eq!(t.headers(), vec!["x", "y"], "{text:?}");
+            assert_eq!(numbers(&t, "y"), vec![2.0, 4.0], "{text:?}");
+        }
+    }
+
+    #[test]
+    fn text_columns_become_categories_and_missing_cells_are_counted() {
+        let t = read("size,color,label\n1,red,a\nNA,blue,b\n3,,a\n?,red,c\n").unwrap();
+        let size = t.column("size").unwrap();
+        assert_eq!(size.missing(), 2);
+        assert!(size.is_missing(1) && !size.is_missing(2));
+        match t.column("color").unwrap() {
+            Column::Text {
+                codes,
+                categories,
+                missing,
+                ..
+            } => {
+                assert_eq!(categories, &["red", "blue"]);
+                assert_eq!(codes, &[0, 1, Column::MISSING, 0]);
+                assert_eq!(*missing, 1);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn mostly_numeric_column_reports_its_first_bad_cell() {
+        let t = read("a,b\n1,2\n2,x\n3,4\n4,5\n").unwrap();
+        let err = t
+            .check_usable(t.column("b").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "t.csv, line 3, column 'b': 'x' is not a number, but 3 of the 4 values in this \
+             column are\n  hint: fix the value, mark it as missing (an empty cell or NA), or \
+             pass --categorical b if the column holds categories"
+        );
+    }
+
+    #[test]
+    fn infinite_and_huge_values_are_reported() {
+        let t = read("a,b\n1,2\ninf,3\n4,1e39\n").unwrap();
+        let err = t
+            .check_usable(t.column("a").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("t.csv, line 3, column 'a': 'inf' is not a finite number"),
+            "{err}"
+        );
+        let err = t
+            .check_usable(t.column("b").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 4, column 'b': '1e39' is too large"),
+            "{err}"
+        );
+        // 1e30 fits in f32 and is kept.
+        let t = read("a\n1e30\n-1e30\n").unwrap();
+        assert_eq!(numbers(&t, "a"), vec![1e30, -1e30]);
+    }
+
+    #[test]
+    fn forced_categorical_keeps_number_text() {
+        let options = ReadOptions {
+            categorical: vec!["zip".into()],
+        };
+        let t = Table::from_bytes(
+            Path::new("t.csv"),
+            b"zip,y\n10001,1\n94110,2\n10001,3\n",
+            &options,
+        )
+        .unwrap();
+        match t.column("zip").unwrap() {
+            Column::Text { categories, .. } => assert_eq!(categories, &["10001", "94110"]),
+            other => panic!("{other:?}"),
+        }
+        let options = ReadOptions {
+            categorical: vec!["nope".into()],
+        };
+        let err = Table::from_bytes(Path::new("t.csv"), b"zip,y\n1,2\n", &options).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("--categorical names column 'nope'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn structural_problems_name_the_line() {
+        let cases = [
+            ("", "t.csv: the file is empty"),
+            ("a,b\n", "t.csv: the file has a header but no data rows"),
+            (
+                "a,b\n1,2\n3\n",
+                "t.csv, line 3: this row has 1 fields but the header has 2 columns",
+            ),
+            (
+                "a,a\n1,2\n",
+                "t.csv, line 1, column 'a': columns 1 and 2 are both named 'a'",
+            ),
+            (
+                "a,,c\n1,2,3\n",
+                "t.csv, line 1: column 2 has no name in the header",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = read(text).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn binary_and_non_utf8_files_are_refused() {
+        let err = Table::from_bytes(
+            Path::new("t.csv"),
+            b"a,b\n1,\x002\n",
+            &ReadOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("t.csv, line 2: this is not a text CSV file"),
+            "{err}"
+        );
+        let err = Table::from_bytes(
+            Path::new("t.csv"),
+            b"a,b\n1,2\ncaf\xe9,3\n",
+            &ReadOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("t.csv, line 3: byte 4 of this line (0xE9) is not valid UTF-8"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn other_delimiters_are_detected() {
+        for text in ["a;b\n1;2\n", "a\tb\n1\t2\n", "a|b\n1|2\n"] {
+            let t = read(text).unwrap();
+            assert_eq!(numbers(&t, "b"), vec![2.0], "{text:?}");
+        }
+        // Decimal commas get their own hint.
+        let t = read("a;b\n1,5;2\n2,5;3\n3;4\n4;5\n").unwrap();
+        let err = t
+            .check_usable(t.column("a").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("write decimals with a point"), "{err}");
+    }
+
+    #[test]
+    fn parallel_fast_path_matches_single_chunk() {
+        // Large enough for several chunks.
+        let mut text = String::from("a,b,c\n");
+        for i in 0..120_000 {
+            text.push_str(&format!("{}.25,{},-{}e-3\n", i, i % 7, i));
+        }
+        let (values, rows) = parse_numeric_body(&text.as_bytes()[6..], b',', 3).unwrap();
+        assert_eq!(rows, 120_000);
+        let mut single = vec![0f32; rows * 3];
+        assert!(parse_chunk(&text.as_bytes()[6..], b',', 3, &mut single));
+        assert_eq!(values, single);
+        assert_eq!(values[3 * 1000..3 * 1001], [1000.25, 6.0, -1.0]);
+    }
+
+    #[test]
+    fn read_matrix_refuses_missing_cells() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.csv");
+        std::fs::write(&p, "a,b\n1,2\n3,\n").unwrap();
+        let err = read_matrix(&p).unwrap_err().to_string();
+        assert!(
+            err.ends_with(
+                "m.csv, line 3, column 'b': this cell is missing\n  hint: fill in the value"
+            ),
+            "{err}"
+        );
+        std::fs::write(&p, "a,b\n1,2\n3,4\n").unwrap();
+        let (h, m) = read_matrix(&p).unwrap();
+        assert_eq!(h, vec!["a", "b"]);
+        assert_eq!(m, ndarray::array![[1.0, 2.0], [3.0, 4.0]]);
+    }
+}
