@@ -26,7 +26,8 @@ use crate::error::{Error, Location, Result};
 /// How to read a file.
 #[derive(Debug, Clone, Default)]
 pub struct ReadOptions {
-    /// Columns to treat as categories even if they hold numbers.
+    /// Columns to treat as categories even if they hold numbers (names not in the header
+    /// are ignored).
     pub categorical: Vec<String>,
 }
 
@@ -124,15 +125,10 @@ impl Table {
             .unwrap_or(text.len());
         let delimiter = detect_delimiter(&text[..header_end]);
         let headers = read_headers(path, text, delimiter)?;
-        for name in &options.categorical {
-            if !headers.contains(name) {
-                return Err(unknown_column(path, name, &headers, "--categorical"));
-            }
-        }
-        if options.categorical.is_empty() {
-            if let Some(table) = fast_numeric(path, text, header_end, delimiter, &headers) {
-                return Ok(table);
-            }
+        if !options.categorical.iter().any(|c| headers.contains(c))
+            && let Some(table) = fast_numeric(path, text, header_end, delimiter, &headers)
+        {
+            return Ok(table);
         }
         read_general(path, text, delimiter, headers, options)
     }
@@ -236,18 +232,6 @@ impl Table {
         }
         filter(&mut self.lines, keep);
     }
-}
-
-fn unknown_column(path: &Path, name: &str, headers: &[String], flag: &str) -> Error {
-    Error::data(
-        Location {
-            path: path.to_path_buf(),
-            line: Some(1),
-            column: None,
-        },
-        format!("{flag} names column '{name}', which is not in the header"),
-        format!("the columns are: {}", headers.join(", ")),
-    )
 }
 
 /// Whether a cell (already trimmed) means "no value".
@@ -668,12 +652,11 @@ pub fn read_matrix(path: &Path) -> Result<(Vec<String>, Array2<f32>)> {
     let delimiter = detect_delimiter(&text[..header_end]);
     let headers = read_headers(path, text, delimiter)?;
     let body = skip_line_end(text, header_end);
-    if let Some((values, rows)) = parse_numeric_body(body, delimiter, headers.len()) {
-        if rows > 0 {
-            let m =
-                Array2::from_shape_vec((rows, headers.len()), values).expect("rows × width values");
-            return Ok((headers, m));
-        }
+    if let Some((values, rows)) = parse_numeric_body(body, delimiter, headers.len())
+        && rows > 0
+    {
+        let m = Array2::from_shape_vec((rows, headers.len()), values).expect("rows × width values");
+        return Ok((headers, m));
     }
     let table = read_general(
         path,
@@ -753,7 +736,7 @@ fn parse_numeric_body(body: &[u8], delimiter: u8, width: usize) -> Option<(Vec<f
         rest = tail;
     }
     let ok = if chunks.len() == 1 {
-        parse_chunk(chunks[0], delimiter, width, &mut parts[0])
+        parse_chunk(chunks[0], delimiter, width, parts[0])
     } else {
         std::thread::scope(|s| {
             let handles: Vec<_> = chunks
@@ -923,15 +906,6 @@ mod tests {
             Column::Text { categories, .. } => assert_eq!(categories, &["10001", "94110"]),
             other => panic!("{other:?}"),
         }
-        let options = ReadOptions {
-            categorical: vec!["nope".into()],
-        };
-        let err = Table::from_bytes(Path::new("t.csv"), b"zip,y\n1,2\n", &options).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("--categorical names column 'nope'"),
-            "{err}"
-        );
     }
 
     #[test]

@@ -94,6 +94,10 @@ pub enum Error {
         message: String,
     },
 
+    /// Training was interrupted before anything worth keeping existed.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+
     /// Training produced a non-finite loss or weight and no usable model exists.
     #[error("training diverged: {message}{}", hint_suffix(hint))]
     Diverged {

@@ -308,6 +308,21 @@ mod tests {
     }
 
     #[test]
+    fn linear_with_label_smoothed_cross_entropy() {
+        let mut rng = StdRng::seed_from_u64(4);
+        let model = Sequential::new().add(Linear::new(3, 4, Init::Glorot, &mut rng));
+        let mut loss = SoftmaxCrossEntropy::new()
+            .with_label_smoothing(0.1)
+            .unwrap();
+        check(
+            model,
+            &mut loss,
+            &data(5, 3, 5),
+            Target::Classes(&[0, 3, 1, 2, 3]),
+        );
+    }
+
+    #[test]
     fn linear_with_softmax_cross_entropy_on_probabilities() {
         let mut rng = StdRng::seed_from_u64(4);
         let model = Sequential::new().add(Linear::new(3, 3, Init::Glorot, &mut rng));

@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod data;
+pub mod dataset;
 pub mod error;
 pub mod fsutil;
 pub mod gradcheck;
@@ -26,10 +27,14 @@ pub mod layer;
 pub mod layers;
 pub mod linalg;
 pub mod loss;
+pub mod metrics;
+pub mod model;
 pub mod optim;
+pub mod pipeline;
 pub mod plot;
 pub mod sequential;
 pub mod threads;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gradcheck::{GradCheck, LayerCheck, gradient_check};

@@ -16,6 +16,8 @@ pub enum Init {
     Glorot,
     /// He/Kaiming normal: `N(0, sqrt(2 / inputs))`. Makes up for ReLU zeroing half its inputs.
     He,
+    /// All zeros. Only for an output layer: the layers below must break the symmetry.
+    Zeros,
 }
 
 /// A fully connected layer: `y = x·W + b`.
@@ -61,6 +63,7 @@ impl Linear {
                 let dist = Normal::new(0.0, std).expect("a finite, positive deviation");
                 Array2::random_using((inputs, outputs), dist, rng)
             }
+            Init::Zeros => Array2::zeros((inputs, outputs)),
         };
         Self::from_weights(weight, Array1::zeros(outputs))
     }

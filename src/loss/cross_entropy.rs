@@ -15,6 +15,11 @@ use crate::layer::{resize_rows, rows_of};
 /// `dL/dz = (softmax(z)·Σⱼtⱼ − t) / B`, which for a one-hot target is
 /// `(softmax(z) − onehot(c)) / B`.
 ///
+/// With label smoothing `ε` ([`with_label_smoothing`](Self::with_label_smoothing)) the
+/// target is blended with the uniform distribution over the `K` classes first,
+/// `t ← (1 − ε)·t + ε·Σⱼtⱼ/K`, as in PyTorch's `label_smoothing`: the network is never
+/// pushed towards infinite confidence, which generalises better on small tabular data.
+///
 /// ```
 /// use mlp::{Loss, SoftmaxCrossEntropy, Target};
 /// use ndarray::array;
@@ -27,6 +32,7 @@ use crate::layer::{resize_rows, rows_of};
 pub struct SoftmaxCrossEntropy {
     grad: Array2<f32>, // (B, C)
     rows: Option<usize>,
+    smoothing: f32,
 }
 
 impl SoftmaxCrossEntropy {
@@ -35,7 +41,21 @@ impl SoftmaxCrossEntropy {
         Self {
             grad: Array2::zeros((0, 0)),
             rows: None,
+            smoothing: 0.0,
         }
+    }
+
+    /// The same loss with label smoothing `epsilon` in [0, 1).
+    pub fn with_label_smoothing(mut self, epsilon: f32) -> Result<Self> {
+        if !(0.0..1.0).contains(&epsilon) {
+            return Err(Error::config(
+                "label smoothing",
+                epsilon,
+                "must be at least 0 and below 1, such as 0.1",
+            ));
+        }
+        self.smoothing = epsilon;
+        Ok(self)
     }
 }
 
@@ -92,11 +112,17 @@ impl Loss for SoftmaxCrossEntropy {
                         ),
                     });
                 }
+                // Smoothed target: (1 − ε) on the class, ε/K spread over all K classes.
+                let spread = self.smoothing / classes as f32;
+                let on_class = 1.0 - self.smoothing;
                 for ((z, mut g), &c) in logits.rows().into_iter().zip(grad.rows_mut()).zip(labels) {
                     let lse = softmax_row(z, g.view_mut());
-                    total += lse - z[c];
-                    g[c] -= 1.0;
-                    g.mapv_inplace(|v| v * scale);
+                    total += on_class * (lse - z[c]);
+                    if spread > 0.0 {
+                        total += spread * z.iter().map(|&zj| lse - zj).sum::<f32>();
+                    }
+                    g[c] -= on_class;
+                    g.mapv_inplace(|v| (v - spread) * scale);
                 }
             }
             Target::Dense(t) => {
@@ -111,12 +137,14 @@ impl Loss for SoftmaxCrossEntropy {
                 {
                     let lse = softmax_row(z, g.view_mut());
                     let mass = t.sum();
+                    let keep = 1.0 - self.smoothing;
+                    let spread = self.smoothing * mass / classes as f32;
                     Zip::from(&z)
                         .and(&t)
-                        .for_each(|&z, &t| total += t * (lse - z));
+                        .for_each(|&z, &t| total += (keep * t + spread) * (lse - z));
                     Zip::from(&mut g)
                         .and(&t)
-                        .for_each(|g, &t| *g = (*g * mass - t) * scale);
+                        .for_each(|g, &t| *g = (*g * mass - (keep * t + spread)) * scale);
                 }
             }
         }
@@ -250,6 +278,53 @@ mod tests {
         assert!(
             err.to_string()
                 .starts_with("target shape [3, 2] does not match prediction shape [3, 3]")
+        );
+    }
+
+    // PyTorch: F.cross_entropy(z, tensor([2,0,1]), label_smoothing=0.1) -> 2.160686492919922
+    //   z.grad -> [[ .01889908, .07046505,-.08936410],
+    //              [-.19999999, .09999999, .09999999],
+    //              [-.01029241,-.30888563, .31917804]]
+    //   with the soft targets tt above: -> 1.6206865310668945
+    //   z.grad -> [[-.04110092,-.01953495, .06063589],
+    //              [-.20000002, .09999999, .09999999],
+    //              [-.01029241,-.15888564, .16917805]]
+    #[test]
+    fn label_smoothing_matches_pytorch() {
+        let mut ce = SoftmaxCrossEntropy::new()
+            .with_label_smoothing(0.1)
+            .unwrap();
+        let loss = ce
+            .forward(logits().view(), Target::Classes(&[2, 0, 1]))
+            .unwrap();
+        assert_abs_diff_eq!(loss, 2.1606865, epsilon = 1e-6);
+        assert_abs_diff_eq!(
+            ce.backward().to_owned(),
+            array![
+                [0.01889908, 0.07046505, -0.08936410],
+                [-0.19999999, 0.09999999, 0.09999999],
+                [-0.01029241, -0.30888563, 0.31917804]
+            ],
+            epsilon = 1e-6
+        );
+        let t = array![[0.2, 0.3, 0.5], [1.0, 0.0, 0.0], [0.0, 0.5, 0.5]];
+        let loss = ce
+            .forward(logits().view(), Target::Dense(t.view()))
+            .unwrap();
+        assert_abs_diff_eq!(loss, 1.6206865, epsilon = 1e-6);
+        assert_abs_diff_eq!(
+            ce.backward().to_owned(),
+            array![
+                [-0.04110092, -0.01953495, 0.06063589],
+                [-0.20000002, 0.09999999, 0.09999999],
+                [-0.01029241, -0.15888564, 0.16917805]
+            ],
+            epsilon = 1e-6
+        );
+        assert!(
+            SoftmaxCrossEntropy::new()
+                .with_label_smoothing(1.0)
+                .is_err()
         );
     }
 

@@ -1,0 +1,138 @@
+//! `mlp eval`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use mlp::Error;
+use mlp::dataset::TargetEncoding;
+use mlp::metrics::{classification, regression};
+use mlp::model::{Model, Predictions};
+use mlp::pipeline::{Truth, score};
+use serde_json::json;
+
+const EXAMPLE: &str = "Examples:
+  mlp eval model.json test.csv
+  mlp eval model.json test.csv --json
+
+Classification: accuracy, per-class precision, recall and F1, and a confusion matrix.
+Regression: MSE, RMSE, MAE and R². The file needs the target column and the model's
+feature columns (by name, in any order).";
+
+/// Measure a model on a CSV file that has the true target values
+#[derive(Args, Debug)]
+#[command(after_help = EXAMPLE)]
+pub struct EvalArgs {
+    /// A model written by `mlp train`
+    #[arg(value_name = "MODEL")]
+    model: PathBuf,
+
+    /// Rows with known targets: a CSV file with the target and feature columns
+    #[arg(value_name = "DATA.csv")]
+    data: PathBuf,
+
+    /// Print one JSON object instead of a report
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
+    let mut model = Model::load(&args.model)?;
+    let scored = score(&mut model, &args.data, true)?;
+    let target = &model.file.encoding.target;
+    let rows = scored.rows;
+    match (&scored.predictions, scored.truth.as_ref(), target) {
+        (
+            Predictions::Classes { classes, .. },
+            Some(Truth::Classes(truth)),
+            TargetEncoding::Classes { labels, name },
+        ) => {
+            let r = classification(truth, classes, labels);
+            if args.json {
+                println!(
+                    "{}",
+                    json!({
+                        "task": "classification",
+                        "rows": rows,
+                        "accuracy": r.accuracy,
+                        "classes": r.classes,
+                        "labels": labels,
+                        "confusion": r.confusion,
+                    })
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let correct = (r.accuracy * rows as f64).round() as usize;
+            println!(
+                "{}: {rows} rows, classification of '{name}'",
+                args.data.display()
+            );
+            println!("accuracy: {:.4} ({correct}/{rows})", r.accuracy);
+            println!();
+            let w = labels
+                .iter()
+                .map(|l| l.chars().count())
+                .max()
+                .unwrap_or(5)
+                .max(5);
+            println!("{:<w$}  precision  recall  f1      support", "class");
+            for c in &r.classes {
+                println!(
+                    "{:<w$}  {:<9.4}  {:<6.4}  {:<6.4}  {}",
+                    c.label, c.precision, c.recall, c.f1, c.support
+                );
+            }
+            println!();
+            println!("confusion matrix (rows: true class, columns: predicted)");
+            let cw = labels
+                .iter()
+                .map(|l| l.chars().count())
+                .chain(r.confusion.iter().flatten().map(|n| n.to_string().len()))
+                .max()
+                .unwrap_or(1);
+            print!("{:<w$}", "");
+            for l in labels {
+                print!("  {l:>cw$}");
+            }
+            println!();
+            for (l, row) in labels.iter().zip(&r.confusion) {
+                print!("{l:<w$}");
+                for n in row {
+                    print!("  {n:>cw$}");
+                }
+                println!();
+            }
+        }
+        (
+            Predictions::Values(predicted),
+            Some(Truth::Values(truth)),
+            TargetEncoding::Values { name, .. },
+        ) => {
+            let r = regression(truth, predicted);
+            if args.json {
+                println!(
+                    "{}",
+                    json!({
+                        "task": "regression",
+                        "rows": rows,
+                        "mse": r.mse,
+                        "rmse": r.rmse,
+                        "mae": r.mae,
+                        "r2": r.r2,
+                    })
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{}: {rows} rows, regression of '{name}'",
+                args.data.display()
+            );
+            println!("MSE:  {:.6}", r.mse);
+            println!("RMSE: {:.6}", r.rmse);
+            println!("MAE:  {:.6}", r.mae);
+            println!("R²:   {:.4}", r.r2);
+        }
+        _ => unreachable!("the model's task, its predictions and the targets agree"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

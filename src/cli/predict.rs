@@ -1,0 +1,104 @@
+//! `mlp predict`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use mlp::Error;
+use mlp::dataset::TargetEncoding;
+use mlp::fsutil::write_atomic;
+use mlp::model::{Model, Predictions};
+use mlp::pipeline::score;
+
+const EXAMPLE: &str = "Examples:
+  mlp predict model.json new.csv                  predictions to standard output
+  mlp predict model.json new.csv --proba --output predictions.csv
+
+The output has one row per input row: a `prediction` column (the class label or the
+value, in the target's units) and, with --proba, a `prob_<label>` column per class.
+Feature columns are matched by name, in any order; other columns are ignored.";
+
+/// Predict the target for every row of a CSV file
+#[derive(Args, Debug)]
+#[command(after_help = EXAMPLE)]
+pub struct PredictArgs {
+    /// A model written by `mlp train`
+    #[arg(value_name = "MODEL")]
+    model: PathBuf,
+
+    /// Rows to predict: a CSV file with the model's feature columns
+    #[arg(value_name = "DATA.csv")]
+    data: PathBuf,
+
+    /// Write the predictions here instead of standard output
+    #[arg(long, short, value_name = "PATH")]
+    output: Option<PathBuf>,
+
+    /// Add one probability column per class (classification models)
+    #[arg(long)]
+    proba: bool,
+}
+
+pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
+    let mut model = Model::load(&args.model)?;
+    if args.proba && !matches!(model.file.encoding.target, TargetEncoding::Classes { .. }) {
+        return Err(Error::config(
+            "--proba",
+            "",
+            "probabilities exist only for classification models; this model predicts numbers",
+        ));
+    }
+    let scored = score(&mut model, &args.data, false)?;
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let csv_error = |e: csv::Error| Error::io(&args.data, std::io::Error::other(e));
+    match (&scored.predictions, &model.file.encoding.target) {
+        (
+            Predictions::Classes {
+                classes,
+                probabilities,
+            },
+            TargetEncoding::Classes { labels, .. },
+        ) => {
+            let mut header = vec!["prediction".to_string()];
+            if args.proba {
+                header.extend(labels.iter().map(|l| format!("prob_{l}")));
+            }
+            out.write_record(&header).map_err(csv_error)?;
+            for (row, &class) in probabilities.rows().into_iter().zip(classes) {
+                let mut record = vec![labels[class].clone()];
+                if args.proba {
+                    record.extend(row.iter().map(|p| format!("{p:.6}")));
+                }
+                out.write_record(&record).map_err(csv_error)?;
+            }
+        }
+        (Predictions::Values(values), _) => {
+            out.write_record(["prediction"]).map_err(csv_error)?;
+            for v in values {
+                out.write_record([format!("{}", *v as f32)])
+                    .map_err(csv_error)?;
+            }
+        }
+        _ => unreachable!("the model's task and its predictions agree"),
+    }
+    let bytes = out
+        .into_inner()
+        .map_err(|e| Error::io(&args.data, std::io::Error::other(e.to_string())))?;
+    match &args.output {
+        Some(path) => {
+            write_atomic(path, &bytes)?;
+            eprintln!("wrote {} predictions to {}", scored.rows, path.display());
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            // A closed pipe (`| head`) is not an error worth a message.
+            if let Err(e) = stdout.write_all(&bytes).and_then(|_| stdout.flush())
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                return Err(Error::io("standard output", e));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,373 @@
+//! `mlp train`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mlp::Error;
+use mlp::dataset::{TargetEncoding, Task};
+use mlp::pipeline::{MissingPolicy, TrainRequest, Trained, prepare, train};
+use mlp::plot::LossCurve;
+use mlp::train::{Activation, OptimizerKind, StopReason, TrainConfig};
+
+use super::{EXIT_INTERRUPTED, TaskArg, plot_path_for};
+
+const EXAMPLE: &str = "Examples:
+  mlp train data/iris.csv --target species
+      trains a classifier on every other column, holding out 20% to validate;
+      writes model.json and its loss curve model.png
+  mlp train houses.csv --target price --hidden 64,64 --epochs 500 --model houses.json
+  mlp train survey.csv --target answer --missing drop --categorical region,zip";
+
+/// Train a network on a CSV file and write the model and its loss curve
+#[derive(Args, Debug)]
+#[command(after_help = EXAMPLE)]
+pub struct TrainArgs {
+    /// The training data: a CSV file with a header row
+    #[arg(value_name = "DATA.csv")]
+    data: PathBuf,
+
+    /// Column to predict (default: the last column)
+    #[arg(long, value_name = "COL")]
+    target: Option<String>,
+
+    /// Hidden layer sizes, comma-separated
+    #[arg(
+        long,
+        value_name = "SIZES",
+        value_delimiter = ',',
+        default_value = "128,64"
+    )]
+    hidden: Vec<usize>,
+
+    /// Activation after each hidden layer
+    #[arg(long, value_enum, default_value = "relu")]
+    activation: ActivationArg,
+
+    /// Classification or regression (auto: classification for text, or integers with at
+    /// most 20 distinct values)
+    #[arg(long, value_enum, default_value = "auto")]
+    task: TaskArg,
+
+    /// Optimizer
+    #[arg(long, value_enum, default_value = "adam")]
+    optimizer: OptimizerArg,
+
+    /// Learning rate (default: 0.001 for adam, 0.01 for sgd and momentum)
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    lr: Option<f32>,
+
+    /// Momentum for --optimizer momentum
+    #[arg(
+        long,
+        value_name = "F",
+        default_value_t = 0.9,
+        allow_negative_numbers = true
+    )]
+    momentum: f32,
+
+    /// Use Nesterov momentum (with --optimizer momentum)
+    #[arg(long)]
+    nesterov: bool,
+
+    /// L2 weight decay on the weights
+    #[arg(
+        long,
+        value_name = "F",
+        default_value_t = 1e-4,
+        allow_negative_numbers = true
+    )]
+    weight_decay: f32,
+
+    /// Label smoothing for classification: train towards (1 − F) on the true class
+    #[arg(
+        long,
+        value_name = "F",
+        default_value_t = 0.1,
+        allow_negative_numbers = true
+    )]
+    label_smoothing: f32,
+
+    /// Most epochs to train
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    epochs: usize,
+
+    /// Rows per mini-batch
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    batch_size: usize,
+
+    /// Fraction of rows held out for validation and early stopping (0: train on all)
+    #[arg(
+        long,
+        value_name = "F",
+        default_value_t = 0.2,
+        allow_negative_numbers = true
+    )]
+    val_split: f32,
+
+    /// Stop after N epochs without a better validation loss (0: never stop early)
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    patience: usize,
+
+    /// Seed for initial weights, the split and the shuffles
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    seed: u64,
+
+    /// Rows with missing values: refuse the file, or drop those rows
+    #[arg(long, value_enum, default_value = "error")]
+    missing: MissingArg,
+
+    /// Columns to treat as categories even if they hold numbers, comma-separated
+    #[arg(long, value_name = "COL,...", value_delimiter = ',')]
+    categorical: Vec<String>,
+
+    /// Where to write the model
+    #[arg(long, value_name = "PATH", default_value = "model.json")]
+    model: PathBuf,
+
+    /// Where to write the loss-curve PNG (default: next to the model, as .png)
+    #[arg(long, value_name = "PATH")]
+    plot: Option<PathBuf>,
+
+    /// No progress bar and no summary
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum ActivationArg {
+    Relu,
+    Sigmoid,
+    Tanh,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum OptimizerArg {
+    Adam,
+    Sgd,
+    Momentum,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum MissingArg {
+    Error,
+    Drop,
+}
+
+/// Raised by Ctrl-C; the training loop checks it after every batch.
+static INTERRUPT: AtomicBool = AtomicBool::new(false);
+
+impl TrainArgs {
+    fn request(&self) -> TrainRequest {
+        let optimizer = match self.optimizer {
+            OptimizerArg::Adam => OptimizerKind::Adam,
+            OptimizerArg::Sgd => OptimizerKind::Sgd,
+            OptimizerArg::Momentum => OptimizerKind::Momentum,
+        };
+        TrainRequest {
+            data: self.data.clone(),
+            target: self.target.clone(),
+            task: match self.task {
+                TaskArg::Auto => None,
+                TaskArg::Classification => Some(Task::Classification),
+                TaskArg::Regression => Some(Task::Regression),
+            },
+            missing: match self.missing {
+                MissingArg::Error => MissingPolicy::Error,
+                MissingArg::Drop => MissingPolicy::Drop,
+            },
+            categorical: self.categorical.clone(),
+            config: TrainConfig {
+                hidden: self.hidden.clone(),
+                activation: match self.activation {
+                    ActivationArg::Relu => Activation::Relu,
+                    ActivationArg::Sigmoid => Activation::Sigmoid,
+                    ActivationArg::Tanh => Activation::Tanh,
+                },
+                optimizer,
+                learning_rate: self.lr.unwrap_or(optimizer.default_learning_rate()),
+                momentum: self.momentum,
+                nesterov: self.nesterov,
+                weight_decay: self.weight_decay,
+                label_smoothing: self.label_smoothing,
+                epochs: self.epochs,
+                batch_size: self.batch_size,
+                val_split: self.val_split,
+                patience: self.patience,
+                seed: self.seed,
+            },
+        }
+    }
+}
+
+pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
+    let request = args.request();
+    let say = |line: String| {
+        if !args.quiet {
+            println!("{line}");
+        }
+    };
+    let plot_path = args
+        .plot
+        .clone()
+        .unwrap_or_else(|| plot_path_for(&args.model));
+    let prepared = prepare(&request)?;
+    let config = &request.config;
+
+    let delimiter = match prepared.delimiter {
+        b',' => String::new(),
+        b'\t' => ", tab-separated".into(),
+        d => format!(", '{}'-separated", d as char),
+    };
+    say(format!(
+        "read {}: {} rows{delimiter}{}",
+        prepared.data.display(),
+        prepared.rows,
+        match prepared.dropped {
+            0 => String::new(),
+            n => format!(" (dropped {n} with missing values)"),
+        }
+    ));
+    let encoding = &prepared.encoding;
+    say(match &encoding.target {
+        TargetEncoding::Classes { name, labels } => format!(
+            "task: classification of '{name}' into {} classes: {}",
+            labels.len(),
+            short_list(labels)
+        ),
+        TargetEncoding::Values { name, .. } => format!("task: regression of '{name}'"),
+    });
+    let categorical = encoding.categorical_names().len();
+    say(format!(
+        "features: {} columns ({} numeric, {categorical} categorical) → {} inputs",
+        encoding.features.len(),
+        encoding.features.len() - categorical,
+        encoding.input_width()
+    ));
+    say(format!(
+        "split: {} training rows, {} validation rows (seed {})",
+        prepared.x_train.nrows(),
+        prepared.x_val.nrows(),
+        config.seed
+    ));
+
+    // First Ctrl-C: finish the batch, save the best model so far. Second: leave at once.
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPT.swap(true, Ordering::SeqCst) {
+            std::process::exit(EXIT_INTERRUPTED as i32);
+        }
+    });
+
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::with_draw_target(Some(config.epochs as u64), ProgressDrawTarget::stderr())
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg} ETA {eta}")
+            .expect("a valid template"),
+    );
+    let metric_name = match prepared.task {
+        Task::Classification => "val acc",
+        Task::Regression => "val R²",
+    };
+    let trained = train(&prepared, config, Some(&INTERRUPT), &mut |r| {
+        bar.set_position(r.epoch as u64);
+        let mut msg = format!("train loss {:.4}", r.train_loss);
+        if let (Some(l), Some(m)) = (r.val_loss, r.val_metric) {
+            msg.push_str(&format!("  val loss {l:.4}  {metric_name} {m:.3}"));
+        }
+        bar.set_message(msg);
+    });
+    bar.finish_and_clear();
+    let trained = trained?;
+
+    let network = &trained.model.network;
+    say(format!(
+        "network: {} → {} parameters, {:?} lr {}",
+        network
+            .specs()
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(" → "),
+        network.param_count(),
+        config.optimizer,
+        config.learning_rate
+    ));
+    let Trained { model, outcome } = &trained;
+    let epochs_run = outcome.history.train_loss.len();
+    say(match &outcome.stop {
+        StopReason::Completed => format!("trained {epochs_run} epochs"),
+        StopReason::EarlyStopped => format!(
+            "stopped early after epoch {epochs_run}: no better validation loss for {} epochs",
+            config.patience
+        ),
+        StopReason::Interrupted => format!("interrupted during epoch {}", epochs_run + 1),
+        StopReason::Diverged { epoch } => format!(
+            "training diverged in epoch {epoch} (the loss or a weight became infinite or NaN)"
+        ),
+    });
+    if let StopReason::Diverged { .. } = outcome.stop {
+        eprintln!(
+            "warning: kept the weights of epoch {}, the best before it diverged\n  \
+             hint: lower the learning rate (it is {}), and check the data for extreme values",
+            outcome.best_epoch, config.learning_rate
+        );
+    }
+    let m = &model.file.metrics;
+    let mut summary = format!(
+        "best epoch {}: train loss {:.4}",
+        m.best_epoch, m.train_loss
+    );
+    if let Some(l) = m.validation_loss {
+        summary.push_str(&format!(", validation loss {l:.4}"));
+    }
+    if let Some(a) = m.validation_accuracy {
+        summary.push_str(&format!(", validation accuracy {a:.4}"));
+    }
+    if let Some(r2) = m.validation_r2 {
+        summary.push_str(&format!(", validation R² {r2:.4}"));
+    }
+    say(summary);
+
+    model.save(&args.model)?;
+    say(format!("wrote {}", args.model.display()));
+    let h = &outcome.history;
+    let title = format!(
+        "{}: {}",
+        model.file.training.data_file,
+        match &encoding.target {
+            TargetEncoding::Classes { name, .. } => format!("classifying '{name}'"),
+            TargetEncoding::Values { name, .. } => format!("predicting '{name}'"),
+        }
+    );
+    let mut curve = LossCurve::new(title, &h.train_loss).best_epoch(outcome.best_epoch);
+    if !h.val_loss.is_empty() {
+        curve = curve.validation(&h.val_loss);
+        if prepared.task == Task::Classification {
+            curve = curve.metric("validation accuracy", &h.val_metric);
+        }
+    }
+    curve.write_png(&plot_path)?;
+    say(format!("wrote {}", plot_path.display()));
+
+    if outcome.stop == StopReason::Interrupted {
+        eprintln!(
+            "interrupted: saved the best model so far (epoch {})",
+            outcome.best_epoch
+        );
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn short_list(items: &[String]) -> String {
+    if items.len() <= 10 {
+        items.join(", ")
+    } else {
+        format!("{}, … ({} in all)", items[..10].join(", "), items.len())
+    }
+}

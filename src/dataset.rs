@@ -1,0 +1,747 @@
+//! From a [`Table`] to network inputs and targets: choosing the task, one-hot encoding
+//! categories, standardising numbers, and the reverse for predictions.
+//!
+//! Everything learned here (feature order, categories, means and deviations, class labels)
+//! is kept in an [`Encoding`] that travels inside the model file, so that `predict` and
+//! `eval` transform new data exactly as training did.
+
+use std::collections::HashMap;
+
+use ndarray::{Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Column, Table};
+use crate::error::{Error, Result};
+
+/// Most distinct integer values a numeric target may have and still be taken as classes.
+pub const MAX_INTEGER_CLASSES: usize = 20;
+
+/// What the network predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// One of a fixed set of labels (softmax cross-entropy).
+    Classification,
+    /// A number (linear output, mean squared error).
+    Regression,
+}
+
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Task::Classification => "classification",
+            Task::Regression => "regression",
+        })
+    }
+}
+
+/// How one input column becomes network inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Feature {
+    /// A number, standardised: `(x − mean) / std`. A constant column has `std = 1`, so it
+    /// becomes zeros rather than `NaN`.
+    Numeric {
+        /// Column name.
+        name: String,
+        /// Mean over the training split.
+        mean: f64,
+        /// Standard deviation over the training split (1 for a constant column).
+        std: f64,
+    },
+    /// A category, one-hot encoded: one input per category, in this order.
+    Categorical {
+        /// Column name.
+        name: String,
+        /// The categories seen in the training file, sorted.
+        categories: Vec<String>,
+    },
+}
+
+impl Feature {
+    /// The column name.
+    pub fn name(&self) -> &str {
+        match self {
+            Feature::Numeric { name, .. } | Feature::Categorical { name, .. } => name,
+        }
+    }
+
+    /// How many network inputs it takes.
+    pub fn width(&self) -> usize {
+        match self {
+            Feature::Numeric { .. } => 1,
+            Feature::Categorical { categories, .. } => categories.len(),
+        }
+    }
+}
+
+/// How the target column becomes what the network is trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TargetEncoding {
+    /// Class labels, as written in the file; the network's output `i` is `labels[i]`.
+    Classes {
+        /// Column name.
+        name: String,
+        /// Labels in output order (numbers sorted numerically, text alphabetically).
+        labels: Vec<String>,
+    },
+    /// A number, standardised for training; predictions are mapped back.
+    Values {
+        /// Column name.
+        name: String,
+        /// Mean over the training split.
+        mean: f64,
+        /// Standard deviation over the training split (1 for a constant target).
+        std: f64,
+    },
+}
+
+impl TargetEncoding {
+    /// The column name.
+    pub fn name(&self) -> &str {
+        match self {
+            TargetEncoding::Classes { name, .. } | TargetEncoding::Values { name, .. } => name,
+        }
+    }
+
+    /// The task this encoding is for.
+    pub fn task(&self) -> Task {
+        match self {
+            TargetEncoding::Classes { .. } => Task::Classification,
+            TargetEncoding::Values { .. } => Task::Regression,
+        }
+    }
+
+    /// Network outputs needed: one per class, or one value.
+    pub fn width(&self) -> usize {
+        match self {
+            TargetEncoding::Classes { labels, .. } => labels.len(),
+            TargetEncoding::Values { .. } => 1,
+        }
+    }
+}
+
+/// Targets ready for a loss.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Targets {
+    /// Class indices into [`TargetEncoding::Classes::labels`].
+    Classes(Vec<usize>),
+    /// Standardised values, shape (rows, 1).
+    Values(Array2<f32>),
+}
+
+impl Targets {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            Targets::Classes(c) => c.len(),
+            Targets::Values(v) => v.nrows(),
+        }
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Everything needed to turn a table into network inputs and targets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Encoding {
+    /// Input columns in network order.
+    pub features: Vec<Feature>,
+    /// The target column.
+    pub target: TargetEncoding,
+}
+
+/// How the target column reads: numbers (all present cells) or text.
+enum TargetColumn<'a> {
+    Numbers(&'a [f32]),
+    Text(&'a [u32], &'a [String]),
+}
+
+fn target_column<'a>(table: &'a Table, name: &str) -> Result<TargetColumn<'a>> {
+    let column = table
+        .column(name)
+        .ok_or_else(|| missing_columns(table, &[name], "target"))?;
+    table.check_usable(column)?;
+    Ok(match column {
+        Column::Numeric { values, .. } => TargetColumn::Numbers(values),
+        Column::Text {
+            codes, categories, ..
+        } => TargetColumn::Text(codes, categories),
+        Column::Invalid { .. } => unreachable!("checked above"),
+    })
+}
+
+/// The text of a number as a class label: `3` for 3.0, `2.5` for 2.5.
+pub fn number_label(v: f32) -> String {
+    format!("{v}")
+}
+
+/// Chooses the task for the target column: classification when it holds text, or
+/// integers with at most [`MAX_INTEGER_CLASSES`] distinct values; regression otherwise.
+pub fn detect_task(table: &Table, target: &str) -> Result<Task> {
+    Ok(match target_column(table, target)? {
+        TargetColumn::Text(..) => Task::Classification,
+        TargetColumn::Numbers(values) => {
+            let mut distinct: Vec<f32> = Vec::new();
+            let mut integer = true;
+            for &v in values.iter().filter(|v| !v.is_nan()) {
+                integer &= v.fract() == 0.0;
+                if !distinct.contains(&v) {
+                    distinct.push(v);
+                    if distinct.len() > MAX_INTEGER_CLASSES {
+                        break;
+                    }
+                }
+            }
+            if integer && distinct.len() <= MAX_INTEGER_CLASSES {
+                Task::Classification
+            } else {
+                Task::Regression
+            }
+        }
+    })
+}
+
+/// The error for columns the encoding needs but the file lacks.
+fn missing_columns(table: &Table, names: &[&str], role: &str) -> Error {
+    let list = names
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (noun, verb) = if names.len() == 1 {
+        ("column", "is")
+    } else {
+        ("columns", "are")
+    };
+    let mut location = table.location(None, None);
+    location.line = Some(1);
+    Error::data(
+        location,
+        format!("the {role} {noun} {list} {verb} not in the header"),
+        format!("the file's columns are: {}", table.headers().join(", ")),
+    )
+}
+
+impl Encoding {
+    /// Learns the encoding from `table`: `target` is the target column and every other
+    /// column a feature. Standardisation statistics come from the rows in `fit_rows` (the
+    /// training split); categories and class labels from the whole file.
+    pub fn fit(table: &Table, target: &str, task: Task, fit_rows: &[usize]) -> Result<Encoding> {
+        let target = match (task, target_column(table, target)?) {
+            (Task::Classification, TargetColumn::Text(codes, categories)) => {
+                let mut used = vec![false; categories.len()];
+                for &c in codes.iter().filter(|&&c| c != Column::MISSING) {
+                    used[c as usize] = true;
+                }
+                let mut labels: Vec<String> = categories
+                    .iter()
+                    .zip(&used)
+                    .filter(|(_, u)| **u)
+                    .map(|(c, _)| c.clone())
+                    .collect();
+                labels.sort();
+                TargetEncoding::Classes {
+                    name: target.to_string(),
+                    labels,
+                }
+            }
+            (Task::Classification, TargetColumn::Numbers(values)) => {
+                let mut distinct: Vec<f32> =
+                    values.iter().copied().filter(|v| !v.is_nan()).collect();
+                distinct.sort_by(f32::total_cmp);
+                distinct.dedup();
+                TargetEncoding::Classes {
+                    name: target.to_string(),
+                    labels: distinct.into_iter().map(number_label).collect(),
+                }
+            }
+            (Task::Regression, TargetColumn::Numbers(values)) => {
+                let (mean, std) = mean_std(fit_rows.iter().map(|&r| values[r]));
+                TargetEncoding::Values {
+                    name: target.to_string(),
+                    mean,
+                    std,
+                }
+            }
+            (Task::Regression, TargetColumn::Text(codes, categories)) => {
+                let row = codes
+                    .iter()
+                    .position(|&c| c != Column::MISSING)
+                    .unwrap_or(0);
+                let value = categories
+                    .get(codes[row] as usize)
+                    .map_or("", String::as_str);
+                return Err(Error::data(
+                    table.location(Some(row), Some(target)),
+                    format!("regression needs a numeric target, but '{value}' is text"),
+                    "use --task classification, or pick a numeric --target",
+                ));
+            }
+        };
+        if let TargetEncoding::Classes { labels, .. } = &target
+            && labels.len() < 2
+        {
+            return Err(Error::data(
+                table.location(None, Some(target.name())),
+                format!(
+                    "classification needs at least two classes, but every row has {}",
+                    labels
+                        .first()
+                        .map_or("no label".to_string(), |l| format!("'{l}'"))
+                ),
+                "check --target names the column to predict",
+            ));
+        }
+
+        let mut features = Vec::new();
+        for column in table.columns() {
+            if column.name() == target.name() {
+                continue;
+            }
+            table.check_usable(column)?;
+            features.push(match column {
+                Column::Numeric { name, values, .. } => {
+                    let (mean, std) = mean_std(fit_rows.iter().map(|&r| values[r]));
+                    Feature::Numeric {
+                        name: name.clone(),
+                        mean,
+                        std,
+                    }
+                }
+                Column::Text {
+                    name,
+                    categories,
+                    codes,
+                    ..
+                } => {
+                    let mut used = vec![false; categories.len()];
+                    for &c in codes.iter().filter(|&&c| c != Column::MISSING) {
+                        used[c as usize] = true;
+                    }
+                    let mut categories: Vec<String> = categories
+                        .iter()
+                        .zip(used)
+                        .filter(|(_, u)| *u)
+                        .map(|(c, _)| c.clone())
+                        .collect();
+                    categories.sort();
+                    Feature::Categorical {
+                        name: name.clone(),
+                        categories,
+                    }
+                }
+                Column::Invalid { .. } => unreachable!("checked above"),
+            });
+        }
+        if features.is_empty() {
+            return Err(Error::data(
+                table.location(None, None),
+                format!(
+                    "there are no feature columns besides the target '{}'",
+                    target.name()
+                ),
+                "a training file needs at least one input column next to the target",
+            ));
+        }
+        Ok(Encoding { features, target })
+    }
+
+    /// Number of network inputs.
+    pub fn input_width(&self) -> usize {
+        self.features.iter().map(Feature::width).sum()
+    }
+
+    /// Names of the columns a file must have for [`Encoding::inputs`].
+    pub fn feature_names(&self) -> Vec<&str> {
+        self.features.iter().map(Feature::name).collect()
+    }
+
+    /// Names of the categorical features (to read them as text in new files).
+    pub fn categorical_names(&self) -> Vec<String> {
+        self.features
+            .iter()
+            .filter(|f| matches!(f, Feature::Categorical { .. }))
+            .map(|f| f.name().to_string())
+            .collect()
+    }
+
+    /// Refuses a table that lacks any feature column, naming all of them.
+    pub fn check_columns(&self, table: &Table) -> Result<()> {
+        let absent: Vec<&str> = self
+            .feature_names()
+            .into_iter()
+            .filter(|n| table.column(n).is_none())
+            .collect();
+        if absent.is_empty() {
+            Ok(())
+        } else {
+            Err(missing_columns(table, &absent, "feature"))
+        }
+    }
+
+    /// The network inputs for `rows` of `table` (columns matched by name, in any order).
+    ///
+    /// Refuses missing cells, text in a numeric feature, and categories not seen in
+    /// training, naming the line and column.
+    pub fn inputs(&self, table: &Table, rows: &[usize]) -> Result<Array2<f32>> {
+        self.check_columns(table)?;
+        let mut x = Array2::zeros((rows.len(), self.input_width()));
+        let mut offset = 0;
+        for feature in &self.features {
+            let name = feature.name();
+            let column = table.column(name).expect("checked above");
+            table.check_usable(column)?;
+            let missing_at = |row: usize| {
+                Error::data(
+                    table.location(Some(row), Some(name)),
+                    "this cell is missing",
+                    "fill it in, or leave the row out",
+                )
+            };
+            match (feature, column) {
+                (Feature::Numeric { mean, std, .. }, Column::Numeric { values, .. }) => {
+                    for (i, &r) in rows.iter().enumerate() {
+                        let v = values[r];
+                        if v.is_nan() {
+                            return Err(missing_at(r));
+                        }
+                        x[[i, offset]] = ((v as f64 - mean) / std) as f32;
+                    }
+                }
+                (
+                    Feature::Categorical { categories, .. },
+                    Column::Text {
+                        codes,
+                        categories: seen,
+                        ..
+                    },
+                ) => {
+                    // Map the file's codes to the model's one-hot positions.
+                    let position: HashMap<&str, usize> = categories
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| (c.as_str(), i))
+                        .collect();
+                    let map: Vec<Option<usize>> = seen
+                        .iter()
+                        .map(|c| position.get(c.as_str()).copied())
+                        .collect();
+                    for (i, &r) in rows.iter().enumerate() {
+                        let code = codes[r];
+                        if code == Column::MISSING {
+                            return Err(missing_at(r));
+                        }
+                        match map[code as usize] {
+                            Some(k) => x[[i, offset + k]] = 1.0,
+                            None => {
+                                return Err(Error::data(
+                                    table.location(Some(r), Some(name)),
+                                    format!(
+                                        "category '{}' was not seen in training",
+                                        seen[code as usize]
+                                    ),
+                                    format!("the model knows: {}", list(categories)),
+                                ));
+                            }
+                        }
+                    }
+                }
+                (
+                    Feature::Numeric { .. },
+                    Column::Text {
+                        codes, categories, ..
+                    },
+                ) => {
+                    let row = codes
+                        .iter()
+                        .position(|&c| c != Column::MISSING)
+                        .unwrap_or(0);
+                    let value = categories
+                        .get(codes[row] as usize)
+                        .map_or("", String::as_str);
+                    return Err(Error::data(
+                        table.location(Some(row), Some(name)),
+                        format!(
+                            "'{value}' is not a number, but the model was trained on numbers here"
+                        ),
+                        "check that this is the same kind of file the model was trained on",
+                    ));
+                }
+                (Feature::Categorical { .. }, _) => {
+                    unreachable!("categorical features are read as text")
+                }
+                (_, Column::Invalid { .. }) => unreachable!("checked above"),
+            }
+            offset += feature.width();
+        }
+        Ok(x)
+    }
+
+    /// The training targets for `rows` of `table`.
+    ///
+    /// Refuses missing cells and (for classification) labels the model does not know.
+    pub fn targets(&self, table: &Table, rows: &[usize]) -> Result<Targets> {
+        let name = self.target.name();
+        let column = target_column(table, name)?;
+        let missing_at = |row: usize| {
+            Error::data(
+                table.location(Some(row), Some(name)),
+                "the target is missing in this row",
+                "fill it in, or leave the row out",
+            )
+        };
+        match &self.target {
+            TargetEncoding::Classes { labels, .. } => {
+                let position: HashMap<&str, usize> = labels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| (l.as_str(), i))
+                    .collect();
+                let unknown = |row: usize, label: &str| {
+                    Error::data(
+                        table.location(Some(row), Some(name)),
+                        format!("'{label}' is not one of the model's classes"),
+                        format!("the model's classes are: {}", list(labels)),
+                    )
+                };
+                let mut classes = Vec::with_capacity(rows.len());
+                for &r in rows {
+                    let label = match &column {
+                        TargetColumn::Numbers(values) if values[r].is_nan() => {
+                            return Err(missing_at(r));
+                        }
+                        TargetColumn::Numbers(values) => number_label(values[r]),
+                        TargetColumn::Text(codes, _) if codes[r] == Column::MISSING => {
+                            return Err(missing_at(r));
+                        }
+                        TargetColumn::Text(codes, categories) => {
+                            categories[codes[r] as usize].clone()
+                        }
+                    };
+                    classes.push(
+                        *position
+                            .get(label.as_str())
+                            .ok_or_else(|| unknown(r, &label))?,
+                    );
+                }
+                Ok(Targets::Classes(classes))
+            }
+            TargetEncoding::Values { mean, std, .. } => {
+                let TargetColumn::Numbers(values) = column else {
+                    return Err(Error::data(
+                        table.location(None, Some(name)),
+                        "the target column holds text, but the model predicts numbers",
+                        "check that this is the same kind of file the model was trained on",
+                    ));
+                };
+                let mut y = Array2::zeros((rows.len(), 1));
+                for (i, &r) in rows.iter().enumerate() {
+                    if values[r].is_nan() {
+                        return Err(missing_at(r));
+                    }
+                    y[[i, 0]] = ((values[r] as f64 - mean) / std) as f32;
+                }
+                Ok(Targets::Values(y))
+            }
+        }
+    }
+
+    /// Maps standardised network outputs (rows, 1) back to the target's units.
+    pub fn values_from_outputs(&self, outputs: ArrayView2<f32>) -> Vec<f64> {
+        match &self.target {
+            TargetEncoding::Values { mean, std, .. } => outputs
+                .column(0)
+                .iter()
+                .map(|&v| v as f64 * std + mean)
+                .collect(),
+            TargetEncoding::Classes { .. } => panic!("values_from_outputs on a classifier"),
+        }
+    }
+}
+
+fn list(items: &[String]) -> String {
+    const SHOW: usize = 20;
+    let mut s = items
+        .iter()
+        .take(SHOW)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > SHOW {
+        s.push_str(&format!(", … ({} in all)", items.len()));
+    }
+    s
+}
+
+/// Mean and standard deviation (population, as scikit-learn's `StandardScaler`) in `f64`,
+/// so values near ±1e30 neither overflow nor lose the spread. A constant column gets
+/// `std = 1`.
+pub fn mean_std(values: impl Iterator<Item = f32> + Clone) -> (f64, f64) {
+    let (mut n, mut sum) = (0usize, 0f64);
+    for v in values.clone() {
+        n += 1;
+        sum += v as f64;
+    }
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let mean = sum / n as f64;
+    // Scale before squaring so that |v| ~ 1e30 stays finite in f64 (1e60 is fine, but
+    // the sum of many such squares could still overflow for larger values).
+    let scale = values
+        .clone()
+        .fold(0f64, |m, v| m.max((v as f64 - mean).abs()));
+    if scale == 0.0 || !scale.is_finite() {
+        return (mean, 1.0);
+    }
+    let var = values
+        .map(|v| ((v as f64 - mean) / scale).powi(2))
+        .sum::<f64>()
+        / n as f64;
+    let std = var.sqrt() * scale;
+    // Spreads far below the values' own rounding are treated as constant.
+    if std <= mean.abs() * 1e-12 || !std.is_finite() {
+        (mean, 1.0)
+    } else {
+        (mean, std)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::ReadOptions;
+    use std::path::Path;
+
+    fn table(text: &str) -> Table {
+        Table::from_bytes(Path::new("t.csv"), text.as_bytes(), &ReadOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn task_detection() {
+        let t = table("x,label,small,value,name\n1,0,1,0.5,a\n2,1,2,1.5,b\n3,2,3,2.5,a\n");
+        assert_eq!(detect_task(&t, "label").unwrap(), Task::Classification);
+        assert_eq!(detect_task(&t, "value").unwrap(), Task::Regression);
+        assert_eq!(detect_task(&t, "name").unwrap(), Task::Classification);
+        let many: String = (0..30).map(|i| format!("{i},{i}\n")).collect();
+        let t = table(&format!("x,y\n{many}"));
+        assert_eq!(detect_task(&t, "y").unwrap(), Task::Regression);
+    }
+
+    #[test]
+    fn standardises_one_hot_encodes_and_keeps_labels() {
+        let t = table("size,color,const,label\n1,red,5,b\n2,blue,5,a\n3,red,5,b\n6,green,5,c\n");
+        let all = [0, 1, 2, 3];
+        let enc = Encoding::fit(&t, "label", Task::Classification, &all).unwrap();
+        assert_eq!(enc.input_width(), 1 + 3 + 1);
+        let x = enc.inputs(&t, &all).unwrap();
+        // size: mean 3, population std sqrt(3.5)
+        let s = 3.5f64.sqrt();
+        assert!((x[[0, 0]] as f64 - (1.0 - 3.0) / s).abs() < 1e-6);
+        // colors sorted: blue, green, red
+        assert_eq!(x.row(0).to_vec()[1..4], [0.0, 0.0, 1.0]);
+        assert_eq!(x.row(1).to_vec()[1..4], [1.0, 0.0, 0.0]);
+        // a constant column becomes zeros, not NaN
+        assert!(x.column(4).iter().all(|&v| v == 0.0));
+        assert_eq!(
+            enc.targets(&t, &all).unwrap(),
+            Targets::Classes(vec![1, 0, 1, 2])
+        );
+        match &enc.target {
+            TargetEncoding::Classes { labels, .. } => assert_eq!(labels, &["a", "b", "c"]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn numeric_labels_sort_numerically() {
+        let t = table("x,y\n1,10\n2,2\n3,2\n4,3\n");
+        let enc = Encoding::fit(&t, "y", Task::Classification, &[0, 1, 2, 3]).unwrap();
+        match &enc.target {
+            TargetEncoding::Classes { labels, .. } => assert_eq!(labels, &["2", "3", "10"]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn statistics_come_from_the_fit_rows_only() {
+        let t = table("x,y\n0,1.5\n2,2.5\n100,3.5\n");
+        let enc = Encoding::fit(&t, "y", Task::Regression, &[0, 1]).unwrap();
+        match &enc.features[0] {
+            Feature::Numeric { mean, std, .. } => assert_eq!((*mean, *std), (1.0, 1.0)),
+            other => panic!("{other:?}"),
+        }
+        let y = enc.targets(&t, &[2]).unwrap();
+        assert_eq!(y, Targets::Values(ndarray::array![[3.0]])); // (3.5 − 2) / 0.5
+        assert_eq!(
+            enc.values_from_outputs(ndarray::array![[3.0]].view()),
+            vec![3.5]
+        );
+    }
+
+    #[test]
+    fn huge_values_standardise_without_overflow() {
+        let (mean, std) = mean_std([1e30f32, -1e30, 3e30, 0.0].into_iter());
+        assert!(
+            mean.is_finite() && std.is_finite() && std > 1e29,
+            "{mean} {std}"
+        );
+        let (_, std) = mean_std([3.3e38f32, -3.3e38, 3.3e38, -3.3e38].into_iter());
+        assert!((std - 3.3e38).abs() < 1e33, "{std}");
+        assert_eq!(mean_std([7.0f32; 5].into_iter()), (7.0, 1.0));
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let t = table("x,y\n1,a\n2,a\n");
+        let err = Encoding::fit(&t, "y", Task::Classification, &[0, 1])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("classification needs at least two classes, but every row has 'a'"),
+            "{err}"
+        );
+        let err = Encoding::fit(&t, "nope", Task::Classification, &[0, 1])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the target column 'nope' is not in the header"),
+            "{err}"
+        );
+        let err = Encoding::fit(&t, "y", Task::Regression, &[0, 1])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 2, column 'y': regression needs a numeric target"),
+            "{err}"
+        );
+
+        let train = table("x,c,y\n1,red,a\n2,blue,b\n");
+        let enc = Encoding::fit(&train, "y", Task::Classification, &[0, 1]).unwrap();
+        let new = Table::from_bytes(
+            Path::new("new.csv"),
+            b"c,x\nred,1\npurple,2\n",
+            &ReadOptions {
+                categorical: enc.categorical_names(),
+            },
+        )
+        .unwrap();
+        let err = enc.inputs(&new, &[0, 1]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "new.csv, line 3, column 'c': category 'purple' was not seen in training\n  \
+             hint: the model knows: blue, red"
+        );
+        let new = table("z\n1\n");
+        let err = enc.inputs(&new, &[0]).unwrap_err().to_string();
+        assert!(
+            err.contains("the feature columns 'x', 'c' are not in the header"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,397 @@
+//! The model file: one self-describing, versioned JSON document with the network, the data
+//! encoding and how it was trained.
+//!
+//! ```text
+//! {
+//!   "format": "mlp-model", "version": 1,
+//!   "task": "classification",
+//!   "encoding": { "features": [...], "target": {...} },
+//!   "layers": [ {"type": "linear", "inputs": 4, "outputs": 128, "weight": [...], "bias": [...]},
+//!               {"type": "relu"}, ... ],
+//!   "training": { "data_file": "iris.csv", "data_sha256": "…", "rows": 150, "config": {...}, ... },
+//!   "metrics": { "best_epoch": 57, ... }
+//! }
+//! ```
+//!
+//! Weights are stored row-major, `(inputs, outputs)`. Nothing in the file depends on the
+//! clock or on where the data lived, so the same data, settings and seed give the same bytes.
+
+use std::path::Path;
+
+use ndarray::{Array1, Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::{Encoding, Feature, TargetEncoding, Task};
+use crate::error::{Error, Result};
+use crate::fsutil::write_atomic;
+use crate::layer::{Layer, LayerSpec};
+use crate::layers::linear::Linear;
+use crate::loss::softmax_rows;
+use crate::sequential::Sequential;
+use crate::train::{History, StopReason, TrainConfig};
+use crate::{Relu, Sigmoid, Tanh};
+
+/// The `format` field of every model file.
+pub const FORMAT: &str = "mlp-model";
+/// The version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// One layer as stored: its kind, and weights for `linear`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerRecord {
+    /// A [`Linear`] layer.
+    Linear {
+        /// Input features.
+        inputs: usize,
+        /// Output features.
+        outputs: usize,
+        /// `inputs × outputs` values, row-major.
+        weight: Vec<f32>,
+        /// `outputs` values.
+        bias: Vec<f32>,
+    },
+    /// [`Relu`].
+    Relu,
+    /// [`Sigmoid`].
+    Sigmoid,
+    /// [`Tanh`].
+    Tanh,
+}
+
+/// How the model was trained: enough to reproduce it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingRecord {
+    /// The training file's name (without its directory).
+    pub data_file: String,
+    /// SHA-256 of the training file's bytes, hex.
+    pub data_sha256: String,
+    /// Data rows used (after dropping rows with missing values).
+    pub rows: usize,
+    /// Rows dropped for missing values.
+    pub dropped_rows: usize,
+    /// Rows in the training split.
+    pub train_rows: usize,
+    /// Rows in the validation split.
+    pub validation_rows: usize,
+    /// The settings, including the seed.
+    pub config: TrainConfig,
+    /// Epochs that ran.
+    pub epochs_run: usize,
+    /// Why training ended.
+    pub stop: StopReason,
+    /// Loss and metric per epoch.
+    pub history: History,
+}
+
+/// The numbers of the saved (best) epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// The epoch whose weights were saved (1-based).
+    pub best_epoch: usize,
+    /// Training loss in that epoch.
+    pub train_loss: f32,
+    /// Validation loss in that epoch (if there was a validation split).
+    pub validation_loss: Option<f32>,
+    /// Validation accuracy (classification) in that epoch.
+    pub validation_accuracy: Option<f32>,
+    /// Validation R² (regression) in that epoch.
+    pub validation_r2: Option<f32>,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFile {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// [`VERSION`] for files this build writes.
+    pub version: u32,
+    /// What the model predicts.
+    pub task: Task,
+    /// Feature and target encoding.
+    pub encoding: Encoding,
+    /// The network, first layer first.
+    pub layers: Vec<LayerRecord>,
+    /// How it was trained.
+    pub training: TrainingRecord,
+    /// Metrics of the saved epoch.
+    pub metrics: Metrics,
+}
+
+/// Just enough of a file to tell what it is before reading the rest.
+#[derive(Deserialize)]
+struct Header {
+    format: Option<String>,
+    version: Option<serde_json::Value>,
+}
+
+/// A trained model: the network plus everything needed to use it on a CSV file.
+pub struct Model {
+    /// The stored description (weights as of saving).
+    pub file: ModelFile,
+    /// The network, built from `file.layers`.
+    pub network: Sequential,
+}
+
+/// What a model predicts for a batch of rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Predictions {
+    /// Class indices (into the target's labels) and class probabilities (rows, classes).
+    Classes {
+        /// The most probable class per row.
+        classes: Vec<usize>,
+        /// Softmax probabilities.
+        probabilities: Array2<f32>,
+    },
+    /// Values in the target's original units.
+    Values(Vec<f64>),
+}
+
+/// Records for every layer of `network`.
+pub fn layer_records(network: &mut Sequential) -> Vec<LayerRecord> {
+    let specs = network.specs();
+    let mut params: Vec<Vec<Vec<f32>>> = vec![Vec::new(); specs.len()];
+    network.visit_params(&mut |i, p| params[i].push(p.value.to_vec()));
+    specs
+        .into_iter()
+        .zip(params)
+        .map(|(spec, mut p)| match spec {
+            LayerSpec::Linear { inputs, outputs } => {
+                let bias = p.pop().unwrap_or_default();
+                let weight = p.pop().unwrap_or_default();
+                LayerRecord::Linear {
+                    inputs,
+                    outputs,
+                    weight,
+                    bias,
+                }
+            }
+            LayerSpec::Relu => LayerRecord::Relu,
+            LayerSpec::Sigmoid => LayerRecord::Sigmoid,
+            LayerSpec::Tanh => LayerRecord::Tanh,
+        })
+        .collect()
+}
+
+impl Model {
+    /// Serialises the model as pretty JSON and writes it atomically to `path`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut json = serde_json::to_vec_pretty(&self.file)
+            .map_err(|e| Error::model(path, format!("cannot serialise the model: {e}")))?;
+        json.push(b'\n');
+        write_atomic(path, &json)
+    }
+
+    /// Reads and validates a model file.
+    pub fn load(path: &Path) -> Result<Model> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Model::from_json(path, &bytes)
+    }
+
+    /// Validates and builds a model from JSON bytes; `path` is for messages.
+    ///
+    /// Refuses anything but a complete model of this version: not JSON, another format or
+    /// version, missing or unknown fields, layer sizes that do not chain, weights whose count
+    /// disagrees with the declared sizes, non-finite numbers, or an encoding that does not
+    /// fit the network. Sizes are checked against the weights actually present before
+    /// anything is allocated from them.
+    pub fn from_json(path: &Path, bytes: &[u8]) -> Result<Model> {
+        let bad = |message: String| Error::model(path, message);
+        let header: Header = serde_json::from_slice(bytes).map_err(|e| {
+            bad(if e.is_eof() {
+                format!("the file ends early (truncated?): {e}")
+            } else {
+                format!("not a model file (not valid JSON: {e})")
+            })
+        })?;
+        if header.format.as_deref() != Some(FORMAT) {
+            return Err(bad(format!(
+                "not an mlp model file (its \"format\" is {}, expected \"{FORMAT}\")",
+                header
+                    .format
+                    .map_or("missing".to_string(), |f| format!("\"{f}\""))
+            )));
+        }
+        match header.version.as_ref().and_then(|v| v.as_u64()) {
+            Some(v) if v == VERSION as u64 => {}
+            Some(v) => {
+                return Err(Error::Model {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "model format version {v} is not supported (this mlp reads version \
+                         {VERSION})"
+                    ),
+                    hint: "use the mlp release that wrote the file, or retrain the model".into(),
+                });
+            }
+            None => {
+                return Err(bad(
+                    "the \"version\" field is missing or not a number".into()
+                ));
+            }
+        }
+        let file: ModelFile = serde_json::from_slice(bytes)
+            .map_err(|e| bad(format!("the model file is damaged: {e}")))?;
+        validate(&file).map_err(bad)?;
+        let network = build(&file.layers);
+        Ok(Model { file, network })
+    }
+
+    /// What the model predicts for `inputs` (already encoded), in chunks so that buffers
+    /// stay small.
+    pub fn predict_encoded(&mut self, inputs: ArrayView2<f32>) -> Predictions {
+        const CHUNK: usize = 512;
+        let rows = inputs.nrows();
+        let outputs = self.file.encoding.target.width();
+        let mut raw = Array2::<f32>::zeros((rows, outputs));
+        for start in (0..rows).step_by(CHUNK) {
+            let end = (start + CHUNK).min(rows);
+            let out = self
+                .network
+                .forward(inputs.slice(ndarray::s![start..end, ..]));
+            raw.slice_mut(ndarray::s![start..end, ..]).assign(&out);
+        }
+        match self.file.task {
+            Task::Classification => {
+                let mut probabilities = Array2::zeros(raw.dim());
+                softmax_rows(raw.view(), probabilities.view_mut());
+                let classes = crate::train::predict_classes(raw.view());
+                Predictions::Classes {
+                    classes,
+                    probabilities,
+                }
+            }
+            Task::Regression => {
+                Predictions::Values(self.file.encoding.values_from_outputs(raw.view()))
+            }
+        }
+    }
+}
+
+/// Every rule a loaded file must satisfy; the message says which one failed.
+fn validate(file: &ModelFile) -> std::result::Result<(), String> {
+    if file.task != file.encoding.target.task() {
+        return Err(format!(
+            "the task is {} but the target encoding is for {}",
+            file.task,
+            file.encoding.target.task()
+        ));
+    }
+    if file.layers.is_empty() {
+        return Err("the network has no layers".into());
+    }
+    let mut width: Option<usize> = None;
+    let mut first_inputs = None;
+    for (i, layer) in file.layers.iter().enumerate() {
+        if let LayerRecord::Linear {
+            inputs,
+            outputs,
+            weight,
+            bias,
+        } = layer
+        {
+            if *inputs == 0 || *outputs == 0 {
+                return Err(format!("layer {i} has a zero size ({inputs} → {outputs})"));
+            }
+            if let Some(w) = width
+                && w != *inputs
+            {
+                return Err(format!(
+                    "layer {i} takes {inputs} inputs but the layer before gives {w}"
+                ));
+            }
+            let expected = inputs.checked_mul(*outputs);
+            if expected != Some(weight.len()) {
+                return Err(format!(
+                    "layer {i} declares {inputs} × {outputs} weights but holds {}",
+                    weight.len()
+                ));
+            }
+            if bias.len() != *outputs {
+                return Err(format!(
+                    "layer {i} declares {outputs} outputs but holds {} biases",
+                    bias.len()
+                ));
+            }
+            if let Some(j) = weight.iter().chain(bias).position(|v| !v.is_finite()) {
+                return Err(format!("layer {i} holds a non-finite number (value {j})"));
+            }
+            first_inputs.get_or_insert(*inputs);
+            width = Some(*outputs);
+        }
+    }
+    let (Some(inputs), Some(outputs)) = (first_inputs, width) else {
+        return Err("the network has no linear layer".into());
+    };
+    if matches!(file.layers.last(), Some(l) if !matches!(l, LayerRecord::Linear { .. })) {
+        return Err("the last layer must be linear (the loss takes raw outputs)".into());
+    }
+    let encoding = &file.encoding;
+    if encoding.input_width() != inputs {
+        return Err(format!(
+            "the features encode to {} inputs but the first layer takes {inputs}",
+            encoding.input_width()
+        ));
+    }
+    if encoding.target.width() != outputs {
+        return Err(format!(
+            "the target needs {} outputs but the last layer gives {outputs}",
+            encoding.target.width()
+        ));
+    }
+    let mut names = std::collections::HashSet::new();
+    for f in &encoding.features {
+        if !names.insert(f.name()) {
+            return Err(format!("feature '{}' appears twice", f.name()));
+        }
+        match f {
+            Feature::Numeric { name, mean, std } => {
+                if !(mean.is_finite() && std.is_finite() && *std > 0.0) {
+                    return Err(format!("feature '{name}' has an invalid mean or deviation"));
+                }
+            }
+            Feature::Categorical { name, categories } => {
+                if categories.is_empty() {
+                    return Err(format!("feature '{name}' has no categories"));
+                }
+            }
+        }
+    }
+    match &encoding.target {
+        TargetEncoding::Classes { labels, .. } if labels.len() < 2 => {
+            return Err("a classifier needs at least two class labels".into());
+        }
+        TargetEncoding::Values { mean, std, .. }
+            if !(mean.is_finite() && std.is_finite() && *std > 0.0) =>
+        {
+            return Err("the target has an invalid mean or deviation".into());
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The network described by validated records.
+fn build(layers: &[LayerRecord]) -> Sequential {
+    let mut network = Sequential::new();
+    for layer in layers {
+        let boxed: Box<dyn Layer> = match layer {
+            LayerRecord::Linear {
+                inputs,
+                outputs,
+                weight,
+                bias,
+            } => Box::new(Linear::from_weights(
+                Array2::from_shape_vec((*inputs, *outputs), weight.clone())
+                    .expect("validated: inputs × outputs weights"),
+                Array1::from(bias.clone()),
+            )),
+            LayerRecord::Relu => Box::new(Relu::new()),
+            LayerRecord::Sigmoid => Box::new(Sigmoid::new()),
+            LayerRecord::Tanh => Box::new(Tanh::new()),
+        };
+        network.push(boxed);
+    }
+    network
+}

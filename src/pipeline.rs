@@ -1,0 +1,388 @@
+//! From a CSV file to a trained [`Model`], and from a model and a CSV file to predictions
+//! and metrics: what `mlp train`, `mlp predict` and `mlp eval` do, as library calls.
+//!
+//! ```no_run
+//! use mlp::pipeline::{TrainRequest, prepare, train};
+//!
+//! let request = TrainRequest::new("data/iris.csv");
+//! let prepared = prepare(&request)?;
+//! let trained = train(&prepared, &request.config, None, &mut |_| {})?;
+//! trained.model.save("iris-model.json".as_ref())?;
+//! # Ok::<(), mlp::Error>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use ndarray::Array2;
+use sha2::{Digest, Sha256};
+
+use crate::data::{ReadOptions, Table};
+use crate::dataset::{Encoding, Targets, Task, detect_task};
+use crate::error::{Error, Result};
+use crate::model::{
+    FORMAT, Metrics, Model, ModelFile, Predictions, TrainingRecord, VERSION, layer_records,
+};
+use crate::train::{
+    Batch, EpochReport, FitOutcome, Hooks, TrainConfig, build_network, fit, loss_for, split_rows,
+};
+
+/// What to do with rows that have missing values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingPolicy {
+    /// Refuse the file, naming the first missing cell.
+    #[default]
+    Error,
+    /// Leave those rows out and say how many.
+    Drop,
+}
+
+/// Everything `mlp train` is asked to do.
+#[derive(Debug, Clone)]
+pub struct TrainRequest {
+    /// The training CSV.
+    pub data: PathBuf,
+    /// The target column (default: the last column).
+    pub target: Option<String>,
+    /// The task (default: detected from the target column).
+    pub task: Option<Task>,
+    /// Rows with missing values.
+    pub missing: MissingPolicy,
+    /// Columns to treat as categories even if they hold numbers.
+    pub categorical: Vec<String>,
+    /// Network and training settings.
+    pub config: TrainConfig,
+}
+
+impl TrainRequest {
+    /// Defaults for everything but the file.
+    pub fn new(data: impl Into<PathBuf>) -> Self {
+        Self {
+            data: data.into(),
+            target: None,
+            task: None,
+            missing: MissingPolicy::Error,
+            categorical: Vec::new(),
+            config: TrainConfig::default(),
+        }
+    }
+}
+
+/// A training file read, checked, encoded and split, ready to train on.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The training file.
+    pub data: PathBuf,
+    /// SHA-256 of the file's bytes, hex.
+    pub sha256: String,
+    /// The delimiter found.
+    pub delimiter: u8,
+    /// Rows kept.
+    pub rows: usize,
+    /// Rows dropped for missing values.
+    pub dropped: usize,
+    /// The task.
+    pub task: Task,
+    /// Feature and target encoding (statistics from the training split).
+    pub encoding: Encoding,
+    /// Training inputs.
+    pub x_train: Array2<f32>,
+    /// Training targets.
+    pub y_train: Targets,
+    /// Validation inputs (no rows when the split is 0).
+    pub x_val: Array2<f32>,
+    /// Validation targets.
+    pub y_val: Targets,
+}
+
+/// SHA-256 of `bytes` as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Reads, checks, encodes and splits the training file of `request`.
+pub fn prepare(request: &TrainRequest) -> Result<Prepared> {
+    request.config.validate()?;
+    let path = &request.data;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let options = ReadOptions {
+        categorical: request.categorical.clone(),
+    };
+    let mut table = Table::from_bytes(path, &bytes, &options)?;
+    if let Some(name) = request
+        .categorical
+        .iter()
+        .find(|c| table.column(c).is_none())
+    {
+        let mut location = table.location(None, None);
+        location.line = Some(1);
+        return Err(Error::data(
+            location,
+            format!("--categorical names column '{name}', which is not in the header"),
+            format!("the columns are: {}", table.headers().join(", ")),
+        ));
+    }
+    let target = match &request.target {
+        Some(t) => t.clone(),
+        None => table
+            .headers()
+            .last()
+            .expect("a table has columns")
+            .to_string(),
+    };
+    if table.column(&target).is_none() {
+        let mut location = table.location(None, None);
+        location.line = Some(1);
+        return Err(Error::data(
+            location,
+            format!("there is no column '{target}' to use as the target"),
+            format!("pass --target with one of: {}", table.headers().join(", ")),
+        ));
+    }
+    if table.columns().len() < 2 {
+        return Err(Error::data(
+            table.location(None, None),
+            "the file has only one column; training needs at least one feature and a target",
+            "check the delimiter: mlp reads ',' (or ';', tab or '|' when the header has no commas)",
+        ));
+    }
+    for column in table.columns() {
+        table.check_usable(column)?;
+    }
+
+    // Missing values.
+    let total = table.rows();
+    let keep: Vec<bool> = (0..total)
+        .map(|r| table.columns().iter().all(|c| !c.is_missing(r)))
+        .collect();
+    let dropped = keep.iter().filter(|k| !**k).count();
+    if dropped > 0 {
+        match request.missing {
+            MissingPolicy::Error => {
+                let row = keep.iter().position(|k| !k).expect("a row is missing");
+                let column = table
+                    .columns()
+                    .iter()
+                    .find(|c| c.is_missing(row))
+                    .expect("a cell is missing")
+                    .name()
+                    .to_string();
+                return Err(Error::data(
+                    table.location(Some(row), Some(&column)),
+                    format!(
+                        "this cell is missing, and {dropped} of the {total} rows have missing \
+                         values"
+                    ),
+                    "fill them in, or pass --missing drop to train without those rows",
+                ));
+            }
+            MissingPolicy::Drop => table.retain_rows(&keep),
+        }
+    }
+    let rows = table.rows();
+    if rows == 0 {
+        return Err(Error::data(
+            table.location(None, None),
+            format!("every one of the {total} rows has a missing value"),
+            "fill in the missing cells",
+        ));
+    }
+
+    let task = match request.task {
+        Some(t) => t,
+        None => detect_task(&table, &target)?,
+    };
+    let all: Vec<usize> = (0..rows).collect();
+    // Class labels do not depend on the split, so the stratification can use them.
+    let labels = Encoding::fit(&table, &target, task, &all)?;
+    let classes = match labels.targets(&table, &all)? {
+        Targets::Classes(c) => Some(c),
+        Targets::Values(_) => None,
+    };
+    let fraction = request.config.val_split;
+    let split = split_rows(rows, classes.as_deref(), fraction, request.config.seed);
+    if split.train.is_empty() || (fraction > 0.0 && split.validation.is_empty()) {
+        return Err(Error::data(
+            table.location(None, None),
+            format!(
+                "only {rows} rows: too few to hold out {}% for validation",
+                (fraction * 100.0).round()
+            ),
+            "add rows, or pass --val-split 0 to train on all of them",
+        ));
+    }
+    let encoding = Encoding::fit(&table, &target, task, &split.train)?;
+    Ok(Prepared {
+        data: path.clone(),
+        sha256: sha256_hex(&bytes),
+        delimiter: table.delimiter(),
+        rows,
+        dropped,
+        task,
+        x_train: encoding.inputs(&table, &split.train)?,
+        y_train: encoding.targets(&table, &split.train)?,
+        x_val: encoding.inputs(&table, &split.validation)?,
+        y_val: encoding.targets(&table, &split.validation)?,
+        encoding,
+    })
+}
+
+/// A trained model and how training went.
+pub struct Trained {
+    /// The model with the best epoch's weights.
+    pub model: Model,
+    /// Curves, best epoch and why training stopped.
+    pub outcome: FitOutcome,
+}
+
+/// Trains a network on `prepared` with `config`.
+///
+/// `interrupt` is checked after every batch (Ctrl-C); `on_epoch` sees every epoch.
+pub fn train(
+    prepared: &Prepared,
+    config: &TrainConfig,
+    interrupt: Option<&AtomicBool>,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<Trained> {
+    let encoding = &prepared.encoding;
+    let mut network = build_network(
+        encoding.input_width(),
+        &config.hidden,
+        encoding.target.width(),
+        config.activation,
+        config.seed,
+    );
+    let mut loss = loss_for(prepared.task, config)?;
+    let mut optimizer = config.build_optimizer()?;
+    let train_data = Batch {
+        x: prepared.x_train.view(),
+        y: &prepared.y_train,
+    };
+    let validation = (prepared.x_val.nrows() > 0).then(|| Batch {
+        x: prepared.x_val.view(),
+        y: &prepared.y_val,
+    });
+    let outcome = fit(
+        &mut network,
+        loss.as_mut(),
+        optimizer.as_mut(),
+        train_data,
+        validation,
+        config,
+        Hooks {
+            interrupt,
+            on_epoch: Some(on_epoch),
+        },
+    )?;
+
+    let best = outcome.best_epoch - 1;
+    let history = &outcome.history;
+    let metric = history.val_metric.get(best).copied();
+    let metrics = Metrics {
+        best_epoch: outcome.best_epoch,
+        train_loss: history.train_loss[best],
+        validation_loss: history.val_loss.get(best).copied(),
+        validation_accuracy: metric.filter(|_| prepared.task == Task::Classification),
+        validation_r2: metric.filter(|_| prepared.task == Task::Regression),
+    };
+    let file = ModelFile {
+        format: FORMAT.into(),
+        version: VERSION,
+        task: prepared.task,
+        encoding: encoding.clone(),
+        layers: layer_records(&mut network),
+        training: TrainingRecord {
+            data_file: prepared
+                .data
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            data_sha256: prepared.sha256.clone(),
+            rows: prepared.rows,
+            dropped_rows: prepared.dropped,
+            train_rows: prepared.x_train.nrows(),
+            validation_rows: prepared.x_val.nrows(),
+            config: config.clone(),
+            epochs_run: history.train_loss.len(),
+            stop: outcome.stop.clone(),
+            history: history.clone(),
+        },
+        metrics,
+    };
+    Ok(Trained {
+        model: Model { file, network },
+        outcome,
+    })
+}
+
+/// The true targets of scored rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Truth {
+    /// Class indices into the model's labels.
+    Classes(Vec<usize>),
+    /// Values in the target's units.
+    Values(Vec<f64>),
+}
+
+/// A CSV file read for a model: its feature columns as the model's inputs, and the target
+/// column if present.
+pub struct Scored {
+    /// What the model predicts, one per row.
+    pub predictions: Predictions,
+    /// The true targets (class indices, or values in the file's units), when asked for.
+    pub truth: Option<Truth>,
+    /// Rows read.
+    pub rows: usize,
+}
+
+/// Runs `model` on every row of the CSV at `path`. Feature columns are matched by name in
+/// any order; other columns are ignored. With `need_target`, the target column must be
+/// there too (for `eval`).
+pub fn score(model: &mut Model, path: &Path, need_target: bool) -> Result<Scored> {
+    let encoding = &model.file.encoding;
+    let mut categorical = encoding.categorical_names();
+    // Class labels written like numbers but not as this reader would print them ("01")
+    // must be read as text to match.
+    if let crate::dataset::TargetEncoding::Classes { labels, .. } = &encoding.target {
+        let canonical = |l: &String| {
+            l.parse::<f32>()
+                .is_ok_and(|v| crate::dataset::number_label(v) == *l)
+        };
+        if !labels.iter().all(canonical) {
+            categorical.push(encoding.target.name().to_string());
+        }
+    }
+    let table = Table::read(path, &ReadOptions { categorical })?;
+    encoding.check_columns(&table)?;
+    let has_target = table.column(encoding.target.name()).is_some();
+    if need_target && !has_target {
+        let mut location = table.location(None, None);
+        location.line = Some(1);
+        return Err(Error::data(
+            location,
+            format!(
+                "the target column '{}' is not in the header, so there is nothing to compare with",
+                encoding.target.name()
+            ),
+            "eval needs the true values; use `mlp predict` for files without them",
+        ));
+    }
+    let rows: Vec<usize> = (0..table.rows()).collect();
+    let inputs = encoding.inputs(&table, &rows)?;
+    let truth = if need_target {
+        Some(match encoding.targets(&table, &rows)? {
+            Targets::Classes(c) => Truth::Classes(c),
+            Targets::Values(y) => Truth::Values(encoding.values_from_outputs(y.view())),
+        })
+    } else {
+        None
+    };
+    let predictions = model.predict_encoded(inputs.view());
+    Ok(Scored {
+        predictions,
+        truth,
+        rows: table.rows(),
+    })
+}
