@@ -47,6 +47,7 @@ fn register_font() {
 pub struct LossCurve<'a> {
     title: String,
     x_label: String,
+    train_label: String,
     train: &'a [f32],
     validation: Option<&'a [f32]>,
     best_epoch: Option<usize>,
@@ -59,6 +60,7 @@ impl<'a> LossCurve<'a> {
         Self {
             title: title.into(),
             x_label: "epoch".into(),
+            train_label: "training loss".into(),
             train,
             validation: None,
             best_epoch: None,
@@ -69,6 +71,12 @@ impl<'a> LossCurve<'a> {
     /// Names the x axis (default `epoch`).
     pub fn x_label(mut self, label: impl Into<String>) -> Self {
         self.x_label = label.into();
+        self
+    }
+
+    /// Names the training curve in the legend (default `training loss`).
+    pub fn train_label(mut self, label: impl Into<String>) -> Self {
+        self.train_label = label.into();
         self
     }
 
@@ -211,7 +219,7 @@ impl<'a> LossCurve<'a> {
                 series(self.train),
                 TRAIN_COLOR.stroke_width(2),
             ))?
-            .label("training loss")
+            .label(self.train_label.as_str())
             .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], TRAIN_COLOR.stroke_width(2)));
         if let Some(validation) = self.validation {
             chart

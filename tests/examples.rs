@@ -1,14 +1,22 @@
 //! The examples are programs users run first: run them and check what they print.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Runs `cargo run --example NAME -- ARGS` and returns its standard output.
 fn run_example(name: &str, args: &[&str]) -> String {
+    run_example_in(Path::new(env!("CARGO_MANIFEST_DIR")), name, args)
+}
+
+/// Like [`run_example`] with the working directory `dir`.
+fn run_example_in(dir: &Path, name: &str, args: &[&str]) -> String {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
     let out = Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "--example", name, "--"])
+        .args(["run", "--quiet", "--manifest-path"])
+        .arg(manifest)
+        .args(["--example", name, "--"])
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(dir)
         .output()
         .expect("cargo runs");
     assert!(
@@ -85,4 +93,27 @@ fn xor_learns_and_writes_its_loss_curve() {
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
     assert!(bytes.len() > 10_000, "a real picture, not an empty canvas");
+}
+
+#[test]
+fn train_csv_trains_saves_and_scores_iris() {
+    let dir = tempfile::tempdir().unwrap();
+    let iris = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/iris.csv");
+    let out = run_example_in(
+        dir.path(),
+        "train_csv",
+        &[iris.to_str().unwrap(), "species"],
+    );
+    assert!(
+        out.contains("120 training rows, 30 validation rows, 4 inputs"),
+        "{out}"
+    );
+    let accuracy: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("accuracy on all 150 rows: "))
+        .expect("an accuracy line")
+        .parse()
+        .unwrap();
+    assert!(accuracy > 0.95, "{out}");
+    assert!(dir.path().join("train_csv_model.json").exists());
 }

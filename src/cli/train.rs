@@ -286,13 +286,13 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
 
     let network = &trained.model.network;
     say(format!(
-        "network: {} → {} parameters, {:?} lr {}",
+        "network: {}; {} parameters; {:?}, lr {}",
         network
             .specs()
             .iter()
             .map(|s| s.to_string())
             .collect::<Vec<_>>()
-            .join(" → "),
+            .join(", "),
         network.param_count(),
         config.optimizer,
         config.learning_rate
@@ -345,6 +345,9 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
         }
     );
     let mut curve = LossCurve::new(title, &h.train_loss).best_epoch(outcome.best_epoch);
+    if prepared.task == Task::Classification && config.label_smoothing > 0.0 {
+        curve = curve.train_label("training loss (smoothed labels)");
+    }
     if !h.val_loss.is_empty() {
         curve = curve.validation(&h.val_loss);
         if prepared.task == Task::Classification {
