@@ -117,6 +117,10 @@ impl<'a> LossCurve<'a> {
         let mut encoder = png::Encoder::new(&mut png, WIDTH, HEIGHT);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
+        // A chart is mostly flat colour: the best deflate level and per-row filter choice
+        // make it about ten times smaller than the defaults, at a few milliseconds' cost.
+        encoder.set_compression(png::Compression::Best);
+        encoder.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
         let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
         writer.write_image_data(&rgb).map_err(|e| e.to_string())?;
         writer.finish().map_err(|e| e.to_string())?;
