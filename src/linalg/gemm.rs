@@ -1,0 +1,360 @@
+//! Blocked matrix product `C = A·B + β·C` (the GotoBLAS/BLIS scheme).
+//!
+//! ```text
+//! for each block of NC columns of C                   (B block stays in L3)
+//!   for each block of KC steps of the inner dimension  (β applies on the first only)
+//!     pack B[kc × nc] into NR-wide column panels
+//!     for each block of MC rows                        (packed A block stays in L2)
+//!       pack A[mc × kc] into MR-tall row panels
+//!       for each NR panel of B, for each MR panel of A (B micro-panel stays in L1)
+//!         kernel: MR × NR tile of C += A panel · B panel
+//! ```
+//!
+//! Packing copies each operand once per block into the exact order the kernel reads, with
+//! zeros past the edges, so the kernel never branches and both operands may be transposed
+//! views. Packing buffers are per thread and reused: after the first call of a given size,
+//! a product allocates nothing.
+//!
+//! Every tile of `C` is computed by the same sequence of operations however the work is
+//! split between threads (tiles are aligned to MR × NR from the origin, and the KC blocks
+//! depend only on the inner dimension), so results are bit-identical at any thread count.
+
+use std::cell::RefCell;
+use std::ops::Range;
+
+use super::kernels::Kernel;
+
+/// Most inner-dimension steps per block: a B micro-panel (KC × 32 floats = 32 KiB) and an A
+/// micro-panel (KC × 8 = 8 KiB) fit the 48 KiB L1 data cache together.
+const KC: usize = 256;
+/// Most rows per packed A block (MC × KC × 4 B = 384 KiB, well inside a 2 MiB L2).
+const MC: usize = 384;
+/// Most columns per packed B block.
+const NC: usize = 4096;
+
+/// A matrix operand: element `(i, j)` is at `ptr + i·rs + j·cs`.
+#[derive(Clone, Copy)]
+pub(crate) struct Operand {
+    pub ptr: *const f32,
+    pub rs: isize,
+    pub cs: isize,
+}
+
+/// One product to compute.
+#[derive(Clone, Copy)]
+pub(crate) struct Problem {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: Operand,
+    pub b: Operand,
+    pub c: *mut f32,
+    pub rsc: isize,
+    pub csc: isize,
+    pub beta: f32,
+}
+
+// SAFETY: threads given disjoint row or column ranges of C write disjoint elements; A and B
+// are only read.
+unsafe impl Sync for Problem {}
+
+/// A block size at most `max` (rounded up to a multiple of `align`) that splits `total`
+/// into equal-ish blocks, so that no block is a sliver.
+pub(crate) fn block_size(total: usize, max: usize, align: usize) -> usize {
+    let blocks = total.div_ceil(max).max(1);
+    total.div_ceil(blocks).div_ceil(align) * align
+}
+
+/// A growable buffer whose usable part starts on a 64-byte boundary (one cache line, and
+/// the alignment of a 512-bit vector).
+#[derive(Default)]
+struct AlignedBuf {
+    data: Vec<f32>,
+}
+
+impl AlignedBuf {
+    fn get(&mut self, len: usize) -> *mut f32 {
+        const ALIGN: usize = 16; // floats per 64 bytes
+        if self.data.len() < len + ALIGN {
+            self.data = vec![0.0; len + ALIGN];
+        }
+        let ptr = self.data.as_mut_ptr();
+        let offset = ptr.align_offset(64);
+        // SAFETY: offset < ALIGN and the buffer has len + ALIGN floats.
+        unsafe { ptr.add(offset) }
+    }
+}
+
+thread_local! {
+    static PACKS: RefCell<(AlignedBuf, AlignedBuf)> = RefCell::default();
+}
+
+/// Computes the rows `rows` and columns `cols` of `p.c` (both starting at multiples of the
+/// kernel's MR and NR) on the calling thread.
+pub(crate) fn gemm_part(p: &Problem, kernel: Kernel, rows: Range<usize>, cols: Range<usize>) {
+    if rows.is_empty() || cols.is_empty() {
+        return;
+    }
+    let (mr, nr) = (kernel.mr, kernel.nr);
+    let kc_env = std::env::var("MLP_KC").ok().and_then(|v| v.parse().ok()).unwrap_or(KC);
+    let mc_env = std::env::var("MLP_MC").ok().and_then(|v| v.parse().ok()).unwrap_or(MC);
+    let kc_max = block_size(p.k, kc_env, 1);
+    let mc_max = block_size(rows.len(), mc_env, mr);
+    let nc_max = block_size(cols.len(), NC, nr);
+    PACKS.with(|packs| {
+        let mut packs = packs.borrow_mut();
+        let (a_buf, b_buf) = &mut *packs;
+        let a_pack = a_buf.get(mc_max * kc_max);
+        let b_pack = b_buf.get(nc_max * kc_max);
+        let mut tile = [0f32; 16 * 32];
+        debug_assert!(mr * nr <= tile.len());
+        for jc in (cols.start..cols.end).step_by(nc_max) {
+            let nc = nc_max.min(cols.end - jc);
+            for pc in (0..p.k).step_by(kc_max) {
+                let kc = kc_max.min(p.k - pc);
+                let beta = if pc == 0 { p.beta } else { 1.0 };
+                // SAFETY: the pack buffer holds nc_max × kc_max floats.
+                unsafe { pack_b(p.b, pc, kc, jc, nc, nr, b_pack) };
+                for ic in (rows.start..rows.end).step_by(mc_max) {
+                    let mc = mc_max.min(rows.end - ic);
+                    // SAFETY: the pack buffer holds mc_max × kc_max floats.
+                    unsafe { pack_a(p.a, ic, mc, pc, kc, mr, a_pack) };
+                    for jr in (0..nc).step_by(nr) {
+                        let cols_here = nr.min(nc - jr);
+                        // SAFETY: panel offsets stay inside the packed blocks.
+                        let b_panel = unsafe { b_pack.add(jr * kc) };
+                        for ir in (0..mc).step_by(mr) {
+                            let rows_here = mr.min(mc - ir);
+                            let a_panel = unsafe { a_pack.add(ir * kc) };
+                            let (i, j) = ((ic + ir) as isize, (jc + jr) as isize);
+                            // SAFETY: (i, j) is inside C; the problem's strides locate it.
+                            let c_tile = unsafe { p.c.offset(i * p.rsc + j * p.csc) };
+                            if rows_here == mr && cols_here == nr && p.csc == 1 {
+                                // SAFETY: a full tile of C with unit column stride.
+                                unsafe {
+                                    (kernel.run)(kc, a_panel, b_panel, c_tile, p.rsc as usize, beta)
+                                };
+                            } else {
+                                // Edges (and C with other strides): via a local tile.
+                                unsafe {
+                                    (kernel.run)(kc, a_panel, b_panel, tile.as_mut_ptr(), nr, 0.0)
+                                };
+                                for r in 0..rows_here {
+                                    for s in 0..cols_here {
+                                        let v = tile[r * nr + s];
+                                        // SAFETY: (r, s) is within the valid part of the tile.
+                                        unsafe {
+                                            let o = c_tile.offset(r as isize * p.rsc + s as isize * p.csc);
+                                            *o = if beta == 0.0 { v } else { beta.mul_add(*o, v) };
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Packs rows `i0 .. i0 + mc` and steps `p0 .. p0 + kc` of A into panels of `mr` rows:
+/// panel `q` holds `dst[q·mr·kc + p·mr + i] = A[i0 + q·mr + i, p0 + p]`, zero past the last row.
+///
+/// # Safety
+/// `a` must be valid for those elements and `dst` for `round_up(mc, mr) × kc` floats.
+unsafe fn pack_a(a: Operand, i0: usize, mc: usize, p0: usize, kc: usize, mr: usize, dst: *mut f32) {
+    unsafe {
+        for q in 0..mc.div_ceil(mr) {
+            let panel = dst.add(q * mr * kc);
+            let rows = mr.min(mc - q * mr);
+            let base = a.ptr.offset((i0 + q * mr) as isize * a.rs + p0 as isize * a.cs);
+            if a.cs == 1 && rows == 8 && mr == 8 && transpose::available() {
+                // Rows are contiguous: turn 8 × 8 blocks of A into 8 × 8 blocks of the panel.
+                let full = kc - kc % 8;
+                for p in (0..full).step_by(8) {
+                    transpose::block8(base.add(p), a.rs, panel.add(p * mr), mr as isize);
+                }
+                for i in 0..rows {
+                    let row = base.offset(i as isize * a.rs);
+                    for p in full..kc {
+                        *panel.add(p * mr + i) = *row.add(p);
+                    }
+                }
+            } else if a.cs == 1 {
+                // Rows are contiguous: read each row along p.
+                for i in 0..rows {
+                    let row = base.offset(i as isize * a.rs);
+                    for p in 0..kc {
+                        *panel.add(p * mr + i) = *row.add(p);
+                    }
+                }
+            } else {
+                // Columns are contiguous (a transposed view): read down each column.
+                for p in 0..kc {
+                    let col = base.offset(p as isize * a.cs);
+                    for i in 0..rows {
+                        *panel.add(p * mr + i) = *col.offset(i as isize * a.rs);
+                    }
+                }
+            }
+            for p in 0..kc {
+                for i in rows..mr {
+                    *panel.add(p * mr + i) = 0.0;
+                }
+            }
+        }
+    }
+}
+
+/// Packs steps `p0 .. p0 + kc` and columns `j0 .. j0 + nc` of B into panels of `nr`
+/// columns: panel `q` holds `dst[q·nr·kc + p·nr + j] = B[p0 + p, j0 + q·nr + j]`, zero past
+/// the last column.
+///
+/// # Safety
+/// `b` must be valid for those elements and `dst` for `round_up(nc, nr) × kc` floats.
+unsafe fn pack_b(b: Operand, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize, dst: *mut f32) {
+    unsafe {
+        for q in 0..nc.div_ceil(nr) {
+            let panel = dst.add(q * nr * kc);
+            let cols = nr.min(nc - q * nr);
+            let base = b.ptr.offset(p0 as isize * b.rs + (j0 + q * nr) as isize * b.cs);
+            if b.cs == 1 {
+                for p in 0..kc {
+                    let src = base.offset(p as isize * b.rs);
+                    let out = panel.add(p * nr);
+                    std::ptr::copy_nonoverlapping(src, out, cols);
+                    for j in cols..nr {
+                        *out.add(j) = 0.0;
+                    }
+                }
+            } else if b.rs == 1 && transpose::available() {
+                // B is a transposed view, each column contiguous along p: 8 × 8 blocks.
+                let (full_p, full_j) = (kc - kc % 8, cols - cols % 8);
+                for j in (0..full_j).step_by(8) {
+                    let src = base.offset(j as isize * b.cs);
+                    for p in (0..full_p).step_by(8) {
+                        transpose::block8(src.add(p), b.cs, panel.add(p * nr + j), nr as isize);
+                    }
+                }
+                for j in 0..cols {
+                    let src = base.offset(j as isize * b.cs);
+                    let from = if j < full_j { full_p } else { 0 };
+                    for p in from..kc {
+                        *panel.add(p * nr + j) = *src.add(p);
+                    }
+                }
+                for p in 0..kc {
+                    for j in cols..nr {
+                        *panel.add(p * nr + j) = 0.0;
+                    }
+                }
+            } else {
+                // B is a transposed view: each of its columns is contiguous along p.
+                for j in 0..cols {
+                    let src = base.offset(j as isize * b.cs);
+                    for p in 0..kc {
+                        *panel.add(p * nr + j) = *src.offset(p as isize * b.rs);
+                    }
+                }
+                for p in 0..kc {
+                    for j in cols..nr {
+                        *panel.add(p * nr + j) = 0.0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// 8 × 8 transposes for packing, with AVX where the CPU has it.
+mod transpose {
+    /// Whether [`block8`] can run (AVX).
+    pub(super) fn available() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            static AVX: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+            *AVX.get_or_init(|| std::is_x86_feature_detected!("avx"))
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+
+    /// Writes the transpose of the 8 × 8 block at `src` (rows `src_stride` apart) to `dst`
+    /// (rows `dst_stride` apart): `dst[k][i] = src[i][k]`.
+    ///
+    /// # Safety
+    /// Both blocks must be valid; [`available`] must be true.
+    #[inline]
+    pub(super) unsafe fn block8(src: *const f32, src_stride: isize, dst: *mut f32, dst_stride: isize) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as for this function.
+        unsafe {
+            avx(src, src_stride, dst, dst_stride)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unsafe {
+            for i in 0..8 {
+                for k in 0..8 {
+                    *dst.offset(k * dst_stride + i) = *src.offset(i * src_stride + k);
+                }
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx")]
+    unsafe fn avx(src: *const f32, ss: isize, dst: *mut f32, ds: isize) {
+        use std::arch::x86_64::*;
+        unsafe {
+            let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.offset(i as isize * ss)));
+            let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+            let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+            let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+            let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+            let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+            let out = [
+                _mm256_permute2f128_ps::<0x20>(u0, u4),
+                _mm256_permute2f128_ps::<0x20>(u1, u5),
+                _mm256_permute2f128_ps::<0x20>(u2, u6),
+                _mm256_permute2f128_ps::<0x20>(u3, u7),
+                _mm256_permute2f128_ps::<0x31>(u0, u4),
+                _mm256_permute2f128_ps::<0x31>(u1, u5),
+                _mm256_permute2f128_ps::<0x31>(u2, u6),
+                _mm256_permute2f128_ps::<0x31>(u3, u7),
+            ];
+            for (k, v) in out.iter().enumerate() {
+                _mm256_storeu_ps(dst.offset(k as isize * ds), *v);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn transposes() {
+            if !super::available() {
+                return;
+            }
+            let src: Vec<f32> = (0..10 * 8).map(|v| v as f32).collect();
+            let mut dst = vec![0f32; 8 * 12];
+            unsafe { super::block8(src.as_ptr(), 10, dst.as_mut_ptr(), 12) };
+            for i in 0..8 {
+                for k in 0..8 {
+                    assert_eq!(dst[k * 12 + i], src[i * 10 + k]);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Micro-kernels: one `MR × NR` tile of `C = A·B + β·C` from packed panels.
+//!
+//! Packed layouts (made by `gemm.rs`): the A panel holds `MR` rows for each of `kc` steps,
+//! `a[p·MR + i] = A[i, p]`; the B panel holds `NR` columns for each step,
+//! `b[p·NR + j] = B[p, j]`. A kernel keeps the `MR × NR` sums in registers for all `kc`
+//! steps (one broadcast of `A[i, p]` times one vector of `B[p, ·]` per row and step) and
+//! touches `C` once at the end. `C`'s rows are `rsc` elements apart and contiguous.
+//!
+//! Three kernels, chosen at run time: AVX-512 (8 × 32), AVX2 + FMA (6 × 16), and a portable
+//! one (4 × 8) that the compiler vectorises for the baseline target.
+
+/// The signature every kernel has.
+///
+/// # Safety
+/// `a` must point to `MR·kc` floats, `b` to `NR·kc` floats, and `c` to an `MR × NR` tile
+/// with row stride `rsc` and unit column stride, all valid for the call. With `beta == 0`,
+/// `C` is only written.
+pub(crate) type KernelFn =
+    unsafe fn(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rsc: usize, beta: f32);
+
+/// A kernel and its tile shape.
+#[derive(Clone, Copy)]
+pub(crate) struct Kernel {
+    pub mr: usize,
+    pub nr: usize,
+    pub run: KernelFn,
+    pub name: &'static str,
+}
+
+/// The instruction sets a kernel exists for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    Avx512,
+    Avx2,
+    Portable,
+}
+
+impl Isa {
+    /// The best this CPU supports (`MLP_GEMM_ISA=portable|avx2|avx512` can ask for less).
+    pub(crate) fn detect() -> Isa {
+        static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *ISA.get_or_init(|| {
+            let best = best_supported();
+            match std::env::var("MLP_GEMM_ISA").as_deref() {
+                Ok("portable") => Isa::Portable,
+                Ok("avx2") if best != Isa::Portable => Isa::Avx2,
+                _ => best,
+            }
+        })
+    }
+
+    pub(crate) fn kernel(self) -> Kernel {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => match std::env::var("MLP_MR").ok().and_then(|v| v.parse().ok()) {
+                Some(12) => Kernel { mr: 12, nr: 32, run: avx512::kernel::<12>, name: "avx512 12x32" },
+                Some(14) => Kernel { mr: 14, nr: 32, run: avx512::kernel::<14>, name: "avx512 14x32" },
+                Some(6) => Kernel { mr: 6, nr: 32, run: avx512::kernel::<6>, name: "avx512 6x32" },
+                _ => Kernel { mr: 8, nr: 32, run: avx512::kernel::<8>, name: "avx512 8x32" },
+            },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Kernel {
+                mr: 6,
+                nr: 16,
+                run: avx2::kernel,
+                name: "avx2+fma 6x16",
+            },
+            _ => Kernel {
+                mr: portable::MR,
+                nr: portable::NR,
+                run: portable::kernel,
+                name: "portable 4x8",
+            },
+        }
+    }
+}
+
+/// Every ISA this CPU can run, best first.
+pub(crate) fn supported() -> Vec<Isa> {
+    let mut all = vec![Isa::Portable];
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            all.insert(0, Isa::Avx2);
+        }
+        if std::is_x86_feature_detected!("avx512f") {
+            all.insert(0, Isa::Avx512);
+        }
+    }
+    all
+}
+
+fn best_supported() -> Isa {
+    supported()[0]
+}
+
+mod portable {
+    pub const MR: usize = 4;
+    pub const NR: usize = 8;
+
+    /// # Safety
+    /// See [`KernelFn`](super::KernelFn).
+    pub unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rsc: usize, beta: f32) {
+        let mut acc = [[0f32; NR]; MR];
+        // SAFETY: the caller guarantees the panel sizes.
+        let (a, b) = unsafe {
+            (
+                std::slice::from_raw_parts(a, MR * kc),
+                std::slice::from_raw_parts(b, NR * kc),
+            )
+        };
+        for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+            for i in 0..MR {
+                for j in 0..NR {
+                    acc[i][j] = ap[i].mul_add(bp[j], acc[i][j]);
+                }
+            }
+        }
+        for (i, row) in acc.iter().enumerate() {
+            // SAFETY: the caller guarantees an MR × NR tile at `c` with row stride `rsc`.
+            let out = unsafe { std::slice::from_raw_parts_mut(c.add(i * rsc), NR) };
+            if beta == 0.0 {
+                out.copy_from_slice(row);
+            } else {
+                for (o, &v) in out.iter_mut().zip(row) {
+                    *o = beta.mul_add(*o, v);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    const MR: usize = 6;
+
+    /// # Safety
+    /// See [`KernelFn`](super::KernelFn); the CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rsc: usize, beta: f32) {
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+            for p in 0..kc {
+                let b0 = _mm256_loadu_ps(b.add(p * 16));
+                let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
+                for (i, row) in acc.iter_mut().enumerate() {
+                    let ai = _mm256_broadcast_ss(&*a.add(p * MR + i));
+                    row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
+                    row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
+                }
+            }
+            let vbeta = _mm256_set1_ps(beta);
+            for (i, row) in acc.iter().enumerate() {
+                let out = c.add(i * rsc);
+                for (h, &v) in row.iter().enumerate() {
+                    let o = out.add(8 * h);
+                    let v = if beta == 0.0 {
+                        v
+                    } else {
+                        _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(o), v)
+                    };
+                    _mm256_storeu_ps(o, v);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    /// See [`KernelFn`](super::KernelFn); the CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn kernel<const MR: usize>(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rsc: usize,
+        beta: f32,
+    ) {
+        unsafe {
+            // Start fetching the C tile now so that its misses overlap the k loop.
+            for i in 0..MR {
+                _mm_prefetch::<_MM_HINT_T0>(c.add(i * rsc) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(c.add(i * rsc + 16) as *const i8);
+            }
+            let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+            for p in 0..kc {
+                let b0 = _mm512_loadu_ps(b.add(p * 32));
+                let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
+                for (i, row) in acc.iter_mut().enumerate() {
+                    let ai = _mm512_set1_ps(*a.add(p * MR + i));
+                    row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
+                    row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
+                }
+            }
+            let vbeta = _mm512_set1_ps(beta);
+            for (i, row) in acc.iter().enumerate() {
+                let out = c.add(i * rsc);
+                for (h, &v) in row.iter().enumerate() {
+                    let o = out.add(16 * h);
+                    let v = if beta == 0.0 {
+                        v
+                    } else {
+                        _mm512_fmadd_ps(vbeta, _mm512_loadu_ps(o), v)
+                    };
+                    _mm512_storeu_ps(o, v);
+                }
+            }
+        }
+    }
+}
