@@ -1,6 +1,6 @@
 //! The [`Layer`] trait: one step of a network, with its forward pass and its derivative.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use serde::{Deserialize, Serialize};
 
 /// One parameter tensor of a layer and its gradient, as an optimizer sees them.
@@ -102,10 +102,17 @@ pub(crate) fn resize_rows(
     if buf.nrows() < rows || buf.ncols() != cols {
         *buf = Array2::zeros((rows, cols));
     }
-    buf.slice_mut(s![..rows, ..])
+    // The first rows of a standard-layout buffer are a prefix of its storage; taking them
+    // as a slice is much cheaper than ndarray's general slicing (it matters for tiny nets).
+    let data = buf
+        .as_slice_mut()
+        .expect("layer buffers are standard layout");
+    ArrayViewMut2::from_shape((rows, cols), &mut data[..rows * cols]).expect("a prefix of rows")
 }
 
 /// The first `rows` rows of `buf`.
 pub(crate) fn rows_of(buf: &Array2<f32>, rows: usize) -> ArrayView2<'_, f32> {
-    buf.slice(s![..rows, ..])
+    let cols = buf.ncols();
+    let data = buf.as_slice().expect("layer buffers are standard layout");
+    ArrayView2::from_shape((rows, cols), &data[..rows * cols]).expect("a prefix of rows")
 }

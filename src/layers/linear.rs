@@ -6,7 +6,7 @@ use ndarray_rand::rand::Rng;
 use ndarray_rand::rand_distr::{Normal, Uniform};
 
 use crate::layer::{Layer, LayerSpec, Param, resize_rows, rows_of};
-use crate::linalg::matmul;
+use crate::linalg::{matmul, matmul_bias};
 
 /// How a [`Linear`] layer's weights start out. Biases always start at zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,9 +163,8 @@ impl Layer for Linear {
         resize_rows(&mut self.input, rows, cols).assign(&input);
         let outputs = self.outputs();
         let mut output = resize_rows(&mut self.output, rows, outputs);
-        // Start from the bias and let the product add onto it: one pass over the output.
-        output.assign(&self.bias);
-        matmul(input, self.weight.view(), 1.0, &mut output);
+        // The bias is added as the product is stored: one pass over the output.
+        matmul_bias(input, self.weight.view(), self.bias.view(), &mut output);
         self.rows = Some(rows);
         rows_of(&self.output, rows)
     }

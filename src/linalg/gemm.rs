@@ -52,6 +52,8 @@ pub(crate) struct Problem {
     pub rsc: isize,
     pub csc: isize,
     pub beta: f32,
+    /// `n` values added to every row of C (null: none).
+    pub bias: *const f32,
 }
 
 // SAFETY: threads given disjoint row or column ranges of C write disjoint elements; A and B
@@ -96,8 +98,14 @@ pub(crate) fn gemm_part(p: &Problem, kernel: Kernel, rows: Range<usize>, cols: R
         return;
     }
     let (mr, nr) = (kernel.mr, kernel.nr);
-    let kc_env = std::env::var("MLP_KC").ok().and_then(|v| v.parse().ok()).unwrap_or(KC);
-    let mc_env = std::env::var("MLP_MC").ok().and_then(|v| v.parse().ok()).unwrap_or(MC);
+    let kc_env = std::env::var("MLP_KC")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(KC);
+    let mc_env = std::env::var("MLP_MC")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(MC);
     let kc_max = block_size(p.k, kc_env, 1);
     let mc_max = block_size(rows.len(), mc_env, mr);
     let nc_max = block_size(cols.len(), NC, nr);
@@ -112,7 +120,12 @@ pub(crate) fn gemm_part(p: &Problem, kernel: Kernel, rows: Range<usize>, cols: R
             let nc = nc_max.min(cols.end - jc);
             for pc in (0..p.k).step_by(kc_max) {
                 let kc = kc_max.min(p.k - pc);
-                let beta = if pc == 0 { p.beta } else { 1.0 };
+                // β and the bias apply once, with the first block of the inner dimension.
+                let (beta, bias) = if pc == 0 {
+                    (p.beta, p.bias)
+                } else {
+                    (1.0, std::ptr::null())
+                };
                 // SAFETY: the pack buffer holds nc_max × kc_max floats.
                 unsafe { pack_b(p.b, pc, kc, jc, nc, nr, b_pack) };
                 for ic in (rows.start..rows.end).step_by(mc_max) {
@@ -127,25 +140,52 @@ pub(crate) fn gemm_part(p: &Problem, kernel: Kernel, rows: Range<usize>, cols: R
                             let rows_here = mr.min(mc - ir);
                             let a_panel = unsafe { a_pack.add(ir * kc) };
                             let (i, j) = ((ic + ir) as isize, (jc + jr) as isize);
+                            // SAFETY: column j + NR is within the bias when the tile is full.
+                            let tile_bias = if bias.is_null() {
+                                bias
+                            } else {
+                                unsafe { bias.add(jc + jr) }
+                            };
                             // SAFETY: (i, j) is inside C; the problem's strides locate it.
                             let c_tile = unsafe { p.c.offset(i * p.rsc + j * p.csc) };
                             if rows_here == mr && cols_here == nr && p.csc == 1 {
                                 // SAFETY: a full tile of C with unit column stride.
                                 unsafe {
-                                    (kernel.run)(kc, a_panel, b_panel, c_tile, p.rsc as usize, beta)
+                                    (kernel.run)(
+                                        kc,
+                                        a_panel,
+                                        b_panel,
+                                        c_tile,
+                                        p.rsc as usize,
+                                        beta,
+                                        tile_bias,
+                                    )
                                 };
                             } else {
                                 // Edges (and C with other strides): via a local tile.
                                 unsafe {
-                                    (kernel.run)(kc, a_panel, b_panel, tile.as_mut_ptr(), nr, 0.0)
+                                    (kernel.run)(
+                                        kc,
+                                        a_panel,
+                                        b_panel,
+                                        tile.as_mut_ptr(),
+                                        nr,
+                                        0.0,
+                                        std::ptr::null(),
+                                    )
                                 };
                                 for r in 0..rows_here {
                                     for s in 0..cols_here {
-                                        let v = tile[r * nr + s];
+                                        let mut v = tile[r * nr + s];
+                                        if !tile_bias.is_null() {
+                                            // SAFETY: s < cols_here, inside the bias.
+                                            v += unsafe { *tile_bias.add(s) };
+                                        }
                                         // SAFETY: (r, s) is within the valid part of the tile.
                                         unsafe {
-                                            let o = c_tile.offset(r as isize * p.rsc + s as isize * p.csc);
-                                            *o = if beta == 0.0 { v } else { beta.mul_add(*o, v) };
+                                            let o = c_tile
+                                                .offset(r as isize * p.rsc + s as isize * p.csc);
+                                            *o = if beta == 0.0 { v } else { beta * *o + v };
                                         }
                                     }
                                 }
@@ -168,7 +208,9 @@ unsafe fn pack_a(a: Operand, i0: usize, mc: usize, p0: usize, kc: usize, mr: usi
         for q in 0..mc.div_ceil(mr) {
             let panel = dst.add(q * mr * kc);
             let rows = mr.min(mc - q * mr);
-            let base = a.ptr.offset((i0 + q * mr) as isize * a.rs + p0 as isize * a.cs);
+            let base = a
+                .ptr
+                .offset((i0 + q * mr) as isize * a.rs + p0 as isize * a.cs);
             if a.cs == 1 && rows == 8 && mr == 8 && transpose::available() {
                 // Rows are contiguous: turn 8 × 8 blocks of A into 8 × 8 blocks of the panel.
                 let full = kc - kc % 8;
@@ -218,7 +260,9 @@ unsafe fn pack_b(b: Operand, p0: usize, kc: usize, j0: usize, nc: usize, nr: usi
         for q in 0..nc.div_ceil(nr) {
             let panel = dst.add(q * nr * kc);
             let cols = nr.min(nc - q * nr);
-            let base = b.ptr.offset(p0 as isize * b.rs + (j0 + q * nr) as isize * b.cs);
+            let base = b
+                .ptr
+                .offset(p0 as isize * b.rs + (j0 + q * nr) as isize * b.cs);
             if b.cs == 1 {
                 for p in 0..kc {
                     let src = base.offset(p as isize * b.rs);
@@ -286,7 +330,12 @@ mod transpose {
     /// # Safety
     /// Both blocks must be valid; [`available`] must be true.
     #[inline]
-    pub(super) unsafe fn block8(src: *const f32, src_stride: isize, dst: *mut f32, dst_stride: isize) {
+    pub(super) unsafe fn block8(
+        src: *const f32,
+        src_stride: isize,
+        dst: *mut f32,
+        dst_stride: isize,
+    ) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as for this function.
         unsafe {
@@ -307,7 +356,8 @@ mod transpose {
     unsafe fn avx(src: *const f32, ss: isize, dst: *mut f32, ds: isize) {
         use std::arch::x86_64::*;
         unsafe {
-            let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.offset(i as isize * ss)));
+            let r: [__m256; 8] =
+                std::array::from_fn(|i| _mm256_loadu_ps(src.offset(i as isize * ss)));
             let t0 = _mm256_unpacklo_ps(r[0], r[1]);
             let t1 = _mm256_unpackhi_ps(r[0], r[1]);
             let t2 = _mm256_unpacklo_ps(r[2], r[3]);

@@ -11,12 +11,22 @@
 
 /// The signature every kernel has.
 ///
+/// The tile becomes `acc + β·C + bias` where `bias` (if not null) holds `NR` values, one
+/// per column.
+///
 /// # Safety
-/// `a` must point to `MR·kc` floats, `b` to `NR·kc` floats, and `c` to an `MR × NR` tile
-/// with row stride `rsc` and unit column stride, all valid for the call. With `beta == 0`,
-/// `C` is only written.
-pub(crate) type KernelFn =
-    unsafe fn(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rsc: usize, beta: f32);
+/// `a` must point to `MR·kc` floats, `b` to `NR·kc` floats, `c` to an `MR × NR` tile with
+/// row stride `rsc` and unit column stride, and `bias` (unless null) to `NR` floats, all
+/// valid for the call. With `beta == 0`, `C` is only written.
+pub(crate) type KernelFn = unsafe fn(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    rsc: usize,
+    beta: f32,
+    bias: *const f32,
+);
 
 /// A kernel and its tile shape.
 #[derive(Clone, Copy)]
@@ -53,10 +63,30 @@ impl Isa {
         match self {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => match std::env::var("MLP_MR").ok().and_then(|v| v.parse().ok()) {
-                Some(12) => Kernel { mr: 12, nr: 32, run: avx512::kernel::<12>, name: "avx512 12x32" },
-                Some(14) => Kernel { mr: 14, nr: 32, run: avx512::kernel::<14>, name: "avx512 14x32" },
-                Some(6) => Kernel { mr: 6, nr: 32, run: avx512::kernel::<6>, name: "avx512 6x32" },
-                _ => Kernel { mr: 8, nr: 32, run: avx512::kernel::<8>, name: "avx512 8x32" },
+                Some(12) => Kernel {
+                    mr: 12,
+                    nr: 32,
+                    run: avx512::kernel::<12>,
+                    name: "avx512 12x32",
+                },
+                Some(14) => Kernel {
+                    mr: 14,
+                    nr: 32,
+                    run: avx512::kernel::<14>,
+                    name: "avx512 14x32",
+                },
+                Some(6) => Kernel {
+                    mr: 6,
+                    nr: 32,
+                    run: avx512::kernel::<6>,
+                    name: "avx512 6x32",
+                },
+                _ => Kernel {
+                    mr: 8,
+                    nr: 32,
+                    run: avx512::kernel::<8>,
+                    name: "avx512 8x32",
+                },
             },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => Kernel {
@@ -100,7 +130,15 @@ mod portable {
 
     /// # Safety
     /// See [`KernelFn`](super::KernelFn).
-    pub unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rsc: usize, beta: f32) {
+    pub unsafe fn kernel(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rsc: usize,
+        beta: f32,
+        bias: *const f32,
+    ) {
         let mut acc = [[0f32; NR]; MR];
         // SAFETY: the caller guarantees the panel sizes.
         let (a, b) = unsafe {
@@ -112,7 +150,17 @@ mod portable {
         for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
             for i in 0..MR {
                 for j in 0..NR {
-                    acc[i][j] = ap[i].mul_add(bp[j], acc[i][j]);
+                    // Not `mul_add`: without FMA in the target that is a library call.
+                    acc[i][j] += ap[i] * bp[j];
+                }
+            }
+        }
+        if !bias.is_null() {
+            // SAFETY: the caller guarantees NR bias values.
+            let bias = unsafe { std::slice::from_raw_parts(bias, NR) };
+            for row in acc.iter_mut() {
+                for (v, &b) in row.iter_mut().zip(bias) {
+                    *v += b;
                 }
             }
         }
@@ -123,7 +171,7 @@ mod portable {
                 out.copy_from_slice(row);
             } else {
                 for (o, &v) in out.iter_mut().zip(row) {
-                    *o = beta.mul_add(*o, v);
+                    *o = beta * *o + v;
                 }
             }
         }
@@ -139,7 +187,15 @@ mod avx2 {
     /// # Safety
     /// See [`KernelFn`](super::KernelFn); the CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rsc: usize, beta: f32) {
+    pub unsafe fn kernel(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rsc: usize,
+        beta: f32,
+        bias: *const f32,
+    ) {
         unsafe {
             let mut acc = [[_mm256_setzero_ps(); 2]; MR];
             for p in 0..kc {
@@ -149,6 +205,13 @@ mod avx2 {
                     let ai = _mm256_broadcast_ss(&*a.add(p * MR + i));
                     row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
                     row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
+                }
+            }
+            if !bias.is_null() {
+                let bv = [_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8))];
+                for row in acc.iter_mut() {
+                    row[0] = _mm256_add_ps(row[0], bv[0]);
+                    row[1] = _mm256_add_ps(row[1], bv[1]);
                 }
             }
             let vbeta = _mm256_set1_ps(beta);
@@ -182,6 +245,7 @@ mod avx512 {
         c: *mut f32,
         rsc: usize,
         beta: f32,
+        bias: *const f32,
     ) {
         unsafe {
             // Start fetching the C tile now so that its misses overlap the k loop.
@@ -197,6 +261,13 @@ mod avx512 {
                     let ai = _mm512_set1_ps(*a.add(p * MR + i));
                     row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
                     row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
+                }
+            }
+            if !bias.is_null() {
+                let bv = [_mm512_loadu_ps(bias), _mm512_loadu_ps(bias.add(16))];
+                for row in acc.iter_mut() {
+                    row[0] = _mm512_add_ps(row[0], bv[0]);
+                    row[1] = _mm512_add_ps(row[1], bv[1]);
                 }
             }
             let vbeta = _mm512_set1_ps(beta);

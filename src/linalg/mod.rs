@@ -14,7 +14,7 @@ mod gemm;
 mod kernels;
 mod pool;
 
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
 
 use gemm::{Operand, Problem, gemm_part};
 use kernels::Isa;
@@ -36,6 +36,34 @@ const PER_THREAD: usize = 1 << 20;
 ///
 /// **Panics** if the shapes do not agree.
 pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: &mut ArrayViewMut2<f32>) {
+    product(a, b, beta, None, c);
+}
+
+/// `c = a·b + bias`, the bias added to every row as the product is stored: no separate
+/// pass over `c`.
+///
+/// # Shapes
+/// `a` (m, k), `b` (k, n), `bias` (n), `c` (m, n).
+///
+/// **Panics** if the shapes do not agree.
+pub fn matmul_bias(
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    bias: ArrayView1<f32>,
+    c: &mut ArrayViewMut2<f32>,
+) {
+    assert_eq!(bias.len(), b.ncols(), "matmul_bias: one bias per column");
+    let bias = bias.as_standard_layout();
+    product(a, b, 0.0, Some(bias.as_ptr()), c);
+}
+
+fn product(
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    beta: f32,
+    bias: Option<*const f32>,
+    c: &mut ArrayViewMut2<f32>,
+) {
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
     assert!(
@@ -65,6 +93,7 @@ pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: &mut ArrayVi
         rsc,
         csc,
         beta,
+        bias: bias.unwrap_or(std::ptr::null()),
     };
     // SAFETY: the pointers and strides come from live views of the checked shapes, and `c`
     // is borrowed mutably for the whole call.
@@ -122,10 +151,18 @@ unsafe fn small(p: &Problem) {
                 let a = p.a.ptr.offset(i as isize * p.a.rs);
                 let b = p.b.ptr.offset(j as isize * p.b.cs);
                 for q in 0..p.k as isize {
-                    acc = (*a.offset(q * p.a.cs)).mul_add(*b.offset(q * p.b.rs), acc);
+                    // Not `mul_add`: without FMA in the target that is a slow library call.
+                    acc += *a.offset(q * p.a.cs) * *b.offset(q * p.b.rs);
+                }
+                if !p.bias.is_null() {
+                    acc += *p.bias.add(j);
                 }
                 let c = p.c.offset(i as isize * p.rsc + j as isize * p.csc);
-                *c = if p.beta == 0.0 { acc } else { p.beta.mul_add(*c, acc) };
+                *c = if p.beta == 0.0 {
+                    acc
+                } else {
+                    p.beta * *c + acc
+                };
             }
         }
     }
@@ -141,7 +178,17 @@ pub fn kernel_peak(kc: usize, calls: usize) -> f64 {
     let start = std::time::Instant::now();
     for _ in 0..calls {
         // SAFETY: panels of the kernel's sizes; a full tile of C.
-        unsafe { (k.run)(kc, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), k.nr, 1.0) };
+        unsafe {
+            (k.run)(
+                kc,
+                a.as_ptr(),
+                b.as_ptr(),
+                c.as_mut_ptr(),
+                k.nr,
+                1.0,
+                std::ptr::null(),
+            )
+        };
     }
     let s = start.elapsed().as_secs_f64();
     std::hint::black_box(&c);
@@ -173,23 +220,56 @@ mod tests {
         a.dot(&b)
     }
 
-    fn check(isa: Isa, m: usize, k: usize, n: usize, transpose_a: bool, transpose_b: bool, beta: f32) {
-        let a_store = if transpose_a { random(k, m, 1) } else { random(m, k, 1) };
-        let b_store = if transpose_b { random(n, k, 2) } else { random(k, n, 2) };
-        let a = if transpose_a { a_store.t() } else { a_store.view() };
-        let b = if transpose_b { b_store.t() } else { b_store.view() };
+    fn check(
+        isa: Isa,
+        m: usize,
+        k: usize,
+        n: usize,
+        transpose_a: bool,
+        transpose_b: bool,
+        beta: f32,
+    ) {
+        let a_store = if transpose_a {
+            random(k, m, 1)
+        } else {
+            random(m, k, 1)
+        };
+        let b_store = if transpose_b {
+            random(n, k, 2)
+        } else {
+            random(k, n, 2)
+        };
+        let a = if transpose_a {
+            a_store.t()
+        } else {
+            a_store.view()
+        };
+        let b = if transpose_b {
+            b_store.t()
+        } else {
+            b_store.view()
+        };
         let c0 = random(m, n, 3);
         let mut c = c0.clone();
         let p = Problem {
             m,
             n,
             k,
-            a: Operand { ptr: a.as_ptr(), rs: a.strides()[0], cs: a.strides()[1] },
-            b: Operand { ptr: b.as_ptr(), rs: b.strides()[0], cs: b.strides()[1] },
+            a: Operand {
+                ptr: a.as_ptr(),
+                rs: a.strides()[0],
+                cs: a.strides()[1],
+            },
+            b: Operand {
+                ptr: b.as_ptr(),
+                rs: b.strides()[0],
+                cs: b.strides()[1],
+            },
             c: c.as_mut_ptr(),
             rsc: n as isize,
             csc: 1,
             beta,
+            bias: std::ptr::null(),
         };
         unsafe { run(&p, isa) };
         let want = reference(a, b) + c0.mapv(|v| v as f64 * beta as f64);
@@ -230,6 +310,22 @@ mod tests {
     }
 
     #[test]
+    fn bias_is_added_to_every_row() {
+        for (m, k, n) in [(3, 4, 5), (40, 50, 70), (130, 90, 33)] {
+            let a = random(m, k, 1);
+            let b = random(k, n, 2);
+            let bias = random(1, n, 3).row(0).to_owned();
+            let mut c = Array2::from_elem((m, n), f32::NAN);
+            matmul_bias(a.view(), b.view(), bias.view(), &mut c.view_mut());
+            let want = a.dot(&b) + &bias;
+            assert!(
+                c.iter().zip(want.iter()).all(|(x, y)| (x - y).abs() < 1e-4),
+                "{m}x{k}x{n}"
+            );
+        }
+    }
+
+    #[test]
     fn beta_zero_ignores_nan_in_c() {
         let a = random(40, 50, 1);
         let b = random(50, 60, 2);
@@ -250,7 +346,11 @@ mod tests {
         let mut big = Array2::<f32>::zeros((60, 100));
         let mut view = big.slice_mut(s![..;2, ..;2]);
         matmul(a.view(), b.view(), 0.0, &mut view);
-        assert!(view.iter().zip(want.iter()).all(|(x, y)| (x - y).abs() < 1e-4));
+        assert!(
+            view.iter()
+                .zip(want.iter())
+                .all(|(x, y)| (x - y).abs() < 1e-4)
+        );
     }
 
     #[test]

@@ -100,11 +100,7 @@ impl Pool {
         f(0);
         let mut s = lock(&self.shared.state);
         while s.remaining > 0 {
-            s = self
-                .shared
-                .done
-                .wait(s)
-                .unwrap_or_else(|e| e.into_inner());
+            s = self.shared.done.wait(s).unwrap_or_else(|e| e.into_inner());
         }
         s.job = None;
     }
