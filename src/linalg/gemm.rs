@@ -231,8 +231,17 @@ unsafe fn pack_a(a: Operand, i0: usize, mc: usize, p0: usize, kc: usize, mr: usi
                         *panel.add(p * mr + i) = *row.add(p);
                     }
                 }
+            } else if a.rs == 1 {
+                // Columns are contiguous (a transposed view): copy MR values per step.
+                for p in 0..kc {
+                    std::ptr::copy_nonoverlapping(
+                        base.offset(p as isize * a.cs),
+                        panel.add(p * mr),
+                        rows,
+                    );
+                }
             } else {
-                // Columns are contiguous (a transposed view): read down each column.
+                // General strides.
                 for p in 0..kc {
                     let col = base.offset(p as isize * a.cs);
                     for i in 0..rows {

@@ -121,9 +121,15 @@ unsafe fn run(p: &Problem, isa: Isa) {
         gemm_part(p, kernel, 0..p.m, 0..p.n);
         return;
     }
-    // Split the longer side (counted in tiles) into `parts` ranges aligned to whole tiles.
+    // Split into `parts` ranges of whole tiles. Each part packs all of the operand it
+    // shares: splitting columns repeats A's packing (m·k), splitting rows repeats B's (k·n),
+    // so split the columns when A is the smaller, if there are enough column tiles.
     let (row_tiles, col_tiles) = (p.m.div_ceil(mr), p.n.div_ceil(nr));
-    let by_columns = col_tiles >= row_tiles;
+    let by_columns = if p.m <= p.n {
+        col_tiles >= parts || col_tiles >= row_tiles
+    } else {
+        row_tiles < parts && col_tiles > row_tiles
+    };
     let tiles = if by_columns { col_tiles } else { row_tiles };
     let parts = parts.min(tiles);
     let range = |t: usize| {

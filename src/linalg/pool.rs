@@ -1,12 +1,36 @@
 //! A small persistent thread pool for splitting one matrix product over the cores.
 //!
 //! `run(parts, f)` calls `f(0)` on the calling thread and `f(1) … f(parts − 1)` on workers,
-//! and returns when all are done. Workers sleep on a condition variable between jobs, so an
-//! idle pool costs nothing, and a job allocates nothing: the closure stays on the caller's
-//! stack and the workers borrow it through a pointer for the duration of `run`.
+//! and returns when all are done. A job allocates nothing: the closure stays on the
+//! caller's stack and the workers borrow it through a pointer for the duration of `run`.
+//!
+//! A training loop calls `run` every few hundred microseconds, and waking a sleeping thread
+//! costs tens of microseconds, so workers (and the caller, waiting for them) spin for a
+//! short while before sleeping on a condition variable. An idle pool costs nothing.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long a worker (or the caller) spins before going to sleep.
+const SPIN: Duration = Duration::from_micros(100);
+
+/// Spins until `done()` or [`SPIN`] has passed; returns whether `done()` became true.
+fn spin_until(done: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            if done() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() > SPIN {
+            return done();
+        }
+    }
+}
 
 /// The job being run: a borrowed closure, valid until every part has finished.
 #[derive(Clone, Copy)]
@@ -27,6 +51,10 @@ struct Shared {
     state: Mutex<State>,
     work: Condvar,
     done: Condvar,
+    /// Mirrors `State::generation`, readable without the lock (for spinning).
+    published: AtomicU64,
+    /// Mirrors `State::remaining`.
+    remaining: AtomicUsize,
 }
 
 /// A pool of `workers` threads plus the caller.
@@ -53,6 +81,8 @@ impl Pool {
             }),
             work: Condvar::new(),
             done: Condvar::new(),
+            published: AtomicU64::new(0),
+            remaining: AtomicUsize::new(0),
         });
         let workers = (1..threads.max(1))
             .filter_map(|index| {
@@ -89,26 +119,32 @@ impl Pool {
                 job,
             )
         });
+        let shared = &*self.shared;
         {
-            let mut s = lock(&self.shared.state);
+            let mut s = lock(&shared.state);
             s.generation = s.generation.wrapping_add(1);
             s.job = Some(job);
             s.parts = parts;
             s.remaining = parts - 1;
+            shared.remaining.store(parts - 1, Ordering::Release);
+            shared.published.store(s.generation, Ordering::Release);
         }
-        self.shared.work.notify_all();
+        shared.work.notify_all();
         f(0);
-        let mut s = lock(&self.shared.state);
-        while s.remaining > 0 {
-            s = self.shared.done.wait(s).unwrap_or_else(|e| e.into_inner());
+        if !spin_until(|| shared.remaining.load(Ordering::Acquire) == 0) {
+            let mut s = lock(&shared.state);
+            while s.remaining > 0 {
+                s = shared.done.wait(s).unwrap_or_else(|e| e.into_inner());
+            }
         }
-        s.job = None;
+        lock(&shared.state).job = None;
     }
 }
 
 fn worker(shared: &Shared, index: usize) {
     let mut seen = 0u64;
     loop {
+        spin_until(|| shared.published.load(Ordering::Acquire) != seen);
         let job = {
             let mut s = lock(&shared.state);
             while s.generation == seen && !s.shutdown {
@@ -129,6 +165,7 @@ fn worker(shared: &Shared, index: usize) {
         }
         let mut s = lock(&shared.state);
         s.remaining -= 1;
+        shared.remaining.store(s.remaining, Ordering::Release);
         if s.remaining == 0 {
             shared.done.notify_one();
         }
@@ -137,7 +174,12 @@ fn worker(shared: &Shared, index: usize) {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        lock(&self.shared.state).shutdown = true;
+        {
+            let mut s = lock(&self.shared.state);
+            s.shutdown = true;
+            s.generation = s.generation.wrapping_add(1);
+            self.shared.published.store(s.generation, Ordering::Release);
+        }
         self.shared.work.notify_all();
         for w in self.workers.drain(..) {
             let _ = w.join();
@@ -176,17 +218,20 @@ pub(crate) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn runs_every_part_once() {
         let pool = Pool::new(3);
-        for _ in 0..100 {
+        for round in 0..200 {
             let hits: Vec<AtomicUsize> = (0..3).map(|_| AtomicUsize::new(0)).collect();
             pool.run(3, &|i| {
                 hits[i].fetch_add(1, Ordering::Relaxed);
             });
             assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+            if round % 50 == 0 {
+                // Let the workers fall asleep, then wake them again.
+                std::thread::sleep(SPIN * 3);
+            }
         }
         let count = AtomicUsize::new(0);
         pool.run(2, &|_| {
