@@ -454,9 +454,7 @@ pub fn fit(
         let mut total = 0f64;
         for chunk in order.chunks(batch) {
             let n = chunk.len();
-            for (i, &r) in chunk.iter().enumerate() {
-                xb.row_mut(i).assign(&train.x.row(r));
-            }
+            gather_rows(train.x, chunk, &mut xb);
             let x = xb.slice(ndarray::s![..n, ..]);
             let value = match train.y {
                 Targets::Classes(c) => {
@@ -545,6 +543,25 @@ pub fn fit(
         best_epoch,
         stop,
     })
+}
+
+/// Copies rows `rows` of `x` into the first rows of `out`.
+fn gather_rows(x: ArrayView2<f32>, rows: &[usize], out: &mut Array2<f32>) {
+    let width = x.ncols();
+    match (x.as_slice(), out.as_slice_mut()) {
+        // Contiguous rows: plain slice copies (ndarray's general assign costs more than the
+        // copy for rows this short).
+        (Some(src), Some(dst)) => {
+            for (i, &r) in rows.iter().enumerate() {
+                dst[i * width..(i + 1) * width].copy_from_slice(&src[r * width..(r + 1) * width]);
+            }
+        }
+        _ => {
+            for (i, &r) in rows.iter().enumerate() {
+                out.row_mut(i).assign(&x.row(r));
+            }
+        }
+    }
 }
 
 fn params_finite(model: &mut Sequential) -> bool {

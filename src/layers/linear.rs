@@ -138,9 +138,25 @@ impl Linear {
             0.0,
             &mut self.grad_weight.view_mut(),
         );
-        self.grad_bias.fill(0.0);
-        for row in grad_output.rows() {
-            self.grad_bias += &row;
+        // db = Σ_rows dy, one row at a time (contiguous rows: plain slices, no per-row
+        // iterator set-up, which costs more than the sum for small layers).
+        let db = self.grad_bias.as_slice_mut().expect("contiguous");
+        db.fill(0.0);
+        match grad_output.as_slice() {
+            Some(all) if !db.is_empty() => {
+                for row in all.chunks_exact(db.len()) {
+                    for (d, &g) in db.iter_mut().zip(row) {
+                        *d += g;
+                    }
+                }
+            }
+            _ => {
+                for row in grad_output.rows() {
+                    for (d, &g) in db.iter_mut().zip(row) {
+                        *d += g;
+                    }
+                }
+            }
         }
         rows
     }

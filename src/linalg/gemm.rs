@@ -98,16 +98,8 @@ pub(crate) fn gemm_part(p: &Problem, kernel: Kernel, rows: Range<usize>, cols: R
         return;
     }
     let (mr, nr) = (kernel.mr, kernel.nr);
-    let kc_env = std::env::var("MLP_KC")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(KC);
-    let mc_env = std::env::var("MLP_MC")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(MC);
-    let kc_max = block_size(p.k, kc_env, 1);
-    let mc_max = block_size(rows.len(), mc_env, mr);
+    let kc_max = block_size(p.k, KC, 1);
+    let mc_max = block_size(rows.len(), MC, mr);
     let nc_max = block_size(cols.len(), NC, nr);
     PACKS.with(|packs| {
         let mut packs = packs.borrow_mut();
@@ -127,11 +119,11 @@ pub(crate) fn gemm_part(p: &Problem, kernel: Kernel, rows: Range<usize>, cols: R
                     (1.0, std::ptr::null())
                 };
                 // SAFETY: the pack buffer holds nc_max × kc_max floats.
-                unsafe { pack_b(p.b, pc, kc, jc, nc, nr, b_pack) };
+                unsafe { pack::b(kernel.isa, p.b, pc, kc, jc, nc, nr, b_pack) };
                 for ic in (rows.start..rows.end).step_by(mc_max) {
                     let mc = mc_max.min(rows.end - ic);
                     // SAFETY: the pack buffer holds mc_max × kc_max floats.
-                    unsafe { pack_a(p.a, ic, mc, pc, kc, mr, a_pack) };
+                    unsafe { pack::a(kernel.isa, p.a, ic, mc, pc, kc, mr, a_pack) };
                     for jr in (0..nc).step_by(nr) {
                         let cols_here = nr.min(nc - jr);
                         // SAFETY: panel offsets stay inside the packed blocks.
@@ -140,7 +132,7 @@ pub(crate) fn gemm_part(p: &Problem, kernel: Kernel, rows: Range<usize>, cols: R
                             let rows_here = mr.min(mc - ir);
                             let a_panel = unsafe { a_pack.add(ir * kc) };
                             let (i, j) = ((ic + ir) as isize, (jc + jr) as isize);
-                            // SAFETY: column j + NR is within the bias when the tile is full.
+                            // SAFETY: the bias has a value for every column of C.
                             let tile_bias = if bias.is_null() {
                                 bias
                             } else {
@@ -148,8 +140,8 @@ pub(crate) fn gemm_part(p: &Problem, kernel: Kernel, rows: Range<usize>, cols: R
                             };
                             // SAFETY: (i, j) is inside C; the problem's strides locate it.
                             let c_tile = unsafe { p.c.offset(i * p.rsc + j * p.csc) };
-                            if rows_here == mr && cols_here == nr && p.csc == 1 {
-                                // SAFETY: a full tile of C with unit column stride.
+                            if p.csc == 1 {
+                                // SAFETY: the valid part of the tile is inside C.
                                 unsafe {
                                     (kernel.run)(
                                         kc,
@@ -159,10 +151,12 @@ pub(crate) fn gemm_part(p: &Problem, kernel: Kernel, rows: Range<usize>, cols: R
                                         p.rsc as usize,
                                         beta,
                                         tile_bias,
+                                        rows_here,
+                                        cols_here,
                                     )
                                 };
                             } else {
-                                // Edges (and C with other strides): via a local tile.
+                                // C with other strides: via a local tile.
                                 unsafe {
                                     (kernel.run)(
                                         kc,
@@ -171,16 +165,14 @@ pub(crate) fn gemm_part(p: &Problem, kernel: Kernel, rows: Range<usize>, cols: R
                                         tile.as_mut_ptr(),
                                         nr,
                                         0.0,
-                                        std::ptr::null(),
+                                        tile_bias,
+                                        rows_here,
+                                        cols_here,
                                     )
                                 };
                                 for r in 0..rows_here {
                                     for s in 0..cols_here {
-                                        let mut v = tile[r * nr + s];
-                                        if !tile_bias.is_null() {
-                                            // SAFETY: s < cols_here, inside the bias.
-                                            v += unsafe { *tile_bias.add(s) };
-                                        }
+                                        let v = tile[r * nr + s];
                                         // SAFETY: (r, s) is within the valid part of the tile.
                                         unsafe {
                                             let o = c_tile
@@ -203,6 +195,7 @@ pub(crate) fn gemm_part(p: &Problem, kernel: Kernel, rows: Range<usize>, cols: R
 ///
 /// # Safety
 /// `a` must be valid for those elements and `dst` for `round_up(mc, mr) × kc` floats.
+#[inline(always)]
 unsafe fn pack_a(a: Operand, i0: usize, mc: usize, p0: usize, kc: usize, mr: usize, dst: *mut f32) {
     unsafe {
         for q in 0..mc.div_ceil(mr) {
@@ -234,11 +227,7 @@ unsafe fn pack_a(a: Operand, i0: usize, mc: usize, p0: usize, kc: usize, mr: usi
             } else if a.rs == 1 {
                 // Columns are contiguous (a transposed view): copy MR values per step.
                 for p in 0..kc {
-                    std::ptr::copy_nonoverlapping(
-                        base.offset(p as isize * a.cs),
-                        panel.add(p * mr),
-                        rows,
-                    );
+                    copy_floats(base.offset(p as isize * a.cs), panel.add(p * mr), rows);
                 }
             } else {
                 // General strides.
@@ -258,12 +247,112 @@ unsafe fn pack_a(a: Operand, i0: usize, mc: usize, p0: usize, kc: usize, mr: usi
     }
 }
 
+/// Packing compiled once per instruction set, so that its copies use the widest vectors
+/// the CPU has (a plain build only assumes SSE2).
+#[allow(clippy::too_many_arguments)]
+mod pack {
+    use super::{Operand, pack_a, pack_b};
+    use crate::linalg::kernels::Isa;
+
+    /// [`pack_a`] for `isa`.
+    ///
+    /// # Safety
+    /// As for [`pack_a`]; `isa` must be supported by the CPU.
+    pub(super) unsafe fn a(
+        isa: Isa,
+        a: Operand,
+        i0: usize,
+        mc: usize,
+        p0: usize,
+        kc: usize,
+        mr: usize,
+        dst: *mut f32,
+    ) {
+        unsafe {
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 | Isa::Avx2 => a_avx2(a, i0, mc, p0, kc, mr, dst),
+                _ => pack_a(a, i0, mc, p0, kc, mr, dst),
+            }
+        }
+    }
+
+    /// [`pack_b`] for `isa`.
+    ///
+    /// # Safety
+    /// As for [`pack_b`]; `isa` must be supported by the CPU.
+    pub(super) unsafe fn b(
+        isa: Isa,
+        b: Operand,
+        p0: usize,
+        kc: usize,
+        j0: usize,
+        nc: usize,
+        nr: usize,
+        dst: *mut f32,
+    ) {
+        unsafe {
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 | Isa::Avx2 => b_avx2(b, p0, kc, j0, nc, nr, dst),
+                _ => pack_b(b, p0, kc, j0, nc, nr, dst),
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn a_avx2(
+        a: Operand,
+        i0: usize,
+        mc: usize,
+        p0: usize,
+        kc: usize,
+        mr: usize,
+        dst: *mut f32,
+    ) {
+        unsafe { pack_a(a, i0, mc, p0, kc, mr, dst) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn b_avx2(
+        b: Operand,
+        p0: usize,
+        kc: usize,
+        j0: usize,
+        nc: usize,
+        nr: usize,
+        dst: *mut f32,
+    ) {
+        unsafe { pack_b(b, p0, kc, j0, nc, nr, dst) }
+    }
+}
+
+/// Copies `n` floats. Panel rows are 8, 16 or 32 floats: those sizes become a few vector
+/// moves instead of a call to `memcpy`, which dominates for copies this short.
+///
+/// # Safety
+/// As for [`std::ptr::copy_nonoverlapping`].
+#[inline(always)]
+unsafe fn copy_floats(src: *const f32, dst: *mut f32, n: usize) {
+    unsafe {
+        match n {
+            32 => *(dst as *mut [f32; 32]) = *(src as *const [f32; 32]),
+            16 => *(dst as *mut [f32; 16]) = *(src as *const [f32; 16]),
+            8 => *(dst as *mut [f32; 8]) = *(src as *const [f32; 8]),
+            _ => std::ptr::copy_nonoverlapping(src, dst, n),
+        }
+    }
+}
+
 /// Packs steps `p0 .. p0 + kc` and columns `j0 .. j0 + nc` of B into panels of `nr`
 /// columns: panel `q` holds `dst[q·nr·kc + p·nr + j] = B[p0 + p, j0 + q·nr + j]`, zero past
 /// the last column.
 ///
 /// # Safety
 /// `b` must be valid for those elements and `dst` for `round_up(nc, nr) × kc` floats.
+#[inline(always)]
 unsafe fn pack_b(b: Operand, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize, dst: *mut f32) {
     unsafe {
         for q in 0..nc.div_ceil(nr) {
@@ -276,7 +365,7 @@ unsafe fn pack_b(b: Operand, p0: usize, kc: usize, j0: usize, nc: usize, nr: usi
                 for p in 0..kc {
                     let src = base.offset(p as isize * b.rs);
                     let out = panel.add(p * nr);
-                    std::ptr::copy_nonoverlapping(src, out, cols);
+                    copy_floats(src, out, cols);
                     for j in cols..nr {
                         *out.add(j) = 0.0;
                     }

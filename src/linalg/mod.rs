@@ -193,6 +193,8 @@ pub fn kernel_peak(kc: usize, calls: usize) -> f64 {
                 k.nr,
                 1.0,
                 std::ptr::null(),
+                k.mr,
+                k.nr,
             )
         };
     }
