@@ -22,7 +22,7 @@
 use std::cell::RefCell;
 use std::ops::Range;
 
-use super::kernels::Kernel;
+use super::kernels::{Kernel, Tile};
 
 /// Most inner-dimension steps per block: a B micro-panel (KC × 32 floats = 32 KiB) and an A
 /// micro-panel (KC × 8 = 8 KiB) fit the 48 KiB L1 data cache together.
@@ -91,6 +91,28 @@ thread_local! {
     static PACKS: RefCell<(AlignedBuf, AlignedBuf)> = RefCell::default();
 }
 
+/// An A this small is read in place instead of packed: it stays in the L2 cache anyway,
+/// and for small products packing costs a noticeable share of the time.
+const DIRECT_BYTES: usize = 256 << 10;
+/// B is read in place when it has at most this many rows …
+const DIRECT_B_ROWS: usize = 64;
+/// … or fits in the L1 cache whole.
+const DIRECT_B_BYTES: usize = 32 << 10;
+
+/// Tests set this to pack every operand, so both paths are checked on the same shapes.
+#[cfg(test)]
+pub(crate) static FORCE_PACKING: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+fn may_read_in_place() -> bool {
+    #[cfg(test)]
+    {
+        !FORCE_PACKING.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    #[cfg(not(test))]
+    true
+}
+
 /// Computes the rows `rows` and columns `cols` of `p.c` (both starting at multiples of the
 /// kernel's MR and NR) on the calling thread.
 pub(crate) fn gemm_part(p: &Problem, kernel: Kernel, rows: Range<usize>, cols: Range<usize>) {
@@ -101,13 +123,31 @@ pub(crate) fn gemm_part(p: &Problem, kernel: Kernel, rows: Range<usize>, cols: R
     let kc_max = block_size(p.k, KC, 1);
     let mc_max = block_size(rows.len(), MC, mr);
     let nc_max = block_size(cols.len(), NC, nr);
+    // Small operands in a layout the kernel can read (A with contiguous rows or columns,
+    // B with contiguous rows) are used in place. Whether an operand is packed depends only
+    // on the shapes, never on the thread split, so results stay the same at any count.
+    let floats = std::mem::size_of::<f32>();
+    let in_place = may_read_in_place();
+    let direct_a = in_place && (p.a.cs == 1 || p.a.rs == 1) && p.m * p.k * floats <= DIRECT_BYTES;
+    // B's micro-panel is kc rows of 32 floats, `rs` apart: in place, rows a power-of-two
+    // distance apart crowd into a few cache sets and evict each other, so only short
+    // panels (or a B that fits in L1 whole) are read in place.
+    let direct_b =
+        in_place && p.b.cs == 1 && (p.k <= DIRECT_B_ROWS || p.k * p.n * floats <= DIRECT_B_BYTES);
     PACKS.with(|packs| {
         let mut packs = packs.borrow_mut();
         let (a_buf, b_buf) = &mut *packs;
-        let a_pack = a_buf.get(mc_max * kc_max);
-        let b_pack = b_buf.get(nc_max * kc_max);
-        let mut tile = [0f32; 16 * 32];
-        debug_assert!(mr * nr <= tile.len());
+        let a_pack = if direct_a {
+            std::ptr::null_mut()
+        } else {
+            a_buf.get(mc_max * kc_max)
+        };
+        let b_pack = if direct_b {
+            std::ptr::null_mut()
+        } else {
+            b_buf.get(nc_max * kc_max)
+        };
+        let mut scratch = [0f32; 16 * 32];
         for jc in (cols.start..cols.end).step_by(nc_max) {
             let nc = nc_max.min(cols.end - jc);
             for pc in (0..p.k).step_by(kc_max) {
@@ -118,65 +158,82 @@ pub(crate) fn gemm_part(p: &Problem, kernel: Kernel, rows: Range<usize>, cols: R
                 } else {
                     (1.0, std::ptr::null())
                 };
-                // SAFETY: the pack buffer holds nc_max × kc_max floats.
-                unsafe { pack::b(kernel.isa, p.b, pc, kc, jc, nc, nr, b_pack) };
+                // B panel for columns jc + jr: (first element, step between rows, panel size).
+                let b_block = if direct_b {
+                    // SAFETY: (pc, jc) is inside B.
+                    unsafe { p.b.ptr.offset(pc as isize * p.b.rs + jc as isize) }
+                } else {
+                    // SAFETY: the pack buffer holds nc_max × kc_max floats.
+                    unsafe { pack::b(kernel.isa, p.b, pc, kc, jc, nc, nr, b_pack) };
+                    b_pack
+                };
                 for ic in (rows.start..rows.end).step_by(mc_max) {
                     let mc = mc_max.min(rows.end - ic);
-                    // SAFETY: the pack buffer holds mc_max × kc_max floats.
-                    unsafe { pack::a(kernel.isa, p.a, ic, mc, pc, kc, mr, a_pack) };
+                    let a_block = if direct_a {
+                        // SAFETY: (ic, pc) is inside A.
+                        unsafe { p.a.ptr.offset(ic as isize * p.a.rs + pc as isize * p.a.cs) }
+                    } else {
+                        // SAFETY: the pack buffer holds mc_max × kc_max floats.
+                        unsafe { pack::a(kernel.isa, p.a, ic, mc, pc, kc, mr, a_pack) };
+                        a_pack
+                    };
                     for jr in (0..nc).step_by(nr) {
                         let cols_here = nr.min(nc - jr);
-                        // SAFETY: panel offsets stay inside the packed blocks.
-                        let b_panel = unsafe { b_pack.add(jr * kc) };
+                        // SAFETY: panel offsets stay inside B (or the packed block).
+                        let (b_panel, b_ps) = unsafe {
+                            if direct_b {
+                                (b_block.add(jr), p.b.rs)
+                            } else {
+                                (b_block.add(jr * kc), nr as isize)
+                            }
+                        };
                         for ir in (0..mc).step_by(mr) {
                             let rows_here = mr.min(mc - ir);
-                            let a_panel = unsafe { a_pack.add(ir * kc) };
-                            let (i, j) = ((ic + ir) as isize, (jc + jr) as isize);
-                            // SAFETY: the bias has a value for every column of C.
-                            let tile_bias = if bias.is_null() {
-                                bias
-                            } else {
-                                unsafe { bias.add(jc + jr) }
+                            let (a_panel, a_rs, a_ps) = unsafe {
+                                if direct_a {
+                                    (offset_const(a_block, ir as isize * p.a.rs), p.a.rs, p.a.cs)
+                                } else {
+                                    (a_block.add(ir * kc) as *const f32, 1, mr as isize)
+                                }
                             };
-                            // SAFETY: (i, j) is inside C; the problem's strides locate it.
-                            let c_tile = unsafe { p.c.offset(i * p.rsc + j * p.csc) };
+                            let (i, j) = ((ic + ir) as isize, (jc + jr) as isize);
+                            let mut tile = Tile {
+                                kc,
+                                a: a_panel,
+                                a_rs,
+                                a_ps,
+                                b: b_panel,
+                                b_ps,
+                                // SAFETY: (i, j) is inside C; the problem's strides locate it.
+                                c: unsafe { p.c.offset(i * p.rsc + j * p.csc) },
+                                rsc: p.rsc,
+                                beta,
+                                // SAFETY: the bias has a value for every column of C.
+                                bias: if bias.is_null() {
+                                    bias
+                                } else {
+                                    unsafe { bias.add(jc + jr) }
+                                },
+                                rows: rows_here,
+                                cols: cols_here,
+                            };
                             if p.csc == 1 {
-                                // SAFETY: the valid part of the tile is inside C.
-                                unsafe {
-                                    (kernel.run)(
-                                        kc,
-                                        a_panel,
-                                        b_panel,
-                                        c_tile,
-                                        p.rsc as usize,
-                                        beta,
-                                        tile_bias,
-                                        rows_here,
-                                        cols_here,
-                                    )
-                                };
+                                // SAFETY: the tile describes valid parts of A, B, C and bias.
+                                unsafe { (kernel.run)(&tile) };
                             } else {
-                                // C with other strides: via a local tile.
-                                unsafe {
-                                    (kernel.run)(
-                                        kc,
-                                        a_panel,
-                                        b_panel,
-                                        tile.as_mut_ptr(),
-                                        nr,
-                                        0.0,
-                                        tile_bias,
-                                        rows_here,
-                                        cols_here,
-                                    )
-                                };
+                                // C with other strides: compute into a scratch tile, then copy.
+                                let c = tile.c;
+                                tile.c = scratch.as_mut_ptr();
+                                tile.rsc = nr as isize;
+                                tile.beta = 0.0;
+                                unsafe { (kernel.run)(&tile) };
                                 for r in 0..rows_here {
                                     for s in 0..cols_here {
-                                        let v = tile[r * nr + s];
+                                        let v = scratch[r * nr + s];
                                         // SAFETY: (r, s) is within the valid part of the tile.
                                         unsafe {
-                                            let o = c_tile
-                                                .offset(r as isize * p.rsc + s as isize * p.csc);
+                                            let o =
+                                                c.offset(r as isize * p.rsc + s as isize * p.csc);
                                             *o = if beta == 0.0 { v } else { beta * *o + v };
                                         }
                                     }
@@ -188,6 +245,15 @@ pub(crate) fn gemm_part(p: &Problem, kernel: Kernel, rows: Range<usize>, cols: R
             }
         }
     });
+}
+
+/// `ptr + offset` for a read-only pointer.
+///
+/// # Safety
+/// As for [`pointer::offset`].
+#[inline(always)]
+unsafe fn offset_const(ptr: *const f32, offset: isize) -> *const f32 {
+    unsafe { ptr.offset(offset) }
 }
 
 /// Packs rows `i0 .. i0 + mc` and steps `p0 .. p0 + kc` of A into panels of `mr` rows:

@@ -1,36 +1,50 @@
-//! Micro-kernels: one `MR × NR` tile of `C = A·B + β·C` from packed panels.
+//! Micro-kernels: one `MR × NR` tile of `C = A·B + β·C`.
 //!
-//! Packed layouts (made by `gemm.rs`): the A panel holds `MR` rows for each of `kc` steps,
-//! `a[p·MR + i] = A[i, p]`; the B panel holds `NR` columns for each step,
-//! `b[p·NR + j] = B[p, j]`. A kernel keeps the `MR × NR` sums in registers for all `kc`
-//! steps (one broadcast of `A[i, p]` times one vector of `B[p, ·]` per row and step) and
-//! touches `C` once at the end. `C`'s rows are `rsc` elements apart and contiguous. At the
-//! edges of C only the first `rows × cols` of the tile are read and written (masked vector
-//! stores), so edge tiles need no detour through a scratch tile.
+//! A kernel keeps the `MR × NR` sums in registers for all `kc` steps of the inner
+//! dimension (per step: one vector of `B[p, ·]`, and per row one broadcast of `A[i, p]`
+//! times it) and touches `C` once at the end.
+//!
+//! Operands are described by strides, so that the same kernel reads packed panels (the
+//! usual case, made by `gemm.rs`) or, for small products, the matrices in place:
+//! `A[i, p]` is at `a + i·a_rs + p·a_ps` (a packed panel has `a_rs = 1, a_ps = MR`), and
+//! `B[p, j]` at `b + p·b_ps + j` (a packed panel has `b_ps = NR`; B's columns are always
+//! contiguous). At the edges of C only the first `rows × cols` of the tile are read and
+//! written, and no row of A past `rows` nor column of B past `cols` is read.
 //!
 //! Three kernels, chosen at run time: AVX-512 (8 × 32), AVX2 + FMA (6 × 16), and a portable
 //! one (4 × 8) that the compiler vectorises for the baseline target.
 
+/// The operands of one tile.
+#[derive(Clone, Copy)]
+pub(crate) struct Tile {
+    /// Inner-dimension steps.
+    pub kc: usize,
+    /// `A[i, p]` is at `a + i·a_rs + p·a_ps`.
+    pub a: *const f32,
+    pub a_rs: isize,
+    pub a_ps: isize,
+    /// `B[p, j]` is at `b + p·b_ps + j`.
+    pub b: *const f32,
+    pub b_ps: isize,
+    /// `C[i, j]` is at `c + i·rsc + j`.
+    pub c: *mut f32,
+    pub rsc: isize,
+    /// `C ← A·B + β·C + bias`.
+    pub beta: f32,
+    /// One value per column, or null.
+    pub bias: *const f32,
+    /// The valid part of the tile.
+    pub rows: usize,
+    pub cols: usize,
+}
+
 /// The signature every kernel has.
 ///
-/// The tile becomes `acc + β·C + bias` where `bias` (if not null) holds one value per
-/// column. Only the first `rows` rows and `cols` columns are touched.
-///
 /// # Safety
-/// `a` must point to `MR·kc` floats, `b` to `NR·kc` floats, `c` to a `rows × cols` tile
-/// with row stride `rsc` and unit column stride, and `bias` (unless null) to `cols` floats,
-/// all valid for the call; `rows ≤ MR`, `cols ≤ NR`. With `beta == 0`, `C` is only written.
-pub(crate) type KernelFn = unsafe fn(
-    kc: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    rsc: usize,
-    beta: f32,
-    bias: *const f32,
-    rows: usize,
-    cols: usize,
-);
+/// Every element the [`Tile`] describes (`rows` rows of A and `cols` columns of B over
+/// `kc` steps, the `rows × cols` part of C, `cols` bias values) must be valid; `1 ≤ rows ≤
+/// MR`, `1 ≤ cols ≤ NR`. With `beta == 0`, C is only written.
+pub(crate) type KernelFn = unsafe fn(t: &Tile);
 
 /// A kernel and its tile shape.
 #[derive(Clone, Copy)]
@@ -51,11 +65,11 @@ pub(crate) enum Isa {
 }
 
 impl Isa {
-    /// The best this CPU supports (`MLP_GEMM_ISA=portable|avx2|avx512` can ask for less).
+    /// The best this CPU supports (`MLP_GEMM_ISA=portable|avx2` can ask for less).
     pub(crate) fn detect() -> Isa {
         static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
         *ISA.get_or_init(|| {
-            let best = best_supported();
+            let best = supported()[0];
             match std::env::var("MLP_GEMM_ISA").as_deref() {
                 Ok("portable") => Isa::Portable,
                 Ok("avx2") if best != Isa::Portable => Isa::Avx2,
@@ -71,7 +85,7 @@ impl Isa {
                 isa: self,
                 mr: 8,
                 nr: 32,
-                run: avx512::kernel::<8>,
+                run: avx512::kernel,
                 name: "avx512 8x32",
             },
             #[cfg(target_arch = "x86_64")]
@@ -108,60 +122,54 @@ pub(crate) fn supported() -> Vec<Isa> {
     all
 }
 
-fn best_supported() -> Isa {
-    supported()[0]
+/// Offsets of the `MR` rows of A, with rows past the valid ones reading the last valid row
+/// (their results are computed but never stored).
+#[inline(always)]
+fn row_offsets<const MR: usize>(t: &Tile) -> [isize; MR] {
+    std::array::from_fn(|i| i.min(t.rows - 1) as isize * t.a_rs)
 }
 
 mod portable {
+    use super::Tile;
+
     pub const MR: usize = 4;
     pub const NR: usize = 8;
 
     /// # Safety
     /// See [`KernelFn`](super::KernelFn).
-    pub unsafe fn kernel(
-        kc: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        rsc: usize,
-        beta: f32,
-        bias: *const f32,
-        rows: usize,
-        cols: usize,
-    ) {
+    pub unsafe fn kernel(t: &Tile) {
+        let rows = super::row_offsets::<MR>(t);
         let mut acc = [[0f32; NR]; MR];
-        // SAFETY: the caller guarantees the panel sizes.
-        let (a, b) = unsafe {
-            (
-                std::slice::from_raw_parts(a, MR * kc),
-                std::slice::from_raw_parts(b, NR * kc),
-            )
-        };
-        for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
-            for i in 0..MR {
-                for j in 0..NR {
-                    // Not `mul_add`: without FMA in the target that is a library call.
-                    acc[i][j] += ap[i] * bp[j];
+        unsafe {
+            for p in 0..t.kc as isize {
+                let a = t.a.offset(p * t.a_ps);
+                let b = t.b.offset(p * t.b_ps);
+                let mut bp = [0f32; NR];
+                for (j, v) in bp.iter_mut().enumerate().take(t.cols) {
+                    *v = *b.add(j);
+                }
+                for (i, row) in acc.iter_mut().enumerate() {
+                    let ai = *a.offset(rows[i]);
+                    for (v, &bj) in row.iter_mut().zip(&bp) {
+                        // Not `mul_add`: without FMA in the target that is a library call.
+                        *v += ai * bj;
+                    }
                 }
             }
-        }
-        if !bias.is_null() {
-            // SAFETY: the caller guarantees `cols` bias values.
-            let bias = unsafe { std::slice::from_raw_parts(bias, cols) };
-            for row in acc.iter_mut() {
-                for (v, &b) in row.iter_mut().zip(bias) {
-                    *v += b;
-                }
-            }
-        }
-        for (i, row) in acc.iter().enumerate().take(rows) {
-            // SAFETY: the caller guarantees a rows × cols tile at `c` with row stride `rsc`.
-            let out = unsafe { std::slice::from_raw_parts_mut(c.add(i * rsc), cols) };
-            if beta == 0.0 {
-                out.copy_from_slice(&row[..cols]);
-            } else {
-                for (o, &v) in out.iter_mut().zip(row) {
-                    *o = beta * *o + v;
+            for (i, row) in acc.iter().enumerate().take(t.rows) {
+                let out = t.c.offset(i as isize * t.rsc);
+                for (j, &v) in row.iter().enumerate().take(t.cols) {
+                    let bias = if t.bias.is_null() {
+                        0.0
+                    } else {
+                        *t.bias.add(j)
+                    };
+                    let o = out.add(j);
+                    *o = if t.beta == 0.0 {
+                        v + bias
+                    } else {
+                        t.beta * *o + v + bias
+                    };
                 }
             }
         }
@@ -170,6 +178,7 @@ mod portable {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    use super::Tile;
     use std::arch::x86_64::*;
 
     const MR: usize = 6;
@@ -177,59 +186,59 @@ mod avx2 {
     /// # Safety
     /// See [`KernelFn`](super::KernelFn); the CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn kernel(
-        kc: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        rsc: usize,
-        beta: f32,
-        bias: *const f32,
-        rows: usize,
-        cols: usize,
-    ) {
+    pub unsafe fn kernel(t: &Tile) {
         unsafe {
-            let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-            for p in 0..kc {
-                let b0 = _mm256_loadu_ps(b.add(p * 16));
-                let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
-                for (i, row) in acc.iter_mut().enumerate() {
-                    let ai = _mm256_broadcast_ss(&*a.add(p * MR + i));
-                    row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
-                    row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
-                }
-            }
+            let rows = super::row_offsets::<MR>(t);
             // Lane masks for the valid columns of each half: lane l is on when l < cols.
             let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
             let mask = [
-                _mm256_cmpgt_epi32(_mm256_set1_epi32(cols.min(8) as i32), lanes),
-                _mm256_cmpgt_epi32(_mm256_set1_epi32(cols.saturating_sub(8) as i32), lanes),
+                _mm256_cmpgt_epi32(_mm256_set1_epi32(t.cols.min(8) as i32), lanes),
+                _mm256_cmpgt_epi32(_mm256_set1_epi32(t.cols.saturating_sub(8) as i32), lanes),
             ];
-            let full = cols == 16;
-            if !bias.is_null() {
+            let full = t.cols == 16;
+            let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+            let (mut a, mut b) = (t.a, t.b);
+            for _ in 0..t.kc {
+                let (b0, b1) = if full {
+                    (_mm256_loadu_ps(b), _mm256_loadu_ps(b.add(8)))
+                } else {
+                    (
+                        _mm256_maskload_ps(b, mask[0]),
+                        _mm256_maskload_ps(b.add(8), mask[1]),
+                    )
+                };
+                for (i, row) in acc.iter_mut().enumerate() {
+                    let ai = _mm256_broadcast_ss(&*a.offset(rows[i]));
+                    row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
+                    row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
+                }
+                a = a.offset(t.a_ps);
+                b = b.offset(t.b_ps);
+            }
+            if !t.bias.is_null() {
                 let bv = [
-                    _mm256_maskload_ps(bias, mask[0]),
-                    _mm256_maskload_ps(bias.add(8), mask[1]),
+                    _mm256_maskload_ps(t.bias, mask[0]),
+                    _mm256_maskload_ps(t.bias.add(8), mask[1]),
                 ];
                 for row in acc.iter_mut() {
                     row[0] = _mm256_add_ps(row[0], bv[0]);
                     row[1] = _mm256_add_ps(row[1], bv[1]);
                 }
             }
-            let vbeta = _mm256_set1_ps(beta);
-            for (i, row) in acc.iter().enumerate().take(rows) {
-                let out = c.add(i * rsc);
+            let vbeta = _mm256_set1_ps(t.beta);
+            for (i, row) in acc.iter().enumerate().take(t.rows) {
+                let out = t.c.offset(i as isize * t.rsc);
                 for (h, &v) in row.iter().enumerate() {
                     let o = out.add(8 * h);
                     if full {
-                        let v = if beta == 0.0 {
+                        let v = if t.beta == 0.0 {
                             v
                         } else {
                             _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(o), v)
                         };
                         _mm256_storeu_ps(o, v);
                     } else {
-                        let v = if beta == 0.0 {
+                        let v = if t.beta == 0.0 {
                             v
                         } else {
                             _mm256_fmadd_ps(vbeta, _mm256_maskload_ps(o, mask[h]), v)
@@ -244,59 +253,85 @@ mod avx2 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use super::Tile;
     use std::arch::x86_64::*;
+
+    const MR: usize = 8;
 
     /// # Safety
     /// See [`KernelFn`](super::KernelFn); the CPU must support AVX-512F.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn kernel<const MR: usize>(
-        kc: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        rsc: usize,
-        beta: f32,
-        bias: *const f32,
-        rows: usize,
-        cols: usize,
-    ) {
+    pub unsafe fn kernel(t: &Tile) {
         unsafe {
             // Start fetching the C tile now so that its misses overlap the k loop.
-            for i in 0..rows {
-                _mm_prefetch::<_MM_HINT_T0>(c.add(i * rsc) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(c.add(i * rsc + 16) as *const i8);
-            }
-            let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-            for p in 0..kc {
-                let b0 = _mm512_loadu_ps(b.add(p * 32));
-                let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
-                for (i, row) in acc.iter_mut().enumerate() {
-                    let ai = _mm512_set1_ps(*a.add(p * MR + i));
-                    row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
-                    row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
-                }
+            for i in 0..t.rows as isize {
+                _mm_prefetch::<_MM_HINT_T0>(t.c.offset(i * t.rsc) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(t.c.offset(i * t.rsc + 16) as *const i8);
             }
             // Column masks of the two 16-lane halves: bit l is on when column l is valid.
             let mask: [__mmask16; 2] = [
-                ((1u32 << cols.min(16)) - 1) as __mmask16,
-                ((1u32 << cols.saturating_sub(16).min(16)) - 1) as __mmask16,
+                ((1u32 << t.cols.min(16)) - 1) as __mmask16,
+                ((1u32 << t.cols.saturating_sub(16).min(16)) - 1) as __mmask16,
             ];
-            if !bias.is_null() {
+            let acc = if t.cols == 32 {
+                tile_loop::<false>(t, mask)
+            } else {
+                tile_loop::<true>(t, mask)
+            };
+            store(t, &acc, mask);
+        }
+    }
+
+    /// The k loop, with full-width loads of B or (at C's right edge) masked ones.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn tile_loop<const MASKED: bool>(t: &Tile, mask: [__mmask16; 2]) -> [[__m512; 2]; MR] {
+        unsafe {
+            let rows = super::row_offsets::<MR>(t);
+            let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+            let (mut a, mut b) = (t.a, t.b);
+            for _ in 0..t.kc {
+                let (b0, b1) = if MASKED {
+                    (
+                        _mm512_maskz_loadu_ps(mask[0], b),
+                        _mm512_maskz_loadu_ps(mask[1], b.add(16)),
+                    )
+                } else {
+                    (_mm512_loadu_ps(b), _mm512_loadu_ps(b.add(16)))
+                };
+                for (i, row) in acc.iter_mut().enumerate() {
+                    let ai = _mm512_set1_ps(*a.offset(rows[i]));
+                    row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
+                    row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
+                }
+                a = a.offset(t.a_ps);
+                b = b.offset(t.b_ps);
+            }
+            acc
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn store(t: &Tile, acc: &[[__m512; 2]; MR], mask: [__mmask16; 2]) {
+        unsafe {
+            let mut acc = *acc;
+            if !t.bias.is_null() {
                 let bv = [
-                    _mm512_maskz_loadu_ps(mask[0], bias),
-                    _mm512_maskz_loadu_ps(mask[1], bias.add(16)),
+                    _mm512_maskz_loadu_ps(mask[0], t.bias),
+                    _mm512_maskz_loadu_ps(mask[1], t.bias.add(16)),
                 ];
                 for row in acc.iter_mut() {
                     row[0] = _mm512_add_ps(row[0], bv[0]);
                     row[1] = _mm512_add_ps(row[1], bv[1]);
                 }
             }
-            let vbeta = _mm512_set1_ps(beta);
-            for (i, row) in acc.iter().enumerate().take(rows) {
-                let out = c.add(i * rsc);
+            let vbeta = _mm512_set1_ps(t.beta);
+            for (i, row) in acc.iter().enumerate().take(t.rows) {
+                let out = t.c.offset(i as isize * t.rsc);
                 for (h, &v) in row.iter().enumerate() {
                     let o = out.add(16 * h);
-                    let v = if beta == 0.0 {
+                    let v = if t.beta == 0.0 {
                         v
                     } else {
                         _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(mask[h], o), v)

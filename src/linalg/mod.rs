@@ -174,35 +174,6 @@ unsafe fn small(p: &Problem) {
     }
 }
 
-/// Raw micro-kernel throughput in GFLOP/s with both panels in L1 (for tuning).
-#[doc(hidden)]
-pub fn kernel_peak(kc: usize, calls: usize) -> f64 {
-    let k = Isa::detect().kernel();
-    let a = vec![0.5f32; k.mr * kc];
-    let b = vec![0.25f32; k.nr * kc];
-    let mut c = vec![0f32; k.mr * k.nr];
-    let start = std::time::Instant::now();
-    for _ in 0..calls {
-        // SAFETY: panels of the kernel's sizes; a full tile of C.
-        unsafe {
-            (k.run)(
-                kc,
-                a.as_ptr(),
-                b.as_ptr(),
-                c.as_mut_ptr(),
-                k.nr,
-                1.0,
-                std::ptr::null(),
-                k.mr,
-                k.nr,
-            )
-        };
-    }
-    let s = start.elapsed().as_secs_f64();
-    std::hint::black_box(&c);
-    (2 * k.mr * k.nr * kc * calls) as f64 / s / 1e9
-}
-
 /// The name of the micro-kernel in use (for benchmark reports).
 pub fn kernel_name() -> &'static str {
     Isa::detect().kernel().name
@@ -306,7 +277,11 @@ mod tests {
             (513, 20, 10),
             (64, 700, 40),
         ];
-        for isa in kernels::supported() {
+        for (isa, pack) in kernels::supported()
+            .into_iter()
+            .flat_map(|i| [(i, false), (i, true)])
+        {
+            gemm::FORCE_PACKING.store(pack, std::sync::atomic::Ordering::Relaxed);
             for &(m, k, n) in &shapes {
                 for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                     for beta in [0.0, 1.0, 0.5] {
@@ -315,6 +290,7 @@ mod tests {
                 }
             }
         }
+        gemm::FORCE_PACKING.store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     #[test]
