@@ -193,7 +193,7 @@ pub(crate) fn gemm_part(p: &Problem, kernel: Kernel, rows: Range<usize>, cols: R
                                 if direct_a {
                                     (offset_const(a_block, ir as isize * p.a.rs), p.a.rs, p.a.cs)
                                 } else {
-                                    (a_block.add(ir * kc) as *const f32, 1, mr as isize)
+                                    (a_block.add(ir * kc), 1, mr as isize)
                                 }
                             };
                             let (i, j) = ((ic + ir) as isize, (jc + jr) as isize);
