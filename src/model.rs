@@ -122,7 +122,7 @@ pub struct ModelFile {
 /// Just enough of a file to tell what it is before reading the rest.
 #[derive(Deserialize)]
 struct Header {
-    format: Option<String>,
+    format: Option<serde_json::Value>,
     version: Option<serde_json::Value>,
 }
 
@@ -198,20 +198,49 @@ impl Model {
     /// anything is allocated from them.
     pub fn from_json(path: &Path, bytes: &[u8]) -> Result<Model> {
         let bad = |message: String| Error::model(path, message);
-        let header: Header = serde_json::from_slice(bytes).map_err(|e| {
-            bad(if e.is_eof() {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(bad("the file is empty".into()));
+        }
+        let truncated = |e: &serde_json::Error| {
+            // A file cut off inside a number or a word fails on its last bytes; a file with
+            // a complete JSON value at its start was not cut off, whatever follows.
+            let complete = serde_json::Deserializer::from_slice(bytes)
+                .into_iter::<serde::de::IgnoredAny>()
+                .next()
+                .is_some_and(|r| r.is_ok());
+            !complete && (e.is_eof() || (e.is_syntax() && near_end(bytes, e)))
+        };
+        let json_error = |e: serde_json::Error| {
+            bad(if truncated(&e) {
                 format!("the file ends early (truncated?): {e}")
             } else {
                 format!("not a model file (not valid JSON: {e})")
             })
-        })?;
-        if header.format.as_deref() != Some(FORMAT) {
-            return Err(bad(format!(
-                "not an mlp model file (its \"format\" is {}, expected \"{FORMAT}\")",
-                header
-                    .format
-                    .map_or("missing".to_string(), |f| format!("\"{f}\""))
-            )));
+        };
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            // Valid JSON of another shape, or not JSON at all: say which.
+            serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(json_error)?;
+            return Err(bad(
+                "not an mlp model file (it is JSON, but not an object with \"format\": \
+                 \"mlp-model\")"
+                    .into(),
+            ));
+        }
+        let header: Header = serde_json::from_slice(bytes).map_err(json_error)?;
+        match &header.format {
+            Some(serde_json::Value::String(f)) if f == FORMAT => {}
+            other => {
+                return Err(bad(format!(
+                    "not an mlp model file (its \"format\" is {}, expected \"{FORMAT}\")",
+                    other.as_ref().map_or("missing".to_string(), |f| {
+                        let mut text = f.to_string();
+                        if text.len() > 40 {
+                            text = format!("{}…", text.chars().take(40).collect::<String>());
+                        }
+                        text
+                    })
+                )));
+            }
         }
         match header.version.as_ref().and_then(|v| v.as_u64()) {
             Some(v) if v == VERSION as u64 => {}
@@ -267,6 +296,26 @@ impl Model {
             }
         }
     }
+}
+
+/// Whether a JSON error points at the file's last bytes (trailing whitespace aside).
+fn near_end(bytes: &[u8], e: &serde_json::Error) -> bool {
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |p| p + 1);
+    // serde_json counts lines from 1 and columns (bytes) from 1 within the line.
+    let line_start = if e.line() <= 1 {
+        Some(0)
+    } else {
+        bytes
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'\n')
+            .nth(e.line() - 2)
+            .map(|(i, _)| i + 1)
+    };
+    line_start.is_some_and(|start| start + e.column() + 1 >= end)
 }
 
 /// Every rule a loaded file must satisfy; the message says which one failed.
@@ -345,6 +394,9 @@ fn validate(file: &ModelFile) -> std::result::Result<(), String> {
         if !names.insert(f.name()) {
             return Err(format!("feature '{}' appears twice", f.name()));
         }
+        if f.name() == encoding.target.name() {
+            return Err(format!("'{}' is both a feature and the target", f.name()));
+        }
         match f {
             Feature::Numeric { name, mean, std } => {
                 if !(mean.is_finite() && std.is_finite() && *std > 0.0) {
@@ -355,12 +407,21 @@ fn validate(file: &ModelFile) -> std::result::Result<(), String> {
                 if categories.is_empty() {
                     return Err(format!("feature '{name}' has no categories"));
                 }
+                if let Some(c) = first_duplicate(categories) {
+                    return Err(format!("feature '{name}' lists category '{c}' twice"));
+                }
             }
         }
     }
     match &encoding.target {
         TargetEncoding::Classes { labels, .. } if labels.len() < 2 => {
             return Err("a classifier needs at least two class labels".into());
+        }
+        TargetEncoding::Classes { labels, .. } if first_duplicate(labels).is_some() => {
+            return Err(format!(
+                "the class label '{}' appears twice",
+                first_duplicate(labels).unwrap_or_default()
+            ));
         }
         TargetEncoding::Values { mean, std, .. }
             if !(mean.is_finite() && std.is_finite() && *std > 0.0) =>
@@ -370,6 +431,15 @@ fn validate(file: &ModelFile) -> std::result::Result<(), String> {
         _ => {}
     }
     Ok(())
+}
+
+/// The first item that appears twice.
+fn first_duplicate(items: &[String]) -> Option<&str> {
+    let mut seen = std::collections::HashSet::new();
+    items
+        .iter()
+        .find(|i| !seen.insert(i.as_str()))
+        .map(String::as_str)
 }
 
 /// The network described by validated records.
