@@ -123,9 +123,10 @@ impl Table {
             .iter()
             .position(|&b| b == b'\n' || b == b'\r')
             .unwrap_or(text.len());
-        let delimiter = detect_delimiter(&text[..header_end]);
+        let delimiter = detect_delimiter(header_line(text));
         let headers = read_headers(path, text, delimiter)?;
         if !options.categorical.iter().any(|c| headers.contains(c))
+            && header_is_first_line(text, header_end)
             && let Some(table) = fast_numeric(path, text, header_end, delimiter, &headers)
         {
             return Ok(table);
@@ -193,6 +194,12 @@ impl Table {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// Removes the columns named in `names` (names not in the table are ignored).
+    pub fn drop_columns(&mut self, names: &[String]) {
+        self.columns
+            .retain(|c| !names.iter().any(|n| n == c.name()));
     }
 
     /// Keeps only the rows for which `keep` is true.
@@ -317,6 +324,19 @@ fn line_of(text: &[u8], pos: usize) -> usize {
     1 + text[..pos].iter().filter(|&&b| b == b'\n').count()
 }
 
+/// Whether the header is exactly the first line, as the fast path assumes: not after blank
+/// lines, and without quotes (a quoted name may span lines).
+fn header_is_first_line(text: &[u8], header_end: usize) -> bool {
+    header_end > 0 && !text[..header_end].contains(&b'"')
+}
+
+/// The first line that is not blank (the CSV reader skips blank lines before the header).
+fn header_line(text: &[u8]) -> &[u8] {
+    text.split(|&b| b == b'\n' || b == b'\r')
+        .find(|line| !line.is_empty())
+        .unwrap_or(&[])
+}
+
 fn detect_delimiter(header: &[u8]) -> u8 {
     let count = |d: u8| header.iter().filter(|&&b| b == d).count();
     if count(b',') > 0 {
@@ -353,11 +373,21 @@ fn read_headers(path: &Path, text: &[u8], delimiter: u8) -> Result<Vec<String>> 
     let headers: Vec<String> = record.iter().map(str::to_string).collect();
     for (i, name) in headers.iter().enumerate() {
         if name.is_empty() {
+            let named = headers.iter().filter(|h| !h.is_empty()).count();
+            let trailing = headers[i..].iter().all(String::is_empty);
+            let hint = if named == 0 {
+                "the first line must be the header: the column names, separated by commas"
+            } else if trailing {
+                "the header ends with a delimiter (spreadsheets add one for an empty column): \
+                 remove the trailing delimiters, or name the column"
+            } else {
+                "give every column a name in the first line; if it is a row number or index \
+                 column, remove it"
+            };
             return Err(Error::data(
                 header_at(None),
                 format!("column {} has no name in the header", i + 1),
-                "give every column a name in the first line; if it is a row number or index \
-                 column, remove it",
+                hint,
             ));
         }
         if let Some(j) = headers[..i].iter().position(|h| h == name) {
@@ -452,7 +482,10 @@ fn read_general(
                     "this row has {} fields but the header has {width} columns",
                     record.len()
                 ),
-                if delimiter == b',' {
+                if record.iter().any(|f| f.contains(['\n', '\r'])) {
+                    "a quoted field starting on this line runs over several lines: check for \
+                     a quote (\") that is never closed"
+                } else if delimiter == b',' {
                     "check for a missing or extra comma; put quotes around values that \
                      contain commas"
                 } else {
@@ -649,10 +682,11 @@ pub fn read_matrix(path: &Path) -> Result<(Vec<String>, Array2<f32>)> {
         .iter()
         .position(|&b| b == b'\n' || b == b'\r')
         .unwrap_or(text.len());
-    let delimiter = detect_delimiter(&text[..header_end]);
+    let delimiter = detect_delimiter(header_line(text));
     let headers = read_headers(path, text, delimiter)?;
     let body = skip_line_end(text, header_end);
-    if let Some((values, rows)) = parse_numeric_body(body, delimiter, headers.len())
+    if header_is_first_line(text, header_end)
+        && let Some((values, rows)) = parse_numeric_body(body, delimiter, headers.len())
         && rows > 0
     {
         let m = Array2::from_shape_vec((rows, headers.len()), values).expect("rows × width values");
