@@ -290,6 +290,30 @@ fn check_text<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a [u8]> {
             "a CSV file needs a header line with column names and at least one data row",
         ));
     }
+    if text.trim_ascii_start().starts_with(b"{") {
+        return Err(Error::data(
+            at(Some(1)),
+            "this looks like a JSON file (a model file?), not CSV",
+            "pass the CSV data file; for `mlp predict` and `mlp eval` the model comes first",
+        ));
+    }
+    // UTF-16, as some spreadsheets save "Unicode text": a byte-order mark, or ASCII with
+    // every other byte NUL.
+    let head = &text[..text.len().min(64)];
+    let alternating =
+        |start: usize| head.len() >= 4 && head.iter().skip(start).step_by(2).all(|&b| b == 0);
+    if text.starts_with(b"\xFF\xFE")
+        || text.starts_with(b"\xFE\xFF")
+        || alternating(0)
+        || alternating(1)
+    {
+        return Err(Error::data(
+            at(None),
+            "the file is UTF-16 text, not UTF-8",
+            "save it as \"CSV UTF-8\" in the spreadsheet, or convert it with \
+             `iconv -f utf-16 -t utf-8 in.csv > out.csv`",
+        ));
+    }
     if let Some(nul) = text.iter().position(|&b| b == 0) {
         return Err(Error::data(
             at(Some(line_of(text, nul))),
@@ -301,9 +325,9 @@ fn check_text<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a [u8]> {
     if let Err(e) = std::str::from_utf8(text) {
         let pos = e.valid_up_to();
         let line = line_of(text, pos);
-        let line_start = text[..pos]
-            .iter()
-            .rposition(|&b| b == b'\n')
+        let line_start = (0..pos)
+            .rev()
+            .find(|&i| ends_line(text, i))
             .map_or(0, |p| p + 1);
         return Err(Error::data(
             at(Some(line)),
@@ -319,9 +343,52 @@ fn check_text<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a [u8]> {
     Ok(text)
 }
 
-/// 1-based line of byte offset `pos`.
+/// Whether `text[i]` ends a line: `\n`, or a `\r` not followed by `\n`.
+fn ends_line(text: &[u8], i: usize) -> bool {
+    text[i] == b'\n' || (text[i] == b'\r' && text.get(i + 1) != Some(&b'\n'))
+}
+
+/// 1-based line of byte offset `pos`, counting `\n`, `\r\n` and `\r` line ends.
 fn line_of(text: &[u8], pos: usize) -> usize {
-    1 + text[..pos].iter().filter(|&&b| b == b'\n').count()
+    1 + (0..pos.min(text.len()))
+        .filter(|&i| ends_line(text, i))
+        .count()
+}
+
+/// Line numbers of records from their byte offsets. The csv crate's own line count skips
+/// blank lines and `\r` line ends; its byte offsets are exact. Records come in order, so
+/// the count carries on from the last one.
+struct LineCounter<'a> {
+    text: &'a [u8],
+    at: usize,
+    line: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a [u8]) -> Self {
+        Self {
+            text,
+            at: 0,
+            line: 1,
+        }
+    }
+
+    /// The line on which a record the csv crate places at `byte` starts: the first byte
+    /// from there that is not a line end (it places a record before the blank lines that
+    /// precede it).
+    fn line(&mut self, byte: u64) -> usize {
+        let text = self.text;
+        let mut start = usize::try_from(byte).map_or(text.len(), |b| b.min(text.len()));
+        while start < text.len() && matches!(text[start], b'\n' | b'\r') {
+            start += 1;
+        }
+        if start < self.at {
+            (self.at, self.line) = (0, 1);
+        }
+        self.line += (self.at..start).filter(|&i| ends_line(text, i)).count();
+        self.at = start;
+        self.line
+    }
 }
 
 /// Whether the header is exactly the first line, as the fast path assumes: not after blank
@@ -360,9 +427,11 @@ fn csv_reader(text: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
 }
 
 fn read_headers(path: &Path, text: &[u8], delimiter: u8) -> Result<Vec<String>> {
+    // Blank lines before the header are skipped, so it is not always line 1.
+    let header_line = LineCounter::new(text).line(0);
     let header_at = |column: Option<String>| Location {
         path: path.to_path_buf(),
-        line: Some(1),
+        line: Some(header_line),
         column,
     };
     let mut reader = csv_reader(text, delimiter);
@@ -439,6 +508,8 @@ fn read_general(
     struct Stats {
         numbers: usize,
         texts: usize,
+        /// Texts that look like numbers written with a decimal comma (`3,14`).
+        decimal_commas: usize,
         first_text: Option<(usize, String)>,
         first_bad: Option<(usize, String, &'static str)>,
     }
@@ -447,9 +518,10 @@ fn read_general(
     let mut reader = csv_reader(text, delimiter);
     let mut record = csv::StringRecord::new();
     let mut first = true;
+    let mut counter = LineCounter::new(text);
     loop {
         let more = reader.read_record(&mut record).map_err(|e| {
-            let line = e.position().map(|p| p.line() as usize);
+            let line = e.position().map(|p| line_of(text, p.byte() as usize));
             Error::data(
                 Location {
                     path: path.to_path_buf(),
@@ -463,15 +535,15 @@ fn read_general(
         if !more {
             break;
         }
-        let line = record.position().map_or(0, |p| p.line() as usize);
+        let line = record.position().map_or(0, |p| counter.line(p.byte()));
         if std::mem::take(&mut first) {
             continue; // the header
         }
+        // A line holding only delimiters or spaces is blank: no row, whatever its width.
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
         if record.len() != width {
-            // A line holding only delimiters or spaces is blank, not ragged.
-            if record.iter().all(str::is_empty) {
-                continue;
-            }
             return Err(Error::data(
                 Location {
                     path: path.to_path_buf(),
@@ -507,6 +579,7 @@ fn read_general(
                 }
                 Cell::Text => {
                     s.texts += 1;
+                    s.decimal_commas += usize::from(decimal_comma(cell));
                     if s.first_text.is_none() {
                         s.first_text = Some((row, cell.to_string()));
                     }
@@ -529,7 +602,18 @@ fn read_general(
     let mut kinds = Vec::with_capacity(width);
     for (name, s) in headers.iter().zip(&stats) {
         let forced = options.categorical.contains(name);
-        let kind = if forced || (s.texts > 0 && s.numbers < s.texts) {
+        let kind = if !forced && s.texts > 0 && s.decimal_commas == s.texts {
+            // Every text is a number with a decimal comma: not categories.
+            let (row, value) = s.first_text.clone().unwrap_or_default();
+            columns.push(Column::Invalid {
+                name: name.clone(),
+                row,
+                value,
+                reason: "is a number written with a decimal comma".into(),
+                hint: "write decimals with a point (3.14), not a comma".into(),
+            });
+            Kind::Invalid
+        } else if forced || (s.texts > 0 && s.numbers < s.texts) {
             Kind::Text
         } else if let Some((row, value, why)) = s.first_bad.clone() {
             columns.push(Column::Invalid {
@@ -586,7 +670,7 @@ fn read_general(
     let mut reader = csv_reader(text, delimiter);
     let mut first = true;
     while reader.read_record(&mut record).unwrap_or(false) {
-        if std::mem::take(&mut first) || record.len() != width {
+        if std::mem::take(&mut first) || record.iter().all(str::is_empty) {
             continue; // header, or a blank line skipped in the first pass
         }
         for ((column, cell), index) in columns.iter_mut().zip(record.iter()).zip(&mut index) {
@@ -1005,6 +1089,72 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("write decimals with a point"), "{err}");
+    }
+
+    #[test]
+    fn line_numbers_count_every_line_end_and_blank_line() {
+        // The csv crate's own count would say 2, 3, 3, 1 and 4 here.
+        for (text, line) in [
+            ("a,b,c\r\n1,2,3\r\n4,5\r\n", 3),
+            ("a,b,c\n1,2,3\n\n4,5\n", 4),
+            ("a,b,c\r\n1,2,3\r\n\r\n4,5\r\n", 4),
+            ("a,b,c\r1,2,3\r\r4,5\r", 4),
+            ("a,b,c\n\n1,\"2\n2\",3\n\n\n4,5\n", 7),
+        ] {
+            let err = read(text).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("t.csv, line {line}: this row has 2 fields")),
+                "{text:?}: {err}"
+            );
+        }
+        let t = read("x,y\r\n1,2\r\n\r\n3,oops\r\n4,5\r\n6,7\r\n").unwrap();
+        assert_eq!((t.line(0), t.line(1), t.line(2)), (2, 4, 5));
+    }
+
+    #[test]
+    fn spreadsheet_quirks_are_read_or_named() {
+        // Rows of only delimiters are blank, whatever their width.
+        let t = read("a,b\n1,2\n,\n\n3,4\n").unwrap();
+        assert_eq!((t.rows(), t.line(1)), (2, 5));
+        // A header after blank lines is not data, even when it looks like numbers.
+        let t = read("\n\n1,2\n3,4\n").unwrap();
+        assert_eq!((t.headers(), t.rows(), t.line(0)), (vec!["1", "2"], 1, 4));
+        // ... and the delimiter is found on it.
+        let t = read("\na;b\n1;2\n").unwrap();
+        assert_eq!(t.headers(), vec!["a", "b"]);
+        // A column of decimal commas only is not a column of categories.
+        let t = read("a;b\n1,5;x\n2,25;y\n").unwrap();
+        let err = t
+            .check_usable(t.column("a").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "t.csv, line 2, column 'a': '1,5' is a number written with a \
+                             decimal comma"
+            ),
+            "{err}"
+        );
+        for (text, want) in [
+            (
+                &b"\xFF\xFEa\x00,\x00b\x00"[..],
+                "t.csv: the file is UTF-16 text",
+            ),
+            (
+                b"a\x00,\x00b\x00\n\x001\x00",
+                "t.csv: the file is UTF-16 text",
+            ),
+            (
+                b"{\"format\": 1}",
+                "t.csv, line 1: this looks like a JSON file",
+            ),
+            (b"a,b,\n1,2,\n", "t.csv, line 1: column 3 has no name"),
+        ] {
+            let err = Table::from_bytes(Path::new("t.csv"), text, &ReadOptions::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(want), "{err}");
+        }
     }
 
     #[test]

@@ -466,7 +466,17 @@ impl Encoding {
         for feature in &self.features {
             let name = feature.name();
             let column = table.column(name).expect("checked above");
-            table.check_usable(column)?;
+            if let Column::Invalid {
+                row, value, reason, ..
+            } = column
+            {
+                // The reader's hint is for training (--categorical); here the model decides.
+                return Err(Error::data(
+                    table.location(Some(*row), Some(name)),
+                    format!("'{value}' {reason}"),
+                    "the model needs a number here: fix the value, or leave the row out",
+                ));
+            }
             let missing_at = |row: usize| {
                 Error::data(
                     table.location(Some(row), Some(name)),
@@ -486,8 +496,11 @@ impl Encoding {
                             return Err(Error::data(
                                 table.location(Some(r), Some(name)),
                                 format!(
-                                    "{v} is too far outside the values the model was trained \
-                                     on (mean {mean:.6e}, deviation {std:.6e})"
+                                    "{} is too far outside the values the model was trained \
+                                     on (mean {}, deviation {})",
+                                    number_text(v as f64),
+                                    number_text(*mean),
+                                    number_text(*std)
                                 ),
                                 "check the value and its units",
                             ));
@@ -632,8 +645,10 @@ impl Encoding {
                             table.location(Some(r), Some(name)),
                             format!(
                                 "{} is too far outside the values the model was trained on \
-                                 (mean {mean:.6e}, deviation {std:.6e})",
-                                values[r]
+                                 (mean {}, deviation {})",
+                                number_text(values[r] as f64),
+                                number_text(*mean),
+                                number_text(*std)
                             ),
                             "check the value and its units",
                         ));
@@ -655,6 +670,15 @@ impl Encoding {
                 .collect(),
             TargetEncoding::Classes { .. } => panic!("values_from_outputs on a classifier"),
         }
+    }
+}
+
+/// A number for a message: plain when moderate, scientific when huge or tiny.
+fn number_text(v: f64) -> String {
+    if v != 0.0 && !(1e-4..1e6).contains(&v.abs()) {
+        format!("{v:.4e}")
+    } else {
+        format!("{}", (v * 1e4).round() / 1e4)
     }
 }
 

@@ -211,11 +211,26 @@ impl Model {
             !complete && (e.is_eof() || (e.is_syntax() && near_end(bytes, e)))
         };
         let json_error = |e: serde_json::Error| {
-            bad(if truncated(&e) {
-                format!("the file ends early (truncated?): {e}")
-            } else {
-                format!("not a model file (not valid JSON: {e})")
-            })
+            if truncated(&e) {
+                return bad(format!("the file ends early (truncated?): {e}"));
+            }
+            // Two lines with the same, non-zero number of commas: a CSV header and a row.
+            let mut lines = bytes.split(|&b| b == b'\n').take(2);
+            let commas = |l: &[u8]| l.iter().filter(|&&b| b == b',').count();
+            let (first, second) = (lines.next().unwrap_or_default(), lines.next());
+            if std::str::from_utf8(first).is_ok()
+                && commas(first) > 0
+                && second.is_some_and(|l| commas(l) == commas(first))
+            {
+                return Error::Model {
+                    path: path.to_path_buf(),
+                    message: "not a model file: it looks like CSV data".into(),
+                    hint: "the model comes first: `mlp predict MODEL DATA.csv`, \
+                           `mlp eval MODEL DATA.csv`"
+                        .into(),
+                };
+            }
+            bad(format!("not a model file (not valid JSON: {e})"))
         };
         if bytes.trim_ascii_start().first() != Some(&b'{') {
             // Valid JSON of another shape, or not JSON at all: say which.
@@ -327,6 +342,48 @@ fn validate(file: &ModelFile) -> std::result::Result<(), String> {
             file.encoding.target.task()
         ));
     }
+    let encoding = &file.encoding;
+    let mut names = std::collections::HashSet::new();
+    for f in &encoding.features {
+        if !names.insert(f.name()) {
+            return Err(format!("feature '{}' appears twice", f.name()));
+        }
+        if f.name() == encoding.target.name() {
+            return Err(format!("'{}' is both a feature and the target", f.name()));
+        }
+        match f {
+            Feature::Numeric { name, mean, std } => {
+                if !(mean.is_finite() && std.is_finite() && *std > 0.0) {
+                    return Err(format!("feature '{name}' has an invalid mean or deviation"));
+                }
+            }
+            Feature::Categorical { name, categories } => {
+                if categories.is_empty() {
+                    return Err(format!("feature '{name}' has no categories"));
+                }
+                if let Some(c) = first_duplicate(categories) {
+                    return Err(format!("feature '{name}' lists category '{c}' twice"));
+                }
+            }
+        }
+    }
+    match &encoding.target {
+        TargetEncoding::Classes { labels, .. } if labels.len() < 2 => {
+            return Err("a classifier needs at least two class labels".into());
+        }
+        TargetEncoding::Classes { labels, .. } if first_duplicate(labels).is_some() => {
+            return Err(format!(
+                "the class label '{}' appears twice",
+                first_duplicate(labels).unwrap_or_default()
+            ));
+        }
+        TargetEncoding::Values { mean, std, .. }
+            if !(mean.is_finite() && std.is_finite() && *std > 0.0) =>
+        {
+            return Err("the target has an invalid mean or deviation".into());
+        }
+        _ => {}
+    }
     if file.layers.is_empty() {
         return Err("the network has no layers".into());
     }
@@ -376,7 +433,6 @@ fn validate(file: &ModelFile) -> std::result::Result<(), String> {
     if matches!(file.layers.last(), Some(l) if !matches!(l, LayerRecord::Linear { .. })) {
         return Err("the last layer must be linear (the loss takes raw outputs)".into());
     }
-    let encoding = &file.encoding;
     if encoding.input_width() != inputs {
         return Err(format!(
             "the features encode to {} inputs but the first layer takes {inputs}",
@@ -388,47 +444,6 @@ fn validate(file: &ModelFile) -> std::result::Result<(), String> {
             "the target needs {} outputs but the last layer gives {outputs}",
             encoding.target.width()
         ));
-    }
-    let mut names = std::collections::HashSet::new();
-    for f in &encoding.features {
-        if !names.insert(f.name()) {
-            return Err(format!("feature '{}' appears twice", f.name()));
-        }
-        if f.name() == encoding.target.name() {
-            return Err(format!("'{}' is both a feature and the target", f.name()));
-        }
-        match f {
-            Feature::Numeric { name, mean, std } => {
-                if !(mean.is_finite() && std.is_finite() && *std > 0.0) {
-                    return Err(format!("feature '{name}' has an invalid mean or deviation"));
-                }
-            }
-            Feature::Categorical { name, categories } => {
-                if categories.is_empty() {
-                    return Err(format!("feature '{name}' has no categories"));
-                }
-                if let Some(c) = first_duplicate(categories) {
-                    return Err(format!("feature '{name}' lists category '{c}' twice"));
-                }
-            }
-        }
-    }
-    match &encoding.target {
-        TargetEncoding::Classes { labels, .. } if labels.len() < 2 => {
-            return Err("a classifier needs at least two class labels".into());
-        }
-        TargetEncoding::Classes { labels, .. } if first_duplicate(labels).is_some() => {
-            return Err(format!(
-                "the class label '{}' appears twice",
-                first_duplicate(labels).unwrap_or_default()
-            ));
-        }
-        TargetEncoding::Values { mean, std, .. }
-            if !(mean.is_finite() && std.is_finite() && *std > 0.0) =>
-        {
-            return Err("the target has an invalid mean or deviation".into());
-        }
-        _ => {}
     }
     Ok(())
 }

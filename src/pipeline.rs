@@ -140,23 +140,6 @@ pub fn prepare_bytes(request: &TrainRequest, bytes: &[u8]) -> Result<Prepared> {
             return Err(header_error(&table, flag, name));
         }
     }
-    if let Some(target) = &request.target
-        && request.ignore.contains(target)
-    {
-        return Err(Error::config(
-            "--ignore",
-            target,
-            "this is the --target column; it cannot be left out",
-        ));
-    }
-    table.drop_columns(&request.ignore);
-    if table.columns().is_empty() {
-        return Err(Error::config(
-            "--ignore",
-            request.ignore.join(","),
-            "this leaves no columns to train on",
-        ));
-    }
     let target = match &request.target {
         Some(t) => t.clone(),
         None => table
@@ -165,6 +148,15 @@ pub fn prepare_bytes(request: &TrainRequest, bytes: &[u8]) -> Result<Prepared> {
             .expect("a table has columns")
             .to_string(),
     };
+    if request.ignore.contains(&target) {
+        return Err(Error::config(
+            "--ignore",
+            &target,
+            "this is the target column (--target, or else the last column); it cannot be left \
+             out",
+        ));
+    }
+    table.drop_columns(&request.ignore);
     if table.column(&target).is_none() {
         let mut location = table.location(None, None);
         location.line = Some(1);

@@ -690,6 +690,14 @@ mod tests {
         }
     }
 
+    #[test]
+    fn parameter_count_checks_overflow() {
+        // 4·128 + 128 + 128·64 + 64 + 64·3 + 3
+        assert_eq!(parameter_count(4, &[128, 64], 3), Some(9091));
+        assert_eq!(parameter_count(usize::MAX, &[2], 1), None);
+        assert_eq!(parameter_count(1 << 40, &[1 << 30], 1), None);
+    }
+
     fn xor() -> (Array2<f32>, Targets) {
         (
             array![[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]],
