@@ -165,15 +165,17 @@ impl Table {
     }
 
     /// The line (1-based, header = 1) on which data row `row` starts.
+    ///
+    /// **Panics** if `row` is not below [`Table::rows`].
     pub fn line(&self, row: usize) -> usize {
         self.lines[row] as usize
     }
 
-    /// A [`Location`] for data row `row` (if any) and column `column` (if any).
+    /// A [`Location`] for data row `row` (if any, and if it exists) and column `column`.
     pub fn location(&self, row: Option<usize>, column: Option<&str>) -> Location {
         Location {
             path: self.path.clone(),
-            line: row.map(|r| self.line(r)),
+            line: row.and_then(|r| self.lines.get(r)).map(|&l| l as usize),
             column: column.map(str::to_string),
         }
     }
@@ -1154,6 +1156,80 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.starts_with(want), "{err}");
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// The byte-level fast path and the csv-crate reader agree on every plain numeric
+            /// file, line numbers included.
+            #[test]
+            fn fast_and_general_readers_agree(
+                cells in proptest::collection::vec(
+                    proptest::collection::vec(
+                        proptest::prop_oneof![
+                            (-1e6f64..1e6).prop_map(|v| format!("{v}")),
+                            (-1e30f64..1e30).prop_map(|v| format!("{v:e}")),
+                            (-1000i64..1000).prop_map(|v| v.to_string()),
+                        ],
+                        3,
+                    ),
+                    1..40,
+                ),
+                crlf in proptest::bool::ANY,
+                final_newline in proptest::bool::ANY,
+            ) {
+                let eol = if crlf { "\r\n" } else { "\n" };
+                let mut text = format!("a,b,c{eol}");
+                for (i, row) in cells.iter().enumerate() {
+                    text.push_str(&row.join(","));
+                    if i + 1 < cells.len() || final_newline {
+                        text.push_str(eol);
+                    }
+                }
+                let bytes = text.as_bytes();
+                let header_end = bytes.iter().position(|&b| b == b'\r' || b == b'\n').unwrap();
+                let headers: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+                let fast = fast_numeric(Path::new("t.csv"), bytes, header_end, b',', &headers);
+                prop_assert!(fast.is_some(), "plain numbers take the fast path: {text:?}");
+                let fast = fast.unwrap();
+                let general = read_general(
+                    Path::new("t.csv"),
+                    bytes,
+                    b',',
+                    headers,
+                    &ReadOptions::default(),
+                )
+                .unwrap();
+                prop_assert_eq!(&fast.columns, &general.columns);
+                prop_assert_eq!(&fast.lines, &general.lines);
+            }
+
+            /// Any bytes at all: an error or a consistent table, never a panic.
+            #[test]
+            fn any_bytes_read_or_fail_cleanly(
+                bytes in proptest::collection::vec(proptest::prop_oneof![
+                    proptest::num::u8::ANY,
+                    proptest::sample::select(b",;\t|\"\r\n 0123456789.-eENA?".to_vec()),
+                ], 0..400),
+            ) {
+                if let Ok(t) = Table::from_bytes(Path::new("t.csv"), &bytes, &ReadOptions::default()) {
+                    prop_assert!(t.rows() > 0);
+                    prop_assert!(t.lines.windows(2).all(|w| w[0] < w[1]), "{:?}", t.lines);
+                    for column in t.columns() {
+                        match column {
+                            Column::Numeric { values, .. } => prop_assert_eq!(values.len(), t.rows()),
+                            Column::Text { codes, .. } => prop_assert_eq!(codes.len(), t.rows()),
+                            Column::Invalid { row, .. } => prop_assert!(*row < t.rows()),
+                        }
+                    }
+                }
+            }
         }
     }
 

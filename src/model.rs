@@ -176,7 +176,16 @@ pub fn layer_records(network: &mut Sequential) -> Vec<LayerRecord> {
 
 impl Model {
     /// Serialises the model as pretty JSON and writes it atomically to `path`.
+    ///
+    /// Refuses (and writes nothing) if the model would not load again, for example because
+    /// a weight is not finite.
     pub fn save(&self, path: &Path) -> Result<()> {
+        validate(&self.file).map_err(|message| Error::Model {
+            path: path.to_path_buf(),
+            message: format!("not saved: {message}"),
+            hint: "lower the learning rate, and check the data for extreme or unscaled values"
+                .into(),
+        })?;
         let mut json = serde_json::to_vec_pretty(&self.file)
             .map_err(|e| Error::model(path, format!("cannot serialise the model: {e}")))?;
         json.push(b'\n');

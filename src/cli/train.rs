@@ -240,6 +240,13 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
              give --model a .json name, or choose another --plot path",
         ));
     }
+    // First Ctrl-C: finish the batch, save the best model so far. Second: leave at once.
+    // Set before reading, so that a Ctrl-C while reading stops at the first batch.
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPT.swap(true, Ordering::SeqCst) {
+            std::process::exit(EXIT_INTERRUPTED as i32);
+        }
+    });
     let prepared = prepare(&request)?;
     let config = &request.config;
 
@@ -279,13 +286,6 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
         prepared.x_val.nrows(),
         config.seed
     ));
-
-    // First Ctrl-C: finish the batch, save the best model so far. Second: leave at once.
-    let _ = ctrlc::set_handler(|| {
-        if INTERRUPT.swap(true, Ordering::SeqCst) {
-            std::process::exit(EXIT_INTERRUPTED as i32);
-        }
-    });
 
     let bar = if args.quiet {
         ProgressBar::hidden()
