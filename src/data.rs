@@ -120,6 +120,7 @@ impl Table {
     pub fn from_bytes(path: &Path, bytes: &[u8], options: &ReadOptions) -> Result<Table> {
         let p = prologue(path, bytes)?;
         if !options.categorical.iter().any(|c| p.headers.contains(c))
+            && header_is_first_line(p.text, p.header_end)
             && let Some(table) = fast_numeric(path, &p)
         {
             return Ok(table);
@@ -159,15 +160,17 @@ impl Table {
     }
 
     /// The line (1-based, header = 1) on which data row `row` starts.
+    ///
+    /// **Panics** if `row` is not below [`Table::rows`].
     pub fn line(&self, row: usize) -> usize {
         self.lines[row] as usize
     }
 
-    /// A [`Location`] for data row `row` (if any) and column `column` (if any).
+    /// A [`Location`] for data row `row` (if any, and if it exists) and column `column`.
     pub fn location(&self, row: Option<usize>, column: Option<&str>) -> Location {
         Location {
             path: self.path.clone(),
-            line: row.map(|r| self.line(r)),
+            line: row.and_then(|r| self.lines.get(r)).map(|&l| l as usize),
             column: column.map(str::to_string),
         }
     }
@@ -188,6 +191,12 @@ impl Table {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// Removes the columns named in `names` (names not in the table are ignored).
+    pub fn drop_columns(&mut self, names: &[String]) {
+        self.columns
+            .retain(|c| !names.iter().any(|n| n == c.name()));
     }
 
     /// Keeps only the rows for which `keep` is true.
@@ -324,13 +333,16 @@ fn prologue<'a>(path: &Path, bytes: &'a [u8]) -> Result<Prologue<'a>> {
     let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let header_end = memchr::memchr2(b'\n', b'\r', text).unwrap_or(text.len());
     let header = &text[..header_end];
+    // Anything odd about the first line (blank, binary, not UTF-8, JSON): check the whole
+    // text, which says precisely what is wrong.
     if header.iter().all(|b| b.is_ascii_whitespace())
+        || header.trim_ascii_start().starts_with(b"{")
         || memchr::memchr(0, header).is_some()
         || std::str::from_utf8(header).is_err()
     {
         check_text(path, bytes)?;
     }
-    let delimiter = detect_delimiter(header);
+    let delimiter = detect_delimiter(header_line(text));
     let headers = read_headers(path, text, delimiter)?;
     Ok(Prologue {
         text,
@@ -355,6 +367,30 @@ fn check_text<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a [u8]> {
             "a CSV file needs a header line with column names and at least one data row",
         ));
     }
+    if text.trim_ascii_start().starts_with(b"{") {
+        return Err(Error::data(
+            at(Some(1)),
+            "this looks like a JSON file (a model file?), not CSV",
+            "pass the CSV data file; for `mlp predict` and `mlp eval` the model comes first",
+        ));
+    }
+    // UTF-16, as some spreadsheets save "Unicode text": a byte-order mark, or ASCII with
+    // every other byte NUL.
+    let head = &text[..text.len().min(64)];
+    let alternating =
+        |start: usize| head.len() >= 4 && head.iter().skip(start).step_by(2).all(|&b| b == 0);
+    if text.starts_with(b"\xFF\xFE")
+        || text.starts_with(b"\xFE\xFF")
+        || alternating(0)
+        || alternating(1)
+    {
+        return Err(Error::data(
+            at(None),
+            "the file is UTF-16 text, not UTF-8",
+            "save it as \"CSV UTF-8\" in the spreadsheet, or convert it with \
+             `iconv -f utf-16 -t utf-8 in.csv > out.csv`",
+        ));
+    }
     if let Some(nul) = memchr::memchr(0, text) {
         return Err(Error::data(
             at(Some(line_of(text, nul))),
@@ -366,9 +402,9 @@ fn check_text<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a [u8]> {
     if let Err(e) = std::str::from_utf8(text) {
         let pos = e.valid_up_to();
         let line = line_of(text, pos);
-        let line_start = text[..pos]
-            .iter()
-            .rposition(|&b| b == b'\n')
+        let line_start = (0..pos)
+            .rev()
+            .find(|&i| ends_line(text, i))
             .map_or(0, |p| p + 1);
         return Err(Error::data(
             at(Some(line)),
@@ -384,9 +420,65 @@ fn check_text<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a [u8]> {
     Ok(text)
 }
 
-/// 1-based line of byte offset `pos`.
+/// Whether `text[i]` ends a line: `\n`, or a `\r` not followed by `\n`.
+fn ends_line(text: &[u8], i: usize) -> bool {
+    text[i] == b'\n' || (text[i] == b'\r' && text.get(i + 1) != Some(&b'\n'))
+}
+
+/// 1-based line of byte offset `pos`, counting `\n`, `\r\n` and `\r` line ends.
 fn line_of(text: &[u8], pos: usize) -> usize {
-    1 + memchr::memchr_iter(b'\n', &text[..pos]).count()
+    1 + (0..pos.min(text.len()))
+        .filter(|&i| ends_line(text, i))
+        .count()
+}
+
+/// Line numbers of records from their byte offsets. The csv crate's own line count skips
+/// blank lines and `\r` line ends; its byte offsets are exact. Records come in order, so
+/// the count carries on from the last one.
+struct LineCounter<'a> {
+    text: &'a [u8],
+    at: usize,
+    line: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a [u8]) -> Self {
+        Self {
+            text,
+            at: 0,
+            line: 1,
+        }
+    }
+
+    /// The line on which a record the csv crate places at `byte` starts: the first byte
+    /// from there that is not a line end (it places a record before the blank lines that
+    /// precede it).
+    fn line(&mut self, byte: u64) -> usize {
+        let text = self.text;
+        let mut start = usize::try_from(byte).map_or(text.len(), |b| b.min(text.len()));
+        while start < text.len() && matches!(text[start], b'\n' | b'\r') {
+            start += 1;
+        }
+        if start < self.at {
+            (self.at, self.line) = (0, 1);
+        }
+        self.line += (self.at..start).filter(|&i| ends_line(text, i)).count();
+        self.at = start;
+        self.line
+    }
+}
+
+/// Whether the header is exactly the first line, as the fast path assumes: not after blank
+/// lines, and without quotes (a quoted name may span lines).
+fn header_is_first_line(text: &[u8], header_end: usize) -> bool {
+    header_end > 0 && !text[..header_end].contains(&b'"')
+}
+
+/// The first line that is not blank (the CSV reader skips blank lines before the header).
+fn header_line(text: &[u8]) -> &[u8] {
+    text.split(|&b| b == b'\n' || b == b'\r')
+        .find(|line| !line.is_empty())
+        .unwrap_or(&[])
 }
 
 fn detect_delimiter(header: &[u8]) -> u8 {
@@ -412,9 +504,11 @@ fn csv_reader(text: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
 }
 
 fn read_headers(path: &Path, text: &[u8], delimiter: u8) -> Result<Vec<String>> {
+    // Blank lines before the header are skipped, so it is not always line 1.
+    let header_line = LineCounter::new(text).line(0);
     let header_at = |column: Option<String>| Location {
         path: path.to_path_buf(),
-        line: Some(1),
+        line: Some(header_line),
         column,
     };
     let mut reader = csv_reader(text, delimiter);
@@ -425,11 +519,21 @@ fn read_headers(path: &Path, text: &[u8], delimiter: u8) -> Result<Vec<String>> 
     let headers: Vec<String> = record.iter().map(str::to_string).collect();
     for (i, name) in headers.iter().enumerate() {
         if name.is_empty() {
+            let named = headers.iter().filter(|h| !h.is_empty()).count();
+            let trailing = headers[i..].iter().all(String::is_empty);
+            let hint = if named == 0 {
+                "the first line must be the header: the column names, separated by commas"
+            } else if trailing {
+                "the header ends with a delimiter (spreadsheets add one for an empty column): \
+                 remove the trailing delimiters, or name the column"
+            } else {
+                "give every column a name in the first line; if it is a row number or index \
+                 column, remove it"
+            };
             return Err(Error::data(
                 header_at(None),
                 format!("column {} has no name in the header", i + 1),
-                "give every column a name in the first line; if it is a row number or index \
-                 column, remove it",
+                hint,
             ));
         }
         if let Some(j) = headers[..i].iter().position(|h| h == name) {
@@ -481,6 +585,8 @@ fn read_general(
     struct Stats {
         numbers: usize,
         texts: usize,
+        /// Texts that look like numbers written with a decimal comma (`3,14`).
+        decimal_commas: usize,
         first_text: Option<(usize, String)>,
         first_bad: Option<(usize, String, &'static str)>,
     }
@@ -489,9 +595,10 @@ fn read_general(
     let mut reader = csv_reader(text, delimiter);
     let mut record = csv::StringRecord::new();
     let mut first = true;
+    let mut counter = LineCounter::new(text);
     loop {
         let more = reader.read_record(&mut record).map_err(|e| {
-            let line = e.position().map(|p| p.line() as usize);
+            let line = e.position().map(|p| line_of(text, p.byte() as usize));
             Error::data(
                 Location {
                     path: path.to_path_buf(),
@@ -505,15 +612,15 @@ fn read_general(
         if !more {
             break;
         }
-        let line = record.position().map_or(0, |p| p.line() as usize);
+        let line = record.position().map_or(0, |p| counter.line(p.byte()));
         if std::mem::take(&mut first) {
             continue; // the header
         }
+        // A line holding only delimiters or spaces is blank: no row, whatever its width.
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
         if record.len() != width {
-            // A line holding only delimiters or spaces is blank, not ragged.
-            if record.iter().all(str::is_empty) {
-                continue;
-            }
             return Err(Error::data(
                 Location {
                     path: path.to_path_buf(),
@@ -524,7 +631,10 @@ fn read_general(
                     "this row has {} fields but the header has {width} columns",
                     record.len()
                 ),
-                if delimiter == b',' {
+                if record.iter().any(|f| f.contains(['\n', '\r'])) {
+                    "a quoted field starting on this line runs over several lines: check for \
+                     a quote (\") that is never closed"
+                } else if delimiter == b',' {
                     "check for a missing or extra comma; put quotes around values that \
                      contain commas"
                 } else {
@@ -546,6 +656,7 @@ fn read_general(
                 }
                 Cell::Text => {
                     s.texts += 1;
+                    s.decimal_commas += usize::from(decimal_comma(cell));
                     if s.first_text.is_none() {
                         s.first_text = Some((row, cell.to_string()));
                     }
@@ -568,7 +679,18 @@ fn read_general(
     let mut kinds = Vec::with_capacity(width);
     for (name, s) in headers.iter().zip(&stats) {
         let forced = options.categorical.contains(name);
-        let kind = if forced || (s.texts > 0 && s.numbers < s.texts) {
+        let kind = if !forced && s.texts > 0 && s.decimal_commas == s.texts {
+            // Every text is a number with a decimal comma: not categories.
+            let (row, value) = s.first_text.clone().unwrap_or_default();
+            columns.push(Column::Invalid {
+                name: name.clone(),
+                row,
+                value,
+                reason: "is a number written with a decimal comma".into(),
+                hint: "write decimals with a point (3.14), not a comma".into(),
+            });
+            Kind::Invalid
+        } else if forced || (s.texts > 0 && s.numbers < s.texts) {
             Kind::Text
         } else if let Some((row, value, why)) = s.first_bad.clone() {
             columns.push(Column::Invalid {
@@ -625,7 +747,7 @@ fn read_general(
     let mut reader = csv_reader(text, delimiter);
     let mut first = true;
     while reader.read_record(&mut record).unwrap_or(false) {
-        if std::mem::take(&mut first) || record.len() != width {
+        if std::mem::take(&mut first) || record.iter().all(str::is_empty) {
             continue; // header, or a blank line skipped in the first pass
         }
         for ((column, cell), index) in columns.iter_mut().zip(record.iter()).zip(&mut index) {
@@ -718,7 +840,8 @@ pub fn read_matrix(path: &Path) -> Result<(Vec<String>, Array2<f32>)> {
         headers,
     } = prologue(path, &bytes)?;
     let body = skip_line_end(text, header_end);
-    if let Some((values, rows)) = parse_numeric_body(body, delimiter, headers.len())
+    if header_is_first_line(text, header_end)
+        && let Some((values, rows)) = parse_numeric_body(body, delimiter, headers.len())
         && rows > 0
     {
         let m = Array2::from_shape_vec((rows, headers.len()), values).expect("rows × width values");
@@ -1166,6 +1289,147 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("write decimals with a point"), "{err}");
+    }
+
+    #[test]
+    fn line_numbers_count_every_line_end_and_blank_line() {
+        // The csv crate's own count would say 2, 3, 3, 1 and 4 here.
+        for (text, line) in [
+            ("a,b,c\r\n1,2,3\r\n4,5\r\n", 3),
+            ("a,b,c\n1,2,3\n\n4,5\n", 4),
+            ("a,b,c\r\n1,2,3\r\n\r\n4,5\r\n", 4),
+            ("a,b,c\r1,2,3\r\r4,5\r", 4),
+            ("a,b,c\n\n1,\"2\n2\",3\n\n\n4,5\n", 7),
+        ] {
+            let err = read(text).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("t.csv, line {line}: this row has 2 fields")),
+                "{text:?}: {err}"
+            );
+        }
+        let t = read("x,y\r\n1,2\r\n\r\n3,oops\r\n4,5\r\n6,7\r\n").unwrap();
+        assert_eq!((t.line(0), t.line(1), t.line(2)), (2, 4, 5));
+    }
+
+    #[test]
+    fn spreadsheet_quirks_are_read_or_named() {
+        // Rows of only delimiters are blank, whatever their width.
+        let t = read("a,b\n1,2\n,\n\n3,4\n").unwrap();
+        assert_eq!((t.rows(), t.line(1)), (2, 5));
+        // A header after blank lines is not data, even when it looks like numbers.
+        let t = read("\n\n1,2\n3,4\n").unwrap();
+        assert_eq!((t.headers(), t.rows(), t.line(0)), (vec!["1", "2"], 1, 4));
+        // ... and the delimiter is found on it.
+        let t = read("\na;b\n1;2\n").unwrap();
+        assert_eq!(t.headers(), vec!["a", "b"]);
+        // A column of decimal commas only is not a column of categories.
+        let t = read("a;b\n1,5;x\n2,25;y\n").unwrap();
+        let err = t
+            .check_usable(t.column("a").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "t.csv, line 2, column 'a': '1,5' is a number written with a \
+                             decimal comma"
+            ),
+            "{err}"
+        );
+        for (text, want) in [
+            (
+                &b"\xFF\xFEa\x00,\x00b\x00"[..],
+                "t.csv: the file is UTF-16 text",
+            ),
+            (
+                b"a\x00,\x00b\x00\n\x001\x00",
+                "t.csv: the file is UTF-16 text",
+            ),
+            (
+                b"{\"format\": 1}",
+                "t.csv, line 1: this looks like a JSON file",
+            ),
+            (b"a,b,\n1,2,\n", "t.csv, line 1: column 3 has no name"),
+        ] {
+            let err = Table::from_bytes(Path::new("t.csv"), text, &ReadOptions::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(want), "{err}");
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// The byte-level fast path and the csv-crate reader agree on every plain numeric
+            /// file, line numbers included.
+            #[test]
+            fn fast_and_general_readers_agree(
+                cells in proptest::collection::vec(
+                    proptest::collection::vec(
+                        proptest::prop_oneof![
+                            (-1e6f64..1e6).prop_map(|v| format!("{v}")),
+                            (-1e30f64..1e30).prop_map(|v| format!("{v:e}")),
+                            (-1000i64..1000).prop_map(|v| v.to_string()),
+                        ],
+                        3,
+                    ),
+                    1..40,
+                ),
+                crlf in proptest::bool::ANY,
+                final_newline in proptest::bool::ANY,
+            ) {
+                let eol = if crlf { "\r\n" } else { "\n" };
+                let mut text = format!("a,b,c{eol}");
+                for (i, row) in cells.iter().enumerate() {
+                    text.push_str(&row.join(","));
+                    if i + 1 < cells.len() || final_newline {
+                        text.push_str(eol);
+                    }
+                }
+                let bytes = text.as_bytes();
+                let headers: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+                let p = prologue(Path::new("t.csv"), bytes).unwrap();
+                prop_assert_eq!(&p.headers, &headers);
+                let fast = fast_numeric(Path::new("t.csv"), &p);
+                prop_assert!(fast.is_some(), "plain numbers take the fast path: {text:?}");
+                let fast = fast.unwrap();
+                let general = read_general(
+                    Path::new("t.csv"),
+                    bytes,
+                    b',',
+                    headers,
+                    &ReadOptions::default(),
+                )
+                .unwrap();
+                prop_assert_eq!(&fast.columns, &general.columns);
+                prop_assert_eq!(&fast.lines, &general.lines);
+            }
+
+            /// Any bytes at all: an error or a consistent table, never a panic.
+            #[test]
+            fn any_bytes_read_or_fail_cleanly(
+                bytes in proptest::collection::vec(proptest::prop_oneof![
+                    proptest::num::u8::ANY,
+                    proptest::sample::select(b",;\t|\"\r\n 0123456789.-eENA?".to_vec()),
+                ], 0..400),
+            ) {
+                if let Ok(t) = Table::from_bytes(Path::new("t.csv"), &bytes, &ReadOptions::default()) {
+                    prop_assert!(t.rows() > 0);
+                    prop_assert!(t.lines.windows(2).all(|w| w[0] < w[1]), "{:?}", t.lines);
+                    for column in t.columns() {
+                        match column {
+                            Column::Numeric { values, .. } => prop_assert_eq!(values.len(), t.rows()),
+                            Column::Text { codes, .. } => prop_assert_eq!(codes.len(), t.rows()),
+                            Column::Invalid { row, .. } => prop_assert!(*row < t.rows()),
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

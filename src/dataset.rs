@@ -16,6 +16,17 @@ use crate::error::{Error, Result};
 /// Most distinct integer values a numeric target may have and still be taken as classes.
 pub const MAX_INTEGER_CLASSES: usize = 20;
 
+/// Most values (rows × network inputs) an encoded input matrix may hold: 2²⁸ `f32`s, one
+/// gigabyte.
+pub const MAX_INPUT_VALUES: usize = 1 << 28;
+
+/// Whether `distinct` values in `present` cells are too many to be categories: more than
+/// 20, and more than half the cells, so that most would be seen about once (an identifier,
+/// a free-text field, or numbers written as text).
+fn too_many_categories(distinct: usize, present: usize) -> bool {
+    distinct > MAX_INTEGER_CLASSES && distinct * 2 > present
+}
+
 /// What the network predicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -283,6 +294,23 @@ impl Encoding {
                 ));
             }
         };
+        if let (TargetEncoding::Classes { labels, .. }, TargetColumn::Text(codes, _)) =
+            (&target, target_column(table, target.name())?)
+        {
+            let present = codes.iter().filter(|&&c| c != Column::MISSING).count();
+            if too_many_categories(labels.len(), present) {
+                return Err(Error::data(
+                    table.location(None, Some(target.name())),
+                    format!(
+                        "the target has {} different values in {present} rows, too many to \
+                         be classes",
+                        labels.len()
+                    ),
+                    "if it holds numbers written with units or separators ($1,200), write \
+                     them as plain numbers (1200); otherwise check --target",
+                ));
+            }
+        }
         if let TargetEncoding::Classes { labels, .. } = &target
             && labels.len() < 2
         {
@@ -329,6 +357,22 @@ impl Encoding {
                         .filter(|(_, u)| *u)
                         .map(|(c, _)| c.clone())
                         .collect();
+                    let present = codes.iter().filter(|&&c| c != Column::MISSING).count();
+                    if too_many_categories(categories.len(), present) {
+                        return Err(Error::data(
+                            table.location(None, Some(name)),
+                            format!(
+                                "{} different values in {present} rows: as categories, most \
+                                 would be seen about once, and new rows would bring unseen ones",
+                                categories.len()
+                            ),
+                            format!(
+                                "if this is an identifier or free text, leave it out with \
+                                 --ignore {name}; if it should hold numbers, check how they \
+                                 are written"
+                            ),
+                        ));
+                    }
                     categories.sort();
                     Feature::Categorical {
                         name: name.clone(),
@@ -390,12 +434,49 @@ impl Encoding {
     /// training, naming the line and column.
     pub fn inputs(&self, table: &Table, rows: &[usize]) -> Result<Array2<f32>> {
         self.check_columns(table)?;
-        let mut x = Array2::zeros((rows.len(), self.input_width()));
+        let width = self.input_width();
+        if rows
+            .len()
+            .checked_mul(width)
+            .is_none_or(|n| n > MAX_INPUT_VALUES)
+        {
+            let widest =
+                self.features
+                    .iter()
+                    .max_by_key(|f| f.width())
+                    .map_or(String::new(), |f| {
+                        format!(
+                            "; the widest column is '{}' with {} inputs",
+                            f.name(),
+                            f.width()
+                        )
+                    });
+            return Err(Error::data(
+                table.location(None, None),
+                format!(
+                    "{} rows × {width} network inputs is too much to hold in memory (more than \
+                     {MAX_INPUT_VALUES} values){widest}",
+                    rows.len()
+                ),
+                "use fewer rows or columns, or leave out columns with many categories",
+            ));
+        }
+        let mut x = Array2::zeros((rows.len(), width));
         let mut offset = 0;
         for feature in &self.features {
             let name = feature.name();
             let column = table.column(name).expect("checked above");
-            table.check_usable(column)?;
+            if let Column::Invalid {
+                row, value, reason, ..
+            } = column
+            {
+                // The reader's hint is for training (--categorical); here the model decides.
+                return Err(Error::data(
+                    table.location(Some(*row), Some(name)),
+                    format!("'{value}' {reason}"),
+                    "the model needs a number here: fix the value, or leave the row out",
+                ));
+            }
             let missing_at = |row: usize| {
                 Error::data(
                     table.location(Some(row), Some(name)),
@@ -410,7 +491,21 @@ impl Encoding {
                         if v.is_nan() {
                             return Err(missing_at(r));
                         }
-                        x[[i, offset]] = ((v as f64 - mean) / std) as f32;
+                        let z = ((v as f64 - mean) / std) as f32;
+                        if !z.is_finite() {
+                            return Err(Error::data(
+                                table.location(Some(r), Some(name)),
+                                format!(
+                                    "{} is too far outside the values the model was trained \
+                                     on (mean {}, deviation {})",
+                                    number_text(v as f64),
+                                    number_text(*mean),
+                                    number_text(*std)
+                                ),
+                                "check the value and its units",
+                            ));
+                        }
+                        x[[i, offset]] = z;
                     }
                 }
                 (
@@ -544,7 +639,21 @@ impl Encoding {
                     if values[r].is_nan() {
                         return Err(missing_at(r));
                     }
-                    y[[i, 0]] = ((values[r] as f64 - mean) / std) as f32;
+                    let z = ((values[r] as f64 - mean) / std) as f32;
+                    if !z.is_finite() {
+                        return Err(Error::data(
+                            table.location(Some(r), Some(name)),
+                            format!(
+                                "{} is too far outside the values the model was trained on \
+                                 (mean {}, deviation {})",
+                                number_text(values[r] as f64),
+                                number_text(*mean),
+                                number_text(*std)
+                            ),
+                            "check the value and its units",
+                        ));
+                    }
+                    y[[i, 0]] = z;
                 }
                 Ok(Targets::Values(y))
             }
@@ -561,6 +670,15 @@ impl Encoding {
                 .collect(),
             TargetEncoding::Classes { .. } => panic!("values_from_outputs on a classifier"),
         }
+    }
+}
+
+/// A number for a message: plain when moderate, scientific when huge or tiny.
+fn number_text(v: f64) -> String {
+    if v != 0.0 && !(1e-4..1e6).contains(&v.abs()) {
+        format!("{v:.4e}")
+    } else {
+        format!("{}", (v * 1e4).round() / 1e4)
     }
 }
 

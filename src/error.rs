@@ -50,6 +50,21 @@ pub enum Error {
         hint: String,
     },
 
+    /// A file could not be written. Writes are atomic, so a file already at `path` is
+    /// unchanged.
+    #[error(
+        "cannot write {}: {source}\n  hint: {hint}; any file already there is unchanged",
+        path.display()
+    )]
+    Write {
+        /// The file that was to be written.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+        /// What the user can do about it.
+        hint: String,
+    },
+
     /// The contents of a data file are not usable.
     #[error("{location}: {message}{}", hint_suffix(hint))]
     Data {
@@ -73,7 +88,7 @@ pub enum Error {
     },
 
     /// A setting (learning rate, layer size, ...) is out of range.
-    #[error("invalid {name} {value}: {message}")]
+    #[error("invalid {name}{}: {message}", if value.is_empty() { String::new() } else { format!(" {value}") })]
     Config {
         /// The setting, as the user knows it (for example `--lr`).
         name: String,
@@ -119,17 +134,41 @@ fn hint_suffix(hint: &str) -> String {
 impl Error {
     /// An I/O error on `path` with a hint for the user.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        use std::io::ErrorKind;
         let hint = match source.kind() {
-            std::io::ErrorKind::NotFound => "check the path and that the file exists",
-            std::io::ErrorKind::PermissionDenied => {
+            ErrorKind::NotFound => "check the path and that the file exists",
+            ErrorKind::PermissionDenied => {
                 "check the file's permissions, or choose another location"
             }
+            ErrorKind::IsADirectory => "this is a directory; give the path of a file",
+            ErrorKind::NotADirectory => "a part of this path is a file, not a directory",
             _ => "",
         };
         Error::Io {
             path: path.into(),
             source,
             hint: hint.to_string(),
+        }
+    }
+
+    /// A failed write of `path` that left any existing file there unchanged.
+    pub fn write(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        use std::io::ErrorKind;
+        let what = match source.kind() {
+            ErrorKind::NotFound | ErrorKind::NotADirectory => "check that the directory exists",
+            ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
+                "check that the directory is writable, or choose another location"
+            }
+            ErrorKind::StorageFull | ErrorKind::FileTooLarge | ErrorKind::QuotaExceeded => {
+                "free some disk space, or choose another location"
+            }
+            ErrorKind::IsADirectory => "this is a directory; give the path of a file",
+            _ => "choose another location",
+        };
+        Error::Write {
+            path: path.into(),
+            source,
+            hint: what.to_string(),
         }
     }
 

@@ -122,7 +122,7 @@ pub struct ModelFile {
 /// Just enough of a file to tell what it is before reading the rest.
 #[derive(Deserialize)]
 struct Header {
-    format: Option<String>,
+    format: Option<serde_json::Value>,
     version: Option<serde_json::Value>,
 }
 
@@ -176,7 +176,16 @@ pub fn layer_records(network: &mut Sequential) -> Vec<LayerRecord> {
 
 impl Model {
     /// Serialises the model as pretty JSON and writes it atomically to `path`.
+    ///
+    /// Refuses (and writes nothing) if the model would not load again, for example because
+    /// a weight is not finite.
     pub fn save(&self, path: &Path) -> Result<()> {
+        validate(&self.file).map_err(|message| Error::Model {
+            path: path.to_path_buf(),
+            message: format!("not saved: {message}"),
+            hint: "lower the learning rate, and check the data for extreme or unscaled values"
+                .into(),
+        })?;
         let mut json = serde_json::to_vec_pretty(&self.file)
             .map_err(|e| Error::model(path, format!("cannot serialise the model: {e}")))?;
         json.push(b'\n');
@@ -198,20 +207,64 @@ impl Model {
     /// anything is allocated from them.
     pub fn from_json(path: &Path, bytes: &[u8]) -> Result<Model> {
         let bad = |message: String| Error::model(path, message);
-        let header: Header = serde_json::from_slice(bytes).map_err(|e| {
-            bad(if e.is_eof() {
-                format!("the file ends early (truncated?): {e}")
-            } else {
-                format!("not a model file (not valid JSON: {e})")
-            })
-        })?;
-        if header.format.as_deref() != Some(FORMAT) {
-            return Err(bad(format!(
-                "not an mlp model file (its \"format\" is {}, expected \"{FORMAT}\")",
-                header
-                    .format
-                    .map_or("missing".to_string(), |f| format!("\"{f}\""))
-            )));
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(bad("the file is empty".into()));
+        }
+        let truncated = |e: &serde_json::Error| {
+            // A file cut off inside a number or a word fails on its last bytes; a file with
+            // a complete JSON value at its start was not cut off, whatever follows.
+            let complete = serde_json::Deserializer::from_slice(bytes)
+                .into_iter::<serde::de::IgnoredAny>()
+                .next()
+                .is_some_and(|r| r.is_ok());
+            !complete && (e.is_eof() || (e.is_syntax() && near_end(bytes, e)))
+        };
+        let json_error = |e: serde_json::Error| {
+            if truncated(&e) {
+                return bad(format!("the file ends early (truncated?): {e}"));
+            }
+            // Two lines with the same, non-zero number of commas: a CSV header and a row.
+            let mut lines = bytes.split(|&b| b == b'\n').take(2);
+            let commas = |l: &[u8]| l.iter().filter(|&&b| b == b',').count();
+            let (first, second) = (lines.next().unwrap_or_default(), lines.next());
+            if std::str::from_utf8(first).is_ok()
+                && commas(first) > 0
+                && second.is_some_and(|l| commas(l) == commas(first))
+            {
+                return Error::Model {
+                    path: path.to_path_buf(),
+                    message: "not a model file: it looks like CSV data".into(),
+                    hint: "the model comes first: `mlp predict MODEL DATA.csv`, \
+                           `mlp eval MODEL DATA.csv`"
+                        .into(),
+                };
+            }
+            bad(format!("not a model file (not valid JSON: {e})"))
+        };
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            // Valid JSON of another shape, or not JSON at all: say which.
+            serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(json_error)?;
+            return Err(bad(
+                "not an mlp model file (it is JSON, but not an object with \"format\": \
+                 \"mlp-model\")"
+                    .into(),
+            ));
+        }
+        let header: Header = serde_json::from_slice(bytes).map_err(json_error)?;
+        match &header.format {
+            Some(serde_json::Value::String(f)) if f == FORMAT => {}
+            other => {
+                return Err(bad(format!(
+                    "not an mlp model file (its \"format\" is {}, expected \"{FORMAT}\")",
+                    other.as_ref().map_or("missing".to_string(), |f| {
+                        let mut text = f.to_string();
+                        if text.len() > 40 {
+                            text = format!("{}…", text.chars().take(40).collect::<String>());
+                        }
+                        text
+                    })
+                )));
+            }
         }
         match header.version.as_ref().and_then(|v| v.as_u64()) {
             Some(v) if v == VERSION as u64 => {}
@@ -269,6 +322,26 @@ impl Model {
     }
 }
 
+/// Whether a JSON error points at the file's last bytes (trailing whitespace aside).
+fn near_end(bytes: &[u8], e: &serde_json::Error) -> bool {
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |p| p + 1);
+    // serde_json counts lines from 1 and columns (bytes) from 1 within the line.
+    let line_start = if e.line() <= 1 {
+        Some(0)
+    } else {
+        bytes
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'\n')
+            .nth(e.line() - 2)
+            .map(|(i, _)| i + 1)
+    };
+    line_start.is_some_and(|start| start + e.column() + 1 >= end)
+}
+
 /// Every rule a loaded file must satisfy; the message says which one failed.
 fn validate(file: &ModelFile) -> std::result::Result<(), String> {
     if file.task != file.encoding.target.task() {
@@ -277,6 +350,48 @@ fn validate(file: &ModelFile) -> std::result::Result<(), String> {
             file.task,
             file.encoding.target.task()
         ));
+    }
+    let encoding = &file.encoding;
+    let mut names = std::collections::HashSet::new();
+    for f in &encoding.features {
+        if !names.insert(f.name()) {
+            return Err(format!("feature '{}' appears twice", f.name()));
+        }
+        if f.name() == encoding.target.name() {
+            return Err(format!("'{}' is both a feature and the target", f.name()));
+        }
+        match f {
+            Feature::Numeric { name, mean, std } => {
+                if !(mean.is_finite() && std.is_finite() && *std > 0.0) {
+                    return Err(format!("feature '{name}' has an invalid mean or deviation"));
+                }
+            }
+            Feature::Categorical { name, categories } => {
+                if categories.is_empty() {
+                    return Err(format!("feature '{name}' has no categories"));
+                }
+                if let Some(c) = first_duplicate(categories) {
+                    return Err(format!("feature '{name}' lists category '{c}' twice"));
+                }
+            }
+        }
+    }
+    match &encoding.target {
+        TargetEncoding::Classes { labels, .. } if labels.len() < 2 => {
+            return Err("a classifier needs at least two class labels".into());
+        }
+        TargetEncoding::Classes { labels, .. } if first_duplicate(labels).is_some() => {
+            return Err(format!(
+                "the class label '{}' appears twice",
+                first_duplicate(labels).unwrap_or_default()
+            ));
+        }
+        TargetEncoding::Values { mean, std, .. }
+            if !(mean.is_finite() && std.is_finite() && *std > 0.0) =>
+        {
+            return Err("the target has an invalid mean or deviation".into());
+        }
+        _ => {}
     }
     if file.layers.is_empty() {
         return Err("the network has no layers".into());
@@ -327,7 +442,6 @@ fn validate(file: &ModelFile) -> std::result::Result<(), String> {
     if matches!(file.layers.last(), Some(l) if !matches!(l, LayerRecord::Linear { .. })) {
         return Err("the last layer must be linear (the loss takes raw outputs)".into());
     }
-    let encoding = &file.encoding;
     if encoding.input_width() != inputs {
         return Err(format!(
             "the features encode to {} inputs but the first layer takes {inputs}",
@@ -340,36 +454,16 @@ fn validate(file: &ModelFile) -> std::result::Result<(), String> {
             encoding.target.width()
         ));
     }
-    let mut names = std::collections::HashSet::new();
-    for f in &encoding.features {
-        if !names.insert(f.name()) {
-            return Err(format!("feature '{}' appears twice", f.name()));
-        }
-        match f {
-            Feature::Numeric { name, mean, std } => {
-                if !(mean.is_finite() && std.is_finite() && *std > 0.0) {
-                    return Err(format!("feature '{name}' has an invalid mean or deviation"));
-                }
-            }
-            Feature::Categorical { name, categories } => {
-                if categories.is_empty() {
-                    return Err(format!("feature '{name}' has no categories"));
-                }
-            }
-        }
-    }
-    match &encoding.target {
-        TargetEncoding::Classes { labels, .. } if labels.len() < 2 => {
-            return Err("a classifier needs at least two class labels".into());
-        }
-        TargetEncoding::Values { mean, std, .. }
-            if !(mean.is_finite() && std.is_finite() && *std > 0.0) =>
-        {
-            return Err("the target has an invalid mean or deviation".into());
-        }
-        _ => {}
-    }
     Ok(())
+}
+
+/// The first item that appears twice.
+fn first_duplicate(items: &[String]) -> Option<&str> {
+    let mut seen = std::collections::HashSet::new();
+    items
+        .iter()
+        .find(|i| !seen.insert(i.as_str()))
+        .map(String::as_str)
 }
 
 /// The network described by validated records.

@@ -24,7 +24,8 @@ use crate::model::{
     FORMAT, Metrics, Model, ModelFile, Predictions, TrainingRecord, VERSION, layer_records,
 };
 use crate::train::{
-    Batch, EpochReport, FitOutcome, Hooks, TrainConfig, build_network, fit, loss_for, split_rows,
+    Batch, EpochReport, FitOutcome, Hooks, MAX_PARAMETERS, TrainConfig, build_network, fit,
+    loss_for, parameter_count, split_rows,
 };
 
 /// What to do with rows that have missing values.
@@ -50,6 +51,8 @@ pub struct TrainRequest {
     pub missing: MissingPolicy,
     /// Columns to treat as categories even if they hold numbers.
     pub categorical: Vec<String>,
+    /// Columns to leave out (identifiers, free text).
+    pub ignore: Vec<String>,
     /// Network and training settings.
     pub config: TrainConfig,
 }
@@ -63,6 +66,7 @@ impl TrainRequest {
             task: None,
             missing: MissingPolicy::Error,
             categorical: Vec::new(),
+            ignore: Vec::new(),
             config: TrainConfig::default(),
         }
     }
@@ -108,22 +112,33 @@ pub fn prepare(request: &TrainRequest) -> Result<Prepared> {
     request.config.validate()?;
     let path = &request.data;
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    prepare_bytes(request, &bytes)
+}
+
+/// [`prepare`] for a training file already in memory (`request.data` names it in messages).
+pub fn prepare_bytes(request: &TrainRequest, bytes: &[u8]) -> Result<Prepared> {
+    request.config.validate()?;
+    let path = &request.data;
     let options = ReadOptions {
         categorical: request.categorical.clone(),
     };
-    let mut table = Table::from_bytes(path, &bytes, &options)?;
-    if let Some(name) = request
-        .categorical
-        .iter()
-        .find(|c| table.column(c).is_none())
-    {
+    let mut table = Table::from_bytes(path, bytes, &options)?;
+    let header_error = |table: &Table, flag: &str, name: &str| {
         let mut location = table.location(None, None);
         location.line = Some(1);
-        return Err(Error::data(
+        Error::data(
             location,
-            format!("--categorical names column '{name}', which is not in the header"),
+            format!("{flag} names column '{name}', which is not in the header"),
             format!("the columns are: {}", table.headers().join(", ")),
-        ));
+        )
+    };
+    for (flag, names) in [
+        ("--categorical", &request.categorical),
+        ("--ignore", &request.ignore),
+    ] {
+        if let Some(name) = names.iter().find(|c| table.column(c).is_none()) {
+            return Err(header_error(&table, flag, name));
+        }
     }
     let target = match &request.target {
         Some(t) => t.clone(),
@@ -133,6 +148,15 @@ pub fn prepare(request: &TrainRequest) -> Result<Prepared> {
             .expect("a table has columns")
             .to_string(),
     };
+    if request.ignore.contains(&target) {
+        return Err(Error::config(
+            "--ignore",
+            &target,
+            "this is the target column (--target, or else the last column); it cannot be left \
+             out",
+        ));
+    }
+    table.drop_columns(&request.ignore);
     if table.column(&target).is_none() {
         let mut location = table.location(None, None);
         location.line = Some(1);
@@ -143,10 +167,23 @@ pub fn prepare(request: &TrainRequest) -> Result<Prepared> {
         ));
     }
     if table.columns().len() < 2 {
+        let header = table.headers()[0].to_string();
+        let spaced = header.split_whitespace().count() > 1;
+        let mut location = table.location(None, None);
+        location.line = Some(1);
         return Err(Error::data(
-            table.location(None, None),
-            "the file has only one column; training needs at least one feature and a target",
-            "check the delimiter: mlp reads ',' (or ';', tab or '|' when the header has no commas)",
+            location,
+            format!(
+                "the header has only one column, '{header}'; training needs at least one \
+                 feature and a target"
+            ),
+            if spaced {
+                "the header looks space-separated; mlp reads ',', ';', tab or '|' as \
+                 delimiters: convert the file, e.g. to commas"
+            } else {
+                "check the delimiter: mlp reads ',' (or ';', tab or '|' when the header has \
+                 no commas)"
+            },
         ));
     }
     for column in table.columns() {
@@ -173,8 +210,9 @@ pub fn prepare(request: &TrainRequest) -> Result<Prepared> {
                 return Err(Error::data(
                     table.location(Some(row), Some(&column)),
                     format!(
-                        "this cell is missing, and {dropped} of the {total} rows have missing \
-                         values"
+                        "this cell is missing, and {dropped} of the {total} rows {} missing \
+                         values",
+                        if dropped == 1 { "has" } else { "have" }
                     ),
                     "fill them in, or pass --missing drop to train without those rows",
                 ));
@@ -215,9 +253,29 @@ pub fn prepare(request: &TrainRequest) -> Result<Prepared> {
         ));
     }
     let encoding = Encoding::fit(&table, &target, task, &split.train)?;
+    let config = &request.config;
+    let inputs = encoding.input_width();
+    let outputs = encoding.target.width();
+    if parameter_count(inputs, &config.hidden, outputs).is_none_or(|n| n > MAX_PARAMETERS) {
+        let hidden = config
+            .hidden
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        return Err(Error::config(
+            "--hidden",
+            hidden,
+            format!(
+                "with {inputs} inputs and {outputs} outputs the network would have more than \
+                 {MAX_PARAMETERS} parameters; use smaller hidden layers, or leave out columns \
+                 with many categories"
+            ),
+        ));
+    }
     Ok(Prepared {
         data: path.clone(),
-        sha256: sha256_hex(&bytes),
+        sha256: sha256_hex(bytes),
         delimiter: table.delimiter(),
         rows,
         dropped,
@@ -341,6 +399,17 @@ pub struct Scored {
 /// any order; other columns are ignored. With `need_target`, the target column must be
 /// there too (for `eval`).
 pub fn score(model: &mut Model, path: &Path, need_target: bool) -> Result<Scored> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    score_bytes(model, path, &bytes, need_target)
+}
+
+/// [`score`] for a CSV file already in memory (`path` names it in messages).
+pub fn score_bytes(
+    model: &mut Model,
+    path: &Path,
+    bytes: &[u8],
+    need_target: bool,
+) -> Result<Scored> {
     let encoding = &model.file.encoding;
     let mut categorical = encoding.categorical_names();
     // Class labels written like numbers but not as this reader would print them ("01")
@@ -354,7 +423,7 @@ pub fn score(model: &mut Model, path: &Path, need_target: bool) -> Result<Scored
             categorical.push(encoding.target.name().to_string());
         }
     }
-    let table = Table::read(path, &ReadOptions { categorical })?;
+    let table = Table::from_bytes(path, bytes, &ReadOptions { categorical })?;
     encoding.check_columns(&table)?;
     let has_target = table.column(encoding.target.name()).is_some();
     if need_target && !has_target {
@@ -380,6 +449,24 @@ pub fn score(model: &mut Model, path: &Path, need_target: bool) -> Result<Scored
         None
     };
     let predictions = model.predict_encoded(inputs.view());
+    // Finite weights and inputs can still overflow on the way through the network.
+    let bad_row = match &predictions {
+        Predictions::Classes { probabilities, .. } => probabilities
+            .rows()
+            .into_iter()
+            .position(|r| r.iter().any(|p| !p.is_finite())),
+        Predictions::Values(values) => values
+            .iter()
+            .position(|v| !(v.is_finite() && v.abs() <= f32::MAX as f64)),
+    };
+    if let Some(row) = bad_row {
+        return Err(Error::data(
+            table.location(Some(row), None),
+            "the model's output for this row is not a finite number",
+            "the row's values are probably far outside those the model was trained on; \
+             check them and their units",
+        ));
+    }
     Ok(Scored {
         predictions,
         truth,

@@ -157,18 +157,29 @@ impl<'a> LossCurve<'a> {
             root.present()?;
             return Ok(());
         }
+        // Margins are computed in f64 and kept within f32: an axis ending at infinity
+        // (a loss near f32::MAX times 1.5) would never finish drawing.
+        let within = |v: f64| v.clamp(-f32::MAX as f64, f32::MAX as f64) as f32;
+        let (lo64, hi64) = (lo as f64, hi as f64);
         // A log axis when the loss spans two decades or more (and is positive).
-        if lo > 0.0 && hi / lo >= 100.0 {
-            let y = (lo / 1.5)..(hi * 1.5);
+        if lo > 0.0 && hi64 / lo64 >= 100.0 {
+            let y = within(lo64 / 1.5)..within(hi64 * 1.5);
             self.draw_on(&root, epochs, y.log_scale(), true)?;
         } else {
-            let pad = ((hi - lo) * 0.05).max(hi.abs() * 0.05).max(1e-6);
+            let pad = ((hi64 - lo64) * 0.05).max(hi64.abs() * 0.05).max(1e-6);
             let bottom = if lo >= 0.0 {
-                (lo - pad).max(0.0)
+                (lo64 - pad).max(0.0)
             } else {
-                lo - pad
+                lo64 - pad
             };
-            self.draw_on(&root, epochs, bottom..(hi + pad), false)?;
+            let (bottom, top) = (within(bottom), within(hi64 + pad));
+            // A flat line at ±f32::MAX still needs an axis of non-zero height.
+            let (bottom, top) = if top > bottom {
+                (bottom, top)
+            } else {
+                (bottom - bottom.abs() * 0.1, top)
+            };
+            self.draw_on(&root, epochs, bottom..top, false)?;
         }
         root.present()?;
         Ok(())
@@ -252,9 +263,10 @@ impl<'a> LossCurve<'a> {
                 .axis_desc_style(("sans-serif", 20))
                 .label_style(("sans-serif", 16))
                 .draw()?;
+            // Kept on its axis: a point far outside would overflow the pixel arithmetic.
             chart
                 .draw_secondary_series(LineSeries::new(
-                    series(values),
+                    series(values).map(|(x, v)| (x, v.clamp(0.0, 1.05))),
                     METRIC_COLOR.stroke_width(2),
                 ))?
                 .label(name.as_str())
@@ -270,5 +282,33 @@ impl<'a> LossCurve<'a> {
             .border_style(RGBColor(180, 180, 180))
             .draw()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extreme_and_non_finite_losses_still_draw() {
+        let curves: [&[f32]; 6] = [
+            &[1.0, f32::MAX],
+            &[f32::MIN_POSITIVE, 3e38],
+            &[0.0, f32::MAX, 1.0],
+            &[f32::NAN, f32::INFINITY],
+            &[2.5],
+            &[],
+        ];
+        // A metric far outside [0, 1] is kept on its axis.
+        let wild = [1e37, -1e30, 0.5];
+        for train in curves {
+            let png = LossCurve::new("extreme", train)
+                .validation(train)
+                .best_epoch(1)
+                .metric("accuracy", &wild)
+                .render_png()
+                .unwrap_or_else(|e| panic!("{train:?}: {e}"));
+            assert_eq!(&png[..4], b"\x89PNG", "{train:?}");
+        }
     }
 }

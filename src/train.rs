@@ -16,6 +16,24 @@ use crate::optim::{Adam, Momentum, Optimizer, Sgd};
 use crate::sequential::Sequential;
 use crate::{Relu, Sigmoid, Tanh};
 
+/// Most units a hidden layer may have (the flag check; buffers scale with it).
+pub const MAX_LAYER_WIDTH: usize = 65_536;
+/// Most parameters a network may have: 2²⁷, half a gigabyte of weights, which with
+/// gradients, optimizer state and the best epoch's copy is a few gigabytes of memory.
+pub const MAX_PARAMETERS: usize = 1 << 27;
+
+/// The number of weights and biases of an `inputs → hidden… → outputs` network, or `None`
+/// if it does not fit in `usize`.
+pub fn parameter_count(inputs: usize, hidden: &[usize], outputs: usize) -> Option<usize> {
+    let mut total = 0usize;
+    let mut width = inputs;
+    for &next in hidden.iter().chain([&outputs]) {
+        total = total.checked_add(width.checked_add(1)?.checked_mul(next)?)?;
+        width = next;
+    }
+    Some(total)
+}
+
 /// The hidden layers' activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -112,6 +130,15 @@ impl TrainConfig {
                 "--hidden",
                 w,
                 "every hidden layer needs at least one unit, e.g. --hidden 64,32",
+            ));
+        }
+        if let Some(&w) = self.hidden.iter().find(|&&w| w > MAX_LAYER_WIDTH) {
+            return Err(Error::config(
+                "--hidden",
+                w,
+                format!(
+                    "a hidden layer may have at most {MAX_LAYER_WIDTH} units, e.g. --hidden 256,128"
+                ),
             ));
         }
         if self.epochs == 0 {
@@ -410,18 +437,32 @@ pub struct FitOutcome {
     pub best_epoch: usize,
     /// Why training ended.
     pub stop: StopReason,
+    /// The monitored loss (see [`fit`]) of the network before training.
+    pub initial_loss: f32,
+    /// The monitored loss of the weights the model now holds.
+    pub best_loss: f32,
+}
+
+impl FitOutcome {
+    /// Whether the kept weights do better than the untrained network on the monitored loss.
+    pub fn improved(&self) -> bool {
+        self.best_loss < self.initial_loss || !self.initial_loss.is_finite()
+    }
 }
 
 /// Trains `model` on `train`, validating on `validation` after every epoch (if given).
 ///
 /// * Mini-batches of `config.batch_size` rows, reshuffled every epoch from `config.seed`.
-/// * The monitored loss is the validation loss (the training loss without validation); the
-///   weights of the epoch where it was lowest are kept and restored at the end, whether
+/// * The monitored loss is measured on the weights as they are at the end of each epoch:
+///   the validation loss, or without validation the (unsmoothed) loss on the training rows.
+///   The weights of the epoch where it was lowest are kept and restored at the end, whether
 ///   training ran out of epochs, stopped early after `config.patience` epochs without
 ///   improvement, was interrupted, or diverged.
 /// * If the loss or a weight becomes non-finite, training stops at once and the best
-///   weights so far are restored; if no epoch had finished, [`Error::Diverged`] is returned.
-/// * `hooks.interrupt` is checked after every batch; `hooks.on_epoch` sees every epoch.
+///   weights so far are restored. If no finished epoch did better than the untrained
+///   network, nothing usable exists and [`Error::Diverged`] is returned.
+/// * `hooks.interrupt` is checked after every batch; `hooks.on_epoch` sees every epoch. An
+///   interrupt before the first epoch finished returns [`Error::Interrupted`].
 pub fn fit(
     model: &mut Sequential,
     loss: &mut dyn Loss,
@@ -443,16 +484,22 @@ pub fn fit(
     let mut classes = vec![0usize; batch];
     let mut values = Array2::<f32>::zeros((batch, 1));
 
+    // What the monitored loss is measured on: validation rows, else the training rows.
+    let initial_loss = match validation {
+        Some(v) => evaluate(model, v)?.0,
+        None => evaluate(model, train)?.0,
+    };
     let mut history = History::default();
     let mut best: Option<(usize, f32)> = None;
     let mut best_weights = vec![0f32; model.param_count()];
     let interrupted = || interrupt.is_some_and(|f| f.load(Ordering::Relaxed));
     let mut stop = StopReason::Completed;
 
+    let mut diverged_at = 0;
     'epochs: for epoch in 1..=config.epochs {
         order.shuffle(&mut rng);
         let mut total = 0f64;
-        for chunk in order.chunks(batch) {
+        for (batch_index, chunk) in order.chunks(batch).enumerate() {
             let n = chunk.len();
             gather_rows(train.x, chunk, &mut xb);
             let x = xb.slice(ndarray::s![..n, ..]);
@@ -473,6 +520,7 @@ pub fn fit(
             };
             if !value.is_finite() {
                 stop = StopReason::Diverged { epoch };
+                diverged_at = batch_index + 1;
                 break 'epochs;
             }
             total += value as f64 * n as f64;
@@ -494,7 +542,9 @@ pub fn fit(
                 history.val_metric.push(m);
                 (l, Some(l), Some(m))
             }
-            None => (train_loss, None, None),
+            // The running training loss describes the weights *during* the epoch; the
+            // weights kept must be judged as they are now.
+            None => (evaluate(model, train)?.0, None, None),
         };
         if !monitored.is_finite() {
             stop = StopReason::Diverged { epoch };
@@ -522,27 +572,60 @@ pub fn fit(
         }
     }
 
-    let Some((best_epoch, _)) = best else {
-        return Err(match stop {
-            StopReason::Interrupted => {
-                Error::Interrupted("the first epoch had not finished; nothing to keep".into())
+    let lr = optimizer.learning_rate();
+    let diverged = |epoch: usize, detail: &str| Error::Diverged {
+        message: format!(
+            "the loss or a weight became infinite or NaN in epoch {epoch}{}{detail}",
+            if diverged_at > 0 {
+                format!(", batch {diverged_at}")
+            } else {
+                String::new()
             }
-            _ => Error::Diverged {
-                message: "the loss became infinite or NaN in the first epoch".into(),
-                hint: format!(
-                    "lower the learning rate (it is {}), and check the data for extreme or \
-                     unscaled values",
-                    optimizer.learning_rate()
-                ),
-            },
+        ),
+        hint: format!(
+            "lower the learning rate (it is {lr}; the default for {} is {}), and check the \
+             data for extreme or unscaled values",
+            format!("{:?}", config.optimizer).to_lowercase(),
+            config.optimizer.default_learning_rate()
+        ),
+    };
+    let Some((best_epoch, best_loss)) = best else {
+        return Err(match stop {
+            StopReason::Diverged { epoch } => diverged(epoch, ""),
+            _ => Error::Interrupted("the first epoch had not finished; nothing to keep".into()),
         });
     };
-    model.set_param_values(&best_weights);
-    Ok(FitOutcome {
+    let outcome = FitOutcome {
         history,
         best_epoch,
         stop,
-    })
+        initial_loss,
+        best_loss,
+    };
+    if let StopReason::Diverged { epoch } = outcome.stop
+        && !outcome.improved()
+    {
+        return Err(diverged(
+            epoch,
+            &format!(
+                "; no epoch before it did better than the untrained network (loss {} before \
+                 training, {} at best)",
+                format_loss(initial_loss),
+                format_loss(best_loss)
+            ),
+        ));
+    }
+    model.set_param_values(&best_weights);
+    Ok(outcome)
+}
+
+/// A loss for people: four decimals, or scientific notation when it is huge or tiny.
+pub fn format_loss(loss: f32) -> String {
+    if loss != 0.0 && !(1e-4..1e5).contains(&loss.abs()) {
+        format!("{loss:.3e}")
+    } else {
+        format!("{loss:.4}")
+    }
 }
 
 /// Copies rows `rows` of `x` into the first rows of `out`.
@@ -604,11 +687,15 @@ mod tests {
     #[test]
     fn bad_settings_name_the_flag() {
         type Change = fn(&mut TrainConfig);
-        let cases: [(Change, &str); 6] = [
+        let cases: [(Change, &str); 7] = [
             (|c| c.learning_rate = -1.0, "invalid --lr -1"),
             (|c| c.learning_rate = 0.0, "invalid --lr 0"),
             (|c| c.epochs = 0, "invalid --epochs 0"),
             (|c| c.hidden = vec![8, 0], "invalid --hidden 0"),
+            (
+                |c| c.hidden = vec![99_999_999_999],
+                "invalid --hidden 99999999999",
+            ),
             (|c| c.val_split = 1.0, "invalid --val-split 1"),
             (|c| c.batch_size = 0, "invalid --batch-size 0"),
         ];
@@ -618,6 +705,14 @@ mod tests {
             let e = c.validate().unwrap_err().to_string();
             assert!(e.starts_with(want), "{e}");
         }
+    }
+
+    #[test]
+    fn parameter_count_checks_overflow() {
+        // 4·128 + 128 + 128·64 + 64 + 64·3 + 3
+        assert_eq!(parameter_count(4, &[128, 64], 3), Some(9091));
+        assert_eq!(parameter_count(usize::MAX, &[2], 1), None);
+        assert_eq!(parameter_count(1 << 40, &[1 << 30], 1), None);
     }
 
     fn xor() -> (Array2<f32>, Targets) {
@@ -663,19 +758,108 @@ mod tests {
         assert_eq!(out.stop, StopReason::Completed);
         let (best_loss, acc) = evaluate(&mut model, data).unwrap();
         assert_eq!(acc, 1.0);
-        // The restored weights are those of the best epoch.
-        let min = out
-            .history
-            .train_loss
-            .iter()
-            .cloned()
-            .fold(f32::INFINITY, f32::min);
-        assert_eq!(out.history.train_loss[out.best_epoch - 1], min);
+        // The restored weights are those the best loss was measured on.
+        assert_eq!(best_loss, out.best_loss);
+        assert!(out.improved() && out.initial_loss > 0.69, "{out:?}");
         assert!(best_loss < 0.05, "{best_loss}");
     }
 
+    /// A loss that follows `inner` (or climbs it, with `ascend`) for `finite_calls`
+    /// batches and then reports NaN: divergence on cue.
+    struct FailAfter {
+        inner: SoftmaxCrossEntropy,
+        finite_calls: usize,
+        ascend: bool,
+        grad: Array2<f32>,
+    }
+
+    impl Loss for FailAfter {
+        fn forward(&mut self, prediction: ArrayView2<f32>, target: Target<'_>) -> Result<f32> {
+            let value = self.inner.forward(prediction, target)?;
+            if self.finite_calls == 0 {
+                return Ok(f32::NAN);
+            }
+            self.finite_calls -= 1;
+            let sign = if self.ascend { -1.0 } else { 1.0 };
+            self.grad = self.inner.backward().mapv(|g| sign * g);
+            Ok(value)
+        }
+
+        fn backward(&self) -> ArrayView2<'_, f32> {
+            self.grad.view()
+        }
+    }
+
+    fn fit_failing(finite_calls: usize, ascend: bool) -> (Sequential, Result<FitOutcome>) {
+        let (x, y) = xor();
+        let config = TrainConfig {
+            hidden: vec![8],
+            activation: Activation::Tanh,
+            learning_rate: 0.05,
+            epochs: 100,
+            batch_size: 4,
+            patience: 0,
+            ..TrainConfig::default()
+        };
+        let mut model = build_network(2, &config.hidden, 2, config.activation, 3);
+        let mut loss = FailAfter {
+            inner: SoftmaxCrossEntropy::new(),
+            finite_calls,
+            ascend,
+            grad: Array2::zeros((0, 0)),
+        };
+        let mut opt = config.build_optimizer().unwrap();
+        let data = Batch { x: x.view(), y: &y };
+        let out = fit(
+            &mut model,
+            &mut loss,
+            opt.as_mut(),
+            data,
+            None,
+            &config,
+            Hooks::default(),
+        );
+        (model, out)
+    }
+
     #[test]
-    fn divergence_stops_and_keeps_finite_best_weights() {
+    fn divergence_after_progress_keeps_the_best_finite_weights() {
+        // One batch per epoch: ten good epochs, then NaN in the eleventh.
+        let (mut model, out) = fit_failing(10, false);
+        let out = out.unwrap();
+        assert_eq!(out.stop, StopReason::Diverged { epoch: 11 });
+        assert_eq!(out.history.train_loss.len(), 10);
+        assert!(out.improved(), "{out:?}");
+        assert!(params_finite(&mut model));
+        let (x, y) = xor();
+        let (loss, _) = evaluate(&mut model, Batch { x: x.view(), y: &y }).unwrap();
+        assert_eq!(
+            loss, out.best_loss,
+            "the restored weights are the best epoch's"
+        );
+    }
+
+    #[test]
+    fn divergence_before_any_progress_is_an_error_with_a_hint() {
+        let (_, out) = fit_failing(0, false);
+        let e = out.unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "training diverged: the loss or a weight became infinite or NaN in epoch 1, \
+             batch 1\n  hint: lower the learning rate (it is 0.05; the default for adam is \
+             0.001), and check the data for extreme or unscaled values"
+        );
+        // Five epochs that only made things worse, then NaN: nothing worth keeping.
+        let (_, out) = fit_failing(5, true);
+        let e = out.unwrap_err().to_string();
+        assert!(
+            e.contains("in epoch 6, batch 1; no epoch before it did better than the untrained"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_huge_learning_rate_diverges_with_a_hint() {
         let (x, y) = xor();
         let config = TrainConfig {
             hidden: vec![8],
@@ -690,7 +874,7 @@ mod tests {
         let mut loss = SoftmaxCrossEntropy::new();
         let mut opt = config.build_optimizer().unwrap();
         let data = Batch { x: x.view(), y: &y };
-        match fit(
+        let e = fit(
             &mut model,
             &mut loss,
             opt.as_mut(),
@@ -698,17 +882,11 @@ mod tests {
             None,
             &config,
             Hooks::default(),
-        ) {
-            Ok(out) => {
-                assert!(
-                    matches!(out.stop, StopReason::Diverged { .. }),
-                    "{:?}",
-                    out.stop
-                );
-                assert!(params_finite(&mut model));
-            }
-            Err(e) => assert!(e.to_string().contains("lower the learning rate"), "{e}"),
-        }
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("training diverged: "), "{e}");
+        assert!(e.contains("lower the learning rate (it is 1000000"), "{e}");
     }
 
     #[test]

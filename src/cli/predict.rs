@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use mlp::Error;
 use mlp::dataset::TargetEncoding;
-use mlp::fsutil::write_atomic;
+use mlp::fsutil::{same_file, write_atomic};
 use mlp::model::{Model, Predictions};
 use mlp::pipeline::score;
 
@@ -41,6 +41,15 @@ pub struct PredictArgs {
 }
 
 pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
+    if let Some(output) = &args.output
+        && (same_file(output, &args.data) || same_file(output, &args.model))
+    {
+        return Err(Error::config(
+            "--output",
+            output.display(),
+            "this is an input file (the data or the model); choose another path",
+        ));
+    }
     let mut model = Model::load(&args.model)?;
     if args.proba && !matches!(model.file.encoding.target, TargetEncoding::Classes { .. }) {
         return Err(Error::config(
@@ -76,6 +85,8 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
         (Predictions::Values(values), _) => {
             out.write_record(["prediction"]).map_err(csv_error)?;
             for v in values {
+                // Shortest text that reads back as the same f32 (score refuses values
+                // beyond f32).
                 out.write_record([format!("{}", *v as f32)])
                     .map_err(csv_error)?;
             }

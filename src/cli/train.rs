@@ -8,9 +8,10 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mlp::Error;
 use mlp::dataset::{TargetEncoding, Task};
+use mlp::fsutil::same_file;
 use mlp::pipeline::{MissingPolicy, TrainRequest, Trained, prepare, train};
 use mlp::plot::LossCurve;
-use mlp::train::{Activation, OptimizerKind, StopReason, TrainConfig};
+use mlp::train::{Activation, OptimizerKind, StopReason, TrainConfig, format_loss};
 
 use super::{EXIT_INTERRUPTED, TaskArg, plot_path_for};
 
@@ -123,6 +124,10 @@ pub struct TrainArgs {
     #[arg(long, value_name = "COL,...", value_delimiter = ',')]
     categorical: Vec<String>,
 
+    /// Columns to leave out (identifiers, free text), comma-separated
+    #[arg(long, value_name = "COL,...", value_delimiter = ',')]
+    ignore: Vec<String>,
+
     /// Where to write the model
     #[arg(long, value_name = "PATH", default_value = "model.json")]
     model: PathBuf,
@@ -179,6 +184,7 @@ impl TrainArgs {
                 MissingArg::Drop => MissingPolicy::Drop,
             },
             categorical: self.categorical.clone(),
+            ignore: self.ignore.clone(),
             config: TrainConfig {
                 hidden: self.hidden.clone(),
                 activation: match self.activation {
@@ -213,6 +219,34 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
         .plot
         .clone()
         .unwrap_or_else(|| plot_path_for(&args.model));
+    // Never replace the user's data with a model or a picture, nor one output with the other.
+    if same_file(&args.model, &args.data) {
+        return Err(Error::config(
+            "--model",
+            args.model.display(),
+            "this is the training data file; choose another path for the model",
+        ));
+    }
+    if same_file(&plot_path, &args.data) || same_file(&plot_path, &args.model) {
+        let flag = if args.plot.is_some() {
+            "--plot"
+        } else {
+            "--model"
+        };
+        return Err(Error::config(
+            flag,
+            plot_path.display(),
+            "the loss-curve picture would replace the data or the model file; \
+             give --model a .json name, or choose another --plot path",
+        ));
+    }
+    // First Ctrl-C: finish the batch, save the best model so far. Second: leave at once.
+    // Set before reading, so that a Ctrl-C while reading stops at the first batch.
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPT.swap(true, Ordering::SeqCst) {
+            std::process::exit(EXIT_INTERRUPTED as i32);
+        }
+    });
     let prepared = prepare(&request)?;
     let config = &request.config;
 
@@ -252,13 +286,6 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
         prepared.x_val.nrows(),
         config.seed
     ));
-
-    // First Ctrl-C: finish the batch, save the best model so far. Second: leave at once.
-    let _ = ctrlc::set_handler(|| {
-        if INTERRUPT.swap(true, Ordering::SeqCst) {
-            std::process::exit(EXIT_INTERRUPTED as i32);
-        }
-    });
 
     let bar = if args.quiet {
         ProgressBar::hidden()
@@ -310,11 +337,31 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
             "training diverged in epoch {epoch} (the loss or a weight became infinite or NaN)"
         ),
     });
+    let monitored = if prepared.x_val.nrows() > 0 {
+        "validation loss"
+    } else {
+        "training loss"
+    };
     if let StopReason::Diverged { .. } = outcome.stop {
         eprintln!(
-            "warning: kept the weights of epoch {}, the best before it diverged\n  \
-             hint: lower the learning rate (it is {}), and check the data for extreme values",
-            outcome.best_epoch, config.learning_rate
+            "warning: kept the weights of epoch {}, the best before training diverged \
+             ({monitored} {}, {} before training)\n  \
+             hint: lower the learning rate (it is {}), and check the data for extreme or \
+             unscaled values",
+            outcome.best_epoch,
+            format_loss(outcome.best_loss),
+            format_loss(outcome.initial_loss),
+            config.learning_rate
+        );
+    } else if !outcome.improved() {
+        eprintln!(
+            "warning: no epoch did better than the untrained network ({monitored} {} \
+             before training, {} at best); the model predicts no better than a constant\n  \
+             hint: lower the learning rate (it is {}), or check that the features relate \
+             to the target",
+            format_loss(outcome.initial_loss),
+            format_loss(outcome.best_loss),
+            config.learning_rate
         );
     }
     let m = &model.file.metrics;
