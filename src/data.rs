@@ -107,6 +107,8 @@ pub struct Table {
     delimiter: u8,
     columns: Vec<Column>,
     lines: Vec<u32>,
+    /// Columns read as categories because the caller asked ([`ReadOptions::categorical`]).
+    forced: Vec<String>,
 }
 
 impl Table {
@@ -127,6 +129,11 @@ impl Table {
         }
         let text = check_text(path, bytes)?;
         read_general(path, text, p.delimiter, p.headers, options)
+    }
+
+    /// Whether column `name` was read as categories because the caller asked for it.
+    pub fn forced_categorical(&self, name: &str) -> bool {
+        self.forced.iter().any(|c| c == name)
     }
 
     /// The file the table came from.
@@ -783,11 +790,18 @@ fn read_general(
             }
         }
     }
+    let forced = options
+        .categorical
+        .iter()
+        .filter(|c| columns.iter().any(|col| col.name() == c.as_str()))
+        .cloned()
+        .collect();
     Ok(Table {
         path: path.to_path_buf(),
         delimiter,
         columns,
         lines,
+        forced,
     })
 }
 
@@ -816,6 +830,7 @@ fn fast_numeric(path: &Path, p: &Prologue<'_>) -> Option<Table> {
         delimiter,
         columns,
         lines: (0..rows as u32).map(|r| r + 2).collect(),
+        forced: Vec::new(),
     })
 }
 

@@ -358,7 +358,9 @@ impl Encoding {
                         .map(|(c, _)| c.clone())
                         .collect();
                     let present = codes.iter().filter(|&&c| c != Column::MISSING).count();
-                    if too_many_categories(categories.len(), present) {
+                    if too_many_categories(categories.len(), present)
+                        && !table.forced_categorical(name)
+                    {
                         return Err(Error::data(
                             table.location(None, Some(name)),
                             format!(
@@ -368,8 +370,9 @@ impl Encoding {
                             ),
                             format!(
                                 "if this is an identifier or free text, leave it out with \
-                                 --ignore {name}; if it should hold numbers, check how they \
-                                 are written"
+                                 --ignore {name}; to keep it as categories anyway, pass \
+                                 --categorical {name}; if it should hold numbers, check how \
+                                 they are written"
                             ),
                         ));
                     }

@@ -981,6 +981,24 @@ fn awkward_but_valid_files_are_accepted() {
 }
 
 #[test]
+fn an_identifier_like_column_is_kept_when_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = accepted(
+        "train/identifier_column.csv",
+        &["--categorical", "customer"],
+        dir.path(),
+        "categorical",
+    );
+    let customer = &model["encoding"]["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "customer")
+        .expect("the column is a feature")["categories"];
+    assert_eq!(customer.as_array().unwrap().len(), 40);
+}
+
+#[test]
 fn huge_values_standardise_to_finite_statistics() {
     let dir = tempfile::tempdir().unwrap();
     let model = accepted("accept/values_around_1e30.csv", &[], dir.path(), "30 rows");
