@@ -474,15 +474,7 @@ pub fn fit(
 ) -> Result<FitOutcome> {
     let interrupt = hooks.interrupt;
     config.validate()?;
-    let rows = train.x.nrows();
-    let width = train.x.ncols();
-    let batch = config.batch_size.min(rows.max(1));
-    let mut rng = StdRng::seed_from_u64(config.seed ^ 0x5417_F1E0_0000_0002);
-    let mut order: Vec<usize> = (0..rows).collect();
-    // Batch buffers, filled by copying rows: no allocation inside the loop.
-    let mut xb = Array2::<f32>::zeros((batch, width));
-    let mut classes = vec![0usize; batch];
-    let mut values = Array2::<f32>::zeros((batch, 1));
+    let mut batches = Batches::new(train, config.batch_size, config.seed);
 
     // What the monitored loss is measured on: validation rows, else the training rows.
     let initial_loss = match validation {
@@ -496,44 +488,23 @@ pub fn fit(
     let mut stop = StopReason::Completed;
 
     let mut diverged_at = 0;
-    'epochs: for epoch in 1..=config.epochs {
-        order.shuffle(&mut rng);
-        let mut total = 0f64;
-        for (batch_index, chunk) in order.chunks(batch).enumerate() {
-            let n = chunk.len();
-            gather_rows(train.x, chunk, &mut xb);
-            let x = xb.slice(ndarray::s![..n, ..]);
-            let value = match train.y {
-                Targets::Classes(c) => {
-                    for (i, &r) in chunk.iter().enumerate() {
-                        classes[i] = c[r];
-                    }
-                    train_step(model, loss, optimizer, x, Target::Classes(&classes[..n]))?
-                }
-                Targets::Values(v) => {
-                    for (i, &r) in chunk.iter().enumerate() {
-                        values[[i, 0]] = v[[r, 0]];
-                    }
-                    let y = values.slice(ndarray::s![..n, ..]);
-                    train_step(model, loss, optimizer, x, Target::Dense(y))?
-                }
-            };
-            if !value.is_finite() {
+    for epoch in 1..=config.epochs {
+        let train_loss = match batches.epoch(model, loss, optimizer, &interrupted)? {
+            EpochEnd::Finished { mean_loss } => mean_loss,
+            EpochEnd::Diverged { batch } => {
                 stop = StopReason::Diverged { epoch };
-                diverged_at = batch_index + 1;
-                break 'epochs;
+                diverged_at = batch;
+                break;
             }
-            total += value as f64 * n as f64;
-            if interrupted() {
+            EpochEnd::Interrupted => {
                 stop = StopReason::Interrupted;
-                break 'epochs;
+                break;
             }
-        }
+        };
         if !params_finite(model) {
             stop = StopReason::Diverged { epoch };
             break;
         }
-        let train_loss = (total / rows.max(1) as f64) as f32;
         history.train_loss.push(train_loss);
         let (monitored, val_loss, val_metric) = match validation {
             Some(v) => {
@@ -625,6 +596,101 @@ pub fn format_loss(loss: f32) -> String {
         format!("{loss:.3e}")
     } else {
         format!("{loss:.4}")
+    }
+}
+
+/// How an epoch of [`Batches::epoch`] ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EpochEnd {
+    /// Every batch ran; the mean training loss over the epoch's rows.
+    Finished {
+        /// Mean of the batch losses, weighted by batch size.
+        mean_loss: f32,
+    },
+    /// Batch number `batch` (1-based) had a non-finite loss; its step was not applied.
+    Diverged {
+        /// 1-based batch number.
+        batch: usize,
+    },
+    /// The interrupt was raised after a batch.
+    Interrupted,
+}
+
+/// Mini-batches of a training set, reshuffled every epoch from a seed and gathered into
+/// buffers that are reused, so an epoch allocates nothing.
+pub struct Batches<'a> {
+    data: Batch<'a>,
+    rng: StdRng,
+    order: Vec<usize>,
+    x: Array2<f32>,
+    classes: Vec<usize>,
+    values: Array2<f32>,
+}
+
+impl<'a> Batches<'a> {
+    /// Batches of `batch_size` rows of `data` (the last one smaller), shuffled from `seed`.
+    pub fn new(data: Batch<'a>, batch_size: usize, seed: u64) -> Self {
+        let rows = data.x.nrows();
+        let batch = batch_size.clamp(1, rows.max(1));
+        Self {
+            data,
+            rng: StdRng::seed_from_u64(seed ^ 0x5417_F1E0_0000_0002),
+            order: (0..rows).collect(),
+            x: Array2::zeros((batch, data.x.ncols())),
+            classes: vec![0; batch],
+            values: Array2::zeros((batch, 1)),
+        }
+    }
+
+    /// Reshuffles and runs a [`train_step`] on every batch; `interrupted` is asked after
+    /// each one.
+    pub fn epoch(
+        &mut self,
+        model: &mut Sequential,
+        loss: &mut dyn Loss,
+        optimizer: &mut dyn Optimizer,
+        interrupted: &dyn Fn() -> bool,
+    ) -> Result<EpochEnd> {
+        self.order.shuffle(&mut self.rng);
+        let batch = self.x.nrows();
+        let mut total = 0f64;
+        for (index, chunk) in self.order.chunks(batch).enumerate() {
+            let n = chunk.len();
+            gather_rows(self.data.x, chunk, &mut self.x);
+            let x = self.x.slice(ndarray::s![..n, ..]);
+            let value = match self.data.y {
+                Targets::Classes(c) => {
+                    for (slot, &r) in self.classes.iter_mut().zip(chunk) {
+                        *slot = c[r];
+                    }
+                    train_step(
+                        model,
+                        loss,
+                        optimizer,
+                        x,
+                        Target::Classes(&self.classes[..n]),
+                    )?
+                }
+                Targets::Values(v) => {
+                    for (i, &r) in chunk.iter().enumerate() {
+                        self.values[[i, 0]] = v[[r, 0]];
+                    }
+                    let y = self.values.slice(ndarray::s![..n, ..]);
+                    train_step(model, loss, optimizer, x, Target::Dense(y))?
+                }
+            };
+            if !value.is_finite() {
+                return Ok(EpochEnd::Diverged { batch: index + 1 });
+            }
+            total += value as f64 * n as f64;
+            if interrupted() {
+                return Ok(EpochEnd::Interrupted);
+            }
+        }
+        let rows = self.order.len().max(1);
+        Ok(EpochEnd::Finished {
+            mean_loss: (total / rows as f64) as f32,
+        })
     }
 }
 
