@@ -30,6 +30,7 @@ pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+mod parallel;
 pub mod pipeline;
 pub mod plot;
 pub mod sequential;

@@ -11,6 +11,7 @@
 use ndarray::{ArrayView1, ArrayViewMut1};
 
 use crate::error::{Error, Result};
+use crate::parallel::{Shared, for_ranges};
 use crate::sequential::Sequential;
 
 /// Something that updates a model's parameters from their gradients.
@@ -89,12 +90,19 @@ impl Optimizer for Sgd {
     fn step(&mut self, model: &mut Sequential) {
         let (lr, wd) = (self.lr, self.weight_decay);
         model.visit_params(&mut |_, p| {
-            let mut w = ArrayViewMut1::from(p.value);
-            if p.decay && wd > 0.0 {
-                // w − lr·(g + wd·w) = (1 − lr·wd)·w − lr·g
-                w *= 1.0 - lr * wd;
-            }
-            w.scaled_add(-lr, &ArrayView1::from(p.grad));
+            // w − lr·(g + wd·w) = (1 − lr·wd)·w − lr·g
+            let keep = if p.decay && wd > 0.0 {
+                1.0 - lr * wd
+            } else {
+                1.0
+            };
+            crate::parallel::zip_mut(p.value, p.grad, &|w, g| {
+                let mut w = ArrayViewMut1::from(w);
+                if keep != 1.0 {
+                    w *= keep;
+                }
+                w.scaled_add(-lr, &ArrayView1::from(g));
+            });
         });
     }
 
@@ -175,11 +183,17 @@ impl Optimizer for Momentum {
             let wd = if p.decay { self.weight_decay } else { 0.0 };
             let v = velocity.get(index, p.value.len());
             index += 1;
-            for ((w, &g), v) in p.value.iter_mut().zip(p.grad).zip(v.iter_mut()) {
-                let g = g + wd * *w;
-                *v = mu * *v + g;
-                *w -= lr * if nesterov { g + mu * *v } else { *v };
-            }
+            let (value, grad) = (Shared::new(p.value), p.grad);
+            let v = Shared::new(v);
+            for_ranges(grad.len(), &|r| {
+                // SAFETY: disjoint ranges of slices of equal length.
+                let (value, v) = unsafe { (value.part(r.clone()), v.part(r.clone())) };
+                for ((w, &g), v) in value.iter_mut().zip(&grad[r]).zip(v) {
+                    let g = g + wd * *w;
+                    *v = mu * *v + g;
+                    *w -= lr * if nesterov { g + mu * *v } else { *v };
+                }
+            });
         });
     }
 
@@ -242,15 +256,21 @@ impl Optimizer for Adam {
         model.visit_params(&mut |_, p| {
             let wd = if p.decay { self.weight_decay } else { 0.0 };
             let n = p.value.len();
-            let m = ms.get(index, n);
-            let v = vs.get(index, n);
+            let m = Shared::new(ms.get(index, n));
+            let v = Shared::new(vs.get(index, n));
             index += 1;
-            for (((w, &g), m), v) in p.value.iter_mut().zip(p.grad).zip(m.iter_mut()).zip(v) {
-                let g = g + wd * *w;
-                *m = b1 * *m + (1.0 - b1) * g;
-                *v = b2 * *v + (1.0 - b2) * g * g;
-                *w -= lr * (*m / bias1) / ((*v / bias2).sqrt() + eps);
-            }
+            let (value, grad) = (Shared::new(p.value), p.grad);
+            for_ranges(n, &|r| {
+                // SAFETY: disjoint ranges of slices of equal length.
+                let (value, m, v) =
+                    unsafe { (value.part(r.clone()), m.part(r.clone()), v.part(r.clone())) };
+                for (((w, &g), m), v) in value.iter_mut().zip(&grad[r]).zip(m).zip(v) {
+                    let g = g + wd * *w;
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    *w -= lr * (*m / bias1) / ((*v / bias2).sqrt() + eps);
+                }
+            });
         });
     }
 

@@ -26,13 +26,20 @@ impl Elementwise {
     pub(crate) fn forward(
         &mut self,
         input: ArrayView2<f32>,
-        f: impl Fn(f32) -> f32,
+        f: impl Fn(f32) -> f32 + Sync,
     ) -> ArrayView2<'_, f32> {
         let (rows, cols) = input.dim();
         let mut output = resize_rows(&mut self.output, rows, cols);
-        Zip::from(&mut output)
-            .and(&input)
-            .for_each(|y, &x| *y = f(x));
+        match (output.as_slice_mut(), input.as_slice()) {
+            (Some(y), Some(x)) => crate::parallel::zip_mut(y, x, &|y, x| {
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = f(x);
+                }
+            }),
+            _ => Zip::from(&mut output)
+                .and(&input)
+                .for_each(|y, &x| *y = f(x)),
+        }
         self.rows = Some(rows);
         rows_of(&self.output, rows)
     }
@@ -42,7 +49,7 @@ impl Elementwise {
         &mut self,
         layer: &str,
         grad_output: ArrayView2<f32>,
-        df: impl Fn(f32) -> f32,
+        df: impl Fn(f32) -> f32 + Sync,
     ) -> ArrayView2<'_, f32> {
         let rows = self
             .rows
@@ -54,10 +61,21 @@ impl Elementwise {
             "{layer}::backward: grad_output shape differs from the last output's"
         );
         let mut grad_input = resize_rows(&mut self.grad_input, rows, output.ncols());
-        Zip::from(&mut grad_input)
-            .and(&grad_output)
-            .and(&output)
-            .for_each(|dx, &dy, &y| *dx = dy * df(y));
+        match (
+            grad_input.as_slice_mut(),
+            grad_output.as_slice(),
+            output.as_slice(),
+        ) {
+            (Some(dx), Some(dy), Some(y)) => crate::parallel::zip2_mut(dx, dy, y, &|dx, dy, y| {
+                for ((dx, &dy), &y) in dx.iter_mut().zip(dy).zip(y) {
+                    *dx = dy * df(y);
+                }
+            }),
+            _ => Zip::from(&mut grad_input)
+                .and(&grad_output)
+                .and(&output)
+                .for_each(|dx, &dy, &y| *dx = dy * df(y)),
+        }
         rows_of(&self.grad_input, rows)
     }
 }

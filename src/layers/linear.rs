@@ -141,16 +141,25 @@ impl Linear {
         // db = Σ_rows dy, one row at a time (contiguous rows: plain slices, no per-row
         // iterator set-up, which costs more than the sum for small layers).
         let db = self.grad_bias.as_slice_mut().expect("contiguous");
-        db.fill(0.0);
         match grad_output.as_slice() {
             Some(all) if !db.is_empty() => {
-                for row in all.chunks_exact(db.len()) {
-                    for (d, &g) in db.iter_mut().zip(row) {
-                        *d += g;
+                // Threads take ranges of columns; each column is summed over the rows in
+                // order, so the split does not change the sums.
+                let cols = db.len();
+                let shared = crate::parallel::Shared::new(db);
+                crate::parallel::for_ranges_weighted(cols, all.len(), &|range| {
+                    // SAFETY: the ranges are disjoint parts of `db`.
+                    let db = unsafe { shared.part(range.clone()) };
+                    db.fill(0.0);
+                    for row in all.chunks_exact(cols) {
+                        for (d, &g) in db.iter_mut().zip(&row[range.clone()]) {
+                            *d += g;
+                        }
                     }
-                }
+                });
             }
             _ => {
+                db.fill(0.0);
                 for row in grad_output.rows() {
                     for (d, &g) in db.iter_mut().zip(row) {
                         *d += g;
@@ -176,7 +185,13 @@ impl Layer for Linear {
             self.inputs(),
             self.outputs()
         );
-        resize_rows(&mut self.input, rows, cols).assign(&input);
+        let mut cache = resize_rows(&mut self.input, rows, cols);
+        match (cache.as_slice_mut(), input.as_slice()) {
+            (Some(to), Some(from)) => {
+                crate::parallel::zip_mut(to, from, &|to, from| to.copy_from_slice(from))
+            }
+            _ => cache.assign(&input),
+        }
         let outputs = self.outputs();
         let mut output = resize_rows(&mut self.output, rows, outputs);
         // The bias is added as the product is stored: one pass over the output.

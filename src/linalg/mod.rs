@@ -174,6 +174,11 @@ unsafe fn small(p: &Problem) {
     }
 }
 
+/// Runs `f(0) … f(parts − 1)` on the shared thread pool (for other element-wise work).
+pub(crate) fn run_parts(parts: usize, f: &(dyn Fn(usize) + Sync)) {
+    pool::run(parts, f);
+}
+
 /// The name of the micro-kernel in use (for benchmark reports).
 pub fn kernel_name() -> &'static str {
     Isa::detect().kernel().name
