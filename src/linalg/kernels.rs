@@ -85,7 +85,7 @@ impl Isa {
                 isa: self,
                 mr: 8,
                 nr: 32,
-                run: avx512::kernel,
+                run: avx512::kernel::<8>,
                 name: "avx512 8x32",
             },
             #[cfg(target_arch = "x86_64")]
@@ -256,12 +256,10 @@ mod avx512 {
     use super::Tile;
     use std::arch::x86_64::*;
 
-    const MR: usize = 8;
-
     /// # Safety
     /// See [`KernelFn`](super::KernelFn); the CPU must support AVX-512F.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn kernel(t: &Tile) {
+    pub unsafe fn kernel<const MR: usize>(t: &Tile) {
         unsafe {
             // Start fetching the C tile now so that its misses overlap the k loop.
             for i in 0..t.rows as isize {
@@ -273,19 +271,26 @@ mod avx512 {
                 ((1u32 << t.cols.min(16)) - 1) as __mmask16,
                 ((1u32 << t.cols.saturating_sub(16).min(16)) - 1) as __mmask16,
             ];
-            let acc = if t.cols == 32 {
-                tile_loop::<false>(t, mask)
-            } else {
-                tile_loop::<true>(t, mask)
+            // A packed panel (rows one float apart, all rows present) lets the row offsets
+            // be constants folded into the loads, which frees registers.
+            let packed = t.a_rs == 1 && t.a_ps == MR as isize && t.rows == MR;
+            let acc = match (t.cols == 32, packed) {
+                (true, true) => tile_loop::<MR, false, true>(t, mask),
+                (true, false) => tile_loop::<MR, false, false>(t, mask),
+                (false, true) => tile_loop::<MR, true, true>(t, mask),
+                (false, false) => tile_loop::<MR, true, false>(t, mask),
             };
-            store(t, &acc, mask);
+            store::<MR>(t, &acc, mask);
         }
     }
 
     /// The k loop, with full-width loads of B or (at C's right edge) masked ones.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn tile_loop<const MASKED: bool>(t: &Tile, mask: [__mmask16; 2]) -> [[__m512; 2]; MR] {
+    unsafe fn tile_loop<const MR: usize, const MASKED: bool, const PACKED: bool>(
+        t: &Tile,
+        mask: [__mmask16; 2],
+    ) -> [[__m512; 2]; MR] {
         unsafe {
             let rows = super::row_offsets::<MR>(t);
             let mut acc = [[_mm512_setzero_ps(); 2]; MR];
@@ -300,11 +305,12 @@ mod avx512 {
                     (_mm512_loadu_ps(b), _mm512_loadu_ps(b.add(16)))
                 };
                 for (i, row) in acc.iter_mut().enumerate() {
-                    let ai = _mm512_set1_ps(*a.offset(rows[i]));
+                    let offset = if PACKED { i as isize } else { rows[i] };
+                    let ai = _mm512_set1_ps(*a.offset(offset));
                     row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
                     row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
                 }
-                a = a.offset(t.a_ps);
+                a = a.offset(if PACKED { MR as isize } else { t.a_ps });
                 b = b.offset(t.b_ps);
             }
             acc
@@ -313,7 +319,7 @@ mod avx512 {
 
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn store(t: &Tile, acc: &[[__m512; 2]; MR], mask: [__mmask16; 2]) {
+    unsafe fn store<const MR: usize>(t: &Tile, acc: &[[__m512; 2]; MR], mask: [__mmask16; 2]) {
         unsafe {
             let mut acc = *acc;
             if !t.bias.is_null() {
