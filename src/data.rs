@@ -302,7 +302,7 @@ impl FileBytes {
             // the one hazard is another process truncating the file while it is being read,
             // which (as with any reader of a file being rewritten) ends the process with
             // SIGBUS instead of an error. Reading 50 MB this way is about 20 ms faster.
-            if let Ok(map) = unsafe { memmap2::Mmap::map(&file) } {
+            if let Ok(map) = unsafe { memmap2::MmapOptions::new().populate().map(&file) } {
                 return Ok(FileBytes {
                     inner: FileBytesInner::Mapped(map),
                 });
@@ -983,92 +983,113 @@ const POW10: [f64; 23] = [
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
-/// Parses a decimal number at the start of `b`: `[+-]digits[.digits][(e|E)[+-]digits]`.
-/// Returns the value correctly rounded to `f64` and the bytes used, or `None` when `b` does
-/// not start with a number.
+/// Parses a decimal number at `p`: `[+-]digits[.digits][(e|E)[+-]digits]`. Returns the
+/// value correctly rounded to `f64` and the bytes used, or `None` when `p` does not start
+/// with a number.
 ///
-/// Most CSV numbers have at most 19 digits and a small exponent; then the
-/// mantissa and the power of ten are both exact in `f64` and one division or multiplication
-/// rounds correctly (Clinger's fast path). Anything else goes to `fast-float2`, which is
-/// correct for every input, so the result never depends on which branch ran.
-fn parse_number(b: &[u8]) -> Option<(f64, usize)> {
-    let negative = b.first() == Some(&b'-');
-    let mut i = usize::from(matches!(b.first(), Some(b'-' | b'+')));
-    let mut mantissa: u64 = 0;
-    let int_start = i;
-    i = digit_run(b, i, &mut mantissa);
-    let mut digits = i - int_start;
-    let mut exponent: i64 = 0;
-    if b.get(i) == Some(&b'.') {
-        let frac_start = i + 1;
-        i = digit_run(b, frac_start, &mut mantissa);
-        digits += i - frac_start;
-        exponent = -((i - frac_start) as i64);
-    }
-    if digits == 0 {
-        return None;
-    }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        let mut j = i + 1;
-        let negative_exp = b.get(j) == Some(&b'-');
-        j += usize::from(matches!(b.get(j), Some(b'-' | b'+')));
-        let start = j;
-        let mut e: i64 = 0;
-        while let Some(&c) = b.get(j) {
-            let d = c.wrapping_sub(b'0');
-            if d > 9 {
-                break;
+/// Most CSV numbers have at most 19 digits and a small exponent; then the mantissa and the
+/// power of ten are both exact in `f64` and one division or multiplication rounds correctly
+/// (Clinger's fast path). Anything else goes to `fast-float2`, which is correct for every
+/// input, so the result never depends on which branch ran.
+///
+/// # Safety
+/// A byte that cannot continue a number (a line end, say) must follow within the readable
+/// memory at `p`: the parser reads up to it without bounds checks.
+#[inline(always)]
+unsafe fn parse_number(p: *const u8) -> Option<(f64, usize)> {
+    unsafe {
+        let at = |i: usize| *p.add(i);
+        let first = at(0);
+        let negative = first == b'-';
+        let mut i = usize::from(first == b'-' || first == b'+');
+        let mut mantissa: u64 = 0;
+        let int_start = i;
+        i = digit_run(p, i, &mut mantissa);
+        let mut digits = i - int_start;
+        let mut exponent: i64 = 0;
+        if at(i) == b'.' {
+            let frac_start = i + 1;
+            i = digit_run(p, frac_start, &mut mantissa);
+            digits += i - frac_start;
+            exponent = -((i - frac_start) as i64);
+        }
+        if digits == 0 {
+            return None;
+        }
+        if matches!(at(i), b'e' | b'E') {
+            let mut j = i + 1;
+            let negative_exp = at(j) == b'-';
+            j += usize::from(matches!(at(j), b'-' | b'+'));
+            let start = j;
+            let mut e: i64 = 0;
+            loop {
+                let d = at(j).wrapping_sub(b'0');
+                if d > 9 {
+                    break;
+                }
+                e = (e * 10 + d as i64).min(1 << 20);
+                j += 1;
             }
-            e = (e * 10 + d as i64).min(1 << 20);
-            j += 1;
+            if j == start {
+                return None; // "1e" or "1e+": not a number this parser accepts
+            }
+            exponent += if negative_exp { -e } else { e };
+            i = j;
         }
-        if j == start {
-            return None; // "1e" or "1e+": not a number this parser accepts
+        // Up to 19 digits fit in a u64 without wrapping (leading zeros count, so a long
+        // run of them merely takes the slower path).
+        if digits <= 19 && mantissa <= 1 << 53 && (-22..=22).contains(&exponent) {
+            let m = mantissa as f64;
+            let v = if exponent < 0 {
+                m / POW10[(-exponent) as usize]
+            } else {
+                m * POW10[exponent as usize]
+            };
+            // The sign bit is set, not branched on: signs in data are a coin toss for the
+            // branch predictor.
+            return Some((f64::from_bits(v.to_bits() | (u64::from(negative) << 63)), i));
         }
-        exponent += if negative_exp { -e } else { e };
-        i = j;
+        let v: f64 = fast_float2::parse(std::slice::from_raw_parts(p, i)).ok()?;
+        Some((v, i))
     }
-    // Up to 19 digits fit in a u64 without wrapping (leading zeros count, so a long run of
-    // them merely takes the slower path).
-    if digits <= 19 && mantissa <= 1 << 53 && (-22..=22).contains(&exponent) {
-        let m = mantissa as f64;
-        let v = if exponent < 0 {
-            m / POW10[(-exponent) as usize]
-        } else {
-            m * POW10[exponent as usize]
-        };
-        return Some((if negative { -v } else { v }, i));
-    }
-    let v: f64 = fast_float2::parse(&b[..i]).ok()?;
-    Some((v, i))
 }
 
-/// Reads the run of ASCII digits starting at `b[i]` into `mantissa` (wrapping: only to be
+/// Reads the run of ASCII digits starting at `p + i` into `mantissa` (wrapping: only to be
 /// trusted for at most 19 digits) and returns the index after the run.
-#[inline]
-fn digit_run(b: &[u8], mut i: usize, mantissa: &mut u64) -> usize {
-    while let Some(&c) = b.get(i) {
-        let d = c.wrapping_sub(b'0');
+///
+/// # Safety
+/// As for [`parse_number`].
+#[inline(always)]
+unsafe fn digit_run(p: *const u8, mut i: usize, mantissa: &mut u64) -> usize {
+    loop {
+        // SAFETY: a non-digit follows within readable memory.
+        let d = unsafe { *p.add(i) }.wrapping_sub(b'0');
         if d > 9 {
-            break;
+            return i;
         }
         *mantissa = mantissa.wrapping_mul(10).wrapping_add(d as u64);
         i += 1;
     }
-    i
 }
 
-/// Where [`parse_chunk`] puts numbers.
+/// Where [`parse_chunk`] puts numbers, a line (`width` values) at a time.
 trait Sink {
-    /// Stores the next value; false if there is no room.
-    fn put(&mut self, v: f32) -> bool;
+    /// Room for `n` more values, or `None`.
+    fn reserve_line(&mut self, n: usize) -> Option<*mut f32>;
+    /// The `n` values written through the last [`reserve_line`](Sink::reserve_line) count.
+    fn commit(&mut self, n: usize);
 }
 
 impl Sink for Vec<f32> {
     #[inline]
-    fn put(&mut self, v: f32) -> bool {
-        self.push(v);
-        true
+    fn reserve_line(&mut self, n: usize) -> Option<*mut f32> {
+        self.reserve(n);
+        Some(self.spare_capacity_mut().as_mut_ptr().cast())
+    }
+    #[inline]
+    fn commit(&mut self, n: usize) {
+        // SAFETY: `reserve_line` made room and the caller wrote the n values.
+        unsafe { self.set_len(self.len() + n) };
     }
 }
 
@@ -1080,46 +1101,75 @@ struct SliceSink<'a> {
 
 impl Sink for SliceSink<'_> {
     #[inline]
-    fn put(&mut self, v: f32) -> bool {
-        match self.out.get_mut(self.filled) {
-            Some(slot) => {
-                *slot = v;
-                self.filled += 1;
-                true
-            }
-            None => false,
-        }
+    fn reserve_line(&mut self, n: usize) -> Option<*mut f32> {
+        (self.filled + n <= self.out.len()).then(|| self.out[self.filled..].as_mut_ptr())
+    }
+    #[inline]
+    fn commit(&mut self, n: usize) {
+        self.filled += n;
     }
 }
 
 /// Parses lines of exactly `width` plain numbers into `out`; false on anything else.
 fn parse_chunk(chunk: &[u8], delimiter: u8, width: usize, out: &mut impl Sink) -> bool {
+    // Everything up to the last `\n` is parsed without bounds checks: a number stops at the
+    // first byte that cannot continue it, and a line end is such a byte. A last line without
+    // one is parsed from a copy that has it.
+    let end = memchr::memrchr(b'\n', chunk).map_or(0, |p| p + 1);
+    // SAFETY: `chunk[..end]` ends with `\n`.
+    if !unsafe { parse_lines(&chunk[..end], delimiter, width, out) } {
+        return false;
+    }
+    if end == chunk.len() {
+        return true;
+    }
+    let mut last = chunk[end..].to_vec();
+    last.push(b'\n');
+    // SAFETY: `last` ends with `\n`.
+    unsafe { parse_lines(&last, delimiter, width, out) }
+}
+
+/// [`parse_chunk`] for text that ends with `\n`.
+///
+/// # Safety
+/// `text` must be empty or end with `\n`.
+unsafe fn parse_lines(text: &[u8], delimiter: u8, width: usize, out: &mut impl Sink) -> bool {
+    let p = text.as_ptr();
+    let n = text.len();
     let mut i = 0;
-    let n = chunk.len();
     while i < n {
+        let Some(line) = out.reserve_line(width) else {
+            return false;
+        };
         for col in 0..width {
-            let Some((v, used)) = parse_number(&chunk[i..]) else {
+            // SAFETY: i < n and the text ends with a line end.
+            let Some((v, used)) = (unsafe { parse_number(p.add(i)) }) else {
                 return false;
             };
-            // A value the general reader would treat differently: `nan`, `inf`, too large.
-            if used == 0 || !v.is_finite() || v.abs() > f32::MAX as f64 || !out.put(v as f32) {
+            // A value the general reader would treat differently: `inf`, too large.
+            if !v.is_finite() || v.abs() > f32::MAX as f64 {
                 return false;
             }
+            // SAFETY: `reserve_line` made room for `width` values.
+            unsafe { *line.add(col) = v as f32 };
             i += used;
-            let last = col + 1 == width;
-            match chunk.get(i) {
-                Some(&b) if b == delimiter && !last => i += 1,
-                Some(b'\n') if last => i += 1,
-                Some(b'\r') if last => {
-                    i += 1;
-                    if chunk.get(i) == Some(&b'\n') {
-                        i += 1;
-                    }
+            // SAFETY: a number is followed by at least the final line end.
+            let next = unsafe { *p.add(i) };
+            if col + 1 < width {
+                if next != delimiter {
+                    return false;
                 }
-                None if last => {}
-                _ => return false,
+                i += 1;
+            } else {
+                match next {
+                    b'\n' => i += 1,
+                    // SAFETY: `\r` is not the last byte (the text ends with `\n`).
+                    b'\r' if unsafe { *p.add(i + 1) } == b'\n' => i += 2,
+                    _ => return false,
+                }
             }
         }
+        out.commit(width);
     }
     true
 }
@@ -1464,6 +1514,11 @@ mod tests {
 
     #[test]
     fn number_parser_agrees_with_the_standard_library() {
+        /// Parses `text` followed by a line end, as the reader always has one.
+        fn parse(text: &str) -> Option<(f64, usize)> {
+            let terminated = format!("{text}\n");
+            unsafe { parse_number(terminated.as_ptr()) }
+        }
         let cases = [
             "0",
             "-0",
@@ -1485,33 +1540,32 @@ mod tests {
             "1e+5",
         ];
         for c in cases {
-            let (v, used) = parse_number(c.as_bytes()).unwrap_or_else(|| panic!("{c}"));
+            let (v, used) = parse(c).unwrap_or_else(|| panic!("{c}"));
             assert_eq!(used, c.len(), "{c}");
             assert_eq!(v.to_bits(), c.parse::<f64>().unwrap().to_bits(), "{c}");
         }
         for c in ["", "-", ".", "e5", "nan", "inf", "x1"] {
-            assert!(parse_number(c.as_bytes()).is_none(), "{c}");
+            assert!(parse(c).is_none(), "{c}");
         }
-        assert_eq!(parse_number(b"1.5,2"), Some((1.5, 3)));
-        // Every length of digit run around the eight-byte steps.
+        assert_eq!(parse("1.5,2"), Some((1.5, 3)));
+        assert_eq!(parse("1e,"), None);
+        // Every length of digit run, short and beyond the 19-digit fast path.
         for len in 1..=40 {
             for text in [
                 "7".repeat(len),
                 format!("0.{}", "3".repeat(len)),
-                format!("-{}.25e-3,", "9".repeat(len)),
+                format!("-{}.25e-3", "9".repeat(len)),
                 format!("{}1", "0".repeat(len)),
             ] {
-                let end = text.find(',').unwrap_or(text.len());
-                let (v, used) = parse_number(text.as_bytes()).unwrap();
-                assert_eq!(used, end, "{text}");
+                let (v, used) = parse(&text).unwrap();
+                assert_eq!(used, text.len(), "{text}");
                 assert_eq!(
                     v.to_bits(),
-                    text[..end].parse::<f64>().unwrap().to_bits(),
+                    text.parse::<f64>().unwrap().to_bits(),
                     "{text}"
                 );
             }
         }
-        assert_eq!(parse_number(b"1e,"), None);
     }
 
     #[test]

@@ -88,12 +88,15 @@ pub(crate) fn zip_mut<A: Sync, B: Send>(
     });
 }
 
+/// A function over matching parts of one output and two inputs.
+type Zip2<'f, A, B, C> = &'f (dyn Fn(&mut [C], &[A], &[B]) + Sync);
+
 /// Like [`zip_mut`] with two inputs.
 pub(crate) fn zip2_mut<A: Sync, B: Sync, C: Send>(
     out: &mut [C],
     a: &[A],
     b: &[B],
-    f: &(dyn Fn(&mut [C], &[A], &[B]) + Sync),
+    f: Zip2<'_, A, B, C>,
 ) {
     assert!(
         out.len() == a.len() && out.len() == b.len(),
