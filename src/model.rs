@@ -82,6 +82,9 @@ pub struct TrainingRecord {
     pub stop: StopReason,
     /// Loss and metric per epoch.
     pub history: History,
+    /// With `--refit`: the epochs the saved network, trained on all rows, ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refit_epochs: Option<usize>,
 }
 
 /// The numbers of the saved (best) epoch.

@@ -24,8 +24,8 @@ use crate::model::{
     FORMAT, Metrics, Model, ModelFile, Predictions, TrainingRecord, VERSION, layer_records,
 };
 use crate::train::{
-    Batch, EpochReport, FitOutcome, Hooks, MAX_PARAMETERS, TrainConfig, build_network, fit,
-    loss_for, parameter_count, split_rows,
+    Batch, EpochReport, FitOutcome, Hooks, MAX_PARAMETERS, StopReason, TrainConfig, build_network,
+    fit, loss_for, parameter_count, split_rows,
 };
 
 /// What to do with rows that have missing values.
@@ -336,6 +336,60 @@ pub fn train(
         },
     )?;
 
+    // With --refit, a fresh network learns from every row for the chosen number of epochs
+    // (the validation rows are too valuable to leave out of small data sets).
+    let mut refit_epochs = None;
+    if config.refit
+        && validation.is_some()
+        && matches!(
+            outcome.stop,
+            StopReason::Completed | StopReason::EarlyStopped
+        )
+    {
+        let x = ndarray::concatenate(
+            ndarray::Axis(0),
+            &[prepared.x_train.view(), prepared.x_val.view()],
+        )
+        .expect("training and validation rows have the same columns");
+        let y = match (&prepared.y_train, &prepared.y_val) {
+            (Targets::Classes(a), Targets::Classes(b)) => {
+                Targets::Classes(a.iter().chain(b).copied().collect())
+            }
+            (Targets::Values(a), Targets::Values(b)) => Targets::Values(
+                ndarray::concatenate(ndarray::Axis(0), &[a.view(), b.view()])
+                    .expect("one target column"),
+            ),
+            _ => unreachable!("both splits have the task's kind of target"),
+        };
+        let epochs = outcome.best_epoch;
+        let refit_config = TrainConfig {
+            epochs,
+            patience: 0,
+            ..config.clone()
+        };
+        network = build_network(
+            encoding.input_width(),
+            &config.hidden,
+            encoding.target.width(),
+            config.activation,
+            config.seed,
+        );
+        let mut optimizer = config.build_optimizer()?;
+        fit(
+            &mut network,
+            loss.as_mut(),
+            optimizer.as_mut(),
+            Batch { x: x.view(), y: &y },
+            None,
+            &refit_config,
+            Hooks {
+                interrupt,
+                on_epoch: None,
+            },
+        )?;
+        refit_epochs = Some(epochs);
+    }
+
     let best = outcome.best_epoch - 1;
     let history = &outcome.history;
     let metric = history.val_metric.get(best).copied();
@@ -366,6 +420,7 @@ pub fn train(
             epochs_run: history.train_loss.len(),
             stop: outcome.stop.clone(),
             history: history.clone(),
+            refit_epochs,
         },
         metrics,
     };

@@ -97,6 +97,10 @@ pub struct TrainConfig {
     pub patience: usize,
     /// Seed for initialisation, the split and the shuffles.
     pub seed: u64,
+    /// After choosing the number of epochs on the validation split, train a fresh network
+    /// on all rows (training and validation) for that many epochs and keep it.
+    #[serde(default)]
+    pub refit: bool,
 }
 
 impl Default for TrainConfig {
@@ -118,6 +122,7 @@ impl Default for TrainConfig {
             val_split: 0.2,
             patience: 20,
             seed: 0,
+            refit: false,
         }
     }
 }

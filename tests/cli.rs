@@ -321,3 +321,34 @@ fn help_has_worked_examples() {
         );
     }
 }
+
+#[test]
+fn refit_trains_again_on_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let iris = data("data/iris.csv");
+    let out = ok(
+        d,
+        &[
+            "train",
+            iris.to_str().unwrap(),
+            "--refit",
+            "--model",
+            "r.json",
+        ],
+    );
+    let m = model(&d.join("r.json"));
+    let best = m["metrics"]["best_epoch"].as_u64().unwrap();
+    assert_eq!(m["training"]["refit_epochs"].as_u64(), Some(best));
+    assert!(
+        out.contains(&format!(
+            "refit: trained a fresh network on all 150 rows for {best} epochs"
+        )),
+        "{out}"
+    );
+    let eval = json(&ok(
+        d,
+        &["eval", "r.json", iris.to_str().unwrap(), "--json"],
+    ));
+    assert!(eval["accuracy"].as_f64().unwrap() >= 0.95, "{eval}");
+}
