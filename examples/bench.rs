@@ -278,9 +278,15 @@ fn reference_matrix(path: &Path) -> Array2<f32> {
     Array2::from_shape_vec((values.len() / cols, cols), values).unwrap()
 }
 
-/// W5: load the CSV into one f32 matrix with the library's reader.
+/// W5: load the CSV into one f32 matrix with the library's reader. Reads the peers' file
+/// (`$PEERS_WORK/data/w5.csv`, as `run_all.sh` sets it) when there is one, so that both
+/// load the same bytes; `MLP_W5_DUMP=FILE` writes the matrix as raw little-endian f32 for
+/// `bench/check_w5.py` to compare with pandas.
 fn w5(threads: usize, reps: usize, path: Option<PathBuf>) {
-    let path = path.unwrap_or_else(w5_file);
+    let peers = std::env::var_os("PEERS_WORK").map(|w| PathBuf::from(w).join("data/w5.csv"));
+    let path = path
+        .or(peers.filter(|p| p.exists()))
+        .unwrap_or_else(w5_file);
     let mb = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
     let mut shape = (0, 0);
     let mut last = Array2::zeros((0, 0));
@@ -293,6 +299,10 @@ fn w5(threads: usize, reps: usize, path: Option<PathBuf>) {
         seconds
     });
     let same = last == reference_matrix(&path);
+    if let Some(dump) = std::env::var_os("MLP_W5_DUMP") {
+        let bytes: Vec<u8> = last.iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(dump, bytes).unwrap();
+    }
     emit(
         threads,
         "W5",
