@@ -25,8 +25,14 @@ fn seeded_xor_run_follows_its_golden_trajectory() {
     let mut sgd = Sgd::new(1.0).unwrap();
     let mut losses = Vec::new();
     for step in 0..2000 {
-        let l = train_step(&mut model, &mut mse, &mut sgd, x.view(), Target::Dense(y.view()))
-            .unwrap();
+        let l = train_step(
+            &mut model,
+            &mut mse,
+            &mut sgd,
+            x.view(),
+            Target::Dense(y.view()),
+        )
+        .unwrap();
         if step < 6 || step % 500 == 0 {
             losses.push(l);
         }

@@ -642,16 +642,18 @@ fn same_data_flags_and_seed_give_the_same_bytes_at_any_thread_count() {
     std::fs::create_dir(d.join("b")).unwrap();
     std::fs::write(d.join("a/data.csv"), &csv).unwrap();
     std::fs::write(d.join("b/data.csv"), &csv).unwrap();
+    // Wide enough layers and batches that the matrix products and the element-wise passes
+    // are split over the threads (8 × 512 inputs · 512 units, 256 × 512 activations).
     let args = |data: &str, model: &str, seed: &str| -> Vec<String> {
         [
             "train",
             data,
             "--hidden",
-            "16",
+            "512,512",
             "--epochs",
             "3",
             "--batch-size",
-            "64",
+            "256",
             "--seed",
             seed,
             "--model",
