@@ -276,7 +276,13 @@ impl<'a> LossCurve<'a> {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            // Losses fall from the top left and accuracy climbs to the top right: with a
+            // metric, the free space is in the middle.
+            .position(if self.metric.is_some() {
+                SeriesLabelPosition::MiddleRight
+            } else {
+                SeriesLabelPosition::UpperRight
+            })
             .label_font(("sans-serif", 18))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(180, 180, 180))
