@@ -98,6 +98,20 @@ impl Column {
             Column::Invalid { .. } => 0,
         }
     }
+
+    /// The first present cell of a [`Column::Text`], as (row, text): what to quote when a
+    /// text column is used where numbers are needed. `None` for other columns.
+    pub fn first_text(&self) -> Option<(usize, &str)> {
+        match self {
+            Column::Text {
+                codes, categories, ..
+            } => {
+                let row = codes.iter().position(|&c| c != Column::MISSING)?;
+                Some((row, categories[codes[row] as usize].as_str()))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A CSV file read into columns.
@@ -884,16 +898,8 @@ pub fn read_matrix(path: &Path) -> Result<(Vec<String>, Array2<f32>)> {
                 }
                 m.column_mut(j).assign(&ndarray::ArrayView1::from(values));
             }
-            Column::Text {
-                codes, categories, ..
-            } => {
-                let row = codes
-                    .iter()
-                    .position(|&c| c != Column::MISSING)
-                    .unwrap_or(0);
-                let value = categories
-                    .get(codes[row] as usize)
-                    .map_or("", String::as_str);
+            Column::Text { .. } => {
+                let (row, value) = column.first_text().unwrap_or((0, ""));
                 return Err(Error::data(
                     table.location(Some(row), Some(column.name())),
                     format!("'{value}' is not a number"),

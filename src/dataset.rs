@@ -279,14 +279,9 @@ impl Encoding {
                     std,
                 }
             }
-            (Task::Regression, TargetColumn::Text(codes, categories)) => {
-                let row = codes
-                    .iter()
-                    .position(|&c| c != Column::MISSING)
-                    .unwrap_or(0);
-                let value = categories
-                    .get(codes[row] as usize)
-                    .map_or("", String::as_str);
+            (Task::Regression, TargetColumn::Text(..)) => {
+                let column = table.column(target).expect("the target column exists");
+                let (row, value) = column.first_text().unwrap_or((0, ""));
                 return Err(Error::data(
                     table.location(Some(row), Some(target)),
                     format!("regression needs a numeric target, but '{value}' is text"),
@@ -549,19 +544,8 @@ impl Encoding {
                         }
                     }
                 }
-                (
-                    Feature::Numeric { .. },
-                    Column::Text {
-                        codes, categories, ..
-                    },
-                ) => {
-                    let row = codes
-                        .iter()
-                        .position(|&c| c != Column::MISSING)
-                        .unwrap_or(0);
-                    let value = categories
-                        .get(codes[row] as usize)
-                        .map_or("", String::as_str);
+                (Feature::Numeric { .. }, Column::Text { .. }) => {
+                    let (row, value) = column.first_text().unwrap_or((0, ""));
                     return Err(Error::data(
                         table.location(Some(row), Some(name)),
                         format!(

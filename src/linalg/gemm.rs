@@ -268,22 +268,9 @@ unsafe fn offset_const(ptr: *const f32, offset: isize) -> *const f32 {
 unsafe fn pack_a(a: Operand, i0: usize, mc: usize, p0: usize, kc: usize, mr: usize, dst: *mut f32) {
     unsafe {
         if a.rs == 1 && a.cs != 1 {
-            // A transposed view: each step p is a contiguous run of A's rows. Walk the steps
-            // in memory order, handing each panel its MR values, so the reads stream through
-            // memory (going panel by panel would jump a row of the underlying matrix, often
-            // a whole page, per step, where the hardware prefetcher cannot follow).
-            let panels = mc.div_ceil(mr);
-            for p in 0..kc {
-                let src = a.ptr.offset(i0 as isize + (p0 + p) as isize * a.cs);
-                for q in 0..panels {
-                    let rows = mr.min(mc - q * mr);
-                    let out = dst.add(q * mr * kc + p * mr);
-                    copy_floats(src.add(q * mr), out, rows);
-                    for i in rows..mr {
-                        *out.add(i) = 0.0;
-                    }
-                }
-            }
+            // A transposed view: each step p is a contiguous run of A's rows.
+            let src = a.ptr.offset(i0 as isize + p0 as isize * a.cs);
+            pack_in_memory_order(src, a.cs, mc, kc, mr, dst);
             return;
         }
         for q in 0..mc.div_ceil(mr) {
@@ -417,6 +404,40 @@ mod pack {
     }
 }
 
+/// Packs `kc` runs of `len` contiguous floats, run `p` at `src + p·stride`, into panels of
+/// `unit` floats: panel `q` holds `dst[q·unit·kc + p·unit + i] = src[p·stride + q·unit + i]`,
+/// zero past `len`.
+///
+/// The runs are read in memory order, each handing every panel its `unit` values, so the
+/// reads stream through memory; going panel by panel would jump a whole row of the
+/// underlying matrix (often a page) per step, where the hardware prefetcher cannot follow.
+///
+/// # Safety
+/// The runs must be readable and `dst` valid for `round_up(len, unit) × kc` floats.
+unsafe fn pack_in_memory_order(
+    src: *const f32,
+    stride: isize,
+    len: usize,
+    kc: usize,
+    unit: usize,
+    dst: *mut f32,
+) {
+    unsafe {
+        let panels = len.div_ceil(unit);
+        for p in 0..kc {
+            let run = src.offset(p as isize * stride);
+            for q in 0..panels {
+                let n = unit.min(len - q * unit);
+                let out = dst.add(q * unit * kc + p * unit);
+                copy_floats(run.add(q * unit), out, n);
+                for i in n..unit {
+                    *out.add(i) = 0.0;
+                }
+            }
+        }
+    }
+}
+
 /// Copies `n` floats. Panel rows are 8, 16 or 32 floats: those sizes become a few vector
 /// moves instead of a call to `memcpy`, which dominates for copies this short.
 ///
@@ -444,20 +465,9 @@ unsafe fn copy_floats(src: *const f32, dst: *mut f32, n: usize) {
 unsafe fn pack_b(b: Operand, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize, dst: *mut f32) {
     unsafe {
         if b.cs == 1 {
-            // Rows of B are contiguous: walk them in memory order, handing each panel its NR
-            // values (see the transposed case of `pack_a`).
-            let panels = nc.div_ceil(nr);
-            for p in 0..kc {
-                let src = b.ptr.offset((p0 + p) as isize * b.rs + j0 as isize);
-                for q in 0..panels {
-                    let cols = nr.min(nc - q * nr);
-                    let out = dst.add(q * nr * kc + p * nr);
-                    copy_floats(src.add(q * nr), out, cols);
-                    for j in cols..nr {
-                        *out.add(j) = 0.0;
-                    }
-                }
-            }
+            // Rows of B are contiguous.
+            let src = b.ptr.offset(p0 as isize * b.rs + j0 as isize);
+            pack_in_memory_order(src, b.rs, nc, kc, nr, dst);
             return;
         }
         for q in 0..nc.div_ceil(nr) {
@@ -466,9 +476,7 @@ unsafe fn pack_b(b: Operand, p0: usize, kc: usize, j0: usize, nc: usize, nr: usi
             let base = b
                 .ptr
                 .offset(p0 as isize * b.rs + (j0 + q * nr) as isize * b.cs);
-            if b.cs == 1 {
-                unreachable!("row-major B is packed above");
-            } else if b.rs == 1 && transpose::available() {
+            if b.rs == 1 && transpose::available() {
                 // B is a transposed view, each column contiguous along p: 8 × 8 blocks.
                 let (full_p, full_j) = (kc - kc % 8, cols - cols % 8);
                 for j in (0..full_j).step_by(8) {
