@@ -299,11 +299,6 @@ unsafe fn pack_a(a: Operand, i0: usize, mc: usize, p0: usize, kc: usize, mr: usi
                         *panel.add(p * mr + i) = *row.add(p);
                     }
                 }
-            } else if a.rs == 1 {
-                // Columns are contiguous (a transposed view): copy MR values per step.
-                for p in 0..kc {
-                    copy_floats(base.offset(p as isize * a.cs), panel.add(p * mr), rows);
-                }
             } else {
                 // General strides.
                 for p in 0..kc {
@@ -498,7 +493,7 @@ unsafe fn pack_b(b: Operand, p0: usize, kc: usize, j0: usize, nc: usize, nr: usi
                     }
                 }
             } else {
-                // B is a transposed view: each of its columns is contiguous along p.
+                // General strides (or a transposed view without AVX for the transposes).
                 for j in 0..cols {
                     let src = base.offset(j as isize * b.cs);
                     for p in 0..kc {
