@@ -345,7 +345,10 @@ fn sgemm(threads: usize, reps: usize) {
         reps,
         None,
         Some(2.0 * (N * N * N) as f64),
-        &[("ms", format!("{:.3}", t.median * 1e3))],
+        &[
+            ("ms", format!("{:.3}", t.median * 1e3)),
+            ("kernel", mlp::linalg::kernel_name().replace(' ', "_")),
+        ],
     );
 }
 

@@ -115,9 +115,26 @@ impl Sequential {
 
     /// Every parameter value, flattened in [`visit_params`](Sequential::visit_params) order.
     pub fn param_values(&mut self) -> Vec<f32> {
-        let mut out = Vec::with_capacity(self.param_count());
-        self.visit_params(&mut |_, p| out.extend_from_slice(p.value));
+        let mut out = vec![0.0; self.param_count()];
+        self.copy_param_values(&mut out);
         out
+    }
+
+    /// Copies every parameter value into `out`, in
+    /// [`param_values`](Sequential::param_values) order, without allocating.
+    ///
+    /// **Panics** if `out.len() != self.param_count()`.
+    pub fn copy_param_values(&mut self, out: &mut [f32]) {
+        assert_eq!(
+            out.len(),
+            self.param_count(),
+            "copy_param_values: wrong number of values"
+        );
+        let mut at = 0;
+        self.visit_params(&mut |_, p| {
+            out[at..at + p.value.len()].copy_from_slice(p.value);
+            at += p.value.len();
+        });
     }
 
     /// Every parameter gradient from the last backward pass, in the same order as

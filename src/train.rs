@@ -528,7 +528,7 @@ pub fn fit(
         }
         if best.is_none_or(|(_, b)| monitored < b) {
             best = Some((epoch, monitored));
-            copy_params(model, &mut best_weights);
+            model.copy_param_values(&mut best_weights);
         }
         let best_epoch = best.map_or(epoch, |(e, _)| e);
         let report = EpochReport {
@@ -722,14 +722,6 @@ fn params_finite(model: &mut Sequential) -> bool {
     let mut ok = true;
     model.visit_params(&mut |_, p| ok &= p.value.iter().all(|v| v.is_finite()));
     ok
-}
-
-fn copy_params(model: &mut Sequential, out: &mut [f32]) {
-    let mut at = 0;
-    model.visit_params(&mut |_, p| {
-        out[at..at + p.value.len()].copy_from_slice(p.value);
-        at += p.value.len();
-    });
 }
 
 /// Row-wise argmax of `logits` (rows, classes).

@@ -194,7 +194,7 @@ pub(crate) fn gemm_part(p: &Problem, kernel: Kernel, rows: Range<usize>, cols: R
                             let rows_here = mr.min(mc - ir);
                             let (a_panel, a_rs, a_ps) = unsafe {
                                 if direct_a {
-                                    (offset_const(a_block, ir as isize * p.a.rs), p.a.rs, p.a.cs)
+                                    (a_block.offset(ir as isize * p.a.rs), p.a.rs, p.a.cs)
                                 } else {
                                     (a_block.add(ir * kc), 1, mr as isize)
                                 }
@@ -250,15 +250,6 @@ pub(crate) fn gemm_part(p: &Problem, kernel: Kernel, rows: Range<usize>, cols: R
     });
 }
 
-/// `ptr + offset` for a read-only pointer.
-///
-/// # Safety
-/// As for [`pointer::offset`].
-#[inline(always)]
-unsafe fn offset_const(ptr: *const f32, offset: isize) -> *const f32 {
-    unsafe { ptr.offset(offset) }
-}
-
 /// Packs rows `i0 .. i0 + mc` and steps `p0 .. p0 + kc` of A into panels of `mr` rows:
 /// panel `q` holds `dst[q·mr·kc + p·mr + i] = A[i0 + q·mr + i, p0 + p]`, zero past the last row.
 ///
@@ -291,16 +282,8 @@ unsafe fn pack_a(a: Operand, i0: usize, mc: usize, p0: usize, kc: usize, mr: usi
                         *panel.add(p * mr + i) = *row.add(p);
                     }
                 }
-            } else if a.cs == 1 {
-                // Rows are contiguous: read each row along p.
-                for i in 0..rows {
-                    let row = base.offset(i as isize * a.rs);
-                    for p in 0..kc {
-                        *panel.add(p * mr + i) = *row.add(p);
-                    }
-                }
             } else {
-                // General strides.
+                // Edge panels, other kernels' panel heights, general strides.
                 for p in 0..kc {
                     let col = base.offset(p as isize * a.cs);
                     for i in 0..rows {
@@ -487,11 +470,6 @@ unsafe fn pack_b(b: Operand, p0: usize, kc: usize, j0: usize, nc: usize, nr: usi
                         *panel.add(p * nr + j) = *src.add(p);
                     }
                 }
-                for p in 0..kc {
-                    for j in cols..nr {
-                        *panel.add(p * nr + j) = 0.0;
-                    }
-                }
             } else {
                 // General strides (or a transposed view without AVX for the transposes).
                 for j in 0..cols {
@@ -500,10 +478,10 @@ unsafe fn pack_b(b: Operand, p0: usize, kc: usize, j0: usize, nc: usize, nr: usi
                         *panel.add(p * nr + j) = *src.offset(p as isize * b.rs);
                     }
                 }
-                for p in 0..kc {
-                    for j in cols..nr {
-                        *panel.add(p * nr + j) = 0.0;
-                    }
+            }
+            for p in 0..kc {
+                for j in cols..nr {
+                    *panel.add(p * nr + j) = 0.0;
                 }
             }
         }
