@@ -1,0 +1,295 @@
+//! The numeric fast path: a file of plain numbers (no quotes, no missing cells, no blank
+//! lines) read byte by byte, in parallel chunks for large files. Anything else makes it
+//! give up, and the caller uses the general reader, which gives the same values: both parse
+//! every number with `fast-float2` as a correctly rounded `f64`, then round it to `f32`.
+
+use std::path::Path;
+
+use ndarray::Array2;
+use rayon::prelude::*;
+
+use super::prologue::Prologue;
+use super::{Column, Table};
+
+/// Reads a plain numeric file into a [`Table`]; `None` on anything else.
+pub(super) fn fast_numeric(path: &Path, p: &Prologue<'_>) -> Option<Table> {
+    let (delimiter, headers) = (p.delimiter, &p.headers);
+    let width = headers.len();
+    let body = skip_line_end(p.text, p.header_end);
+    let (values, rows) = parse_numeric_body(body, delimiter, width)?;
+    if rows == 0 {
+        return None;
+    }
+    let matrix = Array2::from_shape_vec((rows, width), values).ok()?;
+    let columns = headers
+        .iter()
+        .zip(matrix.columns())
+        .map(|(name, col)| Column::Numeric {
+            name: name.clone(),
+            values: col.to_vec(),
+            missing: 0,
+        })
+        .collect();
+    Some(Table {
+        path: path.to_path_buf(),
+        delimiter,
+        columns,
+        lines: (0..rows as u32).map(|r| r + 2).collect(),
+        forced: Vec::new(),
+    })
+}
+
+/// The text after the line end at `end` (`\n`, `\r\n` or `\r`).
+pub(super) fn skip_line_end(text: &[u8], end: usize) -> &[u8] {
+    let rest = &text[end.min(text.len())..];
+    let rest = rest.strip_prefix(b"\r").unwrap_or(rest);
+    rest.strip_prefix(b"\n").unwrap_or(rest)
+}
+
+/// Parses `body` (the lines after the header) as `width` plain numbers per line into a
+/// row-major vector, in parallel for large inputs. `None` if any line is not plain numbers.
+pub(super) fn parse_numeric_body(
+    body: &[u8],
+    delimiter: u8,
+    width: usize,
+) -> Option<(Vec<f32>, usize)> {
+    // Chunks of at least this much text are worth a thread.
+    const MIN_CHUNK: usize = 1 << 20;
+    if width == 0 {
+        return None;
+    }
+    let threads = crate::threads::num_threads()
+        .min(body.len() / MIN_CHUNK)
+        .max(1);
+    if threads == 1 {
+        // One pass, growing the output: no line count needed. The first line's length gives
+        // a size estimate that avoids regrowing for evenly formatted files.
+        let first = memchr::memchr(b'\n', body)
+            .map_or(body.len(), |p| p + 1)
+            .max(1);
+        let rows = body.len() / first + 1;
+        let mut values = Vec::with_capacity((rows + rows / 8).saturating_mul(width));
+        return parse_chunk(body, delimiter, width, &mut values)
+            .then(|| (values.len() / width, values))
+            .map(|(rows, values)| (values, rows));
+    }
+    let chunks = split_at_lines(body, threads);
+    // Every line is a row: count them to size the output and give each chunk its part.
+    let counts: Vec<usize> = chunks.par_iter().map(|c| count_lines(c)).collect();
+    let rows: usize = counts.iter().sum();
+    let mut values = vec![0f32; rows.checked_mul(width)?];
+    let mut parts = Vec::with_capacity(chunks.len());
+    let mut rest = values.as_mut_slice();
+    for &n in &counts {
+        let (part, tail) = rest.split_at_mut(n * width);
+        parts.push(part);
+        rest = tail;
+    }
+    let ok = chunks.par_iter().zip(parts).all(|(chunk, part)| {
+        let mut slots = part.iter_mut();
+        parse_chunk(chunk, delimiter, width, &mut slots) && slots.next().is_none()
+    });
+    ok.then_some((values, rows))
+}
+
+/// Splits `body` into about `n` chunks of whole lines.
+fn split_at_lines(body: &[u8], n: usize) -> Vec<&[u8]> {
+    let mut chunks = Vec::with_capacity(n);
+    let mut start = 0;
+    for t in 1..=n {
+        let mut end = body.len() * t / n;
+        if t < n {
+            end = match memchr::memchr(b'\n', &body[end..]) {
+                Some(p) => end + p + 1,
+                None => body.len(),
+            };
+        }
+        if end > start {
+            chunks.push(&body[start..end]);
+        }
+        start = end.max(start);
+    }
+    chunks
+}
+
+/// Number of lines in `chunk` (a last line without a line end counts).
+fn count_lines(chunk: &[u8]) -> usize {
+    let newlines = memchr::memchr_iter(b'\n', chunk).count();
+    newlines + usize::from(chunk.last().is_some_and(|&b| b != b'\n'))
+}
+
+/// Where [`parse_chunk`] puts numbers: a growing vector, or the slots of a chunk's part of
+/// the output.
+trait Sink {
+    /// Stores `value`; false when there is no room.
+    fn put(&mut self, value: f32) -> bool;
+}
+
+impl Sink for Vec<f32> {
+    #[inline]
+    fn put(&mut self, value: f32) -> bool {
+        self.push(value);
+        true
+    }
+}
+
+impl Sink for std::slice::IterMut<'_, f32> {
+    #[inline]
+    fn put(&mut self, value: f32) -> bool {
+        self.next().map(|slot| *slot = value).is_some()
+    }
+}
+
+/// Parses lines of exactly `width` plain numbers into `out`; false on anything else. A line
+/// ends with `\n` or `\r\n`; the last may have no line end.
+fn parse_chunk(chunk: &[u8], delimiter: u8, width: usize, out: &mut impl Sink) -> bool {
+    let mut i = 0;
+    while i < chunk.len() {
+        for col in 0..width {
+            let Some((v, used)) = parse_number(&chunk[i..]) else {
+                return false;
+            };
+            if !out.put(v) {
+                return false;
+            }
+            i += used;
+            let next = chunk.get(i).copied();
+            if col + 1 < width {
+                if next != Some(delimiter) {
+                    return false;
+                }
+                i += 1;
+            } else {
+                match (next, chunk.get(i + 1)) {
+                    (None, _) => {}
+                    (Some(b'\n'), _) => i += 1,
+                    (Some(b'\r'), Some(b'\n')) => i += 2,
+                    _ => return false,
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Parses the number at the start of `text` as the general reader would: correctly rounded
+/// to `f64`, then to `f32`. Returns it and the bytes used, or `None` when `text` does not
+/// start with a number or the number is one the general reader treats differently (`inf`,
+/// `nan`, beyond ±3.4e38).
+#[inline]
+fn parse_number(text: &[u8]) -> Option<(f32, usize)> {
+    let (v, used) = fast_float2::parse_partial::<f64, _>(text).ok()?;
+    (v.is_finite() && v.abs() <= f32::MAX as f64).then_some((v as f32, used))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_fast_path_matches_single_chunk() {
+        // Large enough for several chunks.
+        let mut text = String::from("a,b,c\n");
+        for i in 0..120_000 {
+            text.push_str(&format!("{}.25,{},-{}e-3\n", i, i % 7, i));
+        }
+        let body = &text.as_bytes()[6..];
+        assert!(split_at_lines(body, 3).len() == 3);
+        let (values, rows) = parse_numeric_body(body, b',', 3).unwrap();
+        assert_eq!(rows, 120_000);
+        let mut single = Vec::new();
+        assert!(parse_chunk(body, b',', 3, &mut single));
+        assert_eq!(values, single);
+        assert_eq!(values[3 * 1000..3 * 1001], [1000.25, 6.0, -1.0]);
+        // The chunks of a split cover the text exactly, each ending at a line end.
+        let chunks = split_at_lines(body, 3);
+        assert_eq!(chunks.concat(), body);
+        assert!(chunks.iter().all(|c| c.ends_with(b"\n")));
+    }
+
+    #[test]
+    fn number_parser_agrees_with_the_standard_library() {
+        let cases = [
+            "0",
+            "-0",
+            "+1",
+            "1.5",
+            "-0.497693",
+            "3.14159265358979323846",
+            "1e30",
+            "-1E-30",
+            "123456789012345678901234",
+            "0.000000000000000000000000123",
+            "9007199254740993",
+            "2.5e-5",
+            "4.9e-324",
+            ".5",
+            "5.",
+            "00012.50",
+            "1e+5",
+        ];
+        let expected = |c: &str| c.parse::<f64>().unwrap() as f32;
+        for c in cases {
+            let (v, used) = parse_number(c.as_bytes()).unwrap_or_else(|| panic!("{c}"));
+            assert_eq!(used, c.len(), "{c}");
+            assert_eq!(v.to_bits(), expected(c).to_bits(), "{c}");
+        }
+        // Not numbers, or not numbers a network can use: the general reader decides.
+        for c in [
+            "",
+            "-",
+            ".",
+            "e5",
+            "nan",
+            "inf",
+            "x1",
+            "1e39",
+            "1.7976931348623157e308",
+        ] {
+            assert!(parse_number(c.as_bytes()).is_none(), "{c}");
+        }
+        assert_eq!(parse_number(b"1.5,2"), Some((1.5, 3)));
+        // "1e" is the number 1 followed by a letter: the line is then refused.
+        let mut out = Vec::new();
+        assert!(!parse_chunk(b"1e,2\n", b',', 2, &mut out));
+        // Every length of digit run, short and beyond 19 digits (up to 38: 7·10³⁹ is beyond
+        // f32, and refused as above).
+        for len in 1..=38 {
+            for text in [
+                "7".repeat(len),
+                format!("0.{}", "3".repeat(len)),
+                format!("-{}.25e-3", "9".repeat(len)),
+                format!("-{}.25e-3", "9".repeat(len + 2)),
+                format!("{}1", "0".repeat(len)),
+            ] {
+                let (v, used) = parse_number(text.as_bytes()).unwrap();
+                assert_eq!(used, text.len(), "{text}");
+                assert_eq!(v.to_bits(), expected(&text).to_bits(), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn lines_must_be_whole_rows_of_plain_numbers() {
+        let parse = |text: &[u8]| {
+            let mut out = Vec::new();
+            parse_chunk(text, b',', 2, &mut out).then_some(out)
+        };
+        assert_eq!(parse(b"1,2\r\n3,4"), Some(vec![1.0, 2.0, 3.0, 4.0]));
+        assert_eq!(parse(b""), Some(vec![]));
+        for bad in [
+            &b"1,2\n\n3,4\n"[..], // blank line
+            b"1,2\r3,4\n",        // lone \r
+            b"1,2,3\n",           // too wide
+            b"1\n",               // too narrow
+            b"1, 2\n",            // a space
+            b"\"1\",2\n",         // quotes
+            b"1,\n",              // missing cell
+        ] {
+            assert_eq!(parse(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+        // A chunk's output part must be filled exactly.
+        let mut part = [0f32; 3];
+        assert!(!parse_chunk(b"1,2\n3,4\n", b',', 2, &mut part.iter_mut()));
+    }
+}

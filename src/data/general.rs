@@ -1,0 +1,306 @@
+//! The general reader: any CSV the `csv` crate accepts (quotes, missing cells, text, blank
+//! lines, odd widths). Two passes over the text: the first classifies every cell and decides
+//! each column's kind, the second fills the columns.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::prologue::{LineCounter, csv_reader, line_of};
+use super::{Column, ReadOptions, Table, is_missing_token};
+use crate::error::{Error, Location, Result};
+
+/// What a cell holds.
+enum Cell {
+    Missing,
+    Number(f32),
+    /// A number, but not one a network can use (`inf`, or beyond ±3.4e38).
+    BadNumber(&'static str),
+    Text,
+}
+
+fn classify(cell: &str) -> Cell {
+    if is_missing_token(cell) {
+        return Cell::Missing;
+    }
+    match fast_float2::parse::<f64, _>(cell) {
+        Ok(v) if v.is_finite() && v.abs() <= f32::MAX as f64 => Cell::Number(v as f32),
+        Ok(v) if v.is_finite() => {
+            Cell::BadNumber("is too large for 32-bit floats (beyond ±3.4e38)")
+        }
+        Ok(_) => Cell::BadNumber("is not a finite number"),
+        Err(_) => Cell::Text,
+    }
+}
+
+/// Reads `text` (checked UTF-8, without a byte-order mark) whose header is `headers`.
+pub(super) fn read_general(
+    path: &Path,
+    text: &[u8],
+    delimiter: u8,
+    headers: Vec<String>,
+    options: &ReadOptions,
+) -> Result<Table> {
+    let (stats, lines) = scan(path, text, delimiter, headers.len())?;
+    if lines.is_empty() {
+        return Err(no_rows(path));
+    }
+    let mut columns: Vec<Column> = headers
+        .iter()
+        .zip(&stats)
+        .map(|(name, s)| empty_column(name, s, options.categorical.contains(name), lines.len()))
+        .collect();
+    fill(text, delimiter, &mut columns);
+    let forced = options
+        .categorical
+        .iter()
+        .filter(|c| columns.iter().any(|col| col.name() == c.as_str()))
+        .cloned()
+        .collect();
+    Ok(Table {
+        path: path.to_path_buf(),
+        delimiter,
+        columns,
+        lines,
+        forced,
+    })
+}
+
+/// What the first pass learns about one column.
+#[derive(Default, Clone)]
+struct Stats {
+    numbers: usize,
+    texts: usize,
+    /// Texts that look like numbers written with a decimal comma (`3,14`).
+    decimal_commas: usize,
+    first_text: Option<(usize, String)>,
+    first_bad: Option<(usize, String, &'static str)>,
+}
+
+impl Stats {
+    fn count(&mut self, row: usize, cell: &str) {
+        match classify(cell) {
+            Cell::Missing => {}
+            Cell::Number(_) => self.numbers += 1,
+            Cell::BadNumber(why) => {
+                self.numbers += 1;
+                if self.first_bad.is_none() {
+                    self.first_bad = Some((row, cell.to_string(), why));
+                }
+            }
+            Cell::Text => {
+                self.texts += 1;
+                self.decimal_commas += usize::from(decimal_comma(cell));
+                if self.first_text.is_none() {
+                    self.first_text = Some((row, cell.to_string()));
+                }
+            }
+        }
+    }
+}
+
+/// The first pass: checks every row's width and classifies every cell. Returns the
+/// per-column statistics and the line on which each data row starts.
+fn scan(path: &Path, text: &[u8], delimiter: u8, width: usize) -> Result<(Vec<Stats>, Vec<u32>)> {
+    let mut stats = vec![Stats::default(); width];
+    let mut lines = Vec::new();
+    let mut reader = csv_reader(text, delimiter);
+    let mut record = csv::StringRecord::new();
+    let mut first = true;
+    let mut counter = LineCounter::new(text);
+    while reader
+        .read_record(&mut record)
+        .map_err(|e| unreadable(path, text, &e))?
+    {
+        let line = record.position().map_or(0, |p| counter.line(p.byte()));
+        if std::mem::take(&mut first) {
+            continue; // the header
+        }
+        // A line holding only delimiters or spaces is blank: no row, whatever its width.
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        if record.len() != width {
+            return Err(wrong_width(path, line, &record, width, delimiter));
+        }
+        let row = lines.len();
+        lines.push(line as u32);
+        for (s, cell) in stats.iter_mut().zip(record.iter()) {
+            s.count(row, cell);
+        }
+    }
+    Ok((stats, lines))
+}
+
+/// A line the `csv` crate cannot read (broken quoting).
+fn unreadable(path: &Path, text: &[u8], e: &csv::Error) -> Error {
+    let line = e.position().map(|p| line_of(text, p.byte() as usize));
+    Error::data(
+        Location {
+            path: path.to_path_buf(),
+            line,
+            column: None,
+        },
+        format!("cannot read this line: {e}"),
+        "check the quoting on this line",
+    )
+}
+
+/// A row whose number of fields differs from the header's.
+fn wrong_width(
+    path: &Path,
+    line: usize,
+    record: &csv::StringRecord,
+    width: usize,
+    delimiter: u8,
+) -> Error {
+    Error::data(
+        Location {
+            path: path.to_path_buf(),
+            line: Some(line),
+            column: None,
+        },
+        format!(
+            "this row has {} fields but the header has {width} columns",
+            record.len()
+        ),
+        if record.iter().any(|f| f.contains(['\n', '\r'])) {
+            "a quoted field starting on this line runs over several lines: check for \
+             a quote (\") that is never closed"
+        } else if delimiter == b',' {
+            "check for a missing or extra comma; put quotes around values that \
+             contain commas"
+        } else {
+            "check for a missing or extra delimiter on this line"
+        },
+    )
+}
+
+fn no_rows(path: &Path) -> Error {
+    Error::data(
+        Location {
+            path: path.to_path_buf(),
+            line: None,
+            column: None,
+        },
+        "the file has a header but no data rows",
+        "add data rows below the header line",
+    )
+}
+
+/// Looks like a number written with a decimal comma (`3,14`).
+fn decimal_comma(value: &str) -> bool {
+    let mut parts = value.splitn(2, ',');
+    let (a, b) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    !a.is_empty()
+        && !b.is_empty()
+        && a.trim_start_matches('-')
+            .bytes()
+            .all(|c| c.is_ascii_digit())
+        && b.bytes().all(|c| c.is_ascii_digit())
+}
+
+/// Decides a column's kind from what the first pass saw: an empty [`Column::Numeric`] or
+/// [`Column::Text`] with room for `rows` values, or a [`Column::Invalid`] naming the first
+/// bad cell.
+fn empty_column(name: &str, s: &Stats, forced: bool, rows: usize) -> Column {
+    let invalid = |(row, value): (usize, String), reason: String, hint: String| Column::Invalid {
+        name: name.to_string(),
+        row,
+        value,
+        reason,
+        hint,
+    };
+    if !forced && s.texts > 0 && s.decimal_commas == s.texts {
+        // Every text is a number with a decimal comma: not categories.
+        invalid(
+            s.first_text.clone().unwrap_or_default(),
+            "is a number written with a decimal comma".into(),
+            "write decimals with a point (3.14), not a comma".into(),
+        )
+    } else if forced || (s.texts > 0 && s.numbers < s.texts) {
+        Column::Text {
+            name: name.to_string(),
+            codes: Vec::with_capacity(rows),
+            categories: Vec::new(),
+            missing: 0,
+        }
+    } else if let Some((row, value, why)) = s.first_bad.clone() {
+        invalid(
+            (row, value),
+            why.to_string(),
+            "fix the value, or mark it as missing (an empty cell or NA)".into(),
+        )
+    } else if let Some((row, value)) = s.first_text.clone() {
+        let hint = if decimal_comma(&value) {
+            "write decimals with a point (3.14), not a comma".to_string()
+        } else {
+            format!(
+                "fix the value, mark it as missing (an empty cell or NA), or pass \
+                 --categorical {name} if the column holds categories"
+            )
+        };
+        let reason = format!(
+            "is not a number, but {} of the {} values in this column are",
+            s.numbers,
+            s.numbers + s.texts
+        );
+        invalid((row, value), reason, hint)
+    } else {
+        Column::Numeric {
+            name: name.to_string(),
+            values: Vec::with_capacity(rows),
+            missing: 0,
+        }
+    }
+}
+
+/// The second pass: fills the numeric and text columns (the first pass has checked every
+/// row, so nothing here can fail).
+fn fill(text: &[u8], delimiter: u8, columns: &mut [Column]) {
+    let mut index: Vec<HashMap<String, u32>> = vec![HashMap::new(); columns.len()];
+    let mut reader = csv_reader(text, delimiter);
+    let mut record = csv::StringRecord::new();
+    let mut first = true;
+    while reader.read_record(&mut record).unwrap_or(false) {
+        if std::mem::take(&mut first) || record.iter().all(str::is_empty) {
+            continue; // header, or a blank line skipped in the first pass
+        }
+        for ((column, cell), index) in columns.iter_mut().zip(record.iter()).zip(&mut index) {
+            push_cell(column, cell, index);
+        }
+    }
+}
+
+/// Appends one cell to its column; `index` maps a text column's categories to their codes.
+fn push_cell(column: &mut Column, cell: &str, index: &mut HashMap<String, u32>) {
+    match column {
+        Column::Numeric {
+            values, missing, ..
+        } => match classify(cell) {
+            Cell::Number(v) => values.push(v),
+            _ => {
+                values.push(f32::NAN);
+                *missing += 1;
+            }
+        },
+        Column::Text {
+            codes,
+            categories,
+            missing,
+            ..
+        } => {
+            if is_missing_token(cell) {
+                codes.push(Column::MISSING);
+                *missing += 1;
+            } else {
+                let next = categories.len() as u32;
+                let code = *index.entry(cell.to_string()).or_insert_with(|| {
+                    categories.push(cell.to_string());
+                    next
+                });
+                codes.push(code);
+            }
+        }
+        Column::Invalid { .. } => {}
+    }
+}
