@@ -30,10 +30,12 @@ pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod outcome;
 mod parallel;
 pub mod pipeline;
 pub mod plot;
 pub mod sequential;
+pub mod settings;
 pub mod threads;
 pub mod train;
 

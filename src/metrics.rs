@@ -1,6 +1,23 @@
 //! How good predictions are: classification and regression metrics.
 
+use ndarray::{ArrayView1, ArrayView2, Axis};
 use serde::Serialize;
+
+/// Index of the largest value (the first on ties).
+pub fn argmax(values: ArrayView1<f32>) -> usize {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Row-wise argmax of `logits` (rows, classes).
+pub fn predict_classes(logits: ArrayView2<f32>) -> Vec<usize> {
+    logits.axis_iter(Axis(0)).map(argmax).collect()
+}
 
 /// Precision, recall and F1 of one class.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -27,8 +27,9 @@ use crate::fsutil::write_atomic;
 use crate::layer::{Layer, LayerSpec};
 use crate::layers::linear::Linear;
 use crate::loss::softmax_rows;
+use crate::outcome::{History, StopReason};
 use crate::sequential::Sequential;
-use crate::train::{History, StopReason, TrainConfig};
+use crate::settings::TrainConfig;
 use crate::{Relu, Sigmoid, Tanh};
 
 /// The `format` field of every model file.
@@ -213,80 +214,19 @@ impl Model {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(bad("the file is empty".into()));
         }
-        let truncated = |e: &serde_json::Error| {
-            // A file cut off inside a number or a word fails on its last bytes; a file with
-            // a complete JSON value at its start was not cut off, whatever follows.
-            let complete = serde_json::Deserializer::from_slice(bytes)
-                .into_iter::<serde::de::IgnoredAny>()
-                .next()
-                .is_some_and(|r| r.is_ok());
-            !complete && (e.is_eof() || (e.is_syntax() && near_end(bytes, e)))
-        };
-        let json_error = |e: serde_json::Error| {
-            if truncated(&e) {
-                return bad(format!("the file ends early (truncated?): {e}"));
-            }
-            // Two lines with the same, non-zero number of commas: a CSV header and a row.
-            let mut lines = bytes.split(|&b| b == b'\n').take(2);
-            let commas = |l: &[u8]| l.iter().filter(|&&b| b == b',').count();
-            let (first, second) = (lines.next().unwrap_or_default(), lines.next());
-            if std::str::from_utf8(first).is_ok()
-                && commas(first) > 0
-                && second.is_some_and(|l| commas(l) == commas(first))
-            {
-                return Error::Model {
-                    path: path.to_path_buf(),
-                    message: "not a model file: it looks like CSV data".into(),
-                    hint: "the model comes first: `mlp predict MODEL DATA.csv`, \
-                           `mlp eval MODEL DATA.csv`"
-                        .into(),
-                };
-            }
-            bad(format!("not a model file (not valid JSON: {e})"))
-        };
         if bytes.trim_ascii_start().first() != Some(&b'{') {
             // Valid JSON of another shape, or not JSON at all: say which.
-            serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(json_error)?;
+            serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+                .map_err(|e| json_error(path, bytes, e))?;
             return Err(bad(
                 "not an mlp model file (it is JSON, but not an object with \"format\": \
                  \"mlp-model\")"
                     .into(),
             ));
         }
-        let header: Header = serde_json::from_slice(bytes).map_err(json_error)?;
-        match &header.format {
-            Some(serde_json::Value::String(f)) if f == FORMAT => {}
-            other => {
-                return Err(bad(format!(
-                    "not an mlp model file (its \"format\" is {}, expected \"{FORMAT}\")",
-                    other.as_ref().map_or("missing".to_string(), |f| {
-                        let mut text = f.to_string();
-                        if text.len() > 40 {
-                            text = format!("{}…", text.chars().take(40).collect::<String>());
-                        }
-                        text
-                    })
-                )));
-            }
-        }
-        match header.version.as_ref().and_then(|v| v.as_u64()) {
-            Some(v) if v == VERSION as u64 => {}
-            Some(v) => {
-                return Err(Error::Model {
-                    path: path.to_path_buf(),
-                    message: format!(
-                        "model format version {v} is not supported (this mlp reads version \
-                         {VERSION})"
-                    ),
-                    hint: "use the mlp release that wrote the file, or retrain the model".into(),
-                });
-            }
-            None => {
-                return Err(bad(
-                    "the \"version\" field is missing or not a number".into()
-                ));
-            }
-        }
+        let header: Header =
+            serde_json::from_slice(bytes).map_err(|e| json_error(path, bytes, e))?;
+        check_header(path, &header)?;
         let file: ModelFile = serde_json::from_slice(bytes)
             .map_err(|e| bad(format!("the model file is damaged: {e}")))?;
         validate(&file).map_err(bad)?;
@@ -312,7 +252,7 @@ impl Model {
             Task::Classification => {
                 let mut probabilities = Array2::zeros(raw.dim());
                 softmax_rows(raw.view(), probabilities.view_mut());
-                let classes = crate::train::predict_classes(raw.view());
+                let classes = crate::metrics::predict_classes(raw.view());
                 Predictions::Classes {
                     classes,
                     probabilities,
@@ -322,6 +262,72 @@ impl Model {
                 Predictions::Values(self.file.encoding.values_from_outputs(raw.view()))
             }
         }
+    }
+}
+
+/// The error for bytes that are not JSON: cut off, CSV data, or anything else.
+fn json_error(path: &Path, bytes: &[u8], e: serde_json::Error) -> Error {
+    // A file cut off inside a number or a word fails on its last bytes; a file with a
+    // complete JSON value at its start was not cut off, whatever follows.
+    let complete = serde_json::Deserializer::from_slice(bytes)
+        .into_iter::<serde::de::IgnoredAny>()
+        .next()
+        .is_some_and(|r| r.is_ok());
+    if !complete && (e.is_eof() || (e.is_syntax() && near_end(bytes, &e))) {
+        return Error::model(path, format!("the file ends early (truncated?): {e}"));
+    }
+    // Two lines with the same, non-zero number of commas: a CSV header and a row.
+    let mut lines = bytes.split(|&b| b == b'\n').take(2);
+    let commas = |l: &[u8]| l.iter().filter(|&&b| b == b',').count();
+    let (first, second) = (lines.next().unwrap_or_default(), lines.next());
+    if std::str::from_utf8(first).is_ok()
+        && commas(first) > 0
+        && second.is_some_and(|l| commas(l) == commas(first))
+    {
+        return Error::Model {
+            path: path.to_path_buf(),
+            message: "not a model file: it looks like CSV data".into(),
+            hint: "the model comes first: `mlp predict MODEL DATA.csv`, \
+                   `mlp eval MODEL DATA.csv`"
+                .into(),
+        };
+    }
+    Error::model(path, format!("not a model file (not valid JSON: {e})"))
+}
+
+/// Refuses a file of another format, or of a version this build does not read.
+fn check_header(path: &Path, header: &Header) -> Result<()> {
+    match &header.format {
+        Some(serde_json::Value::String(f)) if f == FORMAT => {}
+        other => {
+            return Err(Error::model(
+                path,
+                format!(
+                    "not an mlp model file (its \"format\" is {}, expected \"{FORMAT}\")",
+                    other.as_ref().map_or("missing".to_string(), |f| {
+                        let mut text = f.to_string();
+                        if text.len() > 40 {
+                            text = format!("{}…", text.chars().take(40).collect::<String>());
+                        }
+                        text
+                    })
+                ),
+            ));
+        }
+    }
+    match header.version.as_ref().and_then(|v| v.as_u64()) {
+        Some(v) if v == VERSION as u64 => Ok(()),
+        Some(v) => Err(Error::Model {
+            path: path.to_path_buf(),
+            message: format!(
+                "model format version {v} is not supported (this mlp reads version {VERSION})"
+            ),
+            hint: "use the mlp release that wrote the file, or retrain the model".into(),
+        }),
+        None => Err(Error::model(
+            path,
+            "the \"version\" field is missing or not a number",
+        )),
     }
 }
 
@@ -354,7 +360,26 @@ fn validate(file: &ModelFile) -> std::result::Result<(), String> {
             file.encoding.target.task()
         ));
     }
+    validate_encoding(&file.encoding)?;
+    let (inputs, outputs) = validate_layers(&file.layers)?;
     let encoding = &file.encoding;
+    if encoding.input_width() != inputs {
+        return Err(format!(
+            "the features encode to {} inputs but the first layer takes {inputs}",
+            encoding.input_width()
+        ));
+    }
+    if encoding.target.width() != outputs {
+        return Err(format!(
+            "the target needs {} outputs but the last layer gives {outputs}",
+            encoding.target.width()
+        ));
+    }
+    Ok(())
+}
+
+/// The encoding's rules: distinct features, usable statistics and categories, labels.
+fn validate_encoding(encoding: &Encoding) -> std::result::Result<(), String> {
     let mut names = std::collections::HashSet::new();
     for f in &encoding.features {
         if !names.insert(f.name()) {
@@ -396,12 +421,18 @@ fn validate(file: &ModelFile) -> std::result::Result<(), String> {
         }
         _ => {}
     }
-    if file.layers.is_empty() {
+    Ok(())
+}
+
+/// The layers' rules: sizes that chain, weights that match them, all finite, a linear layer
+/// last. Returns the network's input and output widths.
+fn validate_layers(layers: &[LayerRecord]) -> std::result::Result<(usize, usize), String> {
+    if layers.is_empty() {
         return Err("the network has no layers".into());
     }
     let mut width: Option<usize> = None;
     let mut first_inputs = None;
-    for (i, layer) in file.layers.iter().enumerate() {
+    for (i, layer) in layers.iter().enumerate() {
         if let LayerRecord::Linear {
             inputs,
             outputs,
@@ -442,22 +473,10 @@ fn validate(file: &ModelFile) -> std::result::Result<(), String> {
     let (Some(inputs), Some(outputs)) = (first_inputs, width) else {
         return Err("the network has no linear layer".into());
     };
-    if matches!(file.layers.last(), Some(l) if !matches!(l, LayerRecord::Linear { .. })) {
+    if matches!(layers.last(), Some(l) if !matches!(l, LayerRecord::Linear { .. })) {
         return Err("the last layer must be linear (the loss takes raw outputs)".into());
     }
-    if encoding.input_width() != inputs {
-        return Err(format!(
-            "the features encode to {} inputs but the first layer takes {inputs}",
-            encoding.input_width()
-        ));
-    }
-    if encoding.target.width() != outputs {
-        return Err(format!(
-            "the target needs {} outputs but the last layer gives {outputs}",
-            encoding.target.width()
-        ));
-    }
-    Ok(())
+    Ok((inputs, outputs))
 }
 
 /// The first item that appears twice.

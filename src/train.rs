@@ -1,212 +1,28 @@
 //! The training loop: mini-batches, validation, early stopping, best weights, and guards
 //! against divergence and interruption.
+//!
+//! The settings it runs with live in [`crate::settings`] (re-exported here), and what it
+//! reports about a run in [`crate::outcome`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2};
 use ndarray_rand::rand::seq::SliceRandom;
 use ndarray_rand::rand::{SeedableRng, rngs::StdRng};
-use serde::{Deserialize, Serialize};
 
 use crate::dataset::{Targets, Task};
 use crate::error::{Error, Result};
 use crate::layers::linear::{Init, Linear};
 use crate::loss::{Loss, Mse, SoftmaxCrossEntropy, Target};
-use crate::optim::{Adam, Momentum, Optimizer, Sgd};
+use crate::metrics::argmax;
+use crate::optim::Optimizer;
 use crate::sequential::Sequential;
 use crate::{Relu, Sigmoid, Tanh};
 
-/// Most units a hidden layer may have (the flag check; buffers scale with it).
-pub const MAX_LAYER_WIDTH: usize = 65_536;
-/// Most parameters a network may have: 2²⁷, half a gigabyte of weights, which with
-/// gradients, optimizer state and the best epoch's copy is a few gigabytes of memory.
-pub const MAX_PARAMETERS: usize = 1 << 27;
-
-/// The number of weights and biases of an `inputs → hidden… → outputs` network, or `None`
-/// if it does not fit in `usize`.
-pub fn parameter_count(inputs: usize, hidden: &[usize], outputs: usize) -> Option<usize> {
-    let mut total = 0usize;
-    let mut width = inputs;
-    for &next in hidden.iter().chain([&outputs]) {
-        total = total.checked_add(width.checked_add(1)?.checked_mul(next)?)?;
-        width = next;
-    }
-    Some(total)
-}
-
-/// The hidden layers' activation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Activation {
-    /// [`Relu`], with He initialisation.
-    Relu,
-    /// [`Sigmoid`], with Glorot initialisation.
-    Sigmoid,
-    /// [`Tanh`], with Glorot initialisation.
-    Tanh,
-}
-
-/// Which optimizer to train with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OptimizerKind {
-    /// [`Adam`].
-    Adam,
-    /// [`Sgd`].
-    Sgd,
-    /// [`Momentum`].
-    Momentum,
-}
-
-impl OptimizerKind {
-    /// The learning rate used when none is given: 1e-3 for Adam, 0.01 for the SGDs.
-    pub fn default_learning_rate(self) -> f32 {
-        match self {
-            OptimizerKind::Adam => 1e-3,
-            OptimizerKind::Sgd | OptimizerKind::Momentum => 0.01,
-        }
-    }
-}
-
-/// Everything that decides how a network is trained. Stored in the model file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    /// Widths of the hidden layers.
-    pub hidden: Vec<usize>,
-    /// Activation after each hidden layer.
-    pub activation: Activation,
-    /// The optimizer.
-    pub optimizer: OptimizerKind,
-    /// Learning rate.
-    pub learning_rate: f32,
-    /// Momentum (for [`OptimizerKind::Momentum`]).
-    pub momentum: f32,
-    /// Nesterov momentum (for [`OptimizerKind::Momentum`]).
-    pub nesterov: bool,
-    /// L2 weight decay on weights (not biases).
-    pub weight_decay: f32,
-    /// Label smoothing for classification (see [`SoftmaxCrossEntropy`]).
-    pub label_smoothing: f32,
-    /// Most epochs to train.
-    pub epochs: usize,
-    /// Rows per mini-batch.
-    pub batch_size: usize,
-    /// Fraction of rows held out for validation, in [0, 1).
-    pub val_split: f32,
-    /// Stop after this many epochs without a better validation loss (0: never stop early).
-    pub patience: usize,
-    /// Seed for initialisation, the split and the shuffles.
-    pub seed: u64,
-    /// After choosing the number of epochs on the validation split, train a fresh network
-    /// on all rows (training and validation) for that many epochs and keep it.
-    #[serde(default)]
-    pub refit: bool,
-}
-
-impl Default for TrainConfig {
-    /// Defaults chosen on tabular data (iris, digits; see the README): two ReLU layers of
-    /// 128 and 64, Adam at 1e-3, batches of 32, up to 200 epochs with patience 20 on a 20%
-    /// validation split, weight decay 1e-4, label smoothing 0.1.
-    fn default() -> Self {
-        Self {
-            hidden: vec![128, 64],
-            activation: Activation::Relu,
-            optimizer: OptimizerKind::Adam,
-            learning_rate: OptimizerKind::Adam.default_learning_rate(),
-            momentum: 0.9,
-            nesterov: false,
-            weight_decay: 1e-4,
-            label_smoothing: 0.1,
-            epochs: 200,
-            batch_size: 32,
-            val_split: 0.2,
-            patience: 20,
-            seed: 0,
-            refit: false,
-        }
-    }
-}
-
-impl TrainConfig {
-    /// Refuses settings that cannot train, naming the flag.
-    pub fn validate(&self) -> Result<()> {
-        if let Some(&w) = self.hidden.iter().find(|&&w| w == 0) {
-            return Err(Error::config(
-                "--hidden",
-                w,
-                "every hidden layer needs at least one unit, e.g. --hidden 64,32",
-            ));
-        }
-        if let Some(&w) = self.hidden.iter().find(|&&w| w > MAX_LAYER_WIDTH) {
-            return Err(Error::config(
-                "--hidden",
-                w,
-                format!(
-                    "a hidden layer may have at most {MAX_LAYER_WIDTH} units, e.g. --hidden 256,128"
-                ),
-            ));
-        }
-        if self.epochs == 0 {
-            return Err(Error::config("--epochs", 0, "train for at least one epoch"));
-        }
-        if self.batch_size == 0 {
-            return Err(Error::config(
-                "--batch-size",
-                0,
-                "a batch needs at least one row",
-            ));
-        }
-        if !(self.val_split.is_finite() && (0.0..1.0).contains(&self.val_split)) {
-            return Err(Error::config(
-                "--val-split",
-                self.val_split,
-                "must be at least 0 and below 1, e.g. 0.2 (0 trains on everything)",
-            ));
-        }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(Error::config(
-                "--lr",
-                self.learning_rate,
-                "must be a positive, finite number, e.g. 0.001",
-            ));
-        }
-        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(Error::config(
-                "--weight-decay",
-                self.weight_decay,
-                "must be zero or a small positive number, e.g. 0.0001",
-            ));
-        }
-        if !(0.0..1.0).contains(&self.label_smoothing) {
-            return Err(Error::config(
-                "--label-smoothing",
-                self.label_smoothing,
-                "must be at least 0 and below 1, e.g. 0.1 (0 turns it off)",
-            ));
-        }
-        if !(0.0..1.0).contains(&self.momentum) {
-            return Err(Error::config(
-                "--momentum",
-                self.momentum,
-                "must be at least 0 and below 1, e.g. 0.9",
-            ));
-        }
-        Ok(())
-    }
-
-    /// The optimizer these settings describe.
-    pub fn build_optimizer(&self) -> Result<Box<dyn Optimizer>> {
-        let lr = self.learning_rate;
-        Ok(match self.optimizer {
-            OptimizerKind::Adam => Box::new(Adam::new(lr)?.with_weight_decay(self.weight_decay)?),
-            OptimizerKind::Sgd => Box::new(Sgd::new(lr)?.with_weight_decay(self.weight_decay)?),
-            OptimizerKind::Momentum => Box::new(
-                Momentum::new(lr, self.momentum, self.nesterov)?
-                    .with_weight_decay(self.weight_decay)?,
-            ),
-        })
-    }
-}
+pub use crate::outcome::{History, StopReason};
+pub use crate::settings::{
+    Activation, MAX_LAYER_WIDTH, MAX_PARAMETERS, OptimizerKind, TrainConfig, parameter_count,
+};
 
 /// A multi-layer perceptron: `inputs → hidden[0] → … → outputs`, the activation after each
 /// hidden layer and none after the last (the loss takes raw outputs). Hidden weights are
@@ -368,17 +184,6 @@ pub fn evaluate(model: &mut Sequential, data: Batch<'_>) -> Result<(f32, f32)> {
     Ok(((total / rows.max(1) as f64) as f32, metric as f32))
 }
 
-/// Index of the largest value (the first on ties).
-pub fn argmax(values: ArrayView1<f32>) -> usize {
-    let mut best = 0;
-    for (i, &v) in values.iter().enumerate() {
-        if v > values[best] {
-            best = i;
-        }
-    }
-    best
-}
-
 /// What happened in one epoch, for progress displays.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpochReport {
@@ -394,34 +199,6 @@ pub struct EpochReport {
     pub val_metric: Option<f32>,
     /// Best epoch so far (1-based).
     pub best_epoch: usize,
-}
-
-/// Why training ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "reason")]
-pub enum StopReason {
-    /// All epochs ran.
-    Completed,
-    /// The validation loss had not improved for `patience` epochs.
-    EarlyStopped,
-    /// The interrupt flag was raised (Ctrl-C).
-    Interrupted,
-    /// The loss or a weight became non-finite in this epoch.
-    Diverged {
-        /// 1-based epoch.
-        epoch: usize,
-    },
-}
-
-/// Per-epoch curves.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct History {
-    /// Mean training loss per epoch.
-    pub train_loss: Vec<f32>,
-    /// Validation loss per epoch (empty without validation).
-    pub val_loss: Vec<f32>,
-    /// Validation accuracy or R² per epoch (empty without validation).
-    pub val_metric: Vec<f32>,
 }
 
 /// Ways to watch and stop [`fit`] from outside.
@@ -468,6 +245,9 @@ impl FitOutcome {
 ///   network, nothing usable exists and [`Error::Diverged`] is returned.
 /// * `hooks.interrupt` is checked after every batch; `hooks.on_epoch` sees every epoch. An
 ///   interrupt before the first epoch finished returns [`Error::Interrupted`].
+///
+/// `config` must be settings that passed [`TrainConfig::validate`], as
+/// [`crate::pipeline::prepare`] checks them; in debug builds, other settings panic.
 pub fn fit(
     model: &mut Sequential,
     loss: &mut dyn Loss,
@@ -477,25 +257,27 @@ pub fn fit(
     config: &TrainConfig,
     mut hooks: Hooks<'_>,
 ) -> Result<FitOutcome> {
+    debug_assert!(config.validate().is_ok(), "fit needs validated settings");
     let interrupt = hooks.interrupt;
-    config.validate()?;
-    let mut batches = Batches::new(train, config.batch_size, config.seed);
-
-    // What the monitored loss is measured on: validation rows, else the training rows.
-    let initial_loss = match validation {
-        Some(v) => evaluate(model, v)?.0,
-        None => evaluate(model, train)?.0,
-    };
-    let mut history = History::default();
-    let mut best: Option<(usize, f32)> = None;
-    let mut best_weights = vec![0f32; model.param_count()];
     let interrupted = || interrupt.is_some_and(|f| f.load(Ordering::Relaxed));
+    let mut batches = Batches::new(train, config.batch_size, config.seed);
+    // What the monitored loss is measured on: validation rows, else the training rows.
+    let monitor = |model: &mut Sequential| match validation {
+        Some(v) => evaluate(model, v),
+        None => evaluate(model, train),
+    };
+    let initial_loss = monitor(model)?.0;
+    let mut best = Best::new(model.param_count());
+    let mut history = History::default();
     let mut stop = StopReason::Completed;
-
     let mut diverged_at = 0;
     for epoch in 1..=config.epochs {
         let train_loss = match batches.epoch(model, loss, optimizer, &interrupted)? {
-            EpochEnd::Finished { mean_loss } => mean_loss,
+            EpochEnd::Finished { mean_loss } if params_finite(model) => mean_loss,
+            EpochEnd::Finished { .. } => {
+                stop = StopReason::Diverged { epoch };
+                break;
+            }
             EpochEnd::Diverged { batch } => {
                 stop = StopReason::Diverged { epoch };
                 diverged_at = batch;
@@ -506,41 +288,28 @@ pub fn fit(
                 break;
             }
         };
-        if !params_finite(model) {
-            stop = StopReason::Diverged { epoch };
-            break;
-        }
+        // The running training loss describes the weights *during* the epoch; the weights
+        // kept must be judged as they are now.
+        let (monitored, metric) = monitor(model)?;
         history.train_loss.push(train_loss);
-        let (monitored, val_loss, val_metric) = match validation {
-            Some(v) => {
-                let (l, m) = evaluate(model, v)?;
-                history.val_loss.push(l);
-                history.val_metric.push(m);
-                (l, Some(l), Some(m))
-            }
-            // The running training loss describes the weights *during* the epoch; the
-            // weights kept must be judged as they are now.
-            None => (evaluate(model, train)?.0, None, None),
-        };
+        if validation.is_some() {
+            history.val_loss.push(monitored);
+            history.val_metric.push(metric);
+        }
         if !monitored.is_finite() {
             stop = StopReason::Diverged { epoch };
             break;
         }
-        if best.is_none_or(|(_, b)| monitored < b) {
-            best = Some((epoch, monitored));
-            model.copy_param_values(&mut best_weights);
-        }
-        let best_epoch = best.map_or(epoch, |(e, _)| e);
-        let report = EpochReport {
-            epoch,
-            epochs: config.epochs,
-            train_loss,
-            val_loss,
-            val_metric,
-            best_epoch,
-        };
+        let best_epoch = best.update(epoch, monitored, model);
         if let Some(on_epoch) = hooks.on_epoch.as_mut() {
-            on_epoch(&report);
+            on_epoch(&EpochReport {
+                epoch,
+                epochs: config.epochs,
+                train_loss,
+                val_loss: validation.map(|_| monitored),
+                val_metric: validation.map(|_| metric),
+                best_epoch,
+            });
         }
         if config.patience > 0 && epoch - best_epoch >= config.patience {
             stop = StopReason::EarlyStopped;
@@ -549,23 +318,22 @@ pub fn fit(
     }
 
     let lr = optimizer.learning_rate();
-    let diverged = |epoch: usize, detail: &str| Error::Diverged {
-        message: format!(
-            "the loss or a weight became infinite or NaN in epoch {epoch}{}{detail}",
-            if diverged_at > 0 {
-                format!(", batch {diverged_at}")
-            } else {
-                String::new()
-            }
-        ),
-        hint: format!(
-            "lower the learning rate (it is {lr}; the default for {} is {}), and check the \
-             data for extreme or unscaled values",
-            format!("{:?}", config.optimizer).to_lowercase(),
-            config.optimizer.default_learning_rate()
-        ),
-    };
-    let Some((best_epoch, best_loss)) = best else {
+    let diverged =
+        |epoch: usize, detail: &str| diverged_error(epoch, diverged_at, detail, lr, config);
+    finish(model, best, history, stop, initial_loss, diverged)
+}
+
+/// Restores the best epoch's weights into `model` and says how training went, or why
+/// nothing worth keeping exists (`diverged` words a divergence in an epoch).
+fn finish(
+    model: &mut Sequential,
+    best: Best,
+    history: History,
+    stop: StopReason,
+    initial_loss: f32,
+    diverged: impl Fn(usize, &str) -> Error,
+) -> Result<FitOutcome> {
+    let Some((best_epoch, best_loss)) = best.found else {
         return Err(match stop {
             StopReason::Diverged { epoch } => diverged(epoch, ""),
             _ => Error::Interrupted("the first epoch had not finished; nothing to keep".into()),
@@ -591,8 +359,60 @@ pub fn fit(
             ),
         ));
     }
-    model.set_param_values(&best_weights);
+    model.set_param_values(&best.weights);
     Ok(outcome)
+}
+
+/// The epoch with the lowest monitored loss so far, and a copy of its weights.
+struct Best {
+    /// (1-based epoch, monitored loss), once an epoch has finished.
+    found: Option<(usize, f32)>,
+    weights: Vec<f32>,
+}
+
+impl Best {
+    fn new(param_count: usize) -> Self {
+        Self {
+            found: None,
+            weights: vec![0f32; param_count],
+        }
+    }
+
+    /// Keeps `model`'s weights if `loss` is the lowest yet; returns the best epoch.
+    fn update(&mut self, epoch: usize, loss: f32, model: &mut Sequential) -> usize {
+        if self.found.is_none_or(|(_, best)| loss < best) {
+            self.found = Some((epoch, loss));
+            model.copy_param_values(&mut self.weights);
+        }
+        self.found.map_or(epoch, |(e, _)| e)
+    }
+}
+
+/// The error for a run that diverged in `epoch` (at `batch`, if known; 0 if not), with
+/// `detail` appended to the message.
+fn diverged_error(
+    epoch: usize,
+    batch: usize,
+    detail: &str,
+    lr: f32,
+    config: &TrainConfig,
+) -> Error {
+    Error::Diverged {
+        message: format!(
+            "the loss or a weight became infinite or NaN in epoch {epoch}{}{detail}",
+            if batch > 0 {
+                format!(", batch {batch}")
+            } else {
+                String::new()
+            }
+        ),
+        hint: format!(
+            "lower the learning rate (it is {lr}; the default for {} is {}), and check the \
+             data for extreme or unscaled values",
+            format!("{:?}", config.optimizer).to_lowercase(),
+            config.optimizer.default_learning_rate()
+        ),
+    }
 }
 
 /// A loss for people: four decimals, or scientific notation when it is huge or tiny.
@@ -724,11 +544,6 @@ fn params_finite(model: &mut Sequential) -> bool {
     ok
 }
 
-/// Row-wise argmax of `logits` (rows, classes).
-pub fn predict_classes(logits: ArrayView2<f32>) -> Vec<usize> {
-    logits.axis_iter(Axis(0)).map(argmax).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -745,37 +560,6 @@ mod tests {
         assert_ne!(s, split_rows(100, Some(&classes), 0.25, 2));
         let none = split_rows(10, None, 0.0, 1);
         assert!(none.validation.is_empty() && none.train.len() == 10);
-    }
-
-    #[test]
-    fn bad_settings_name_the_flag() {
-        type Change = fn(&mut TrainConfig);
-        let cases: [(Change, &str); 7] = [
-            (|c| c.learning_rate = -1.0, "invalid --lr -1"),
-            (|c| c.learning_rate = 0.0, "invalid --lr 0"),
-            (|c| c.epochs = 0, "invalid --epochs 0"),
-            (|c| c.hidden = vec![8, 0], "invalid --hidden 0"),
-            (
-                |c| c.hidden = vec![99_999_999_999],
-                "invalid --hidden 99999999999",
-            ),
-            (|c| c.val_split = 1.0, "invalid --val-split 1"),
-            (|c| c.batch_size = 0, "invalid --batch-size 0"),
-        ];
-        for (change, want) in cases {
-            let mut c = TrainConfig::default();
-            change(&mut c);
-            let e = c.validate().unwrap_err().to_string();
-            assert!(e.starts_with(want), "{e}");
-        }
-    }
-
-    #[test]
-    fn parameter_count_checks_overflow() {
-        // 4·128 + 128 + 128·64 + 64 + 64·3 + 3
-        assert_eq!(parameter_count(4, &[128, 64], 3), Some(9091));
-        assert_eq!(parameter_count(usize::MAX, &[2], 1), None);
-        assert_eq!(parameter_count(1 << 40, &[1 << 30], 1), None);
     }
 
     fn xor() -> (Array2<f32>, Targets) {

@@ -1,0 +1,238 @@
+//! The settings of a training run and their validation: what `mlp train`'s flags decide,
+//! checked once where a request enters the library ([`crate::pipeline::prepare`]), and
+//! stored in the model file.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::optim::{Adam, Momentum, Optimizer, Sgd};
+#[cfg(doc)]
+use crate::{Relu, Sigmoid, Tanh, loss::SoftmaxCrossEntropy};
+
+/// Most units a hidden layer may have (the flag check; buffers scale with it).
+pub const MAX_LAYER_WIDTH: usize = 65_536;
+/// Most parameters a network may have: 2²⁷, half a gigabyte of weights, which with
+/// gradients, optimizer state and the best epoch's copy is a few gigabytes of memory.
+pub const MAX_PARAMETERS: usize = 1 << 27;
+
+/// The number of weights and biases of an `inputs → hidden… → outputs` network, or `None`
+/// if it does not fit in `usize`.
+pub fn parameter_count(inputs: usize, hidden: &[usize], outputs: usize) -> Option<usize> {
+    let mut total = 0usize;
+    let mut width = inputs;
+    for &next in hidden.iter().chain([&outputs]) {
+        total = total.checked_add(width.checked_add(1)?.checked_mul(next)?)?;
+        width = next;
+    }
+    Some(total)
+}
+
+/// The hidden layers' activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// [`Relu`], with He initialisation.
+    Relu,
+    /// [`Sigmoid`], with Glorot initialisation.
+    Sigmoid,
+    /// [`Tanh`], with Glorot initialisation.
+    Tanh,
+}
+
+/// Which optimizer to train with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// [`Adam`].
+    Adam,
+    /// [`Sgd`].
+    Sgd,
+    /// [`Momentum`].
+    Momentum,
+}
+
+impl OptimizerKind {
+    /// The learning rate used when none is given: 1e-3 for Adam, 0.01 for the SGDs.
+    pub fn default_learning_rate(self) -> f32 {
+        match self {
+            OptimizerKind::Adam => 1e-3,
+            OptimizerKind::Sgd | OptimizerKind::Momentum => 0.01,
+        }
+    }
+}
+
+/// Everything that decides how a network is trained. Stored in the model file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Widths of the hidden layers.
+    pub hidden: Vec<usize>,
+    /// Activation after each hidden layer.
+    pub activation: Activation,
+    /// The optimizer.
+    pub optimizer: OptimizerKind,
+    /// Learning rate.
+    pub learning_rate: f32,
+    /// Momentum (for [`OptimizerKind::Momentum`]).
+    pub momentum: f32,
+    /// Nesterov momentum (for [`OptimizerKind::Momentum`]).
+    pub nesterov: bool,
+    /// L2 weight decay on weights (not biases).
+    pub weight_decay: f32,
+    /// Label smoothing for classification (see [`SoftmaxCrossEntropy`]).
+    pub label_smoothing: f32,
+    /// Most epochs to train.
+    pub epochs: usize,
+    /// Rows per mini-batch.
+    pub batch_size: usize,
+    /// Fraction of rows held out for validation, in [0, 1).
+    pub val_split: f32,
+    /// Stop after this many epochs without a better validation loss (0: never stop early).
+    pub patience: usize,
+    /// Seed for initialisation, the split and the shuffles.
+    pub seed: u64,
+    /// After choosing the number of epochs on the validation split, train a fresh network
+    /// on all rows (training and validation) for that many epochs and keep it.
+    #[serde(default)]
+    pub refit: bool,
+}
+
+impl Default for TrainConfig {
+    /// Defaults chosen on tabular data (iris, digits; see the README): two ReLU layers of
+    /// 128 and 64, Adam at 1e-3, batches of 32, up to 200 epochs with patience 20 on a 20%
+    /// validation split, weight decay 1e-4, label smoothing 0.1.
+    fn default() -> Self {
+        Self {
+            hidden: vec![128, 64],
+            activation: Activation::Relu,
+            optimizer: OptimizerKind::Adam,
+            learning_rate: OptimizerKind::Adam.default_learning_rate(),
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 1e-4,
+            label_smoothing: 0.1,
+            epochs: 200,
+            batch_size: 32,
+            val_split: 0.2,
+            patience: 20,
+            seed: 0,
+            refit: false,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Refuses settings that cannot train, naming the flag.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(&w) = self.hidden.iter().find(|&&w| w == 0) {
+            return Err(Error::config(
+                "--hidden",
+                w,
+                "every hidden layer needs at least one unit, e.g. --hidden 64,32",
+            ));
+        }
+        if let Some(&w) = self.hidden.iter().find(|&&w| w > MAX_LAYER_WIDTH) {
+            return Err(Error::config(
+                "--hidden",
+                w,
+                format!(
+                    "a hidden layer may have at most {MAX_LAYER_WIDTH} units, e.g. --hidden 256,128"
+                ),
+            ));
+        }
+        if self.epochs == 0 {
+            return Err(Error::config("--epochs", 0, "train for at least one epoch"));
+        }
+        if self.batch_size == 0 {
+            return Err(Error::config(
+                "--batch-size",
+                0,
+                "a batch needs at least one row",
+            ));
+        }
+        if !(self.val_split.is_finite() && (0.0..1.0).contains(&self.val_split)) {
+            return Err(Error::config(
+                "--val-split",
+                self.val_split,
+                "must be at least 0 and below 1, e.g. 0.2 (0 trains on everything)",
+            ));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(Error::config(
+                "--lr",
+                self.learning_rate,
+                "must be a positive, finite number, e.g. 0.001",
+            ));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(Error::config(
+                "--weight-decay",
+                self.weight_decay,
+                "must be zero or a small positive number, e.g. 0.0001",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return Err(Error::config(
+                "--label-smoothing",
+                self.label_smoothing,
+                "must be at least 0 and below 1, e.g. 0.1 (0 turns it off)",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Err(Error::config(
+                "--momentum",
+                self.momentum,
+                "must be at least 0 and below 1, e.g. 0.9",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The optimizer these settings describe.
+    pub fn build_optimizer(&self) -> Result<Box<dyn Optimizer>> {
+        let lr = self.learning_rate;
+        Ok(match self.optimizer {
+            OptimizerKind::Adam => Box::new(Adam::new(lr)?.with_weight_decay(self.weight_decay)?),
+            OptimizerKind::Sgd => Box::new(Sgd::new(lr)?.with_weight_decay(self.weight_decay)?),
+            OptimizerKind::Momentum => Box::new(
+                Momentum::new(lr, self.momentum, self.nesterov)?
+                    .with_weight_decay(self.weight_decay)?,
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_settings_name_the_flag() {
+        type Change = fn(&mut TrainConfig);
+        let cases: [(Change, &str); 7] = [
+            (|c| c.learning_rate = -1.0, "invalid --lr -1"),
+            (|c| c.learning_rate = 0.0, "invalid --lr 0"),
+            (|c| c.epochs = 0, "invalid --epochs 0"),
+            (|c| c.hidden = vec![8, 0], "invalid --hidden 0"),
+            (
+                |c| c.hidden = vec![99_999_999_999],
+                "invalid --hidden 99999999999",
+            ),
+            (|c| c.val_split = 1.0, "invalid --val-split 1"),
+            (|c| c.batch_size = 0, "invalid --batch-size 0"),
+        ];
+        for (change, want) in cases {
+            let mut c = TrainConfig::default();
+            change(&mut c);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.starts_with(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn parameter_count_checks_overflow() {
+        // 4·128 + 128 + 128·64 + 64 + 64·3 + 3
+        assert_eq!(parameter_count(4, &[128, 64], 3), Some(9091));
+        assert_eq!(parameter_count(usize::MAX, &[2], 1), None);
+        assert_eq!(parameter_count(1 << 40, &[1 << 30], 1), None);
+    }
+}
