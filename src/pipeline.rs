@@ -20,12 +20,14 @@ use sha2::{Digest, Sha256};
 use crate::data::{ReadOptions, Table};
 use crate::dataset::{Encoding, Targets, Task, detect_task};
 use crate::error::{Error, Result};
+use crate::loss::Loss;
 use crate::model::{
     FORMAT, Metrics, Model, ModelFile, Predictions, TrainingRecord, VERSION, layer_records,
 };
+use crate::sequential::Sequential;
 use crate::train::{
-    Batch, EpochReport, FitOutcome, Hooks, MAX_PARAMETERS, StopReason, TrainConfig, build_network,
-    fit, loss_for, parameter_count, split_rows,
+    Batch, EpochReport, FitOutcome, Hooks, MAX_PARAMETERS, Split, StopReason, TrainConfig,
+    build_network, fit, loss_for, parameter_count, split_rows,
 };
 
 /// What to do with rows that have missing values.
@@ -108,36 +110,79 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Reads, checks, encodes and splits the training file of `request`.
+///
+/// This is where the settings enter the library: `request.config` is checked here, once
+/// ([`TrainConfig::validate`]), before the file is read.
 pub fn prepare(request: &TrainRequest) -> Result<Prepared> {
     request.config.validate()?;
     let path = &request.data;
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    prepare_bytes(request, &bytes)
+    prepare_checked(request, &bytes)
 }
 
 /// [`prepare`] for a training file already in memory (`request.data` names it in messages).
 pub fn prepare_bytes(request: &TrainRequest, bytes: &[u8]) -> Result<Prepared> {
     request.config.validate()?;
-    let path = &request.data;
+    prepare_checked(request, bytes)
+}
+
+/// [`prepare_bytes`] for settings already validated.
+fn prepare_checked(request: &TrainRequest, bytes: &[u8]) -> Result<Prepared> {
+    let (mut table, target) = read_table(request, bytes)?;
+    let total = table.rows();
+    let dropped = drop_missing(&mut table, request.missing)?;
+    let rows = table.rows();
+    if rows == 0 {
+        return Err(Error::data(
+            table.location(None, None),
+            format!("every one of the {total} rows has a missing value"),
+            "fill in the missing cells",
+        ));
+    }
+    let task = match request.task {
+        Some(t) => t,
+        None => detect_task(&table, &target)?,
+    };
+    let split = split_table(&table, &target, task, &request.config)?;
+    let encoding = Encoding::fit(&table, &target, task, &split.train)?;
+    check_network_size(&encoding, &request.config)?;
+    Ok(Prepared {
+        data: request.data.clone(),
+        sha256: sha256_hex(bytes),
+        delimiter: table.delimiter(),
+        rows,
+        dropped,
+        task,
+        x_train: encoding.inputs(&table, &split.train)?,
+        y_train: encoding.targets(&table, &split.train)?,
+        x_val: encoding.inputs(&table, &split.validation)?,
+        y_val: encoding.targets(&table, &split.validation)?,
+        encoding,
+    })
+}
+
+/// Reads the table, checks the columns `request` names, leaves out the ignored ones and
+/// refuses unusable columns. Returns the table and the target column's name.
+fn read_table(request: &TrainRequest, bytes: &[u8]) -> Result<(Table, String)> {
     let options = ReadOptions {
         categorical: request.categorical.clone(),
     };
-    let mut table = Table::from_bytes(path, bytes, &options)?;
-    let header_error = |table: &Table, flag: &str, name: &str| {
+    let mut table = Table::from_bytes(&request.data, bytes, &options)?;
+    let header_error = |table: &Table, message: String, hint: String| {
         let mut location = table.location(None, None);
         location.line = Some(1);
-        Error::data(
-            location,
-            format!("{flag} names column '{name}', which is not in the header"),
-            format!("the columns are: {}", table.headers().join(", ")),
-        )
+        Error::data(location, message, hint)
     };
     for (flag, names) in [
         ("--categorical", &request.categorical),
         ("--ignore", &request.ignore),
     ] {
         if let Some(name) = names.iter().find(|c| table.column(c).is_none()) {
-            return Err(header_error(&table, flag, name));
+            return Err(header_error(
+                &table,
+                format!("{flag} names column '{name}', which is not in the header"),
+                format!("the columns are: {}", table.headers().join(", ")),
+            ));
         }
     }
     let target = match &request.target {
@@ -158,46 +203,52 @@ pub fn prepare_bytes(request: &TrainRequest, bytes: &[u8]) -> Result<Prepared> {
     }
     table.drop_columns(&request.ignore);
     if table.column(&target).is_none() {
-        let mut location = table.location(None, None);
-        location.line = Some(1);
-        return Err(Error::data(
-            location,
+        return Err(header_error(
+            &table,
             format!("there is no column '{target}' to use as the target"),
             format!("pass --target with one of: {}", table.headers().join(", ")),
         ));
     }
     if table.columns().len() < 2 {
-        let header = table.headers()[0].to_string();
-        let spaced = header.split_whitespace().count() > 1;
-        let mut location = table.location(None, None);
-        location.line = Some(1);
-        return Err(Error::data(
-            location,
-            format!(
-                "the header has only one column, '{header}'; training needs at least one \
-                 feature and a target"
-            ),
-            if spaced {
-                "the header looks space-separated; mlp reads ',', ';', tab or '|' as \
-                 delimiters: convert the file, e.g. to commas"
-            } else {
-                "check the delimiter: mlp reads ',' (or ';', tab or '|' when the header has \
-                 no commas)"
-            },
-        ));
+        return Err(one_column(&table));
     }
     for column in table.columns() {
         table.check_usable(column)?;
     }
+    Ok((table, target))
+}
 
-    // Missing values.
+/// The error for a table with a single column (often a file with another delimiter).
+fn one_column(table: &Table) -> Error {
+    let header = table.headers()[0].to_string();
+    let spaced = header.split_whitespace().count() > 1;
+    let mut location = table.location(None, None);
+    location.line = Some(1);
+    Error::data(
+        location,
+        format!(
+            "the header has only one column, '{header}'; training needs at least one \
+             feature and a target"
+        ),
+        if spaced {
+            "the header looks space-separated; mlp reads ',', ';', tab or '|' as \
+             delimiters: convert the file, e.g. to commas"
+        } else {
+            "check the delimiter: mlp reads ',' (or ';', tab or '|' when the header has \
+             no commas)"
+        },
+    )
+}
+
+/// Applies `policy` to the rows with missing values; returns how many were dropped.
+fn drop_missing(table: &mut Table, policy: MissingPolicy) -> Result<usize> {
     let total = table.rows();
     let keep: Vec<bool> = (0..total)
         .map(|r| table.columns().iter().all(|c| !c.is_missing(r)))
         .collect();
     let dropped = keep.iter().filter(|k| !**k).count();
     if dropped > 0 {
-        match request.missing {
+        match policy {
             MissingPolicy::Error => {
                 let row = keep.iter().position(|k| !k).expect("a row is missing");
                 let column = table
@@ -220,28 +271,21 @@ pub fn prepare_bytes(request: &TrainRequest, bytes: &[u8]) -> Result<Prepared> {
             MissingPolicy::Drop => table.retain_rows(&keep),
         }
     }
-    let rows = table.rows();
-    if rows == 0 {
-        return Err(Error::data(
-            table.location(None, None),
-            format!("every one of the {total} rows has a missing value"),
-            "fill in the missing cells",
-        ));
-    }
+    Ok(dropped)
+}
 
-    let task = match request.task {
-        Some(t) => t,
-        None => detect_task(&table, &target)?,
-    };
+/// Splits the rows for training and validation (stratified by class for classification).
+fn split_table(table: &Table, target: &str, task: Task, config: &TrainConfig) -> Result<Split> {
+    let rows = table.rows();
     let all: Vec<usize> = (0..rows).collect();
     // Class labels do not depend on the split, so the stratification can use them.
-    let labels = Encoding::fit(&table, &target, task, &all)?;
-    let classes = match labels.targets(&table, &all)? {
+    let labels = Encoding::fit(table, target, task, &all)?;
+    let classes = match labels.targets(table, &all)? {
         Targets::Classes(c) => Some(c),
         Targets::Values(_) => None,
     };
-    let fraction = request.config.val_split;
-    let split = split_rows(rows, classes.as_deref(), fraction, request.config.seed);
+    let fraction = config.val_split;
+    let split = split_rows(rows, classes.as_deref(), fraction, config.seed);
     if split.train.is_empty() || (fraction > 0.0 && split.validation.is_empty()) {
         return Err(Error::data(
             table.location(None, None),
@@ -252,40 +296,32 @@ pub fn prepare_bytes(request: &TrainRequest, bytes: &[u8]) -> Result<Prepared> {
             "add rows, or pass --val-split 0 to train on all of them",
         ));
     }
-    let encoding = Encoding::fit(&table, &target, task, &split.train)?;
-    let config = &request.config;
+    Ok(split)
+}
+
+/// Refuses a network too large to train (the hidden widths are checked by
+/// [`TrainConfig::validate`]; the input and output widths only now).
+fn check_network_size(encoding: &Encoding, config: &TrainConfig) -> Result<()> {
     let inputs = encoding.input_width();
     let outputs = encoding.target.width();
-    if parameter_count(inputs, &config.hidden, outputs).is_none_or(|n| n > MAX_PARAMETERS) {
-        let hidden = config
-            .hidden
-            .iter()
-            .map(usize::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        return Err(Error::config(
-            "--hidden",
-            hidden,
-            format!(
-                "with {inputs} inputs and {outputs} outputs the network would have more than \
-                 {MAX_PARAMETERS} parameters; use smaller hidden layers, or leave out columns \
-                 with many categories"
-            ),
-        ));
+    if parameter_count(inputs, &config.hidden, outputs).is_some_and(|n| n <= MAX_PARAMETERS) {
+        return Ok(());
     }
-    Ok(Prepared {
-        data: path.clone(),
-        sha256: sha256_hex(bytes),
-        delimiter: table.delimiter(),
-        rows,
-        dropped,
-        task,
-        x_train: encoding.inputs(&table, &split.train)?,
-        y_train: encoding.targets(&table, &split.train)?,
-        x_val: encoding.inputs(&table, &split.validation)?,
-        y_val: encoding.targets(&table, &split.validation)?,
-        encoding,
-    })
+    let hidden = config
+        .hidden
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    Err(Error::config(
+        "--hidden",
+        hidden,
+        format!(
+            "with {inputs} inputs and {outputs} outputs the network would have more than \
+             {MAX_PARAMETERS} parameters; use smaller hidden layers, or leave out columns \
+             with many categories"
+        ),
+    ))
 }
 
 /// A trained model and how training went.
@@ -296,7 +332,8 @@ pub struct Trained {
     pub outcome: FitOutcome,
 }
 
-/// Trains a network on `prepared` with `config`.
+/// Trains a network on `prepared` with `config`, the settings `prepared` was made with
+/// (checked there).
 ///
 /// `interrupt` is checked after every batch (Ctrl-C); `on_epoch` sees every epoch.
 pub fn train(
@@ -305,14 +342,7 @@ pub fn train(
     interrupt: Option<&AtomicBool>,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<Trained> {
-    let encoding = &prepared.encoding;
-    let mut network = build_network(
-        encoding.input_width(),
-        &config.hidden,
-        encoding.target.width(),
-        config.activation,
-        config.seed,
-    );
+    let mut network = new_network(prepared, config);
     let mut loss = loss_for(prepared.task, config)?;
     let mut optimizer = config.build_optimizer()?;
     let train_data = Batch {
@@ -346,50 +376,82 @@ pub fn train(
             StopReason::Completed | StopReason::EarlyStopped
         )
     {
-        let x = ndarray::concatenate(
-            ndarray::Axis(0),
-            &[prepared.x_train.view(), prepared.x_val.view()],
-        )
-        .expect("training and validation rows have the same columns");
-        let y = match (&prepared.y_train, &prepared.y_val) {
-            (Targets::Classes(a), Targets::Classes(b)) => {
-                Targets::Classes(a.iter().chain(b).copied().collect())
-            }
-            (Targets::Values(a), Targets::Values(b)) => Targets::Values(
-                ndarray::concatenate(ndarray::Axis(0), &[a.view(), b.view()])
-                    .expect("one target column"),
-            ),
-            _ => unreachable!("both splits have the task's kind of target"),
-        };
         let epochs = outcome.best_epoch;
-        let refit_config = TrainConfig {
-            epochs,
-            patience: 0,
-            ..config.clone()
-        };
-        network = build_network(
-            encoding.input_width(),
-            &config.hidden,
-            encoding.target.width(),
-            config.activation,
-            config.seed,
-        );
-        let mut optimizer = config.build_optimizer()?;
-        fit(
-            &mut network,
-            loss.as_mut(),
-            optimizer.as_mut(),
-            Batch { x: x.view(), y: &y },
-            None,
-            &refit_config,
-            Hooks {
-                interrupt,
-                on_epoch: None,
-            },
-        )?;
+        network = refit(prepared, config, loss.as_mut(), epochs, interrupt)?;
         refit_epochs = Some(epochs);
     }
+    let file = model_file(prepared, config, &mut network, &outcome, refit_epochs);
+    Ok(Trained {
+        model: Model { file, network },
+        outcome,
+    })
+}
 
+/// The untrained network for `prepared`'s inputs and outputs.
+fn new_network(prepared: &Prepared, config: &TrainConfig) -> Sequential {
+    build_network(
+        prepared.encoding.input_width(),
+        &config.hidden,
+        prepared.encoding.target.width(),
+        config.activation,
+        config.seed,
+    )
+}
+
+/// A fresh network trained on the training and validation rows together for `epochs`
+/// epochs.
+fn refit(
+    prepared: &Prepared,
+    config: &TrainConfig,
+    loss: &mut dyn Loss,
+    epochs: usize,
+    interrupt: Option<&AtomicBool>,
+) -> Result<Sequential> {
+    let x = ndarray::concatenate(
+        ndarray::Axis(0),
+        &[prepared.x_train.view(), prepared.x_val.view()],
+    )
+    .expect("training and validation rows have the same columns");
+    let y = match (&prepared.y_train, &prepared.y_val) {
+        (Targets::Classes(a), Targets::Classes(b)) => {
+            Targets::Classes(a.iter().chain(b).copied().collect())
+        }
+        (Targets::Values(a), Targets::Values(b)) => Targets::Values(
+            ndarray::concatenate(ndarray::Axis(0), &[a.view(), b.view()])
+                .expect("one target column"),
+        ),
+        _ => unreachable!("both splits have the task's kind of target"),
+    };
+    let refit_config = TrainConfig {
+        epochs,
+        patience: 0,
+        ..config.clone()
+    };
+    let mut network = new_network(prepared, config);
+    let mut optimizer = config.build_optimizer()?;
+    fit(
+        &mut network,
+        loss,
+        optimizer.as_mut(),
+        Batch { x: x.view(), y: &y },
+        None,
+        &refit_config,
+        Hooks {
+            interrupt,
+            on_epoch: None,
+        },
+    )?;
+    Ok(network)
+}
+
+/// The model file for `network`, trained on `prepared` with `config`.
+fn model_file(
+    prepared: &Prepared,
+    config: &TrainConfig,
+    network: &mut Sequential,
+    outcome: &FitOutcome,
+    refit_epochs: Option<usize>,
+) -> ModelFile {
     let best = outcome.best_epoch - 1;
     let history = &outcome.history;
     let metric = history.val_metric.get(best).copied();
@@ -400,12 +462,12 @@ pub fn train(
         validation_accuracy: metric.filter(|_| prepared.task == Task::Classification),
         validation_r2: metric.filter(|_| prepared.task == Task::Regression),
     };
-    let file = ModelFile {
+    ModelFile {
         format: FORMAT.into(),
         version: VERSION,
         task: prepared.task,
-        encoding: encoding.clone(),
-        layers: layer_records(&mut network),
+        encoding: prepared.encoding.clone(),
+        layers: layer_records(network),
         training: TrainingRecord {
             data_file: prepared
                 .data
@@ -423,11 +485,7 @@ pub fn train(
             refit_epochs,
         },
         metrics,
-    };
-    Ok(Trained {
-        model: Model { file, network },
-        outcome,
-    })
+    }
 }
 
 /// The true targets of scored rows.
