@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Column, Table};
@@ -238,64 +238,120 @@ fn missing_columns(table: &Table, names: &[&str], role: &str) -> Error {
     )
 }
 
-impl Encoding {
-    /// Learns the encoding from `table`: `target` is the target column and every other
-    /// column a feature. Standardisation statistics come from the rows in `fit_rows` (the
-    /// training split); categories and class labels from the whole file.
-    pub fn fit(table: &Table, target: &str, task: Task, fit_rows: &[usize]) -> Result<Encoding> {
-        let target = match (task, target_column(table, target)?) {
-            (Task::Classification, TargetColumn::Text(codes, categories)) => {
-                let mut used = vec![false; categories.len()];
-                for &c in codes.iter().filter(|&&c| c != Column::MISSING) {
-                    used[c as usize] = true;
-                }
-                let mut labels: Vec<String> = categories
-                    .iter()
-                    .zip(&used)
-                    .filter(|(_, u)| **u)
-                    .map(|(c, _)| c.clone())
-                    .collect();
-                labels.sort();
-                TargetEncoding::Classes {
-                    name: target.to_string(),
-                    labels,
-                }
-            }
-            (Task::Classification, TargetColumn::Numbers(values)) => {
-                let mut distinct: Vec<f32> =
-                    values.iter().copied().filter(|v| !v.is_nan()).collect();
-                distinct.sort_by(f32::total_cmp);
-                distinct.dedup();
-                TargetEncoding::Classes {
-                    name: target.to_string(),
-                    labels: distinct.into_iter().map(number_label).collect(),
-                }
-            }
-            (Task::Regression, TargetColumn::Numbers(values)) => {
-                let (mean, std) = mean_std(fit_rows.iter().map(|&r| values[r]));
-                TargetEncoding::Values {
-                    name: target.to_string(),
-                    mean,
-                    std,
-                }
-            }
-            (Task::Regression, TargetColumn::Text(..)) => {
-                let column = table.column(target).expect("the target column exists");
-                let (row, value) = column.first_text().unwrap_or((0, ""));
+/// The error for a missing feature cell.
+fn missing_feature(table: &Table, row: usize, name: &str) -> Error {
+    Error::data(
+        table.location(Some(row), Some(name)),
+        "this cell is missing",
+        "fill it in, or leave the row out",
+    )
+}
+
+/// Writes `rows` of a numeric column, standardised with `(mean, std)`, into `out` (rows, 1).
+fn standardise(
+    table: &Table,
+    name: &str,
+    values: &[f32],
+    (mean, std): (f64, f64),
+    rows: &[usize],
+    mut out: ArrayViewMut2<f32>,
+) -> Result<()> {
+    for (i, &r) in rows.iter().enumerate() {
+        let v = values[r];
+        if v.is_nan() {
+            return Err(missing_feature(table, r, name));
+        }
+        let z = ((v as f64 - mean) / std) as f32;
+        if !z.is_finite() {
+            return Err(Error::data(
+                table.location(Some(r), Some(name)),
+                format!(
+                    "{} is too far outside the values the model was trained on (mean {}, \
+                     deviation {})",
+                    number_text(v as f64),
+                    number_text(mean),
+                    number_text(std)
+                ),
+                "check the value and its units",
+            ));
+        }
+        out[[i, 0]] = z;
+    }
+    Ok(())
+}
+
+/// Writes `rows` of a text column (its codes and the file's categories `seen`) one-hot
+/// over the model's `categories` into `out` (rows, categories).
+fn one_hot(
+    table: &Table,
+    name: &str,
+    (codes, seen): (&[u32], &[String]),
+    categories: &[String],
+    rows: &[usize],
+    mut out: ArrayViewMut2<f32>,
+) -> Result<()> {
+    // Map the file's codes to the model's one-hot positions.
+    let position: HashMap<&str, usize> = categories
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i))
+        .collect();
+    let map: Vec<Option<usize>> = seen
+        .iter()
+        .map(|c| position.get(c.as_str()).copied())
+        .collect();
+    for (i, &r) in rows.iter().enumerate() {
+        let code = codes[r];
+        if code == Column::MISSING {
+            return Err(missing_feature(table, r, name));
+        }
+        match map[code as usize] {
+            Some(k) => out[[i, k]] = 1.0,
+            None => {
                 return Err(Error::data(
-                    table.location(Some(row), Some(target)),
-                    format!("regression needs a numeric target, but '{value}' is text"),
-                    "use --task classification, or pick a numeric --target",
+                    table.location(Some(r), Some(name)),
+                    format!(
+                        "category '{}' was not seen in training",
+                        seen[code as usize]
+                    ),
+                    format!("the model knows: {}", list(categories)),
                 ));
             }
-        };
-        if let (TargetEncoding::Classes { labels, .. }, TargetColumn::Text(codes, _)) =
-            (&target, target_column(table, target.name())?)
-        {
+        }
+    }
+    Ok(())
+}
+
+/// The categories that occur in `codes`, in the column's order.
+fn used_categories(codes: &[u32], categories: &[String]) -> Vec<String> {
+    let mut used = vec![false; categories.len()];
+    for &c in codes.iter().filter(|&&c| c != Column::MISSING) {
+        used[c as usize] = true;
+    }
+    categories
+        .iter()
+        .zip(used)
+        .filter(|(_, u)| *u)
+        .map(|(c, _)| c.clone())
+        .collect()
+}
+
+/// The target's encoding: its sorted class labels, or its standardisation (from `fit_rows`).
+/// Refuses a text target for regression, and classes that are too many or too few.
+fn fit_target(
+    table: &Table,
+    target: &str,
+    task: Task,
+    fit_rows: &[usize],
+) -> Result<TargetEncoding> {
+    let encoding = match (task, target_column(table, target)?) {
+        (Task::Classification, TargetColumn::Text(codes, categories)) => {
+            let mut labels = used_categories(codes, categories);
+            labels.sort();
             let present = codes.iter().filter(|&&c| c != Column::MISSING).count();
             if too_many_categories(labels.len(), present) {
                 return Err(Error::data(
-                    table.location(None, Some(target.name())),
+                    table.location(None, Some(target)),
                     format!(
                         "the target has {} different values in {present} rows, too many to \
                          be classes",
@@ -305,80 +361,113 @@ impl Encoding {
                      them as plain numbers (1200); otherwise check --target",
                 ));
             }
+            TargetEncoding::Classes {
+                name: target.to_string(),
+                labels,
+            }
         }
-        if let TargetEncoding::Classes { labels, .. } = &target
-            && labels.len() < 2
-        {
+        (Task::Classification, TargetColumn::Numbers(values)) => {
+            let mut distinct: Vec<f32> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+            distinct.sort_by(f32::total_cmp);
+            distinct.dedup();
+            TargetEncoding::Classes {
+                name: target.to_string(),
+                labels: distinct.into_iter().map(number_label).collect(),
+            }
+        }
+        (Task::Regression, TargetColumn::Numbers(values)) => {
+            let (mean, std) = mean_std(fit_rows.iter().map(|&r| values[r]));
+            TargetEncoding::Values {
+                name: target.to_string(),
+                mean,
+                std,
+            }
+        }
+        (Task::Regression, TargetColumn::Text(..)) => {
+            let column = table.column(target).expect("the target column exists");
+            let (row, value) = column.first_text().unwrap_or((0, ""));
             return Err(Error::data(
-                table.location(None, Some(target.name())),
-                format!(
-                    "classification needs at least two classes, but every row has {}",
-                    labels
-                        .first()
-                        .map_or("no label".to_string(), |l| format!("'{l}'"))
-                ),
-                "check --target names the column to predict",
+                table.location(Some(row), Some(target)),
+                format!("regression needs a numeric target, but '{value}' is text"),
+                "use --task classification, or pick a numeric --target",
             ));
         }
+    };
+    if let TargetEncoding::Classes { labels, .. } = &encoding
+        && labels.len() < 2
+    {
+        return Err(Error::data(
+            table.location(None, Some(target)),
+            format!(
+                "classification needs at least two classes, but every row has {}",
+                labels
+                    .first()
+                    .map_or("no label".to_string(), |l| format!("'{l}'"))
+            ),
+            "check --target names the column to predict",
+        ));
+    }
+    Ok(encoding)
+}
 
+/// A feature's encoding: standardisation (from `fit_rows`) for numbers, the sorted
+/// categories for text. Refuses an unusable column, and text with too many categories.
+fn fit_feature(table: &Table, column: &Column, fit_rows: &[usize]) -> Result<Feature> {
+    table.check_usable(column)?;
+    Ok(match column {
+        Column::Numeric { name, values, .. } => {
+            let (mean, std) = mean_std(fit_rows.iter().map(|&r| values[r]));
+            Feature::Numeric {
+                name: name.clone(),
+                mean,
+                std,
+            }
+        }
+        Column::Text {
+            name,
+            categories,
+            codes,
+            ..
+        } => {
+            let mut categories = used_categories(codes, categories);
+            let present = codes.iter().filter(|&&c| c != Column::MISSING).count();
+            if too_many_categories(categories.len(), present) && !table.forced_categorical(name) {
+                return Err(Error::data(
+                    table.location(None, Some(name)),
+                    format!(
+                        "{} different values in {present} rows: as categories, most \
+                         would be seen about once, and new rows would bring unseen ones",
+                        categories.len()
+                    ),
+                    format!(
+                        "if this is an identifier or free text, leave it out with \
+                         --ignore {name}; to keep it as categories anyway, pass \
+                         --categorical {name}; if it should hold numbers, check how \
+                         they are written"
+                    ),
+                ));
+            }
+            categories.sort();
+            Feature::Categorical {
+                name: name.clone(),
+                categories,
+            }
+        }
+        Column::Invalid { .. } => unreachable!("checked above"),
+    })
+}
+
+impl Encoding {
+    /// Learns the encoding from `table`: `target` is the target column and every other
+    /// column a feature. Standardisation statistics come from the rows in `fit_rows` (the
+    /// training split); categories and class labels from the whole file.
+    pub fn fit(table: &Table, target: &str, task: Task, fit_rows: &[usize]) -> Result<Encoding> {
+        let target = fit_target(table, target, task, fit_rows)?;
         let mut features = Vec::new();
         for column in table.columns() {
-            if column.name() == target.name() {
-                continue;
+            if column.name() != target.name() {
+                features.push(fit_feature(table, column, fit_rows)?);
             }
-            table.check_usable(column)?;
-            features.push(match column {
-                Column::Numeric { name, values, .. } => {
-                    let (mean, std) = mean_std(fit_rows.iter().map(|&r| values[r]));
-                    Feature::Numeric {
-                        name: name.clone(),
-                        mean,
-                        std,
-                    }
-                }
-                Column::Text {
-                    name,
-                    categories,
-                    codes,
-                    ..
-                } => {
-                    let mut used = vec![false; categories.len()];
-                    for &c in codes.iter().filter(|&&c| c != Column::MISSING) {
-                        used[c as usize] = true;
-                    }
-                    let mut categories: Vec<String> = categories
-                        .iter()
-                        .zip(used)
-                        .filter(|(_, u)| *u)
-                        .map(|(c, _)| c.clone())
-                        .collect();
-                    let present = codes.iter().filter(|&&c| c != Column::MISSING).count();
-                    if too_many_categories(categories.len(), present)
-                        && !table.forced_categorical(name)
-                    {
-                        return Err(Error::data(
-                            table.location(None, Some(name)),
-                            format!(
-                                "{} different values in {present} rows: as categories, most \
-                                 would be seen about once, and new rows would bring unseen ones",
-                                categories.len()
-                            ),
-                            format!(
-                                "if this is an identifier or free text, leave it out with \
-                                 --ignore {name}; to keep it as categories anyway, pass \
-                                 --categorical {name}; if it should hold numbers, check how \
-                                 they are written"
-                            ),
-                        ));
-                    }
-                    categories.sort();
-                    Feature::Categorical {
-                        name: name.clone(),
-                        categories,
-                    }
-                }
-                Column::Invalid { .. } => unreachable!("checked above"),
-            });
         }
         if features.is_empty() {
             return Err(Error::data(
@@ -438,26 +527,7 @@ impl Encoding {
             .checked_mul(width)
             .is_none_or(|n| n > MAX_INPUT_VALUES)
         {
-            let widest =
-                self.features
-                    .iter()
-                    .max_by_key(|f| f.width())
-                    .map_or(String::new(), |f| {
-                        format!(
-                            "; the widest column is '{}' with {} inputs",
-                            f.name(),
-                            f.width()
-                        )
-                    });
-            return Err(Error::data(
-                table.location(None, None),
-                format!(
-                    "{} rows × {width} network inputs is too much to hold in memory (more than \
-                     {MAX_INPUT_VALUES} values){widest}",
-                    rows.len()
-                ),
-                "use fewer rows or columns, or leave out columns with many categories",
-            ));
+            return Err(self.too_many_inputs(table, rows.len()));
         }
         let mut x = Array2::zeros((rows.len(), width));
         let mut offset = 0;
@@ -475,36 +545,10 @@ impl Encoding {
                     "the model needs a number here: fix the value, or leave the row out",
                 ));
             }
-            let missing_at = |row: usize| {
-                Error::data(
-                    table.location(Some(row), Some(name)),
-                    "this cell is missing",
-                    "fill it in, or leave the row out",
-                )
-            };
+            let out = x.slice_mut(ndarray::s![.., offset..offset + feature.width()]);
             match (feature, column) {
                 (Feature::Numeric { mean, std, .. }, Column::Numeric { values, .. }) => {
-                    for (i, &r) in rows.iter().enumerate() {
-                        let v = values[r];
-                        if v.is_nan() {
-                            return Err(missing_at(r));
-                        }
-                        let z = ((v as f64 - mean) / std) as f32;
-                        if !z.is_finite() {
-                            return Err(Error::data(
-                                table.location(Some(r), Some(name)),
-                                format!(
-                                    "{} is too far outside the values the model was trained \
-                                     on (mean {}, deviation {})",
-                                    number_text(v as f64),
-                                    number_text(*mean),
-                                    number_text(*std)
-                                ),
-                                "check the value and its units",
-                            ));
-                        }
-                        x[[i, offset]] = z;
-                    }
+                    standardise(table, name, values, (*mean, *std), rows, out)?;
                 }
                 (
                     Feature::Categorical { categories, .. },
@@ -513,37 +557,7 @@ impl Encoding {
                         categories: seen,
                         ..
                     },
-                ) => {
-                    // Map the file's codes to the model's one-hot positions.
-                    let position: HashMap<&str, usize> = categories
-                        .iter()
-                        .enumerate()
-                        .map(|(i, c)| (c.as_str(), i))
-                        .collect();
-                    let map: Vec<Option<usize>> = seen
-                        .iter()
-                        .map(|c| position.get(c.as_str()).copied())
-                        .collect();
-                    for (i, &r) in rows.iter().enumerate() {
-                        let code = codes[r];
-                        if code == Column::MISSING {
-                            return Err(missing_at(r));
-                        }
-                        match map[code as usize] {
-                            Some(k) => x[[i, offset + k]] = 1.0,
-                            None => {
-                                return Err(Error::data(
-                                    table.location(Some(r), Some(name)),
-                                    format!(
-                                        "category '{}' was not seen in training",
-                                        seen[code as usize]
-                                    ),
-                                    format!("the model knows: {}", list(categories)),
-                                ));
-                            }
-                        }
-                    }
-                }
+                ) => one_hot(table, name, (codes, seen), categories, rows, out)?,
                 (Feature::Numeric { .. }, Column::Text { .. }) => {
                     let (row, value) = column.first_text().unwrap_or((0, ""));
                     return Err(Error::data(
@@ -562,6 +576,30 @@ impl Encoding {
             offset += feature.width();
         }
         Ok(x)
+    }
+
+    /// The error for more inputs than fit in memory.
+    fn too_many_inputs(&self, table: &Table, rows: usize) -> Error {
+        let widest = self
+            .features
+            .iter()
+            .max_by_key(|f| f.width())
+            .map_or(String::new(), |f| {
+                format!(
+                    "; the widest column is '{}' with {} inputs",
+                    f.name(),
+                    f.width()
+                )
+            });
+        Error::data(
+            table.location(None, None),
+            format!(
+                "{rows} rows × {} network inputs is too much to hold in memory (more than \
+                 {MAX_INPUT_VALUES} values){widest}",
+                self.input_width()
+            ),
+            "use fewer rows or columns, or leave out columns with many categories",
+        )
     }
 
     /// The training targets for `rows` of `table`.
