@@ -11,7 +11,7 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Column, Table};
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result, Setting};
 
 /// Most distinct integer values a numeric target may have and still be taken as classes.
 pub const MAX_INTEGER_CLASSES: usize = 20;
@@ -176,13 +176,23 @@ fn target_column<'a>(table: &'a Table, name: &str) -> Result<TargetColumn<'a>> {
     let column = table
         .column(name)
         .ok_or_else(|| missing_columns(table, &[name], "target"))?;
-    table.check_usable(column)?;
     Ok(match column {
         Column::Numeric { values, .. } => TargetColumn::Numbers(values),
         Column::Text {
             codes, categories, ..
         } => TargetColumn::Text(codes, categories),
-        Column::Invalid { .. } => unreachable!("checked above"),
+        // Training checks every column before it gets here, so this is a file evaluated
+        // against a model: the reader's hint (read it as categories) does not apply.
+        Column::Invalid {
+            row, value, reason, ..
+        } => {
+            return Err(Error::data(
+                table.location(Some(*row), Some(name)),
+                format!("'{value}' {reason}"),
+                "the model predicts numbers for this column: fix the value, or leave the row \
+                 out",
+            ));
+        }
     })
 }
 
@@ -357,8 +367,11 @@ fn fit_target(
                          be classes",
                         labels.len()
                     ),
-                    "if it holds numbers written with units or separators ($1,200), write \
-                     them as plain numbers (1200); otherwise check --target",
+                    Hint::text(
+                        "if it holds numbers written with units or separators ($1,200), write \
+                         them as plain numbers (1200); otherwise check ",
+                    )
+                    .name(Setting::Target),
                 ));
             }
             TargetEncoding::Classes {
@@ -389,7 +402,10 @@ fn fit_target(
             return Err(Error::data(
                 table.location(Some(row), Some(target)),
                 format!("regression needs a numeric target, but '{value}' is text"),
-                "use --task classification, or pick a numeric --target",
+                Hint::text("use ")
+                    .setting(Setting::Task, "classification")
+                    .then(", or pick a numeric ")
+                    .name(Setting::Target),
             ));
         }
     };
@@ -404,7 +420,9 @@ fn fit_target(
                     .first()
                     .map_or("no label".to_string(), |l| format!("'{l}'"))
             ),
-            "check --target names the column to predict",
+            Hint::text("check that ")
+                .name(Setting::Target)
+                .then(" names the column to predict"),
         ));
     }
     Ok(encoding)
@@ -439,12 +457,11 @@ fn fit_feature(table: &Table, column: &Column, fit_rows: &[usize]) -> Result<Fea
                          would be seen about once, and new rows would bring unseen ones",
                         categories.len()
                     ),
-                    format!(
-                        "if this is an identifier or free text, leave it out with \
-                         --ignore {name}; to keep it as categories anyway, pass \
-                         --categorical {name}; if it should hold numbers, check how \
-                         they are written"
-                    ),
+                    Hint::text("if this is an identifier or free text, leave it out with ")
+                        .setting(Setting::Ignore, name)
+                        .then("; to keep it as categories anyway, use ")
+                        .setting(Setting::Categorical, name)
+                        .then("; if it should hold numbers, check how they are written"),
                 ));
             }
             categories.sort();

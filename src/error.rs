@@ -36,7 +36,204 @@ impl std::fmt::Display for Location {
     }
 }
 
+/// `text` with control characters written as escapes (`\x1b`, `\n`, `\u{202e}`), so that
+/// a value from a file can neither split a message over lines nor drive the terminal.
+pub fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x80 && c.is_control() => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            // C1 controls, and the marks that reorder text (bidirectional overrides).
+            c if c.is_control()
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A setting the user chose. The library names it; a front end words it (the CLI as a
+/// flag such as `--lr`), so that no message here depends on one front end's spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// Hidden layer sizes ([`TrainConfig::hidden`](crate::train::TrainConfig::hidden)).
+    Hidden,
+    /// Most epochs to train.
+    Epochs,
+    /// Rows per mini-batch.
+    BatchSize,
+    /// Fraction of rows held out for validation.
+    ValSplit,
+    /// Learning rate.
+    LearningRate,
+    /// L2 weight decay.
+    WeightDecay,
+    /// Label smoothing.
+    LabelSmoothing,
+    /// Momentum of the momentum optimizer.
+    Momentum,
+    /// Nesterov momentum.
+    Nesterov,
+    /// Retrain on all rows after early stopping.
+    Refit,
+    /// The optimizer.
+    Optimizer,
+    /// The column to predict.
+    Target,
+    /// Classification or regression.
+    Task,
+    /// Columns read as categories.
+    Categorical,
+    /// Columns left out.
+    Ignore,
+    /// What to do with rows that have missing values.
+    Missing,
+    /// Where the model is written.
+    Model,
+    /// Where the loss-curve picture is written.
+    Plot,
+    /// Where predictions are written.
+    Output,
+    /// Class probabilities in the predictions.
+    Proba,
+    /// The number of threads.
+    Threads,
+    /// The number of threads, from the environment (`MLP_THREADS`).
+    ThreadsVariable,
+}
+
+impl Setting {
+    /// The setting's name in the library (the field of
+    /// [`TrainConfig`](crate::train::TrainConfig) or
+    /// [`TrainRequest`](crate::pipeline::TrainRequest) that holds it, where there is one).
+    pub fn key(self) -> &'static str {
+        match self {
+            Setting::Hidden => "hidden",
+            Setting::Epochs => "epochs",
+            Setting::BatchSize => "batch_size",
+            Setting::ValSplit => "val_split",
+            Setting::LearningRate => "learning_rate",
+            Setting::WeightDecay => "weight_decay",
+            Setting::LabelSmoothing => "label_smoothing",
+            Setting::Momentum => "momentum",
+            Setting::Nesterov => "nesterov",
+            Setting::Refit => "refit",
+            Setting::Optimizer => "optimizer",
+            Setting::Target => "target",
+            Setting::Task => "task",
+            Setting::Categorical => "categorical",
+            Setting::Ignore => "ignore",
+            Setting::Missing => "missing",
+            Setting::Model => "model",
+            Setting::Plot => "plot",
+            Setting::Output => "output",
+            Setting::Proba => "proba",
+            Setting::Threads => "threads",
+            Setting::ThreadsVariable => "MLP_THREADS",
+        }
+    }
+}
+
+/// How a front end words a setting, with the value it would take (`None`: the setting
+/// alone). The library's own wording is [`library_words`].
+pub type Words<'a> = &'a dyn Fn(Setting, Option<&str>) -> String;
+
+/// The library's wording of a setting: `` `learning_rate` ``, `` `missing = drop` ``.
+pub fn library_words(setting: Setting, value: Option<&str>) -> String {
+    match value {
+        Some(v) => format!("`{} = {v}`", setting.key()),
+        None => format!("`{}`", setting.key()),
+    }
+}
+
+/// What the user can do about an error: text with settings in it, kept apart so that each
+/// front end can word them ([`Hint::render`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hint {
+    parts: Vec<HintPart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HintPart {
+    Text(String),
+    Setting(Setting, Option<String>),
+}
+
+impl Hint {
+    /// A hint that starts with `text`.
+    pub fn text(text: impl Into<String>) -> Self {
+        Hint::default().then(text)
+    }
+
+    /// Appends `text`.
+    pub fn then(mut self, text: impl Into<String>) -> Self {
+        self.parts.push(HintPart::Text(text.into()));
+        self
+    }
+
+    /// Appends a setting with the value to give it.
+    pub fn setting(mut self, setting: Setting, value: impl std::fmt::Display) -> Self {
+        self.parts
+            .push(HintPart::Setting(setting, Some(value.to_string())));
+        self
+    }
+
+    /// Appends a setting, without a value.
+    pub fn name(mut self, setting: Setting) -> Self {
+        self.parts.push(HintPart::Setting(setting, None));
+        self
+    }
+
+    /// Whether there is nothing to say.
+    pub fn is_empty(&self) -> bool {
+        self.parts
+            .iter()
+            .all(|p| matches!(p, HintPart::Text(t) if t.is_empty()))
+    }
+
+    /// The hint with its settings worded by `words`.
+    pub fn render(&self, words: Words<'_>) -> String {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                HintPart::Text(t) => t.clone(),
+                HintPart::Setting(s, v) => words(*s, v.as_deref()),
+            })
+            .collect()
+    }
+}
+
+impl From<&str> for Hint {
+    fn from(text: &str) -> Self {
+        Hint::text(text)
+    }
+}
+
+impl From<String> for Hint {
+    fn from(text: String) -> Self {
+        Hint::text(text)
+    }
+}
+
+impl std::fmt::Display for Hint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.render(&library_words))
+    }
+}
+
 /// Every error the library reports.
+///
+/// `Display` gives the message, then `\n  hint: ` and the hint when there is one, with
+/// settings in the library's words; [`Error::message`] and [`Error::hint`] give the parts
+/// for a front end to word its own way.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file could not be read or written.
@@ -46,23 +243,20 @@ pub enum Error {
         path: PathBuf,
         /// The operating system's error.
         source: std::io::Error,
-        /// What the user can do about it (may be empty).
-        hint: String,
+        /// What the user can do about it.
+        hint: Hint,
     },
 
-    /// A file could not be written. Writes are atomic, so a file already at `path` is
-    /// unchanged.
-    #[error(
-        "cannot write {}: {source}\n  hint: {hint}; any file already there is unchanged",
-        path.display()
-    )]
+    /// A file could not be written. Writes of regular files are atomic, so a file already
+    /// at `path` is unchanged.
+    #[error("cannot write {}: {source}{}", path.display(), hint_suffix(hint))]
     Write {
         /// The file that was to be written.
         path: PathBuf,
         /// The operating system's error.
         source: std::io::Error,
         /// What the user can do about it.
-        hint: String,
+        hint: Hint,
     },
 
     /// The contents of a data file are not usable.
@@ -72,8 +266,8 @@ pub enum Error {
         location: Location,
         /// What is wrong.
         message: String,
-        /// What the user can do about it (may be empty).
-        hint: String,
+        /// What the user can do about it.
+        hint: Hint,
     },
 
     /// A model file is damaged, from another version, or does not describe a usable model.
@@ -83,19 +277,21 @@ pub enum Error {
         path: PathBuf,
         /// What is wrong.
         message: String,
-        /// What the user can do about it (may be empty).
-        hint: String,
+        /// What the user can do about it.
+        hint: Hint,
     },
 
-    /// A setting (learning rate, layer size, ...) is out of range.
-    #[error("invalid {name}{}: {message}", if value.is_empty() { String::new() } else { format!(" {value}") })]
+    /// A setting (learning rate, layer size, ...) is out of range, or cannot take effect.
+    #[error("{}{}", config_message(*setting, value, message, &library_words), hint_suffix(hint))]
     Config {
-        /// The setting, as the user knows it (for example `--lr`).
-        name: String,
-        /// The value given.
+        /// The setting.
+        setting: Setting,
+        /// The value given (may be empty).
         value: String,
-        /// Why it is refused and what would be accepted.
+        /// Why it is refused.
         message: String,
+        /// What would be accepted.
+        hint: Hint,
     },
 
     /// A target whose shape does not match the prediction it is compared with.
@@ -119,16 +315,33 @@ pub enum Error {
         /// What became non-finite, and when.
         message: String,
         /// What the user can do about it.
-        hint: String,
+        hint: Hint,
     },
 }
 
-fn hint_suffix(hint: &str) -> String {
+/// ELOOP (`ErrorKind::FilesystemLoop` is not stable yet).
+fn is_link_loop(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    return e.raw_os_error() == Some(libc::ELOOP);
+    #[cfg(not(unix))]
+    return false;
+}
+
+fn hint_suffix(hint: &Hint) -> String {
     if hint.is_empty() {
         String::new()
     } else {
         format!("\n  hint: {hint}")
     }
+}
+
+fn config_message(setting: Setting, value: &str, message: &str, words: Words<'_>) -> String {
+    let value = if value.is_empty() {
+        String::new()
+    } else {
+        format!(" {value}")
+    };
+    format!("invalid {}{value}: {message}", words(setting, None))
 }
 
 impl Error {
@@ -142,38 +355,64 @@ impl Error {
             }
             ErrorKind::IsADirectory => "this is a directory; give the path of a file",
             ErrorKind::NotADirectory => "a part of this path is a file, not a directory",
-            _ => "",
+            _ if is_link_loop(&source) => {
+                "the path goes round a loop of symbolic links; point to the file itself"
+            }
+            ErrorKind::InvalidFilename => "the path or a name in it is too long",
+            ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::FileTooLarge => {
+                "free some disk space, or choose another location"
+            }
+            _ => "check that the file is readable, and try again",
         };
         Error::Io {
             path: path.into(),
             source,
-            hint: hint.to_string(),
+            hint: hint.into(),
         }
     }
 
-    /// A failed write of `path` that left any existing file there unchanged.
-    pub fn write(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    /// A failed write of `path`. `replaced` says whether the write went to a temporary
+    /// file first (so that any existing file at `path` is unchanged), which the hint says.
+    pub fn write(path: impl Into<PathBuf>, source: std::io::Error, replaced: bool) -> Self {
         use std::io::ErrorKind;
         let what = match source.kind() {
-            ErrorKind::NotFound | ErrorKind::NotADirectory => "check that the directory exists",
+            ErrorKind::NotFound => "create the directory, or choose another location".into(),
+            ErrorKind::NotADirectory => "a part of this path is a file, not a directory".into(),
             ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
-                "check that the directory is writable, or choose another location"
+                if replaced {
+                    "the directory is not writable (a file is written next to its target, then \
+                     renamed over it); choose another location"
+                        .into()
+                } else {
+                    "this file is not writable; check its permissions, or choose another \
+                     location"
+                        .into()
+                }
             }
             ErrorKind::StorageFull | ErrorKind::FileTooLarge | ErrorKind::QuotaExceeded => {
-                "free some disk space, or choose another location"
+                "free some disk space, or choose another location".into()
             }
-            ErrorKind::IsADirectory => "this is a directory; give the path of a file",
-            _ => "choose another location",
+            ErrorKind::IsADirectory => "this is a directory; give the path of a file".into(),
+            _ if is_link_loop(&source) => {
+                "the path goes round a loop of symbolic links; choose another location".into()
+            }
+            ErrorKind::BrokenPipe => "nothing reads from this pipe any more".into(),
+            _ => "choose another location".to_string(),
+        };
+        let what = if replaced {
+            format!("{what}; any file already there is unchanged")
+        } else {
+            what
         };
         Error::Write {
             path: path.into(),
             source,
-            hint: what.to_string(),
+            hint: what.into(),
         }
     }
 
     /// A data error at `location`.
-    pub fn data(location: Location, message: impl Into<String>, hint: impl Into<String>) -> Self {
+    pub fn data(location: Location, message: impl Into<String>, hint: impl Into<Hint>) -> Self {
         Error::Data {
             location,
             message: message.into(),
@@ -187,20 +426,57 @@ impl Error {
             path: path.into(),
             message: message.into(),
             hint: "retrain with `mlp train`, or point to the model file that `mlp train` wrote"
-                .to_string(),
+                .into(),
         }
     }
 
-    /// A bad setting.
+    /// A bad setting: `value` refused because of `message`; `hint` says what would do.
     pub fn config(
-        name: impl Into<String>,
+        setting: Setting,
         value: impl std::fmt::Display,
         message: impl Into<String>,
+        hint: impl Into<Hint>,
     ) -> Self {
         Error::Config {
-            name: name.into(),
+            setting,
             value: value.to_string(),
             message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// The message without its hint, with settings worded by `words`.
+    pub fn message(&self, words: Words<'_>) -> String {
+        match self {
+            Error::Config {
+                setting,
+                value,
+                message,
+                ..
+            } => config_message(*setting, value, message, words),
+            Error::Io { path, source, .. } => format!("{}: {source}", path.display()),
+            Error::Write { path, source, .. } => {
+                format!("cannot write {}: {source}", path.display())
+            }
+            Error::Data {
+                location, message, ..
+            } => format!("{location}: {message}"),
+            Error::Model { path, message, .. } => format!("{}: {message}", path.display()),
+            Error::Diverged { message, .. } => format!("training diverged: {message}"),
+            Error::Shape { .. } | Error::Interrupted(_) => self.to_string(),
+        }
+    }
+
+    /// What the user can do about it, when the library knows.
+    pub fn hint(&self) -> Option<&Hint> {
+        match self {
+            Error::Io { hint, .. }
+            | Error::Write { hint, .. }
+            | Error::Data { hint, .. }
+            | Error::Model { hint, .. }
+            | Error::Config { hint, .. }
+            | Error::Diverged { hint, .. } => Some(hint).filter(|h| !h.is_empty()),
+            Error::Shape { .. } | Error::Interrupted(_) => None,
         }
     }
 }

@@ -1,16 +1,109 @@
-//! Writing files so that a reader never sees half of one.
+//! Files in and out: outputs written so that a reader never sees half of one, device nodes
+//! and pipes written through rather than replaced, inputs read within a memory budget.
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 
+/// Temporary files being written right now, so that a process about to die (a second
+/// Ctrl-C) can remove them: [`remove_temporary_files`].
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes the temporary files of writes still under way. For a handler that ends the
+/// process without unwinding (the CLI's second Ctrl-C); the files they were to replace are
+/// untouched.
+pub fn remove_temporary_files() {
+    // A poisoned lock still holds the list.
+    let pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    for tmp in pending.iter() {
+        let _ = fs::remove_file(tmp);
+    }
+}
+
+/// Writes `bytes` to `path`, the way an output file should be written.
+///
+/// * A new path or a regular file (also through symbolic links) is written atomically with
+///   [`write_atomic`]: an existing file is either fully replaced or left untouched.
+/// * Anything else that exists — a character device such as `/dev/null`, a FIFO,
+///   `/dev/stdout`, `/proc/self/fd/1` — is opened and written through: renaming a file over
+///   it would replace the device node or the pipe with a regular file.
+pub fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
+    match fs::metadata(path) {
+        Ok(m) if !m.is_file() && !m.is_dir() => write_through(path, bytes),
+        _ => {
+            // Replace the file a symbolic link points to, not the link.
+            let target = match fs::symlink_metadata(path) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    fs::canonicalize(path).map_err(|e| Error::write(path, e, true))?
+                }
+                _ => path.to_path_buf(),
+            };
+            write_atomic(&target, bytes).map_err(|e| match e {
+                Error::Write { source, .. } => Error::write(path, source, true),
+                e => e,
+            })
+        }
+    }
+}
+
+/// Writes `bytes` into the existing, non-regular file at `path` (a device or a pipe).
+fn write_through(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::write(path, e, false))?;
+    f.write_all(bytes)
+        .and_then(|()| f.flush())
+        .map_err(|e| Error::write(path, e, false))
+}
+
+/// Checks, before any work is done, that an output can be written at `path`: it is not a
+/// directory, and its directory exists. The error is the one the write would give.
+pub fn check_output_path(path: &Path) -> Result<()> {
+    use std::io::{Error as IoError, ErrorKind};
+    let is_dir = |p: &Path| fs::metadata(p).is_ok_and(|m| m.is_dir());
+    let names_a_directory = path.as_os_str().as_encoded_bytes().ends_with(b"/");
+    if is_dir(path) || names_a_directory {
+        return Err(Error::write(
+            path,
+            IoError::new(ErrorKind::IsADirectory, "it is a directory"),
+            false,
+        ));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::write(
+            path,
+            IoError::new(
+                ErrorKind::NotADirectory,
+                format!("{} is a file, not a directory", dir.display()),
+            ),
+            false,
+        )),
+        Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::write(
+            path,
+            IoError::new(
+                ErrorKind::NotFound,
+                format!("the directory {} does not exist", dir.display()),
+            ),
+            false,
+        )),
+        Err(e) => Err(Error::write(path, e, false)),
+    }
+}
+
 /// Writes `bytes` to `path` atomically: into a temporary file in the same directory, flushed
 /// to disk, then renamed over `path`. An existing file at `path` is either fully replaced or
 /// left untouched, never truncated; on failure the temporary file is removed and the error
-/// names `path`.
+/// names `path`. For outputs that may be devices or pipes use [`write_output`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = match path.parent() {
@@ -18,9 +111,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         _ => PathBuf::from("."),
     };
     let name = path.file_name().ok_or_else(|| {
-        Error::io(
+        Error::write(
             path,
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"),
+            true,
         )
     })?;
     let tmp = dir.join(format!(
@@ -29,25 +123,214 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
+    let pending = |add: bool| {
+        let mut list = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+        if add {
+            list.push(tmp.clone());
+        } else {
+            list.retain(|p| p != &tmp);
+        }
+    };
     let result = (|| {
         // `create_new`: never write through a file (or link) someone else put there.
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp)?;
+        pending(true);
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
     })();
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
-        return Err(Error::write(path, e));
+        pending(false);
+        return Err(Error::write(path, e, true));
     }
+    pending(false);
     // Make the rename itself durable; a directory that cannot be synced is not an error.
     if let Ok(d) = fs::File::open(&dir) {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// How much of an input may be read, and what to call the limit in messages.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadLimit {
+    /// Most bytes to read.
+    pub bytes: u64,
+    /// What the file is, for the message: "a model file", "data".
+    pub what: &'static str,
+}
+
+impl ReadLimit {
+    /// Model files: above any model `mlp train` can write
+    /// ([`MAX_PARAMETERS`](crate::train::MAX_PARAMETERS) weights of at most 30 bytes of
+    /// JSON each), refused before parsing.
+    pub const MODEL: ReadLimit = ReadLimit {
+        bytes: 4 << 30,
+        what: "a model file",
+    };
+    /// Data read from a pipe or a device, whose size is not known in advance. Regular
+    /// files are limited only by memory (their size is known before reading).
+    pub const STREAM: ReadLimit = ReadLimit {
+        bytes: 512 << 20,
+        what: "data from a pipe or device",
+    };
+}
+
+/// `n` bytes in the largest whole binary unit: "64 MiB".
+pub fn size_text(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{} GiB", n >> 30),
+        n if n >= 1 << 20 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    }
+}
+
+fn too_large(path: &Path, limit: ReadLimit) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(format!(
+            "more than {} to read; the limit for {} is {}",
+            size_text(limit.bytes),
+            limit.what,
+            size_text(limit.bytes)
+        )),
+        hint: "check that this is the file you meant (an endless device such as /dev/zero \
+               never ends)"
+            .into(),
+    }
+}
+
+/// Reads the file at `path`, refusing more than `limit` bytes. A regular file larger than
+/// the limit is refused before anything is read; a pipe or device is read in pieces and
+/// refused as soon as it passes the limit, so an endless one costs at most the limit in
+/// memory. `check` sees the bytes read so far after every piece (with the offset where the
+/// new ones start) and may refuse them, for example on a line that never ends.
+pub fn read_limited(
+    path: &Path,
+    limit: ReadLimit,
+    mut check: impl FnMut(&[u8], usize) -> Result<()>,
+) -> Result<Vec<u8>> {
+    let mut file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(Error::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a directory"),
+        ));
+    }
+    if meta.is_file() && meta.len() > limit.bytes {
+        return Err(too_large(path, limit));
+    }
+    let mut bytes = Vec::with_capacity(if meta.is_file() {
+        meta.len() as usize
+    } else {
+        0
+    });
+    const PIECE: usize = 1 << 20;
+    loop {
+        let start = bytes.len();
+        if start as u64 > limit.bytes {
+            return Err(too_large(path, limit));
+        }
+        bytes.reserve(PIECE);
+        let n = (&mut file)
+            .take(PIECE as u64)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            return Ok(bytes);
+        }
+        check(&bytes, start)?;
+    }
+}
+
+/// The longest line a data file may have, and the longest header.
+pub const MAX_LINE: usize = 64 << 20;
+/// The longest header line a data file may have.
+pub const MAX_HEADER: usize = 16 << 20;
+
+/// Follows the lines of a text read in pieces and refuses one longer than [`MAX_LINE`] (or
+/// a header longer than [`MAX_HEADER`]) with its line number, as soon as it passes.
+#[derive(Debug, Default)]
+struct LineLengths {
+    /// Lines ended so far (the current line's number is one more).
+    ended: usize,
+    /// Bytes of the current line so far.
+    current: usize,
+    /// The last piece ended with "\r": a "\n" starting this one belongs to that line end.
+    after_cr: bool,
+}
+
+impl LineLengths {
+    fn feed(&mut self, path: &Path, piece: &[u8]) -> Result<()> {
+        let mut rest = piece;
+        if std::mem::take(&mut self.after_cr) && rest.first() == Some(&b'\n') {
+            rest = &rest[1..];
+        }
+        loop {
+            let end = memchr::memchr2(b'\n', b'\r', rest);
+            let len = end.unwrap_or(rest.len());
+            self.current += len;
+            let (limit, what) = if self.ended == 0 {
+                (MAX_HEADER, "the first line (the header)")
+            } else {
+                (MAX_LINE, "this line")
+            };
+            if self.current > limit {
+                return Err(Error::data(
+                    crate::error::Location {
+                        path: path.to_path_buf(),
+                        line: Some(self.ended + 1),
+                        column: None,
+                    },
+                    format!("{what} is longer than {}", size_text(limit as u64)),
+                    "check that this is the CSV file you meant: a line this long is not a \
+                     table row (a device such as /dev/zero, or a binary file?)",
+                ));
+            }
+            match end {
+                None => return Ok(()),
+                Some(i) => {
+                    // "\r\n" ends one line; the "\n" then ends an empty one, which does not
+                    // matter for lengths but would for numbering: skip it.
+                    let crlf = rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n');
+                    self.after_cr = rest[i] == b'\r' && i + 1 == rest.len();
+                    self.ended += 1;
+                    self.current = 0;
+                    rest = &rest[i + if crlf { 2 } else { 1 }..];
+                }
+            }
+        }
+    }
+}
+
+/// Reads a data file: a regular file whole (its size is known), a pipe or device within
+/// [`ReadLimit::STREAM`]; either way a line longer than [`MAX_LINE`] or a header longer
+/// than [`MAX_HEADER`] is refused with its line number as soon as it has been read.
+pub fn read_data(path: &Path) -> Result<Vec<u8>> {
+    let regular = fs::metadata(path).is_ok_and(|m| m.is_file());
+    let limit = if regular {
+        ReadLimit {
+            bytes: u64::MAX,
+            what: "data",
+        }
+    } else {
+        ReadLimit::STREAM
+    };
+    let mut lines = LineLengths::default();
+    read_limited(path, limit, |bytes, start| {
+        lines.feed(path, &bytes[start..])
+    })
+}
+
+/// Checks the line lengths of data already in memory (see [`read_data`]).
+pub fn check_line_lengths(path: &Path, bytes: &[u8]) -> Result<()> {
+    LineLengths::default().feed(path, bytes)
 }
 
 /// Whether `a` and `b` name the same file: the same existing file (through any links or
@@ -94,7 +377,10 @@ mod tests {
             )),
             "{text}"
         );
-        assert!(text.contains("check that the directory exists"), "{text}");
+        assert!(
+            text.contains("a part of this path is a file, not a directory"),
+            "{text}"
+        );
 
         // Renaming over a directory fails after the temporary file was written: it is
         // removed again.

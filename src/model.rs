@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::{Encoding, Feature, TargetEncoding, Task};
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{ReadLimit, read_limited, write_output};
 use crate::layer::{Layer, LayerSpec};
 use crate::layers::linear::Linear;
 use crate::loss::softmax_rows;
@@ -193,12 +193,33 @@ impl Model {
         let mut json = serde_json::to_vec_pretty(&self.file)
             .map_err(|e| Error::model(path, format!("cannot serialise the model: {e}")))?;
         json.push(b'\n');
-        write_atomic(path, &json)
+        write_output(path, &json)
     }
 
     /// Reads and validates a model file.
+    ///
+    /// A regular file is refused unread above [`ReadLimit::MODEL`]; a pipe or device is read
+    /// within [`ReadLimit::STREAM`], and refused as soon as it does not start like JSON.
     pub fn load(path: &Path) -> Result<Model> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let regular = std::fs::metadata(path).is_ok_and(|m| m.is_file());
+        let limit = if regular {
+            ReadLimit::MODEL
+        } else {
+            ReadLimit::STREAM
+        };
+        let bytes = read_limited(path, limit, |bytes, _| {
+            match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+                Some(&b) if !regular && b != b'{' => Err(Error::model(
+                    path,
+                    if b.is_ascii_graphic() {
+                        format!("not a model file: it starts with '{}', not '{{'", b as char)
+                    } else {
+                        format!("not a model file: it starts with the byte 0x{b:02x}, not '{{'")
+                    },
+                )),
+                _ => Ok(()),
+            }
+        })?;
         Model::from_json(path, &bytes)
     }
 
@@ -324,10 +345,25 @@ fn check_header(path: &Path, header: &Header) -> Result<()> {
             ),
             hint: "use the mlp release that wrote the file, or retrain the model".into(),
         }),
-        None => Err(Error::model(
-            path,
-            "the \"version\" field is missing or not a number",
-        )),
+        None => {
+            let found = match &header.version {
+                None => "missing".to_string(),
+                Some(v) if v.is_number() => {
+                    format!("{v}, not a version number (written without a decimal point)")
+                }
+                Some(v) => {
+                    let mut text = v.to_string();
+                    if text.len() > 40 {
+                        text = format!("{}…", text.chars().take(40).collect::<String>());
+                    }
+                    format!("{text}, not a number")
+                }
+            };
+            Err(Error::model(
+                path,
+                format!("the \"version\" field is {found} (this mlp reads version {VERSION})"),
+            ))
+        }
     }
 }
 

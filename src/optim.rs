@@ -10,7 +10,7 @@
 
 use ndarray::{ArrayView1, ArrayViewMut1};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result, Setting};
 use crate::parallel::{Shared, for_ranges};
 use crate::sequential::Sequential;
 
@@ -31,9 +31,10 @@ fn check_lr(lr: f32) -> Result<()> {
         Ok(())
     } else {
         Err(Error::config(
-            "learning rate",
+            Setting::LearningRate,
             lr,
-            "must be a positive, finite number such as 0.01",
+            "must be a positive, finite number",
+            Hint::text("for example ").setting(Setting::LearningRate, 0.01),
         ))
     }
 }
@@ -43,9 +44,10 @@ fn check_decay(weight_decay: f32) -> Result<()> {
         Ok(())
     } else {
         Err(Error::config(
-            "weight decay",
+            Setting::WeightDecay,
             weight_decay,
-            "must be zero or a small positive number such as 1e-4",
+            "must be zero or a small positive number",
+            Hint::text("for example ").setting(Setting::WeightDecay, 1e-4),
         ))
     }
 }
@@ -152,9 +154,10 @@ impl Momentum {
         check_lr(lr)?;
         if !(0.0..1.0).contains(&momentum) {
             return Err(Error::config(
-                "momentum",
+                Setting::Momentum,
                 momentum,
-                "must be in [0, 1), such as 0.9",
+                "must be at least 0 and below 1",
+                Hint::text("for example ").setting(Setting::Momentum, 0.9),
             ));
         }
         Ok(Self {
@@ -422,7 +425,8 @@ mod tests {
         let e = Sgd::new(-0.1).unwrap_err().to_string();
         assert_eq!(
             e,
-            "invalid learning rate -0.1: must be a positive, finite number such as 0.01"
+            "invalid `learning_rate` -0.1: must be a positive, finite number\n  hint: for example \
+             `learning_rate = 0.01`"
         );
     }
 }

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::data::{ReadOptions, Table};
 use crate::dataset::{Encoding, Targets, Task, detect_task};
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result, Setting};
 use crate::loss::Loss;
 use crate::model::{
     FORMAT, Metrics, Model, ModelFile, Predictions, TrainingRecord, VERSION, layer_records,
@@ -116,7 +116,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub fn prepare(request: &TrainRequest) -> Result<Prepared> {
     request.config.validate()?;
     let path = &request.data;
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::fsutil::read_data(path)?;
     prepare_checked(request, &bytes)
 }
 
@@ -168,19 +168,20 @@ fn read_table(request: &TrainRequest, bytes: &[u8]) -> Result<(Table, String)> {
         categorical: request.categorical.clone(),
     };
     let mut table = Table::from_bytes(&request.data, bytes, &options)?;
-    let header_error = |table: &Table, message: String, hint: String| {
+    let header_error = |table: &Table, message: String, hint: Hint| {
         let mut location = table.location(None, None);
         location.line = Some(1);
         Error::data(location, message, hint)
     };
-    for (flag, names) in [
-        ("--categorical", &request.categorical),
-        ("--ignore", &request.ignore),
+    for (setting, names) in [
+        (Setting::Categorical, &request.categorical),
+        (Setting::Ignore, &request.ignore),
     ] {
         if let Some(name) = names.iter().find(|c| table.column(c).is_none()) {
-            return Err(header_error(
-                &table,
-                format!("{flag} names column '{name}', which is not in the header"),
+            return Err(Error::config(
+                setting,
+                format!("'{name}'"),
+                format!("{} has no column of that name", request.data.display()),
                 format!("the columns are: {}", table.headers().join(", ")),
             ));
         }
@@ -195,18 +196,34 @@ fn read_table(request: &TrainRequest, bytes: &[u8]) -> Result<(Table, String)> {
     };
     if request.ignore.contains(&target) {
         return Err(Error::config(
-            "--ignore",
-            &target,
-            "this is the target column (--target, or else the last column); it cannot be left \
-             out",
+            Setting::Ignore,
+            format!("'{target}'"),
+            "this is the target column; it cannot be left out",
+            Hint::text("name the column to predict with ")
+                .name(Setting::Target)
+                .then(" (without it, the last column is the target)"),
         ));
     }
+    let columns_before = table.columns().len();
     table.drop_columns(&request.ignore);
     if table.column(&target).is_none() {
         return Err(header_error(
             &table,
             format!("there is no column '{target}' to use as the target"),
-            format!("pass --target with one of: {}", table.headers().join(", ")),
+            Hint::text("name one of these with ")
+                .name(Setting::Target)
+                .then(format!(": {}", table.headers().join(", "))),
+        ));
+    }
+    if table.columns().len() < 2 && columns_before > 1 {
+        return Err(Error::config(
+            Setting::Ignore,
+            request.ignore.join(","),
+            "this leaves no feature column, only the target",
+            format!(
+                "leave out fewer columns: training needs at least one feature besides the \
+                 target '{target}'"
+            ),
         ));
     }
     if table.columns().len() < 2 {
@@ -265,7 +282,9 @@ fn drop_missing(table: &mut Table, policy: MissingPolicy) -> Result<usize> {
                          values",
                         if dropped == 1 { "has" } else { "have" }
                     ),
-                    "fill them in, or pass --missing drop to train without those rows",
+                    Hint::text("fill them in, or use ")
+                        .setting(Setting::Missing, "drop")
+                        .then(" to train without those rows"),
                 ));
             }
             MissingPolicy::Drop => table.retain_rows(&keep),
@@ -293,7 +312,9 @@ fn split_table(table: &Table, target: &str, task: Task, config: &TrainConfig) ->
                 "only {rows} rows: too few to hold out {}% for validation",
                 (fraction * 100.0).round()
             ),
-            "add rows, or pass --val-split 0 to train on all of them",
+            Hint::text("add rows, or use ")
+                .setting(Setting::ValSplit, 0)
+                .then(" to train on all of them"),
         ));
     }
     Ok(split)
@@ -314,13 +335,15 @@ fn check_network_size(encoding: &Encoding, config: &TrainConfig) -> Result<()> {
         .collect::<Vec<_>>()
         .join(",");
     Err(Error::config(
-        "--hidden",
+        Setting::Hidden,
         hidden,
         format!(
             "with {inputs} inputs and {outputs} outputs the network would have more than \
-             {MAX_PARAMETERS} parameters; use smaller hidden layers, or leave out columns \
-             with many categories"
+             {MAX_PARAMETERS} parameters"
         ),
+        Hint::text("use smaller hidden layers, or leave out columns with many categories (")
+            .name(Setting::Ignore)
+            .then(")"),
     ))
 }
 
@@ -512,7 +535,7 @@ pub struct Scored {
 /// any order; other columns are ignored. With `need_target`, the target column must be
 /// there too (for `eval`).
 pub fn score(model: &mut Model, path: &Path, need_target: bool) -> Result<Scored> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::fsutil::read_data(path)?;
     score_bytes(model, path, &bytes, need_target)
 }
 

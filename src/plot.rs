@@ -11,7 +11,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_output;
 
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 const WIDTH: u32 = 1000;
@@ -103,9 +103,11 @@ impl<'a> LossCurve<'a> {
         let png = self.render_png().map_err(|message| Error::Io {
             path: path.to_path_buf(),
             source: std::io::Error::other(message),
-            hint: String::new(),
+            hint: "drawing the picture failed (a bug worth reporting); the model itself was \
+                   written"
+                .into(),
         })?;
-        write_atomic(path, &png)
+        write_output(path, &png)
     }
 
     /// Renders the picture as PNG bytes.

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result, Setting};
 use crate::optim::{Adam, Momentum, Optimizer, Sgd};
 #[cfg(doc)]
 use crate::{Relu, Sigmoid, Tanh, loss::SoftmaxCrossEntropy};
@@ -121,68 +121,112 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// Refuses settings that cannot train, naming the flag.
+    /// Refuses settings that cannot train, or that could not take effect together, naming
+    /// the setting.
     pub fn validate(&self) -> Result<()> {
+        let refuse = |setting, value: &dyn std::fmt::Display, message: &str, hint: Hint| {
+            Err(Error::config(setting, value, message, hint))
+        };
         if let Some(&w) = self.hidden.iter().find(|&&w| w == 0) {
-            return Err(Error::config(
-                "--hidden",
-                w,
-                "every hidden layer needs at least one unit, e.g. --hidden 64,32",
-            ));
+            return refuse(
+                Setting::Hidden,
+                &w,
+                "every hidden layer needs at least one unit",
+                Hint::text("for example ").setting(Setting::Hidden, "64,32"),
+            );
         }
         if let Some(&w) = self.hidden.iter().find(|&&w| w > MAX_LAYER_WIDTH) {
-            return Err(Error::config(
-                "--hidden",
-                w,
-                format!(
-                    "a hidden layer may have at most {MAX_LAYER_WIDTH} units, e.g. --hidden 256,128"
-                ),
-            ));
+            return refuse(
+                Setting::Hidden,
+                &w,
+                &format!("a hidden layer may have at most {MAX_LAYER_WIDTH} units"),
+                Hint::text("for example ").setting(Setting::Hidden, "256,128"),
+            );
         }
         if self.epochs == 0 {
-            return Err(Error::config("--epochs", 0, "train for at least one epoch"));
+            return refuse(
+                Setting::Epochs,
+                &0,
+                "train for at least one epoch",
+                Hint::text("for example ").setting(Setting::Epochs, 200),
+            );
         }
         if self.batch_size == 0 {
-            return Err(Error::config(
-                "--batch-size",
-                0,
+            return refuse(
+                Setting::BatchSize,
+                &0,
                 "a batch needs at least one row",
-            ));
+                Hint::text("for example ").setting(Setting::BatchSize, 32),
+            );
         }
         if !(self.val_split.is_finite() && (0.0..1.0).contains(&self.val_split)) {
-            return Err(Error::config(
-                "--val-split",
-                self.val_split,
-                "must be at least 0 and below 1, e.g. 0.2 (0 trains on everything)",
-            ));
+            return refuse(
+                Setting::ValSplit,
+                &self.val_split,
+                "must be at least 0 and below 1",
+                Hint::text("for example ")
+                    .setting(Setting::ValSplit, 0.2)
+                    .then(", or 0 to train on every row"),
+            );
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(Error::config(
-                "--lr",
-                self.learning_rate,
-                "must be a positive, finite number, e.g. 0.001",
-            ));
+            return refuse(
+                Setting::LearningRate,
+                &self.learning_rate,
+                "must be a positive, finite number",
+                Hint::text("for example ").setting(Setting::LearningRate, 0.001),
+            );
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(Error::config(
-                "--weight-decay",
-                self.weight_decay,
-                "must be zero or a small positive number, e.g. 0.0001",
-            ));
+            return refuse(
+                Setting::WeightDecay,
+                &self.weight_decay,
+                "must be zero or a small positive number",
+                Hint::text("for example ").setting(Setting::WeightDecay, 0.0001),
+            );
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
-            return Err(Error::config(
-                "--label-smoothing",
-                self.label_smoothing,
-                "must be at least 0 and below 1, e.g. 0.1 (0 turns it off)",
-            ));
+            return refuse(
+                Setting::LabelSmoothing,
+                &self.label_smoothing,
+                "must be at least 0 and below 1",
+                Hint::text("for example ")
+                    .setting(Setting::LabelSmoothing, 0.1)
+                    .then(", or 0 to turn it off"),
+            );
         }
         if !(0.0..1.0).contains(&self.momentum) {
-            return Err(Error::config(
-                "--momentum",
-                self.momentum,
-                "must be at least 0 and below 1, e.g. 0.9",
-            ));
+            return refuse(
+                Setting::Momentum,
+                &self.momentum,
+                "must be at least 0 and below 1",
+                Hint::text("for example ").setting(Setting::Momentum, 0.9),
+            );
+        }
+        if self.nesterov && self.optimizer != OptimizerKind::Momentum {
+            return refuse(
+                Setting::Nesterov,
+                &"",
+                &format!(
+                    "Nesterov momentum applies to the momentum optimizer, not to {:?}",
+                    self.optimizer
+                ),
+                Hint::text("use ")
+                    .setting(Setting::Optimizer, "momentum")
+                    .then(", or leave out ")
+                    .name(Setting::Nesterov),
+            );
+        }
+        if self.refit && self.val_split == 0.0 {
+            return refuse(
+                Setting::Refit,
+                &"",
+                "refitting retrains on the validation rows, and there are none",
+                Hint::text("hold out rows with ")
+                    .setting(Setting::ValSplit, 0.2)
+                    .then(", or leave out ")
+                    .name(Setting::Refit),
+            );
         }
         Ok(())
     }
@@ -206,19 +250,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bad_settings_name_the_flag() {
+    fn bad_settings_name_the_setting() {
         type Change = fn(&mut TrainConfig);
-        let cases: [(Change, &str); 7] = [
-            (|c| c.learning_rate = -1.0, "invalid --lr -1"),
-            (|c| c.learning_rate = 0.0, "invalid --lr 0"),
-            (|c| c.epochs = 0, "invalid --epochs 0"),
-            (|c| c.hidden = vec![8, 0], "invalid --hidden 0"),
+        let cases: [(Change, &str); 9] = [
+            (|c| c.learning_rate = -1.0, "invalid `learning_rate` -1"),
+            (|c| c.learning_rate = 0.0, "invalid `learning_rate` 0"),
+            (|c| c.epochs = 0, "invalid `epochs` 0"),
+            (|c| c.hidden = vec![8, 0], "invalid `hidden` 0"),
             (
                 |c| c.hidden = vec![99_999_999_999],
-                "invalid --hidden 99999999999",
+                "invalid `hidden` 99999999999",
             ),
-            (|c| c.val_split = 1.0, "invalid --val-split 1"),
-            (|c| c.batch_size = 0, "invalid --batch-size 0"),
+            (|c| c.val_split = 1.0, "invalid `val_split` 1"),
+            (|c| c.batch_size = 0, "invalid `batch_size` 0"),
+            (
+                |c| c.nesterov = true,
+                "invalid `nesterov`: Nesterov momentum applies to the momentum optimizer, \
+                 not to Adam\n  hint: use `optimizer = momentum`, or leave out `nesterov`",
+            ),
+            (
+                |c| {
+                    c.refit = true;
+                    c.val_split = 0.0
+                },
+                "invalid `refit`: refitting retrains on the validation rows, and there are none",
+            ),
         ];
         for (change, want) in cases {
             let mut c = TrainConfig::default();

@@ -7,11 +7,31 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::error::{Error, Result, Setting};
+
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Fixes the thread count for the rest of the process (`0` restores the default).
 pub fn set_num_threads(n: usize) {
     THREADS.store(n, Ordering::Relaxed);
+}
+
+/// The `MLP_THREADS` environment variable: `None` when it is not set, an error naming it
+/// when it is not a whole number of at least 1 (the default then ignores it).
+pub fn from_env() -> Result<Option<usize>> {
+    let Some(text) = std::env::var_os("MLP_THREADS") else {
+        return Ok(None);
+    };
+    let text = text.to_string_lossy();
+    match text.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(Error::config(
+            Setting::ThreadsVariable,
+            format!("'{text}'"),
+            "the number of threads must be a whole number, at least 1",
+            "set it to a number such as 4, or unset it to use every core",
+        )),
+    }
 }
 
 /// The thread count in effect: [`set_num_threads`], else `MLP_THREADS`, else the core count.
@@ -22,10 +42,9 @@ pub fn num_threads() -> usize {
     static DEFAULT: OnceLock<usize> = OnceLock::new();
     match THREADS.load(Ordering::Relaxed) {
         0 => *DEFAULT.get_or_init(|| {
-            std::env::var("MLP_THREADS")
+            from_env()
                 .ok()
-                .and_then(|s| s.trim().parse::<usize>().ok())
-                .filter(|&n| n > 0)
+                .flatten()
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         }),
         n => n,

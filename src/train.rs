@@ -11,7 +11,7 @@ use ndarray_rand::rand::seq::SliceRandom;
 use ndarray_rand::rand::{SeedableRng, rngs::StdRng};
 
 use crate::dataset::{Targets, Task};
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result};
 use crate::layers::linear::{Init, Linear};
 use crate::loss::{Loss, Mse, SoftmaxCrossEntropy, Target};
 use crate::metrics::argmax;
@@ -406,12 +406,12 @@ fn diverged_error(
                 String::new()
             }
         ),
-        hint: format!(
+        hint: Hint::text(format!(
             "lower the learning rate (it is {lr}; the default for {} is {}), and check the \
              data for extreme or unscaled values",
             format!("{:?}", config.optimizer).to_lowercase(),
             config.optimizer.default_learning_rate()
-        ),
+        )),
     }
 }
 

@@ -52,16 +52,16 @@ fn refused(args: &[&str], head: &str, hint: &str) {
         1,
         "one message\n{context}"
     );
-    if !hint.is_empty() {
-        let hint_line = stderr
-            .lines()
-            .find(|l| l.starts_with("  hint: "))
-            .unwrap_or_else(|| panic!("no hint line\n{context}"));
-        assert!(
-            hint_line.contains(hint),
-            "expected hint `{hint}`\n{context}"
-        );
-    }
+    // One `error:` line, one `hint:` line, whatever the values held.
+    assert_eq!(stderr.lines().count(), 2, "two lines\n{context}");
+    let hint_line = stderr
+        .lines()
+        .find(|l| l.starts_with("  hint: "))
+        .unwrap_or_else(|| panic!("no hint line\n{context}"));
+    assert!(
+        !hint.is_empty() && hint_line.contains(hint),
+        "expected hint `{hint}`\n{context}"
+    );
 }
 
 /// The files of one corpus directory.
@@ -132,6 +132,19 @@ const TRAIN: &[(&str, &[&str], &str, &str)] = &[
         &[],
         "train/crlf_bad_cell.csv, line 10: this row has 5 fields but the header has 4 columns",
         "missing or extra comma",
+    ),
+    (
+        "escape_sequence_in_cell.csv",
+        &[],
+        "train/escape_sequence_in_cell.csv, line 4, column 'age': '\\x1b]0;pwned\\x07' is not a \
+         number",
+        "--categorical age",
+    ),
+    (
+        "newline_in_quoted_cell.csv",
+        &[],
+        "train/newline_in_quoted_cell.csv, line 3, column 'age': '4\\n5' is not a number",
+        "--categorical age",
     ),
     (
         "blank_lines_then_bad_cell.csv",
@@ -306,105 +319,113 @@ const FLAGS: &[(&[&str], &str, &str)] = &[
     (
         &["--lr", "-0.5"],
         "invalid --lr -0.5: must be a positive",
-        "",
+        "for example --lr 0.001",
     ),
-    (&["--lr", "0"], "invalid --lr 0: must be a positive", ""),
+    (
+        &["--lr", "0"],
+        "invalid --lr 0: must be a positive",
+        "for example --lr 0.001",
+    ),
     (
         &["--lr", "NaN"],
         "invalid --lr NaN: must be a positive, finite",
-        "",
+        "for example --lr 0.001",
     ),
     (
         &["--lr", "inf"],
         "invalid --lr inf: must be a positive, finite",
-        "",
+        "for example --lr 0.001",
     ),
     (
         &["--epochs", "0"],
         "invalid --epochs 0: train for at least one epoch",
-        "",
+        "for example --epochs 200",
     ),
-    (&["--epochs", "-3"], "unexpected argument '-3' found", ""),
+    (
+        &["--epochs", "-3"],
+        "unexpected argument '-3' found",
+        "to pass '-3' as a value, use '-- -3'",
+    ),
     (
         &["--epochs", "ten"],
         "invalid value 'ten' for '--epochs <N>'",
-        "",
+        "--epochs takes a whole number such as 10",
     ),
     (
         &["--hidden", "0"],
         "invalid --hidden 0: every hidden layer needs",
-        "",
+        "for example --hidden 64,32",
     ),
     (
         &["--hidden", "16,0,8"],
         "invalid --hidden 0: every hidden layer needs",
-        "",
+        "for example --hidden 64,32",
     ),
     (
         &["--hidden", "16,,8"],
         "invalid value '' for '--hidden <SIZES>'",
-        "",
+        "--hidden takes whole numbers separated by commas, such as 128,64",
     ),
     (
         &["--hidden", "99999999999"],
         "invalid --hidden 99999999999: a hidden layer may have at most 65536 units",
-        "",
+        "for example --hidden 256,128",
     ),
     (
         &["--hidden", "65536,65536"],
         "invalid --hidden 65536,65536: with 5 inputs and 2 outputs the network would have more \
          than 134217728 parameters",
-        "",
+        "use smaller hidden layers, or leave out columns with many categories (--ignore)",
     ),
     (
         &["--val-split", "1"],
         "invalid --val-split 1: must be at least 0 and below 1",
-        "",
+        "for example --val-split 0.2, or 0 to train on every row",
     ),
     (
         &["--val-split", "1.5"],
         "invalid --val-split 1.5: must be at least 0",
-        "",
+        "for example --val-split 0.2",
     ),
     (
         &["--val-split", "-0.2"],
         "invalid --val-split -0.2: must be at least 0",
-        "",
+        "for example --val-split 0.2",
     ),
     (
         &["--batch-size", "0"],
         "invalid --batch-size 0: a batch needs at least one row",
-        "",
+        "for example --batch-size 32",
     ),
     (
         &["--momentum", "1.5"],
         "invalid --momentum 1.5: must be at least 0 and below 1",
-        "",
+        "for example --momentum 0.9",
     ),
     (
         &["--label-smoothing", "1"],
         "invalid --label-smoothing 1: must be at least 0",
-        "",
+        "for example --label-smoothing 0.1, or 0 to turn it off",
     ),
     (
         &["--weight-decay", "-1"],
         "invalid --weight-decay -1: must be zero or",
-        "",
+        "for example --weight-decay 0.0001",
     ),
     (
         &["--threads", "0"],
         "invalid --threads 0: use at least 1",
-        "",
+        "for example --threads 4",
     ),
     (
         &["--optimizer", "rmsprop"],
         "invalid value 'rmsprop' for '--optimizer",
-        "",
+        "possible values: adam, sgd, momentum",
     ),
     (
         &["--target", "price"],
         "fixture.csv, line 1: there is no column 'price' to use as the target",
-        "pass --target with one of: x, age, plan, churned",
+        "name one of these with --target: x, age, plan, churned",
     ),
     (
         &["--task", "regression"],
@@ -414,28 +435,48 @@ const FLAGS: &[(&[&str], &str, &str)] = &[
     ),
     (
         &["--categorical", "zip"],
-        "fixture.csv, line 1: --categorical names column 'zip', which is not in the header",
+        "invalid --categorical 'zip': fixture.csv has no column of that name",
         "the columns are: x, age, plan, churned",
     ),
     (
         &["--ignore", "churned"],
-        "invalid --ignore churned: this is the target column",
-        "",
+        "invalid --ignore 'churned': this is the target column; it cannot be left out",
+        "name the column to predict with --target",
     ),
     (
         &["--model", "fixture.csv"],
         "invalid --model fixture.csv: this is the training data file",
-        "",
+        "choose another path for the model",
     ),
     (
         &["--model", "curve.png", "--plot", "curve.png"],
         "invalid --plot curve.png: the loss-curve picture would replace the data or the model",
-        "",
+        "give --model a .json name, or choose another --plot path",
     ),
     (
         &["--optimizer", "sgd", "--lr", "1e6"],
         "training diverged: the loss or a weight became infinite or NaN in epoch ",
         "lower the learning rate (it is 1000000; the default for sgd is 0.01)",
+    ),
+    (
+        &["--nesterov"],
+        "invalid --nesterov: Nesterov momentum applies to the momentum optimizer, not to Adam",
+        "use --optimizer momentum, or leave out --nesterov",
+    ),
+    (
+        &["--refit", "--val-split", "0"],
+        "invalid --refit: refitting retrains on the validation rows, and there are none",
+        "hold out rows with --val-split 0.2, or leave out --refit",
+    ),
+    (
+        &["--ignore", "x,age,plan"],
+        "invalid --ignore x,age,plan: this leaves no feature column, only the target",
+        "leave out fewer columns",
+    ),
+    (
+        &["--ignore", "x,,age"],
+        "invalid --ignore 'x,,age': one of the column names is empty",
+        "quoting a name that holds a comma",
     ),
 ];
 
@@ -658,12 +699,17 @@ const MODELS: &[(&str, &str, &str)] = &[
     ),
     (
         "version_missing.json",
-        "the \"version\" field is missing or not a number",
+        "the \"version\" field is missing (this mlp reads version 1)",
         "retrain",
     ),
     (
         "version_as_text.json",
-        "the \"version\" field is missing or not a number",
+        "the \"version\" field is \"1\", not a number (this mlp reads version 1)",
+        "retrain",
+    ),
+    (
+        "version_fraction.json",
+        "the \"version\" field is 1.5, not a whole number (this mlp reads version 1)",
         "retrain",
     ),
     (
@@ -796,7 +842,13 @@ const MODELS: &[(&str, &str, &str)] = &[
 
 #[test]
 fn bad_model_files_are_refused_by_predict_and_eval() {
-    same_files("models", MODELS.iter().map(|c| c.0).chain(["valid.json"]));
+    same_files(
+        "models",
+        MODELS
+            .iter()
+            .map(|c| c.0)
+            .chain(["valid.json", "valid_version_written_as_1.0.json"]),
+    );
     for (file, message, hint) in MODELS {
         let path = format!("models/{file}");
         let head = format!("{path}: {message}");
@@ -804,14 +856,33 @@ fn bad_model_files_are_refused_by_predict_and_eval() {
         refused(&["predict", &path, "fixture.csv"], &head, hint);
     }
     // The control the damaged files were made from loads and predicts.
-    let out = mlp(&["eval", "models/valid.json", "fixture.csv", "--json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    // And so does the same file with its version written `1.0` by some JSON tool.
+    for valid in [
+        "models/valid.json",
+        "models/valid_version_written_as_1.0.json",
+    ] {
+        let out = mlp(&["eval", valid, "fixture.csv", "--json"]);
+        assert!(out.status.success(), "{valid}: {}", text(&out.stderr));
+    }
 }
 
 /// Awkward files that must train: file, extra flags, the feature names the model must have,
 /// and a fragment of the progress output.
 const ACCEPT: &[(&str, &[&str], &[&str], &str)] = &[
     ("utf8_bom.csv", &[], &["x", "age", "plan"], "30 rows\n"),
+    (
+        "ignored_column_with_comma.csv",
+        &[
+            "--ignore",
+            "\"id, internal\",note",
+            "--categorical",
+            "age",
+            "--categorical",
+            "x",
+        ],
+        &["x", "age", "plan"],
+        "(0 numeric, 3 categorical)",
+    ),
     (
         "crlf_line_ends.csv",
         &[],

@@ -621,11 +621,13 @@ fn a_failing_write_leaves_the_old_file_intact_and_names_it() {
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(
-            stderr.starts_with(&format!("error: cannot write {path}: Not a directory")),
+            stderr.starts_with(&format!(
+                "error: cannot write {path}: blocker is a file, not a directory"
+            )),
             "{stderr}"
         );
         assert!(
-            stderr.contains("hint: check that the directory exists"),
+            stderr.contains("hint: a part of this path is a file, not a directory"),
             "{stderr}"
         );
     }

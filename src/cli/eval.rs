@@ -11,6 +11,15 @@ use mlp::model::{Model, Predictions};
 use mlp::pipeline::{Truth, score};
 use serde_json::json;
 
+use super::out::{outln, write_stdout};
+
+/// `print!` that never panics (see `out`).
+macro_rules! outp {
+    ($($arg:tt)*) => {
+        write_stdout(format!($($arg)*).as_bytes())
+    };
+}
+
 const EXAMPLE: &str = "Examples:
   mlp eval model.json test.csv
   mlp eval model.json test.csv --json
@@ -49,7 +58,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
         ) => {
             let r = classification(truth, classes, labels);
             if args.json {
-                println!(
+                outln!(
                     "{}",
                     json!({
                         "task": "classification",
@@ -63,44 +72,48 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
                 return Ok(ExitCode::SUCCESS);
             }
             let correct = (r.accuracy * rows as f64).round() as usize;
-            println!(
+            outln!(
                 "{}: {rows} rows, classification of '{name}'",
                 args.data.display()
             );
-            println!("accuracy: {:.4} ({correct}/{rows})", r.accuracy);
-            println!();
+            outln!("accuracy: {:.4} ({correct}/{rows})", r.accuracy);
+            outln!();
             let w = labels
                 .iter()
                 .map(|l| l.chars().count())
                 .max()
                 .unwrap_or(5)
                 .max(5);
-            println!("{:<w$}  precision  recall  f1      support", "class");
+            outln!("{:<w$}  precision  recall  f1      support", "class");
             for c in &r.classes {
-                println!(
+                outln!(
                     "{:<w$}  {:<9.4}  {:<6.4}  {:<6.4}  {}",
-                    c.label, c.precision, c.recall, c.f1, c.support
+                    c.label,
+                    c.precision,
+                    c.recall,
+                    c.f1,
+                    c.support
                 );
             }
-            println!();
-            println!("confusion matrix (rows: true class, columns: predicted)");
+            outln!();
+            outln!("confusion matrix (rows: true class, columns: predicted)");
             let cw = labels
                 .iter()
                 .map(|l| l.chars().count())
                 .chain(r.confusion.iter().flatten().map(|n| n.to_string().len()))
                 .max()
                 .unwrap_or(1);
-            print!("{:<w$}", "");
+            outp!("{:<w$}", "");
             for l in labels {
-                print!("  {l:>cw$}");
+                outp!("  {l:>cw$}");
             }
-            println!();
+            outln!();
             for (l, row) in labels.iter().zip(&r.confusion) {
-                print!("{l:<w$}");
+                outp!("{l:<w$}");
                 for n in row {
-                    print!("  {n:>cw$}");
+                    outp!("  {n:>cw$}");
                 }
-                println!();
+                outln!();
             }
         }
         (
@@ -110,7 +123,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
         ) => {
             let r = regression(truth, predicted);
             if args.json {
-                println!(
+                outln!(
                     "{}",
                     json!({
                         "task": "regression",
@@ -123,14 +136,14 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
                 );
                 return Ok(ExitCode::SUCCESS);
             }
-            println!(
+            outln!(
                 "{}: {rows} rows, regression of '{name}'",
                 args.data.display()
             );
-            println!("MSE:  {:.6}", r.mse);
-            println!("RMSE: {:.6}", r.rmse);
-            println!("MAE:  {:.6}", r.mae);
-            println!("R²:   {:.4}", r.r2);
+            outln!("MSE:  {:.6}", r.mse);
+            outln!("RMSE: {:.6}", r.rmse);
+            outln!("MAE:  {:.6}", r.mae);
+            outln!("R²:   {:.4}", r.r2);
         }
         _ => unreachable!("the model's task, its predictions and the targets agree"),
     }

@@ -1,7 +1,8 @@
 //! Argument parsing and dispatch. Exit codes: 0 success, 2 bad input (flag, data or model
-//! file), 130 interrupted.
+//! file) or an output that cannot be written, 130 interrupted.
 
 mod eval;
+pub mod out;
 mod predict;
 mod train;
 
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use out::outln;
 
 /// Exit code for anything the user can fix: a flag, a data file, a model file.
 pub const EXIT_USER: u8 = 2;
@@ -50,9 +52,17 @@ enum TaskArg {
     Regression,
 }
 
-/// Prints an error the way every command does: `error: …` on stderr.
-fn report(e: &dyn std::fmt::Display) {
-    eprintln!("error: {e}");
+/// Shows a library error the way every command does: `error: …` and `  hint: …` on stderr,
+/// settings worded as flags.
+fn report(e: &mlp::Error) {
+    let hint = match (e.hint(), e) {
+        (Some(h), _) => h.render(&out::words),
+        (None, mlp::Error::Interrupted(_)) => {
+            "nothing was written; run again, and let at least one epoch finish".into()
+        }
+        (None, _) => "this should not happen: please report it, with the command".into(),
+    };
+    out::error(&e.message(&out::words), &hint);
 }
 
 /// The exit code for a library error.
@@ -64,19 +74,42 @@ fn exit_for(e: &mlp::Error) -> ExitCode {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Some(n) = cli.threads {
-        if n == 0 {
-            report(&"invalid --threads 0: use at least 1");
-            return ExitCode::from(EXIT_USER);
-        }
-        mlp::threads::set_num_threads(n);
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to "ignore" before any other thread exists;
+    // no handler code runs. With SIGXFSZ ignored, a write past `ulimit -f` fails with
+    // EFBIG, which removes its temporary file and reports, instead of killing the process
+    // and leaving the file behind.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
-    let result = match cli.command {
-        Command::Train(args) => train::run(args),
-        Command::Predict(args) => predict::run(args),
-        Command::Eval(args) => eval::run(args),
+    let code = match Cli::try_parse() {
+        Ok(cli) => run(cli),
+        Err(e) => clap_error(&e),
     };
+    out::finish(code)
+}
+
+fn run(cli: Cli) -> ExitCode {
+    let threads = match cli.threads {
+        Some(0) => Err(mlp::Error::config(
+            mlp::error::Setting::Threads,
+            0,
+            "use at least 1",
+            "for example --threads 4; without it, MLP_THREADS or else every core",
+        )),
+        Some(n) => Ok(Some(n)),
+        None => mlp::threads::from_env(),
+    };
+    let result = threads.and_then(|threads| {
+        if let Some(n) = threads {
+            mlp::threads::set_num_threads(n);
+        }
+        match cli.command {
+            Command::Train(args) => train::run(args),
+            Command::Predict(args) => predict::run(args),
+            Command::Eval(args) => eval::run(args),
+        }
+    });
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -84,6 +117,75 @@ pub fn main() -> ExitCode {
             exit_for(&e)
         }
     }
+}
+
+/// Shows clap's message (help, version, or a refused command line) in the CLI's form: help
+/// and version on standard output; an error as one `error:` line and one `hint:` line.
+fn clap_error(e: &clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let text = e.render().to_string();
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        outln!("{}", text.trim_end());
+        return ExitCode::SUCCESS;
+    }
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        out::error(
+            "no command given",
+            "use `mlp train`, `mlp predict` or `mlp eval`; `mlp --help` says more",
+        );
+        return ExitCode::from(EXIT_USER);
+    }
+    // clap's text: "error: …" with continuation lines, then "  tip: …" lines, "Usage: …",
+    // and "For more information, try '--help'.".
+    let mut message = Vec::new();
+    let mut hints = Vec::new();
+    let mut usage = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(m) = line.strip_prefix("error: ") {
+            message.push(m.to_string());
+        } else if let Some(tip) = line.strip_prefix("tip: ") {
+            hints.push(tip.to_string());
+        } else if let Some(u) = line.strip_prefix("Usage: ") {
+            usage = Some(u.to_string());
+        } else if let Some(values) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            hints.push(values.to_string());
+        } else if !line.is_empty() && !line.starts_with("For more information") {
+            message.push(line.to_string());
+        }
+    }
+    if let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg)
+        && matches!(
+            e.kind(),
+            ErrorKind::InvalidValue | ErrorKind::ValueValidation
+        )
+        && hints.is_empty()
+    {
+        let (flag, value_name) = arg.split_once(' ').unwrap_or((arg, ""));
+        let takes = match value_name.trim_matches(['<', '>']) {
+            "N" => "a whole number such as 10",
+            "F" => "a number such as 0.01",
+            "SIZES" => "whole numbers separated by commas, such as 128,64",
+            "PATH" => "a file path",
+            _ => "a value",
+        };
+        hints.push(format!("{flag} takes {takes}"));
+    }
+    if let Some(usage) = usage {
+        let command = usage
+            .split(' ')
+            .take_while(|w| !w.starts_with(['[', '<', '-']))
+            .collect::<Vec<_>>()
+            .join(" ");
+        hints.push(format!("usage: {usage}; `{command} --help` says more"));
+    }
+    if hints.is_empty() {
+        hints.push("`mlp --help` says more".into());
+    }
+    let message = message.join(" ");
+    let message = message.trim_end_matches('.');
+    out::error(message, &hints.join("; "));
+    ExitCode::from(EXIT_USER)
 }
 
 /// The default plot path next to a model: `model.json` → `model.png`.

@@ -1,15 +1,17 @@
 //! `mlp predict`.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 use mlp::Error;
 use mlp::dataset::TargetEncoding;
-use mlp::fsutil::{same_file, write_atomic};
+use mlp::error::Setting;
+use mlp::fsutil::{check_output_path, same_file, write_output};
 use mlp::model::{Model, Predictions};
 use mlp::pipeline::score;
+
+use super::out::{errln, write_stdout};
 
 const EXAMPLE: &str = "Examples:
   mlp predict model.json new.csv                  predictions to standard output
@@ -45,17 +47,22 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
         && (same_file(output, &args.data) || same_file(output, &args.model))
     {
         return Err(Error::config(
-            "--output",
+            Setting::Output,
             output.display(),
-            "this is an input file (the data or the model); choose another path",
+            "this is an input file (the data or the model)",
+            "choose another path for the predictions, such as predictions.csv",
         ));
+    }
+    if let Some(output) = &args.output {
+        check_output_path(output)?;
     }
     let mut model = Model::load(&args.model)?;
     if args.proba && !matches!(model.file.encoding.target, TargetEncoding::Classes { .. }) {
         return Err(Error::config(
-            "--proba",
+            Setting::Proba,
             "",
             "probabilities exist only for classification models; this model predicts numbers",
+            "leave out --proba",
         ));
     }
     let scored = score(&mut model, &args.data, false)?;
@@ -98,17 +105,12 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
         .map_err(|e| Error::io(&args.data, std::io::Error::other(e.to_string())))?;
     match &args.output {
         Some(path) => {
-            write_atomic(path, &bytes)?;
-            eprintln!("wrote {} predictions to {}", scored.rows, path.display());
+            write_output(path, &bytes)?;
+            errln!("wrote {} predictions to {}", scored.rows, path.display());
         }
+        // A failure is the stream's: see `out`.
         None => {
-            let mut stdout = std::io::stdout().lock();
-            // A closed pipe (`| head`) is not an error worth a message.
-            if let Err(e) = stdout.write_all(&bytes).and_then(|_| stdout.flush())
-                && e.kind() != std::io::ErrorKind::BrokenPipe
-            {
-                return Err(Error::io("standard output", e));
-            }
+            write_stdout(&bytes);
         }
     }
     Ok(ExitCode::SUCCESS)

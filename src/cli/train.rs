@@ -8,11 +8,13 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mlp::Error;
 use mlp::dataset::{TargetEncoding, Task};
-use mlp::fsutil::same_file;
+use mlp::error::{Hint, Setting};
+use mlp::fsutil::{check_output_path, remove_temporary_files, same_file};
 use mlp::pipeline::{MissingPolicy, TrainRequest, Trained, prepare, train};
 use mlp::plot::LossCurve;
 use mlp::train::{Activation, OptimizerKind, StopReason, TrainConfig, format_loss};
 
+use super::out::{self, errln, outln};
 use super::{EXIT_INTERRUPTED, TaskArg, plot_path_for};
 
 const EXAMPLE: &str = "Examples:
@@ -127,12 +129,14 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value = "error")]
     missing: MissingArg,
 
-    /// Columns to treat as categories even if they hold numbers, comma-separated
-    #[arg(long, value_name = "COL,...", value_delimiter = ',')]
+    /// Columns to treat as categories even if they hold numbers, comma-separated (read as
+    /// one CSV record, so '"a,b"' names a column with a comma); may be repeated
+    #[arg(long, value_name = "COL,...")]
     categorical: Vec<String>,
 
-    /// Columns to leave out (identifiers, free text), comma-separated
-    #[arg(long, value_name = "COL,...", value_delimiter = ',')]
+    /// Columns to leave out (identifiers, free text), comma-separated (read as one CSV
+    /// record, so '"a,b"' names a column with a comma); may be repeated
+    #[arg(long, value_name = "COL,...")]
     ignore: Vec<String>,
 
     /// Where to write the model
@@ -171,14 +175,41 @@ enum MissingArg {
 /// Raised by Ctrl-C; the training loop checks it after every batch.
 static INTERRUPT: AtomicBool = AtomicBool::new(false);
 
+/// The column names in the values of a repeatable flag: each value one CSV record.
+fn column_list(setting: Setting, values: &[String]) -> Result<Vec<String>, Error> {
+    let mut names = Vec::new();
+    for value in values {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .trim(csv::Trim::All)
+            .from_reader(value.as_bytes());
+        let mut record = csv::StringRecord::new();
+        match reader.read_record(&mut record) {
+            Ok(true) if !record.iter().any(str::is_empty) => {
+                names.extend(record.iter().map(String::from));
+            }
+            _ => {
+                return Err(Error::config(
+                    setting,
+                    format!("'{value}'"),
+                    "one of the column names is empty",
+                    "name columns separated by commas, quoting a name that holds a comma: \
+                     'id,\"city, state\"'",
+                ));
+            }
+        }
+    }
+    Ok(names)
+}
+
 impl TrainArgs {
-    fn request(&self) -> TrainRequest {
+    fn request(&self) -> Result<TrainRequest, Error> {
         let optimizer = match self.optimizer {
             OptimizerArg::Adam => OptimizerKind::Adam,
             OptimizerArg::Sgd => OptimizerKind::Sgd,
             OptimizerArg::Momentum => OptimizerKind::Momentum,
         };
-        TrainRequest {
+        Ok(TrainRequest {
             data: self.data.clone(),
             target: self.target.clone(),
             task: match self.task {
@@ -190,8 +221,8 @@ impl TrainArgs {
                 MissingArg::Error => MissingPolicy::Error,
                 MissingArg::Drop => MissingPolicy::Drop,
             },
-            categorical: self.categorical.clone(),
-            ignore: self.ignore.clone(),
+            categorical: column_list(Setting::Categorical, &self.categorical)?,
+            ignore: column_list(Setting::Ignore, &self.ignore)?,
             config: TrainConfig {
                 hidden: self.hidden.clone(),
                 activation: match self.activation {
@@ -212,15 +243,15 @@ impl TrainArgs {
                 seed: self.seed,
                 refit: self.refit,
             },
-        }
+        })
     }
 }
 
 pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
-    let request = args.request();
+    let request = args.request()?;
     let say = |line: String| {
         if !args.quiet {
-            println!("{line}");
+            outln!("{line}");
         }
     };
     let plot_path = args
@@ -230,28 +261,34 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
     // Never replace the user's data with a model or a picture, nor one output with the other.
     if same_file(&args.model, &args.data) {
         return Err(Error::config(
-            "--model",
+            Setting::Model,
             args.model.display(),
-            "this is the training data file; choose another path for the model",
+            "this is the training data file",
+            "choose another path for the model, such as model.json",
         ));
     }
     if same_file(&plot_path, &args.data) || same_file(&plot_path, &args.model) {
-        let flag = if args.plot.is_some() {
-            "--plot"
+        let setting = if args.plot.is_some() {
+            Setting::Plot
         } else {
-            "--model"
+            Setting::Model
         };
         return Err(Error::config(
-            flag,
+            setting,
             plot_path.display(),
-            "the loss-curve picture would replace the data or the model file; \
-             give --model a .json name, or choose another --plot path",
+            "the loss-curve picture would replace the data or the model file",
+            "give --model a .json name, or choose another --plot path",
         ));
     }
-    // First Ctrl-C: finish the batch, save the best model so far. Second: leave at once.
+    // Found now rather than after the training: a missing directory, a directory in the way.
+    check_output_path(&args.model)?;
+    check_output_path(&plot_path)?;
+    // First Ctrl-C: finish the batch, save the best model so far. Second: leave at once,
+    // removing the temporary file of a write under way.
     // Set before reading, so that a Ctrl-C while reading stops at the first batch.
     let _ = ctrlc::set_handler(|| {
         if INTERRUPT.swap(true, Ordering::SeqCst) {
+            remove_temporary_files();
             std::process::exit(EXIT_INTERRUPTED as i32);
         }
     });
@@ -351,25 +388,33 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
         "training loss"
     };
     if let StopReason::Diverged { .. } = outcome.stop {
-        eprintln!(
-            "warning: kept the weights of epoch {}, the best before training diverged \
-             ({monitored} {}, {} before training)\n  \
-             hint: lower the learning rate (it is {}), and check the data for extreme or \
-             unscaled values",
-            outcome.best_epoch,
-            format_loss(outcome.best_loss),
-            format_loss(outcome.initial_loss),
-            config.learning_rate
+        out::warning(
+            &format!(
+                "kept the weights of epoch {}, the best before training diverged \
+                 ({monitored} {}, {} before training)",
+                outcome.best_epoch,
+                format_loss(outcome.best_loss),
+                format_loss(outcome.initial_loss),
+            ),
+            &Hint::text(format!(
+                "lower the learning rate (it is {}), and check the data for extreme or \
+                 unscaled values",
+                config.learning_rate
+            )),
         );
     } else if !outcome.improved() {
-        eprintln!(
-            "warning: no epoch did better than the untrained network ({monitored} {} \
-             before training, {} at best); the model predicts no better than a constant\n  \
-             hint: lower the learning rate (it is {}), or check that the features relate \
-             to the target",
-            format_loss(outcome.initial_loss),
-            format_loss(outcome.best_loss),
-            config.learning_rate
+        out::warning(
+            &format!(
+                "no epoch did better than the untrained network ({monitored} {} before \
+                 training, {} at best); the model predicts no better than a constant",
+                format_loss(outcome.initial_loss),
+                format_loss(outcome.best_loss),
+            ),
+            &Hint::text(format!(
+                "lower the learning rate (it is {}), or check that the features relate to \
+                 the target",
+                config.learning_rate
+            )),
         );
     }
     let m = &model.file.metrics;
@@ -419,7 +464,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
     say(format!("wrote {}", plot_path.display()));
 
     if outcome.stop == StopReason::Interrupted {
-        eprintln!(
+        errln!(
             "interrupted: saved the best model so far (epoch {})",
             outcome.best_epoch
         );

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::prologue::{LineCounter, csv_reader, line_of};
 use super::{Column, ReadOptions, Table, is_missing_token};
-use crate::error::{Error, Location, Result};
+use crate::error::{Error, Hint, Location, Result, Setting};
 
 /// What a cell holds.
 enum Cell {
@@ -203,7 +203,7 @@ fn decimal_comma(value: &str) -> bool {
 /// [`Column::Text`] with room for `rows` values, or a [`Column::Invalid`] naming the first
 /// bad cell.
 fn empty_column(name: &str, s: &Stats, forced: bool, rows: usize) -> Column {
-    let invalid = |(row, value): (usize, String), reason: String, hint: String| Column::Invalid {
+    let invalid = |(row, value): (usize, String), reason: String, hint: Hint| Column::Invalid {
         name: name.to_string(),
         row,
         value,
@@ -232,12 +232,11 @@ fn empty_column(name: &str, s: &Stats, forced: bool, rows: usize) -> Column {
         )
     } else if let Some((row, value)) = s.first_text.clone() {
         let hint = if decimal_comma(&value) {
-            "write decimals with a point (3.14), not a comma".to_string()
+            "write decimals with a point (3.14), not a comma".into()
         } else {
-            format!(
-                "fix the value, mark it as missing (an empty cell or NA), or pass \
-                 --categorical {name} if the column holds categories"
-            )
+            Hint::text("fix the value, mark it as missing (an empty cell or NA), or use ")
+                .setting(Setting::Categorical, name)
+                .then(" if the column holds categories")
         };
         let reason = format!(
             "is not a number, but {} of the {} values in this column are",

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
 
-use crate::error::{Error, Location, Result};
+use crate::error::{Error, Hint, Location, Result};
 use fast::{fast_numeric, parse_numeric_body, skip_line_end};
 use general::read_general;
 use prologue::{Prologue, check_text, header_is_first_line, prologue};
@@ -76,7 +76,7 @@ pub enum Column {
         /// What is wrong with it.
         reason: String,
         /// What to do about it.
-        hint: String,
+        hint: Hint,
     },
 }
 
@@ -281,9 +281,10 @@ pub fn is_missing_token(cell: &str) -> bool {
             || cell.eq_ignore_ascii_case("null"))
 }
 
-/// The bytes of the file at `path`.
+/// The bytes of the file at `path`, within the limits of
+/// [`read_data`](crate::fsutil::read_data).
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io(path, e))
+    crate::fsutil::read_data(path)
 }
 
 /// Reads a CSV file of numbers with a header into one row-major matrix.
@@ -417,7 +418,7 @@ mod tests {
             err,
             "t.csv, line 3, column 'b': 'x' is not a number, but 3 of the 4 values in this \
              column are\n  hint: fix the value, mark it as missing (an empty cell or NA), or \
-             pass --categorical b if the column holds categories"
+             use `categorical = b` if the column holds categories"
         );
     }
 

@@ -3,7 +3,7 @@
 use ndarray::{Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Zip};
 
 use super::{Loss, Target};
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result, Setting};
 use crate::layer::{resize_rows, rows_of};
 
 /// Softmax over the classes followed by cross-entropy, on raw scores (logits) `z`.
@@ -49,9 +49,10 @@ impl SoftmaxCrossEntropy {
     pub fn with_label_smoothing(mut self, epsilon: f32) -> Result<Self> {
         if !(0.0..1.0).contains(&epsilon) {
             return Err(Error::config(
-                "label smoothing",
+                Setting::LabelSmoothing,
                 epsilon,
-                "must be at least 0 and below 1, such as 0.1",
+                "must be at least 0 and below 1",
+                Hint::text("for example ").setting(Setting::LabelSmoothing, 0.1),
             ));
         }
         self.smoothing = epsilon;

@@ -1,0 +1,234 @@
+//! The two output streams, and how messages appear on them.
+//!
+//! Every line the CLI prints goes through [`outln!`] (standard output) or [`errln!`]
+//! (standard error), never `println!`/`eprintln!`, which panic when a write fails. A failed
+//! write is remembered rather than raised, so that the command carries on and writes its
+//! files (a model is not lost because `| head -1` closed the pipe); later lines to that
+//! stream are dropped. At the end, [`finish`] turns what happened into the exit code:
+//!
+//! * standard output closed by its reader (`| head -1`): quiet, the command's own code;
+//! * any other failure on either stream (`> /dev/full`, `2> /dev/full`): exit 2, with an
+//!   `error:` line on whichever stream still works.
+//!
+//! Errors and warnings are written by [`error`] and [`warning`]: one `error:` (or
+//! `warning:`) line and one `  hint:` line, with control characters in them escaped, so a
+//! value from a file can neither split the message nor drive the terminal.
+//!
+//! New commands: print with `outln!`/`errln!` (or [`write_stdout`] for bulk bytes), return
+//! `mlp::Error` for failures, and word settings with [`words`].
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use mlp::error::{Hint, Setting, escape_controls};
+
+use super::EXIT_USER;
+
+/// What happened on one stream.
+#[derive(Default)]
+struct Stream {
+    /// The reader went away (`EPIPE`): not an error for standard output.
+    closed: bool,
+    /// The first other write error.
+    failed: Option<io::Error>,
+}
+
+impl Stream {
+    fn usable(&self) -> bool {
+        !self.closed && self.failed.is_none()
+    }
+
+    fn record(&mut self, e: io::Error) {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            self.closed = true;
+        } else if self.failed.is_none() {
+            self.failed = Some(e);
+        }
+    }
+}
+
+static STDOUT: Mutex<Stream> = Mutex::new(Stream {
+    closed: false,
+    failed: None,
+});
+static STDERR: Mutex<Stream> = Mutex::new(Stream {
+    closed: false,
+    failed: None,
+});
+
+fn state(stream: &'static Mutex<Stream>) -> std::sync::MutexGuard<'static, Stream> {
+    stream.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Writes `bytes` to standard output and flushes, unless an earlier write failed. Returns
+/// whether the bytes were written.
+pub fn write_stdout(bytes: &[u8]) -> bool {
+    let mut s = state(&STDOUT);
+    if !s.usable() {
+        return false;
+    }
+    let mut out = io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => true,
+        Err(e) => {
+            s.record(e);
+            false
+        }
+    }
+}
+
+/// Writes `bytes` to standard error, unless an earlier write failed. Returns whether the
+/// bytes were written.
+pub fn write_stderr(bytes: &[u8]) -> bool {
+    let mut s = state(&STDERR);
+    if !s.usable() {
+        return false;
+    }
+    let mut err = io::stderr().lock();
+    match err.write_all(bytes).and_then(|()| err.flush()) {
+        Ok(()) => true,
+        Err(e) => {
+            s.record(e);
+            false
+        }
+    }
+}
+
+/// `println!` that never panics: see the module documentation.
+macro_rules! outln {
+    () => {
+        $crate::cli::out::write_stdout(b"\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::out::write_stdout(format!("{}\n", format_args!($($arg)*)).as_bytes())
+    };
+}
+
+/// `eprintln!` that never panics: see the module documentation.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::cli::out::write_stderr(format!("{}\n", format_args!($($arg)*)).as_bytes())
+    };
+}
+
+pub(crate) use {errln, outln};
+
+/// How the CLI words a setting: as its flag (`--missing drop`), or the environment
+/// variable. Values that a shell or the flag's CSV reading would split are quoted.
+pub fn words(setting: Setting, value: Option<&str>) -> String {
+    let flag = match setting {
+        Setting::Hidden => "--hidden",
+        Setting::Epochs => "--epochs",
+        Setting::BatchSize => "--batch-size",
+        Setting::ValSplit => "--val-split",
+        Setting::LearningRate => "--lr",
+        Setting::WeightDecay => "--weight-decay",
+        Setting::LabelSmoothing => "--label-smoothing",
+        Setting::Momentum => "--momentum",
+        Setting::Nesterov => "--nesterov",
+        Setting::Refit => "--refit",
+        Setting::Optimizer => "--optimizer",
+        Setting::Target => "--target",
+        Setting::Task => "--task",
+        Setting::Categorical => "--categorical",
+        Setting::Ignore => "--ignore",
+        Setting::Missing => "--missing",
+        Setting::Model => "--model",
+        Setting::Plot => "--plot",
+        Setting::Output => "--output",
+        Setting::Proba => "--proba",
+        Setting::Threads => "--threads",
+        Setting::ThreadsVariable => {
+            return match value {
+                Some(v) => format!("MLP_THREADS={}", shell_quoted(v)),
+                None => "MLP_THREADS".into(),
+            };
+        }
+    };
+    match (setting, value) {
+        (_, None) => flag.into(),
+        // Column names: one CSV field each (see `column_list`).
+        (Setting::Categorical | Setting::Ignore | Setting::Target, Some(v)) => {
+            let field = if matches!(setting, Setting::Target) {
+                v.to_string()
+            } else {
+                csv_field(v)
+            };
+            format!("{flag} {}", shell_quoted(&field))
+        }
+        (_, Some(v)) => format!("{flag} {}", shell_quoted(v)),
+    }
+}
+
+/// A column name as one field of a CSV record: quoted when it holds a comma or a quote.
+fn csv_field(name: &str) -> String {
+    if name.contains([',', '"']) || name.trim() != name {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    } else {
+        name.to_string()
+    }
+}
+
+/// `text` as one shell word: as it is when that is safe, else in single quotes.
+fn shell_quoted(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_alphanumeric() || "_-.,/:=+@%".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+/// The lines of a message: `{label}: {message}` and `  hint: {hint}`, escaped.
+fn lines(label: &str, message: &str, hint: &str) -> String {
+    format!(
+        "{label}: {}\n  hint: {}\n",
+        escape_controls(message),
+        escape_controls(hint)
+    )
+}
+
+/// Shows an error on standard error, or on standard output when standard error fails.
+pub fn error(message: &str, hint: &str) {
+    let text = lines("error", message, hint);
+    if !write_stderr(text.as_bytes()) {
+        write_stdout(text.as_bytes());
+    }
+}
+
+/// Shows a warning on standard error.
+pub fn warning(message: &str, hint: &Hint) {
+    write_stderr(lines("warning", message, &hint.render(&words)).as_bytes());
+}
+
+/// The exit code for a command that ended with `code`, after what happened on the streams;
+/// reports a failed stream on the other one.
+pub fn finish(code: ExitCode) -> ExitCode {
+    let stdout_failed = state(&STDOUT).failed.take();
+    let stderr_failed = state(&STDERR).failed.take();
+    if stdout_failed.is_none() && stderr_failed.is_none() {
+        return code;
+    }
+    if let Some(e) = stdout_failed {
+        error(
+            &format!("cannot write to standard output: {e}"),
+            "check where the output goes (a full disk? a device that takes no data?); \
+             any files the command writes were written",
+        );
+    }
+    if let Some(e) = stderr_failed {
+        error(
+            &format!("cannot write to standard error: {e}"),
+            "check where messages go (a full disk? a device that takes no data?)",
+        );
+    }
+    if code == ExitCode::SUCCESS {
+        ExitCode::from(EXIT_USER)
+    } else {
+        code
+    }
+}
