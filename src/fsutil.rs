@@ -50,6 +50,12 @@ pub fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
     }
 }
 
+/// Whether `path` names an existing file that is neither a regular file nor a directory: a
+/// device or a pipe, which [`write_output`] writes through.
+pub fn is_device_or_pipe(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
 /// Writes `bytes` into the existing, non-regular file at `path` (a device or a pipe).
 fn write_through(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = fs::OpenOptions::new()

@@ -251,7 +251,7 @@ fn outputs_that_are_not_regular_files_are_written_through() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.starts_with("prediction\n"), "{stdout}");
-    assert_eq!(stdout.lines().count(), 31, "{stdout}");
+    assert_eq!(stdout.lines().count(), 61, "{stdout}");
 
     // A character device like /dev/null, made here (needs root, or CAP_MKNOD).
     let null = d.join("null");
@@ -447,7 +447,7 @@ fn column_lists_are_csv_records_and_flags_repeat() {
     let mut csv = String::from("\"id,x\",size,zip,label\n");
     for i in 0..40 {
         csv.push_str(&format!(
-            "\"{i},{}\",{}.5,{},{}\n",
+            "\"k{i},{}\",{}.5,{},{}\n",
             i * 7,
             i % 9,
             10000 + i % 4,
@@ -496,7 +496,7 @@ fn column_lists_are_csv_records_and_flags_repeat() {
         "{stderr}"
     );
     // A hint that names a column with a comma quotes it the way the flag reads it.
-    let out = run(d, &["train", "commas.csv", "-q", "--target", "id,x"]);
+    let out = run(d, &["train", "commas.csv", "-q"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--ignore '\"id,x\"'"), "{stderr}");
@@ -635,51 +635,62 @@ fn names(dir: &Path) -> Vec<String> {
 }
 
 /// Situation 9, a second Ctrl-C while a large model is being written: the temporary file is
-/// removed on the way out.
+/// removed on the way out. The first Ctrl-C stops the training and starts the write of the
+/// best model so far; the second comes while its temporary file exists.
 #[test]
 fn a_second_ctrl_c_during_a_model_write_removes_the_temporary_file() {
     let dir = workspace();
     let d = dir.path();
+    let interrupt = |child: &std::process::Child| {
+        let kill = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+    };
     // About 4 million weights: a model file of about 90 MB, which takes a moment to write.
-    for attempt in 0..5 {
+    for wait_ms in [1000u64, 3000, 10000] {
         let before = names(d);
         let mut child = mlp(d)
             .args([
                 "train",
                 "data.csv",
-                "-q",
                 "--epochs",
-                "1",
+                "100000",
+                "--patience",
+                "0",
                 "--hidden",
                 "2000,2000",
                 "--model",
                 "big.json",
             ])
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        // Wait for the temporary file to appear, then press Ctrl-C twice.
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut seen = String::new();
+        while !seen.contains("split: ") {
+            let mut line = String::new();
+            assert!(stdout.read_line(&mut line).unwrap() > 0, "{seen}");
+            seen.push_str(&line);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+        interrupt(&child);
+        // The write of the best model so far starts: press Ctrl-C again once its temporary
+        // file is there.
         let started = std::time::Instant::now();
-        let mut seen = false;
-        while started.elapsed() < std::time::Duration::from_secs(120) {
+        let mut caught = false;
+        while started.elapsed() < std::time::Duration::from_secs(60) {
             if names(d).iter().any(|n| n.starts_with(".big.json.tmp-")) {
-                seen = true;
+                interrupt(&child);
+                caught = true;
                 break;
             }
             if child.try_wait().unwrap().is_some() {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_micros(200));
-        }
-        if seen {
-            for _ in 0..2 {
-                let kill = Command::new("kill")
-                    .args(["-INT", &child.id().to_string()])
-                    .status()
-                    .unwrap();
-                assert!(kill.success());
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
         }
         let status = child.wait().unwrap();
         let mut stderr = String::new();
@@ -690,21 +701,23 @@ fn a_second_ctrl_c_during_a_model_write_removes_the_temporary_file() {
             .read_to_string(&mut stderr)
             .unwrap();
         assert!(!stderr.contains("panicked"), "{stderr}");
-        let after: Vec<String> = names(d)
+        assert_eq!(status.code(), Some(130), "{stderr}");
+        let left: Vec<String> = names(d)
             .into_iter()
             .filter(|n| !before.contains(n) && n != "big.json" && n != "big.png")
             .collect();
         assert_eq!(
-            after,
+            left,
             Vec::<String>::new(),
             "no temporary file is left: {stderr}"
         );
-        if seen && status.code() == Some(130) && !d.join("big.json").exists() {
+        if caught {
             return;
         }
+        // The first epoch had not finished (nothing to write), or the write was too quick.
+        eprintln!("waited {wait_ms} ms: no write caught; again\n{stderr}");
         let _ = std::fs::remove_file(d.join("big.json"));
         let _ = std::fs::remove_file(d.join("big.png"));
-        eprintln!("attempt {attempt}: the write finished before the signals; again");
     }
     panic!("never caught a model write in progress");
 }

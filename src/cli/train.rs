@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mlp::Error;
 use mlp::dataset::{TargetEncoding, Task};
 use mlp::error::{Hint, Setting};
-use mlp::fsutil::{check_output_path, remove_temporary_files, same_file};
+use mlp::fsutil::{check_output_path, is_device_or_pipe, remove_temporary_files, same_file};
 use mlp::pipeline::{MissingPolicy, TrainRequest, Trained, prepare, train};
 use mlp::plot::LossCurve;
 use mlp::train::{Activation, OptimizerKind, StopReason, TrainConfig, format_loss};
@@ -267,7 +267,10 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
             "choose another path for the model, such as model.json",
         ));
     }
-    if same_file(&plot_path, &args.data) || same_file(&plot_path, &args.model) {
+    // Both into one device (`--model /dev/null --plot /dev/null`) replaces nothing.
+    if same_file(&plot_path, &args.data)
+        || (same_file(&plot_path, &args.model) && !is_device_or_pipe(&plot_path))
+    {
         let setting = if args.plot.is_some() {
             Setting::Plot
         } else {
