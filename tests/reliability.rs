@@ -281,6 +281,8 @@ fn outputs_that_are_not_regular_files_are_written_through() {
 }
 
 /// Peak resident memory (kB) of a child that has exited, and its output.
+// `wait4` below reaps the child, which clippy cannot see.
+#[allow(clippy::zombie_processes)]
 fn run_measured(mut command: Command) -> (Output, i64) {
     let mut child = command
         .stdout(Stdio::piped())
