@@ -768,3 +768,60 @@ fn output_paths_are_checked_before_training() {
         assert_eq!(stdout, "", "{context}");
     }
 }
+
+/// Situation 7: the messages that were wrong or had no hint.
+#[test]
+fn messages_found_wrong_or_without_a_hint_are_right() {
+    let dir = workspace();
+    let d = dir.path();
+    // A regression model evaluated on a file with text in the target: nothing about
+    // `--categorical`, which eval does not take.
+    let mut csv = String::from("x,y\n");
+    for i in 0..30 {
+        csv.push_str(&format!("{i},{}.25\n", i * 3));
+    }
+    std::fs::write(d.join("reg.csv"), &csv).unwrap();
+    let out = run(
+        d,
+        &[
+            "train", "reg.csv", "-q", "--epochs", "2", "--model", "reg.json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::write(
+        d.join("reg_bad.csv"),
+        csv.replace("\n3,9.25\n", "\n3,n/a?\n"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("loop.csv", d.join("loop.csv")).unwrap();
+    for (args, head, hint) in [
+        (
+            &["eval", "reg.json", "reg_bad.csv"][..],
+            "reg_bad.csv, line 5, column 'y': 'n/a?' is not a number",
+            "the model predicts numbers for this column",
+        ),
+        (
+            &["train", "loop.csv"][..],
+            "loop.csv: Too many levels of symbolic links",
+            "a loop of symbolic links",
+        ),
+        (
+            &["predict", "model.json", "data.csv", "--output", "data.csv"][..],
+            "invalid --output data.csv: this is an input file",
+            "choose another path for the predictions",
+        ),
+        (
+            &["predict", "reg.json", "reg.csv", "--proba"][..],
+            "invalid --proba: probabilities exist only for classification models",
+            "leave out --proba",
+        ),
+    ] {
+        let out = run(d, args);
+        let stderr = text(&out.stderr);
+        let context = format!("mlp {args:?}\n{stderr}");
+        assert_eq!(out.status.code(), Some(2), "{context}");
+        one_error(&stderr, head, &context);
+        assert!(stderr.contains(hint), "{context}");
+        assert!(!stderr.contains("--categorical"), "{context}");
+    }
+}
