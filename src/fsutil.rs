@@ -36,9 +36,10 @@ pub fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
         Ok(m) if !m.is_file() && !m.is_dir() => write_through(path, bytes),
         _ => {
             // Replace the file a symbolic link points to, not the link.
+            // (A link to nothing is replaced itself.)
             let target = match fs::symlink_metadata(path) {
                 Ok(m) if m.file_type().is_symlink() => {
-                    fs::canonicalize(path).map_err(|e| Error::write(path, e, true))?
+                    fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
                 }
                 _ => path.to_path_buf(),
             };
@@ -71,12 +72,20 @@ fn write_through(path: &Path, bytes: &[u8]) -> Result<()> {
 /// directory, and its directory exists. The error is the one the write would give.
 pub fn check_output_path(path: &Path) -> Result<()> {
     use std::io::{Error as IoError, ErrorKind};
-    let is_dir = |p: &Path| fs::metadata(p).is_ok_and(|m| m.is_dir());
-    let names_a_directory = path.as_os_str().as_encoded_bytes().ends_with(b"/");
-    if is_dir(path) || names_a_directory {
+    if fs::metadata(path).is_ok_and(|m| m.is_dir()) {
         return Err(Error::write(
             path,
             IoError::new(ErrorKind::IsADirectory, "it is a directory"),
+            false,
+        ));
+    }
+    if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
+        return Err(Error::write(
+            path,
+            IoError::new(
+                ErrorKind::IsADirectory,
+                "a path ending in '/' names a directory",
+            ),
             false,
         ));
     }
@@ -243,7 +252,6 @@ pub fn read_limited(
         if start as u64 > limit.bytes {
             return Err(too_large(path, limit));
         }
-        bytes.reserve(PIECE);
         let n = (&mut file)
             .take(PIECE as u64)
             .read_to_end(&mut bytes)
@@ -262,56 +270,63 @@ pub const MAX_HEADER: usize = 16 << 20;
 
 /// Follows the lines of a text read in pieces and refuses one longer than [`MAX_LINE`] (or
 /// a header longer than [`MAX_HEADER`]) with its line number, as soon as it passes.
+///
+/// Only the line ends nearest the piece boundaries are looked for: a line that starts and
+/// ends within one piece (1 MiB) is shorter than both limits.
 #[derive(Debug, Default)]
 struct LineLengths {
-    /// Lines ended so far (the current line's number is one more).
-    ended: usize,
-    /// Bytes of the current line so far.
-    current: usize,
-    /// The last piece ended with "\r": a "\n" starting this one belongs to that line end.
-    after_cr: bool,
+    /// Where the line not yet ended starts, in the whole text.
+    line_start: usize,
 }
 
 impl LineLengths {
-    fn feed(&mut self, path: &Path, piece: &[u8]) -> Result<()> {
-        let mut rest = piece;
-        if std::mem::take(&mut self.after_cr) && rest.first() == Some(&b'\n') {
-            rest = &rest[1..];
-        }
-        loop {
-            let end = memchr::memchr2(b'\n', b'\r', rest);
-            let len = end.unwrap_or(rest.len());
-            self.current += len;
-            let (limit, what) = if self.ended == 0 {
-                (MAX_HEADER, "the first line (the header)")
-            } else {
-                (MAX_LINE, "this line")
-            };
-            if self.current > limit {
-                return Err(Error::data(
-                    crate::error::Location {
-                        path: path.to_path_buf(),
-                        line: Some(self.ended + 1),
-                        column: None,
-                    },
-                    format!("{what} is longer than {}", size_text(limit as u64)),
-                    "check that this is the CSV file you meant: a line this long is not a \
-                     table row (a device such as /dev/zero, or a binary file?)",
-                ));
+    const PIECE: usize = 1 << 20;
+
+    /// Looks at `text[start..]`, the bytes read since the last call (`text` is everything
+    /// read so far).
+    fn feed(&mut self, path: &Path, text: &[u8], start: usize) -> Result<()> {
+        let mut at = start;
+        while at < text.len() {
+            let end = (at + Self::PIECE).min(text.len());
+            let piece = &text[at..end];
+            if let Some(first) = memchr::memchr2(b'\n', b'\r', piece) {
+                self.check(path, text, at + first)?;
+                let last = memchr::memrchr2(b'\n', b'\r', piece).expect("one was found");
+                self.line_start = at + last + 1;
             }
-            match end {
-                None => return Ok(()),
-                Some(i) => {
-                    // "\r\n" ends one line; the "\n" then ends an empty one, which does not
-                    // matter for lengths but would for numbering: skip it.
-                    let crlf = rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n');
-                    self.after_cr = rest[i] == b'\r' && i + 1 == rest.len();
-                    self.ended += 1;
-                    self.current = 0;
-                    rest = &rest[i + if crlf { 2 } else { 1 }..];
-                }
-            }
+            self.check(path, text, end)?;
+            at = end;
         }
+        Ok(())
+    }
+
+    /// Refuses the current line if it is already too long at `end`.
+    fn check(&self, path: &Path, text: &[u8], end: usize) -> Result<()> {
+        let (limit, what) = if self.line_start == 0 {
+            (MAX_HEADER, "the first line (the header)")
+        } else {
+            (MAX_LINE, "this line")
+        };
+        if end - self.line_start <= limit {
+            return Ok(());
+        }
+        // Line ends as the CSV reader counts them: "\n", "\r\n" or a lone "\r".
+        let before = &text[..self.line_start];
+        let ended = before
+            .iter()
+            .enumerate()
+            .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && before.get(i + 1) != Some(&b'\n')))
+            .count();
+        Err(Error::data(
+            crate::error::Location {
+                path: path.to_path_buf(),
+                line: Some(ended + 1),
+                column: None,
+            },
+            format!("{what} is longer than {}", size_text(limit as u64)),
+            "check that this is the CSV file you meant: a line this long is not a table row \
+             (a device such as /dev/zero, or a binary file?)",
+        ))
     }
 }
 
@@ -330,13 +345,13 @@ pub fn read_data(path: &Path) -> Result<Vec<u8>> {
     };
     let mut lines = LineLengths::default();
     read_limited(path, limit, |bytes, start| {
-        lines.feed(path, &bytes[start..])
+        lines.feed(path, bytes, start)
     })
 }
 
 /// Checks the line lengths of data already in memory (see [`read_data`]).
 pub fn check_line_lengths(path: &Path, bytes: &[u8]) -> Result<()> {
-    LineLengths::default().feed(path, bytes)
+    LineLengths::default().feed(path, bytes, 0)
 }
 
 /// Whether `a` and `b` name the same file: the same existing file (through any links or
@@ -401,6 +416,39 @@ mod tests {
         names.sort();
         assert_eq!(names, ["model.json", "not-a-dir", "sub.json"]);
         assert_eq!(std::fs::read(&path).unwrap(), b"new contents");
+    }
+
+    #[test]
+    fn long_lines_are_refused_with_their_number_however_the_text_arrives() {
+        let path = Path::new("d.csv");
+        let mut text = b"a,b\r\n1,2\r\n3,4\r5,6\n".to_vec();
+        text.resize(text.len() + MAX_LINE + 1, b'7');
+        let whole = check_line_lengths(path, &text).unwrap_err().to_string();
+        assert!(
+            whole.starts_with("d.csv, line 5: this line is longer than 64 MiB\n  hint: "),
+            "{whole}"
+        );
+        // The same text in pieces, one of them splitting the "\r\n" after the header.
+        let mut lines = LineLengths::default();
+        let mut result = Ok(());
+        let cuts = [0, 4, 5, 300, text.len()];
+        for w in cuts.windows(2) {
+            result = lines.feed(path, &text[..w[1]], w[0]);
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(result.unwrap_err().to_string(), whole);
+        // A header is allowed less; a line at the limit is allowed.
+        let header = vec![b'h'; MAX_HEADER + 1];
+        let e = check_line_lengths(path, &header).unwrap_err().to_string();
+        assert!(
+            e.starts_with("d.csv, line 1: the first line (the header) is longer than 16 MiB"),
+            "{e}"
+        );
+        let mut fine = b"a\n".to_vec();
+        fine.resize(2 + MAX_LINE, b'7');
+        assert!(check_line_lengths(path, &fine).is_ok());
     }
 
     #[test]
