@@ -344,9 +344,7 @@ pub fn read_data(path: &Path) -> Result<Vec<u8>> {
         ReadLimit::STREAM
     };
     let mut lines = LineLengths::default();
-    read_limited(path, limit, |bytes, start| {
-        lines.feed(path, bytes, start)
-    })
+    read_limited(path, limit, |bytes, start| lines.feed(path, bytes, start))
 }
 
 /// Checks the line lengths of data already in memory (see [`read_data`]).
