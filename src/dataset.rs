@@ -51,7 +51,7 @@ impl std::fmt::Display for Task {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Feature {
     /// A number, standardised: `(x − mean) / std`. A constant column has `std = 1`, so it
-    /// becomes zeros rather than `NaN`.
+    /// becomes zeros rather than `NaN`. Mean and deviation are those of the values present.
     Numeric {
         /// Column name.
         name: String,
@@ -59,6 +59,10 @@ pub enum Feature {
         mean: f64,
         /// Standard deviation over the training split (1 for a constant column).
         std: f64,
+        /// What a missing cell becomes (`--missing impute`): the median of the training
+        /// split. Without it, a missing cell is refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fill: Option<f32>,
     },
     /// A category, one-hot encoded: one input per category, in this order.
     Categorical {
@@ -66,6 +70,10 @@ pub enum Feature {
         name: String,
         /// The categories seen in the training file, sorted.
         categories: Vec<String>,
+        /// What a missing cell becomes (`--missing impute`): the most frequent category of
+        /// the training split. Without it, a missing cell is refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fill: Option<String>,
     },
 }
 
@@ -155,6 +163,28 @@ impl Targets {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// What to do with a category the model did not see in training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownCategory {
+    /// Refuse the file, naming the cell and the categories the model knows.
+    #[default]
+    Error,
+    /// Encode it with every one-hot input of the column off (all zeros), as scikit-learn's
+    /// `OneHotEncoder(handle_unknown="ignore")` does.
+    Ignore,
+}
+
+/// Network inputs, with what had to be made up for them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    /// (rows, input width).
+    pub inputs: Array2<f32>,
+    /// Missing cells replaced by the model's fill values.
+    pub filled: usize,
+    /// Unseen categories encoded as all zeros ([`UnknownCategory::Ignore`]).
+    pub unseen: usize,
 }
 
 /// Everything needed to turn a table into network inputs and targets.
@@ -248,29 +278,38 @@ fn missing_columns(table: &Table, names: &[&str], role: &str) -> Error {
     )
 }
 
-/// The error for a missing feature cell.
+/// The error for a missing feature cell the model has no fill value for.
 fn missing_feature(table: &Table, row: usize, name: &str) -> Error {
     Error::data(
         table.location(Some(row), Some(name)),
-        "this cell is missing",
-        "fill it in, or leave the row out",
+        "this cell is missing, and the model has no value to fill it with (it was not \
+         trained to impute missing cells)",
+        Hint::text("fill in the value or leave the row out, or retrain the model with ")
+            .setting(Setting::Missing, "impute")
+            .then(", which stores fill values in it"),
     )
 }
 
-/// Writes `rows` of a numeric column, standardised with `(mean, std)`, into `out` (rows, 1).
+/// Writes `rows` of a numeric column, standardised with `(mean, std)`, into `out` (rows, 1);
+/// a missing cell becomes `fill`, or is refused without one. Returns the cells filled.
 fn standardise(
     table: &Table,
     name: &str,
     values: &[f32],
-    (mean, std): (f64, f64),
+    (mean, std, fill): (f64, f64, Option<f32>),
     rows: &[usize],
     mut out: ArrayViewMut2<f32>,
-) -> Result<()> {
+) -> Result<usize> {
+    let mut filled = 0;
     for (i, &r) in rows.iter().enumerate() {
-        let v = values[r];
-        if v.is_nan() {
-            return Err(missing_feature(table, r, name));
-        }
+        let v = match (values[r], fill) {
+            (v, _) if !v.is_nan() => v,
+            (_, Some(fill)) => {
+                filled += 1;
+                fill
+            }
+            (_, None) => return Err(missing_feature(table, r, name)),
+        };
         let z = ((v as f64 - mean) / std) as f32;
         if !z.is_finite() {
             return Err(Error::data(
@@ -287,19 +326,23 @@ fn standardise(
         }
         out[[i, 0]] = z;
     }
-    Ok(())
+    Ok(filled)
 }
 
 /// Writes `rows` of a text column (its codes and the file's categories `seen`) one-hot
-/// over the model's `categories` into `out` (rows, categories).
+/// over the model's `categories` into `out` (rows, categories). A missing cell becomes
+/// `fill`, or is refused without one; a category the model does not know is refused, or
+/// with [`UnknownCategory::Ignore`] left all zeros. Returns the cells filled and the
+/// unknown categories let through.
 fn one_hot(
     table: &Table,
     name: &str,
     (codes, seen): (&[u32], &[String]),
-    categories: &[String],
+    (categories, fill): (&[String], Option<&str>),
     rows: &[usize],
+    unknown: UnknownCategory,
     mut out: ArrayViewMut2<f32>,
-) -> Result<()> {
+) -> Result<(usize, usize)> {
     // Map the file's codes to the model's one-hot positions.
     let position: HashMap<&str, usize> = categories
         .iter()
@@ -310,26 +353,38 @@ fn one_hot(
         .iter()
         .map(|c| position.get(c.as_str()).copied())
         .collect();
+    let fill = fill.and_then(|f| position.get(f).copied());
+    let (mut filled, mut unseen) = (0, 0);
     for (i, &r) in rows.iter().enumerate() {
         let code = codes[r];
-        if code == Column::MISSING {
-            return Err(missing_feature(table, r, name));
-        }
-        match map[code as usize] {
-            Some(k) => out[[i, k]] = 1.0,
-            None => {
+        let k = if code == Column::MISSING {
+            filled += 1;
+            Some(fill.ok_or_else(|| missing_feature(table, r, name))?)
+        } else {
+            map[code as usize]
+        };
+        match (k, unknown) {
+            (Some(k), _) => out[[i, k]] = 1.0,
+            // All zeros: none of the column's inputs is on.
+            (None, UnknownCategory::Ignore) => unseen += 1,
+            (None, UnknownCategory::Error) => {
                 return Err(Error::data(
                     table.location(Some(r), Some(name)),
                     format!(
                         "category '{}' was not seen in training",
                         seen[code as usize]
                     ),
-                    format!("the model knows: {}", list(categories)),
+                    Hint::text(format!(
+                        "the model knows: {}; to predict anyway, with no category's input on, \
+                         use ",
+                        list(categories)
+                    ))
+                    .setting(Setting::UnknownCategory, "ignore"),
                 ));
             }
         }
     }
-    Ok(())
+    Ok((filled, unseen))
 }
 
 /// The categories that occur in `codes`, in the column's order.
@@ -434,11 +489,13 @@ fn fit_feature(table: &Table, column: &Column, fit_rows: &[usize]) -> Result<Fea
     table.check_usable(column)?;
     Ok(match column {
         Column::Numeric { name, values, .. } => {
-            let (mean, std) = mean_std(fit_rows.iter().map(|&r| values[r]));
+            let present = fit_rows.iter().map(|&r| values[r]).filter(|v| !v.is_nan());
+            let (mean, std) = mean_std(present);
             Feature::Numeric {
                 name: name.clone(),
                 mean,
                 std,
+                fill: None,
             }
         }
         Column::Text {
@@ -468,6 +525,7 @@ fn fit_feature(table: &Table, column: &Column, fit_rows: &[usize]) -> Result<Fea
             Feature::Categorical {
                 name: name.clone(),
                 categories,
+                fill: None,
             }
         }
         Column::Invalid { .. } => unreachable!("checked above"),
@@ -497,6 +555,60 @@ impl Encoding {
             ));
         }
         Ok(Encoding { features, target })
+    }
+
+    /// Learns what a missing cell of each feature becomes (`--missing impute`): the median
+    /// of the numbers present in `fit_rows` (the training split), or the category seen most
+    /// often there, ties going to the one that sorts first. Every feature gets a fill value,
+    /// so that new files may have gaps where the training file had none.
+    ///
+    /// Refuses a feature with no value at all in those rows, naming it.
+    pub fn fit_fills(&mut self, table: &Table, fit_rows: &[usize]) -> Result<()> {
+        for feature in &mut self.features {
+            let name = feature.name().to_string();
+            let column = table
+                .column(&name)
+                .ok_or_else(|| missing_columns(table, &[name.as_str()], "feature"))?;
+            let found = match (&mut *feature, column) {
+                (Feature::Numeric { fill, .. }, Column::Numeric { values, .. }) => {
+                    *fill = median(fit_rows.iter().map(|&r| values[r]));
+                    fill.is_some()
+                }
+                (
+                    Feature::Categorical {
+                        categories, fill, ..
+                    },
+                    Column::Text {
+                        codes,
+                        categories: seen,
+                        ..
+                    },
+                ) => {
+                    *fill = most_frequent(
+                        fit_rows
+                            .iter()
+                            .map(|&r| codes[r])
+                            .filter(|&c| c != Column::MISSING)
+                            .map(|c| seen[c as usize].as_str()),
+                        categories,
+                    );
+                    fill.is_some()
+                }
+                _ => unreachable!("the encoding was fitted on this table"),
+            };
+            if !found {
+                return Err(Error::data(
+                    table.location(None, Some(&name)),
+                    format!(
+                        "every one of the {} training rows is missing this column, so there is \
+                         nothing to fill its gaps with",
+                        fit_rows.len()
+                    ),
+                    Hint::text("leave it out with ").setting(Setting::Ignore, &name),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Number of network inputs.
@@ -534,9 +646,20 @@ impl Encoding {
 
     /// The network inputs for `rows` of `table` (columns matched by name, in any order).
     ///
-    /// Refuses missing cells, text in a numeric feature, and categories not seen in
-    /// training, naming the line and column.
+    /// Refuses missing cells the model has no fill value for, text in a numeric feature,
+    /// and categories not seen in training, naming the line and column.
     pub fn inputs(&self, table: &Table, rows: &[usize]) -> Result<Array2<f32>> {
+        Ok(self.encode(table, rows, UnknownCategory::Error)?.inputs)
+    }
+
+    /// [`Encoding::inputs`], with a choice for unseen categories, and counts of the cells
+    /// filled in and of the unseen categories let through.
+    pub fn encode(
+        &self,
+        table: &Table,
+        rows: &[usize],
+        unknown: UnknownCategory,
+    ) -> Result<Encoded> {
         self.check_columns(table)?;
         let width = self.input_width();
         if rows
@@ -547,6 +670,7 @@ impl Encoding {
             return Err(self.too_many_inputs(table, rows.len()));
         }
         let mut x = Array2::zeros((rows.len(), width));
+        let (mut filled, mut unseen) = (0, 0);
         let mut offset = 0;
         for feature in &self.features {
             let name = feature.name();
@@ -564,17 +688,29 @@ impl Encoding {
             }
             let out = x.slice_mut(ndarray::s![.., offset..offset + feature.width()]);
             match (feature, column) {
-                (Feature::Numeric { mean, std, .. }, Column::Numeric { values, .. }) => {
-                    standardise(table, name, values, (*mean, *std), rows, out)?;
+                (
+                    Feature::Numeric {
+                        mean, std, fill, ..
+                    },
+                    Column::Numeric { values, .. },
+                ) => {
+                    filled += standardise(table, name, values, (*mean, *std, *fill), rows, out)?;
                 }
                 (
-                    Feature::Categorical { categories, .. },
+                    Feature::Categorical {
+                        categories, fill, ..
+                    },
                     Column::Text {
                         codes,
                         categories: seen,
                         ..
                     },
-                ) => one_hot(table, name, (codes, seen), categories, rows, out)?,
+                ) => {
+                    let fill = (categories.as_slice(), fill.as_deref());
+                    let (f, u) = one_hot(table, name, (codes, seen), fill, rows, unknown, out)?;
+                    filled += f;
+                    unseen += u;
+                }
                 (Feature::Numeric { .. }, Column::Text { .. }) => {
                     let (row, value) = column.first_text().unwrap_or((0, ""));
                     return Err(Error::data(
@@ -592,7 +728,11 @@ impl Encoding {
             }
             offset += feature.width();
         }
-        Ok(x)
+        Ok(Encoded {
+            inputs: x,
+            filled,
+            unseen,
+        })
     }
 
     /// The error for more inputs than fit in memory.
@@ -713,6 +853,46 @@ impl Encoding {
             TargetEncoding::Classes { .. } => panic!("values_from_outputs on a classifier"),
         }
     }
+}
+
+/// The median of the values that are not `NaN`: the middle one, or for an even count the
+/// mean of the two middle ones (computed in `f64`, then rounded to `f32`). `None` if every
+/// value is `NaN`.
+pub fn median(values: impl Iterator<Item = f32>) -> Option<f32> {
+    let mut present: Vec<f32> = values.filter(|v| !v.is_nan()).collect();
+    if present.is_empty() {
+        return None;
+    }
+    present.sort_unstable_by(f32::total_cmp);
+    let n = present.len();
+    Some(if n % 2 == 1 {
+        present[n / 2]
+    } else {
+        ((present[n / 2 - 1] as f64 + present[n / 2] as f64) / 2.0) as f32
+    })
+}
+
+/// The entry of `categories` that `values` holds most often; a tie goes to the one listed
+/// first (the model's categories are sorted, so the result does not depend on row order).
+/// `None` if there are no values.
+pub fn most_frequent<'a>(
+    values: impl Iterator<Item = &'a str>,
+    categories: &[String],
+) -> Option<String> {
+    let position: HashMap<&str, usize> = categories
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i))
+        .collect();
+    let mut counts = vec![0usize; categories.len()];
+    for v in values {
+        if let Some(&i) = position.get(v) {
+            counts[i] += 1;
+        }
+    }
+    // `max_by_key` keeps the last of equal maxima; reversed, that is the first.
+    let (best, &count) = counts.iter().enumerate().rev().max_by_key(|&(_, n)| *n)?;
+    (count > 0).then(|| categories[best].clone())
 }
 
 /// A number for a message: plain when moderate, scientific when huge or tiny.
@@ -857,6 +1037,127 @@ mod tests {
     }
 
     #[test]
+    fn median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        // numpy.nanmedian([4, 1, nan, 3, 2]) == 2.5; numpy.median([5, 1, 3]) == 3.0
+        assert_eq!(
+            median([4.0, 1.0, f32::NAN, 3.0, 2.0].into_iter()),
+            Some(2.5)
+        );
+        assert_eq!(median([5.0, 1.0, 3.0].into_iter()), Some(3.0));
+        assert_eq!(median([-7.5].into_iter()), Some(-7.5));
+        // 0.1 and 0.2 as f32, averaged in f64, rounded to f32.
+        assert_eq!(median([0.2f32, 0.1].into_iter()), Some(0.15));
+        assert_eq!(median([f32::NAN, f32::NAN].into_iter()), None);
+        assert_eq!(median(std::iter::empty()), None);
+    }
+
+    #[test]
+    fn most_frequent_category_ties_go_to_the_first_in_sorted_order() {
+        let categories: Vec<String> = ["blue", "green", "red"].map(String::from).to_vec();
+        let mode = |values: &[&'static str]| most_frequent(values.iter().copied(), &categories);
+        assert_eq!(mode(&["red", "green", "red"]), Some("red".into()));
+        // Two each of red and blue, in either order: blue sorts first.
+        assert_eq!(
+            mode(&["red", "blue", "red", "blue", "green"]),
+            Some("blue".into())
+        );
+        assert_eq!(
+            mode(&["blue", "red", "green", "red", "blue"]),
+            Some("blue".into())
+        );
+        assert_eq!(mode(&["green"]), Some("green".into()));
+        assert_eq!(mode(&[]), None);
+    }
+
+    #[test]
+    fn fill_values_come_from_the_training_rows_and_fill_new_rows() {
+        // Rows 0..=4 train; row 5 (x = 100, c = red) is validation and must not count.
+        let t = table("x,c,y\n4,red,a\n1,blue,b\nNA,red,a\n3,,b\n2,blue,a\n100,red,b\n");
+        let train = [0, 1, 2, 3, 4];
+        let mut enc = Encoding::fit(&t, "y", Task::Classification, &train).unwrap();
+        enc.fit_fills(&t, &train).unwrap();
+        match &enc.features[..] {
+            [
+                Feature::Numeric {
+                    mean, std, fill, ..
+                },
+                Feature::Categorical { fill: mode, .. },
+            ] => {
+                // numpy: x = [4, 1, 3, 2] → median 2.5, mean 2.5, std sqrt(1.25)
+                assert_eq!(*fill, Some(2.5));
+                assert_eq!(*mean, 2.5);
+                assert!((*std - 1.25f64.sqrt()).abs() < 1e-12, "{std}");
+                // blue 2, red 2 among rows 0..=4: a tie, blue sorts first.
+                assert_eq!(mode.as_deref(), Some("blue"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let encoded = enc.encode(&t, &[2, 3], UnknownCategory::Error).unwrap();
+        assert_eq!(encoded.filled, 2);
+        // Row 2: x filled with 2.5, standardised to 0; red. Row 3: x = 3; c filled: blue.
+        let Feature::Numeric { std, .. } = &enc.features[0] else {
+            unreachable!()
+        };
+        let z = (0.5 / std) as f32;
+        assert_eq!(
+            encoded.inputs,
+            ndarray::array![[0.0, 0.0, 1.0], [z, 1.0, 0.0]]
+        );
+        let written = table("x,c,y\n2.5,red,a\n3,blue,b\n");
+        assert_eq!(enc.inputs(&written, &[0, 1]).unwrap(), encoded.inputs);
+    }
+
+    #[test]
+    fn a_feature_without_any_value_in_the_training_rows_cannot_be_filled() {
+        let t = table("x,z,y\n1,NA,a\n2,NA,b\n3,5,a\n");
+        let mut enc = Encoding::fit(&t, "y", Task::Classification, &[0, 1]).unwrap();
+        let err = enc.fit_fills(&t, &[0, 1]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "t.csv, column 'z': every one of the 2 training rows is missing this column, so \
+             there is nothing to fill its gaps with\n  hint: leave it out with `ignore = z`"
+        );
+    }
+
+    #[test]
+    fn a_missing_cell_without_a_fill_value_is_refused_naming_the_option() {
+        let t = table("x,c,y\n1,red,a\n2,blue,b\n");
+        let enc = Encoding::fit(&t, "y", Task::Classification, &[0, 1]).unwrap();
+        let new = table("x,c\n1,red\n,blue\n");
+        let err = enc.inputs(&new, &[0, 1]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "t.csv, line 3, column 'x': this cell is missing, and the model has no value to \
+             fill it with (it was not trained to impute missing cells)\n  hint: fill in the \
+             value or leave the row out, or retrain the model with `missing = impute`, which \
+             stores fill values in it"
+        );
+    }
+
+    #[test]
+    fn unseen_categories_are_refused_or_encoded_as_all_zeros() {
+        let t = table("x,c,y\n1,red,a\n2,blue,b\n");
+        let enc = Encoding::fit(&t, "y", Task::Classification, &[0, 1]).unwrap();
+        let new = Table::from_bytes(
+            Path::new("new.csv"),
+            b"c,x\npurple,1\nred,2\n",
+            &ReadOptions {
+                categorical: enc.categorical_names(),
+            },
+        )
+        .unwrap();
+        let err = enc.inputs(&new, &[0, 1]).unwrap_err().to_string();
+        assert!(err.ends_with("use `unknown_category = ignore`"), "{err}");
+        let encoded = enc.encode(&new, &[0, 1], UnknownCategory::Ignore).unwrap();
+        assert_eq!((encoded.filled, encoded.unseen), (0, 1));
+        // x: mean 1.5, std 0.5; c: blue, red.
+        assert_eq!(
+            encoded.inputs,
+            ndarray::array![[-1.0, 0.0, 0.0], [1.0, 0.0, 1.0]]
+        );
+    }
+
+    #[test]
     fn errors_name_the_problem() {
         let t = table("x,y\n1,a\n2,a\n");
         let err = Encoding::fit(&t, "y", Task::Classification, &[0, 1])
@@ -895,7 +1196,8 @@ mod tests {
         assert_eq!(
             err,
             "new.csv, line 3, column 'c': category 'purple' was not seen in training\n  \
-             hint: the model knows: blue, red"
+             hint: the model knows: blue, red; to predict anyway, with no category's input \
+             on, use `unknown_category = ignore`"
         );
         let new = table("z\n1\n");
         let err = enc.inputs(&new, &[0]).unwrap_err().to_string();

@@ -104,6 +104,8 @@ pub enum Setting {
     Output,
     /// Class probabilities in the predictions.
     Proba,
+    /// What predict and eval do with a category the model has not seen.
+    UnknownCategory,
     /// The number of threads.
     Threads,
     /// The number of threads, from the environment (`MLP_THREADS`).
@@ -136,6 +138,7 @@ impl Setting {
             Setting::Plot => "plot",
             Setting::Output => "output",
             Setting::Proba => "proba",
+            Setting::UnknownCategory => "unknown_category",
             Setting::Threads => "threads",
             Setting::ThreadsVariable => "MLP_THREADS",
         }

@@ -71,6 +71,9 @@ pub struct TrainingRecord {
     pub rows: usize,
     /// Rows dropped for missing values.
     pub dropped_rows: usize,
+    /// Missing feature cells filled in (`--missing impute`).
+    #[serde(default)]
+    pub filled_cells: usize,
     /// Rows in the training split.
     pub train_rows: usize,
     /// Rows in the validation split.
@@ -425,17 +428,48 @@ fn validate_encoding(encoding: &Encoding) -> std::result::Result<(), String> {
             return Err(format!("'{}' is both a feature and the target", f.name()));
         }
         match f {
-            Feature::Numeric { name, mean, std } => {
+            Feature::Numeric {
+                name,
+                mean,
+                std,
+                fill,
+            } => {
                 if !(mean.is_finite() && std.is_finite() && *std > 0.0) {
                     return Err(format!("feature '{name}' has an invalid mean or deviation"));
                 }
+                if let Some(fill) = fill {
+                    if !fill.is_finite() {
+                        return Err(format!(
+                            "feature '{name}' fills missing cells with {fill:?}, which is not a \
+                             finite number"
+                        ));
+                    }
+                    if !(((*fill as f64 - mean) / std) as f32).is_finite() {
+                        return Err(format!(
+                            "feature '{name}' fills missing cells with {fill:?}, too far from \
+                             its mean and deviation to standardise"
+                        ));
+                    }
+                }
             }
-            Feature::Categorical { name, categories } => {
+            Feature::Categorical {
+                name,
+                categories,
+                fill,
+            } => {
                 if categories.is_empty() {
                     return Err(format!("feature '{name}' has no categories"));
                 }
                 if let Some(c) = first_duplicate(categories) {
                     return Err(format!("feature '{name}' lists category '{c}' twice"));
+                }
+                if let Some(fill) = fill
+                    && !categories.contains(fill)
+                {
+                    return Err(format!(
+                        "feature '{name}' fills missing cells with '{fill}', which is not one \
+                         of its categories"
+                    ));
                 }
             }
         }

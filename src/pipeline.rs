@@ -18,7 +18,7 @@ use ndarray::Array2;
 use sha2::{Digest, Sha256};
 
 use crate::data::{ReadOptions, Table};
-use crate::dataset::{Encoding, Targets, Task, detect_task};
+use crate::dataset::{Encoding, Targets, Task, UnknownCategory, detect_task};
 use crate::error::{Error, Hint, Result, Setting};
 use crate::loss::Loss;
 use crate::model::{
@@ -30,14 +30,18 @@ use crate::train::{
     build_network, fit, loss_for, parameter_count, split_rows,
 };
 
-/// What to do with rows that have missing values.
+/// What to do with missing cells in the training file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MissingPolicy {
     /// Refuse the file, naming the first missing cell.
     #[default]
     Error,
-    /// Leave those rows out and say how many.
+    /// Leave out the rows that have one, and say how many.
     Drop,
+    /// Fill a missing feature cell with the training split's median (numbers) or most
+    /// frequent category (text), and store those fill values in the model so that
+    /// `predict` and `eval` fill new rows the same way. Rows without a target are left out.
+    Impute,
 }
 
 /// Everything `mlp train` is asked to do.
@@ -85,8 +89,12 @@ pub struct Prepared {
     pub delimiter: u8,
     /// Rows kept.
     pub rows: usize,
-    /// Rows dropped for missing values.
+    /// Rows dropped for missing values (with [`MissingPolicy::Impute`]: for a missing
+    /// target).
     pub dropped: usize,
+    /// Missing feature cells filled in ([`MissingPolicy::Impute`]) in the rows kept: (column,
+    /// cells) for each column that had any, in file order.
+    pub filled: Vec<(String, usize)>,
     /// The task.
     pub task: Task,
     /// Feature and target encoding (statistics from the training split).
@@ -130,21 +138,36 @@ pub fn prepare_bytes(request: &TrainRequest, bytes: &[u8]) -> Result<Prepared> {
 fn prepare_checked(request: &TrainRequest, bytes: &[u8]) -> Result<Prepared> {
     let (mut table, target) = read_table(request, bytes)?;
     let total = table.rows();
-    let dropped = drop_missing(&mut table, request.missing)?;
+    let dropped = drop_missing(&mut table, &target, request.missing)?;
     let rows = table.rows();
     if rows == 0 {
-        return Err(Error::data(
-            table.location(None, None),
-            format!("every one of the {total} rows has a missing value"),
-            "fill in the missing cells",
-        ));
+        let (message, hint) = match request.missing {
+            MissingPolicy::Impute => (
+                format!("the target is missing in every one of the {total} rows"),
+                Hint::text("fill in the target column, or check ").name(Setting::Target),
+            ),
+            MissingPolicy::Error | MissingPolicy::Drop => (
+                format!("every one of the {total} rows has a missing value"),
+                Hint::text("fill in the missing cells, or use ")
+                    .setting(Setting::Missing, "impute"),
+            ),
+        };
+        return Err(Error::data(table.location(None, None), message, hint));
     }
     let task = match request.task {
         Some(t) => t,
         None => detect_task(&table, &target)?,
     };
     let split = split_table(&table, &target, task, &request.config)?;
-    let encoding = Encoding::fit(&table, &target, task, &split.train)?;
+    let mut encoding = Encoding::fit(&table, &target, task, &split.train)?;
+    let mut filled = Vec::new();
+    if request.missing == MissingPolicy::Impute {
+        encoding.fit_fills(&table, &split.train)?;
+        filled = (table.columns().iter())
+            .filter(|c| c.name() != target && c.missing() > 0)
+            .map(|c| (c.name().to_string(), c.missing()))
+            .collect();
+    }
     check_network_size(&encoding, &request.config)?;
     Ok(Prepared {
         data: request.data.clone(),
@@ -152,6 +175,7 @@ fn prepare_checked(request: &TrainRequest, bytes: &[u8]) -> Result<Prepared> {
         delimiter: table.delimiter(),
         rows,
         dropped,
+        filled,
         task,
         x_train: encoding.inputs(&table, &split.train)?,
         y_train: encoding.targets(&table, &split.train)?,
@@ -258,10 +282,16 @@ fn one_column(table: &Table) -> Error {
 }
 
 /// Applies `policy` to the rows with missing values; returns how many were dropped.
-fn drop_missing(table: &mut Table, policy: MissingPolicy) -> Result<usize> {
+/// Imputing fills features only: a row without a target teaches nothing, and is dropped.
+fn drop_missing(table: &mut Table, target: &str, policy: MissingPolicy) -> Result<usize> {
     let total = table.rows();
     let keep: Vec<bool> = (0..total)
-        .map(|r| table.columns().iter().all(|c| !c.is_missing(r)))
+        .map(|r| match policy {
+            MissingPolicy::Impute => !table.column(target).is_some_and(|c| c.is_missing(r)),
+            MissingPolicy::Error | MissingPolicy::Drop => {
+                table.columns().iter().all(|c| !c.is_missing(r))
+            }
+        })
         .collect();
     let dropped = keep.iter().filter(|k| !**k).count();
     if dropped > 0 {
@@ -275,6 +305,25 @@ fn drop_missing(table: &mut Table, policy: MissingPolicy) -> Result<usize> {
                     .expect("a cell is missing")
                     .name()
                     .to_string();
+                let hint = if column == target {
+                    Hint::text("a target cannot be made up: fill it in, or use ")
+                        .setting(Setting::Missing, "drop")
+                        .then(" (or ")
+                        .setting(Setting::Missing, "impute")
+                        .then(
+                            ", which also fills missing feature cells) to train without the \
+                               rows that lack it",
+                        )
+                } else {
+                    Hint::text("use ")
+                        .setting(Setting::Missing, "impute")
+                        .then(
+                            " to fill them (the column's median, or its most frequent \
+                               category), ",
+                        )
+                        .setting(Setting::Missing, "drop")
+                        .then(" to train without those rows, or fill them in")
+                };
                 return Err(Error::data(
                     table.location(Some(row), Some(&column)),
                     format!(
@@ -282,12 +331,10 @@ fn drop_missing(table: &mut Table, policy: MissingPolicy) -> Result<usize> {
                          values",
                         if dropped == 1 { "has" } else { "have" }
                     ),
-                    Hint::text("fill them in, or use ")
-                        .setting(Setting::Missing, "drop")
-                        .then(" to train without those rows"),
+                    hint,
                 ));
             }
-            MissingPolicy::Drop => table.retain_rows(&keep),
+            MissingPolicy::Drop | MissingPolicy::Impute => table.retain_rows(&keep),
         }
     }
     Ok(dropped)
@@ -499,6 +546,7 @@ fn model_file(
             data_sha256: prepared.sha256.clone(),
             rows: prepared.rows,
             dropped_rows: prepared.dropped,
+            filled_cells: prepared.filled.iter().map(|(_, n)| n).sum(),
             train_rows: prepared.x_train.nrows(),
             validation_rows: prepared.x_val.nrows(),
             config: config.clone(),
@@ -529,14 +577,31 @@ pub struct Scored {
     pub truth: Option<Truth>,
     /// Rows read.
     pub rows: usize,
+    /// Missing cells filled with the model's fill values.
+    pub filled: usize,
+    /// Unseen categories encoded as all zeros (with [`UnknownCategory::Ignore`]).
+    pub unseen: usize,
 }
 
 /// Runs `model` on every row of the CSV at `path`. Feature columns are matched by name in
 /// any order; other columns are ignored. With `need_target`, the target column must be
 /// there too (for `eval`).
+///
+/// A missing cell gets the model's fill value (`--missing impute`) or is refused; a category
+/// the model has not seen is refused (see [`score_with`]).
 pub fn score(model: &mut Model, path: &Path, need_target: bool) -> Result<Scored> {
+    score_with(model, path, need_target, UnknownCategory::Error)
+}
+
+/// [`score`], with a choice for categories the model has not seen.
+pub fn score_with(
+    model: &mut Model,
+    path: &Path,
+    need_target: bool,
+    unknown: UnknownCategory,
+) -> Result<Scored> {
     let bytes = crate::fsutil::read_data(path)?;
-    score_bytes(model, path, &bytes, need_target)
+    score_bytes_with(model, path, &bytes, need_target, unknown)
 }
 
 /// [`score`] for a CSV file already in memory (`path` names it in messages).
@@ -545,6 +610,17 @@ pub fn score_bytes(
     path: &Path,
     bytes: &[u8],
     need_target: bool,
+) -> Result<Scored> {
+    score_bytes_with(model, path, bytes, need_target, UnknownCategory::Error)
+}
+
+/// [`score_with`] for a CSV file already in memory (`path` names it in messages).
+pub fn score_bytes_with(
+    model: &mut Model,
+    path: &Path,
+    bytes: &[u8],
+    need_target: bool,
+    unknown: UnknownCategory,
 ) -> Result<Scored> {
     let encoding = &model.file.encoding;
     let mut categorical = encoding.categorical_names();
@@ -575,7 +651,8 @@ pub fn score_bytes(
         ));
     }
     let rows: Vec<usize> = (0..table.rows()).collect();
-    let inputs = encoding.inputs(&table, &rows)?;
+    let encoded = encoding.encode(&table, &rows, unknown)?;
+    let inputs = encoded.inputs;
     let truth = if need_target {
         Some(match encoding.targets(&table, &rows)? {
             Targets::Classes(c) => Truth::Classes(c),
@@ -607,5 +684,7 @@ pub fn score_bytes(
         predictions,
         truth,
         rows: table.rows(),
+        filled: encoded.filled,
+        unseen: encoded.unseen,
     })
 }

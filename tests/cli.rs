@@ -242,6 +242,7 @@ fn missing_values_are_refused_then_dropped_on_request() {
         "{err}"
     );
     assert!(err.contains("--missing drop"), "{err}");
+    assert!(err.contains("--missing impute"), "{err}");
     let out = ok(
         d,
         &["train", customers.to_str().unwrap(), "--missing", "drop"],
@@ -268,6 +269,196 @@ fn missing_values_are_refused_then_dropped_on_request() {
         err.contains("few.csv, line 1: the feature columns 'income', 'region', 'country' are not in the header"),
         "{err}"
     );
+}
+
+/// Rows of `tests/data/customers.csv`'s features with gaps, and the same rows with the fill
+/// values of a model trained on the whole file written in (pandas: `age.median()` 47.0,
+/// `income.median()` 33574.0, most frequent plan 'plus' (106 rows), region 'west' (82)).
+const GAPS: &str = "age,income,plan,region,country\n\
+                    ,20892,plus,west,NZ\n\
+                    62,NA,pro,south,NZ\n\
+                    41,30000,,east,?\n";
+const FILLED: &str = "age,income,plan,region,country\n\
+                      47,20892,plus,west,NZ\n\
+                      62,33574,pro,south,NZ\n\
+                      41,30000,plus,east,NZ\n";
+
+#[test]
+fn missing_values_round_trip_through_train_predict_and_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let customers = data("tests/data/customers.csv");
+    let customers = customers.to_str().unwrap();
+    // All rows train (no validation split), so the fill values are the whole file's.
+    let out = ok(
+        d,
+        &[
+            "train",
+            customers,
+            "--missing",
+            "impute",
+            "--val-split",
+            "0",
+            "--epochs",
+            "40",
+        ],
+    );
+    assert!(out.contains("customers.csv: 300 rows\n"), "{out}");
+    assert!(
+        out.contains(
+            "missing: filled 3 cells: age: 2 with the median 47, income: 1 with the median 33574\n"
+        ),
+        "{out}"
+    );
+    let m = model(&d.join("model.json"));
+    let fills: Vec<Value> = m["encoding"]["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["fill"].clone())
+        .collect();
+    assert_eq!(
+        fills,
+        serde_json::json!([47.0, 33574.0, "plus", "west", "NZ"])
+            .as_array()
+            .unwrap()
+            .clone()
+    );
+    assert_eq!(m["training"]["filled_cells"], 3);
+
+    // A row with a missing cell gets the prediction of the row with the fill value written in.
+    std::fs::write(d.join("gaps.csv"), GAPS).unwrap();
+    std::fs::write(d.join("filled.csv"), FILLED).unwrap();
+    let gaps = mlp(d, &["predict", "model.json", "gaps.csv", "--proba"]);
+    assert_eq!(gaps.status.code(), Some(0), "{}", stderr(&gaps));
+    assert_eq!(
+        stderr(&gaps),
+        "note: filled 4 missing cells with the model's fill values (the training medians and \
+         most frequent categories)\n"
+    );
+    let filled = ok(d, &["predict", "model.json", "filled.csv", "--proba"]);
+    assert_eq!(stdout(&gaps), filled);
+    assert_eq!(filled.lines().count(), 4, "{filled}");
+
+    // eval on a file with missing cells: every row scored, the same predictions as predict.
+    let report = json(&ok(d, &["eval", "model.json", customers, "--json"]));
+    assert_eq!(report["rows"], 300);
+    assert_eq!(report["filled_cells"], 3);
+    let predicted = ok(d, &["predict", "model.json", customers]);
+    let truth = std::fs::read_to_string(customers).unwrap();
+    let correct = predicted
+        .lines()
+        .skip(1)
+        .zip(truth.lines().skip(1))
+        .filter(|(p, row)| row.ends_with(&format!(",{p}")))
+        .count();
+    assert_eq!(report["accuracy"], correct as f64 / 300.0);
+    let text = ok(d, &["eval", "model.json", customers]);
+    assert!(
+        text.contains("filled 3 missing cells with the model's fill values"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_model_without_fill_values_refuses_a_missing_cell_naming_the_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let customers = data("tests/data/customers.csv");
+    let customers = customers.to_str().unwrap();
+    ok(
+        d,
+        &[
+            "train",
+            customers,
+            "--missing",
+            "drop",
+            "--epochs",
+            "5",
+            "-q",
+        ],
+    );
+    let m = model(&d.join("model.json"));
+    assert!(m["encoding"]["features"][0].get("fill").is_none(), "{m}");
+    std::fs::write(d.join("gaps.csv"), GAPS).unwrap();
+    let want = "error: gaps.csv, line 2, column 'age': this cell is missing, and the model has \
+                no value to fill it with (it was not trained to impute missing cells)\n  \
+                hint: fill in the value or leave the row out, or retrain the model with \
+                --missing impute, which stores fill values in it\n";
+    assert_eq!(user_error(d, &["predict", "model.json", "gaps.csv"]), want);
+    let err = user_error(d, &["eval", "model.json", customers]);
+    assert!(
+        err.starts_with("error: ")
+            && err.contains("customers.csv, line 19, column 'age': this cell is missing")
+            && err.contains("--missing impute"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unseen_categories_are_refused_unless_asked_to_ignore_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let customers = data("tests/data/customers.csv");
+    let customers = customers.to_str().unwrap();
+    ok(
+        d,
+        &[
+            "train",
+            customers,
+            "--missing",
+            "impute",
+            "--epochs",
+            "5",
+            "-q",
+        ],
+    );
+    std::fs::write(
+        d.join("new.csv"),
+        "age,income,plan,region,country,churned\n\
+         40,30000,pro,east,NZ,no\n\
+         40,30000,platinum,east,NZ,yes\n",
+    )
+    .unwrap();
+    let err = user_error(d, &["predict", "model.json", "new.csv"]);
+    assert_eq!(
+        err,
+        "error: new.csv, line 3, column 'plan': category 'platinum' was not seen in training\n  \
+         hint: the model knows: basic, plus, pro; to predict anyway, with no category's input \
+         on, use --unknown-category ignore\n"
+    );
+    let o = mlp(
+        d,
+        &[
+            "predict",
+            "model.json",
+            "new.csv",
+            "--unknown-category",
+            "ignore",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 3, "{}", stdout(&o));
+    assert!(
+        stderr(&o).starts_with("note: 1 cells held categories the model has not seen"),
+        "{}",
+        stderr(&o)
+    );
+    let report = json(&ok(
+        d,
+        &[
+            "eval",
+            "model.json",
+            "new.csv",
+            "--json",
+            "--unknown-category",
+            "ignore",
+        ],
+    ));
+    assert_eq!(report["unseen_categories"], 1);
+    assert_eq!(report["rows"], 2);
+    let help = ok(d, &["predict", "--help"]);
+    assert!(help.contains("--unknown-category ignore"), "{help}");
 }
 
 #[test]

@@ -526,17 +526,20 @@ const PREDICT: &[(&str, &str, &str)] = &[
         "unseen_category.csv",
         "predict/unseen_category.csv, line 3, column 'plan': category 'platinum' was not seen \
          in training",
-        "the model knows: basic, plus, pro",
+        "the model knows: basic, plus, pro; to predict anyway, with no category's input on, \
+         use --unknown-category ignore",
     ),
     (
         "missing_cell.csv",
-        "predict/missing_cell.csv, line 3, column 'age': this cell is missing",
-        "fill it in",
+        "predict/missing_cell.csv, line 3, column 'age': this cell is missing, and the model \
+         has no value to fill it with (it was not trained to impute missing cells)",
+        "retrain the model with --missing impute",
     ),
     (
         "missing_category.csv",
-        "predict/missing_category.csv, line 3, column 'plan': this cell is missing",
-        "fill it in",
+        "predict/missing_category.csv, line 3, column 'plan': this cell is missing, and the \
+         model has no value to fill it with",
+        "retrain the model with --missing impute",
     ),
     (
         "text_in_numeric_column.csv",
@@ -838,6 +841,27 @@ const MODELS: &[(&str, &str, &str)] = &[
     (
         "duplicate_labels.json",
         "the class label 'no' appears twice",
+        "retrain",
+    ),
+    (
+        "fill_not_finite.json",
+        "feature 'age' fills missing cells with inf, which is not a finite number",
+        "retrain",
+    ),
+    (
+        "fill_too_far_to_standardise.json",
+        "feature 'x' fills missing cells with 3e38, too far from its mean and deviation to \
+         standardise",
+        "retrain",
+    ),
+    (
+        "fill_unknown_category.json",
+        "feature 'plan' fills missing cells with 'gold', which is not one of its categories",
+        "retrain",
+    ),
+    (
+        "fill_as_text.json",
+        "the model file is damaged: invalid type: string \"41\", expected f32",
         "retrain",
     ),
     (

@@ -8,7 +8,9 @@ use mlp::Error;
 use mlp::dataset::TargetEncoding;
 use mlp::metrics::{classification, regression};
 use mlp::model::{Model, Predictions};
-use mlp::pipeline::{Truth, score};
+use mlp::pipeline::{Truth, score_with};
+
+use super::{UnknownArg, made_up_note};
 use serde_json::json;
 
 use super::out::{outln, write_stdout};
@@ -26,7 +28,10 @@ const EXAMPLE: &str = "Examples:
 
 Classification: accuracy, per-class precision, recall and F1, and a confusion matrix.
 Regression: MSE, RMSE, MAE and R². The file needs the target column and the model's
-feature columns (by name, in any order).";
+feature columns (by name, in any order). Missing feature cells and unseen categories are
+handled as by `mlp predict`: filled if the model was trained with --missing impute, and
+with --unknown-category ignore encoded with none of their column's categories on.
+  mlp eval model.json test.csv --unknown-category ignore";
 
 /// Measure a model on a CSV file that has the true target values
 #[derive(Args, Debug)]
@@ -43,11 +48,17 @@ pub struct EvalArgs {
     /// Print one JSON object instead of a report
     #[arg(long)]
     json: bool,
+
+    /// A category the model did not see in training: refuse the file, or ignore it
+    /// (encode it with none of its column's categories on)
+    #[arg(long, value_enum, value_name = "WHAT", default_value = "error")]
+    unknown_category: UnknownArg,
 }
 
 pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
     let mut model = Model::load(&args.model)?;
-    let scored = score(&mut model, &args.data, true)?;
+    let scored = score_with(&mut model, &args.data, true, args.unknown_category.into())?;
+    let notes = made_up_note(&scored);
     let target = &model.file.encoding.target;
     let rows = scored.rows;
     match (&scored.predictions, scored.truth.as_ref(), target) {
@@ -64,6 +75,8 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
                         "task": "classification",
                         "rows": rows,
                         "accuracy": r.accuracy,
+                        "filled_cells": scored.filled,
+                        "unseen_categories": scored.unseen,
                         "classes": r.classes,
                         "labels": labels,
                         "confusion": r.confusion,
@@ -76,6 +89,9 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
                 "{}: {rows} rows, classification of '{name}'",
                 args.data.display()
             );
+            for note in &notes {
+                outln!("{note}");
+            }
             outln!("accuracy: {:.4} ({correct}/{rows})", r.accuracy);
             outln!();
             let w = labels
@@ -132,6 +148,8 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
                         "rmse": r.rmse,
                         "mae": r.mae,
                         "r2": r.r2,
+                        "filled_cells": scored.filled,
+                        "unseen_categories": scored.unseen,
                     })
                 );
                 return Ok(ExitCode::SUCCESS);
@@ -140,6 +158,9 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
                 "{}: {rows} rows, regression of '{name}'",
                 args.data.display()
             );
+            for note in &notes {
+                outln!("{note}");
+            }
             outln!("MSE:  {:.6}", r.mse);
             outln!("RMSE: {:.6}", r.rmse);
             outln!("MAE:  {:.6}", r.mae);

@@ -52,6 +52,43 @@ enum TaskArg {
     Regression,
 }
 
+/// `--unknown-category` of `predict` and `eval`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum UnknownArg {
+    Error,
+    Ignore,
+}
+
+impl From<UnknownArg> for mlp::dataset::UnknownCategory {
+    fn from(arg: UnknownArg) -> Self {
+        match arg {
+            UnknownArg::Error => Self::Error,
+            UnknownArg::Ignore => Self::Ignore,
+        }
+    }
+}
+
+/// What `predict` and `eval` made up for a file: missing cells filled in, unseen
+/// categories let through. Nothing when neither happened.
+fn made_up_note(scored: &mlp::pipeline::Scored) -> Vec<String> {
+    let mut notes = Vec::new();
+    if scored.filled > 0 {
+        notes.push(format!(
+            "filled {} missing cells with the model's fill values (the training medians and \
+             most frequent categories)",
+            scored.filled
+        ));
+    }
+    if scored.unseen > 0 {
+        notes.push(format!(
+            "{} cells held categories the model has not seen; they were encoded with no \
+             category of their column on (--unknown-category ignore)",
+            scored.unseen
+        ));
+    }
+    notes
+}
+
 /// Shows a library error the way every command does: `error: …` and `  hint: …` on stderr,
 /// settings worded as flags.
 fn report(e: &mlp::Error) {

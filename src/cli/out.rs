@@ -138,6 +138,7 @@ pub fn words(setting: Setting, value: Option<&str>) -> String {
         Setting::Plot => "--plot",
         Setting::Output => "--output",
         Setting::Proba => "--proba",
+        Setting::UnknownCategory => "--unknown-category",
         Setting::Threads => "--threads",
         Setting::ThreadsVariable => {
             return match value {

@@ -9,7 +9,9 @@ use mlp::dataset::TargetEncoding;
 use mlp::error::Setting;
 use mlp::fsutil::{check_output_path, same_file, write_output};
 use mlp::model::{Model, Predictions};
-use mlp::pipeline::score;
+use mlp::pipeline::score_with;
+
+use super::{UnknownArg, made_up_note};
 
 use super::out::{errln, write_stdout};
 
@@ -19,7 +21,11 @@ const EXAMPLE: &str = "Examples:
 
 The output has one row per input row: a `prediction` column (the class label or the
 value, in the target's units) and, with --proba, a `prob_<label>` column per class.
-Feature columns are matched by name, in any order; other columns are ignored.";
+Feature columns are matched by name, in any order; other columns are ignored.
+A missing cell gets the model's fill value if it was trained with --missing impute,
+and is refused otherwise. A category the model never saw is refused, unless
+--unknown-category ignore: then it is encoded with none of its column's categories on.
+  mlp predict model.json new.csv --unknown-category ignore";
 
 /// Predict the target for every row of a CSV file
 #[derive(Args, Debug)]
@@ -40,6 +46,11 @@ pub struct PredictArgs {
     /// Add one probability column per class (classification models)
     #[arg(long)]
     proba: bool,
+
+    /// A category the model did not see in training: refuse the file, or ignore it
+    /// (encode it with none of its column's categories on, as a missing-category row)
+    #[arg(long, value_enum, value_name = "WHAT", default_value = "error")]
+    unknown_category: UnknownArg,
 }
 
 pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
@@ -65,7 +76,10 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
             "leave out --proba",
         ));
     }
-    let scored = score(&mut model, &args.data, false)?;
+    let scored = score_with(&mut model, &args.data, false, args.unknown_category.into())?;
+    for note in made_up_note(&scored) {
+        errln!("note: {note}");
+    }
     let mut out = csv::Writer::from_writer(Vec::new());
     let csv_error = |e: csv::Error| Error::io(&args.data, std::io::Error::other(e));
     match (&scored.predictions, &model.file.encoding.target) {

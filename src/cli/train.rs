@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mlp::Error;
-use mlp::dataset::{TargetEncoding, Task};
+use mlp::dataset::{Encoding, Feature, TargetEncoding, Task};
 use mlp::error::{Hint, Setting};
 use mlp::fsutil::{check_output_path, is_device_or_pipe, remove_temporary_files, same_file};
 use mlp::pipeline::{MissingPolicy, TrainRequest, Trained, prepare, train};
@@ -22,7 +22,10 @@ const EXAMPLE: &str = "Examples:
       trains a classifier on every other column, holding out 20% to validate;
       writes model.json and its loss curve model.png
   mlp train houses.csv --target price --hidden 64,64 --epochs 500 --model houses.json
-  mlp train survey.csv --target answer --missing drop --categorical region,zip";
+  mlp train survey.csv --target answer --missing impute --categorical region,zip
+      fills each missing cell with the column's median or most frequent category (of
+      the training rows) and keeps those values in the model, so that `mlp predict`
+      and `mlp eval` fill new rows' missing cells the same way";
 
 /// Train a network on a CSV file and write the model and its loss curve
 #[derive(Args, Debug)]
@@ -125,7 +128,9 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
 
-    /// Rows with missing values: refuse the file, or drop those rows
+    /// Missing cells (empty, NA, NaN, null, ?): refuse the file; drop the rows that have
+    /// them; or impute: fill each with the training rows' median (numbers) or most frequent
+    /// category (text), values the model keeps to fill new rows at predict and eval time
     #[arg(long, value_enum, default_value = "error")]
     missing: MissingArg,
 
@@ -170,6 +175,7 @@ enum OptimizerArg {
 enum MissingArg {
     Error,
     Drop,
+    Impute,
 }
 
 /// Raised by Ctrl-C; the training loop checks it after every batch.
@@ -220,6 +226,7 @@ impl TrainArgs {
             missing: match self.missing {
                 MissingArg::Error => MissingPolicy::Error,
                 MissingArg::Drop => MissingPolicy::Drop,
+                MissingArg::Impute => MissingPolicy::Impute,
             },
             categorical: column_list(Setting::Categorical, &self.categorical)?,
             ignore: column_list(Setting::Ignore, &self.ignore)?,
@@ -307,11 +314,19 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
         "read {}: {} rows{delimiter}{}",
         prepared.data.display(),
         prepared.rows,
-        match prepared.dropped {
-            0 => String::new(),
-            n => format!(" (dropped {n} with missing values)"),
+        match (prepared.dropped, request.missing) {
+            (0, _) => String::new(),
+            (n, MissingPolicy::Impute) => format!(" (dropped {n} without a target value)"),
+            (n, _) => format!(" (dropped {n} with missing values)"),
         }
     ));
+    if !prepared.filled.is_empty() {
+        say(format!(
+            "missing: filled {} cells: {}",
+            prepared.filled.iter().map(|(_, n)| n).sum::<usize>(),
+            fill_summary(&prepared.encoding, &prepared.filled)
+        ));
+    }
     let encoding = &prepared.encoding;
     say(match &encoding.target {
         TargetEncoding::Classes { name, labels } => format!(
@@ -474,6 +489,29 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `age: 3 with the median 41.5, plan: 1 with the most frequent 'pro'`.
+fn fill_summary(encoding: &Encoding, filled: &[(String, usize)]) -> String {
+    let mut parts = Vec::new();
+    for (name, n) in filled {
+        let how = match encoding.features.iter().find(|f| f.name() == name) {
+            Some(Feature::Numeric {
+                fill: Some(fill), ..
+            }) => format!("the median {fill}"),
+            Some(Feature::Categorical {
+                fill: Some(fill), ..
+            }) => format!("the most frequent '{fill}'"),
+            _ => continue,
+        };
+        parts.push(format!("{name}: {n} with {how}"));
+    }
+    let shown = parts.len().min(10);
+    let mut text = parts[..shown].join(", ");
+    if parts.len() > shown {
+        text.push_str(&format!(", … ({} columns in all)", parts.len()));
+    }
+    text
 }
 
 fn short_list(items: &[String]) -> String {
