@@ -34,13 +34,16 @@ use crate::train::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MissingPolicy {
     /// Refuse the file, naming the first missing cell.
-    #[default]
     Error,
     /// Leave out the rows that have one, and say how many.
     Drop,
     /// Fill a missing feature cell with the training split's median (numbers) or most
     /// frequent category (text), and store those fill values in the model so that
     /// `predict` and `eval` fill new rows the same way. Rows without a target are left out.
+    ///
+    /// The default: on eleven real files with gaps (`bench/missing.py`) it scored better
+    /// than dropping rows, on the rows both could score, and it scores every row.
+    #[default]
     Impute,
 }
 
@@ -70,7 +73,7 @@ impl TrainRequest {
             data: data.into(),
             target: None,
             task: None,
-            missing: MissingPolicy::Error,
+            missing: MissingPolicy::Impute,
             categorical: Vec::new(),
             ignore: Vec::new(),
             config: TrainConfig::default(),

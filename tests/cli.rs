@@ -236,7 +236,10 @@ fn missing_values_are_refused_then_dropped_on_request() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let customers = data("tests/data/customers.csv");
-    let err = user_error(d, &["train", customers.to_str().unwrap()]);
+    let err = user_error(
+        d,
+        &["train", customers.to_str().unwrap(), "--missing", "error"],
+    );
     assert!(
         err.contains("customers.csv, line 19, column 'age': this cell is missing, and 3 of the 300 rows have missing values"),
         "{err}"

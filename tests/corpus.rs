@@ -168,7 +168,7 @@ const TRAIN: &[(&str, &[&str], &str, &str)] = &[
     ),
     (
         "nan_cell.csv",
-        &[],
+        &["--missing", "error"],
         "train/nan_cell.csv, line 4, column 'x': this cell is missing, and 1 of the 13 rows has \
          missing values",
         "--missing drop",
@@ -194,16 +194,23 @@ const TRAIN: &[(&str, &[&str], &str, &str)] = &[
     ),
     (
         "empty_cell.csv",
-        &[],
+        &["--missing", "error"],
         "train/empty_cell.csv, line 10, column 'age': this cell is missing, and 1 of the 13 \
          rows has missing values",
         "--missing drop",
     ),
     (
         "missing_target_cell.csv",
-        &[],
+        &["--missing", "error"],
         "train/missing_target_cell.csv, line 7, column 'churned': this cell is missing",
         "--missing drop",
+    ),
+    (
+        "column_all_missing.csv",
+        &[],
+        "train/column_all_missing.csv, column 'age': every one of the 10 training rows is \
+         missing this column, so there is nothing to fill its gaps with",
+        "leave it out with --ignore age",
     ),
     (
         "all_rows_missing.csv",
@@ -590,7 +597,8 @@ const PREDICT: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Trains the model the `predict/` cases run against.
+/// Trains the model the `predict/` cases run against (without fill values, so that it
+/// refuses missing cells).
 fn fixture_model(dir: &Path) -> PathBuf {
     let model = dir.join("fixture.json");
     let m = model.to_str().unwrap();
@@ -603,6 +611,8 @@ fn fixture_model(dir: &Path) -> PathBuf {
         "20",
         "--seed",
         "1",
+        "--missing",
+        "error",
         "-q",
         "--model",
         m,
@@ -987,6 +997,13 @@ const ACCEPT: &[(&str, &[&str], &[&str], &str)] = &[
         &[],
         &["x", "age", "plan"],
         "(2 numeric, 1 categorical)",
+    ),
+    (
+        "missing_values_imputed.csv",
+        &[],
+        &["x", "age", "plan"],
+        "33 rows (dropped 1 without a target value)\nmissing: filled 3 cells: x: 1 with the \
+         median 0.254, age: 1 with the median 41, plan: 1 with the most frequent 'plus'\n",
     ),
     (
         "missing_values_dropped.csv",

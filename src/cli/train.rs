@@ -22,10 +22,12 @@ const EXAMPLE: &str = "Examples:
       trains a classifier on every other column, holding out 20% to validate;
       writes model.json and its loss curve model.png
   mlp train houses.csv --target price --hidden 64,64 --epochs 500 --model houses.json
-  mlp train survey.csv --target answer --missing impute --categorical region,zip
-      fills each missing cell with the column's median or most frequent category (of
-      the training rows) and keeps those values in the model, so that `mlp predict`
-      and `mlp eval` fill new rows' missing cells the same way";
+  mlp train survey.csv --target answer --categorical region,zip
+      fills each missing cell (empty, NA, ?) with the column's median or most frequent
+      category in the training rows, and keeps those values in the model, so that
+      `mlp predict` and `mlp eval` fill new rows' missing cells the same way
+  mlp train survey.csv --target answer --missing error
+      refuses a file with missing cells instead, naming the first";
 
 /// Train a network on a CSV file and write the model and its loss curve
 #[derive(Args, Debug)]
@@ -128,10 +130,11 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
 
-    /// Missing cells (empty, NA, NaN, null, ?): refuse the file; drop the rows that have
-    /// them; or impute: fill each with the training rows' median (numbers) or most frequent
-    /// category (text), values the model keeps to fill new rows at predict and eval time
-    #[arg(long, value_enum, default_value = "error")]
+    /// Missing cells (empty, NA, NaN, null, ?): impute fills each with the training
+    /// rows' median (numbers) or most frequent category (text), values the model keeps to
+    /// fill new rows at predict and eval time (rows without a target are left out); drop
+    /// trains without the rows that have any; error refuses the file
+    #[arg(long, value_enum, default_value = "impute")]
     missing: MissingArg,
 
     /// Columns to treat as categories even if they hold numbers, comma-separated (read as
@@ -173,9 +176,9 @@ enum OptimizerArg {
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum MissingArg {
-    Error,
-    Drop,
     Impute,
+    Drop,
+    Error,
 }
 
 /// Raised by Ctrl-C; the training loop checks it after every batch.
