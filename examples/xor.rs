@@ -3,12 +3,15 @@
 //!
 //!     cargo run --release --example xor [-- PATH]
 //!
-//! Prints the model, the four inputs with their predictions and the final loss, and writes
-//! the loss curve to PATH (default `xor_loss.png`).
+//! Prints the model, the four inputs with their predictions and the final loss, writes
+//! the loss curve to PATH (default `xor_loss.png`) and, next to it, the network's output
+//! over the plane with the four points on top (`xor_boundary.png`).
 
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use mlp::boundary::{BoundaryPlot, Plane, RESOLUTION, surface};
+use mlp::dataset::{TargetEncoding, Targets};
 use mlp::plot::LossCurve;
 use mlp::{Init, Linear, Loss, Mse, Optimizer, Sequential, Sgd, Sigmoid, Target};
 use ndarray::array;
@@ -64,5 +67,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     LossCurve::new("XOR: 2-4-1 sigmoid network, MSE, SGD lr = 1.0", &history).write_png(&path)?;
     println!("wrote {}", path.display());
+
+    // The decision boundary: the output for every point of the plane around the four.
+    let plane = Plane::raw(["x₁", "x₂"], (-0.5, 1.5), (-0.5, 1.5));
+    // The network outputs the value itself: no standardisation to undo.
+    let target = TargetEncoding::Values {
+        name: "output".into(),
+        mean: 0.0,
+        std: 1.0,
+    };
+    let grid = surface(&mut model, &plane, &target, RESOLUTION);
+    let boundary = path.with_file_name("xor_boundary.png");
+    BoundaryPlot {
+        plane: &plane,
+        target: &target,
+        points: x.view(),
+        targets: &Targets::Values(y),
+        title: "XOR: the 2-4-1 network's output over the plane".into(),
+    }
+    .write_png(&grid, &boundary)?;
+    println!("wrote {}", boundary.display());
     Ok(())
 }

@@ -106,6 +106,16 @@ pub enum Setting {
     Proba,
     /// What predict and eval do with a category the model has not seen.
     UnknownCategory,
+    /// The data row to explain.
+    Row,
+    /// Shuffles per column for permutation importance.
+    Repeats,
+    /// Where the decision-boundary picture is written.
+    Boundary,
+    /// Where the decision-boundary animation is written.
+    BoundaryGif,
+    /// Where the gradient-norm picture of the health report is written.
+    Health,
     /// The number of threads.
     Threads,
     /// The number of threads, from the environment (`MLP_THREADS`).
@@ -139,6 +149,11 @@ impl Setting {
             Setting::Output => "output",
             Setting::Proba => "proba",
             Setting::UnknownCategory => "unknown_category",
+            Setting::Row => "row",
+            Setting::Repeats => "repeats",
+            Setting::Boundary => "boundary",
+            Setting::BoundaryGif => "boundary_gif",
+            Setting::Health => "health",
             Setting::Threads => "threads",
             Setting::ThreadsVariable => "MLP_THREADS",
         }

@@ -13,20 +13,31 @@
 //! | [`gradient_check`] | `gradcheck.rs` |
 //! | loss-curve PNGs | `plot.rs` |
 //! | the study note's computational graph | `graph.rs` |
+//! | one row through the network and back ([`explain::explain`]) | `explain.rs` |
+//! | permutation feature importance | `importance.rs` |
+//! | decision boundaries of two-input models | `boundary.rs` |
+//! | the training-health report | `health.rs` |
+//! | the learning-rate range test | `lr_find.rs` |
 //!
 //! Arrays are `f32` with one row per sample: a batch is `(B, features)`.
 #![warn(missing_docs)]
 
+pub mod boundary;
 pub mod data;
 pub mod dataset;
 pub mod error;
+pub mod explain;
 pub mod fsutil;
 pub mod gradcheck;
 pub mod graph;
+pub mod health;
+pub mod importance;
+pub mod labelled;
 pub mod layer;
 pub mod layers;
 pub mod linalg;
 pub mod loss;
+pub mod lr_find;
 pub mod metrics;
 pub mod model;
 pub mod optim;

@@ -124,6 +124,9 @@ pub struct ModelFile {
     pub training: TrainingRecord,
     /// Metrics of the saved epoch.
     pub metrics: Metrics,
+    /// The training-health report (files from before it existed have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::Health>,
 }
 
 /// Just enough of a file to tell what it is before reading the rest.

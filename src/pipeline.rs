@@ -26,8 +26,8 @@ use crate::model::{
 };
 use crate::sequential::Sequential;
 use crate::train::{
-    Batch, EpochReport, FitOutcome, Hooks, MAX_PARAMETERS, Split, StopReason, TrainConfig,
-    build_network, fit, loss_for, parameter_count, split_rows,
+    Batch, EpochReport, FitOutcome, Hooks, MAX_PARAMETERS, Observer, Split, StopReason,
+    TrainConfig, build_network, fit, loss_for, parameter_count, split_rows,
 };
 
 /// What to do with missing cells in the training file.
@@ -415,6 +415,24 @@ pub fn train(
     interrupt: Option<&AtomicBool>,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<Trained> {
+    train_observed(prepared, config, interrupt, on_epoch, None)
+}
+
+/// [`train`], with an [`Observer`] watching the model inside the training loop (not
+/// during a `--refit` run).
+pub fn train_observed(
+    prepared: &Prepared,
+    config: &TrainConfig,
+    interrupt: Option<&AtomicBool>,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+    observer: Option<&mut dyn Observer>,
+) -> Result<Trained> {
+    // Re-wrapped so the observer's lifetime can shrink to the hooks' (no coercion inside
+    // an Option).
+    let observer: Option<&mut dyn Observer> = match observer {
+        Some(o) => Some(o),
+        None => None,
+    };
     let mut network = new_network(prepared, config);
     let mut loss = loss_for(prepared.task, config)?;
     let mut optimizer = config.build_optimizer()?;
@@ -436,6 +454,7 @@ pub fn train(
         Hooks {
             interrupt,
             on_epoch: Some(on_epoch),
+            observer,
         },
     )?;
 
@@ -511,7 +530,7 @@ fn refit(
         &refit_config,
         Hooks {
             interrupt,
-            on_epoch: None,
+            ..Hooks::default()
         },
     )?;
     Ok(network)
@@ -559,6 +578,7 @@ fn model_file(
             refit_epochs,
         },
         metrics,
+        health: None,
     }
 }
 

@@ -22,7 +22,8 @@ const VALIDATION_COLOR: RGBColor = RGBColor(255, 127, 14);
 const METRIC_COLOR: RGBColor = RGBColor(44, 160, 44);
 const BEST_COLOR: RGBColor = RGBColor(214, 39, 40);
 
-fn register_font() {
+/// Registers the bundled font as `sans-serif` (once per process).
+pub(crate) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         for style in [FontStyle::Normal, FontStyle::Bold] {
@@ -115,18 +116,7 @@ impl<'a> LossCurve<'a> {
         let mut rgb = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
         self.draw(&mut rgb)
             .map_err(|e| format!("drawing the loss curve: {e}"))?;
-        let mut png = Vec::new();
-        let mut encoder = png::Encoder::new(&mut png, WIDTH, HEIGHT);
-        encoder.set_color(png::ColorType::Rgb);
-        encoder.set_depth(png::BitDepth::Eight);
-        // A chart is mostly flat colour: the best deflate level and per-row filter choice
-        // make it about ten times smaller than the defaults, at a few milliseconds' cost.
-        encoder.set_compression(png::Compression::Best);
-        encoder.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
-        let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
-        writer.write_image_data(&rgb).map_err(|e| e.to_string())?;
-        writer.finish().map_err(|e| e.to_string())?;
-        Ok(png)
+        encode_png(&rgb, WIDTH, HEIGHT)
     }
 
     fn draw(&self, rgb: &mut [u8]) -> std::result::Result<(), Box<dyn std::error::Error>> {
@@ -291,6 +281,40 @@ impl<'a> LossCurve<'a> {
             .draw()?;
         Ok(())
     }
+}
+
+/// PNG bytes of an 8-bit RGB picture `width × height`.
+pub(crate) fn encode_png(
+    rgb: &[u8],
+    width: u32,
+    height: u32,
+) -> std::result::Result<Vec<u8>, String> {
+    let mut png = Vec::new();
+    let mut encoder = png::Encoder::new(&mut png, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    // A chart is mostly flat colour: the best deflate level and per-row filter choice
+    // make it about ten times smaller than the defaults, at a few milliseconds' cost.
+    encoder.set_compression(png::Compression::Best);
+    encoder.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
+    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+    writer.write_image_data(rgb).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())?;
+    Ok(png)
+}
+
+/// Writes a picture drawn by `render` to `path` (atomically for a regular file), turning a drawing failure into
+/// an error on that path.
+pub(crate) fn write_png_with(
+    path: &Path,
+    render: impl FnOnce() -> std::result::Result<Vec<u8>, String>,
+) -> Result<()> {
+    let png = render().map_err(|message| Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(message),
+        hint: "drawing the picture failed (a bug worth reporting)".into(),
+    })?;
+    write_output(path, &png)
 }
 
 #[cfg(test)]

@@ -201,6 +201,42 @@ pub struct EpochReport {
     pub best_epoch: usize,
 }
 
+/// Watches training from inside the loop, seeing the model itself: the training-health
+/// report and the decision-boundary animation are observers. Both methods do nothing by
+/// default.
+pub trait Observer {
+    /// Once, before the first step, with the initial weights.
+    fn start(&mut self, _model: &mut Sequential) {}
+
+    /// After every optimizer step: `model` holds the updated weights and, from the
+    /// backward pass that led to them, the batch's gradients.
+    fn after_step(&mut self, _model: &mut Sequential) {}
+
+    /// After every epoch, with the weights as they are at its end.
+    fn after_epoch(&mut self, _report: &EpochReport, _model: &mut Sequential) {}
+}
+
+/// Several observers, called in order.
+impl Observer for Vec<&mut dyn Observer> {
+    fn start(&mut self, model: &mut Sequential) {
+        for o in self.iter_mut() {
+            o.start(model);
+        }
+    }
+
+    fn after_step(&mut self, model: &mut Sequential) {
+        for o in self.iter_mut() {
+            o.after_step(model);
+        }
+    }
+
+    fn after_epoch(&mut self, report: &EpochReport, model: &mut Sequential) {
+        for o in self.iter_mut() {
+            o.after_epoch(report, model);
+        }
+    }
+}
+
 /// Ways to watch and stop [`fit`] from outside.
 #[derive(Default)]
 pub struct Hooks<'a> {
@@ -208,6 +244,8 @@ pub struct Hooks<'a> {
     pub interrupt: Option<&'a AtomicBool>,
     /// Called after every epoch.
     pub on_epoch: Option<&'a mut dyn FnMut(&EpochReport)>,
+    /// Sees the model after every step and every epoch.
+    pub observer: Option<&'a mut dyn Observer>,
 }
 
 /// The result of [`fit`]: the model holds the best epoch's weights.
@@ -271,8 +309,13 @@ pub fn fit(
     let mut history = History::default();
     let mut stop = StopReason::Completed;
     let mut diverged_at = 0;
+    if let Some(observer) = hooks.observer.as_mut() {
+        observer.start(model);
+    }
     for epoch in 1..=config.epochs {
-        let train_loss = match batches.epoch(model, loss, optimizer, &interrupted)? {
+        let observer = hooks.observer.as_deref_mut();
+        let end = batches.epoch_observed(model, loss, optimizer, &interrupted, observer)?;
+        let train_loss = match end {
             EpochEnd::Finished { mean_loss } if params_finite(model) => mean_loss,
             EpochEnd::Finished { .. } => {
                 stop = StopReason::Diverged { epoch };
@@ -301,15 +344,19 @@ pub fn fit(
             break;
         }
         let best_epoch = best.update(epoch, monitored, model);
+        let report = EpochReport {
+            epoch,
+            epochs: config.epochs,
+            train_loss,
+            val_loss: validation.map(|_| monitored),
+            val_metric: validation.map(|_| metric),
+            best_epoch,
+        };
         if let Some(on_epoch) = hooks.on_epoch.as_mut() {
-            on_epoch(&EpochReport {
-                epoch,
-                epochs: config.epochs,
-                train_loss,
-                val_loss: validation.map(|_| monitored),
-                val_metric: validation.map(|_| metric),
-                best_epoch,
-            });
+            on_epoch(&report);
+        }
+        if let Some(observer) = hooks.observer.as_mut() {
+            observer.after_epoch(&report, model);
         }
         if config.patience > 0 && epoch - best_epoch >= config.patience {
             stop = StopReason::EarlyStopped;
@@ -476,6 +523,18 @@ impl<'a> Batches<'a> {
         optimizer: &mut dyn Optimizer,
         interrupted: &dyn Fn() -> bool,
     ) -> Result<EpochEnd> {
+        self.epoch_observed(model, loss, optimizer, interrupted, None)
+    }
+
+    /// [`epoch`](Batches::epoch), showing the model to `observer` after every step.
+    pub fn epoch_observed(
+        &mut self,
+        model: &mut Sequential,
+        loss: &mut dyn Loss,
+        optimizer: &mut dyn Optimizer,
+        interrupted: &dyn Fn() -> bool,
+        mut observer: Option<&mut (dyn Observer + '_)>,
+    ) -> Result<EpochEnd> {
         self.order.shuffle(&mut self.rng);
         let batch = self.x.nrows();
         let mut total = 0f64;
@@ -506,6 +565,9 @@ impl<'a> Batches<'a> {
             };
             if !value.is_finite() {
                 return Ok(EpochEnd::Diverged { batch: index + 1 });
+            }
+            if let Some(o) = observer.as_deref_mut() {
+                o.after_step(model);
             }
             total += value as f64 * n as f64;
             if interrupted() {
@@ -588,8 +650,8 @@ mod tests {
         let mut epochs = 0;
         let mut count = |_: &EpochReport| epochs += 1;
         let hooks = Hooks {
-            interrupt: None,
             on_epoch: Some(&mut count),
+            ..Hooks::default()
         };
         let out = fit(
             &mut model,
@@ -758,6 +820,7 @@ mod tests {
         let hooks = Hooks {
             interrupt: Some(&flag),
             on_epoch: Some(&mut stop_at_3),
+            ..Hooks::default()
         };
         let out = fit(
             &mut model,

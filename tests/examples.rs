@@ -93,6 +93,11 @@ fn xor_learns_and_writes_its_loss_curve() {
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
     assert!(bytes.len() > 10_000, "a real picture, not an empty canvas");
+    let boundary = dir.path().join("xor_boundary.png");
+    assert_has(&out, &format!("wrote {}", boundary.display()));
+    let bytes = std::fs::read(&boundary).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(bytes.len() > 10_000, "a real picture, not an empty canvas");
 }
 
 #[test]

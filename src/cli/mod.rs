@@ -2,6 +2,9 @@
 //! file) or an output that cannot be written, 130 interrupted.
 
 mod eval;
+mod explain;
+mod importance;
+mod lr_find;
 pub mod out;
 mod predict;
 mod train;
@@ -42,6 +45,9 @@ enum Command {
     Train(train::TrainArgs),
     Predict(predict::PredictArgs),
     Eval(eval::EvalArgs),
+    Explain(explain::ExplainArgs),
+    Importance(importance::ImportanceArgs),
+    LrFind(lr_find::LrFindArgs),
 }
 
 /// `--task`.
@@ -145,6 +151,9 @@ fn run(cli: Cli) -> ExitCode {
             Command::Train(args) => train::run(args),
             Command::Predict(args) => predict::run(args),
             Command::Eval(args) => eval::run(args),
+            Command::Explain(args) => explain::run(args),
+            Command::Importance(args) => importance::run(args),
+            Command::LrFind(args) => lr_find::run(args),
         }
     });
     match result {
@@ -228,4 +237,23 @@ fn clap_error(e: &clap::Error) -> ExitCode {
 /// The default plot path next to a model: `model.json` → `model.png`.
 fn plot_path_for(model: &std::path::Path) -> PathBuf {
     model.with_extension("png")
+}
+
+/// Refuses an output path that would replace one of the user's `inputs` (data or model).
+fn refuse_overwrite(
+    output: Option<&std::path::Path>,
+    setting: mlp::error::Setting,
+    inputs: &[&std::path::Path],
+) -> Result<(), mlp::Error> {
+    if let Some(out) = output
+        && inputs.iter().any(|i| mlp::fsutil::same_file(out, i))
+    {
+        return Err(mlp::Error::config(
+            setting,
+            out.display(),
+            "this would replace an input or another output (the data, the model, a picture)",
+            "choose another path",
+        ));
+    }
+    Ok(())
 }

@@ -139,6 +139,11 @@ pub fn words(setting: Setting, value: Option<&str>) -> String {
         Setting::Output => "--output",
         Setting::Proba => "--proba",
         Setting::UnknownCategory => "--unknown-category",
+        Setting::Row => "--row",
+        Setting::Repeats => "--repeats",
+        Setting::Boundary => "--boundary",
+        Setting::BoundaryGif => "--boundary-gif",
+        Setting::Health => "--health",
         Setting::Threads => "--threads",
         Setting::ThreadsVariable => {
             return match value {

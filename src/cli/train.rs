@@ -7,11 +7,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mlp::Error;
+use mlp::boundary::{BoundaryPlot, BoundaryRecorder, Plane, RESOLUTION, surface};
 use mlp::dataset::{Encoding, Feature, TargetEncoding, Task};
 use mlp::error::{Hint, Setting};
 use mlp::fsutil::{check_output_path, is_device_or_pipe, remove_temporary_files, same_file};
-use mlp::pipeline::{MissingPolicy, TrainRequest, Trained, prepare, train};
+use mlp::health::{HealthMonitor, activation_health, diagnose};
+use mlp::pipeline::{MissingPolicy, TrainRequest, Trained, prepare, train_observed};
 use mlp::plot::LossCurve;
+use mlp::train::Observer;
 use mlp::train::{Activation, OptimizerKind, StopReason, TrainConfig, format_loss};
 
 use super::out::{self, errln, outln};
@@ -33,6 +36,38 @@ const EXAMPLE: &str = "Examples:
 #[derive(Args, Debug)]
 #[command(after_help = EXAMPLE)]
 pub struct TrainArgs {
+    #[command(flatten)]
+    settings: Settings,
+
+    /// Where to write the model
+    #[arg(long, value_name = "PATH", default_value = "model.json")]
+    model: PathBuf,
+
+    /// Where to write the loss-curve PNG (default: next to the model, as .png)
+    #[arg(long, value_name = "PATH")]
+    plot: Option<PathBuf>,
+
+    /// Draw the decision boundary (predicted class or value over the plane, training
+    /// points on top) to this PNG file; the model needs exactly two numeric input columns
+    #[arg(long, value_name = "PATH")]
+    boundary: Option<PathBuf>,
+
+    /// Animate the decision boundary over the epochs of training into this GIF file
+    #[arg(long, value_name = "PATH")]
+    boundary_gif: Option<PathBuf>,
+
+    /// Draw each layer's gradient norm over the epochs to this PNG file
+    #[arg(long, value_name = "PATH")]
+    health: Option<PathBuf>,
+
+    /// No progress bar and no summary
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// The data and how to train on it: what `mlp train` and `mlp lr-find` share.
+#[derive(Args, Debug)]
+pub struct Settings {
     /// The training data: a CSV file with a header row
     #[arg(value_name = "DATA.csv")]
     data: PathBuf,
@@ -146,18 +181,6 @@ pub struct TrainArgs {
     /// record, so '"a,b"' names a column with a comma); may be repeated
     #[arg(long, value_name = "COL,...")]
     ignore: Vec<String>,
-
-    /// Where to write the model
-    #[arg(long, value_name = "PATH", default_value = "model.json")]
-    model: PathBuf,
-
-    /// Where to write the loss-curve PNG (default: next to the model, as .png)
-    #[arg(long, value_name = "PATH")]
-    plot: Option<PathBuf>,
-
-    /// No progress bar and no summary
-    #[arg(long, short)]
-    quiet: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -211,8 +234,9 @@ fn column_list(setting: Setting, values: &[String]) -> Result<Vec<String>, Error
     Ok(names)
 }
 
-impl TrainArgs {
-    fn request(&self) -> Result<TrainRequest, Error> {
+impl Settings {
+    /// The library request these flags describe.
+    pub fn request(&self) -> Result<TrainRequest, Error> {
         let optimizer = match self.optimizer {
             OptimizerArg::Adam => OptimizerKind::Adam,
             OptimizerArg::Sgd => OptimizerKind::Sgd,
@@ -258,7 +282,7 @@ impl TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
-    let request = args.request()?;
+    let request = args.settings.request()?;
     let say = |line: String| {
         if !args.quiet {
             outln!("{line}");
@@ -269,7 +293,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
         .clone()
         .unwrap_or_else(|| plot_path_for(&args.model));
     // Never replace the user's data with a model or a picture, nor one output with the other.
-    if same_file(&args.model, &args.data) {
+    if same_file(&args.model, &args.settings.data) {
         return Err(Error::config(
             Setting::Model,
             args.model.display(),
@@ -278,7 +302,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
         ));
     }
     // Both into one device (`--model /dev/null --plot /dev/null`) replaces nothing.
-    if same_file(&plot_path, &args.data)
+    if same_file(&plot_path, &args.settings.data)
         || (same_file(&plot_path, &args.model) && !is_device_or_pipe(&plot_path))
     {
         let setting = if args.plot.is_some() {
@@ -292,6 +316,21 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
             "the loss-curve picture would replace the data or the model file",
             "give --model a .json name, or choose another --plot path",
         ));
+    }
+    let inputs = [
+        args.settings.data.as_path(),
+        args.model.as_path(),
+        plot_path.as_path(),
+    ];
+    for (setting, path) in [
+        (Setting::Boundary, &args.boundary),
+        (Setting::BoundaryGif, &args.boundary_gif),
+        (Setting::Health, &args.health),
+    ] {
+        super::refuse_overwrite(path.as_deref(), setting, &inputs)?;
+        if let Some(path) = path {
+            check_output_path(path)?;
+        }
     }
     // Found now rather than after the training: a missing directory, a directory in the way.
     check_output_path(&args.model)?;
@@ -307,6 +346,21 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
     });
     let prepared = prepare(&request)?;
     let config = &request.config;
+    // Refuse --boundary on a model that is not two-dimensional before training, not after.
+    let boundary_flag = if args.boundary.is_some() {
+        Setting::Boundary
+    } else {
+        Setting::BoundaryGif
+    };
+    let plane = if args.boundary.is_some() || args.boundary_gif.is_some() {
+        Some(Plane::for_model(
+            &prepared.encoding,
+            prepared.x_train.view(),
+            boundary_flag,
+        )?)
+    } else {
+        None
+    };
 
     let delimiter = match prepared.delimiter {
         b',' => String::new(),
@@ -366,16 +420,40 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
         Task::Classification => "val acc",
         Task::Regression => "val R²",
     };
-    let trained = train(&prepared, config, Some(&INTERRUPT), &mut |r| {
-        bar.set_position(r.epoch as u64);
-        let mut msg = format!("train loss {:.4}", r.train_loss);
-        if let (Some(l), Some(m)) = (r.val_loss, r.val_metric) {
-            msg.push_str(&format!("  val loss {l:.4}  {metric_name} {m:.3}"));
-        }
-        bar.set_message(msg);
-    });
+    let mut monitor = HealthMonitor::new();
+    let mut recorder = match (&plane, &args.boundary_gif) {
+        (Some(plane), Some(_)) => Some(BoundaryRecorder::new(
+            plane,
+            &prepared.encoding.target,
+            config.epochs,
+            60,
+        )),
+        _ => None,
+    };
+    let mut observers: Vec<&mut dyn Observer> = vec![&mut monitor];
+    if let Some(r) = recorder.as_mut() {
+        observers.push(r);
+    }
+    let trained = train_observed(
+        &prepared,
+        config,
+        Some(&INTERRUPT),
+        &mut |r| {
+            bar.set_position(r.epoch as u64);
+            let mut msg = format!("train loss {:.4}", r.train_loss);
+            if let (Some(l), Some(m)) = (r.val_loss, r.val_metric) {
+                msg.push_str(&format!("  val loss {l:.4}  {metric_name} {m:.3}"));
+            }
+            bar.set_message(msg);
+        },
+        Some(&mut observers),
+    );
+    drop(observers);
     bar.finish_and_clear();
-    let trained = trained?;
+    let mut trained = trained?;
+    let diverged = matches!(trained.outcome.stop, StopReason::Diverged { .. });
+    let activations = activation_health(&mut trained.model.network, prepared.x_train.view());
+    let health = diagnose(monitor.linear().to_vec(), activations, config, diverged);
 
     let network = &trained.model.network;
     say(format!(
@@ -390,7 +468,8 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
         config.optimizer,
         config.learning_rate
     ));
-    let Trained { model, outcome } = &trained;
+    let Trained { model, outcome } = trained;
+    let outcome = &outcome;
     let epochs_run = outcome.history.train_loss.len();
     say(match &outcome.stop {
         StopReason::Completed => format!("trained {epochs_run} epochs"),
@@ -460,6 +539,9 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
         ));
     }
 
+    say(health.to_string().trim_end().to_string());
+    let mut model = model;
+    model.file.health = Some(health);
     model.save(&args.model)?;
     say(format!("wrote {}", args.model.display()));
     let h = &outcome.history;
@@ -471,7 +553,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
             TargetEncoding::Values { name, .. } => format!("predicting '{name}'"),
         }
     );
-    let mut curve = LossCurve::new(title, &h.train_loss).best_epoch(outcome.best_epoch);
+    let mut curve = LossCurve::new(title.clone(), &h.train_loss).best_epoch(outcome.best_epoch);
     if prepared.task == Task::Classification && config.label_smoothing > 0.0 {
         curve = curve.train_label("training loss (smoothed labels)");
     }
@@ -483,6 +565,34 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
     }
     curve.write_png(&plot_path)?;
     say(format!("wrote {}", plot_path.display()));
+    if let Some(path) = &args.health {
+        let health = model.file.health.as_ref().expect("set above");
+        health.write_png(&format!("{title}: gradient norm per layer"), path)?;
+        say(format!("wrote {}", path.display()));
+    }
+    if let Some(plane) = &plane {
+        let mut network = model.network;
+        let points = BoundaryPlot {
+            plane,
+            target: &encoding.target,
+            points: prepared.x_train.view(),
+            targets: &prepared.y_train,
+            title: title.clone(),
+        };
+        if let Some(path) = &args.boundary {
+            let s = surface(&mut network, plane, &encoding.target, RESOLUTION);
+            points.write_png(&s, path)?;
+            say(format!("wrote {}", path.display()));
+        }
+        if let (Some(path), Some(recorder)) = (&args.boundary_gif, recorder) {
+            points.write_gif(&recorder.frames, path)?;
+            say(format!(
+                "wrote {} ({} frames)",
+                path.display(),
+                recorder.frames.len()
+            ));
+        }
+    }
 
     if outcome.stop == StopReason::Interrupted {
         errln!(

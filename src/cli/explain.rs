@@ -1,0 +1,53 @@
+//! `mlp explain`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use mlp::Error;
+
+use super::out::{outln, write_stdout};
+use mlp::explain::explain_file;
+use mlp::model::Model;
+
+const EXAMPLE: &str = "Examples:
+  mlp explain model.json data/iris.csv
+  mlp explain model.json data/iris.csv --row 51 --json
+
+Shows one row's forward pass layer by layer (input, formula, output), the loss and the
+prediction, then the backward pass from dL/dL = 1: at every layer the upstream gradient,
+the local derivative, and their product, the downstream gradient. Wide vectors show their
+first values; --json gives every number.";
+
+/// Follow one row through the network and back: forward values and every gradient
+#[derive(Args, Debug)]
+#[command(after_help = EXAMPLE)]
+pub struct ExplainArgs {
+    /// A model written by `mlp train`
+    #[arg(value_name = "MODEL")]
+    model: PathBuf,
+
+    /// A CSV file with the model's feature columns and the target column
+    #[arg(value_name = "DATA.csv")]
+    data: PathBuf,
+
+    /// The data row to explain: 1 is the first row after the header
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    row: usize,
+
+    /// Print every number as one JSON object
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: ExplainArgs) -> Result<ExitCode, Error> {
+    let mut model = Model::load(&args.model)?;
+    let explanation = explain_file(&mut model, &args.data, args.row)?;
+    if args.json {
+        let json = serde_json::to_string(&explanation).expect("plain numbers and strings");
+        outln!("{json}");
+    } else {
+        write_stdout(explanation.to_string().as_bytes());
+    }
+    Ok(ExitCode::SUCCESS)
+}

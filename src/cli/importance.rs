@@ -1,0 +1,94 @@
+//! `mlp importance`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use mlp::Error;
+
+use super::out::{outln, write_stdout};
+use mlp::error::{Hint, Setting};
+use mlp::fsutil::check_output_path;
+use mlp::importance::importance_file;
+use mlp::model::Model;
+
+const EXAMPLE: &str = "Examples:
+  mlp importance model.json test.csv
+  mlp importance model.json test.csv --repeats 10 --plot importance.png
+  mlp importance model.json test.csv --json
+
+Shuffles one column at a time across the rows and measures how much the accuracy (or R²)
+drops: a large drop means the model relies on that column. A one-hot-encoded column is
+shuffled as one. Use rows the model did not train on for an honest picture.";
+
+/// Rank the columns by how much the model relies on them (permutation importance)
+#[derive(Args, Debug)]
+#[command(after_help = EXAMPLE)]
+pub struct ImportanceArgs {
+    /// A model written by `mlp train`
+    #[arg(value_name = "MODEL")]
+    model: PathBuf,
+
+    /// Rows with known targets: a CSV file with the target and feature columns
+    #[arg(value_name = "DATA.csv")]
+    data: PathBuf,
+
+    /// Shuffles per column (the spread over them is reported)
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    repeats: usize,
+
+    /// Seed for the shuffles
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    seed: u64,
+
+    /// Print {"importance": [{"column", "mean", "std"}, ...]} instead of a table
+    #[arg(long)]
+    json: bool,
+
+    /// Also draw a bar chart to this PNG file
+    #[arg(long, value_name = "PATH")]
+    plot: Option<PathBuf>,
+}
+
+pub fn run(args: ImportanceArgs) -> Result<ExitCode, Error> {
+    if args.repeats == 0 {
+        return Err(Error::config(
+            Setting::Repeats,
+            0,
+            "each column must be shuffled at least once",
+            Hint::text("for example ").setting(Setting::Repeats, 5),
+        ));
+    }
+    super::refuse_overwrite(
+        args.plot.as_deref(),
+        Setting::Plot,
+        &[&args.model, &args.data],
+    )?;
+    if let Some(plot) = &args.plot {
+        check_output_path(plot)?;
+    }
+    let mut model = Model::load(&args.model)?;
+    let importance = importance_file(&mut model, &args.data, args.repeats, args.seed)?;
+    if args.json {
+        let json = serde_json::json!({
+            "metric": importance.metric,
+            "baseline": importance.baseline,
+            "repeats": importance.repeats,
+            "importance": importance.importance,
+        });
+        outln!("{json}");
+    } else {
+        write_stdout(importance.to_string().as_bytes());
+    }
+    if let Some(plot) = &args.plot {
+        let name = args
+            .data
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        importance.write_png(&format!("{name}: permutation importance"), plot)?;
+        if !args.json {
+            outln!("wrote {}", plot.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
