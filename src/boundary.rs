@@ -454,7 +454,7 @@ impl<'a> BoundaryRecorder<'a> {
 
 impl Observer for BoundaryRecorder<'_> {
     fn after_epoch(&mut self, report: &EpochReport, model: &mut Sequential) {
-        if report.epoch == 1 || report.epoch % self.every == 0 {
+        if report.epoch == 1 || report.epoch.is_multiple_of(self.every) {
             // Half the still picture's resolution: frames are small and there are many.
             let s = surface(model, self.plane, self.target, RESOLUTION / 2);
             self.frames.push((format!("epoch {}", report.epoch), s));

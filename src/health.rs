@@ -183,7 +183,7 @@ impl Observer for HealthMonitor {
 
     fn after_step(&mut self, model: &mut Sequential) {
         self.steps += 1;
-        if (self.steps - 1) % SAMPLE_EVERY != 0 {
+        if !(self.steps - 1).is_multiple_of(SAMPLE_EVERY) {
             return;
         }
         self.sampled += 1;

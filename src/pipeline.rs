@@ -420,19 +420,13 @@ pub fn train(
 
 /// [`train`], with an [`Observer`] watching the model inside the training loop (not
 /// during a `--refit` run).
-pub fn train_observed(
+pub fn train_observed<'a>(
     prepared: &Prepared,
     config: &TrainConfig,
-    interrupt: Option<&AtomicBool>,
-    on_epoch: &mut dyn FnMut(&EpochReport),
-    observer: Option<&mut dyn Observer>,
+    interrupt: Option<&'a AtomicBool>,
+    on_epoch: &'a mut dyn FnMut(&EpochReport),
+    observer: Option<&'a mut dyn Observer>,
 ) -> Result<Trained> {
-    // Re-wrapped so the observer's lifetime can shrink to the hooks' (no coercion inside
-    // an Option).
-    let observer: Option<&mut dyn Observer> = match observer {
-        Some(o) => Some(o),
-        None => None,
-    };
     let mut network = new_network(prepared, config);
     let mut loss = loss_for(prepared.task, config)?;
     let mut optimizer = config.build_optimizer()?;
