@@ -513,6 +513,7 @@ mod tests {
                 data_sha256: String::new(),
                 rows: 1,
                 dropped_rows: 0,
+                filled_cells: 0,
                 train_rows: 1,
                 validation_rows: 0,
                 config,
