@@ -27,6 +27,7 @@ pub mod data;
 pub mod dataset;
 pub mod error;
 pub mod explain;
+pub mod export;
 pub mod fsutil;
 pub mod gradcheck;
 pub mod graph;

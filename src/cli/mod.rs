@@ -5,6 +5,7 @@ mod eval;
 mod explain;
 mod importance;
 mod lr_find;
+mod export;
 pub mod out;
 mod predict;
 mod train;
@@ -48,6 +49,7 @@ enum Command {
     Explain(explain::ExplainArgs),
     Importance(importance::ImportanceArgs),
     LrFind(lr_find::LrFindArgs),
+    Export(export::ExportArgs),
 }
 
 /// `--task`.
@@ -154,6 +156,7 @@ fn run(cli: Cli) -> ExitCode {
             Command::Explain(args) => explain::run(args),
             Command::Importance(args) => importance::run(args),
             Command::LrFind(args) => lr_find::run(args),
+            Command::Export(args) => export::run(args),
         }
     });
     match result {

@@ -1,0 +1,80 @@
+//! `mlp export`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use mlp::Error;
+use mlp::export::{Format, export_to};
+use mlp::fsutil::same_file;
+use mlp::model::Model;
+
+const EXAMPLE: &str = "Examples:
+  mlp export model.json --output model.onnx        for onnxruntime (Python, C#, JavaScript, ...)
+  mlp export model.json --output model.rs          one Rust file, no dependencies
+
+The format comes from the output's extension (.onnx, .rs) unless --format says.
+The ONNX graph takes one input per feature column, named as in the CSV: numbers as
+float32 [N, 1], text as string [N, 1]. It gives `label` and `probabilities` for a
+classifier, `prediction` for a regression model.";
+
+/// Write a model as ONNX or as a self-contained Rust source file
+#[derive(Args, Debug)]
+#[command(after_help = EXAMPLE)]
+pub struct ExportArgs {
+    /// A model written by `mlp train`
+    #[arg(value_name = "MODEL")]
+    model: PathBuf,
+
+    /// `onnx` or `rust` (default: from the output's extension)
+    #[arg(long, short, value_name = "FORMAT")]
+    format: Option<String>,
+
+    /// Where to write the exported model
+    #[arg(long, short, value_name = "PATH")]
+    output: PathBuf,
+}
+
+pub fn run(args: ExportArgs) -> Result<ExitCode, Error> {
+    let extension = args
+        .output
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let format = match (args.format.as_deref(), extension.as_deref()) {
+        (Some("onnx"), _) | (None, Some("onnx")) => Format::Onnx,
+        (Some("rust" | "rs"), _) | (None, Some("rs")) => Format::Rust,
+        (Some(other), _) => {
+            return Err(Error::config(
+                "--format",
+                other,
+                "mlp exports `onnx` and `rust`",
+            ));
+        }
+        (None, _) => {
+            return Err(Error::config(
+                "--format",
+                "",
+                format!(
+                    "cannot tell the format from '{}'; pass --format onnx or --format rust",
+                    args.output.display()
+                ),
+            ));
+        }
+    };
+    if same_file(&args.output, &args.model) {
+        return Err(Error::config(
+            "--output",
+            args.output.display(),
+            "this is the model file; choose another path",
+        ));
+    }
+    let model = Model::load(&args.model)?;
+    export_to(&model.file, format, &args.output)?;
+    let what = match format {
+        Format::Onnx => "ONNX model",
+        Format::Rust => "Rust source",
+    };
+    eprintln!("wrote {what} to {}", args.output.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,38 @@
+//! Taking a model out of `mlp`: an ONNX graph of the whole pipeline for onnxruntime and
+//! friends, or one dependency-free Rust source file.
+//!
+//! Both start from a loaded (so validated) [`ModelFile`] and reproduce what
+//! `mlp predict` computes: the same standardisation, one-hot encoding, network and outputs.
+
+pub mod onnx;
+mod proto;
+pub mod rust;
+
+use std::path::Path;
+
+use crate::error::Result;
+use crate::fsutil::write_atomic;
+use crate::model::ModelFile;
+
+/// What to export a model as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// An ONNX model (`.onnx`): opset 17 plus `ai.onnx.ml` 3.
+    Onnx,
+    /// One self-contained Rust source file (`.rs`).
+    Rust,
+}
+
+/// The exported model's bytes.
+pub fn export(file: &ModelFile, format: Format) -> Vec<u8> {
+    match format {
+        Format::Onnx => onnx::to_onnx(file),
+        Format::Rust => rust::to_rust(file).into_bytes(),
+    }
+}
+
+/// Writes the exported model to `path` atomically: a file already there is replaced whole
+/// or left as it was.
+pub fn export_to(file: &ModelFile, format: Format, path: &Path) -> Result<()> {
+    write_atomic(path, &export(file, format))
+}

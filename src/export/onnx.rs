@@ -1,0 +1,359 @@
+//! A model as an ONNX graph: the whole pipeline from CSV columns to labels, so that
+//! onnxruntime (or any ONNX runtime with the `ai.onnx.ml` domain) predicts what
+//! `mlp predict` does.
+//!
+//! ```text
+//! inputs, one per feature column, named as in the CSV:
+//!   numeric  float32 [N, 1]
+//!   text     string  [N, 1]  ─ OneHotEncoder ─ Reshape ─ [N, k]
+//! Concat (model's feature order)                         [N, I]
+//! Cast f64 ─ Sub mean ─ Div std ─ Cast f32               (as mlp: in f64, then f32)
+//! Gemm (x·W + b) and activations                        [N, O]
+//! classification: Softmax → probabilities [N, C]; ArgMax ─ LabelEncoder → label [N]
+//! regression:     Cast f64 ─ Mul std ─ Add mean ─ Cast f32 → prediction [N, 1]
+//! ```
+//!
+//! Text cells outside the model's categories encode as all zeros (the runtime cannot
+//! refuse a cell the way `mlp predict` does).
+
+use prost::Message;
+
+use super::proto::{
+    AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+    StringStringEntryProto, TensorProto, TensorShapeProto, TensorTypeProto, TypeProto,
+    ValueInfoProto, attribute_type, data_type,
+};
+use crate::dataset::{Feature, TargetEncoding};
+use crate::model::{LayerRecord, ModelFile};
+
+/// IR version 8 (ONNX 1.12) and the opsets it pairs with: every op used here exists there,
+/// and every runtime of the last years reads it.
+const IR_VERSION: i64 = 8;
+const OPSET_ONNX: i64 = 17;
+const OPSET_ML: i64 = 3;
+const ML: &str = "ai.onnx.ml";
+
+/// The ONNX model (protobuf bytes) for a validated model file.
+pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
+    let mut g = GraphBuilder::default();
+    let encoding = &file.encoding;
+
+    // Every feature as a float block, in the model's input order.
+    let mut blocks = Vec::new();
+    for feature in &encoding.features {
+        match feature {
+            Feature::Numeric { name, .. } => {
+                g.input(name, data_type::FLOAT, Some(1));
+                blocks.push(name.clone());
+            }
+            Feature::Categorical { name, categories } => {
+                g.input(name, data_type::STRING, Some(1));
+                let k = categories.len() as i64;
+                // [N, 1] strings → [N, 1, k] one-hot; unknown texts give zeros.
+                let one_hot = g.node_in(
+                    ML,
+                    "OneHotEncoder",
+                    &[name],
+                    vec![
+                        strings_attr("cats_strings", categories),
+                        int_attr("zeros", 1),
+                    ],
+                );
+                let shape = g.int64s(&[-1, k]);
+                blocks.push(g.node("Reshape", &[&one_hot, &shape], vec![]));
+            }
+        }
+    }
+    let x = if blocks.len() == 1 {
+        blocks.pop().expect("one block")
+    } else {
+        let refs: Vec<&str> = blocks.iter().map(String::as_str).collect();
+        g.node("Concat", &refs, vec![int_attr("axis", 1)])
+    };
+
+    // Standardisation in f64, as `Encoding::inputs` does it; one-hot inputs pass unchanged.
+    let (mut mean, mut std) = (Vec::new(), Vec::new());
+    for feature in &encoding.features {
+        match feature {
+            Feature::Numeric { mean: m, std: s, .. } => {
+                mean.push(*m);
+                std.push(*s);
+            }
+            Feature::Categorical { categories, .. } => {
+                mean.extend(std::iter::repeat_n(0.0, categories.len()));
+                std.extend(std::iter::repeat_n(1.0, categories.len()));
+            }
+        }
+    }
+    let width = mean.len() as i64;
+    let x = g.node("Cast", &[&x], vec![int_attr("to", data_type::DOUBLE as i64)]);
+    let mean = g.doubles(&[1, width], mean);
+    let std = g.doubles(&[1, width], std);
+    let x = g.node("Sub", &[&x, &mean], vec![]);
+    let x = g.node("Div", &[&x, &std], vec![]);
+    let mut x = g.node("Cast", &[&x], vec![int_attr("to", data_type::FLOAT as i64)]);
+
+    // The network: weights are stored (inputs, outputs), so Gemm computes x·W + b.
+    for layer in &file.layers {
+        x = match layer {
+            LayerRecord::Linear {
+                inputs,
+                outputs,
+                weight,
+                bias,
+            } => {
+                let w = g.floats(&[*inputs as i64, *outputs as i64], weight.clone());
+                let b = g.floats(&[*outputs as i64], bias.clone());
+                g.node("Gemm", &[&x, &w, &b], vec![])
+            }
+            LayerRecord::Relu => g.node("Relu", &[&x], vec![]),
+            LayerRecord::Sigmoid => g.node("Sigmoid", &[&x], vec![]),
+            LayerRecord::Tanh => g.node("Tanh", &[&x], vec![]),
+        };
+    }
+
+    match &encoding.target {
+        TargetEncoding::Classes { labels, .. } => {
+            let c = labels.len() as i64;
+            g.node_named("Softmax", &[&x], "probabilities", vec![int_attr("axis", 1)]);
+            g.output("probabilities", data_type::FLOAT, Some(c));
+            // mlp takes the first of equal logits; so does ArgMax (select_last_index = 0).
+            let class = g.node(
+                "ArgMax",
+                &[&x],
+                vec![int_attr("axis", 1), int_attr("keepdims", 0)],
+            );
+            let keys: Vec<i64> = (0..c).collect();
+            g.nodes.push(NodeProto {
+                input: vec![class],
+                output: vec!["label".into()],
+                name: "label".into(),
+                op_type: "LabelEncoder".into(),
+                domain: ML.into(),
+                attribute: vec![
+                    ints_attr("keys_int64s", keys),
+                    strings_attr("values_strings", labels),
+                    string_attr("default_string", ""),
+                ],
+            });
+            g.output("label", data_type::STRING, None);
+        }
+        TargetEncoding::Values { mean, std, .. } => {
+            let y = g.node("Cast", &[&x], vec![int_attr("to", data_type::DOUBLE as i64)]);
+            let std = g.doubles(&[1], vec![*std]);
+            let mean = g.doubles(&[1], vec![*mean]);
+            let y = g.node("Mul", &[&y, &std], vec![]);
+            let y = g.node("Add", &[&y, &mean], vec![]);
+            g.node_named(
+                "Cast",
+                &[&y],
+                "prediction",
+                vec![int_attr("to", data_type::FLOAT as i64)],
+            );
+            g.output("prediction", data_type::FLOAT, Some(1));
+        }
+    }
+
+    let model = ModelProto {
+        ir_version: IR_VERSION,
+        opset_import: vec![
+            OperatorSetIdProto {
+                domain: String::new(),
+                version: OPSET_ONNX,
+            },
+            OperatorSetIdProto {
+                domain: ML.into(),
+                version: OPSET_ML,
+            },
+        ],
+        producer_name: "mlp".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        doc_string: format!(
+            "{} of '{}' from {}",
+            file.task,
+            encoding.target.name(),
+            file.training.data_file
+        ),
+        graph: Some(GraphProto {
+            node: g.nodes,
+            name: "mlp".into(),
+            initializer: g.initializers,
+            doc_string: String::new(),
+            input: g.inputs,
+            output: g.outputs,
+        }),
+        metadata_props: vec![
+            StringStringEntryProto {
+                key: "target".into(),
+                value: encoding.target.name().into(),
+            },
+            StringStringEntryProto {
+                key: "data_sha256".into(),
+                value: file.training.data_sha256.clone(),
+            },
+        ],
+    };
+    model.encode_to_vec()
+}
+
+/// Nodes, constants and graph inputs/outputs, with generated value names.
+#[derive(Default)]
+struct GraphBuilder {
+    nodes: Vec<NodeProto>,
+    initializers: Vec<TensorProto>,
+    inputs: Vec<ValueInfoProto>,
+    outputs: Vec<ValueInfoProto>,
+    count: usize,
+}
+
+impl GraphBuilder {
+    fn fresh(&mut self, what: &str) -> String {
+        self.count += 1;
+        // Column names are free text; generated names carry a prefix no CSV header uses.
+        format!("mlp::{what}_{}", self.count)
+    }
+
+    /// An `ai.onnx` node with one output; returns the output's name.
+    fn node(&mut self, op: &str, inputs: &[&str], attribute: Vec<AttributeProto>) -> String {
+        self.node_in("", op, inputs, attribute)
+    }
+
+    fn node_in(
+        &mut self,
+        domain: &str,
+        op: &str,
+        inputs: &[&str],
+        attribute: Vec<AttributeProto>,
+    ) -> String {
+        let output = self.fresh(&op.to_lowercase());
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.clone()],
+            name: output.clone(),
+            op_type: op.into(),
+            domain: domain.into(),
+            attribute,
+        });
+        output
+    }
+
+    /// An `ai.onnx` node whose output is a graph output called `output`.
+    fn node_named(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        output: &str,
+        attribute: Vec<AttributeProto>,
+    ) {
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            name: output.into(),
+            op_type: op.into(),
+            domain: String::new(),
+            attribute,
+        });
+    }
+
+    fn constant(&mut self, mut tensor: TensorProto) -> String {
+        let name = self.fresh("const");
+        tensor.name = name.clone();
+        self.initializers.push(tensor);
+        name
+    }
+
+    fn floats(&mut self, dims: &[i64], values: Vec<f32>) -> String {
+        self.constant(TensorProto {
+            dims: dims.to_vec(),
+            data_type: data_type::FLOAT,
+            float_data: values,
+            ..Default::default()
+        })
+    }
+
+    fn doubles(&mut self, dims: &[i64], values: Vec<f64>) -> String {
+        self.constant(TensorProto {
+            dims: dims.to_vec(),
+            data_type: data_type::DOUBLE,
+            double_data: values,
+            ..Default::default()
+        })
+    }
+
+    fn int64s(&mut self, values: &[i64]) -> String {
+        self.constant(TensorProto {
+            dims: vec![values.len() as i64],
+            data_type: data_type::INT64,
+            int64_data: values.to_vec(),
+            ..Default::default()
+        })
+    }
+
+    /// A graph input `[N, width]`.
+    fn input(&mut self, name: &str, elem_type: i32, width: Option<i64>) {
+        self.inputs.push(value_info(name, elem_type, width));
+    }
+
+    /// A graph output `[N, width]`, or `[N]` without a width.
+    fn output(&mut self, name: &str, elem_type: i32, width: Option<i64>) {
+        self.outputs.push(value_info(name, elem_type, width));
+    }
+}
+
+fn value_info(name: &str, elem_type: i32, width: Option<i64>) -> ValueInfoProto {
+    let mut dim = vec![Dimension {
+        dim_value: None,
+        dim_param: Some("N".into()),
+    }];
+    if let Some(w) = width {
+        dim.push(Dimension {
+            dim_value: Some(w),
+            dim_param: None,
+        });
+    }
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TensorTypeProto {
+                elem_type,
+                shape: Some(TensorShapeProto { dim }),
+            }),
+        }),
+    }
+}
+
+fn int_attr(name: &str, i: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: attribute_type::INT,
+        i,
+        ..Default::default()
+    }
+}
+
+fn ints_attr(name: &str, ints: Vec<i64>) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: attribute_type::INTS,
+        ints,
+        ..Default::default()
+    }
+}
+
+fn string_attr(name: &str, s: &str) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: attribute_type::STRING,
+        s: s.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
+fn strings_attr(name: &str, strings: &[String]) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: attribute_type::STRINGS,
+        strings: strings.iter().map(|s| s.as_bytes().to_vec()).collect(),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,343 @@
+//! A model as one self-contained Rust source file: `const` weights, a typed input struct
+//! named after the columns, and `predict` (plus `predict_proba` for classifiers). The file
+//! needs no crate and compiles with `rustc --crate-type lib -D warnings`.
+//!
+//! It computes what `mlp predict` computes, in the same order: standardisation in `f64`,
+//! then the network in `f32`. The only functions it takes from `std` are `f32::exp` and
+//! `f32::tanh`, each behind one small wrapper, so a `no_std` build swaps two lines for
+//! `libm::expf` and `libm::tanhf`.
+
+use std::collections::HashSet;
+use std::fmt::Write;
+
+use crate::dataset::{Feature, TargetEncoding};
+use crate::model::{LayerRecord, ModelFile};
+
+/// The Rust source for a validated model file.
+pub fn to_rust(file: &ModelFile) -> String {
+    let encoding = &file.encoding;
+    let fields = field_names(encoding.features.iter().map(Feature::name));
+    let has_text = encoding
+        .features
+        .iter()
+        .any(|f| matches!(f, Feature::Categorical { .. }));
+    let lifetime = if has_text { "<'a>" } else { "" };
+    let input_type = if has_text { "Input<'_>" } else { "Input" };
+    let width = encoding.input_width();
+
+    let mut s = String::new();
+    let task = match &encoding.target {
+        TargetEncoding::Classes { labels, .. } => format!("{} classes", labels.len()),
+        TargetEncoding::Values { .. } => "a number".to_string(),
+    };
+    // `writeln!` into a String cannot fail.
+    let _ = writeln!(
+        s,
+        "//! Predicts '{target}' ({task}), exported by mlp {version} from a model trained on \
+         {data}.\n//!\n\
+         //! Generated code: no dependencies, weights in `const` arrays. It computes what \
+         `mlp predict`\n//! computes (inputs standardised in f64, the network in f32). Text \
+         that is not one of a\n//! column's training categories encodes as all zeros.\n",
+        target = escape_comment(encoding.target.name()),
+        version = env!("CARGO_PKG_VERSION"),
+        data = escape_comment(&file.training.data_file),
+    );
+
+    // The input struct.
+    let _ = writeln!(s, "/// One row: the feature columns of the training file.");
+    let _ = writeln!(s, "#[derive(Debug, Clone, Copy, PartialEq)]");
+    let _ = writeln!(s, "pub struct Input{lifetime} {{");
+    for (feature, field) in encoding.features.iter().zip(&fields) {
+        let (kind, ty) = match feature {
+            Feature::Numeric { .. } => ("number", "f32"),
+            Feature::Categorical { .. } => ("text", "&'a str"),
+        };
+        let _ = writeln!(
+            s,
+            "    /// Column `{}` ({kind}).\n    pub {field}: {ty},",
+            escape_comment(feature.name())
+        );
+    }
+    let _ = writeln!(s, "}}\n");
+
+    // Constants.
+    let _ = writeln!(s, "/// Network inputs after encoding.\npub const INPUTS: usize = {width};");
+    let mut linear = 0;
+    for layer in &file.layers {
+        if let LayerRecord::Linear {
+            inputs,
+            outputs,
+            weight,
+            bias,
+        } = layer
+        {
+            let _ = writeln!(
+                s,
+                "\n/// Layer {linear} weights, ({inputs} inputs, {outputs} outputs), row-major."
+            );
+            let _ = writeln!(s, "const W{linear}: [f32; {}] = {};", weight.len(), f32s(weight));
+            let _ = writeln!(s, "/// Layer {linear} biases.");
+            let _ = writeln!(s, "const B{linear}: [f32; {}] = {};", bias.len(), f32s(bias));
+            linear += 1;
+        }
+    }
+    if let TargetEncoding::Classes { labels, .. } = &encoding.target {
+        let quoted: Vec<String> = labels.iter().map(|l| format!("{l:?}")).collect();
+        let _ = writeln!(
+            s,
+            "\n/// The classes, in the order of `predict_proba`.\npub const CLASSES: [&str; {}] = [{}];",
+            labels.len(),
+            quoted.join(", ")
+        );
+    }
+
+    // Encoding.
+    let _ = writeln!(
+        s,
+        "\n/// The network inputs for a row: numbers standardised, texts one-hot encoded.\n\
+         pub fn encode(input: &{input_type}) -> [f32; INPUTS] {{\n    \
+         let mut x = [0.0f32; INPUTS];"
+    );
+    let mut offset = 0;
+    for (feature, field) in encoding.features.iter().zip(&fields) {
+        match feature {
+            Feature::Numeric { mean, std, .. } => {
+                let _ = writeln!(
+                    s,
+                    "    x[{offset}] = ((input.{field} as f64 - {}) / {}) as f32;",
+                    f64_literal(*mean),
+                    f64_literal(*std)
+                );
+            }
+            Feature::Categorical { categories, .. } => {
+                let _ = writeln!(s, "    match input.{field} {{");
+                for (i, c) in categories.iter().enumerate() {
+                    let _ = writeln!(s, "        {c:?} => x[{}] = 1.0,", offset + i);
+                }
+                let _ = writeln!(s, "        _ => {{}}\n    }}");
+            }
+        }
+        offset += feature.width();
+    }
+    let _ = writeln!(s, "    x\n}}\n");
+
+    // The network.
+    let outputs = encoding.target.width();
+    let _ = writeln!(
+        s,
+        "/// The network's raw outputs for a row.\n\
+         pub fn outputs(input: &{input_type}) -> [f32; {outputs}] {{\n    \
+         let x = encode(input);"
+    );
+    let (mut current, mut linear) = ("x".to_string(), 0);
+    for layer in &file.layers {
+        match layer {
+            LayerRecord::Linear { outputs, .. } => {
+                let next = format!("h{linear}");
+                let _ = writeln!(
+                    s,
+                    "    let mut {next} = [0.0f32; {outputs}];\n    \
+                     linear(&{current}, &W{linear}, &B{linear}, &mut {next});"
+                );
+                current = next;
+                linear += 1;
+            }
+            LayerRecord::Relu => {
+                let _ = writeln!(s, "    {current}.iter_mut().for_each(|v| *v = v.max(0.0));");
+            }
+            LayerRecord::Sigmoid => {
+                let _ = writeln!(s, "    {current}.iter_mut().for_each(|v| *v = sigmoid(*v));");
+            }
+            LayerRecord::Tanh => {
+                let _ = writeln!(s, "    {current}.iter_mut().for_each(|v| *v = tanh(*v));");
+            }
+        }
+    }
+    let _ = writeln!(s, "    {current}\n}}\n");
+
+    match &encoding.target {
+        TargetEncoding::Classes { labels, .. } => {
+            let c = labels.len();
+            let _ = writeln!(
+                s,
+                "/// The most probable class of a row.\n\
+                 pub fn predict(input: &{input_type}) -> &'static str {{\n    \
+                 let z = outputs(input);\n    \
+                 let mut best = 0;\n    \
+                 for (i, &v) in z.iter().enumerate() {{\n        \
+                 if v > z[best] {{\n            best = i;\n        }}\n    }}\n    \
+                 CLASSES[best]\n}}\n\n\
+                 /// The probability of each class (in the order of `CLASSES`) for a row.\n\
+                 pub fn predict_proba(input: &{input_type}) -> [f32; {c}] {{\n    \
+                 let z = outputs(input);\n    \
+                 let max = z.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));\n    \
+                 let mut p = [0.0f32; {c}];\n    \
+                 let mut sum = 0.0f32;\n    \
+                 for (p, &z) in p.iter_mut().zip(&z) {{\n        \
+                 *p = exp(z - max);\n        sum += *p;\n    }}\n    \
+                 let inv = 1.0 / sum;\n    \
+                 p.iter_mut().for_each(|p| *p *= inv);\n    \
+                 p\n}}\n"
+            );
+        }
+        TargetEncoding::Values { mean, std, .. } => {
+            let _ = writeln!(
+                s,
+                "/// The predicted value of a row, in the target's units.\n\
+                 pub fn predict(input: &{input_type}) -> f32 {{\n    \
+                 (outputs(input)[0] as f64 * {} + {}) as f32\n}}\n",
+                f64_literal(*std),
+                f64_literal(*mean)
+            );
+        }
+    }
+
+    // Helpers: only those the network uses, so that `-D warnings` finds nothing unused.
+    let _ = writeln!(
+        s,
+        "/// `out = x·W + b` with `W` stored (inputs, outputs), row-major.\n\
+         fn linear(x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {{\n    \
+         out.copy_from_slice(b);\n    \
+         for (xi, row) in x.iter().zip(w.chunks_exact(out.len())) {{\n        \
+         for (o, &wij) in out.iter_mut().zip(row) {{\n            *o += xi * wij;\n        }}\n    }}\n}}"
+    );
+    let uses = |f: fn(&LayerRecord) -> bool| file.layers.iter().any(f);
+    let needs_exp = matches!(encoding.target, TargetEncoding::Classes { .. })
+        || uses(|l| matches!(l, LayerRecord::Sigmoid));
+    if uses(|l| matches!(l, LayerRecord::Sigmoid)) {
+        let _ = writeln!(
+            s,
+            "\n/// `1 / (1 + e^-x)`, written so that neither branch overflows.\n\
+             fn sigmoid(x: f32) -> f32 {{\n    \
+             if x >= 0.0 {{\n        1.0 / (1.0 + exp(-x))\n    }} else {{\n        \
+             let e = exp(x);\n        e / (1.0 + e)\n    }}\n}}"
+        );
+    }
+    if needs_exp {
+        let _ = writeln!(
+            s,
+            "\n/// The one use of `std` for `exp`: under `no_std`, return `libm::expf(x)`.\n\
+             fn exp(x: f32) -> f32 {{\n    x.exp()\n}}"
+        );
+    }
+    if uses(|l| matches!(l, LayerRecord::Tanh)) {
+        let _ = writeln!(
+            s,
+            "\n/// The one use of `std` for `tanh`: under `no_std`, return `libm::tanhf(x)`.\n\
+             fn tanh(x: f32) -> f32 {{\n    x.tanh()\n}}"
+        );
+    }
+    s
+}
+
+/// Rust field names for column names: lower snake case, never a keyword, never two alike.
+///
+/// `"Sepal Length (cm)"` → `sepal_length_cm`, `"2nd"` → `c_2nd`, `"type"` → `type_`.
+pub fn field_names<'a>(columns: impl Iterator<Item = &'a str>) -> Vec<String> {
+    const KEYWORDS: &[&str] = &[
+        "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum",
+        "extern", "false", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod",
+        "move", "mut", "pub", "ref", "return", "self", "static", "struct", "super", "trait",
+        "true", "type", "unsafe", "use", "where", "while", "abstract", "become", "box", "do",
+        "final", "macro", "override", "priv", "try", "typeof", "unsized", "virtual", "yield",
+    ];
+    let mut used = HashSet::new();
+    columns
+        .map(|column| {
+            let mut name = String::new();
+            for c in column.chars() {
+                if c.is_ascii_alphanumeric() {
+                    // An upper-case letter after a lower-case one starts a word: camelCase.
+                    if c.is_ascii_uppercase()
+                        && name.chars().last().is_some_and(|p| p.is_ascii_lowercase())
+                    {
+                        name.push('_');
+                    }
+                    name.push(c.to_ascii_lowercase());
+                } else if !name.is_empty() && !name.ends_with('_') {
+                    name.push('_');
+                }
+            }
+            while name.ends_with('_') {
+                name.pop();
+            }
+            if name.is_empty() {
+                name = "column".into();
+            } else if name.starts_with(|c: char| c.is_ascii_digit()) {
+                name.insert_str(0, "c_");
+            } else if KEYWORDS.contains(&name.as_str()) {
+                name.push('_');
+            }
+            let base = name.clone();
+            let mut n = 2;
+            while !used.insert(name.clone()) {
+                name = format!("{base}_{n}");
+                n += 1;
+            }
+            name
+        })
+        .collect()
+}
+
+/// A `[f32; N]` literal, eight numbers a line; `{:?}` prints the shortest text that reads
+/// back as the same `f32`.
+fn f32s(values: &[f32]) -> String {
+    let mut s = String::from("[");
+    for (i, v) in values.iter().enumerate() {
+        s.push_str(if i % 8 == 0 { "\n    " } else { " " });
+        let _ = write!(s, "{v:?},");
+    }
+    s.push_str("\n]");
+    s
+}
+
+fn f64_literal(v: f64) -> String {
+    format!("{v:?}")
+}
+
+/// Column names go into doc comments; a newline there would end the comment.
+fn escape_comment(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names_are_snake_case_identifiers() {
+        let columns = [
+            "Sepal Length (cm)",
+            "2nd",
+            "type",
+            "petalWidth",
+            "a-b",
+            "A_B",
+            "",
+            "€",
+            "self",
+        ];
+        assert_eq!(
+            field_names(columns.into_iter()),
+            [
+                "sepal_length_cm",
+                "c_2nd",
+                "type_",
+                "petal_width",
+                "a_b",
+                "a_b_2",
+                "column",
+                "column_2",
+                "self_",
+            ]
+        );
+    }
+
+    #[test]
+    fn float_literals_read_back_exactly() {
+        assert_eq!(
+            f32s(&[0.1, -1e-7, 3.0, f32::MAX]),
+            "[\n    0.1, -1e-7, 3.0, 3.4028235e38,\n]"
+        );
+    }
+}
