@@ -75,7 +75,9 @@ pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
     let (mut mean, mut std) = (Vec::new(), Vec::new());
     for feature in &encoding.features {
         match feature {
-            Feature::Numeric { mean: m, std: s, .. } => {
+            Feature::Numeric {
+                mean: m, std: s, ..
+            } => {
                 mean.push(*m);
                 std.push(*s);
             }
@@ -86,7 +88,11 @@ pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
         }
     }
     let width = mean.len() as i64;
-    let x = g.node("Cast", &[&x], vec![int_attr("to", data_type::DOUBLE as i64)]);
+    let x = g.node(
+        "Cast",
+        &[&x],
+        vec![int_attr("to", data_type::DOUBLE as i64)],
+    );
     let mean = g.doubles(&[1, width], mean);
     let std = g.doubles(&[1, width], std);
     let x = g.node("Sub", &[&x, &mean], vec![]);
@@ -139,7 +145,11 @@ pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
             g.output("label", data_type::STRING, None);
         }
         TargetEncoding::Values { mean, std, .. } => {
-            let y = g.node("Cast", &[&x], vec![int_attr("to", data_type::DOUBLE as i64)]);
+            let y = g.node(
+                "Cast",
+                &[&x],
+                vec![int_attr("to", data_type::DOUBLE as i64)],
+            );
             let std = g.doubles(&[1], vec![*std]);
             let mean = g.doubles(&[1], vec![*mean]);
             let y = g.node("Mul", &[&y, &std], vec![]);

@@ -61,7 +61,10 @@ pub fn to_rust(file: &ModelFile) -> String {
     let _ = writeln!(s, "}}\n");
 
     // Constants.
-    let _ = writeln!(s, "/// Network inputs after encoding.\npub const INPUTS: usize = {width};");
+    let _ = writeln!(
+        s,
+        "/// Network inputs after encoding.\npub const INPUTS: usize = {width};"
+    );
     let mut linear = 0;
     for layer in &file.layers {
         if let LayerRecord::Linear {
@@ -75,9 +78,19 @@ pub fn to_rust(file: &ModelFile) -> String {
                 s,
                 "\n/// Layer {linear} weights, ({inputs} inputs, {outputs} outputs), row-major."
             );
-            let _ = writeln!(s, "const W{linear}: [f32; {}] = {};", weight.len(), f32s(weight));
+            let _ = writeln!(
+                s,
+                "const W{linear}: [f32; {}] = {};",
+                weight.len(),
+                f32s(weight)
+            );
             let _ = writeln!(s, "/// Layer {linear} biases.");
-            let _ = writeln!(s, "const B{linear}: [f32; {}] = {};", bias.len(), f32s(bias));
+            let _ = writeln!(
+                s,
+                "const B{linear}: [f32; {}] = {};",
+                bias.len(),
+                f32s(bias)
+            );
             linear += 1;
         }
     }
@@ -146,7 +159,10 @@ pub fn to_rust(file: &ModelFile) -> String {
                 let _ = writeln!(s, "    {current}.iter_mut().for_each(|v| *v = v.max(0.0));");
             }
             LayerRecord::Sigmoid => {
-                let _ = writeln!(s, "    {current}.iter_mut().for_each(|v| *v = sigmoid(*v));");
+                let _ = writeln!(
+                    s,
+                    "    {current}.iter_mut().for_each(|v| *v = sigmoid(*v));"
+                );
             }
             LayerRecord::Tanh => {
                 let _ = writeln!(s, "    {current}.iter_mut().for_each(|v| *v = tanh(*v));");

@@ -1,0 +1,528 @@
+//! `mlp export` on real files: the ONNX graph run by onnxruntime and the Rust file compiled
+//! by rustc must predict what `mlp predict` predicts, on every row.
+//!
+//! The ONNX test needs Python with `onnx`, `onnxruntime` and `numpy`: `MLP_TEST_PYTHON`
+//! names the interpreter (`.ci/run` sets it), else `python3` is tried. Without them the test
+//! says on stderr that it is skipped.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const MLP: &str = env!("CARGO_BIN_EXE_mlp");
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn mlp(args: &[&str]) -> Output {
+    Command::new(MLP)
+        .args(args)
+        .current_dir(root())
+        .env_remove("MLP_THREADS")
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = mlp(args);
+    assert!(
+        out.status.success(),
+        "mlp {}\n{}",
+        args.join(" "),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// A model to export: a name, the training file and flags.
+struct Case {
+    name: &'static str,
+    data: &'static str,
+    flags: &'static [&'static str],
+}
+
+/// The file a case trains and predicts on: its data, without the rows that have a missing
+/// cell (`mlp predict` refuses those).
+fn data_file(case: &Case, dir: &Path) -> PathBuf {
+    let source = std::fs::read_to_string(root().join(case.data)).unwrap();
+    let missing = |cell: &str| {
+        let cell = cell.trim().to_ascii_lowercase();
+        ["", "?", "na", "n/a", "nan", "null"].contains(&cell.as_str())
+    };
+    let kept: String = source
+        .lines()
+        .filter(|line| !line.split(',').any(missing))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let path = dir.join(format!("{}.csv", case.name));
+    std::fs::write(&path, kept).unwrap();
+    path
+}
+
+const CASES: &[Case] = &[
+    // Numbers only, three classes.
+    Case {
+        name: "iris",
+        data: "data/iris.csv",
+        flags: &["--hidden", "16", "--epochs", "60", "--seed", "3"],
+    },
+    // Text categories (three text columns) next to numbers, two classes, tanh.
+    Case {
+        name: "customers",
+        data: "tests/data/customers.csv",
+        flags: &[
+            "--hidden",
+            "12,8",
+            "--activation",
+            "tanh",
+            "--epochs",
+            "40",
+            "--seed",
+            "5",
+        ],
+    },
+    // Regression with a text column, sigmoid.
+    Case {
+        name: "houses",
+        data: "tests/data/houses.csv",
+        flags: &[
+            "--hidden",
+            "8",
+            "--activation",
+            "sigmoid",
+            "--epochs",
+            "40",
+            "--seed",
+            "2",
+        ],
+    },
+];
+
+fn train(case: &Case, data: &Path, dir: &Path) -> PathBuf {
+    let model = dir.join(format!("{}.json", case.name));
+    let mut args = vec![
+        "train",
+        data.to_str().unwrap(),
+        "-q",
+        "--model",
+        model.to_str().unwrap(),
+    ];
+    args.extend_from_slice(case.flags);
+    ok(&args);
+    model
+}
+
+/// One prediction of `mlp predict --proba`, or of an exported model.
+#[derive(Debug)]
+enum Prediction {
+    Class {
+        label: String,
+        probabilities: Vec<f64>,
+    },
+    Value(f64),
+}
+
+/// Reads prediction CSV: a label column then probabilities, or one value column.
+fn read_predictions(csv_text: &str) -> Vec<Prediction> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(csv_text.as_bytes());
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            let number = |s: &str| s.parse::<f64>().unwrap_or_else(|_| panic!("{s:?}"));
+            if r.len() == 1 {
+                Prediction::Value(number(&r[0]))
+            } else {
+                Prediction::Class {
+                    label: r[0].to_string(),
+                    probabilities: r.iter().skip(1).map(number).collect(),
+                }
+            }
+        })
+        .collect()
+}
+
+fn mlp_predictions(model: &Path, data: &Path) -> Vec<Prediction> {
+    let (model, data) = (model.to_str().unwrap(), data.to_str().unwrap());
+    let classifier = std::fs::read_to_string(model)
+        .unwrap()
+        .contains("\"task\": \"classification\"");
+    let mut args = vec!["predict", model, data];
+    if classifier {
+        args.push("--proba");
+    }
+    read_predictions(&ok(&args))
+}
+
+/// Labels identical, probabilities within 1e-5; values within 1e-5 relative.
+fn assert_same(what: &str, expected: &[Prediction], actual: &[Prediction]) {
+    assert!(expected.len() >= 100, "{what}: {} rows", expected.len());
+    assert_eq!(expected.len(), actual.len(), "{what}: row count");
+    for (row, (e, a)) in expected.iter().zip(actual).enumerate() {
+        match (e, a) {
+            (
+                Prediction::Class {
+                    label: le,
+                    probabilities: pe,
+                },
+                Prediction::Class {
+                    label: la,
+                    probabilities: pa,
+                },
+            ) => {
+                assert_eq!(le, la, "{what}: label of row {row}");
+                assert_eq!(pe.len(), pa.len(), "{what}: classes");
+                for (x, y) in pe.iter().zip(pa) {
+                    // `mlp predict` prints six decimals.
+                    assert!((x - y).abs() <= 1e-5, "{what}: row {row}: {pe:?} vs {pa:?}");
+                }
+            }
+            (Prediction::Value(x), Prediction::Value(y)) => {
+                assert!(
+                    (x - y).abs() <= 1e-5 * x.abs().max(1.0),
+                    "{what}: row {row}: {x} vs {y}",
+                );
+            }
+            _ => panic!("{what}: row {row}: {e:?} vs {a:?}"),
+        }
+    }
+}
+
+/// Python with onnx, onnxruntime and numpy, if there is one.
+fn python() -> Option<String> {
+    let python = std::env::var("MLP_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let works = Command::new(&python)
+        .args(["-c", "import onnx, onnxruntime, numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    works.then_some(python)
+}
+
+/// Written past the test harness's capture, so that a skip shows in `cargo test`.
+fn say(message: &str) {
+    let _ = writeln!(std::io::stderr(), "{message}");
+}
+
+#[test]
+fn onnx_export_matches_mlp_predict_in_onnxruntime() {
+    let Some(python) = python() else {
+        say(
+            "SKIPPED onnx_export_matches_mlp_predict_in_onnxruntime: no Python with onnx, \
+             onnxruntime and numpy (set MLP_TEST_PYTHON to one)",
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for case in CASES {
+        let data = data_file(case, dir.path());
+        let model = train(case, &data, dir.path());
+        let onnx = dir.path().join(format!("{}.onnx", case.name));
+        ok(&[
+            "export",
+            model.to_str().unwrap(),
+            "--format",
+            "onnx",
+            "--output",
+            onnx.to_str().unwrap(),
+        ]);
+        let out_csv = dir.path().join(format!("{}-onnx.csv", case.name));
+        let run = Command::new(&python)
+            .arg(root().join("tests/export/onnx_predict.py"))
+            .args([&onnx, &data, &out_csv])
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}: onnx check or run failed:\n{}",
+            case.name,
+            text(&run.stderr)
+        );
+        let expected = mlp_predictions(&model, &data);
+        let actual = read_predictions(&std::fs::read_to_string(&out_csv).unwrap());
+        assert_same(case.name, &expected, &actual);
+    }
+}
+
+/// A `main` that builds an `Input` per row of `data` (as Rust literals) and prints what the
+/// exported model predicts, one CSV line per row.
+fn harness(model_rs: &str, data: &Path, fields: &[(&str, &str)]) -> String {
+    let mut reader = csv::Reader::from_path(data).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let classifier = model_rs.contains("pub fn predict_proba");
+    let mut rows = String::new();
+    for record in reader.records() {
+        let record = record.unwrap();
+        let mut init = String::new();
+        for (column, field) in fields {
+            let at = headers.iter().position(|h| h == *column).unwrap();
+            let cell = record[at].trim();
+            let is_text = model_rs.contains(&format!("pub {field}: &'a str"));
+            if is_text {
+                init.push_str(&format!("{field}: {cell:?}, "));
+            } else {
+                init.push_str(&format!("{field}: {cell}_f32, "));
+            }
+        }
+        rows.push_str(&format!("        model::Input {{ {init}}},\n"));
+    }
+    let body = if classifier {
+        "let p = model::predict_proba(row);\n        \
+         let probs: Vec<String> = p.iter().map(|v| v.to_string()).collect();\n        \
+         println!(\"{},{}\", model::predict(row), probs.join(\",\"));"
+    } else {
+        "println!(\"{}\", model::predict(row));"
+    };
+    let header = if classifier {
+        "label,probabilities"
+    } else {
+        "prediction"
+    };
+    format!(
+        "mod model;\n\nfn main() {{\n    let rows = [\n{rows}    ];\n    \
+         println!(\"{header}\");\n    for row in &rows {{\n        {body}\n    }}\n}}\n"
+    )
+}
+
+fn rustc(args: &[&str], dir: &Path) {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = Command::new(rustc)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rustc {args:?} failed:\n{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn rust_export_compiles_warning_free_and_matches_mlp_predict() {
+    // Columns and the field names the export gives them.
+    let fields: &[(&str, &[(&str, &str)])] = &[
+        (
+            "iris",
+            &[
+                ("sepal_length", "sepal_length"),
+                ("sepal_width", "sepal_width"),
+                ("petal_length", "petal_length"),
+                ("petal_width", "petal_width"),
+            ],
+        ),
+        (
+            "customers",
+            &[
+                ("age", "age"),
+                ("income", "income"),
+                ("plan", "plan"),
+                ("region", "region"),
+                ("country", "country"),
+            ],
+        ),
+        (
+            "houses",
+            &[
+                ("area", "area"),
+                ("rooms", "rooms"),
+                ("age", "age"),
+                ("neighborhood", "neighborhood"),
+            ],
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (case, (name, fields)) in CASES.iter().zip(fields) {
+        assert_eq!(case.name, *name);
+        let data = data_file(case, dir.path());
+        let model = train(case, &data, dir.path());
+        let work = dir.path().join(case.name);
+        std::fs::create_dir(&work).unwrap();
+        let model_rs = work.join("model.rs");
+        ok(&[
+            "export",
+            model.to_str().unwrap(),
+            "--format",
+            "rust",
+            "--output",
+            model_rs.to_str().unwrap(),
+        ]);
+        // As the README promises: a library on its own, no warnings.
+        rustc(
+            &[
+                "--edition=2021",
+                "--crate-type=lib",
+                "-D",
+                "warnings",
+                "model.rs",
+            ],
+            &work,
+        );
+        let source = std::fs::read_to_string(&model_rs).unwrap();
+        std::fs::write(work.join("main.rs"), harness(&source, &data, fields)).unwrap();
+        rustc(
+            &[
+                "--edition=2021",
+                "-D",
+                "warnings",
+                "-O",
+                "main.rs",
+                "-o",
+                "predict",
+            ],
+            &work,
+        );
+        let run = Command::new(work.join("predict")).output().unwrap();
+        assert!(run.status.success(), "{}", text(&run.stderr));
+        let expected = mlp_predictions(&model, &data);
+        let actual = read_predictions(&text(&run.stdout));
+        assert_same(case.name, &expected, &actual);
+    }
+}
+
+/// Insists on exit code 2, one `error: {head}…` message, and no file at `output`.
+fn refused(args: &[&str], head: &str, output: &Path) -> String {
+    let out = mlp(args);
+    let stderr = text(&out.stderr);
+    let context = format!("mlp {}\n{stderr}", args.join(" "));
+    assert_eq!(out.status.code(), Some(2), "{context}");
+    assert!(stderr.starts_with(&format!("error: {head}")), "{context}");
+    assert_eq!(stderr.matches("error:").count(), 1, "{context}");
+    assert!(!stderr.contains("panicked"), "{context}");
+    assert!(
+        !output.exists(),
+        "{context}: {} was written",
+        output.display()
+    );
+    stderr
+}
+
+#[test]
+fn damaged_model_files_are_refused_as_predict_refuses_them() {
+    let corpus = root().join("tests/corpus");
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.onnx");
+    let mut names: Vec<String> = std::fs::read_dir(corpus.join("models"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != "valid.json")
+        .collect();
+    names.sort();
+    assert!(names.len() >= 30, "the corpus of damaged models: {names:?}");
+    for name in &names {
+        let model = format!("tests/corpus/models/{name}");
+        // `mlp predict` on the same file says what is wrong (tests/corpus.rs checks that).
+        let predict = mlp(&["predict", &model, "tests/corpus/fixture.csv"]);
+        assert_eq!(predict.status.code(), Some(2), "{name}");
+        let expected = text(&predict.stderr);
+        let head = expected
+            .lines()
+            .next()
+            .unwrap()
+            .trim_start_matches("error: ");
+        let stderr = refused(
+            &["export", &model, "--output", output.to_str().unwrap()],
+            head,
+            &output,
+        );
+        assert_eq!(stderr, expected, "{name}");
+        assert!(stderr.contains("\n  hint: "), "{name}: {stderr}");
+    }
+    // The control exports.
+    ok(&[
+        "export",
+        "tests/corpus/models/valid.json",
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    assert!(std::fs::metadata(&output).unwrap().len() > 100);
+}
+
+#[test]
+fn bad_formats_and_outputs_are_refused_and_nothing_is_half_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = "tests/corpus/models/valid.json";
+    let at = |name: &str| dir.path().join(name);
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+
+    let out = at("model.pmml");
+    refused(
+        &["export", model, "--format", "pmml", "--output", &path(&out)],
+        "invalid --format pmml: mlp exports `onnx` and `rust`",
+        &out,
+    );
+    let out = at("model.bin");
+    refused(
+        &["export", model, "--output", &path(&out)],
+        &format!(
+            "invalid --format: cannot tell the format from '{}'; pass --format onnx or \
+             --format rust",
+            out.display()
+        ),
+        &out,
+    );
+
+    // A directory that does not exist.
+    let out = at("no/such/dir/model.onnx");
+    let stderr = refused(
+        &["export", model, "--output", &path(&out)],
+        &format!("cannot write {}", out.display()),
+        &out,
+    );
+    assert!(
+        stderr.contains("hint: check that the directory exists"),
+        "{stderr}",
+    );
+
+    // A file already there survives a failed export whole: here the output is a directory
+    // (the rename fails after the temporary file was written), next to an older export.
+    let old = at("old.onnx");
+    std::fs::write(&old, "previous export").unwrap();
+    let blocked = at("blocked.onnx");
+    std::fs::create_dir(&blocked).unwrap();
+    let out = mlp(&["export", model, "--output", &path(&blocked)]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with(&format!("error: cannot write {}", blocked.display())),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(blocked.is_dir());
+    assert_eq!(std::fs::read_to_string(&old).unwrap(), "previous export");
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["blocked.onnx", "old.onnx"],
+        "no temporary files left"
+    );
+
+    // The model itself is never the output.
+    let copy = at("m.rs");
+    std::fs::copy(root().join(model), &copy).unwrap();
+    let before = std::fs::read(&copy).unwrap();
+    let out = mlp(&[
+        "export",
+        &path(&copy),
+        "--format",
+        "rust",
+        "--output",
+        &path(&copy),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("this is the model file; choose another path"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&copy).unwrap(), before);
+}

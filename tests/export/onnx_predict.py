@@ -1,0 +1,52 @@
+"""Run an ONNX model exported by `mlp export` on a CSV file, the way a user would.
+
+    python onnx_predict.py MODEL.onnx DATA.csv OUT.csv
+
+Checks the model with onnx.checker (full check, with shape inference), feeds every input
+column by name (float32 [N, 1] or string [N, 1], as the graph declares), and writes the
+outputs as CSV: `label` and one column per class probability, or `prediction`, with full
+precision. Cells mlp reads as missing become NaN (numbers) or '' (text).
+"""
+
+import csv
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+MISSING = {"", "?", "na", "n/a", "nan", "null"}
+
+
+def main(model_path, data_path, out_path):
+    model = onnx.load(model_path)
+    onnx.checker.check_model(model, full_check=True)
+    session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    with open(data_path, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    feed = {}
+    for i in session.get_inputs():
+        cells = [row[i.name].strip() for row in rows]
+        if i.type == "tensor(float)":
+            values = [np.nan if c.lower() in MISSING else float(c) for c in cells]
+            feed[i.name] = np.array(values, dtype=np.float32).reshape(-1, 1)
+        else:
+            texts = ["" if c.lower() in MISSING else c for c in cells]
+            feed[i.name] = np.array(texts, dtype=object).reshape(-1, 1)
+    names = [o.name for o in session.get_outputs()]
+    outputs = dict(zip(names, session.run(names, feed)))
+    with open(out_path, "w", newline="") as f:
+        w = csv.writer(f)
+        if "label" in outputs:
+            probabilities = outputs["probabilities"]
+            w.writerow(["label"] + [f"p{j}" for j in range(probabilities.shape[1])])
+            for label, p in zip(outputs["label"], probabilities):
+                w.writerow([label] + [repr(float(v)) for v in p])
+        else:
+            w.writerow(["prediction"])
+            for v in outputs["prediction"].reshape(-1):
+                w.writerow([repr(float(v))])
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
