@@ -2,7 +2,7 @@
 //! by rustc must predict what `mlp predict` predicts, on every row.
 //!
 //! The ONNX test needs Python with `onnx`, `onnxruntime` and `numpy`: `MLP_TEST_PYTHON`
-//! names the interpreter (`.ci/run` sets it), else `python3` is tried. Without them the test
+//! names the interpreter (`.ci/run` sets it), else the active virtualenv's or `python3`. Without them the test
 //! says on stderr that it is skipped.
 
 use std::io::Write;
@@ -197,7 +197,9 @@ fn assert_same(what: &str, expected: &[Prediction], actual: &[Prediction]) {
 
 /// Python with onnx, onnxruntime and numpy, if there is one.
 fn python() -> Option<String> {
-    let python = std::env::var("MLP_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = std::env::var("MLP_TEST_PYTHON")
+        .or_else(|_| std::env::var("VIRTUAL_ENV").map(|v| format!("{v}/bin/python")))
+        .unwrap_or_else(|_| "python3".into());
     let works = Command::new(&python)
         .args(["-c", "import onnx, onnxruntime, numpy"])
         .output()

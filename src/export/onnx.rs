@@ -122,7 +122,6 @@ pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
         TargetEncoding::Classes { labels, .. } => {
             let c = labels.len() as i64;
             g.node_named("Softmax", &[&x], "probabilities", vec![int_attr("axis", 1)]);
-            g.output("probabilities", data_type::FLOAT, Some(c));
             // mlp takes the first of equal logits; so does ArgMax (select_last_index = 0).
             let class = g.node(
                 "ArgMax",
@@ -142,7 +141,9 @@ pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
                     string_attr("default_string", ""),
                 ],
             });
+            // `label` first, as skl2onnx orders a classifier's outputs.
             g.output("label", data_type::STRING, None);
+            g.output("probabilities", data_type::FLOAT, Some(c));
         }
         TargetEncoding::Values { mean, std, .. } => {
             let y = g.node(
@@ -365,5 +366,152 @@ fn strings_attr(name: &str, strings: &[String]) -> AttributeProto {
         r#type: attribute_type::STRINGS,
         strings: strings.iter().map(|s| s.as_bytes().to_vec()).collect(),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Model;
+
+    /// The corpus's control model: numbers `x`, `age`, text `plan` (3 categories),
+    /// 5 → 2 ReLU → 2, classes `no`, `yes`.
+    fn valid() -> ModelFile {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/corpus/models/valid.json"
+        );
+        Model::load(path.as_ref()).unwrap().file
+    }
+
+    fn shape(v: &ValueInfoProto) -> (i32, Vec<Option<i64>>) {
+        let t = v.r#type.as_ref().unwrap().tensor_type.as_ref().unwrap();
+        let dims = t.shape.as_ref().unwrap().dim.iter();
+        (t.elem_type, dims.map(|d| d.dim_value).collect())
+    }
+
+    #[test]
+    fn graph_has_one_input_per_column_and_the_classifier_outputs() {
+        let file = valid();
+        let model = ModelProto::decode(to_onnx(&file).as_slice()).unwrap();
+        assert_eq!(model.ir_version, 8);
+        let opsets: Vec<(&str, i64)> = model
+            .opset_import
+            .iter()
+            .map(|o| (o.domain.as_str(), o.version))
+            .collect();
+        assert_eq!(opsets, [("", 17), ("ai.onnx.ml", 3)]);
+        let graph = model.graph.unwrap();
+        let inputs: Vec<(&str, (i32, Vec<Option<i64>>))> = graph
+            .input
+            .iter()
+            .map(|v| (v.name.as_str(), shape(v)))
+            .collect();
+        assert_eq!(
+            inputs,
+            [
+                ("x", (data_type::FLOAT, vec![None, Some(1)])),
+                ("age", (data_type::FLOAT, vec![None, Some(1)])),
+                ("plan", (data_type::STRING, vec![None, Some(1)])),
+            ]
+        );
+        let outputs: Vec<(&str, (i32, Vec<Option<i64>>))> = graph
+            .output
+            .iter()
+            .map(|v| (v.name.as_str(), shape(v)))
+            .collect();
+        assert_eq!(
+            outputs,
+            [
+                ("label", (data_type::STRING, vec![None])),
+                ("probabilities", (data_type::FLOAT, vec![None, Some(2)])),
+            ]
+        );
+        let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();
+        assert_eq!(
+            ops,
+            [
+                "OneHotEncoder",
+                "Reshape",
+                "Concat",
+                "Cast",
+                "Sub",
+                "Div",
+                "Cast",
+                "Gemm",
+                "Relu",
+                "Gemm",
+                "Softmax",
+                "ArgMax",
+                "LabelEncoder"
+            ]
+        );
+        // The standardisation constants: the numeric features' mean and deviation, then 0
+        // and 1 for the three one-hot inputs.
+        let mean = graph
+            .initializer
+            .iter()
+            .find(|t| t.name == graph.node[4].input[1])
+            .unwrap();
+        assert_eq!(mean.dims, [1, 5]);
+        assert_eq!(mean.double_data, [0.46279166493332013, 47.0, 0.0, 0.0, 0.0]);
+        // The first layer's weights as stored: (inputs, outputs).
+        let w = graph
+            .initializer
+            .iter()
+            .find(|t| t.name == graph.node[7].input[1])
+            .unwrap();
+        assert_eq!(w.dims, [5, 2]);
+        let LayerRecord::Linear { weight, .. } = &file.layers[0] else {
+            panic!("layer 0 is linear")
+        };
+        assert_eq!(&w.float_data, weight);
+    }
+
+    #[test]
+    fn regression_graph_maps_back_to_target_units() {
+        let mut file = valid();
+        file.task = crate::dataset::Task::Regression;
+        file.encoding.target = TargetEncoding::Values {
+            name: "churned".into(),
+            mean: 10.0,
+            std: 2.5,
+        };
+        if let Some(LayerRecord::Linear {
+            outputs,
+            weight,
+            bias,
+            ..
+        }) = file.layers.last_mut()
+        {
+            *outputs = 1;
+            weight.truncate(2);
+            bias.truncate(1);
+        }
+        let graph = ModelProto::decode(to_onnx(&file).as_slice())
+            .unwrap()
+            .graph
+            .unwrap();
+        let tail: Vec<&str> = graph
+            .node
+            .iter()
+            .rev()
+            .take(4)
+            .map(|n| n.op_type.as_str())
+            .collect();
+        assert_eq!(tail, ["Cast", "Add", "Mul", "Cast"]);
+        assert_eq!(graph.node.last().unwrap().output, ["prediction"]);
+        let constant = |name: &str| {
+            graph
+                .initializer
+                .iter()
+                .find(|t| t.name == name)
+                .unwrap()
+                .double_data
+                .clone()
+        };
+        let n = graph.node.len();
+        assert_eq!(constant(&graph.node[n - 3].input[1]), [2.5]);
+        assert_eq!(constant(&graph.node[n - 2].input[1]), [10.0]);
     }
 }
