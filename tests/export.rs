@@ -367,6 +367,26 @@ fn rust_export_compiles_warning_free_and_matches_mlp_predict() {
             &work,
         );
         let source = std::fs::read_to_string(&model_rs).unwrap();
+        // As the README says for embedded targets: `#![no_std]`, and `exp`/`tanh` from
+        // `libm` (a stand-in module here) instead of `std`.
+        let no_std = format!(
+            "#![no_std]\n{}\n#[allow(dead_code)]\nmod libm {{\n    \
+             pub fn expf(x: f32) -> f32 {{ x }}\n    pub fn tanhf(x: f32) -> f32 {{ x }}\n}}\n",
+            source
+                .replace("    x.exp()", "    libm::expf(x)")
+                .replace("    x.tanh()", "    libm::tanhf(x)")
+        );
+        std::fs::write(work.join("no_std.rs"), no_std).unwrap();
+        rustc(
+            &[
+                "--edition=2021",
+                "--crate-type=lib",
+                "-D",
+                "warnings",
+                "no_std.rs",
+            ],
+            &work,
+        );
         std::fs::write(work.join("main.rs"), harness(&source, &data, fields)).unwrap();
         rustc(
             &[
