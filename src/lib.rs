@@ -46,6 +46,7 @@ pub mod outcome;
 mod parallel;
 pub mod pipeline;
 pub mod plot;
+pub mod predict;
 pub mod sequential;
 pub mod settings;
 pub mod threads;

@@ -7,9 +7,10 @@ use clap::Args;
 use mlp::Error;
 use mlp::dataset::TargetEncoding;
 use mlp::error::Setting;
-use mlp::fsutil::{check_output_path, same_file, write_output};
-use mlp::model::{Model, Predictions};
-use mlp::pipeline::score_with;
+use mlp::fsutil::{check_output_path, read_data, same_file, write_output};
+use mlp::model::Model;
+use mlp::pipeline::score_bytes_with;
+use mlp::predict::{predict_streamed, write_predictions};
 
 use super::{UnknownArg, made_up_note};
 
@@ -76,51 +77,25 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
             "leave out --proba",
         ));
     }
-    let scored = score_with(&mut model, &args.data, false, args.unknown_category.into())?;
-    for note in made_up_note(&scored) {
-        errln!("note: {note}");
-    }
-    let mut out = csv::Writer::from_writer(Vec::new());
-    let csv_error = |e: csv::Error| Error::io(&args.data, std::io::Error::other(e));
-    match (&scored.predictions, &model.file.encoding.target) {
-        (
-            Predictions::Classes {
-                classes,
-                probabilities,
-            },
-            TargetEncoding::Classes { labels, .. },
-        ) => {
-            let mut header = vec!["prediction".to_string()];
-            if args.proba {
-                header.extend(labels.iter().map(|l| format!("prob_{l}")));
+    let data = read_data(&args.data)?;
+    // Plain files stream; anything else (including cells to fill or unseen categories to
+    // ignore, which the notes report) goes through the general reader.
+    let (bytes, rows) = match predict_streamed(&mut model, &args.data, &data, args.proba) {
+        Some(done) => done,
+        None => {
+            let unknown = args.unknown_category.into();
+            let scored = score_bytes_with(&mut model, &args.data, &data, false, unknown)?;
+            for note in made_up_note(&scored) {
+                errln!("note: {note}");
             }
-            out.write_record(&header).map_err(csv_error)?;
-            for (row, &class) in probabilities.rows().into_iter().zip(classes) {
-                let mut record = vec![labels[class].clone()];
-                if args.proba {
-                    record.extend(row.iter().map(|p| format!("{p:.6}")));
-                }
-                out.write_record(&record).map_err(csv_error)?;
-            }
+            let target = &model.file.encoding.target;
+            (write_predictions(target, &scored, args.proba), scored.rows)
         }
-        (Predictions::Values(values), _) => {
-            out.write_record(["prediction"]).map_err(csv_error)?;
-            for v in values {
-                // Shortest text that reads back as the same f32 (score refuses values
-                // beyond f32).
-                out.write_record([format!("{}", *v as f32)])
-                    .map_err(csv_error)?;
-            }
-        }
-        _ => unreachable!("the model's task and its predictions agree"),
-    }
-    let bytes = out
-        .into_inner()
-        .map_err(|e| Error::io(&args.data, std::io::Error::other(e.to_string())))?;
+    };
     match &args.output {
         Some(path) => {
             write_output(path, &bytes)?;
-            errln!("wrote {} predictions to {}", scored.rows, path.display());
+            errln!("wrote {rows} predictions to {}", path.display());
         }
         // A failure is the stream's: see `out`.
         None => {

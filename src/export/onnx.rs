@@ -46,7 +46,9 @@ pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
                 g.input(name, data_type::FLOAT, Some(1));
                 blocks.push(name.clone());
             }
-            Feature::Categorical { name, categories } => {
+            Feature::Categorical {
+                name, categories, ..
+            } => {
                 g.input(name, data_type::STRING, Some(1));
                 let k = categories.len() as i64;
                 // [N, 1] strings → [N, 1, k] one-hot; unknown texts give zeros.

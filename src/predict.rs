@@ -1,0 +1,445 @@
+//! `mlp predict` as a library call: a CSV file in, prediction CSV out.
+//!
+//! Plain files (no quotes, no blank lines, no missing cells, every value one the model
+//! knows) are streamed: each line is split once, only the model's columns are parsed,
+//! straight into a reused batch of network inputs, and each batch goes through the network
+//! and out as CSV before the next is read. Nothing is allocated per row. Anything else
+//! (and any row the model would refuse) sends the whole file to the general reader,
+//! [`score_bytes`], which gives the same predictions or the located error message.
+
+use std::io::Write;
+use std::path::Path;
+
+use ndarray::{Array2, s};
+
+use crate::data::{ReadOptions, Table, is_missing_token};
+use crate::dataset::{Feature, TargetEncoding};
+use crate::error::Result;
+use crate::loss::softmax_rows;
+use crate::model::{Model, Predictions};
+use crate::pipeline::{Scored, score_bytes};
+
+/// Rows per batch through the network (as in [`Model::predict_encoded`], so that both
+/// paths give the same bits).
+const BATCH: usize = 512;
+
+/// The prediction CSV for the CSV file `bytes` (`path` names it in messages), and the
+/// number of rows. With `proba`, a classifier adds one `prob_<label>` column per class.
+///
+/// **Panics** if `proba` is set for a regression model (callers refuse that flag first).
+pub fn predict_csv(
+    model: &mut Model,
+    path: &Path,
+    bytes: &[u8],
+    proba: bool,
+) -> Result<(Vec<u8>, usize)> {
+    match predict_streamed(model, path, bytes, proba) {
+        Some(done) => Ok(done),
+        None => general(model, path, bytes, proba),
+    }
+}
+
+/// The general path: the whole file through [`score_bytes`], then out as CSV.
+fn general(model: &mut Model, path: &Path, bytes: &[u8], proba: bool) -> Result<(Vec<u8>, usize)> {
+    let scored = score_bytes(model, path, bytes, false)?;
+    let out = write_predictions(&model.file.encoding.target, &scored, proba);
+    Ok((out, scored.rows))
+}
+
+/// The prediction CSV of scored rows, as the streamed path writes it.
+///
+/// **Panics** if `proba` is set for a regression model.
+pub fn write_predictions(target: &TargetEncoding, scored: &Scored, proba: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(scored.rows * 16);
+    let writer = RowWriter::new(target, proba, &mut out);
+    match &scored.predictions {
+        Predictions::Classes {
+            classes,
+            probabilities,
+        } => {
+            for (row, &class) in probabilities.rows().into_iter().zip(classes) {
+                writer.class(class, row.as_slice().expect("standard layout"), &mut out);
+            }
+        }
+        Predictions::Values(values) => {
+            for &v in values {
+                writer.value(v, &mut out);
+            }
+        }
+    }
+    out
+}
+
+/// Writes prediction rows: labels quoted once up front, numbers formatted straight into the
+/// output.
+struct RowWriter {
+    labels: Vec<Vec<u8>>,
+    proba: bool,
+}
+
+impl RowWriter {
+    /// Writes the header line.
+    fn new(target: &TargetEncoding, proba: bool, out: &mut Vec<u8>) -> RowWriter {
+        match target {
+            TargetEncoding::Classes { labels, .. } => {
+                let mut header = vec!["prediction".to_string()];
+                if proba {
+                    header.extend(labels.iter().map(|l| format!("prob_{l}")));
+                }
+                out.extend_from_slice(&csv_line(&header));
+                let labels = labels
+                    .iter()
+                    .map(|l| {
+                        let mut cell = csv_line(std::slice::from_ref(l));
+                        cell.pop(); // the line end
+                        cell
+                    })
+                    .collect();
+                RowWriter { labels, proba }
+            }
+            TargetEncoding::Values { .. } => {
+                assert!(!proba, "probabilities exist only for classifiers");
+                out.extend_from_slice(b"prediction\n");
+                RowWriter {
+                    labels: Vec::new(),
+                    proba,
+                }
+            }
+        }
+    }
+
+    fn class(&self, class: usize, probabilities: &[f32], out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.labels[class]);
+        if self.proba {
+            for p in probabilities {
+                // Writing into a Vec cannot fail.
+                let _ = write!(out, ",{p:.6}");
+            }
+        }
+        out.push(b'\n');
+    }
+
+    fn value(&self, v: f64, out: &mut Vec<u8>) {
+        // The shortest text that reads back as the same f32.
+        let _ = writeln!(out, "{}", v as f32);
+    }
+}
+
+/// One CSV line of `fields`, quoted where a field needs it.
+fn csv_line(fields: &[String]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(fields)
+        .and_then(|_| w.flush().map_err(csv::Error::from))
+        .expect("writing CSV into memory cannot fail");
+    w.into_inner().expect("flushed above")
+}
+
+/// What to do with one column of the file.
+enum Slot {
+    /// Not a feature.
+    Skip,
+    /// A number standardised into input `at`.
+    Number { at: usize, mean: f64, std: f64 },
+    /// A category one-hot encoded into inputs `at..at + categories.len()`.
+    Category { at: usize, categories: Vec<String> },
+}
+
+/// The streamed path: the prediction CSV and the number of rows, or `None` when the file
+/// needs the general reader (quotes, blank lines, a missing cell to fill, a category the
+/// model does not know, anything the general reader would refuse).
+///
+/// **Panics** if `proba` is set for a regression model.
+pub fn predict_streamed(
+    model: &mut Model,
+    path: &Path,
+    bytes: &[u8],
+    proba: bool,
+) -> Option<(Vec<u8>, usize)> {
+    // The general reader refuses what is not UTF-8; so must this path.
+    let text = std::str::from_utf8(bytes).ok()?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text).as_bytes();
+    let header_end = memchr::memchr(b'\n', text)?;
+    let header = &text[..header_end];
+    let header = header.strip_suffix(b"\r").unwrap_or(header);
+    if header.is_empty() || header.contains(&b'"') || header.contains(&b'\r') {
+        return None;
+    }
+    // The header and delimiter as the general reader sees them, from the first two lines.
+    let second_end =
+        memchr::memchr(b'\n', &text[header_end + 1..]).map_or(text.len(), |i| header_end + 1 + i);
+    let encoding = &model.file.encoding;
+    let options = ReadOptions {
+        categorical: encoding.categorical_names(),
+    };
+    let head = Table::from_bytes(path, &text[..second_end], &options).ok()?;
+    let delimiter = head.delimiter();
+    let names: Vec<&str> = header
+        .split(|&b| b == delimiter)
+        .map(|n| std::str::from_utf8(n).map(str::trim))
+        .collect::<std::result::Result<_, _>>()
+        .ok()?;
+    if names != head.headers() {
+        return None;
+    }
+
+    let mut slots: Vec<Slot> = names.iter().map(|_| Slot::Skip).collect();
+    let mut at = 0;
+    for feature in &encoding.features {
+        let column = names.iter().position(|n| *n == feature.name())?;
+        slots[column] = match feature {
+            Feature::Numeric { mean, std, .. } => Slot::Number {
+                at,
+                mean: *mean,
+                std: *std,
+            },
+            Feature::Categorical { categories, .. } => Slot::Category {
+                at,
+                categories: categories.clone(),
+            },
+        };
+        at += feature.width();
+    }
+    let width = at;
+    let columns = slots.len();
+    let outputs = encoding.target.width();
+    let target = encoding.target.clone();
+
+    let mut x = Array2::<f32>::zeros((BATCH, width));
+    let mut probabilities = Array2::<f32>::zeros((BATCH, outputs));
+    let mut out = Vec::with_capacity(text.len() / 8);
+    let writer = RowWriter::new(&target, proba, &mut out);
+    let (mut rows, mut filled) = (0, 0);
+    let mut body = &text[header_end + 1..];
+    loop {
+        let line_end = memchr::memchr(b'\n', body);
+        let line = &body[..line_end.unwrap_or(body.len())];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let last = line_end.is_none_or(|e| e + 1 == body.len());
+        // Blank lines, quotes, a carriage return inside a line (an old Mac line end) and
+        // ragged rows are the general reader's business.
+        if line.is_empty()
+            || memchr::memchr2(b'"', b'\r', line).is_some()
+            || memchr::memchr_iter(delimiter, line).count() + 1 != columns
+        {
+            return None;
+        }
+        let inputs = x.row_mut(filled).into_slice().expect("standard layout");
+        inputs.fill(0.0);
+        for (cell, slot) in line.split(|&b| b == delimiter).zip(&slots) {
+            match slot {
+                Slot::Skip => {}
+                Slot::Number { at, mean, std } => {
+                    let cell = cell.trim_ascii();
+                    let v: f64 = fast_float2::parse(cell).ok()?;
+                    // As the general reader: finite, within f32, and not a missing token
+                    // (`nan` parses).
+                    if !(v.is_finite() && v.abs() <= f32::MAX as f64) {
+                        return None;
+                    }
+                    let z = (((v as f32) as f64 - mean) / std) as f32;
+                    if !z.is_finite() {
+                        return None;
+                    }
+                    inputs[*at] = z;
+                }
+                Slot::Category { at, categories } => {
+                    // Valid UTF-8 (checked above), split at an ASCII byte; only ASCII
+                    // space is trimmed here, so any other goes to the general reader.
+                    let cell = std::str::from_utf8(cell.trim_ascii()).ok()?;
+                    if is_missing_token(cell) {
+                        return None;
+                    }
+                    let k = categories.iter().position(|c| c == cell)?;
+                    inputs[at + k] = 1.0;
+                }
+            }
+        }
+        filled += 1;
+        if filled == BATCH || last {
+            run_batch(model, &x, filled, &mut probabilities, &writer, &mut out)?;
+            rows += filled;
+            filled = 0;
+        }
+        match line_end {
+            Some(e) if !last => body = &body[e + 1..],
+            _ => break,
+        }
+    }
+    Some((out, rows))
+}
+
+/// The first `rows` rows of `x` through the network and out as CSV; `None` if an output is
+/// not finite (the general path names the row).
+fn run_batch(
+    model: &mut Model,
+    x: &Array2<f32>,
+    rows: usize,
+    probabilities: &mut Array2<f32>,
+    writer: &RowWriter,
+    out: &mut Vec<u8>,
+) -> Option<()> {
+    let target = &model.file.encoding.target;
+    let raw = model.network.forward(x.slice(s![..rows, ..]));
+    match target {
+        TargetEncoding::Classes { .. } => {
+            let mut p = probabilities.slice_mut(s![..rows, ..]);
+            softmax_rows(raw.view(), p.view_mut());
+            for (z, p) in raw.rows().into_iter().zip(p.rows()) {
+                if p.iter().any(|v| !v.is_finite()) {
+                    return None;
+                }
+                // The first of equal logits, as `mlp predict` picks it.
+                let mut best = 0;
+                for (i, &v) in z.iter().enumerate() {
+                    if v > z[best] {
+                        best = i;
+                    }
+                }
+                writer.class(best, p.as_slice().expect("standard layout"), out);
+            }
+        }
+        TargetEncoding::Values { mean, std, .. } => {
+            for z in raw.column(0) {
+                let v = *z as f64 * std + mean;
+                if !(v.is_finite() && v.abs() <= f32::MAX as f64) {
+                    return None;
+                }
+                writer.value(v, out);
+            }
+        }
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::Task;
+    use crate::model::LayerRecord;
+
+    /// The corpus's control model: numbers `x`, `age`, text `plan` (basic, plus, pro),
+    /// classes `no`, `yes`.
+    fn classifier() -> Model {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/corpus/models/valid.json"
+        );
+        Model::load(path.as_ref()).unwrap()
+    }
+
+    /// The same network cut to one output, predicting a number.
+    fn regressor() -> Model {
+        let mut file = classifier().file;
+        file.task = Task::Regression;
+        file.encoding.target = TargetEncoding::Values {
+            name: "churned".into(),
+            mean: 10.0,
+            std: 2.5,
+        };
+        if let Some(LayerRecord::Linear {
+            outputs,
+            weight,
+            bias,
+            ..
+        }) = file.layers.last_mut()
+        {
+            *outputs = 1;
+            *weight = vec![weight[0], weight[2]];
+            bias.truncate(1);
+        }
+        let json = serde_json::to_vec(&file).unwrap();
+        Model::from_json(Path::new("r.json"), &json).unwrap()
+    }
+
+    /// `rows` plain rows with all three categories and varied numbers.
+    fn rows(n: usize, delimiter: char, line_end: &str) -> String {
+        let d = delimiter;
+        let mut text = format!("x{d}age{d}plan{d}churned{line_end}");
+        for i in 0..n {
+            let plan = ["basic", "plus", "pro"][i % 3];
+            let x = (i as f32 * 0.37).sin();
+            text.push_str(&format!("{x}{d}{}{d}{plan}{d}no{line_end}", 20 + i % 50));
+        }
+        text
+    }
+
+    /// Streams `text` (which must take the streamed path) and checks it against the
+    /// general reader, byte for byte.
+    fn same_as_general(model: &mut Model, text: &str, proba: bool) -> Vec<u8> {
+        let path = Path::new("t.csv");
+        let streamed = predict_streamed(model, path, text.as_bytes(), proba)
+            .unwrap_or_else(|| panic!("not streamed: {text:?}"));
+        let general = general(model, path, text.as_bytes(), proba).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&streamed.0),
+            String::from_utf8_lossy(&general.0)
+        );
+        assert_eq!(streamed.1, general.1);
+        streamed.0
+    }
+
+    #[test]
+    fn streamed_predictions_equal_the_general_readers() {
+        let mut model = classifier();
+        // Batches: fewer than one, exactly one, and several with a remainder.
+        for n in [1, 3, 512, 1300] {
+            same_as_general(&mut model, &rows(n, ',', "\n"), true);
+            same_as_general(&mut model, &rows(n, ',', "\n"), false);
+        }
+        same_as_general(&mut model, &rows(40, ';', "\r\n"), true);
+        same_as_general(&mut model, &rows(40, '\t', "\n"), true);
+        // No final line end, a byte-order mark, spaces around cells, columns in another
+        // order with an extra one.
+        let text = rows(7, ',', "\n");
+        same_as_general(&mut model, text.trim_end(), true);
+        same_as_general(&mut model, &format!("\u{feff}{text}"), true);
+        same_as_general(
+            &mut model,
+            "id , plan,age,x\n1, pro ,33,0.25\n2,basic, 51 ,-1e-3\n",
+            true,
+        );
+        let out = same_as_general(&mut regressor(), &rows(600, ',', "\n"), false);
+        assert!(out.starts_with(b"prediction\n"));
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 601);
+    }
+
+    #[test]
+    fn anything_unusual_goes_to_the_general_reader() {
+        let mut model = classifier();
+        let path = Path::new("t.csv");
+        let cases = [
+            // quotes, a blank line, a missing cell, an unseen category, a missing token
+            // as category, a ragged row, an old Mac line end, text in a number column, a
+            // number beyond f32, a missing column
+            "x,age,plan\n\"0.5\",30,basic\n",
+            "x,age,plan\n0.5,30,basic\n\n0.1,31,pro\n",
+            "x,age,plan\n0.5,,basic\n",
+            "x,age,plan\n0.5,30,gold\n",
+            "x,age,plan\n0.5,30,NA\n",
+            "x,age,plan\n0.5,30,basic,9\n",
+            "x,age,plan\n0.5,30,basic\r0.1,31,pro\n",
+            "x,age,plan\n0.5,thirty,basic\n",
+            "x,age,plan\n0.5,1e39,basic\n",
+            "x,plan\n0.5,basic\n",
+            "x,age,plan\n",
+        ];
+        for text in cases {
+            assert!(
+                predict_streamed(&mut model, path, text.as_bytes(), false).is_none(),
+                "{text:?}"
+            );
+        }
+        // Where the general reader refuses, predict_csv gives its message.
+        let e = predict_csv(&mut model, path, cases[3].as_bytes(), false).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("t.csv, line 2, column 'plan': category 'gold' was not seen"),
+            "{e}"
+        );
+        // Where it accepts, the same predictions.
+        let quoted = predict_csv(&mut model, path, cases[0].as_bytes(), true).unwrap();
+        let plain = predict_csv(&mut model, path, b"x,age,plan\n0.5,30,basic\n", true).unwrap();
+        assert_eq!(quoted, plain);
+        assert_eq!(plain.1, 1);
+    }
+}
