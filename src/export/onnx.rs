@@ -386,6 +386,9 @@ mod tests {
         Model::load(path.as_ref()).unwrap().file
     }
 
+    /// A value's name, element type and dimensions (`None` for the free batch size).
+    type Described<'a> = (&'a str, (i32, Vec<Option<i64>>));
+
     fn shape(v: &ValueInfoProto) -> (i32, Vec<Option<i64>>) {
         let t = v.r#type.as_ref().unwrap().tensor_type.as_ref().unwrap();
         let dims = t.shape.as_ref().unwrap().dim.iter();
@@ -404,7 +407,7 @@ mod tests {
             .collect();
         assert_eq!(opsets, [("", 17), ("ai.onnx.ml", 3)]);
         let graph = model.graph.unwrap();
-        let inputs: Vec<(&str, (i32, Vec<Option<i64>>))> = graph
+        let inputs: Vec<Described> = graph
             .input
             .iter()
             .map(|v| (v.name.as_str(), shape(v)))
@@ -417,7 +420,7 @@ mod tests {
                 ("plan", (data_type::STRING, vec![None, Some(1)])),
             ]
         );
-        let outputs: Vec<(&str, (i32, Vec<Option<i64>>))> = graph
+        let outputs: Vec<Described> = graph
             .output
             .iter()
             .map(|v| (v.name.as_str(), shape(v)))
