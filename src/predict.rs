@@ -209,30 +209,25 @@ pub fn predict_streamed(
     let mut out = Vec::with_capacity(text.len() / 8);
     let writer = RowWriter::new(&target, proba, &mut out);
     let (mut rows, mut filled) = (0, 0);
-    let mut body = &text[header_end + 1..];
-    loop {
-        let line_end = memchr::memchr(b'\n', body);
-        let line = &body[..line_end.unwrap_or(body.len())];
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let last = line_end.is_none_or(|e| e + 1 == body.len());
-        // Blank lines, quotes, a carriage return inside a line (an old Mac line end) and
-        // ragged rows are the general reader's business.
-        if line.is_empty()
-            || memchr::memchr2(b'"', b'\r', line).is_some()
-            || memchr::memchr_iter(delimiter, line).count() + 1 != columns
-        {
-            return None;
-        }
+    // One pass over the body: each cell is read where it starts, and what follows it must
+    // be the delimiter or (after the last column) a line end. Blank lines, quotes, spaces
+    // around numbers, missing cells, a carriage return inside a line (an old Mac line end)
+    // and ragged rows all fail that, and are the general reader's business.
+    let body = &text[header_end + 1..];
+    if body.is_empty() {
+        return None;
+    }
+    let mut i = 0;
+    while i < body.len() {
         let inputs = x.row_mut(filled).into_slice().expect("standard layout");
         inputs.fill(0.0);
-        for (cell, slot) in line.split(|&b| b == delimiter).zip(&slots) {
+        for (column, slot) in slots.iter().enumerate() {
+            let rest = &body[i..];
             match slot {
-                Slot::Skip => {}
                 Slot::Number { at, mean, std } => {
-                    let cell = cell.trim_ascii();
-                    let v: f64 = fast_float2::parse(cell).ok()?;
-                    // As the general reader: finite, within f32, and not a missing token
-                    // (`nan` parses).
+                    let (v, used) = fast_float2::parse_partial::<f64, _>(rest).ok()?;
+                    // As the general reader: finite, within f32 (`nan`, a missing token,
+                    // parses, and is refused here).
                     if !(v.is_finite() && v.abs() <= f32::MAX as f64) {
                         return None;
                     }
@@ -241,28 +236,46 @@ pub fn predict_streamed(
                         return None;
                     }
                     inputs[*at] = z;
+                    i += used;
                 }
-                Slot::Category { at, categories } => {
-                    // Valid UTF-8 (checked above), split at an ASCII byte; only ASCII
-                    // space is trimmed here, so any other goes to the general reader.
-                    let cell = std::str::from_utf8(cell.trim_ascii()).ok()?;
-                    if is_missing_token(cell) {
-                        return None;
+                Slot::Skip | Slot::Category { .. } => {
+                    let len = rest
+                        .iter()
+                        .position(|&b| b == delimiter || b == b'\n' || b == b'\r' || b == b'"')
+                        .unwrap_or(rest.len());
+                    if let Slot::Category { at, categories } = slot {
+                        // Valid UTF-8 (checked above), cut at ASCII bytes; only ASCII space
+                        // is trimmed here, so any other goes to the general reader.
+                        let cell = std::str::from_utf8(rest[..len].trim_ascii()).ok()?;
+                        if is_missing_token(cell) {
+                            return None;
+                        }
+                        let k = categories.iter().position(|c| c == cell)?;
+                        inputs[at + k] = 1.0;
                     }
-                    let k = categories.iter().position(|c| c == cell)?;
-                    inputs[at + k] = 1.0;
+                    i += len;
+                }
+            }
+            let next = body.get(i).copied();
+            if column + 1 < columns {
+                if next != Some(delimiter) {
+                    return None;
+                }
+                i += 1;
+            } else {
+                match (next, body.get(i + 1)) {
+                    (None, _) => {}
+                    (Some(b'\n'), _) => i += 1,
+                    (Some(b'\r'), Some(b'\n')) => i += 2,
+                    _ => return None,
                 }
             }
         }
         filled += 1;
-        if filled == BATCH || last {
+        if filled == BATCH || i >= body.len() {
             run_batch(model, &x, filled, &mut probabilities, &writer, &mut out)?;
             rows += filled;
             filled = 0;
-        }
-        match line_end {
-            Some(e) if !last => body = &body[e + 1..],
-            _ => break,
         }
     }
     Some((out, rows))
@@ -395,7 +408,7 @@ mod tests {
         same_as_general(&mut model, &format!("\u{feff}{text}"), true);
         same_as_general(
             &mut model,
-            "id , plan,age,x\n1, pro ,33,0.25\n2,basic, 51 ,-1e-3\n",
+            "id , plan,age,x\n1, pro ,33,0.25\n2,basic,51,-1e-3\n",
             true,
         );
         let out = same_as_general(&mut regressor(), &rows(600, ',', "\n"), false);
@@ -436,10 +449,13 @@ mod tests {
                 .starts_with("t.csv, line 2, column 'plan': category 'gold' was not seen"),
             "{e}"
         );
-        // Where it accepts, the same predictions.
-        let quoted = predict_csv(&mut model, path, cases[0].as_bytes(), true).unwrap();
+        // Where it accepts, the same predictions: quoted numbers, spaces around numbers.
         let plain = predict_csv(&mut model, path, b"x,age,plan\n0.5,30,basic\n", true).unwrap();
+        let quoted = predict_csv(&mut model, path, cases[0].as_bytes(), true).unwrap();
         assert_eq!(quoted, plain);
+        let spaced = b"x,age,plan\n0.5, 30 ,basic\n";
+        assert!(stream(&mut model, path, spaced, true).is_none());
+        assert_eq!(predict_csv(&mut model, path, spaced, true).unwrap(), plain);
         assert_eq!(plain.1, 1);
     }
 }
