@@ -138,8 +138,8 @@ fn csv_line(fields: &[String]) -> Vec<u8> {
 enum Slot {
     /// Not a feature.
     Skip,
-    /// A number standardised into input `at`.
-    Number { at: usize, mean: f64, std: f64 },
+    /// A number, into input `at` (standardised a batch at a time).
+    Number { at: usize },
     /// A category one-hot encoded into inputs `at..at + categories.len()`.
     Category { at: usize, categories: Vec<String> },
 }
@@ -187,11 +187,7 @@ pub fn predict_streamed(
     for feature in &encoding.features {
         let column = names.iter().position(|n| *n == feature.name())?;
         slots[column] = match feature {
-            Feature::Numeric { mean, std, .. } => Slot::Number {
-                at,
-                mean: *mean,
-                std: *std,
-            },
+            Feature::Numeric { .. } => Slot::Number { at },
             Feature::Categorical { categories, .. } => Slot::Category {
                 at,
                 categories: categories.clone(),
@@ -200,6 +196,16 @@ pub fn predict_streamed(
         at += feature.width();
     }
     let width = at;
+    // Every input's mean and deviation; one-hot inputs pass through as (x − 0) / 1.
+    let (mut mean, mut std) = (Vec::with_capacity(width), Vec::with_capacity(width));
+    for feature in &encoding.features {
+        let (m, s) = match feature {
+            Feature::Numeric { mean, std, .. } => (*mean, *std),
+            Feature::Categorical { .. } => (0.0, 1.0),
+        };
+        mean.extend(std::iter::repeat_n(m, feature.width()));
+        std.extend(std::iter::repeat_n(s, feature.width()));
+    }
     let columns = slots.len();
     let outputs = encoding.target.width();
     let target = encoding.target.clone();
@@ -224,18 +230,14 @@ pub fn predict_streamed(
         for (column, slot) in slots.iter().enumerate() {
             let rest = &body[i..];
             match slot {
-                Slot::Number { at, mean, std } => {
+                Slot::Number { at } => {
                     let (v, used) = fast_float2::parse_partial::<f64, _>(rest).ok()?;
                     // As the general reader: finite, within f32 (`nan`, a missing token,
                     // parses, and is refused here).
                     if !(v.is_finite() && v.abs() <= f32::MAX as f64) {
                         return None;
                     }
-                    let z = (((v as f32) as f64 - mean) / std) as f32;
-                    if !z.is_finite() {
-                        return None;
-                    }
-                    inputs[*at] = z;
+                    inputs[*at] = v as f32;
                     i += used;
                 }
                 Slot::Skip | Slot::Category { .. } => {
@@ -273,12 +275,27 @@ pub fn predict_streamed(
         }
         filled += 1;
         if filled == BATCH || i >= body.len() {
+            standardise(&mut x, filled, &mean, &std)?;
             run_batch(model, &x, filled, &mut probabilities, &writer, &mut out)?;
             rows += filled;
             filled = 0;
         }
     }
     Some((out, rows))
+}
+
+/// Standardises the first `rows` rows of `x` in place as `Encoding::inputs` does (in f64,
+/// then to f32), in one contiguous loop the compiler vectorises; `None` if a value does not
+/// stay finite (the general path names it).
+fn standardise(x: &mut Array2<f32>, rows: usize, mean: &[f64], std: &[f64]) -> Option<()> {
+    let width = mean.len();
+    let values = &mut x.as_slice_mut().expect("standard layout")[..rows * width];
+    for row in values.chunks_exact_mut(width) {
+        for ((v, m), s) in row.iter_mut().zip(mean).zip(std) {
+            *v = ((*v as f64 - m) / s) as f32;
+        }
+    }
+    values.iter().all(|v| v.is_finite()).then_some(())
 }
 
 /// The first `rows` rows of `x` through the network and out as CSV; `None` if an output is
