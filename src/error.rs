@@ -100,8 +100,10 @@ pub enum Setting {
     Model,
     /// Where the loss-curve picture is written.
     Plot,
-    /// Where predictions are written.
+    /// Where predictions or an export are written.
     Output,
+    /// What `mlp export` writes.
+    Format,
     /// Class probabilities in the predictions.
     Proba,
     /// What predict and eval do with a category the model has not seen.
@@ -147,6 +149,7 @@ impl Setting {
             Setting::Model => "model",
             Setting::Plot => "plot",
             Setting::Output => "output",
+            Setting::Format => "format",
             Setting::Proba => "proba",
             Setting::UnknownCategory => "unknown_category",
             Setting::Row => "row",

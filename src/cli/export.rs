@@ -5,9 +5,12 @@ use std::process::ExitCode;
 
 use clap::Args;
 use mlp::Error;
-use mlp::export::{Format, export_to};
-use mlp::fsutil::same_file;
+use mlp::error::Setting;
+use mlp::export::{Format, export};
+use mlp::fsutil::{check_output_path, same_file, write_output};
 use mlp::model::Model;
+
+use super::out::errln;
 
 const EXAMPLE: &str = "Examples:
   mlp export model.json --output model.onnx        for onnxruntime (Python, C#, JavaScript, ...)
@@ -46,35 +49,36 @@ pub fn run(args: ExportArgs) -> Result<ExitCode, Error> {
         (Some("rust" | "rs"), _) | (None, Some("rs")) => Format::Rust,
         (Some(other), _) => {
             return Err(Error::config(
-                "--format",
+                Setting::Format,
                 other,
                 "mlp exports `onnx` and `rust`",
+                "use --format onnx (for onnxruntime) or --format rust (one Rust source file)",
             ));
         }
         (None, _) => {
             return Err(Error::config(
-                "--format",
+                Setting::Format,
                 "",
-                format!(
-                    "cannot tell the format from '{}'; pass --format onnx or --format rust",
-                    args.output.display()
-                ),
+                format!("cannot tell the format from '{}'", args.output.display()),
+                "pass --format onnx or --format rust, or name the output .onnx or .rs",
             ));
         }
     };
     if same_file(&args.output, &args.model) {
         return Err(Error::config(
-            "--output",
+            Setting::Output,
             args.output.display(),
-            "this is the model file; choose another path",
+            "this is the model file",
+            "choose another path for the export, such as model.onnx",
         ));
     }
+    check_output_path(&args.output)?;
     let model = Model::load(&args.model)?;
-    export_to(&model.file, format, &args.output)?;
+    write_output(&args.output, &export(&model.file, format))?;
     let what = match format {
         Format::Onnx => "ONNX model",
         Format::Rust => "Rust source",
     };
-    eprintln!("wrote {what} to {}", args.output.display());
+    errln!("wrote {what} to {}", args.output.display());
     Ok(ExitCode::SUCCESS)
 }

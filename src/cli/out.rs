@@ -137,6 +137,7 @@ pub fn words(setting: Setting, value: Option<&str>) -> String {
         Setting::Model => "--model",
         Setting::Plot => "--plot",
         Setting::Output => "--output",
+        Setting::Format => "--format",
         Setting::Proba => "--proba",
         Setting::UnknownCategory => "--unknown-category",
         Setting::Row => "--row",

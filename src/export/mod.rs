@@ -11,7 +11,7 @@ pub mod rust;
 use std::path::Path;
 
 use crate::error::Result;
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_output;
 use crate::model::ModelFile;
 
 /// What to export a model as.
@@ -34,5 +34,5 @@ pub fn export(file: &ModelFile, format: Format) -> Vec<u8> {
 /// Writes the exported model to `path` atomically: a file already there is replaced whole
 /// or left as it was.
 pub fn export_to(file: &ModelFile, format: Format, path: &Path) -> Result<()> {
-    write_atomic(path, &export(file, format))
+    write_output(path, &export(file, format))
 }
