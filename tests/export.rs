@@ -504,10 +504,7 @@ fn bad_formats_and_outputs_are_refused_and_nothing_is_half_written() {
         &format!("cannot write {}", out.display()),
         &out,
     );
-    assert!(
-        stderr.contains("hint: create the directory"),
-        "{stderr}",
-    );
+    assert!(stderr.contains("hint: create the directory"), "{stderr}",);
 
     // A refused export leaves the directory as it was: here the output is a directory,
     // next to an older export.
