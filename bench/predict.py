@@ -5,13 +5,16 @@
   standardisation) + `to_csv`;
 * pandas `read_csv` + onnxruntime on `mlp export`'s ONNX file + `to_csv`.
 
-    python bench/predict.py [--rows 100000] [--features 50] [--repeat 5]
+    python bench/predict.py [--rows 100000] [--features 50] [--repeat 5] [--no-build]
 
-The data (100,000 rows × 50 numeric features and a 3-class label, seeded) and the model
+Two files: the features alone (what a prediction file usually holds) and the same rows
+with the label column. The data (100,000 rows × 50 numeric features and a 3-class label,
+seeded) and the model
 (mlp's default network, 128-64 ReLU, trained on the first 10,000 rows) are made in
 target/bench-predict/ on the first run. The Python paths are timed inside the process
-(imports and interpreter start excluded); mlp's time includes its process start. Prints
-one line per run and the medians; all three must agree on every label.
+(imports and interpreter start excluded); mlp's time includes its process start. Wall
+and CPU time are both reported (CPU is steadier on a shared machine). Prints one line per
+run and the medians; all three must agree on every label.
 """
 
 import argparse
