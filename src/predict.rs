@@ -570,7 +570,7 @@ mod tests {
         let quoted = predict_csv(&mut model, path, cases[0].as_bytes(), true).unwrap();
         assert_eq!(quoted, plain);
         let spaced = b"x,age,plan\n0.5, 30 ,basic\n";
-        assert!(stream(&mut model, path, spaced, true).is_none());
+        assert!(predict_streamed(&mut model, path, spaced, true).is_none());
         assert_eq!(predict_csv(&mut model, path, spaced, true).unwrap(), plain);
         assert_eq!(plain.1, 1);
     }
