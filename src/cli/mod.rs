@@ -3,9 +3,9 @@
 
 mod eval;
 mod explain;
+mod export;
 mod importance;
 mod lr_find;
-mod export;
 pub mod out;
 mod predict;
 mod train;
