@@ -48,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // One step of backpropagation on the whole (four-row) batch:
         let prediction = model.forward(x.view()); //   forward, caching what backward needs
         let loss = loss_fn.forward(prediction, Target::Dense(y.view()))?; // loss and dL/dp
-        model.backward_params_only(loss_fn.backward()); // chain rule, last layer to first
+        model.backward(loss_fn.backward()); //            chain rule, last layer to first
         sgd.step(&mut model); //                          w -= lr * dL/dw
         history.push(loss);
         if epoch % 100 == 0 {

@@ -27,8 +27,8 @@ pub struct Param<'a> {
 /// * [`backward`](Layer::backward) takes dL/d(output) for the batch of the last `forward`,
 ///   **assigns** (does not accumulate) the gradients of the layer's parameters, and returns
 ///   dL/d(input) for the layer below. There is no `zero_grad`: every `backward` overwrites.
-/// * Outputs are views into buffers the layer owns. They are sized on the first call and
-///   reused, so a training step at a fixed batch size does not touch the heap.
+/// * Outputs are views into arrays the layer owns. They are sized on the first call and
+///   reused while the batch shape stays the same.
 ///
 /// # Shapes
 /// `B` rows (one per sample), `I` input features, `O` output features:
@@ -90,29 +90,14 @@ impl std::fmt::Display for LayerSpec {
     }
 }
 
-/// A `(rows, cols)` view of `buf`, reallocating only when `buf` is too small.
+/// `buf` as a `(rows, cols)` array, ready to be overwritten.
 ///
-/// Layers keep one buffer per cached array and call this at the top of every pass, so the
-/// heap is touched only when the batch grows (or the width changes).
-pub(crate) fn resize_rows(
-    buf: &mut Array2<f32>,
-    rows: usize,
-    cols: usize,
-) -> ArrayViewMut2<'_, f32> {
-    if buf.nrows() < rows || buf.ncols() != cols {
+/// Layers and losses keep one array per cached value and call this at the top of every
+/// pass: the heap is touched only when the batch shape changes (for example at an epoch's
+/// last, smaller batch), not once per step.
+pub(crate) fn resized(buf: &mut Array2<f32>, rows: usize, cols: usize) -> ArrayViewMut2<'_, f32> {
+    if buf.dim() != (rows, cols) {
         *buf = Array2::zeros((rows, cols));
     }
-    // The first rows of a standard-layout buffer are a prefix of its storage; taking them
-    // as a slice is much cheaper than ndarray's general slicing (it matters for tiny nets).
-    let data = buf
-        .as_slice_mut()
-        .expect("layer buffers are standard layout");
-    ArrayViewMut2::from_shape((rows, cols), &mut data[..rows * cols]).expect("a prefix of rows")
-}
-
-/// The first `rows` rows of `buf`.
-pub(crate) fn rows_of(buf: &Array2<f32>, rows: usize) -> ArrayView2<'_, f32> {
-    let cols = buf.ncols();
-    let data = buf.as_slice().expect("layer buffers are standard layout");
-    ArrayView2::from_shape((rows, cols), &data[..rows * cols]).expect("a prefix of rows")
+    buf.view_mut()
 }

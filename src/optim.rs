@@ -11,7 +11,7 @@
 use ndarray::{ArrayView1, ArrayViewMut1};
 
 use crate::error::{Error, Hint, Result, Setting};
-use crate::parallel::{Shared, for_ranges};
+use crate::parallel::for_each_part;
 use crate::sequential::Sequential;
 
 /// Something that updates a model's parameters from their gradients.
@@ -98,7 +98,7 @@ impl Optimizer for Sgd {
             } else {
                 1.0
             };
-            crate::parallel::zip_mut(p.value, p.grad, &|w, g| {
+            for_each_part((p.value, p.grad), |(w, g)| {
                 let mut w = ArrayViewMut1::from(w);
                 if keep != 1.0 {
                     w *= keep;
@@ -186,12 +186,8 @@ impl Optimizer for Momentum {
             let wd = if p.decay { self.weight_decay } else { 0.0 };
             let v = velocity.get(index, p.value.len());
             index += 1;
-            let (value, grad) = (Shared::new(p.value), p.grad);
-            let v = Shared::new(v);
-            for_ranges(grad.len(), &|r| {
-                // SAFETY: disjoint ranges of slices of equal length.
-                let (value, v) = unsafe { (value.part(r.clone()), v.part(r.clone())) };
-                for ((w, &g), v) in value.iter_mut().zip(&grad[r]).zip(v) {
+            for_each_part((p.value, p.grad, &mut v[..]), |(value, grad, v)| {
+                for ((w, &g), v) in value.iter_mut().zip(grad).zip(v) {
                     let g = g + wd * *w;
                     *v = mu * *v + g;
                     *w -= lr * if nesterov { g + mu * *v } else { *v };
@@ -259,21 +255,19 @@ impl Optimizer for Adam {
         model.visit_params(&mut |_, p| {
             let wd = if p.decay { self.weight_decay } else { 0.0 };
             let n = p.value.len();
-            let m = Shared::new(ms.get(index, n));
-            let v = Shared::new(vs.get(index, n));
+            let (m, v) = (ms.get(index, n), vs.get(index, n));
             index += 1;
-            let (value, grad) = (Shared::new(p.value), p.grad);
-            for_ranges(n, &|r| {
-                // SAFETY: disjoint ranges of slices of equal length.
-                let (value, m, v) =
-                    unsafe { (value.part(r.clone()), m.part(r.clone()), v.part(r.clone())) };
-                for (((w, &g), m), v) in value.iter_mut().zip(&grad[r]).zip(m).zip(v) {
-                    let g = g + wd * *w;
-                    *m = b1 * *m + (1.0 - b1) * g;
-                    *v = b2 * *v + (1.0 - b2) * g * g;
-                    *w -= lr * (*m / bias1) / ((*v / bias2).sqrt() + eps);
-                }
-            });
+            for_each_part(
+                (p.value, p.grad, &mut m[..], &mut v[..]),
+                |(value, grad, m, v)| {
+                    for (((w, &g), m), v) in value.iter_mut().zip(grad).zip(m).zip(v) {
+                        let g = g + wd * *w;
+                        *m = b1 * *m + (1.0 - b1) * g;
+                        *v = b2 * *v + (1.0 - b2) * g * g;
+                        *w -= lr * (*m / bias1) / ((*v / bias2).sqrt() + eps);
+                    }
+                },
+            );
         });
     }
 

@@ -1,120 +1,90 @@
-//! Element-wise work split over the matrix product's thread pool.
+//! Element-wise work split over the [thread pool](crate::threads).
 //!
-//! The passes between matrix products (activations and their derivatives, copies, the
-//! optimizer's update) are memory-bound and, for wide layers, take a fifth of a training
-//! step on one core. Large ones are split into contiguous ranges, one per thread; small ones
-//! (most of a tiny network's) run on the calling thread, since waking a worker costs more
-//! than they do. Every element is computed by the same operations wherever it lands, so the
-//! split never changes a result.
-
-use std::ops::Range;
+//! The passes between matrix products (activations and their derivatives, the optimizer's
+//! update) are memory-bound and, for wide layers, take a few percent of a training step.
+//! Long ones are cut into contiguous parts, one per thread, run with `rayon::join`; short
+//! ones (all of a tiny network's) run on the calling thread, since waking a worker costs
+//! more than they do. Every element is computed by the same operations wherever it lands, so
+//! the split never changes a result.
 
 /// Elements per thread below which splitting does not pay.
 pub(crate) const MIN_PER_THREAD: usize = 1 << 16;
 
-/// How many parts to split `len` elements into.
-fn parts(len: usize) -> usize {
-    crate::threads::num_threads()
-        .min(len / MIN_PER_THREAD)
-        .max(1)
+/// Equal-length slices cut at the same place: `&mut [T]`, `&[T]` and tuples of them.
+pub(crate) trait Split: Sized + Send {
+    /// The length every slice shares.
+    fn len(&self) -> usize;
+    /// The first `mid` elements of every slice, and the rest.
+    fn split_at(self, mid: usize) -> (Self, Self);
 }
 
-/// Part `t` of `parts` equal-ish ranges covering `0..len`.
-fn range(len: usize, parts: usize, t: usize) -> Range<usize> {
-    len * t / parts..len * (t + 1) / parts
-}
-
-/// Calls `f(range)` on disjoint ranges covering `0..len`, in parallel when `len` is large.
-pub(crate) fn for_ranges(len: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
-    for_ranges_weighted(len, len, f);
-}
-
-/// Like [`for_ranges`] when the whole job touches `work` elements (for example the
-/// columns of a matrix, `len` of them, with `work = rows × len`).
-pub(crate) fn for_ranges_weighted(len: usize, work: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
-    let parts = parts(work).min(len.max(1));
-    if parts == 1 {
-        f(0..len);
-    } else {
-        crate::linalg::run_parts(parts, &|t| f(range(len, parts, t)));
+impl<T: Send> Split for &mut [T] {
+    fn len(&self) -> usize {
+        <[T]>::len(self)
+    }
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        self.split_at_mut(mid)
     }
 }
 
-/// A pointer that may cross threads: each thread touches a disjoint range.
-pub(crate) struct Shared<T>(*mut T);
-// SAFETY: used only to hand disjoint sub-slices of one slice to different threads.
-unsafe impl<T> Send for Shared<T> {}
-unsafe impl<T> Sync for Shared<T> {}
-
-impl<T> Shared<T> {
-    /// Shares `slice` for [`part`](Shared::part).
-    pub(crate) fn new(slice: &mut [T]) -> Self {
-        Shared(slice.as_mut_ptr())
+impl<T: Sync> Split for &[T] {
+    fn len(&self) -> usize {
+        <[T]>::len(self)
     }
-
-    /// The elements `range` of the slice this came from.
-    ///
-    /// # Safety
-    /// The range must be inside the slice the pointer came from, and no other live
-    /// reference may overlap it.
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn part(&self, range: Range<usize>) -> &mut [T] {
-        unsafe { std::slice::from_raw_parts_mut(self.0.add(range.start), range.len()) }
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        <[T]>::split_at(self, mid)
     }
 }
 
-/// Calls `f(offset, out_part, in_part)` on matching disjoint parts of `out` and `input`
-/// (equal lengths), in parallel when they are long.
+macro_rules! split_tuple {
+    ($first:ident $($rest:ident)*) => {
+        impl<$first: Split, $($rest: Split),*> Split for ($first, $($rest),*) {
+            fn len(&self) -> usize {
+                #[allow(non_snake_case)]
+                let ($first, $($rest),*) = self;
+                let len = $first.len();
+                assert!($(len == $rest.len())&&*, "parallel: slices of different lengths");
+                len
+            }
+            fn split_at(self, mid: usize) -> (Self, Self) {
+                #[allow(non_snake_case)]
+                let ($first, $($rest),*) = self;
+                #[allow(non_snake_case)]
+                let ($first, $($rest),*) = ($first.split_at(mid), $($rest.split_at(mid)),*);
+                (($first.0, $($rest.0),*), ($first.1, $($rest.1),*))
+            }
+        }
+    };
+}
+split_tuple!(A B);
+split_tuple!(A B C);
+split_tuple!(A B C D);
+
+/// Calls `f` on matching parts of the slices in `data` (for example
+/// `(&mut out[..], &input[..])`), covering every element once: one call with everything
+/// when the slices are short or one thread is set, else one call per thread on the pool.
 ///
-/// **Panics** if the lengths differ.
-pub(crate) fn zip_mut<A: Sync, B: Send>(
-    out: &mut [B],
-    input: &[A],
-    f: &(dyn Fn(&mut [B], &[A]) + Sync),
-) {
-    assert_eq!(out.len(), input.len(), "zip_mut: lengths differ");
-    let len = out.len();
-    let parts = parts(len);
+/// **Panics** if the slices' lengths differ, or if `f` panics (on any thread).
+pub(crate) fn for_each_part<S: Split>(data: S, f: impl Fn(S) + Sync) {
+    let parts = crate::threads::num_threads()
+        .min(data.len() / MIN_PER_THREAD)
+        .max(1);
     if parts == 1 {
-        f(out, input);
-        return;
+        f(data);
+    } else {
+        crate::threads::pool().install(|| split(data, parts, &f));
     }
-    let out_ptr = Shared(out.as_mut_ptr());
-    crate::linalg::run_parts(parts, &|t| {
-        let r = range(len, parts, t);
-        // SAFETY: the ranges of different parts are disjoint and inside `out`.
-        let out = unsafe { out_ptr.part(r.clone()) };
-        f(out, &input[r]);
-    });
 }
 
-/// A function over matching parts of one output and two inputs.
-type Zip2<'f, A, B, C> = &'f (dyn Fn(&mut [C], &[A], &[B]) + Sync);
-
-/// Like [`zip_mut`] with two inputs.
-pub(crate) fn zip2_mut<A: Sync, B: Sync, C: Send>(
-    out: &mut [C],
-    a: &[A],
-    b: &[B],
-    f: Zip2<'_, A, B, C>,
-) {
-    assert!(
-        out.len() == a.len() && out.len() == b.len(),
-        "zip2_mut: lengths differ"
-    );
-    let len = out.len();
-    let parts = parts(len);
+/// Cuts `data` into `parts` near-equal parts and runs `f` on them in parallel.
+fn split<S: Split>(data: S, parts: usize, f: &(impl Fn(S) + Sync)) {
     if parts == 1 {
-        f(out, a, b);
-        return;
+        return f(data);
     }
-    let out_ptr = Shared(out.as_mut_ptr());
-    crate::linalg::run_parts(parts, &|t| {
-        let r = range(len, parts, t);
-        // SAFETY: the ranges of different parts are disjoint and inside `out`.
-        let out = unsafe { out_ptr.part(r.clone()) };
-        f(out, &a[r.clone()], &b[r]);
-    });
+    let left = parts / 2;
+    let mid = data.len() * left / parts;
+    let (a, b) = data.split_at(mid);
+    rayon::join(|| split(a, left, f), || split(b, parts - left, f));
 }
 
 #[cfg(test)]
@@ -128,21 +98,46 @@ mod tests {
             for len in [0, 1, 1000, 3 * MIN_PER_THREAD + 7] {
                 let input: Vec<u32> = (0..len as u32).collect();
                 let mut out = vec![0u32; len];
-                zip_mut(&mut out, &input, &|o, i| {
-                    for (o, &i) in o.iter_mut().zip(i) {
+                for_each_part((&mut out[..], &input[..]), |(out, input)| {
+                    for (o, &i) in out.iter_mut().zip(input) {
                         *o += i + 1;
                     }
                 });
                 assert!(out.iter().enumerate().all(|(k, &v)| v == k as u32 + 1));
-                let mut out2 = vec![0u32; len];
-                zip2_mut(&mut out2, &input, &out, &|o, a, b| {
-                    for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-                        *o = a + b;
-                    }
-                });
-                assert!(out2.iter().enumerate().all(|(k, &v)| v == 2 * k as u32 + 1));
+                let mut sum = vec![0u32; len];
+                let mut seen = vec![0u32; len];
+                for_each_part(
+                    (&mut sum[..], &input[..], &out[..], &mut seen[..]),
+                    |(sum, a, b, seen)| {
+                        for (((s, &a), &b), n) in sum.iter_mut().zip(a).zip(b).zip(seen) {
+                            *s = a + b;
+                            *n += 1;
+                        }
+                    },
+                );
+                assert!(sum.iter().enumerate().all(|(k, &v)| v == 2 * k as u32 + 1));
+                assert!(seen.iter().all(|&n| n == 1));
             }
         }
         crate::threads::set_num_threads(0);
+    }
+
+    #[test]
+    fn a_panic_in_a_part_reaches_the_caller() {
+        crate::threads::set_num_threads(2);
+        let mut out = vec![0f32; 4 * MIN_PER_THREAD];
+        let start = out.as_ptr() as usize;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for_each_part(&mut out[..], |part| {
+                // Only the second part panics, while the first runs on another thread.
+                if part.as_ptr() as usize != start {
+                    panic!("a part failed");
+                }
+                part.fill(1.0);
+            });
+        }));
+        crate::threads::set_num_threads(0);
+        let err = result.expect_err("the panic must propagate, not hang or vanish");
+        assert_eq!(err.downcast_ref::<&str>(), Some(&"a part failed"));
     }
 }

@@ -1,4 +1,4 @@
-//! How many threads the library may use.
+//! How many threads the library may use, and the pool they run on.
 //!
 //! Set with [`set_num_threads`] (the CLI's `--threads`), else the `MLP_THREADS` environment
 //! variable, else the machine's core count. Results never depend on it: work is split so
@@ -12,6 +12,9 @@ use crate::error::{Error, Result, Setting};
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Fixes the thread count for the rest of the process (`0` restores the default).
+///
+/// The [`pool`]'s workers are started once, at the first parallel pass, with the count in
+/// effect then; a later change still decides how many parts work is split into.
 pub fn set_num_threads(n: usize) {
     THREADS.store(n, Ordering::Relaxed);
 }
@@ -49,4 +52,17 @@ pub fn num_threads() -> usize {
         }),
         n => n,
     }
+}
+
+/// The rayon pool that parallel passes and matrix products run on, started on first use
+/// with [`num_threads`] workers. A panic in a task resumes in the caller, as rayon does.
+pub(crate) fn pool() -> &'static rayon::ThreadPool {
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(num_threads())
+            .thread_name(|i| format!("mlp-worker-{i}"))
+            .build()
+            .expect("starting the worker threads")
+    })
 }

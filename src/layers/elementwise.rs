@@ -1,16 +1,16 @@
-//! The buffers every element-wise activation needs: its output (which is also what its
-//! derivative is computed from) and the gradient it hands down.
+//! What every element-wise activation does with its function `f` and derivative `df`:
+//! forward `y = f(x)`, keeping `y`; backward `dx = dy ⊙ df(y)`.
 
-use ndarray::{Array2, ArrayView2, Zip};
+use ndarray::{Array2, ArrayView2};
 
-use crate::layer::{resize_rows, rows_of};
+use crate::layer::resized;
+use crate::linalg::{map_into, zip_map_into};
 
-/// Output and input-gradient buffers of an activation whose derivative is a function of its
+/// Output and input-gradient arrays of an activation whose derivative is a function of its
 /// output, `dy/dx = df(y)`.
 pub(crate) struct Elementwise {
     output: Array2<f32>,     // (B, N): y = f(x), kept for backward
     grad_input: Array2<f32>, // (B, N)
-    rows: Option<usize>,
 }
 
 impl Elementwise {
@@ -18,7 +18,6 @@ impl Elementwise {
         Self {
             output: Array2::zeros((0, 0)),
             grad_input: Array2::zeros((0, 0)),
-            rows: None,
         }
     }
 
@@ -29,19 +28,8 @@ impl Elementwise {
         f: impl Fn(f32) -> f32 + Sync,
     ) -> ArrayView2<'_, f32> {
         let (rows, cols) = input.dim();
-        let mut output = resize_rows(&mut self.output, rows, cols);
-        match (output.as_slice_mut(), input.as_slice()) {
-            (Some(y), Some(x)) => crate::parallel::zip_mut(y, x, &|y, x| {
-                for (y, &x) in y.iter_mut().zip(x) {
-                    *y = f(x);
-                }
-            }),
-            _ => Zip::from(&mut output)
-                .and(&input)
-                .for_each(|y, &x| *y = f(x)),
-        }
-        self.rows = Some(rows);
-        rows_of(&self.output, rows)
+        map_into(input, resized(&mut self.output, rows, cols), f);
+        self.output.view()
     }
 
     /// `dx = dy ⊙ df(y)`, with `y` the output kept by `forward`.
@@ -51,31 +39,18 @@ impl Elementwise {
         grad_output: ArrayView2<f32>,
         df: impl Fn(f32) -> f32 + Sync,
     ) -> ArrayView2<'_, f32> {
-        let rows = self
-            .rows
-            .unwrap_or_else(|| panic!("{layer}::backward called before forward"));
-        let output = rows_of(&self.output, rows);
-        assert_eq!(
+        let (rows, cols) = self.output.dim();
+        assert!(
+            grad_output.dim() == (rows, cols),
+            "{layer}::backward called before forward, or on another batch: grad_output is \
+             {:?}, the last output {:?}",
             grad_output.dim(),
-            output.dim(),
-            "{layer}::backward: grad_output shape differs from the last output's"
+            (rows, cols)
         );
-        let mut grad_input = resize_rows(&mut self.grad_input, rows, output.ncols());
-        match (
-            grad_input.as_slice_mut(),
-            grad_output.as_slice(),
-            output.as_slice(),
-        ) {
-            (Some(dx), Some(dy), Some(y)) => crate::parallel::zip2_mut(dx, dy, y, &|dx, dy, y| {
-                for ((dx, &dy), &y) in dx.iter_mut().zip(dy).zip(y) {
-                    *dx = dy * df(y);
-                }
-            }),
-            _ => Zip::from(&mut grad_input)
-                .and(&grad_output)
-                .and(&output)
-                .for_each(|dx, &dy, &y| *dx = dy * df(y)),
-        }
-        rows_of(&self.grad_input, rows)
+        let grad_input = resized(&mut self.grad_input, rows, cols);
+        zip_map_into(grad_output, self.output.view(), grad_input, |dy, y| {
+            dy * df(y)
+        });
+        self.grad_input.view()
     }
 }

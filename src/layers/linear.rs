@@ -5,8 +5,8 @@ use ndarray_rand::RandomExt;
 use ndarray_rand::rand::Rng;
 use ndarray_rand::rand_distr::{Normal, Uniform};
 
-use crate::layer::{Layer, LayerSpec, Param, resize_rows, rows_of};
-use crate::linalg::{matmul, matmul_bias};
+use crate::layer::{Layer, LayerSpec, Param, resized};
+use crate::linalg::{matmul, matmul_bias, sum_rows};
 
 /// How a [`Linear`] layer's weights start out. Biases always start at zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,10 +43,9 @@ pub struct Linear {
     bias: Array1<f32>,        // (O)
     grad_weight: Array2<f32>, // (I, O)
     grad_bias: Array1<f32>,   // (O)
-    input: Array2<f32>,       // (B, I) copy of the last forward's input: backward needs it for dW
+    input: Array2<f32>,       // (B, I) the last forward's input: backward needs it for dW
     output: Array2<f32>,      // (B, O)
     grad_input: Array2<f32>,  // (B, I)
-    rows: Option<usize>,      // B of the last forward; None until the first
 }
 
 impl Linear {
@@ -85,10 +84,9 @@ impl Linear {
             grad_bias: Array1::zeros(outputs),
             weight: weight.as_standard_layout().into_owned(),
             bias,
-            input: Array2::zeros((0, inputs)),
-            output: Array2::zeros((0, outputs)),
-            grad_input: Array2::zeros((0, inputs)),
-            rows: None,
+            input: Array2::zeros((0, 0)),
+            output: Array2::zeros((0, 0)),
+            grad_input: Array2::zeros((0, 0)),
         }
     }
 
@@ -122,52 +120,15 @@ impl Linear {
         &self.grad_bias
     }
 
-    /// dW and db for `grad_output`; returns the batch size of the last forward.
-    fn param_grads(&mut self, grad_output: ArrayView2<f32>) -> usize {
-        let rows = self.rows.expect("Linear::backward called before forward");
-        assert_eq!(
+    /// **Panics** unless `grad_output` has the shape of the last forward's output.
+    fn check(&self, grad_output: ArrayView2<f32>) {
+        assert!(
+            grad_output.dim() == self.output.dim(),
+            "Linear::backward called before forward, or on another batch: grad_output is \
+             {:?}, the last output {:?}",
             grad_output.dim(),
-            (rows, self.outputs()),
-            "Linear::backward: grad_output shape differs from the last output's"
+            self.output.dim()
         );
-        let input = rows_of(&self.input, rows);
-        // (I, O) = (I, B)·(B, O); the transpose is a strided view, not a copy.
-        matmul(
-            input.t(),
-            grad_output,
-            0.0,
-            &mut self.grad_weight.view_mut(),
-        );
-        // db = Σ_rows dy, one row at a time (contiguous rows: plain slices, no per-row
-        // iterator set-up, which costs more than the sum for small layers).
-        let db = self.grad_bias.as_slice_mut().expect("contiguous");
-        match grad_output.as_slice() {
-            Some(all) if !db.is_empty() => {
-                // Threads take ranges of columns; each column is summed over the rows in
-                // order, so the split does not change the sums.
-                let cols = db.len();
-                let shared = crate::parallel::Shared::new(db);
-                crate::parallel::for_ranges_weighted(cols, all.len(), &|range| {
-                    // SAFETY: the ranges are disjoint parts of `db`.
-                    let db = unsafe { shared.part(range.clone()) };
-                    db.fill(0.0);
-                    for row in all.chunks_exact(cols) {
-                        for (d, &g) in db.iter_mut().zip(&row[range.clone()]) {
-                            *d += g;
-                        }
-                    }
-                });
-            }
-            _ => {
-                db.fill(0.0);
-                for row in grad_output.rows() {
-                    for (d, &g) in db.iter_mut().zip(row) {
-                        *d += g;
-                    }
-                }
-            }
-        }
-        rows
     }
 }
 
@@ -185,34 +146,37 @@ impl Layer for Linear {
             self.inputs(),
             self.outputs()
         );
-        let mut cache = resize_rows(&mut self.input, rows, cols);
-        match (cache.as_slice_mut(), input.as_slice()) {
-            (Some(to), Some(from)) => {
-                crate::parallel::zip_mut(to, from, &|to, from| to.copy_from_slice(from))
-            }
-            _ => cache.assign(&input),
-        }
-        let outputs = self.outputs();
-        let mut output = resize_rows(&mut self.output, rows, outputs);
-        // The bias is added as the product is stored: one pass over the output.
-        matmul_bias(input, self.weight.view(), self.bias.view(), &mut output);
-        self.rows = Some(rows);
-        rows_of(&self.output, rows)
+        resized(&mut self.input, rows, cols).assign(&input);
+        let output = resized(&mut self.output, rows, self.weight.ncols());
+        // y = x·W + b: (B, I)·(I, O) + (O) → (B, O)
+        matmul_bias(input, self.weight.view(), self.bias.view(), output);
+        self.output.view()
     }
 
     /// # Shapes
     /// `grad_output` (B, O) → grad_input (B, I).
     fn backward(&mut self, grad_output: ArrayView2<f32>) -> ArrayView2<'_, f32> {
-        let rows = self.param_grads(grad_output);
-        let inputs = self.inputs();
-        let mut grad_input = resize_rows(&mut self.grad_input, rows, inputs);
-        // (B, I) = (B, O)·(O, I)
-        matmul(grad_output, self.weight.t(), 0.0, &mut grad_input);
-        rows_of(&self.grad_input, rows)
+        self.check(grad_output);
+        let grad_input = resized(
+            &mut self.grad_input,
+            grad_output.nrows(),
+            self.weight.nrows(),
+        );
+        // dW = xᵀ·dy: (I, B)·(B, O) → (I, O); the transpose is a view, not a copy
+        matmul(self.input.t(), grad_output, self.grad_weight.view_mut());
+        // db = Σ_rows dy: (O)
+        sum_rows(grad_output, self.grad_bias.view_mut());
+        // dx = dy·Wᵀ: (B, O)·(O, I) → (B, I)
+        matmul(grad_output, self.weight.t(), grad_input);
+        self.grad_input.view()
     }
 
+    /// [`backward`](Layer::backward) without its last line, dx: a first layer's input
+    /// gradient is never used, and for a wide input it is the step's largest product.
     fn backward_params_only(&mut self, grad_output: ArrayView2<f32>) {
-        self.param_grads(grad_output);
+        self.check(grad_output);
+        matmul(self.input.t(), grad_output, self.grad_weight.view_mut());
+        sum_rows(grad_output, self.grad_bias.view_mut());
     }
 
     fn visit_params(&mut self, visit: &mut dyn FnMut(Param<'_>)) {

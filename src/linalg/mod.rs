@@ -1,46 +1,39 @@
-//! The one matrix product every layer goes through.
+//! The array operations every layer goes through: the matrix product, element-wise maps
+//! and row sums.
 //!
-//! [`matmul`] computes `C = A·B + β·C` for views with any strides (so `x.t()` costs
-//! nothing). Tiny products (XOR-sized) run as plain loops; everything else goes through a
-//! blocked, packed product with a micro-kernel for the CPU's widest vectors (AVX-512,
-//! AVX2 + FMA, or portable code), chosen at run time, and large products are split over
-//! [`num_threads`](crate::threads::num_threads) threads. The split never changes a result:
-//! every element is computed by the same operations at any thread count.
-//!
-//! Nothing here allocates once its per-thread packing buffers have grown to the largest
-//! product seen.
+//! This is the one place that decides *how*; the layers say *what*. Products go through
+//! the [`gemm`] crate (the pure-Rust product behind candle's and faer's CPU back ends, with
+//! kernels for the CPU's widest vectors chosen at run time); XOR-sized ones run as plain
+//! loops. Large products and long element-wise passes are split over the
+//! [thread pool](crate::threads). No split changes a result: every element is computed by
+//! the same operations at any thread count (`gemm` splits the output, never the sum).
 
-mod gemm;
-mod kernels;
-mod pool;
+use gemm::Parallelism;
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Zip};
 
-use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
+use crate::parallel::for_each_part;
 
-use gemm::{Operand, Problem, gemm_part};
-use kernels::Isa;
-
-/// Products with at most this many multiply-adds (`m·n·k`) run as plain loops: packing
-/// would cost more than it saves.
+/// Products with at most this many multiply-adds (`m·n·k`) run as plain loops: calling into
+/// `gemm` costs more than they do.
 const SMALL: usize = 4096;
 /// Multiply-adds per thread below which splitting a product does not pay for waking a
 /// worker (about 10 µs of work).
 const PER_THREAD: usize = 1 << 20;
 
-/// `c = a·b + beta·c`.
+/// `c = a·b`.
 ///
-/// `a` and `b` may be transposed views (`x.t()`): no copy is made. With `beta == 0`, `c` is
-/// only written (its old contents, even NaN, do not matter).
+/// `a` and `b` may be transposed views (`x.t()`): no copy is made. `c`'s old contents, even
+/// NaN, do not matter.
 ///
 /// # Shapes
 /// `a` (m, k), `b` (k, n), `c` (m, n).
 ///
 /// **Panics** if the shapes do not agree.
-pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: &mut ArrayViewMut2<f32>) {
-    product(a, b, beta, None, c);
+pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>) {
+    product(a, b, None, c, crate::threads::num_threads());
 }
 
-/// `c = a·b + bias`, the bias added to every row as the product is stored: no separate
-/// pass over `c`.
+/// `c = a·b + bias`, the bias added to every row.
 ///
 /// # Shapes
 /// `a` (m, k), `b` (k, n), `bias` (n), `c` (m, n).
@@ -50,22 +43,21 @@ pub fn matmul_bias(
     a: ArrayView2<f32>,
     b: ArrayView2<f32>,
     bias: ArrayView1<f32>,
-    c: &mut ArrayViewMut2<f32>,
+    c: ArrayViewMut2<f32>,
 ) {
     assert_eq!(bias.len(), b.ncols(), "matmul_bias: one bias per column");
-    let bias = bias.as_standard_layout();
-    product(a, b, 0.0, Some(bias.as_ptr()), c);
+    product(a, b, Some(bias), c, crate::threads::num_threads());
 }
 
+/// `c = a·b (+ bias)` on up to `threads` threads.
 fn product(
     a: ArrayView2<f32>,
     b: ArrayView2<f32>,
-    beta: f32,
-    bias: Option<*const f32>,
-    c: &mut ArrayViewMut2<f32>,
+    bias: Option<ArrayView1<f32>>,
+    mut c: ArrayViewMut2<f32>,
+    threads: usize,
 ) {
-    let (m, k) = a.dim();
-    let (k2, n) = b.dim();
+    let ((m, k), (k2, n)) = (a.dim(), b.dim());
     assert!(
         k == k2 && c.dim() == (m, n),
         "matmul: shapes {:?} · {:?} → {:?} do not agree",
@@ -73,121 +65,145 @@ fn product(
         b.dim(),
         c.dim()
     );
-    let (sa, sb) = (a.strides(), b.strides());
-    let (rsc, csc) = (c.strides()[0], c.strides()[1]);
-    let p = Problem {
-        m,
-        n,
-        k,
-        a: Operand {
-            ptr: a.as_ptr(),
-            rs: sa[0],
-            cs: sa[1],
-        },
-        b: Operand {
-            ptr: b.as_ptr(),
-            rs: sb[0],
-            cs: sb[1],
-        },
-        c: c.as_mut_ptr(),
-        rsc,
-        csc,
-        beta,
-        bias: bias.unwrap_or(std::ptr::null()),
-    };
-    // SAFETY: the pointers and strides come from live views of the checked shapes, and `c`
-    // is borrowed mutably for the whole call.
-    unsafe { run(&p, Isa::detect()) }
-}
-
-/// Computes `p` with the kernel for `isa`.
-///
-/// # Safety
-/// `p` must describe valid, non-overlapping A, B and C; `isa` must be supported by the CPU.
-unsafe fn run(p: &Problem, isa: Isa) {
-    if p.m == 0 || p.n == 0 {
-        return;
+    if m * n * k <= SMALL {
+        return small_product(a, b, bias, c);
     }
-    let work = p.m * p.n * p.k;
-    if p.k == 0 || work <= SMALL {
-        // SAFETY: as for this function.
-        unsafe { small(p) };
-        return;
+    // The bias goes in first and the product is added to it: no second pass over `c`.
+    if let Some(bias) = bias {
+        for mut row in c.rows_mut() {
+            row.assign(&bias);
+        }
     }
-    let kernel = isa.kernel();
-    let (mr, nr) = (kernel.mr, kernel.nr);
-    let parts = crate::threads::num_threads().min(work / PER_THREAD).max(1);
-    if parts == 1 {
-        gemm_part(p, kernel, 0..p.m, 0..p.n);
-        return;
-    }
-    // Split into `parts` ranges of whole tiles. Each part packs all of the operand it
-    // shares: splitting columns repeats A's packing (m·k), splitting rows repeats B's (k·n),
-    // so split the columns when A is the smaller, if there are enough column tiles.
-    let (row_tiles, col_tiles) = (p.m.div_ceil(mr), p.n.div_ceil(nr));
-    let by_columns = if p.m <= p.n {
-        col_tiles >= parts || col_tiles >= row_tiles
+    let parts = threads.min(m * n * k / PER_THREAD);
+    if parts < 2 {
+        gemm_call(a, b, bias.is_some(), c, Parallelism::None);
     } else {
-        row_tiles < parts && col_tiles > row_tiles
-    };
-    let tiles = if by_columns { col_tiles } else { row_tiles };
-    let parts = parts.min(tiles);
-    let range = |t: usize| {
-        let (unit, len) = if by_columns { (nr, p.n) } else { (mr, p.m) };
-        (tiles * t / parts * unit).min(len)..(tiles * (t + 1) / parts * unit).min(len)
-    };
-    pool::run(parts, &|t| {
-        if by_columns {
-            gemm_part(p, kernel, 0..p.m, range(t));
-        } else {
-            gemm_part(p, kernel, range(t), 0..p.n);
-        }
-    });
+        crate::threads::pool()
+            .install(|| gemm_call(a, b, bias.is_some(), c, Parallelism::Rayon(parts)));
+    }
 }
 
-/// Plain loops for tiny products: one dot product per element of C.
-///
-/// # Safety
-/// As for [`run`].
-unsafe fn small(p: &Problem) {
+/// `c = a·b`, or `c += a·b` when `accumulate`, through `gemm`.
+fn gemm_call(
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    accumulate: bool,
+    mut c: ArrayViewMut2<f32>,
+    parallelism: Parallelism,
+) {
+    let ((m, k), (k2, n)) = (a.dim(), b.dim());
+    assert!(k == k2 && c.dim() == (m, n), "gemm_call: shapes differ");
+    let (sa, sb, sc) = (a.strides(), b.strides(), c.strides());
+    let (a_rs, a_cs, b_rs, b_cs) = (sa[0], sa[1], sb[0], sb[1]);
+    let (c_rs, c_cs) = (sc[0], sc[1]);
+    // SAFETY: the shapes agree (checked just above), and every pointer comes with the
+    // strides of the live ndarray view it was taken from, so each element gemm reads or
+    // writes (row < m, column < n, depth < k) lies inside that view. `c` is a unique borrow,
+    // so it overlaps neither `a` nor `b`, and it is not a broadcast view (a mutable view
+    // cannot be), so no two of its elements share memory.
     unsafe {
-        for i in 0..p.m {
-            for j in 0..p.n {
-                let mut acc = 0f32;
-                let a = p.a.ptr.offset(i as isize * p.a.rs);
-                let b = p.b.ptr.offset(j as isize * p.b.cs);
-                for q in 0..p.k as isize {
-                    // Not `mul_add`: without FMA in the target that is a slow library call.
-                    acc += *a.offset(q * p.a.cs) * *b.offset(q * p.b.rs);
-                }
-                if !p.bias.is_null() {
-                    acc += *p.bias.add(j);
-                }
-                let c = p.c.offset(i as isize * p.rsc + j as isize * p.csc);
-                *c = if p.beta == 0.0 {
-                    acc
-                } else {
-                    p.beta * *c + acc
-                };
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            c_cs,
+            c_rs,
+            accumulate,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            if accumulate { 1.0 } else { 0.0 }, // c ← this·c …
+            1.0,                                // … + this·a·b
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+/// Plain loops for tiny products: one dot product per element of `c`.
+fn small_product(
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    bias: Option<ArrayView1<f32>>,
+    mut c: ArrayViewMut2<f32>,
+) {
+    for (i, mut row) in c.rows_mut().into_iter().enumerate() {
+        for (j, c) in row.iter_mut().enumerate() {
+            let mut acc = 0.0;
+            for (&x, &y) in a.row(i).iter().zip(b.column(j)) {
+                // Not `mul_add`: without FMA in the target that is a slow library call.
+                acc += x * y;
             }
+            *c = acc + bias.map_or(0.0, |bias| bias[j]);
         }
     }
 }
 
-/// Runs `f(0) … f(parts − 1)` on the shared thread pool (for other element-wise work).
-pub(crate) fn run_parts(parts: usize, f: &(dyn Fn(usize) + Sync)) {
-    pool::run(parts, f);
+/// `y = f(x)`, element by element.
+///
+/// **Panics** if the shapes differ.
+pub fn map_into(x: ArrayView2<f32>, mut y: ArrayViewMut2<f32>, f: impl Fn(f32) -> f32 + Sync) {
+    assert_eq!(x.dim(), y.dim(), "map_into: shapes differ");
+    match (x.as_slice(), y.as_slice_mut()) {
+        (Some(x), Some(y)) => for_each_part((y, x), |(y, x)| {
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = f(x);
+            }
+        }),
+        _ => Zip::from(&mut y).and(&x).for_each(|y, &x| *y = f(x)),
+    }
 }
 
-/// The name of the micro-kernel in use (for benchmark reports).
-pub fn kernel_name() -> &'static str {
-    Isa::detect().kernel().name
+/// `out = f(a, b)`, element by element.
+///
+/// **Panics** if the shapes differ.
+pub fn zip_map_into(
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    mut out: ArrayViewMut2<f32>,
+    f: impl Fn(f32, f32) -> f32 + Sync,
+) {
+    assert!(
+        a.dim() == out.dim() && b.dim() == out.dim(),
+        "zip_map_into: shapes differ"
+    );
+    match (a.as_slice(), b.as_slice(), out.as_slice_mut()) {
+        (Some(a), Some(b), Some(out)) => for_each_part((out, a, b), |(out, a, b)| {
+            for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+                *o = f(a, b);
+            }
+        }),
+        _ => Zip::from(&mut out)
+            .and(&a)
+            .and(&b)
+            .for_each(|o, &a, &b| *o = f(a, b)),
+    }
+}
+
+/// `sums = Σ_rows x`, the column sums, each added up in row order.
+///
+/// # Shapes
+/// `x` (m, n), `sums` (n).
+///
+/// **Panics** if the shapes do not agree.
+pub fn sum_rows(x: ArrayView2<f32>, mut sums: ArrayViewMut1<f32>) {
+    assert_eq!(x.ncols(), sums.len(), "sum_rows: one sum per column");
+    sums.fill(0.0);
+    for row in x.rows() {
+        sums += &row;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{Array2, ShapeBuilder, s};
+    use ndarray::{Array1, Array2, ShapeBuilder, array, s};
     use ndarray_rand::RandomExt;
     use ndarray_rand::rand::{SeedableRng, rngs::StdRng};
     use ndarray_rand::rand_distr::Uniform;
@@ -197,79 +213,24 @@ mod tests {
         Array2::random_using((rows, cols), Uniform::new(-1.0f32, 1.0).unwrap(), &mut rng)
     }
 
-    /// The product in f64, element by element.
-    fn reference(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f64> {
-        let a = a.mapv(|v| v as f64);
-        let b = b.mapv(|v| v as f64);
-        a.dot(&b)
+    /// `a·b + bias` in f64, through ndarray's own product.
+    fn reference(a: ArrayView2<f32>, b: ArrayView2<f32>, bias: &Array1<f32>) -> Array2<f64> {
+        a.mapv(f64::from).dot(&b.mapv(f64::from)) + bias.mapv(f64::from)
     }
 
-    fn check(
-        isa: Isa,
-        m: usize,
-        k: usize,
-        n: usize,
-        transpose_a: bool,
-        transpose_b: bool,
-        beta: f32,
-    ) {
-        let a_store = if transpose_a {
-            random(k, m, 1)
-        } else {
-            random(m, k, 1)
-        };
-        let b_store = if transpose_b {
-            random(n, k, 2)
-        } else {
-            random(k, n, 2)
-        };
-        let a = if transpose_a {
-            a_store.t()
-        } else {
-            a_store.view()
-        };
-        let b = if transpose_b {
-            b_store.t()
-        } else {
-            b_store.view()
-        };
-        let c0 = random(m, n, 3);
-        let mut c = c0.clone();
-        let p = Problem {
-            m,
-            n,
-            k,
-            a: Operand {
-                ptr: a.as_ptr(),
-                rs: a.strides()[0],
-                cs: a.strides()[1],
-            },
-            b: Operand {
-                ptr: b.as_ptr(),
-                rs: b.strides()[0],
-                cs: b.strides()[1],
-            },
-            c: c.as_mut_ptr(),
-            rsc: n as isize,
-            csc: 1,
-            beta,
-            bias: std::ptr::null(),
-        };
-        unsafe { run(&p, isa) };
-        let want = reference(a, b) + c0.mapv(|v| v as f64 * beta as f64);
+    fn assert_close(got: ArrayView2<f32>, want: &Array2<f64>, k: usize, what: &str) {
         let tol = 1e-5 * (k as f64).sqrt().max(1.0) * 4.0;
-        for ((i, j), &got) in c.indexed_iter() {
+        for ((i, j), &g) in got.indexed_iter() {
             let w = want[[i, j]];
             assert!(
-                (got as f64 - w).abs() <= tol * (1.0 + w.abs()),
-                "{isa:?} {m}x{k}x{n} ta={transpose_a} tb={transpose_b} beta={beta}: \
-                 C[{i},{j}] = {got}, want {w}"
+                (g as f64 - w).abs() <= tol * (1.0 + w.abs()),
+                "{what}: C[{i},{j}] = {g}, want {w}"
             );
         }
     }
 
     #[test]
-    fn every_kernel_matches_a_reference_on_awkward_shapes() {
+    fn products_match_a_reference_on_awkward_shapes() {
         let shapes = [
             (1, 1, 1),
             (4, 2, 4),
@@ -281,84 +242,98 @@ mod tests {
             (9, 520, 41),
             (513, 20, 10),
             (64, 700, 40),
+            (5, 0, 3),
         ];
-        for (isa, pack) in kernels::supported()
-            .into_iter()
-            .flat_map(|i| [(i, false), (i, true)])
-        {
-            gemm::FORCE_PACKING.store(pack, std::sync::atomic::Ordering::Relaxed);
-            for &(m, k, n) in &shapes {
-                for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-                    for beta in [0.0, 1.0, 0.5] {
-                        check(isa, m, k, n, ta, tb, beta);
-                    }
-                }
+        for &(m, k, n) in &shapes {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a_store = if ta { random(k, m, 1) } else { random(m, k, 1) };
+                let b_store = if tb { random(n, k, 2) } else { random(k, n, 2) };
+                let a = if ta { a_store.t() } else { a_store.view() };
+                let b = if tb { b_store.t() } else { b_store.view() };
+                let what = format!("{m}x{k}x{n} ta={ta} tb={tb}");
+                let mut c = Array2::from_elem((m, n), f32::NAN);
+                matmul(a, b, c.view_mut());
+                assert_close(c.view(), &reference(a, b, &Array1::zeros(n)), k, &what);
+                let bias = random(1, n, 3).row(0).to_owned();
+                matmul_bias(a, b, bias.view(), c.view_mut());
+                assert_close(c.view(), &reference(a, b, &bias), k, &what);
             }
         }
-        gemm::FORCE_PACKING.store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
+    // NumPy: [[1,2],[3,4]] @ [[5,6],[7,8]] + [10,20] -> [[29,42],[53,70]]
     #[test]
-    fn bias_is_added_to_every_row() {
-        for (m, k, n) in [(3, 4, 5), (40, 50, 70), (130, 90, 33)] {
-            let a = random(m, k, 1);
-            let b = random(k, n, 2);
-            let bias = random(1, n, 3).row(0).to_owned();
-            let mut c = Array2::from_elem((m, n), f32::NAN);
-            matmul_bias(a.view(), b.view(), bias.view(), &mut c.view_mut());
-            let want = a.dot(&b) + &bias;
-            assert!(
-                c.iter().zip(want.iter()).all(|(x, y)| (x - y).abs() < 1e-4),
-                "{m}x{k}x{n}"
-            );
-        }
-    }
-
-    #[test]
-    fn beta_zero_ignores_nan_in_c() {
-        let a = random(40, 50, 1);
-        let b = random(50, 60, 2);
-        let mut c = Array2::from_elem((40, 60), f32::NAN);
-        matmul(a.view(), b.view(), 0.0, &mut c.view_mut());
-        assert!(c.iter().all(|v| v.is_finite()));
+    fn literal_product_with_bias() {
+        let mut c = Array2::zeros((2, 2));
+        matmul_bias(
+            array![[1.0, 2.0], [3.0, 4.0]].view(),
+            array![[5.0, 6.0], [7.0, 8.0]].view(),
+            array![10.0, 20.0].view(),
+            c.view_mut(),
+        );
+        assert_eq!(c, array![[29.0, 42.0], [53.0, 70.0]]);
     }
 
     #[test]
     fn strided_and_column_major_outputs() {
         let a = random(30, 40, 1);
         let b = random(40, 50, 2);
-        let want = a.dot(&b);
-        // C as a column-major array and as a strided slice of a bigger one.
+        let want = reference(a.view(), b.view(), &Array1::zeros(50));
         let mut c = Array2::<f32>::zeros((30, 50).f());
-        matmul(a.view(), b.view(), 0.0, &mut c.view_mut());
-        assert!(c.iter().zip(want.iter()).all(|(x, y)| (x - y).abs() < 1e-4));
+        matmul(a.view(), b.view(), c.view_mut());
+        assert_close(c.view(), &want, 40, "column-major C");
         let mut big = Array2::<f32>::zeros((60, 100));
-        let mut view = big.slice_mut(s![..;2, ..;2]);
-        matmul(a.view(), b.view(), 0.0, &mut view);
-        assert!(
-            view.iter()
-                .zip(want.iter())
-                .all(|(x, y)| (x - y).abs() < 1e-4)
-        );
+        matmul(a.view(), b.view(), big.slice_mut(s![..;2, ..;2]));
+        assert_close(big.slice(s![..;2, ..;2]), &want, 40, "strided C");
+        let reversed = a.slice(s![..;-1, ..]);
+        matmul(reversed, b.view(), c.view_mut());
+        let want = reference(reversed, b.view(), &Array1::zeros(50));
+        assert_close(c.view(), &want, 40, "negative strides");
+    }
+
+    /// The products of a training step on W3's and W4's layers (forward, dW = xᵀ·dy,
+    /// dx = dy·Wᵀ), and a long inner dimension: the same bits at 1, 2, 3 and 8 threads.
+    #[test]
+    fn products_do_not_depend_on_the_thread_count() {
+        for (batch, inputs, outputs) in [(128, 784, 256), (512, 1024, 1024), (64, 5000, 40)] {
+            let x = random(batch, inputs, 1);
+            let w = random(inputs, outputs, 2);
+            let dy = random(batch, outputs, 3);
+            let bias = random(1, outputs, 4).row(0).to_owned();
+            let run = |threads| {
+                let mut y = Array2::zeros((batch, outputs));
+                product(x.view(), w.view(), Some(bias.view()), y.view_mut(), threads);
+                let mut dw = Array2::zeros((inputs, outputs));
+                product(x.t(), dy.view(), None, dw.view_mut(), threads);
+                let mut dx = Array2::zeros((batch, inputs));
+                product(dy.view(), w.t(), None, dx.view_mut(), threads);
+                (y, dw, dx)
+            };
+            let one = run(1);
+            for threads in [2, 3, 8] {
+                assert!(
+                    run(threads) == one,
+                    "{batch}x{inputs}x{outputs}, {threads} threads"
+                );
+            }
+        }
     }
 
     #[test]
-    fn results_do_not_depend_on_the_thread_count() {
-        let a = random(256, 300, 1);
-        let b = random(300, 520, 2);
-        let bt = random(520, 300, 3);
-        let mut outs = Vec::new();
-        for threads in [1, 2, 3] {
-            crate::threads::set_num_threads(threads);
-            let mut c = Array2::zeros((256, 520));
-            matmul(a.view(), b.view(), 0.0, &mut c.view_mut());
-            let mut d = Array2::zeros((300, 300));
-            matmul(a.t(), a.view(), 0.0, &mut d.view_mut());
-            let mut e = Array2::zeros((256, 520));
-            matmul(a.view(), bt.t(), 0.0, &mut e.view_mut());
-            outs.push((c, d, e));
-        }
-        crate::threads::set_num_threads(0);
-        assert!(outs.windows(2).all(|w| w[0] == w[1]));
+    fn maps_and_row_sums() {
+        let x = array![[1.0, -2.0], [3.0, 4.0], [0.5, 0.25]];
+        let mut y = Array2::zeros((3, 2));
+        map_into(x.view(), y.view_mut(), |v| 2.0 * v);
+        assert_eq!(y, array![[2.0, -4.0], [6.0, 8.0], [1.0, 0.5]]);
+        let mut z = Array2::zeros((3, 2));
+        zip_map_into(x.view(), y.view(), z.view_mut(), |a, b| a * b);
+        assert_eq!(z, array![[2.0, 8.0], [18.0, 32.0], [0.5, 0.125]]);
+        let mut sums = Array1::from_elem(2, f32::NAN);
+        sum_rows(x.view(), sums.view_mut());
+        assert_eq!(sums, array![4.5, 2.25]);
+        // Transposed (not contiguous) inputs take the general path.
+        let mut yt = Array2::zeros((2, 3));
+        map_into(x.t(), yt.view_mut(), |v| v + 1.0);
+        assert_eq!(yt, array![[2.0, 4.0, 1.5], [-1.0, 5.0, 1.25]]);
     }
 }

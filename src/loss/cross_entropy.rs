@@ -4,7 +4,7 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Zip};
 
 use super::{Loss, Target};
 use crate::error::{Error, Hint, Result, Setting};
-use crate::layer::{resize_rows, rows_of};
+use crate::layer::resized;
 
 /// Softmax over the classes followed by cross-entropy, on raw scores (logits) `z`.
 ///
@@ -31,7 +31,7 @@ use crate::layer::{resize_rows, rows_of};
 /// ```
 pub struct SoftmaxCrossEntropy {
     grad: Array2<f32>, // (B, C)
-    rows: Option<usize>,
+    forwarded: bool,
     smoothing: f32,
 }
 
@@ -40,7 +40,7 @@ impl SoftmaxCrossEntropy {
     pub fn new() -> Self {
         Self {
             grad: Array2::zeros((0, 0)),
-            rows: None,
+            forwarded: false,
             smoothing: 0.0,
         }
     }
@@ -92,7 +92,7 @@ pub fn softmax_rows(logits: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
 impl Loss for SoftmaxCrossEntropy {
     fn forward(&mut self, logits: ArrayView2<f32>, target: Target<'_>) -> Result<f32> {
         let (rows, classes) = logits.dim();
-        let mut grad = resize_rows(&mut self.grad, rows, classes);
+        let mut grad = resized(&mut self.grad, rows, classes);
         let scale = 1.0 / rows as f32;
         let mut total = 0.0f32;
         match target {
@@ -149,16 +149,16 @@ impl Loss for SoftmaxCrossEntropy {
                 }
             }
         }
-        self.rows = Some(rows);
+        self.forwarded = true;
         Ok(total * scale)
     }
 
     fn backward(&self) -> ArrayView2<'_, f32> {
-        rows_of(
-            &self.grad,
-            self.rows
-                .expect("SoftmaxCrossEntropy::backward called before forward"),
-        )
+        assert!(
+            self.forwarded,
+            "SoftmaxCrossEntropy::backward called before forward"
+        );
+        self.grad.view()
     }
 }
 

@@ -4,7 +4,7 @@ use ndarray::{Array2, ArrayView2, Zip};
 
 use super::{Loss, Target};
 use crate::error::{Error, Result};
-use crate::layer::{resize_rows, rows_of};
+use crate::layer::resized;
 
 /// Mean squared error over every element: `L = mean((p − t)²)`, so
 /// `dL/dp = 2·(p − t) / N` with `N = rows × columns`.
@@ -20,7 +20,7 @@ use crate::layer::{resize_rows, rows_of};
 /// ```
 pub struct Mse {
     grad: Array2<f32>, // (B, O)
-    rows: Option<usize>,
+    forwarded: bool,
 }
 
 impl Mse {
@@ -28,7 +28,7 @@ impl Mse {
     pub fn new() -> Self {
         Self {
             grad: Array2::zeros((0, 0)),
-            rows: None,
+            forwarded: false,
         }
     }
 }
@@ -62,7 +62,7 @@ impl Loss for Mse {
         let (rows, cols) = prediction.dim();
         let n = (rows * cols) as f32;
         let scale = 2.0 / n;
-        let mut grad = resize_rows(&mut self.grad, rows, cols);
+        let mut grad = resized(&mut self.grad, rows, cols);
         let mut sum = 0.0f32;
         Zip::from(&mut grad)
             .and(&prediction)
@@ -72,15 +72,13 @@ impl Loss for Mse {
                 sum += d * d;
                 *g = scale * d;
             });
-        self.rows = Some(rows);
+        self.forwarded = true;
         Ok(sum / n)
     }
 
     fn backward(&self) -> ArrayView2<'_, f32> {
-        rows_of(
-            &self.grad,
-            self.rows.expect("Mse::backward called before forward"),
-        )
+        assert!(self.forwarded, "Mse::backward called before forward");
+        self.grad.view()
     }
 }
 
