@@ -224,7 +224,7 @@ impl Layer for Linear {
                 .expect("weights are kept contiguous"),
             grad: self
                 .grad_weight
-                .as_slice()
+                .as_slice_mut()
                 .expect("gradients are kept contiguous"),
             decay: true,
         });
@@ -236,7 +236,7 @@ impl Layer for Linear {
                 .expect("biases are kept contiguous"),
             grad: self
                 .grad_bias
-                .as_slice()
+                .as_slice_mut()
                 .expect("gradients are kept contiguous"),
             decay: false,
         });
