@@ -120,6 +120,10 @@ pub enum Setting {
     Health,
     /// The number of threads.
     Threads,
+    /// Most memory to use (streaming larger files).
+    MemoryLimit,
+    /// Streaming the training file even if it fits in memory.
+    Stream,
     /// The number of threads, from the environment (`MLP_THREADS`).
     ThreadsVariable,
 }
@@ -158,6 +162,8 @@ impl Setting {
             Setting::BoundaryGif => "boundary_gif",
             Setting::Health => "health",
             Setting::Threads => "threads",
+            Setting::MemoryLimit => "memory_limit",
+            Setting::Stream => "stream",
             Setting::ThreadsVariable => "MLP_THREADS",
         }
     }

@@ -12,8 +12,10 @@ pub struct Param<'a> {
     pub name: &'static str,
     /// The parameter's values, row-major.
     pub value: &'a mut [f32],
-    /// dL/d(value) from the last `backward`, same layout as `value`.
-    pub grad: &'a [f32],
+    /// dL/d(value) from the last `backward`, same layout as `value`. Mutable so that a step
+    /// between `backward` and the optimizer can change it (data-parallel training sums it
+    /// over processes; see `train::Batches`).
+    pub grad: &'a mut [f32],
     /// Whether L2 weight decay applies (weights yes, biases no, as in scikit-learn).
     pub decay: bool,
 }

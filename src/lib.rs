@@ -18,11 +18,13 @@
 //! | decision boundaries of two-input models | `boundary.rs` |
 //! | the training-health report | `health.rs` |
 //! | the learning-rate range test | `lr_find.rs` |
+//! | data-parallel training: [`comm::Communicator`] (and MPI with the `mpi` feature) | `comm.rs`, `mpi.rs` |
 //!
 //! Arrays are `f32` with one row per sample: a batch is `(B, features)`.
 #![warn(missing_docs)]
 
 pub mod boundary;
+pub mod comm;
 pub mod data;
 pub mod dataset;
 pub mod error;
@@ -39,8 +41,11 @@ pub mod layers;
 pub mod linalg;
 pub mod loss;
 pub mod lr_find;
+pub mod memory;
 pub mod metrics;
 pub mod model;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod optim;
 pub mod outcome;
 mod parallel;
@@ -49,6 +54,7 @@ pub mod plot;
 pub mod predict;
 pub mod sequential;
 pub mod settings;
+pub mod stream;
 pub mod threads;
 pub mod train;
 

@@ -25,9 +25,10 @@ use crate::model::{
     FORMAT, Metrics, Model, ModelFile, Predictions, TrainingRecord, VERSION, layer_records,
 };
 use crate::sequential::Sequential;
+use crate::stream::{self, Held, Scan, StreamEpochs};
 use crate::train::{
-    Batch, EpochReport, FitOutcome, Hooks, MAX_PARAMETERS, Observer, Split, StopReason,
-    TrainConfig, build_network, fit, loss_for, parameter_count, split_rows,
+    Batch, EpochReport, FitOutcome, Hooks, MAX_PARAMETERS, Monitor, Observer, Split, StopReason,
+    TrainConfig, build_network, fit, fit_epochs, loss_for, parameter_count, split_rows,
 };
 
 /// What to do with missing cells in the training file.
@@ -427,6 +428,29 @@ pub fn train_observed<'a>(
     on_epoch: &'a mut dyn FnMut(&EpochReport),
     observer: Option<&'a mut dyn Observer>,
 ) -> Result<Trained> {
+    train_with(
+        prepared,
+        config,
+        Hooks {
+            interrupt,
+            on_epoch: Some(on_epoch),
+            observer,
+            comm: None,
+        },
+    )
+}
+
+/// [`train`] with every hook of [`fit`]: an [`Observer`] (which does not watch a `--refit`
+/// run), and the processes to train together with (`hooks.comm`, data parallelism: every
+/// process must call this with the same `prepared` and `config`, and ends with the same
+/// model).
+pub fn train_with(prepared: &Prepared, config: &TrainConfig, hooks: Hooks<'_>) -> Result<Trained> {
+    let Hooks {
+        interrupt,
+        on_epoch,
+        observer,
+        comm,
+    } = hooks;
     let mut network = new_network(prepared, config);
     let mut loss = loss_for(prepared.task, config)?;
     let mut optimizer = config.build_optimizer()?;
@@ -447,8 +471,9 @@ pub fn train_observed<'a>(
         config,
         Hooks {
             interrupt,
-            on_epoch: Some(on_epoch),
+            on_epoch,
             observer,
+            comm,
         },
     )?;
 
@@ -463,10 +488,27 @@ pub fn train_observed<'a>(
         )
     {
         let epochs = outcome.best_epoch;
-        network = refit(prepared, config, loss.as_mut(), epochs, interrupt)?;
+        let hooks = Hooks {
+            interrupt,
+            on_epoch: None,
+            observer: None,
+            comm,
+        };
+        network = refit(prepared, config, loss.as_mut(), epochs, hooks)?;
         refit_epochs = Some(epochs);
     }
-    let file = model_file(prepared, config, &mut network, &outcome, refit_epochs);
+    let source = Source {
+        data: &prepared.data,
+        sha256: &prepared.sha256,
+        task: prepared.task,
+        encoding: &prepared.encoding,
+        rows: prepared.rows,
+        dropped: prepared.dropped,
+        filled: prepared.filled.iter().map(|(_, n)| n).sum(),
+        train_rows: prepared.x_train.nrows(),
+        validation_rows: prepared.x_val.nrows(),
+    };
+    let file = model_file(&source, config, &mut network, &outcome, refit_epochs);
     Ok(Trained {
         model: Model { file, network },
         outcome,
@@ -491,7 +533,7 @@ fn refit(
     config: &TrainConfig,
     loss: &mut dyn Loss,
     epochs: usize,
-    interrupt: Option<&AtomicBool>,
+    hooks: Hooks<'_>,
 ) -> Result<Sequential> {
     let x = ndarray::concatenate(
         ndarray::Axis(0),
@@ -522,17 +564,27 @@ fn refit(
         Batch { x: x.view(), y: &y },
         None,
         &refit_config,
-        Hooks {
-            interrupt,
-            ..Hooks::default()
-        },
+        hooks,
     )?;
     Ok(network)
 }
 
-/// The model file for `network`, trained on `prepared` with `config`.
+/// What a model file records about the data it was trained on.
+struct Source<'a> {
+    data: &'a Path,
+    sha256: &'a str,
+    task: Task,
+    encoding: &'a Encoding,
+    rows: usize,
+    dropped: usize,
+    filled: usize,
+    train_rows: usize,
+    validation_rows: usize,
+}
+
+/// The model file for `network`, trained on `source` with `config`.
 fn model_file(
-    prepared: &Prepared,
+    source: &Source<'_>,
     config: &TrainConfig,
     network: &mut Sequential,
     outcome: &FitOutcome,
@@ -545,26 +597,26 @@ fn model_file(
         best_epoch: outcome.best_epoch,
         train_loss: history.train_loss[best],
         validation_loss: history.val_loss.get(best).copied(),
-        validation_accuracy: metric.filter(|_| prepared.task == Task::Classification),
-        validation_r2: metric.filter(|_| prepared.task == Task::Regression),
+        validation_accuracy: metric.filter(|_| source.task == Task::Classification),
+        validation_r2: metric.filter(|_| source.task == Task::Regression),
     };
     ModelFile {
         format: FORMAT.into(),
         version: VERSION,
-        task: prepared.task,
-        encoding: prepared.encoding.clone(),
+        task: source.task,
+        encoding: source.encoding.clone(),
         layers: layer_records(network),
         training: TrainingRecord {
-            data_file: prepared
+            data_file: source
                 .data
                 .file_name()
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-            data_sha256: prepared.sha256.clone(),
-            rows: prepared.rows,
-            dropped_rows: prepared.dropped,
-            filled_cells: prepared.filled.iter().map(|(_, n)| n).sum(),
-            train_rows: prepared.x_train.nrows(),
-            validation_rows: prepared.x_val.nrows(),
+            data_sha256: source.sha256.to_string(),
+            rows: source.rows,
+            dropped_rows: source.dropped,
+            filled_cells: source.filled,
+            train_rows: source.train_rows,
+            validation_rows: source.validation_rows,
             config: config.clone(),
             epochs_run: history.train_loss.len(),
             stop: outcome.stop.clone(),
@@ -574,6 +626,122 @@ fn model_file(
         metrics,
         health: None,
     }
+}
+
+/// How much memory a streamed run gives each of its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamBudget {
+    /// Bytes of the file read at a time (a chunk is held twice: as read, and with the
+    /// header in front for the reader).
+    pub chunk_bytes: usize,
+    /// Bytes of encoded rows kept to judge every epoch on.
+    pub held_bytes: usize,
+}
+
+impl StreamBudget {
+    /// Shares of `limit`: an eighth for each chunk, a quarter for the held rows; the rest
+    /// is for the chunk's parsed and encoded copies, the network and the program.
+    pub fn within(limit: u64) -> StreamBudget {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        StreamBudget {
+            chunk_bytes: (limit / 8).clamp(64 << 10, 256 << 20),
+            held_bytes: (limit / 4).max(1 << 20),
+        }
+    }
+}
+
+/// A file trained on by streaming: what [`stream::scan`] found and what was kept in
+/// memory to judge the epochs on.
+pub struct Streamed {
+    /// The first pass's findings.
+    pub scan: Scan,
+    /// The rows kept to judge every epoch on: validation rows, or a sample of the
+    /// training rows without a validation split.
+    pub held: Held,
+    /// Seconds the first pass took (reading and parsing the whole file, no training).
+    pub scan_seconds: f64,
+}
+
+/// The first two passes of a streamed run: [`stream::scan`], then the rows to judge every
+/// epoch on.
+pub fn prepare_streamed(request: &TrainRequest, budget: StreamBudget) -> Result<Streamed> {
+    if request.config.refit {
+        return Err(Error::config(
+            Setting::Refit,
+            "true",
+            "a streamed file trains once",
+            "leave it out (with this many rows, the validation rows matter little)",
+        ));
+    }
+    let start = std::time::Instant::now();
+    let scan = stream::scan(request, budget.chunk_bytes)?;
+    let scan_seconds = start.elapsed().as_secs_f64();
+    check_network_size(&scan.encoding, &request.config)?;
+    let validation = request.config.val_split > 0.0;
+    let held = stream::held_rows(
+        request,
+        &scan,
+        budget.chunk_bytes,
+        validation,
+        budget.held_bytes,
+    )?;
+    Ok(Streamed {
+        scan,
+        held,
+        scan_seconds,
+    })
+}
+
+/// Trains on a file read in chunks every epoch (see [`stream`]).
+pub fn train_streamed(
+    request: &TrainRequest,
+    streamed: &Streamed,
+    budget: StreamBudget,
+    hooks: Hooks<'_>,
+) -> Result<Trained> {
+    let config = &request.config;
+    let scan = &streamed.scan;
+    let encoding = &scan.encoding;
+    let mut network = build_network(
+        encoding.input_width(),
+        &config.hidden,
+        encoding.target.width(),
+        config.activation,
+        config.seed,
+    );
+    let mut loss = loss_for(scan.task, config)?;
+    let mut optimizer = config.build_optimizer()?;
+    let mut epochs = StreamEpochs::new(request, scan, budget.chunk_bytes, hooks.comm);
+    let monitor = if config.val_split > 0.0 {
+        Monitor::Validation(streamed.held.batch())
+    } else {
+        Monitor::Training(streamed.held.batch())
+    };
+    let outcome = fit_epochs(
+        &mut network,
+        loss.as_mut(),
+        optimizer.as_mut(),
+        &mut epochs,
+        monitor,
+        config,
+        hooks,
+    )?;
+    let source = Source {
+        data: &request.data,
+        sha256: &scan.sha256,
+        task: scan.task,
+        encoding,
+        rows: scan.rows,
+        dropped: scan.dropped,
+        filled: 0,
+        train_rows: scan.train_rows,
+        validation_rows: scan.validation_rows,
+    };
+    let file = model_file(&source, config, &mut network, &outcome, None);
+    Ok(Trained {
+        model: Model { file, network },
+        outcome,
+    })
 }
 
 /// The true targets of scored rows.
@@ -619,6 +787,92 @@ pub fn score_with(
 ) -> Result<Scored> {
     let bytes = crate::fsutil::read_data(path)?;
     score_bytes_with(model, path, &bytes, need_target, unknown)
+}
+
+/// [`score`] within `memory_limit` bytes (default [`crate::memory::default_limit`]): a
+/// regular file that would need more in memory is read in chunks ([`score_streamed`]).
+pub fn score_within(
+    model: &mut Model,
+    path: &Path,
+    need_target: bool,
+    unknown: UnknownCategory,
+    memory_limit: Option<u64>,
+) -> Result<Scored> {
+    let limit = memory_limit.unwrap_or_else(crate::memory::default_limit);
+    let size = std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len());
+    match size {
+        Some(size) if crate::memory::in_memory_estimate(size) > limit => score_streamed(
+            model,
+            path,
+            need_target,
+            unknown,
+            StreamBudget::within(limit).chunk_bytes,
+        ),
+        _ => score_with(model, path, need_target, unknown),
+    }
+}
+
+/// [`score`] for a CSV file too large to hold: read in chunks of about `chunk_bytes`, so
+/// memory holds one chunk and the predictions (a few numbers per row), never the file.
+/// Errors name the line in the whole file.
+pub fn score_streamed(
+    model: &mut Model,
+    path: &Path,
+    need_target: bool,
+    unknown: UnknownCategory,
+    chunk_bytes: usize,
+) -> Result<Scored> {
+    let mut chunks = stream::chunks::Chunks::open(path, chunk_bytes)?;
+    let mut all: Option<Scored> = None;
+    while let Some(chunk) = chunks.next_chunk()? {
+        let part = score_bytes_with(model, path, &chunk.bytes, need_target, unknown)
+            .map_err(|e| chunk.locate(e))?;
+        match all.as_mut() {
+            None => all = Some(part),
+            Some(all) => all.append(part),
+        }
+    }
+    match all {
+        Some(all) => Ok(all),
+        // No data rows: what the in-memory path says about the header alone.
+        None => score_with(model, path, need_target, unknown),
+    }
+}
+
+impl Scored {
+    /// Adds the rows of `more` after these.
+    fn append(&mut self, more: Scored) {
+        self.rows += more.rows;
+        self.filled += more.filled;
+        self.unseen += more.unseen;
+        match (&mut self.predictions, more.predictions) {
+            (
+                Predictions::Classes {
+                    classes,
+                    probabilities,
+                },
+                Predictions::Classes {
+                    classes: c,
+                    probabilities: p,
+                },
+            ) => {
+                classes.extend(c);
+                probabilities
+                    .append(ndarray::Axis(0), p.view())
+                    .expect("one column per class");
+            }
+            (Predictions::Values(v), Predictions::Values(w)) => v.extend(w),
+            _ => unreachable!("one model predicts one kind"),
+        }
+        match (&mut self.truth, more.truth) {
+            (Some(Truth::Classes(a)), Some(Truth::Classes(b))) => a.extend(b),
+            (Some(Truth::Values(a)), Some(Truth::Values(b))) => a.extend(b),
+            _ => {}
+        }
+    }
 }
 
 /// [`score`] for a CSV file already in memory (`path` names it in messages).

@@ -10,6 +10,7 @@ use ndarray::{Array2, ArrayView2};
 use ndarray_rand::rand::seq::SliceRandom;
 use ndarray_rand::rand::{SeedableRng, rngs::StdRng};
 
+use crate::comm::{Communicator, Solo};
 use crate::dataset::{Targets, Task};
 use crate::error::{Error, Hint, Result};
 use crate::layers::linear::{Init, Linear};
@@ -131,11 +132,25 @@ pub fn train_step(
     x: ArrayView2<f32>,
     target: Target<'_>,
 ) -> Result<f32> {
+    let value = loss_and_gradients(model, loss, x, target)?;
+    if value.is_finite() {
+        optimizer.step(model);
+    }
+    Ok(value)
+}
+
+/// The forward and backward pass of [`train_step`] without the step: returns the batch
+/// loss, and leaves the parameter gradients in `model` (only if the loss is finite).
+pub fn loss_and_gradients(
+    model: &mut Sequential,
+    loss: &mut dyn Loss,
+    x: ArrayView2<f32>,
+    target: Target<'_>,
+) -> Result<f32> {
     let prediction = model.forward(x);
     let value = loss.forward(prediction, target)?;
     if value.is_finite() {
         model.backward_params_only(loss.backward());
-        optimizer.step(model);
     }
     Ok(value)
 }
@@ -237,7 +252,7 @@ impl Observer for Vec<&mut dyn Observer> {
     }
 }
 
-/// Ways to watch and stop [`fit`] from outside.
+/// Ways to watch, stop and share [`fit`] from outside.
 #[derive(Default)]
 pub struct Hooks<'a> {
     /// Checked after every batch: when raised, training stops and keeps the best weights.
@@ -246,6 +261,9 @@ pub struct Hooks<'a> {
     pub on_epoch: Option<&'a mut dyn FnMut(&EpochReport)>,
     /// Sees the model after every step and every epoch.
     pub observer: Option<&'a mut dyn Observer>,
+    /// The processes training together (data parallelism; see [`Batches::shared`]).
+    /// `None` is a single process.
+    pub comm: Option<&'a dyn Communicator>,
 }
 
 /// The result of [`fit`]: the model holds the best epoch's weights.
@@ -293,12 +311,85 @@ pub fn fit(
     train: Batch<'_>,
     validation: Option<Batch<'_>>,
     config: &TrainConfig,
+    hooks: Hooks<'_>,
+) -> Result<FitOutcome> {
+    // One lifetime for the rows and the communicator (array views are invariant).
+    let train = Batch {
+        x: train.x.reborrow(),
+        y: train.y,
+    };
+    let validation = validation.map(|v| Batch {
+        x: v.x.reborrow(),
+        y: v.y,
+    });
+    let batches = Batches::new(train, config.batch_size, config.seed);
+    let mut batches = match hooks.comm {
+        Some(comm) => batches.shared(comm),
+        None => batches,
+    };
+    let monitor = match validation {
+        Some(v) => Monitor::Validation(v),
+        None => Monitor::Training(train),
+    };
+    fit_epochs(model, loss, optimizer, &mut batches, monitor, config, hooks)
+}
+
+/// What [`fit_epochs`] judges the weights on after every epoch.
+#[derive(Debug, Clone, Copy)]
+pub enum Monitor<'a> {
+    /// Validation rows: their loss and metric are reported, and their loss monitored.
+    Validation(Batch<'a>),
+    /// Training rows (all of them, or a sample when they are streamed): only their loss is
+    /// monitored.
+    Training(Batch<'a>),
+}
+
+/// Training rows an epoch at a time: held in memory ([`Batches`]), or streamed from a file
+/// (`stream::StreamEpochs`).
+pub trait Epochs {
+    /// Runs a [`train_step`] on every batch of one epoch; `interrupted` is asked after each.
+    /// `observer`, if any, sees the model after every optimizer step.
+    fn epoch(
+        &mut self,
+        model: &mut Sequential,
+        loss: &mut dyn Loss,
+        optimizer: &mut dyn Optimizer,
+        interrupted: &dyn Fn() -> bool,
+        observer: Option<&mut (dyn Observer + '_)>,
+    ) -> Result<EpochEnd>;
+}
+
+impl Epochs for Batches<'_> {
+    fn epoch(
+        &mut self,
+        model: &mut Sequential,
+        loss: &mut dyn Loss,
+        optimizer: &mut dyn Optimizer,
+        interrupted: &dyn Fn() -> bool,
+        observer: Option<&mut (dyn Observer + '_)>,
+    ) -> Result<EpochEnd> {
+        self.epoch_observed(model, loss, optimizer, interrupted, observer)
+    }
+}
+
+/// [`fit`] for any source of training epochs, judged on `monitor`: the same loop, with the
+/// same rules for the best epoch, early stopping, divergence and interruption.
+pub fn fit_epochs(
+    model: &mut Sequential,
+    loss: &mut dyn Loss,
+    optimizer: &mut dyn Optimizer,
+    epochs: &mut dyn Epochs,
+    monitor: Monitor<'_>,
+    config: &TrainConfig,
     mut hooks: Hooks<'_>,
 ) -> Result<FitOutcome> {
     debug_assert!(config.validate().is_ok(), "fit needs validated settings");
     let interrupt = hooks.interrupt;
     let interrupted = || interrupt.is_some_and(|f| f.load(Ordering::Relaxed));
-    let mut batches = Batches::new(train, config.batch_size, config.seed);
+    let (validation, train) = match monitor {
+        Monitor::Validation(v) => (Some(v), v),
+        Monitor::Training(t) => (None, t),
+    };
     // What the monitored loss is measured on: validation rows, else the training rows.
     let monitor = |model: &mut Sequential| match validation {
         Some(v) => evaluate(model, v),
@@ -314,7 +405,7 @@ pub fn fit(
     }
     for epoch in 1..=config.epochs {
         let observer = hooks.observer.as_deref_mut();
-        let end = batches.epoch_observed(model, loss, optimizer, &interrupted, observer)?;
+        let end = epochs.epoch(model, loss, optimizer, &interrupted, observer)?;
         let train_loss = match end {
             EpochEnd::Finished { mean_loss } if params_finite(model) => mean_loss,
             EpochEnd::Finished { .. } => {
@@ -497,6 +588,11 @@ pub struct Batches<'a> {
     x: Array2<f32>,
     classes: Vec<usize>,
     values: Array2<f32>,
+    comm: &'a dyn Communicator,
+    /// This process's rows of the current batch (data-parallel training).
+    mine: Vec<usize>,
+    /// Gradients, then the loss sum and the interrupt flag: what the processes sum.
+    shared: Vec<f32>,
 }
 
 impl<'a> Batches<'a> {
@@ -511,7 +607,24 @@ impl<'a> Batches<'a> {
             x: Array2::zeros((batch, data.x.ncols())),
             classes: vec![0; batch],
             values: Array2::zeros((batch, 1)),
+            comm: &Solo,
+            mine: Vec::with_capacity(batch),
+            shared: Vec::new(),
         }
+    }
+
+    /// Trains together with the other processes of `comm` (data parallelism).
+    ///
+    /// Every process shuffles the same way (same seed, same rows) and so sees the same
+    /// global batches. Of each batch, a process trains on the rows it owns
+    /// ([`Communicator::owns_row`]): it computes the gradient of *its* rows' loss, weighted
+    /// by their share of the batch, and the processes sum these weighted gradients before
+    /// the step. The sum is the gradient of the whole batch's mean loss, so every process
+    /// takes the step a single process would take on the whole batch, and the weights stay
+    /// identical everywhere.
+    pub fn shared(mut self, comm: &'a dyn Communicator) -> Self {
+        self.comm = comm;
+        self
     }
 
     /// Reshuffles and runs a [`train_step`] on every batch; `interrupted` is asked after
@@ -533,35 +646,35 @@ impl<'a> Batches<'a> {
         loss: &mut dyn Loss,
         optimizer: &mut dyn Optimizer,
         interrupted: &dyn Fn() -> bool,
-        mut observer: Option<&mut (dyn Observer + '_)>,
+        observer: Option<&mut (dyn Observer + '_)>,
     ) -> Result<EpochEnd> {
         self.order.shuffle(&mut self.rng);
+        let order = std::mem::take(&mut self.order);
+        let end = self.run_epoch(&order, model, loss, optimizer, interrupted, observer);
+        self.order = order;
+        end
+    }
+
+    fn run_epoch(
+        &mut self,
+        order: &[usize],
+        model: &mut Sequential,
+        loss: &mut dyn Loss,
+        optimizer: &mut dyn Optimizer,
+        interrupted: &dyn Fn() -> bool,
+        mut observer: Option<&mut (dyn Observer + '_)>,
+    ) -> Result<EpochEnd> {
         let batch = self.x.nrows();
         let mut total = 0f64;
-        for (index, chunk) in self.order.chunks(batch).enumerate() {
+        for (index, chunk) in order.chunks(batch).enumerate() {
             let n = chunk.len();
-            gather_rows(self.data.x, chunk, &mut self.x);
-            let x = self.x.slice(ndarray::s![..n, ..]);
-            let value = match self.data.y {
-                Targets::Classes(c) => {
-                    for (slot, &r) in self.classes.iter_mut().zip(chunk) {
-                        *slot = c[r];
-                    }
-                    train_step(
-                        model,
-                        loss,
-                        optimizer,
-                        x,
-                        Target::Classes(&self.classes[..n]),
-                    )?
-                }
-                Targets::Values(v) => {
-                    for (i, &r) in chunk.iter().enumerate() {
-                        self.values[[i, 0]] = v[[r, 0]];
-                    }
-                    let y = self.values.slice(ndarray::s![..n, ..]);
-                    train_step(model, loss, optimizer, x, Target::Dense(y))?
-                }
+            let (value, stop) = if self.comm.size() == 1 {
+                let value = self.gather(chunk, |x, target| {
+                    train_step(model, loss, optimizer, x, target)
+                })?;
+                (value, interrupted())
+            } else {
+                self.shared_step(chunk, model, loss, optimizer, interrupted())?
             };
             if !value.is_finite() {
                 return Ok(EpochEnd::Diverged { batch: index + 1 });
@@ -570,14 +683,92 @@ impl<'a> Batches<'a> {
                 o.after_step(model);
             }
             total += value as f64 * n as f64;
-            if interrupted() {
+            if stop {
                 return Ok(EpochEnd::Interrupted);
             }
         }
-        let rows = self.order.len().max(1);
+        let rows = order.len().max(1);
         Ok(EpochEnd::Finished {
             mean_loss: (total / rows as f64) as f32,
         })
+    }
+
+    /// Gathers rows `rows` into the batch buffers and calls `f` on them.
+    fn gather<T>(
+        &mut self,
+        rows: &[usize],
+        f: impl FnOnce(ArrayView2<f32>, Target<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let n = rows.len();
+        gather_rows(self.data.x, rows, &mut self.x);
+        let x = self.x.slice(ndarray::s![..n, ..]);
+        match self.data.y {
+            Targets::Classes(c) => {
+                for (slot, &r) in self.classes.iter_mut().zip(rows) {
+                    *slot = c[r];
+                }
+                f(x, Target::Classes(&self.classes[..n]))
+            }
+            Targets::Values(v) => {
+                for (i, &r) in rows.iter().enumerate() {
+                    self.values[[i, 0]] = v[[r, 0]];
+                }
+                f(x, Target::Dense(self.values.slice(ndarray::s![..n, ..])))
+            }
+        }
+    }
+
+    /// One step of data-parallel training on the global batch `chunk` (see
+    /// [`shared`](Batches::shared)); returns the whole batch's loss and whether any process
+    /// was interrupted.
+    fn shared_step(
+        &mut self,
+        chunk: &[usize],
+        model: &mut Sequential,
+        loss: &mut dyn Loss,
+        optimizer: &mut dyn Optimizer,
+        interrupted: bool,
+    ) -> Result<(f32, bool)> {
+        let comm = self.comm;
+        let mut mine = std::mem::take(&mut self.mine);
+        mine.clear();
+        mine.extend(chunk.iter().copied().filter(|&r| comm.owns_row(r)));
+        let local_loss = if mine.is_empty() {
+            model.visit_params(&mut |_, p| p.grad.fill(0.0));
+            0.0
+        } else {
+            self.gather(&mine, |x, target| {
+                loss_and_gradients(model, loss, x, target)
+            })?
+        };
+        // The gradient of the batch mean is Σ over processes of (rows here / batch rows) ×
+        // the gradient of this process's mean.
+        let share = mine.len() as f32 / chunk.len() as f32;
+        self.mine = mine;
+        let params = model.param_count();
+        self.shared.resize(params + 2, 0.0);
+        let mut at = 0;
+        model.visit_params(&mut |_, p| {
+            for (slot, &g) in self.shared[at..].iter_mut().zip(p.grad.iter()) {
+                *slot = share * g;
+            }
+            at += p.grad.len();
+        });
+        // A non-finite loss anywhere makes the sum non-finite: every process skips the step.
+        self.shared[params] = share * local_loss;
+        self.shared[params + 1] = f32::from(u8::from(interrupted));
+        comm.sum_f32(&mut self.shared);
+        let value = self.shared[params];
+        if value.is_finite() {
+            let mut at = 0;
+            model.visit_params(&mut |_, p| {
+                let n = p.grad.len();
+                p.grad.copy_from_slice(&self.shared[at..at + n]);
+                at += n;
+            });
+            optimizer.step(model);
+        }
+        Ok((value, self.shared[params + 1] > 0.0))
     }
 }
 
@@ -834,5 +1025,101 @@ mod tests {
         .unwrap();
         assert_eq!(out.stop, StopReason::Interrupted);
         assert_eq!(out.history.train_loss.len(), 3);
+    }
+
+    /// Three classes of points around three centres, with a fixed pseudo-random jitter.
+    fn blobs(rows: usize) -> (Array2<f32>, Targets) {
+        let mut rng = StdRng::seed_from_u64(11);
+        let classes: Vec<usize> = (0..rows).map(|r| r % 3).collect();
+        let x = Array2::from_shape_fn((rows, 4), |(r, j)| {
+            use ndarray_rand::rand::Rng;
+            let centre = [
+                [1.0, 0.0, -1.0, 0.5],
+                [-1.0, 1.0, 0.0, -0.5],
+                [0.0, -1.0, 1.0, 0.0],
+            ];
+            centre[classes[r]][j] + rng.random_range(-0.8..0.8)
+        });
+        (x, Targets::Classes(classes))
+    }
+
+    /// Trains on `data` as `ranks` processes (threads standing in for MPI ranks), or as one
+    /// process with `ranks == 0`; returns every process's final weights.
+    fn train_in_group(ranks: usize, validate: bool) -> Vec<Vec<f32>> {
+        let config = TrainConfig {
+            hidden: vec![16],
+            epochs: 6,
+            batch_size: 20,
+            patience: 0,
+            learning_rate: 0.01,
+            ..TrainConfig::default()
+        };
+        let run = move |comm: Option<&dyn Communicator>| {
+            let (x, y) = blobs(90);
+            let (vx, vy) = blobs(30);
+            let mut model = build_network(4, &config.hidden, 3, config.activation, 5);
+            let mut loss = SoftmaxCrossEntropy::new()
+                .with_label_smoothing(0.1)
+                .unwrap();
+            let mut opt = config.build_optimizer().unwrap();
+            let validation = validate.then(|| Batch {
+                x: vx.view(),
+                y: &vy,
+            });
+            let hooks = Hooks {
+                comm,
+                ..Hooks::default()
+            };
+            let data = Batch { x: x.view(), y: &y };
+            fit(
+                &mut model,
+                &mut loss,
+                opt.as_mut(),
+                data,
+                validation,
+                &config,
+                hooks,
+            )
+            .unwrap();
+            model.param_values()
+        };
+        if ranks == 0 {
+            return vec![run(None)];
+        }
+        let handles: Vec<_> = crate::comm::threads::group(ranks)
+            .into_iter()
+            .map(|member| {
+                let run = run.clone();
+                std::thread::spawn(move || run(Some(&member)))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    }
+
+    #[test]
+    fn data_parallel_training_equals_one_process() {
+        // 3 ranks split batches of 20 unevenly (7, 7, 6 rows or so): the shares must be
+        // weighted by their rows for the sum to be the batch gradient. Without validation,
+        // the kept epoch is chosen on the training loss, which every rank measures alike.
+        for (ranks, validate) in [(2, true), (3, false)] {
+            let single = train_in_group(0, validate).remove(0);
+            let group = train_in_group(ranks, validate);
+            for weights in &group {
+                assert_eq!(weights, &group[0], "every rank holds the same weights");
+            }
+            let worst = weights_gap(&single, &group[0]);
+            assert!(worst < 1e-5, "{ranks} ranks differ by {worst}");
+        }
+        let single = train_in_group(0, true).remove(0);
+        // The training moved the weights (so equality is not that of untouched weights).
+        let untrained = build_network(4, &[16], 3, Activation::Relu, 5).param_values();
+        assert!(weights_gap(&single, &untrained) > 1e-2);
+    }
+
+    fn weights_gap(a: &[f32], b: &[f32]) -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max)
     }
 }

@@ -8,7 +8,7 @@ use mlp::Error;
 use mlp::dataset::TargetEncoding;
 use mlp::metrics::{classification, regression};
 use mlp::model::{Model, Predictions};
-use mlp::pipeline::{Truth, score_with};
+use mlp::pipeline::{Truth, score_within};
 
 use super::{UnknownArg, made_up_note};
 use serde_json::json;
@@ -53,11 +53,22 @@ pub struct EvalArgs {
     /// (encode it with none of its column's categories on)
     #[arg(long, value_enum, value_name = "WHAT", default_value = "error")]
     unknown_category: UnknownArg,
+
+    /// Most memory to use, e.g. 256M or 2G (default: half the machine's memory); a larger
+    /// file is read in chunks
+    #[arg(long, value_name = "SIZE", value_parser = mlp::memory::parse_size)]
+    memory_limit: Option<u64>,
 }
 
 pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
     let mut model = Model::load(&args.model)?;
-    let scored = score_with(&mut model, &args.data, true, args.unknown_category.into())?;
+    let scored = score_within(
+        &mut model,
+        &args.data,
+        true,
+        args.unknown_category.into(),
+        args.memory_limit,
+    )?;
     let notes = made_up_note(&scored);
     let target = &model.file.encoding.target;
     let rows = scored.rows;

@@ -97,9 +97,24 @@ fn made_up_note(scored: &mlp::pipeline::Scored) -> Vec<String> {
     notes
 }
 
+/// Whether the thread count was chosen (`--threads` or `MLP_THREADS`).
+static THREADS_SET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the thread count was chosen with `--threads` or `MLP_THREADS`.
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+fn threads_set() -> bool {
+    THREADS_SET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Shows a library error the way every command does: `error: …` and `  hint: …` on stderr,
 /// settings worded as flags.
 fn report(e: &mlp::Error) {
+    let (message, hint) = rendered(e);
+    out::error(&message, &hint);
+}
+
+/// An error's message and hint, worded for the command line.
+fn rendered(e: &mlp::Error) -> (String, String) {
     let hint = match (e.hint(), e) {
         (Some(h), _) => h.render(&out::words),
         (None, mlp::Error::Interrupted(_)) => {
@@ -107,7 +122,7 @@ fn report(e: &mlp::Error) {
         }
         (None, _) => "this should not happen: please report it, with the command".into(),
     };
-    out::error(&e.message(&out::words), &hint);
+    (e.message(&out::words), hint)
 }
 
 /// The exit code for a library error.
@@ -148,6 +163,7 @@ fn run(cli: Cli) -> ExitCode {
     let result = threads.and_then(|threads| {
         if let Some(n) = threads {
             mlp::threads::set_num_threads(n);
+            THREADS_SET.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         match cli.command {
             Command::Train(args) => train::run(args),

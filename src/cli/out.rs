@@ -146,6 +146,8 @@ pub fn words(setting: Setting, value: Option<&str>) -> String {
         Setting::BoundaryGif => "--boundary-gif",
         Setting::Health => "--health",
         Setting::Threads => "--threads",
+        Setting::MemoryLimit => "--memory-limit",
+        Setting::Stream => "--stream",
         Setting::ThreadsVariable => {
             return match value {
                 Some(v) => format!("MLP_THREADS={}", shell_quoted(v)),

@@ -8,8 +8,9 @@ use mlp::Error;
 use mlp::dataset::TargetEncoding;
 use mlp::error::Setting;
 use mlp::fsutil::{check_output_path, read_data, same_file, write_output};
+use mlp::memory::in_memory_estimate;
 use mlp::model::Model;
-use mlp::pipeline::score_bytes_with;
+use mlp::pipeline::{score_bytes_with, score_within};
 use mlp::predict::{predict_streamed, write_predictions};
 
 use super::{UnknownArg, made_up_note};
@@ -52,6 +53,11 @@ pub struct PredictArgs {
     /// (encode it with none of its column's categories on, as a missing-category row)
     #[arg(long, value_enum, value_name = "WHAT", default_value = "error")]
     unknown_category: UnknownArg,
+
+    /// Most memory to use, e.g. 256M or 2G (default: half the machine's memory); a larger
+    /// file is read in chunks
+    #[arg(long, value_name = "SIZE", value_parser = mlp::memory::parse_size)]
+    memory_limit: Option<u64>,
 }
 
 pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
@@ -77,19 +83,34 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
             "leave out --proba",
         ));
     }
-    let data = read_data(&args.data)?;
-    // Plain files stream; anything else (including cells to fill or unseen categories to
-    // ignore, which the notes report) goes through the general reader.
-    let (bytes, rows) = match predict_streamed(&mut model, &args.data, &data, args.proba) {
-        Some(done) => done,
-        None => {
-            let unknown = args.unknown_category.into();
-            let scored = score_bytes_with(&mut model, &args.data, &data, false, unknown)?;
-            for note in made_up_note(&scored) {
-                errln!("note: {note}");
+    let unknown = args.unknown_category.into();
+    let limit = args.memory_limit.unwrap_or_else(mlp::memory::default_limit);
+    let too_big = std::fs::metadata(&args.data)
+        .ok()
+        .filter(|m| m.is_file())
+        .is_some_and(|m| in_memory_estimate(m.len()) > limit);
+    let (bytes, rows) = if too_big {
+        // More than the memory limit allows to read at once: read in chunks.
+        let scored = score_within(&mut model, &args.data, false, unknown, Some(limit))?;
+        for note in made_up_note(&scored) {
+            errln!("note: {note}");
+        }
+        let target = &model.file.encoding.target;
+        (write_predictions(target, &scored, args.proba), scored.rows)
+    } else {
+        let data = read_data(&args.data)?;
+        // Plain files stream; anything else (including cells to fill or unseen categories
+        // to ignore, which the notes report) goes through the general reader.
+        match predict_streamed(&mut model, &args.data, &data, args.proba) {
+            Some(done) => done,
+            None => {
+                let scored = score_bytes_with(&mut model, &args.data, &data, false, unknown)?;
+                for note in made_up_note(&scored) {
+                    errln!("note: {note}");
+                }
+                let target = &model.file.encoding.target;
+                (write_predictions(target, &scored, args.proba), scored.rows)
             }
-            let target = &model.file.encoding.target;
-            (write_predictions(target, &scored, args.proba), scored.rows)
         }
     };
     match &args.output {

@@ -8,17 +8,23 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mlp::Error;
 use mlp::boundary::{BoundaryPlot, BoundaryRecorder, Plane, RESOLUTION, surface};
+use mlp::comm::{Communicator, Solo};
 use mlp::dataset::{Encoding, Feature, TargetEncoding, Task};
 use mlp::error::{Hint, Setting};
 use mlp::fsutil::{check_output_path, is_device_or_pipe, remove_temporary_files, same_file};
 use mlp::health::{HealthMonitor, activation_health, diagnose};
-use mlp::pipeline::{MissingPolicy, TrainRequest, Trained, prepare, train_observed};
+use mlp::memory::{format_size, in_memory_estimate, parse_size};
+use mlp::pipeline::{
+    MissingPolicy, Prepared, StreamBudget, Streamed, TrainRequest, Trained, prepare,
+    prepare_streamed, train_streamed, train_with,
+};
 use mlp::plot::LossCurve;
-use mlp::train::Observer;
-use mlp::train::{Activation, OptimizerKind, StopReason, TrainConfig, format_loss};
+use mlp::train::{
+    Activation, Batch, Hooks, Observer, OptimizerKind, StopReason, TrainConfig, format_loss,
+};
 
 use super::out::{self, errln, outln};
-use super::{EXIT_INTERRUPTED, TaskArg, plot_path_for};
+use super::{EXIT_INTERRUPTED, EXIT_USER, TaskArg, exit_for, plot_path_for};
 
 const EXAMPLE: &str = "Examples:
   mlp train data/iris.csv --target species
@@ -30,7 +36,9 @@ const EXAMPLE: &str = "Examples:
       category in the training rows, and keeps those values in the model, so that
       `mlp predict` and `mlp eval` fill new rows' missing cells the same way
   mlp train survey.csv --target answer --missing error
-      refuses a file with missing cells instead, naming the first";
+      refuses a file with missing cells instead, naming the first
+  mpirun -n 4 mlp train big.csv --target y
+      (built with --features mpi) four processes train one model; rank 0 writes it";
 
 /// Train a network on a CSV file and write the model and its loss curve
 #[derive(Args, Debug)]
@@ -59,6 +67,15 @@ pub struct TrainArgs {
     /// Draw each layer's gradient norm over the epochs to this PNG file
     #[arg(long, value_name = "PATH")]
     health: Option<PathBuf>,
+
+    /// Most memory to use, e.g. 256M or 2G (default: half the machine's memory); a file
+    /// that would need more to be read into memory is streamed: read in chunks, every epoch
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory_limit: Option<u64>,
+
+    /// Stream the file (read it in chunks every epoch) even if it fits in memory
+    #[arg(long)]
+    stream: bool,
 
     /// No progress bar and no summary
     #[arg(long, short)]
@@ -281,13 +298,264 @@ impl Settings {
     }
 }
 
+/// Runs `mlp train`: in one process, or (built with the `mpi` feature, under `mpirun`) in
+/// every process of the run, of which only rank 0 prints and writes files.
 pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
-    let request = args.settings.request()?;
+    #[cfg(feature = "mpi")]
+    {
+        if let Some(mpi) = mlp::mpi::Mpi::start() {
+            // Processes on one machine share its cores, unless the user said otherwise.
+            let local = mlp::mpi::Mpi::local_size();
+            if local > 1 && std::env::var_os("MLP_THREADS").is_none() && !super::threads_set() {
+                mlp::threads::set_num_threads((mlp::threads::num_threads() / local).max(1));
+            }
+            return run_in(&args, &mpi);
+        }
+    }
+    run_in(&args, &Solo)
+}
+
+/// Ends every process when one of them failed at this point, with the message once.
+///
+/// A single process just returns its error. In a group, every process calls this at the
+/// same points (after reading, after training, after writing), so no process is left
+/// waiting for a failed one; rank 0 prints the first failure and every process exits
+/// with its code.
+fn agree<T>(comm: &dyn Communicator, result: Result<T, Error>) -> Result<T, Agreed> {
+    if comm.size() == 1 {
+        return result.map_err(Agreed::Error);
+    }
+    let local = result.as_ref().err().map(|e| {
+        let code = exit_for(e);
+        let code = if code == ExitCode::from(EXIT_INTERRUPTED) {
+            EXIT_INTERRUPTED
+        } else {
+            EXIT_USER
+        };
+        let (message, hint) = super::rendered(e);
+        format!("{}{message}\0{hint}", code as char)
+    });
+    match comm.first_failure(local) {
+        None => Ok(result.unwrap_or_else(|_| unreachable!("no process failed"))),
+        Some((rank, message)) => {
+            let mut chars = message.chars();
+            let code = chars.next().map_or(EXIT_USER, |c| c as u8);
+            if comm.is_leader() {
+                let from = if rank == 0 {
+                    String::new()
+                } else {
+                    format!("(rank {rank} of {}) ", comm.size())
+                };
+                let text = chars.as_str();
+                let (message, hint) = text.split_once('\0').unwrap_or((text, ""));
+                out::error(&format!("{from}{message}"), hint);
+            }
+            Err(Agreed::Exit(ExitCode::from(code)))
+        }
+    }
+}
+
+/// How [`agree`] ends a run: with the error to report, or (in a group, already reported)
+/// with just the exit code.
+enum Agreed {
+    Error(Error),
+    Exit(ExitCode),
+}
+
+fn run_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Error> {
+    match train_in(args, comm) {
+        Ok(code) | Err(Agreed::Exit(code)) => Ok(code),
+        Err(Agreed::Error(e)) => Err(e),
+    }
+}
+
+fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agreed> {
+    let request = agree(comm, args.settings.request())?;
+    let config = &request.config;
+    let leader = comm.is_leader();
     let say = |line: String| {
-        if !args.quiet {
+        if !args.quiet && leader {
             outln!("{line}");
         }
     };
+    agree(comm, check_outputs(args))?;
+    // Set before reading, so that a Ctrl-C while reading stops at the first batch.
+    // First Ctrl-C: finish the batch, save the best model so far. Second: leave at once,
+    // removing the temporary file of a write under way.
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPT.swap(true, Ordering::SeqCst) {
+            remove_temporary_files();
+            std::process::exit(EXIT_INTERRUPTED as i32);
+        }
+    });
+    let limit = args.memory_limit.unwrap_or_else(mlp::memory::default_limit);
+    let mut prepared_slot = None;
+    let mut streamed_slot = None;
+    // The data, read whole or scanned for streaming, and the rows in memory that the
+    // decision boundary and the activation health are drawn from: the training rows, or
+    // when streaming the rows held to judge every epoch.
+    let (data, source, rows) = match agree(comm, why_stream(args, limit))? {
+        None => {
+            let prepared: &Prepared = prepared_slot.insert(agree(comm, prepare(&request))?);
+            let data = DataSummary {
+                rows: prepared.rows,
+                dropped: prepared.dropped,
+                filled: prepared.filled.clone(),
+                delimiter: prepared.delimiter,
+                encoding: prepared.encoding.clone(),
+                task: prepared.task,
+                train_rows: prepared.x_train.nrows(),
+                validation_rows: prepared.x_val.nrows(),
+            };
+            describe(args, &data, request.missing, config.seed, &say);
+            let rows = Batch {
+                x: prepared.x_train.view(),
+                y: &prepared.y_train,
+            };
+            (data, Source::Memory(prepared), rows)
+        }
+        Some(reason) => {
+            say(format!(
+                "streaming {}: {reason}",
+                args.settings.data.display()
+            ));
+            let budget = StreamBudget::within(limit);
+            let streamed: &Streamed =
+                streamed_slot.insert(agree(comm, prepare_streamed(&request, budget))?);
+            let scan = &streamed.scan;
+            let data = DataSummary {
+                rows: scan.rows,
+                dropped: scan.dropped,
+                filled: Vec::new(),
+                delimiter: scan.delimiter,
+                encoding: scan.encoding.clone(),
+                task: scan.task,
+                train_rows: scan.train_rows,
+                validation_rows: scan.validation_rows,
+            };
+            describe(args, &data, request.missing, config.seed, &say);
+            let held = &streamed.held;
+            let rows_read = scan.rows + scan.dropped;
+            say(format!(
+                "streaming: first pass (reading and parsing alone) {:.1} s, {:.0} rows/s",
+                streamed.scan_seconds,
+                rows_read as f64 / streamed.scan_seconds.max(1e-9)
+            ));
+            say(format!(
+                "streaming: chunks of {} read each epoch, shuffled in batches within a \
+                 chunk; every epoch judged on {} {} rows{} kept in memory",
+                format_size(budget.chunk_bytes as u64),
+                held.x.nrows(),
+                if config.val_split > 0.0 {
+                    "validation"
+                } else {
+                    "training"
+                },
+                if held.x.nrows() < held.of {
+                    format!(" (the first of {})", held.of)
+                } else {
+                    String::new()
+                }
+            ));
+            (data, Source::Streamed(streamed, budget), held.batch())
+        }
+    };
+
+    // Refuse --boundary on a model that is not two-dimensional before training, not after.
+    let boundary_flag = if args.boundary.is_some() {
+        Setting::Boundary
+    } else {
+        Setting::BoundaryGif
+    };
+    let plane = if args.boundary.is_some() || args.boundary_gif.is_some() {
+        Some(agree(
+            comm,
+            Plane::for_model(&data.encoding, rows.x, boundary_flag),
+        )?)
+    } else {
+        None
+    };
+    let mut monitor = HealthMonitor::new();
+    let mut recorder = match (&plane, &args.boundary_gif) {
+        (Some(plane), Some(_)) => Some(BoundaryRecorder::new(
+            plane,
+            &data.encoding.target,
+            config.epochs,
+            60,
+        )),
+        _ => None,
+    };
+    let mut observers: Vec<&mut dyn Observer> = vec![&mut monitor];
+    if let Some(r) = recorder.as_mut() {
+        observers.push(r);
+    }
+    let trained = match source {
+        Source::Memory(prepared) => {
+            with_progress(args, comm, config, data.task, &mut observers, |hooks| {
+                train_with(prepared, config, hooks)
+            })
+        }
+        Source::Streamed(streamed, budget) => {
+            let start = std::time::Instant::now();
+            let trained = with_progress(args, comm, config, data.task, &mut observers, |hooks| {
+                train_streamed(&request, streamed, budget, hooks)
+            });
+            if let Ok(trained) = &trained {
+                let epochs = trained.outcome.history.train_loss.len();
+                let seconds = start.elapsed().as_secs_f64();
+                say(format!(
+                    "streaming: {epochs} epochs in {seconds:.1} s, {:.0} training rows/s \
+                     (reading, training and judging each epoch)",
+                    (epochs * data.train_rows) as f64 / seconds.max(1e-9)
+                ));
+            }
+            trained
+        }
+    };
+    drop(observers);
+    let mut trained = agree(comm, trained)?;
+    let diverged = matches!(trained.outcome.stop, StopReason::Diverged { .. });
+    let activations = activation_health(&mut trained.model.network, rows.x);
+    let health = diagnose(monitor.linear().to_vec(), activations, config, diverged);
+    trained.model.file.health = Some(health);
+    let pictures = Pictures {
+        plane: plane.as_ref(),
+        recorder,
+        rows,
+    };
+    report_and_write(args, comm, &request, &data, trained, pictures, &say)
+}
+
+/// Where the data of a run is: read into memory, or to be streamed.
+enum Source<'a> {
+    Memory(&'a Prepared),
+    Streamed(&'a Streamed, StreamBudget),
+}
+
+/// What the decision-boundary pictures are drawn from.
+struct Pictures<'a> {
+    /// The plane, with `--boundary` or `--boundary-gif`.
+    plane: Option<&'a Plane>,
+    /// The frames recorded during training, with `--boundary-gif`.
+    recorder: Option<BoundaryRecorder<'a>>,
+    /// The points drawn on top.
+    rows: Batch<'a>,
+}
+
+/// What `mlp train` says about the data it read.
+struct DataSummary {
+    rows: usize,
+    dropped: usize,
+    filled: Vec<(String, usize)>,
+    delimiter: u8,
+    encoding: mlp::dataset::Encoding,
+    task: Task,
+    train_rows: usize,
+    validation_rows: usize,
+}
+
+/// Refuses outputs that would replace the data or each other, or cannot be written.
+fn check_outputs(args: &TrainArgs) -> Result<(), Error> {
     let plot_path = args
         .plot
         .clone()
@@ -332,59 +600,91 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
             check_output_path(path)?;
         }
     }
+    let inputs = [
+        args.settings.data.as_path(),
+        args.model.as_path(),
+        plot_path.as_path(),
+    ];
+    for (setting, path) in [
+        (Setting::Boundary, &args.boundary),
+        (Setting::BoundaryGif, &args.boundary_gif),
+        (Setting::Health, &args.health),
+    ] {
+        super::refuse_overwrite(path.as_deref(), setting, &inputs)?;
+        if let Some(path) = path {
+            check_output_path(path)?;
+        }
+    }
     // Found now rather than after the training: a missing directory, a directory in the way.
     check_output_path(&args.model)?;
     check_output_path(&plot_path)?;
-    // First Ctrl-C: finish the batch, save the best model so far. Second: leave at once,
-    // removing the temporary file of a write under way.
-    // Set before reading, so that a Ctrl-C while reading stops at the first batch.
-    let _ = ctrlc::set_handler(|| {
-        if INTERRUPT.swap(true, Ordering::SeqCst) {
-            remove_temporary_files();
-            std::process::exit(EXIT_INTERRUPTED as i32);
-        }
-    });
-    let prepared = prepare(&request)?;
-    let config = &request.config;
-    // Refuse --boundary on a model that is not two-dimensional before training, not after.
-    let boundary_flag = if args.boundary.is_some() {
-        Setting::Boundary
-    } else {
-        Setting::BoundaryGif
-    };
-    let plane = if args.boundary.is_some() || args.boundary_gif.is_some() {
-        Some(Plane::for_model(
-            &prepared.encoding,
-            prepared.x_train.view(),
-            boundary_flag,
-        )?)
-    } else {
-        None
-    };
+    Ok(())
+}
 
-    let delimiter = match prepared.delimiter {
+/// Why the file is to be streamed rather than read into memory, or `None` to read it.
+fn why_stream(args: &TrainArgs, limit: u64) -> Result<Option<String>, Error> {
+    let meta = std::fs::metadata(&args.settings.data);
+    let regular = meta.as_ref().is_ok_and(|m| m.is_file());
+    if args.stream {
+        if meta.is_ok() && !regular {
+            return Err(Error::config(
+                Setting::Stream,
+                args.settings.data.display(),
+                "streaming reads the file once per epoch, which a pipe or device cannot give",
+                "save the data to a file first",
+            ));
+        }
+        return Ok(Some("asked for with --stream".into()));
+    }
+    let size = match meta {
+        Ok(m) if regular => m.len(),
+        // Pipes and devices are read into memory (the reader bounds them); a missing
+        // file is reported by the reader.
+        _ => return Ok(None),
+    };
+    let need = in_memory_estimate(size);
+    Ok((need > limit).then(|| {
+        format!(
+            "the file is {}, and reading it into memory would take about {}, more than the \
+             memory limit of {} (--memory-limit)",
+            format_size(size),
+            format_size(need),
+            format_size(limit)
+        )
+    }))
+}
+
+/// The lines about the data, its task, features and split.
+fn describe(
+    args: &TrainArgs,
+    data: &DataSummary,
+    missing: MissingPolicy,
+    seed: u64,
+    say: &dyn Fn(String),
+) {
+    let delimiter = match data.delimiter {
         b',' => String::new(),
         b'\t' => ", tab-separated".into(),
         d => format!(", '{}'-separated", d as char),
     };
     say(format!(
         "read {}: {} rows{delimiter}{}",
-        prepared.data.display(),
-        prepared.rows,
-        match (prepared.dropped, request.missing) {
+        args.settings.data.display(),
+        data.rows,
+        match (data.dropped, missing) {
             (0, _) => String::new(),
             (n, MissingPolicy::Impute) => format!(" (dropped {n} without a target value)"),
             (n, _) => format!(" (dropped {n} with missing values)"),
         }
     ));
-    if !prepared.filled.is_empty() {
+    if !data.filled.is_empty() {
         say(format!(
             "missing: filled {} cells: {}",
-            prepared.filled.iter().map(|(_, n)| n).sum::<usize>(),
-            fill_summary(&prepared.encoding, &prepared.filled)
+            data.filled.iter().map(|(_, n)| n).sum::<usize>(),
+            fill_summary(&data.encoding, &data.filled)
         ));
     }
-    let encoding = &prepared.encoding;
+    let encoding = &data.encoding;
     say(match &encoding.target {
         TargetEncoding::Classes { name, labels } => format!(
             "task: classification of '{name}' into {} classes: {}",
@@ -401,13 +701,29 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
         encoding.input_width()
     ));
     say(format!(
-        "split: {} training rows, {} validation rows (seed {})",
-        prepared.x_train.nrows(),
-        prepared.x_val.nrows(),
-        config.seed
+        "split: {} training rows, {} validation rows (seed {seed})",
+        data.train_rows, data.validation_rows,
     ));
+}
 
-    let bar = if args.quiet {
+/// Runs `train` with a progress bar (on rank 0), the interrupt flag, `observer` and `comm`.
+fn with_progress(
+    args: &TrainArgs,
+    comm: &dyn Communicator,
+    config: &TrainConfig,
+    task: Task,
+    observer: &mut dyn Observer,
+    train: impl FnOnce(Hooks<'_>) -> Result<Trained, Error>,
+) -> Result<Trained, Error> {
+    if comm.size() > 1 && comm.is_leader() && !args.quiet {
+        outln!(
+            "data parallel: {} processes, each computing gradients on its share of every \
+             batch of {}",
+            comm.size(),
+            config.batch_size
+        );
+    }
+    let bar = if args.quiet || !comm.is_leader() {
         ProgressBar::hidden()
     } else {
         ProgressBar::with_draw_target(Some(config.epochs as u64), ProgressDrawTarget::stderr())
@@ -416,45 +732,45 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
         ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg} ETA {eta}")
             .expect("a valid template"),
     );
-    let metric_name = match prepared.task {
+    let metric_name = match task {
         Task::Classification => "val acc",
         Task::Regression => "val R²",
     };
-    let mut monitor = HealthMonitor::new();
-    let mut recorder = match (&plane, &args.boundary_gif) {
-        (Some(plane), Some(_)) => Some(BoundaryRecorder::new(
-            plane,
-            &prepared.encoding.target,
-            config.epochs,
-            60,
-        )),
-        _ => None,
+    let mut on_epoch = |r: &mlp::train::EpochReport| {
+        bar.set_position(r.epoch as u64);
+        let mut msg = format!("train loss {:.4}", r.train_loss);
+        if let (Some(l), Some(m)) = (r.val_loss, r.val_metric) {
+            msg.push_str(&format!("  val loss {l:.4}  {metric_name} {m:.3}"));
+        }
+        bar.set_message(msg);
     };
-    let mut observers: Vec<&mut dyn Observer> = vec![&mut monitor];
-    if let Some(r) = recorder.as_mut() {
-        observers.push(r);
-    }
-    let trained = train_observed(
-        &prepared,
-        config,
-        Some(&INTERRUPT),
-        &mut |r| {
-            bar.set_position(r.epoch as u64);
-            let mut msg = format!("train loss {:.4}", r.train_loss);
-            if let (Some(l), Some(m)) = (r.val_loss, r.val_metric) {
-                msg.push_str(&format!("  val loss {l:.4}  {metric_name} {m:.3}"));
-            }
-            bar.set_message(msg);
-        },
-        Some(&mut observers),
-    );
-    drop(observers);
+    let hooks = Hooks {
+        interrupt: Some(&INTERRUPT),
+        on_epoch: Some(&mut on_epoch),
+        observer: Some(observer),
+        comm: (comm.size() > 1).then_some(comm),
+    };
+    let trained = train(hooks);
     bar.finish_and_clear();
-    let mut trained = trained?;
-    let diverged = matches!(trained.outcome.stop, StopReason::Diverged { .. });
-    let activations = activation_health(&mut trained.model.network, prepared.x_train.view());
-    let health = diagnose(monitor.linear().to_vec(), activations, config, diverged);
+    trained
+}
 
+/// Reports how training went, and (rank 0) writes the model and its picture.
+fn report_and_write(
+    args: &TrainArgs,
+    comm: &dyn Communicator,
+    request: &TrainRequest,
+    data: &DataSummary,
+    trained: Trained,
+    pictures: Pictures<'_>,
+    say: &dyn Fn(String),
+) -> Result<ExitCode, Agreed> {
+    let leader = comm.is_leader();
+    let config = &request.config;
+    let plot_path = args
+        .plot
+        .clone()
+        .unwrap_or_else(|| plot_path_for(&args.model));
     let network = &trained.model.network;
     say(format!(
         "network: {}; {} parameters; {:?}, lr {}",
@@ -468,7 +784,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
         config.optimizer,
         config.learning_rate
     ));
-    let Trained { model, outcome } = trained;
+    let Trained { mut model, outcome } = trained;
     let outcome = &outcome;
     let epochs_run = outcome.history.train_loss.len();
     say(match &outcome.stop {
@@ -482,12 +798,13 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
             "training diverged in epoch {epoch} (the loss or a weight became infinite or NaN)"
         ),
     });
-    let monitored = if prepared.x_val.nrows() > 0 {
+    let monitored = if data.validation_rows > 0 {
         "validation loss"
     } else {
         "training loss"
     };
-    if let StopReason::Diverged { .. } = outcome.stop {
+    if !leader {
+    } else if let StopReason::Diverged { .. } = outcome.stop {
         out::warning(
             &format!(
                 "kept the weights of epoch {}, the best before training diverged \
@@ -535,76 +852,97 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
     if let Some(epochs) = model.file.training.refit_epochs {
         say(format!(
             "refit: trained a fresh network on all {} rows for {epochs} epochs, and saved it",
-            prepared.rows
+            data.rows
         ));
     }
 
-    say(health.to_string().trim_end().to_string());
-    let mut model = model;
-    model.file.health = Some(health);
-    model.save(&args.model)?;
-    say(format!("wrote {}", args.model.display()));
-    let h = &outcome.history;
-    let title = format!(
+    if let Some(health) = &model.file.health {
+        say(health.to_string().trim_end().to_string());
+    }
+    let mut write = || -> Result<(), Error> {
+        model.save(&args.model)?;
+        say(format!("wrote {}", args.model.display()));
+        let title = title(data, &model);
+        curve(data, config, title.clone(), outcome).write_png(&plot_path)?;
+        say(format!("wrote {}", plot_path.display()));
+        if let (Some(path), Some(health)) = (&args.health, &model.file.health) {
+            health.write_png(&format!("{title}: gradient norm per layer"), path)?;
+            say(format!("wrote {}", path.display()));
+        }
+        if let Some(plane) = pictures.plane {
+            let target = &data.encoding.target;
+            let points = BoundaryPlot {
+                plane,
+                target,
+                points: pictures.rows.x,
+                targets: pictures.rows.y,
+                title: title.clone(),
+            };
+            if let Some(path) = &args.boundary {
+                let s = surface(&mut model.network, plane, target, RESOLUTION);
+                points.write_png(&s, path)?;
+                say(format!("wrote {}", path.display()));
+            }
+            if let (Some(path), Some(recorder)) = (&args.boundary_gif, &pictures.recorder) {
+                points.write_gif(&recorder.frames, path)?;
+                say(format!(
+                    "wrote {} ({} frames)",
+                    path.display(),
+                    recorder.frames.len()
+                ));
+            }
+        }
+        Ok(())
+    };
+    // Rank 0 writes; the others wait to hear whether it could.
+    agree(comm, if leader { write() } else { Ok(()) })?;
+
+    if outcome.stop == StopReason::Interrupted {
+        if leader {
+            errln!(
+                "interrupted: saved the best model so far (epoch {})",
+                outcome.best_epoch
+            );
+        }
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The title of a training run's pictures.
+fn title(data: &DataSummary, model: &mlp::model::Model) -> String {
+    let encoding = &data.encoding;
+    format!(
         "{}: {}",
         model.file.training.data_file,
         match &encoding.target {
             TargetEncoding::Classes { name, .. } => format!("classifying '{name}'"),
             TargetEncoding::Values { name, .. } => format!("predicting '{name}'"),
         }
-    );
-    let mut curve = LossCurve::new(title.clone(), &h.train_loss).best_epoch(outcome.best_epoch);
-    if prepared.task == Task::Classification && config.label_smoothing > 0.0 {
+    )
+}
+
+/// The loss-curve picture of a training run.
+fn curve<'a>(
+    data: &DataSummary,
+    config: &TrainConfig,
+    title: String,
+    outcome: &'a mlp::train::FitOutcome,
+) -> LossCurve<'a> {
+    let h = &outcome.history;
+    let mut curve = LossCurve::new(title, &h.train_loss).best_epoch(outcome.best_epoch);
+    if data.task == Task::Classification && config.label_smoothing > 0.0 {
         curve = curve.train_label("training loss (smoothed labels)");
     }
     if !h.val_loss.is_empty() {
         curve = curve.validation(&h.val_loss);
-        if prepared.task == Task::Classification {
+        if data.task == Task::Classification {
             curve = curve.metric("validation accuracy", &h.val_metric);
         }
     }
-    curve.write_png(&plot_path)?;
-    say(format!("wrote {}", plot_path.display()));
-    if let Some(path) = &args.health {
-        let health = model.file.health.as_ref().expect("set above");
-        health.write_png(&format!("{title}: gradient norm per layer"), path)?;
-        say(format!("wrote {}", path.display()));
-    }
-    if let Some(plane) = &plane {
-        let mut network = model.network;
-        let points = BoundaryPlot {
-            plane,
-            target: &encoding.target,
-            points: prepared.x_train.view(),
-            targets: &prepared.y_train,
-            title: title.clone(),
-        };
-        if let Some(path) = &args.boundary {
-            let s = surface(&mut network, plane, &encoding.target, RESOLUTION);
-            points.write_png(&s, path)?;
-            say(format!("wrote {}", path.display()));
-        }
-        if let (Some(path), Some(recorder)) = (&args.boundary_gif, recorder) {
-            points.write_gif(&recorder.frames, path)?;
-            say(format!(
-                "wrote {} ({} frames)",
-                path.display(),
-                recorder.frames.len()
-            ));
-        }
-    }
-
-    if outcome.stop == StopReason::Interrupted {
-        errln!(
-            "interrupted: saved the best model so far (epoch {})",
-            outcome.best_epoch
-        );
-        return Ok(ExitCode::from(EXIT_INTERRUPTED));
-    }
-    Ok(ExitCode::SUCCESS)
+    curve
 }
 
-/// `age: 3 with the median 41.5, plan: 1 with the most frequent 'pro'`.
 fn fill_summary(encoding: &Encoding, filled: &[(String, usize)]) -> String {
     let mut parts = Vec::new();
     for (name, n) in filled {

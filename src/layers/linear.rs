@@ -188,7 +188,7 @@ impl Layer for Linear {
                 .expect("weights are kept contiguous"),
             grad: self
                 .grad_weight
-                .as_slice()
+                .as_slice_mut()
                 .expect("gradients are kept contiguous"),
             decay: true,
         });
@@ -200,7 +200,7 @@ impl Layer for Linear {
                 .expect("biases are kept contiguous"),
             grad: self
                 .grad_bias
-                .as_slice()
+                .as_slice_mut()
                 .expect("gradients are kept contiguous"),
             decay: false,
         });

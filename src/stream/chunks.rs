@@ -1,0 +1,271 @@
+//! A CSV file read a slice of whole lines at a time, each slice with the header line in
+//! front: the table reader then parses every slice exactly as it would the whole file
+//! (delimiter, quoting, missing-value tokens, line endings), in bounded memory.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Whole lines of a file, after its header line.
+#[derive(Debug)]
+pub struct Chunk {
+    /// The header line, then the lines: a small CSV file.
+    pub bytes: Vec<u8>,
+    /// The file's line number (1-based, the header is line 1) of the chunk's first line
+    /// after the header.
+    pub first_line: usize,
+}
+
+impl Chunk {
+    /// Converts a line number within [`bytes`](Chunk::bytes) (as the table reader reports
+    /// it) into the file's line number.
+    pub fn file_line(&self, line_in_chunk: usize) -> usize {
+        if line_in_chunk <= 1 {
+            line_in_chunk
+        } else {
+            line_in_chunk - 2 + self.first_line
+        }
+    }
+
+    /// An error from reading this chunk, with its line number made the file's.
+    pub fn locate(&self, error: Error) -> Error {
+        match error {
+            Error::Data {
+                mut location,
+                message,
+                hint,
+            } => {
+                location.line = location.line.map(|l| self.file_line(l));
+                Error::Data {
+                    location,
+                    message,
+                    hint,
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+/// Reads a file in chunks of about `chunk_bytes` (a line longer than that makes a chunk of
+/// its own).
+pub struct Chunks {
+    path: PathBuf,
+    file: File,
+    header: Vec<u8>,
+    /// Bytes read past the last chunk handed out.
+    pending: Vec<u8>,
+    chunk_bytes: usize,
+    next_line: usize,
+    eof: bool,
+    sha256: Sha256,
+    bytes_read: u64,
+}
+
+/// Where the last line end outside quotes is in `bytes` (the index just past it), if any.
+/// `bytes` starts outside quotes; a line end is `\n`, or `\r` not followed by `\n`.
+fn last_record_end(bytes: &[u8]) -> Option<usize> {
+    let mut quoted = false;
+    let mut last = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => last = Some(i + 1),
+            // A `\r` at the very end may be the first half of `\r\n`: not an end yet.
+            b'\r' if !quoted && i + 1 < bytes.len() && bytes[i + 1] != b'\n' => last = Some(i + 1),
+            _ => {}
+        }
+    }
+    last
+}
+
+/// Line ends in `bytes` (`\n`, or `\r` not followed by `\n`), as a text editor counts lines.
+fn count_lines(bytes: &[u8]) -> usize {
+    let newlines = memchr::memchr_iter(b'\n', bytes).count();
+    let lone_cr = memchr::memchr_iter(b'\r', bytes)
+        .filter(|&i| bytes.get(i + 1) != Some(&b'\n'))
+        .count();
+    newlines + lone_cr
+}
+
+impl Chunks {
+    /// Opens `path` and reads its header line.
+    pub fn open(path: &Path, chunk_bytes: usize) -> Result<Chunks> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut chunks = Chunks {
+            path: path.to_path_buf(),
+            file,
+            header: Vec::new(),
+            pending: Vec::new(),
+            chunk_bytes: chunk_bytes.max(1 << 12),
+            next_line: 2,
+            eof: false,
+            sha256: Sha256::new(),
+            bytes_read: 0,
+        };
+        // The header is the first record (it may hold quoted line breaks).
+        let end = loop {
+            if let Some(end) = first_record_end(&chunks.pending) {
+                break end;
+            }
+            if chunks.eof {
+                break chunks.pending.len();
+            }
+            chunks.fill(chunks.pending.len() + (64 << 10))?;
+        };
+        chunks.header = chunks.pending.drain(..end).collect();
+        chunks.next_line = 1 + count_lines(&chunks.header).max(1);
+        Ok(chunks)
+    }
+
+    /// Reads until `pending` holds `want` bytes or the file ends.
+    fn fill(&mut self, want: usize) -> Result<()> {
+        let start = self.pending.len();
+        if want <= start {
+            return Ok(());
+        }
+        self.pending.resize(want, 0);
+        let mut at = start;
+        while at < want {
+            match self.file.read(&mut self.pending[at..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(n) => at += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(&self.path, e)),
+            }
+        }
+        self.pending.truncate(at);
+        self.sha256.update(&self.pending[start..]);
+        self.bytes_read += (at - start) as u64;
+        Ok(())
+    }
+
+    /// The next chunk, or `None` at the end of the file.
+    pub fn next_chunk(&mut self) -> Result<Option<Chunk>> {
+        let mut want = self.chunk_bytes;
+        let end = loop {
+            self.fill(want)?;
+            if self.eof && self.pending.len() <= want {
+                break self.pending.len();
+            }
+            if let Some(end) = last_record_end(&self.pending[..want]) {
+                break end;
+            }
+            // One record longer than a chunk: read on until it ends.
+            want *= 2;
+        };
+        if end == 0 {
+            return Ok(None);
+        }
+        let mut bytes = Vec::with_capacity(self.header.len() + end);
+        bytes.extend_from_slice(&self.header);
+        bytes.extend_from_slice(&self.pending[..end]);
+        self.pending.drain(..end);
+        let first_line = self.next_line;
+        self.next_line += count_lines(&bytes[self.header.len()..]);
+        Ok(Some(Chunk { bytes, first_line }))
+    }
+
+    /// SHA-256 of the bytes read so far, hex (the whole file's, once every chunk is read).
+    pub fn sha256_hex(&self) -> String {
+        self.sha256
+            .clone()
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Bytes read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+}
+
+/// Where the first line end outside quotes is in `bytes` (just past it), if any.
+fn first_record_end(bytes: &[u8]) -> Option<usize> {
+    let mut quoted = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => return Some(i + 1),
+            b'\r' if !quoted => {
+                return match bytes.get(i + 1) {
+                    Some(b'\n') => Some(i + 2),
+                    Some(_) => Some(i + 1),
+                    None => None,
+                };
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks_of(text: &str, chunk_bytes: usize) -> (Vec<(String, usize)>, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, text).unwrap();
+        let mut chunks = Chunks::open(&path, chunk_bytes).unwrap();
+        chunks.chunk_bytes = chunk_bytes; // below the floor, to cut small files
+        let mut out = Vec::new();
+        while let Some(c) = chunks.next_chunk().unwrap() {
+            out.push((String::from_utf8(c.bytes).unwrap(), c.first_line));
+        }
+        (out, chunks.sha256_hex())
+    }
+
+    #[test]
+    fn chunks_are_whole_lines_after_the_header() {
+        let text = "a,b\n1,2\n3,4\n5,6\n";
+        let (chunks, sha) = chunks_of(text, 6);
+        assert_eq!(
+            chunks,
+            [
+                ("a,b\n1,2\n".to_string(), 2),
+                ("a,b\n3,4\n".to_string(), 3),
+                ("a,b\n5,6\n".to_string(), 4)
+            ]
+        );
+        assert_eq!(sha, crate::pipeline::sha256_hex(text.as_bytes()));
+        let (one, _) = chunks_of(text, 1 << 20);
+        assert_eq!(one, [(text.to_string(), 2)]);
+    }
+
+    #[test]
+    fn quoted_line_breaks_and_odd_line_endings_stay_inside_a_chunk() {
+        let (chunks, _) = chunks_of("\"a\nb\",c\r\n\"x\ny\",1\r\n2,3", 9);
+        assert_eq!(
+            chunks,
+            [
+                ("\"a\nb\",c\r\n\"x\ny\",1\r\n".to_string(), 3),
+                ("\"a\nb\",c\r\n2,3".to_string(), 5)
+            ]
+        );
+        let (chunks, _) = chunks_of("a,b\r1,2\r3,4\r", 5);
+        assert_eq!(chunks[0], ("a,b\r1,2\r".to_string(), 2));
+        assert_eq!(chunks[1], ("a,b\r3,4\r".to_string(), 3));
+    }
+
+    #[test]
+    fn lines_in_a_chunk_map_to_lines_in_the_file() {
+        let chunk = Chunk {
+            bytes: Vec::new(),
+            first_line: 1000,
+        };
+        assert_eq!(chunk.file_line(1), 1, "the header");
+        assert_eq!(chunk.file_line(2), 1000);
+        assert_eq!(chunk.file_line(7), 1005);
+    }
+}

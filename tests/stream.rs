@@ -1,0 +1,252 @@
+//! Files larger than memory: `mlp train`, `predict` and `eval` read them in chunks
+//! (`--memory-limit`, `--stream`), with the accuracy and the located errors of the
+//! in-memory path.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const MLP: &str = env!("CARGO_BIN_EXE_mlp");
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
+}
+
+fn mlp(dir: &Path, args: &[&str]) -> Output {
+    Command::new(MLP)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the binary runs")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let o = mlp(dir, args);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(0), "mlp {args:?}:\n{out}\n{err}");
+    out.into_owned()
+}
+
+fn user_error(dir: &Path, args: &[&str]) -> String {
+    let o = mlp(dir, args);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(2), "mlp {args:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    err
+}
+
+/// Writes the first `split` data rows of `source` to `train.csv` and the rest to
+/// `test.csv` in `dir`.
+fn split_file(dir: &Path, source: &Path, split: usize) {
+    let text = std::fs::read_to_string(source).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let rows: Vec<&str> = lines.collect();
+    let write = |name: &str, rows: &[&str]| {
+        let mut s = format!("{header}\n");
+        for r in rows {
+            s.push_str(r);
+            s.push('\n');
+        }
+        std::fs::write(dir.join(name), s).unwrap();
+    };
+    write("train.csv", &rows[..split]);
+    write("test.csv", &rows[split..]);
+}
+
+fn eval_json(dir: &Path, model: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["eval", model, "test.csv", "--json"];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&ok(dir, &args)).unwrap()
+}
+
+#[test]
+fn streaming_a_file_that_fits_reaches_the_in_memory_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // digits: 1437 rows to train, 360 to test (as workload W2).
+    split_file(d, &data("data/digits.csv"), 1437);
+    let train = |model: &str, extra: &[&str]| {
+        let mut args = vec!["train", "train.csv", "--epochs", "40", "--model", model];
+        args.extend_from_slice(extra);
+        ok(d, &args)
+    };
+    train("memory.json", &[]);
+    // Small chunks (a 1 MiB limit reads 128 KiB at a time): several per epoch.
+    let out = train("stream.json", &["--stream", "--memory-limit", "1M"]);
+    assert!(
+        out.contains("streaming train.csv: asked for with --stream"),
+        "{out}"
+    );
+    assert!(out.contains("streaming: chunks of 128 KiB"), "{out}");
+    let memory = eval_json(d, "memory.json", &[])["accuracy"]
+        .as_f64()
+        .unwrap();
+    let streamed = eval_json(d, "stream.json", &[])["accuracy"]
+        .as_f64()
+        .unwrap();
+    assert!(memory > 0.93, "in memory: {memory}");
+    assert!(
+        (streamed - memory).abs() <= 0.03,
+        "streamed {streamed}, in memory {memory}"
+    );
+    // Evaluating in chunks gives the same numbers as in memory.
+    let chunked = eval_json(d, "stream.json", &["--memory-limit", "64K"]);
+    assert_eq!(chunked, eval_json(d, "stream.json", &[]));
+
+    // Regression, with a categorical column and quoted numbers.
+    split_file(d, &data("tests/data/houses.csv"), 300);
+    train("memory.json", &["--target", "price"]);
+    train(
+        "stream.json",
+        &["--target", "price", "--stream", "--memory-limit", "1M"],
+    );
+    let r2 = |m| eval_json(d, m, &[])["r2"].as_f64().unwrap();
+    let (memory, streamed) = (r2("memory.json"), r2("stream.json"));
+    assert!(memory > 0.8, "in memory: {memory}");
+    assert!(
+        (streamed - memory).abs() <= 0.05,
+        "streamed R² {streamed}, in memory {memory}"
+    );
+}
+
+/// A numeric file of `rows` rows, `a,b,y` with y = a − b, one cell replaced.
+fn numeric_file(path: &Path, rows: usize, bad_row: usize, bad_cell: &str) {
+    let mut s = String::from("a,b,y\n");
+    for r in 0..rows {
+        let (a, b) = ((r % 97) as f32 / 10.0, (r % 89) as f32 / 10.0);
+        let b_text = if r == bad_row {
+            bad_cell.to_string()
+        } else {
+            b.to_string()
+        };
+        writeln!(s, "{a},{b_text},{}", a - b).unwrap();
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+#[test]
+fn errors_deep_in_a_streamed_file_name_the_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Row 50,000 (from 0) is on line 50,002 (the header is line 1), some seven chunks of
+    // 64 KiB into the file.
+    numeric_file(&d.join("big.csv"), 60_000, 50_000, "");
+    let err = user_error(d, &["train", "big.csv", "--memory-limit", "512K"]);
+    assert!(
+        err.contains("error: big.csv, line 50002, column 'b': this cell is missing"),
+        "{err}"
+    );
+    assert!(err.contains("hint: "), "{err}");
+    assert!(!d.join("model.json").exists());
+
+    // Text where a number belongs: the column turns out to hold text, and as categories
+    // it has far too many values for its rows.
+    numeric_file(&d.join("big.csv"), 60_000, 50_000, "1.2.3");
+    let err = user_error(
+        d,
+        &["train", "big.csv", "--stream", "--memory-limit", "512K"],
+    );
+    assert!(err.contains("column 'b'"), "{err}");
+
+    // A model trained in memory, then predictions on a large file read in chunks.
+    numeric_file(&d.join("small.csv"), 2_000, usize::MAX, "");
+    ok(d, &["train", "small.csv", "--epochs", "3", "--quiet"]);
+    numeric_file(&d.join("big.csv"), 60_000, 50_000, "x");
+    let err = user_error(
+        d,
+        &["predict", "model.json", "big.csv", "--memory-limit", "512K"],
+    );
+    assert!(
+        err.contains("big.csv, line 50002, column 'b': 'x' is not a number"),
+        "{err}"
+    );
+    numeric_file(&d.join("big.csv"), 60_000, usize::MAX, "");
+    let chunked = ok(
+        d,
+        &["predict", "model.json", "big.csv", "--memory-limit", "512K"],
+    );
+    let whole = ok(d, &["predict", "model.json", "big.csv"]);
+    assert_eq!(chunked.lines().count(), 60_001);
+    assert_eq!(chunked, whole);
+}
+
+#[test]
+fn a_file_above_the_memory_limit_streams_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    numeric_file(&d.join("big.csv"), 20_000, usize::MAX, "");
+    let out = ok(
+        d,
+        &[
+            "train",
+            "big.csv",
+            "--epochs",
+            "2",
+            "--memory-limit",
+            "256K",
+        ],
+    );
+    assert!(
+        out.contains(
+            "streaming big.csv: the file is 295 KiB, and reading it into memory would take \
+             about 32.9 MiB, more than the memory limit of 256 KiB (--memory-limit)"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("read big.csv: 20000 rows"), "{out}");
+    let model: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("model.json")).unwrap()).unwrap();
+    let training = &model["training"];
+    assert_eq!(training["rows"], 20_000);
+    let (train, val) = (
+        training["train_rows"].as_u64().unwrap(),
+        training["validation_rows"].as_u64().unwrap(),
+    );
+    assert_eq!(train + val, 20_000);
+    assert!((3_800..4_200).contains(&val), "{val} validation rows");
+    // The same seed picks the same validation rows.
+    ok(
+        d,
+        &[
+            "train",
+            "big.csv",
+            "--epochs",
+            "1",
+            "--memory-limit",
+            "256K",
+            "--model",
+            "m2.json",
+        ],
+    );
+    let again: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("m2.json")).unwrap()).unwrap();
+    assert_eq!(
+        again["training"]["validation_rows"],
+        training["validation_rows"]
+    );
+    // A file that fits is read into memory as before.
+    let out = ok(d, &["train", "big.csv", "--epochs", "1"]);
+    assert!(!out.contains("streaming"), "{out}");
+}
+
+#[test]
+fn malformed_memory_limits_exit_2_with_the_accepted_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["lots", "12X", "0", "-1G"] {
+        let o = mlp(
+            dir.path(),
+            &["train", "x.csv", &format!("--memory-limit={bad}")],
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains("--memory-limit"), "{err}");
+        assert!(err.contains("e.g. 256M or 2G"), "{err}");
+    }
+}
