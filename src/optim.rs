@@ -98,7 +98,7 @@ impl Optimizer for Sgd {
             } else {
                 1.0
             };
-            for_each_part((p.value, p.grad), |(w, g)| {
+            for_each_part((p.value, &*p.grad), |(w, g)| {
                 let mut w = ArrayViewMut1::from(w);
                 if keep != 1.0 {
                     w *= keep;
@@ -186,7 +186,7 @@ impl Optimizer for Momentum {
             let wd = if p.decay { self.weight_decay } else { 0.0 };
             let v = velocity.get(index, p.value.len());
             index += 1;
-            for_each_part((p.value, p.grad, &mut v[..]), |(value, grad, v)| {
+            for_each_part((p.value, &*p.grad, &mut v[..]), |(value, grad, v)| {
                 for ((w, &g), v) in value.iter_mut().zip(grad).zip(v) {
                     let g = g + wd * *w;
                     *v = mu * *v + g;
@@ -258,7 +258,7 @@ impl Optimizer for Adam {
             let (m, v) = (ms.get(index, n), vs.get(index, n));
             index += 1;
             for_each_part(
-                (p.value, p.grad, &mut m[..], &mut v[..]),
+                (p.value, &*p.grad, &mut m[..], &mut v[..]),
                 |(value, grad, m, v)| {
                     for (((w, &g), m), v) in value.iter_mut().zip(grad).zip(m).zip(v) {
                         let g = g + wd * *w;
