@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! inputs, one per feature column, named as in the CSV:
-//!   numeric  float32 [N, 1]
-//!   text     string  [N, 1]  ─ OneHotEncoder ─ Reshape ─ [N, k]
+//!   numeric  float32 [N, 1]  (─ IsNaN ─ Where fill)
+//!   text     string  [N, 1]  (─ LabelEncoder "" → fill) ─ OneHotEncoder ─ Reshape ─ [N, k]
 //! Concat (model's feature order)                         [N, I]
 //! Cast f64 ─ Sub mean ─ Div std ─ Cast f32               (as mlp: in f64, then f32)
 //! Gemm (x·W + b) and activations                        [N, O]
@@ -13,8 +13,11 @@
 //! regression:     Cast f64 ─ Mul std ─ Add mean ─ Cast f32 → prediction [N, 1]
 //! ```
 //!
-//! Text cells outside the model's categories encode as all zeros (the runtime cannot
-//! refuse a cell the way `mlp predict` does).
+//! Missing cells (NaN for a number, "" for a text) become the feature's fill value where the
+//! model has one (`--missing impute`), as in `mlp predict`. Text cells outside the model's
+//! categories encode as all zeros (the runtime cannot refuse a cell the way `mlp predict`
+//! does), and so does a missing text without a fill value; a missing number without one
+//! gives NaN.
 
 use prost::Message;
 
@@ -42,20 +45,57 @@ pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
     let mut blocks = Vec::new();
     for feature in &encoding.features {
         match feature {
-            Feature::Numeric { name, .. } => {
+            Feature::Numeric { name, fill, .. } => {
                 g.input(name, data_type::FLOAT, Some(1));
-                blocks.push(name.clone());
+                blocks.push(match fill {
+                    // A missing number (NaN) becomes the training median.
+                    Some(fill) => {
+                        let missing = g.node("IsNaN", &[name], vec![]);
+                        let fill = g.floats(&[1, 1], vec![*fill]);
+                        g.node("Where", &[&missing, &fill, name], vec![])
+                    }
+                    None => name.clone(),
+                });
             }
             Feature::Categorical {
-                name, categories, ..
+                name,
+                categories,
+                fill,
             } => {
                 g.input(name, data_type::STRING, Some(1));
+                let text = match fill {
+                    // A missing text ("") becomes the most frequent category; every other
+                    // text stays itself, or becomes one that no category equals.
+                    Some(fill) => {
+                        let mut keys = categories.clone();
+                        let mut values = categories.clone();
+                        if !categories.iter().any(String::is_empty) {
+                            keys.push(String::new());
+                            values.push(fill.clone());
+                        }
+                        let mut unseen = String::from("mlp::unseen");
+                        while categories.contains(&unseen) {
+                            unseen.push('_');
+                        }
+                        g.node_in(
+                            ML,
+                            "LabelEncoder",
+                            &[name],
+                            vec![
+                                strings_attr("keys_strings", &keys),
+                                strings_attr("values_strings", &values),
+                                string_attr("default_string", &unseen),
+                            ],
+                        )
+                    }
+                    None => name.clone(),
+                };
                 let k = categories.len() as i64;
                 // [N, 1] strings → [N, 1, k] one-hot; unknown texts give zeros.
                 let one_hot = g.node_in(
                     ML,
                     "OneHotEncoder",
-                    &[name],
+                    &[&text],
                     vec![
                         strings_attr("cats_strings", categories),
                         int_attr("zeros", 1),
@@ -471,6 +511,81 @@ mod tests {
             panic!("layer 0 is linear")
         };
         assert_eq!(&w.float_data, weight);
+    }
+
+    #[test]
+    fn fill_values_replace_nan_and_empty_text_before_encoding() {
+        let mut file = valid();
+        for feature in &mut file.encoding.features {
+            match feature {
+                Feature::Numeric { name, fill, .. } if name == "age" => *fill = Some(45.5),
+                Feature::Categorical { fill, .. } => *fill = Some("pro".into()),
+                _ => {}
+            }
+        }
+        let graph = ModelProto::decode(to_onnx(&file).as_slice())
+            .unwrap()
+            .graph
+            .unwrap();
+        let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();
+        // `x` has no fill value and goes straight in; `age` and `plan` are filled.
+        assert_eq!(
+            ops[..6],
+            [
+                "IsNaN",
+                "Where",
+                "LabelEncoder",
+                "OneHotEncoder",
+                "Reshape",
+                "Concat"
+            ]
+        );
+        let (is_nan, choose) = (&graph.node[0], &graph.node[1]);
+        assert_eq!(is_nan.input, ["age"]);
+        assert_eq!(choose.input[0], is_nan.output[0]);
+        assert_eq!(choose.input[2], "age");
+        let fill = graph
+            .initializer
+            .iter()
+            .find(|t| t.name == choose.input[1])
+            .unwrap();
+        assert_eq!(
+            (fill.dims.as_slice(), fill.float_data.as_slice()),
+            (&[1, 1][..], &[45.5f32][..])
+        );
+        let concat = &graph.node[5];
+        assert_eq!(
+            concat.input[..2],
+            ["x".to_string(), choose.output[0].clone()]
+        );
+
+        let encoder = &graph.node[2];
+        assert_eq!(encoder.domain, "ai.onnx.ml");
+        assert_eq!(encoder.input, ["plan"]);
+        assert_eq!(graph.node[3].input, encoder.output);
+        let attr = |name: &str| {
+            let a = encoder.attribute.iter().find(|a| a.name == name).unwrap();
+            let texts = |b: &[Vec<u8>]| -> Vec<String> {
+                b.iter()
+                    .map(|s| String::from_utf8(s.clone()).unwrap())
+                    .collect()
+            };
+            if a.strings.is_empty() {
+                vec![String::from_utf8(a.s.clone()).unwrap()]
+            } else {
+                texts(&a.strings)
+            }
+        };
+        let Feature::Categorical { categories, .. } = &file.encoding.features[2] else {
+            panic!("plan is text")
+        };
+        let mut keys = categories.clone();
+        keys.push(String::new());
+        let mut values = categories.clone();
+        values.push("pro".into());
+        assert_eq!(attr("keys_strings"), keys);
+        assert_eq!(attr("values_strings"), values);
+        assert_eq!(attr("default_string"), ["mlp::unseen"]);
     }
 
     #[test]

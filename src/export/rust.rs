@@ -36,8 +36,9 @@ pub fn to_rust(file: &ModelFile) -> String {
         "//! Predicts '{target}' ({task}), exported by mlp {version} from a model trained on \
          {data}.\n//!\n\
          //! Generated code: no dependencies, weights in `const` arrays. It computes what \
-         `mlp predict`\n//! computes (inputs standardised in f64, the network in f32). Text \
-         that is not one of a\n//! column's training categories encodes as all zeros.\n",
+         `mlp predict`\n//! computes (inputs standardised in f64, the network in f32). A \
+         missing cell (`None`)\n//! becomes the column's fill value, as `mlp predict` fills it. \
+         Text that is not one of a\n//! column's training categories encodes as all zeros.\n",
         target = escape_comment(encoding.target.name()),
         version = env!("CARGO_PKG_VERSION"),
         data = escape_comment(&file.training.data_file),
@@ -48,14 +49,25 @@ pub fn to_rust(file: &ModelFile) -> String {
     let _ = writeln!(s, "#[derive(Debug, Clone, Copy, PartialEq)]");
     let _ = writeln!(s, "pub struct Input{lifetime} {{");
     for (feature, field) in encoding.features.iter().zip(&fields) {
-        let (kind, ty) = match feature {
-            Feature::Numeric { .. } => ("number", "f32"),
-            Feature::Categorical { .. } => ("text", "&'a str"),
+        let (kind, ty, fill) = match feature {
+            Feature::Numeric { fill, .. } => ("number", "f32", fill.map(|f| format!("{f:?}"))),
+            Feature::Categorical { fill, .. } => {
+                ("text", "&'a str", fill.as_ref().map(|f| format!("{f:?}")))
+            }
+        };
+        let blank = if kind == "number" { "NaN" } else { "\"\"" };
+        let (ty, missing) = match fill {
+            Some(fill) => (
+                format!("Option<{ty}>"),
+                format!("; `None` or {blank} is a missing cell and counts as {fill}"),
+            ),
+            None => (ty.to_string(), String::new()),
         };
         let _ = writeln!(
             s,
-            "    /// Column `{}` ({kind}).\n    pub {field}: {ty},",
-            escape_comment(feature.name())
+            "    /// Column `{}` ({kind}{}).\n    pub {field}: {ty},",
+            escape_comment(feature.name()),
+            escape_comment(&missing),
         );
     }
     let _ = writeln!(s, "}}\n");
@@ -114,16 +126,42 @@ pub fn to_rust(file: &ModelFile) -> String {
     let mut offset = 0;
     for (feature, field) in encoding.features.iter().zip(&fields) {
         match feature {
-            Feature::Numeric { mean, std, .. } => {
+            Feature::Numeric {
+                mean, std, fill, ..
+            } => {
+                let value = match fill {
+                    Some(fill) => {
+                        let _ = writeln!(
+                            s,
+                            "    let v = match input.{field} {{\n        \
+                             Some(v) if !v.is_nan() => v,\n        _ => {fill:?},\n    }};"
+                        );
+                        "v".to_string()
+                    }
+                    None => format!("input.{field}"),
+                };
                 let _ = writeln!(
                     s,
-                    "    x[{offset}] = ((input.{field} as f64 - {}) / {}) as f32;",
+                    "    x[{offset}] = (({value} as f64 - {}) / {}) as f32;",
                     f64_literal(*mean),
                     f64_literal(*std)
                 );
             }
-            Feature::Categorical { categories, .. } => {
-                let _ = writeln!(s, "    match input.{field} {{");
+            Feature::Categorical {
+                categories, fill, ..
+            } => {
+                let value = match fill {
+                    Some(fill) => {
+                        let _ = writeln!(
+                            s,
+                            "    let text = match input.{field} {{\n        \
+                             None | Some(\"\") => {fill:?},\n        Some(text) => text,\n    }};"
+                        );
+                        "text".to_string()
+                    }
+                    None => format!("input.{field}"),
+                };
+                let _ = writeln!(s, "    match {value} {{");
                 for (i, c) in categories.iter().enumerate() {
                     let _ = writeln!(s, "        {c:?} => x[{}] = 1.0,", offset + i);
                 }
@@ -346,6 +384,54 @@ mod tests {
                 "column_2",
                 "self_",
             ]
+        );
+    }
+
+    #[test]
+    fn columns_with_fill_values_are_options_filled_in_encode() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/corpus/models/valid.json"
+        );
+        let mut file = crate::model::Model::load(path.as_ref()).unwrap().file;
+        for feature in &mut file.encoding.features {
+            match feature {
+                Feature::Numeric { name, fill, .. } if name == "age" => *fill = Some(45.5),
+                Feature::Categorical { fill, .. } => *fill = Some("pro".into()),
+                _ => {}
+            }
+        }
+        let source = to_rust(&file);
+        // `x` has no fill value: a plain number, used as it is.
+        assert!(source.contains("    pub x: f32,\n"), "{source}");
+        assert!(
+            source.contains("    x[0] = ((input.x as f64 - "),
+            "{source}"
+        );
+        assert!(
+            source.contains(
+                "    /// Column `age` (number; `None` or NaN is a missing cell and counts as \
+                 45.5).\n    pub age: Option<f32>,\n"
+            ),
+            "{source}"
+        );
+        assert!(
+            source.contains(
+                "    let v = match input.age {\n        Some(v) if !v.is_nan() => v,\n        \
+                 _ => 45.5,\n    };\n    x[1] = ((v as f64 - 47.0) / "
+            ),
+            "{source}"
+        );
+        assert!(
+            source.contains("    pub plan: Option<&'a str>,\n"),
+            "{source}"
+        );
+        assert!(
+            source.contains(
+                "    let text = match input.plan {\n        None | Some(\"\") => \"pro\",\n        \
+                 Some(text) => text,\n    };\n    match text {\n        \"basic\" => x[2] = 1.0,"
+            ),
+            "{source}"
         );
     }
 
