@@ -174,7 +174,18 @@ fn errors_deep_in_a_streamed_file_name_the_line_and_column() {
     );
     let whole = ok(d, &["predict", "model.json", "big.csv"]);
     assert_eq!(chunked.lines().count(), 60_001);
-    assert_eq!(chunked, whole);
+    // The two paths send different batches through the network, and the `gemm` crate may
+    // round a row's sums differently with the batch's size (plain loops for tiny products,
+    // blocked kernels for the rest): the same predictions, up to the last bits of an f32.
+    let (mut chunked, mut whole) = (chunked.lines(), whole.lines());
+    assert_eq!(chunked.next(), whole.next(), "headers");
+    for (row, (c, w)) in chunked.zip(whole).enumerate() {
+        let (c, w): (f32, f32) = (c.parse().unwrap(), w.parse().unwrap());
+        assert!(
+            (c - w).abs() <= 1e-5 * w.abs().max(1.0),
+            "row {row}: chunked {c} against whole {w}"
+        );
+    }
 }
 
 #[test]
