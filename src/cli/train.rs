@@ -600,21 +600,6 @@ fn check_outputs(args: &TrainArgs) -> Result<(), Error> {
             check_output_path(path)?;
         }
     }
-    let inputs = [
-        args.settings.data.as_path(),
-        args.model.as_path(),
-        plot_path.as_path(),
-    ];
-    for (setting, path) in [
-        (Setting::Boundary, &args.boundary),
-        (Setting::BoundaryGif, &args.boundary_gif),
-        (Setting::Health, &args.health),
-    ] {
-        super::refuse_overwrite(path.as_deref(), setting, &inputs)?;
-        if let Some(path) = path {
-            check_output_path(path)?;
-        }
-    }
     // Found now rather than after the training: a missing directory, a directory in the way.
     check_output_path(&args.model)?;
     check_output_path(&plot_path)?;
