@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::boundary::PALETTE;
 use crate::layer::LayerSpec;
-use crate::plot::{encode_png, register_font, write_png_with};
+use crate::plot::{register_font, render_png_with, write_png_with};
 use crate::sequential::Sequential;
 use crate::train::{EpochReport, Observer, TrainConfig};
 
@@ -509,11 +509,10 @@ impl Health {
 
     /// The gradient-norm chart as PNG bytes.
     pub fn render_png(&self, title: &str) -> std::result::Result<Vec<u8>, String> {
-        let (w, h) = (1000u32, 600u32);
-        let mut rgb = vec![255u8; (w * h * 3) as usize];
-        self.draw(&mut rgb, (w, h), title)
-            .map_err(|e| format!("drawing the gradient norms: {e}"))?;
-        encode_png(&rgb, w, h)
+        let size = (1000, 600);
+        render_png_with(size, "the gradient norms", |rgb| {
+            self.draw(rgb, size, title)
+        })
     }
 
     fn draw(

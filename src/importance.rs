@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::dataset::{Targets, Task};
 use crate::error::Result;
 use crate::model::Model;
-use crate::plot::{encode_png, register_font, write_png_with};
+use crate::plot::{register_font, render_png_with, write_png_with};
 use crate::train::{Batch, evaluate};
 
 /// The importance of one CSV column.
@@ -148,10 +148,9 @@ impl Importance {
     pub fn render_png(&self, title: &str) -> std::result::Result<Vec<u8>, String> {
         let shown = &self.importance[..self.importance.len().min(30)];
         let (width, height) = (900u32, 140 + 34 * shown.len().max(1) as u32);
-        let mut rgb = vec![255u8; (width * height * 3) as usize];
-        draw_bars(&mut rgb, (width, height), title, self.metric, shown)
-            .map_err(|e| format!("drawing the importance chart: {e}"))?;
-        encode_png(&rgb, width, height)
+        render_png_with((width, height), "the importance chart", |rgb| {
+            draw_bars(rgb, (width, height), title, self.metric, shown)
+        })
     }
 }
 

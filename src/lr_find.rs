@@ -14,7 +14,7 @@ use crate::dataset::Targets;
 use crate::error::Result;
 use crate::loss::Target;
 use crate::pipeline::Prepared;
-use crate::plot::{encode_png, register_font, write_png_with};
+use crate::plot::{register_font, render_png_with, write_png_with};
 use crate::train::{TrainConfig, build_network, loss_for, train_step};
 
 /// The sweep's settings: `steps` learning rates from `start` to `end`, spaced evenly on a
@@ -153,11 +153,10 @@ impl LrFind {
 
     /// The plot as PNG bytes.
     pub fn render_png(&self, title: &str) -> std::result::Result<Vec<u8>, String> {
-        let (w, h) = (1000u32, 600u32);
-        let mut rgb = vec![255u8; (w * h * 3) as usize];
-        self.draw(&mut rgb, (w, h), title)
-            .map_err(|e| format!("drawing the learning-rate sweep: {e}"))?;
-        encode_png(&rgb, w, h)
+        let size = (1000, 600);
+        render_png_with(size, "the learning-rate sweep", |rgb| {
+            self.draw(rgb, size, title)
+        })
     }
 
     fn draw(

@@ -113,10 +113,7 @@ impl<'a> LossCurve<'a> {
 
     /// Renders the picture as PNG bytes.
     pub fn render_png(&self) -> std::result::Result<Vec<u8>, String> {
-        let mut rgb = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
-        self.draw(&mut rgb)
-            .map_err(|e| format!("drawing the loss curve: {e}"))?;
-        encode_png(&rgb, WIDTH, HEIGHT)
+        render_png_with((WIDTH, HEIGHT), "the loss curve", |rgb| self.draw(rgb))
     }
 
     fn draw(&self, rgb: &mut [u8]) -> std::result::Result<(), Box<dyn std::error::Error>> {
@@ -281,6 +278,18 @@ impl<'a> LossCurve<'a> {
             .draw()?;
         Ok(())
     }
+}
+
+/// PNG bytes of a `width × height` picture that `draw` paints on an RGB buffer; `what` names
+/// the picture in the message if drawing fails.
+pub(crate) fn render_png_with(
+    (width, height): (u32, u32),
+    what: &str,
+    draw: impl FnOnce(&mut [u8]) -> std::result::Result<(), Box<dyn std::error::Error>>,
+) -> std::result::Result<Vec<u8>, String> {
+    let mut rgb = vec![255u8; (width * height * 3) as usize];
+    draw(&mut rgb).map_err(|e| format!("drawing {what}: {e}"))?;
+    encode_png(&rgb, width, height)
 }
 
 /// PNG bytes of an 8-bit RGB picture `width × height`.
