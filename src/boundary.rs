@@ -53,7 +53,8 @@ impl Plane {
                 Feature::Numeric {
                     name, mean, std, ..
                 } => Some((name.as_str(), *mean, *std)),
-                Feature::Categorical { .. } => None,
+                // Robust scaling is clipped, so the plane could not be mapped back.
+                Feature::Categorical { .. } | Feature::Robust { .. } => None,
             })
             .collect();
         if encoding.features.len() != 2 || numeric.len() != 2 {
@@ -67,7 +68,7 @@ impl Plane {
                     names.len(),
                     names.join(", "),
                     if numeric.len() < encoding.features.len() {
-                        ", some of them categorical"
+                        ", some of them categorical or robustly scaled"
                     } else {
                         ""
                     }

@@ -64,6 +64,23 @@ pub enum Feature {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fill: Option<f32>,
     },
+    /// A number, robustly scaled and smoothly clipped as in RealMLP (Holzmüller et al.,
+    /// 2024): `z = (x − median) / scale`, then [`smooth_clip`]`(z) = z / √(1 + (z/3)²)`,
+    /// which is about `z` near zero and never beyond ±3. `scale` is the interquartile range
+    /// (half the range if that is 0, and 1 for a constant column), so a skewed column with
+    /// a long tail keeps its bulk spread out instead of squeezed next to one outlier.
+    Robust {
+        /// Column name.
+        name: String,
+        /// Median over the training split.
+        median: f64,
+        /// Interquartile range over the training split (see above for the fallbacks).
+        scale: f64,
+        /// What a missing cell becomes before scaling (`--missing impute`): the median of
+        /// the training split. Without it, a missing cell is refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fill: Option<f32>,
+    },
     /// A category, one-hot encoded: one input per category, in this order.
     Categorical {
         /// Column name.
@@ -81,17 +98,35 @@ impl Feature {
     /// The column name.
     pub fn name(&self) -> &str {
         match self {
-            Feature::Numeric { name, .. } | Feature::Categorical { name, .. } => name,
+            Feature::Numeric { name, .. }
+            | Feature::Robust { name, .. }
+            | Feature::Categorical { name, .. } => name,
         }
     }
 
     /// How many network inputs it takes.
     pub fn width(&self) -> usize {
         match self {
-            Feature::Numeric { .. } => 1,
+            Feature::Numeric { .. } | Feature::Robust { .. } => 1,
             Feature::Categorical { categories, .. } => categories.len(),
         }
     }
+}
+
+/// How numeric feature columns are scaled: see [`Feature::Numeric`] and [`Feature::Robust`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scaling {
+    /// `(x − mean) / std`.
+    #[default]
+    Standard,
+    /// `smooth_clip((x − median) / IQR)`.
+    Robust,
+}
+
+/// `z / √(1 + (z/3)²)`: close to `z` for small `z`, bounded by ±3, smooth everywhere.
+pub fn smooth_clip(z: f64) -> f64 {
+    z / (1.0 + (z / 3.0).powi(2)).sqrt()
 }
 
 /// How the target column becomes what the network is trained on.
@@ -329,6 +364,33 @@ fn standardise(
     Ok(filled)
 }
 
+/// Writes `rows` of a numeric column, robustly scaled with `(median, scale)` and smoothly
+/// clipped, into `out` (rows, 1). The result is bounded by ±3 whatever the value. A missing
+/// cell becomes `fill` first (then is scaled like any other), or is refused without one.
+/// Returns the cells filled.
+fn robust_scale(
+    table: &Table,
+    name: &str,
+    values: &[f32],
+    (median, scale, fill): (f64, f64, Option<f32>),
+    rows: &[usize],
+    mut out: ArrayViewMut2<f32>,
+) -> Result<usize> {
+    let mut filled = 0;
+    for (i, &r) in rows.iter().enumerate() {
+        let v = match (values[r], fill) {
+            (v, _) if !v.is_nan() => v,
+            (_, Some(fill)) => {
+                filled += 1;
+                fill
+            }
+            (_, None) => return Err(missing_feature(table, r, name)),
+        };
+        out[[i, 0]] = smooth_clip((v as f64 - median) / scale) as f32;
+    }
+    Ok(filled)
+}
+
 /// Writes `rows` of a text column (its codes and the file's categories `seen`) one-hot
 /// over the model's `categories` into `out` (rows, categories). A missing cell becomes
 /// `fill`, or is refused without one; a category the model does not know is refused, or
@@ -485,19 +547,35 @@ fn fit_target(
 
 /// A feature's encoding: standardisation (from `fit_rows`) for numbers, the sorted
 /// categories for text. Refuses an unusable column, and text with too many categories.
-fn fit_feature(table: &Table, column: &Column, fit_rows: &[usize]) -> Result<Feature> {
+fn fit_feature(
+    table: &Table,
+    column: &Column,
+    fit_rows: &[usize],
+    scaling: Scaling,
+) -> Result<Feature> {
     table.check_usable(column)?;
     Ok(match column {
-        Column::Numeric { name, values, .. } => {
-            let present = fit_rows.iter().map(|&r| values[r]).filter(|v| !v.is_nan());
-            let (mean, std) = mean_std(present);
-            Feature::Numeric {
-                name: name.clone(),
-                mean,
-                std,
-                fill: None,
+        Column::Numeric { name, values, .. } => match scaling {
+            Scaling::Standard => {
+                let present = fit_rows.iter().map(|&r| values[r]).filter(|v| !v.is_nan());
+                let (mean, std) = mean_std(present);
+                Feature::Numeric {
+                    name: name.clone(),
+                    mean,
+                    std,
+                    fill: None,
+                }
             }
-        }
+            Scaling::Robust => {
+                let (median, scale) = median_scale(fit_rows.iter().map(|&r| values[r]));
+                Feature::Robust {
+                    name: name.clone(),
+                    median,
+                    scale,
+                    fill: None,
+                }
+            }
+        },
         Column::Text {
             name,
             categories,
@@ -537,11 +615,22 @@ impl Encoding {
     /// column a feature. Standardisation statistics come from the rows in `fit_rows` (the
     /// training split); categories and class labels from the whole file.
     pub fn fit(table: &Table, target: &str, task: Task, fit_rows: &[usize]) -> Result<Encoding> {
+        Self::fit_scaled(table, target, task, fit_rows, Scaling::Standard)
+    }
+
+    /// [`fit`](Encoding::fit) with the given scaling of numeric feature columns.
+    pub fn fit_scaled(
+        table: &Table,
+        target: &str,
+        task: Task,
+        fit_rows: &[usize],
+        scaling: Scaling,
+    ) -> Result<Encoding> {
         let target = fit_target(table, target, task, fit_rows)?;
         let mut features = Vec::new();
         for column in table.columns() {
             if column.name() != target.name() {
-                features.push(fit_feature(table, column, fit_rows)?);
+                features.push(fit_feature(table, column, fit_rows, scaling)?);
             }
         }
         if features.is_empty() {
@@ -570,7 +659,10 @@ impl Encoding {
                 .column(&name)
                 .ok_or_else(|| missing_columns(table, &[name.as_str()], "feature"))?;
             let found = match (&mut *feature, column) {
-                (Feature::Numeric { fill, .. }, Column::Numeric { values, .. }) => {
+                (
+                    Feature::Numeric { fill, .. } | Feature::Robust { fill, .. },
+                    Column::Numeric { values, .. },
+                ) => {
                     *fill = median(fit_rows.iter().map(|&r| values[r]));
                     fill.is_some()
                 }
@@ -711,7 +803,19 @@ impl Encoding {
                     filled += f;
                     unseen += u;
                 }
-                (Feature::Numeric { .. }, Column::Text { .. }) => {
+                (
+                    Feature::Robust {
+                        median,
+                        scale,
+                        fill,
+                        ..
+                    },
+                    Column::Numeric { values, .. },
+                ) => {
+                    let stats = (*median, *scale, *fill);
+                    filled += robust_scale(table, name, values, stats, rows, out)?;
+                }
+                (Feature::Numeric { .. } | Feature::Robust { .. }, Column::Text { .. }) => {
                     let (row, value) = column.first_text().unwrap_or((0, ""));
                     return Err(Error::data(
                         table.location(Some(row), Some(name)),
@@ -918,6 +1022,30 @@ fn list(items: &[String]) -> String {
     s
 }
 
+/// Median and interquartile range (quantiles interpolated linearly, as NumPy's default) in
+/// `f64`. An IQR of 0 falls back to half the range, and a constant column gets scale 1.
+pub fn median_scale(values: impl Iterator<Item = f32>) -> (f64, f64) {
+    let mut sorted: Vec<f64> = values.filter(|v| !v.is_nan()).map(|v| v as f64).collect();
+    if sorted.is_empty() {
+        return (0.0, 1.0);
+    }
+    sorted.sort_by(f64::total_cmp);
+    let quantile = |q: f64| {
+        let at = q * (sorted.len() - 1) as f64;
+        let (lo, frac) = (at.floor() as usize, at.fract());
+        let hi = (lo + 1).min(sorted.len() - 1);
+        sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+    };
+    let median = quantile(0.5);
+    let iqr = quantile(0.75) - quantile(0.25);
+    let half_range = 0.5 * (sorted[sorted.len() - 1] - sorted[0]);
+    let scale = [iqr, half_range]
+        .into_iter()
+        .find(|s| *s > 0.0 && s.is_finite())
+        .unwrap_or(1.0);
+    (median, scale)
+}
+
 /// Mean and standard deviation (population, as scikit-learn's `StandardScaler`) in `f64`,
 /// so values near ±1e30 neither overflow nor lose the spread. A constant column gets
 /// `std = 1`.
@@ -998,6 +1126,51 @@ mod tests {
         }
     }
 
+    // NumPy: x = [1, 2, 3, 4, 100]; np.median(x) = 3; np.percentile(x, [25, 75]) = [2, 4]
+    //   z = (x − 3) / 2 = [-1, -0.5, 0, 0.5, 48.5]; z / sqrt(1 + (z/3)**2)
+    //   = [-0.9486833, -0.4931970, 0, 0.4931970, 2.9942771]
+    #[test]
+    #[allow(clippy::excessive_precision)]
+    fn robust_scaling_uses_median_and_iqr_then_clips_smoothly() {
+        let t = table("x,c,y\n1,5,a\n2,5,b\n3,5,a\n4,5,b\n100,5,a\n");
+        let all = [0, 1, 2, 3, 4];
+        let enc =
+            Encoding::fit_scaled(&t, "y", Task::Classification, &all, Scaling::Robust).unwrap();
+        assert_eq!(
+            enc.features[0],
+            Feature::Robust {
+                name: "x".into(),
+                median: 3.0,
+                scale: 2.0,
+                fill: None,
+            }
+        );
+        // A constant column: scale 1, inputs 0.
+        assert!(matches!(enc.features[1], Feature::Robust { scale, .. } if scale == 1.0));
+        let x = enc.inputs(&t, &all).unwrap();
+        let want = [-0.9486833, -0.4931970, 0.0, 0.4931970, 2.9942771];
+        for (got, want) in x.column(0).iter().zip(want) {
+            assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        }
+        assert!(x.column(1).iter().all(|&v| v == 0.0));
+        // Far outliers at predict time stay below 3 instead of overflowing.
+        let far = table("x,c,y\n1e30,5,a\n");
+        let z = enc.inputs(&far, &[0]).unwrap();
+        assert!(z[[0, 0]] > 2.99 && z[[0, 0]] <= 3.0, "{}", z[[0, 0]]);
+    }
+
+    #[test]
+    fn median_scale_falls_back_to_half_the_range() {
+        // IQR of [0, 0, 0, 0, 10] is 0: half the range, 5, instead.
+        assert_eq!(
+            median_scale([0.0f32, 0.0, 0.0, 0.0, 10.0].into_iter()),
+            (0.0, 5.0)
+        );
+        assert_eq!(median_scale([4.0f32; 3].into_iter()), (4.0, 1.0));
+        assert_eq!(smooth_clip(0.0), 0.0);
+        assert!((smooth_clip(3.0) - 3.0 / 2f64.sqrt()).abs() < 1e-12);
+    }
+
     #[test]
     fn numeric_labels_sort_numerically() {
         let t = table("x,y\n1,10\n2,2\n3,2\n4,3\n");
@@ -1067,6 +1240,44 @@ mod tests {
         );
         assert_eq!(mode(&["green"]), Some("green".into()));
         assert_eq!(mode(&[]), None);
+    }
+
+    // NumPy: x = [4, 1, 2, 10] (row 2 missing) → median 3, percentile 25/75 = 1.75/5.5,
+    //   IQR 3.75. The missing cell is filled with 3 first, then scaled: (3 − 3) / 3.75 = 0.
+    //   x = 10: z = 7 / 3.75 = 1.8666667; z / sqrt(1 + (z/3)**2) = 1.5849057
+    #[test]
+    #[allow(clippy::excessive_precision)]
+    fn robust_scaling_fills_missing_cells_before_scaling() {
+        let t = table(
+            "x,y
+4,a
+1,b
+NA,a
+2,b
+10,a
+",
+        );
+        let train = [0, 1, 2, 3, 4];
+        let mut enc =
+            Encoding::fit_scaled(&t, "y", Task::Classification, &train, Scaling::Robust).unwrap();
+        enc.fit_fills(&t, &train).unwrap();
+        assert_eq!(
+            enc.features[0],
+            Feature::Robust {
+                name: "x".into(),
+                median: 3.0,
+                scale: 3.75,
+                fill: Some(3.0),
+            }
+        );
+        let encoded = enc.encode(&t, &[2, 4], UnknownCategory::Error).unwrap();
+        assert_eq!(encoded.filled, 1);
+        assert_eq!(encoded.inputs[[0, 0]], 0.0);
+        assert!((encoded.inputs[[1, 0]] - 1.5849057).abs() < 1e-6);
+        // Without a fill value, the missing cell is refused.
+        let enc =
+            Encoding::fit_scaled(&t, "y", Task::Classification, &train, Scaling::Robust).unwrap();
+        assert!(enc.encode(&t, &[2], UnknownCategory::Error).is_err());
     }
 
     #[test]

@@ -126,6 +126,12 @@ pub enum Setting {
     Stream,
     /// The number of threads, from the environment (`MLP_THREADS`).
     ThreadsVariable,
+    /// How numeric columns are scaled.
+    Scaling,
+    /// Folds of the cross-fitted ensemble.
+    Folds,
+    /// Dropout rate of the hidden layers.
+    Dropout,
 }
 
 impl Setting {
@@ -165,6 +171,9 @@ impl Setting {
             Setting::MemoryLimit => "memory_limit",
             Setting::Stream => "stream",
             Setting::ThreadsVariable => "MLP_THREADS",
+            Setting::Scaling => "scaling",
+            Setting::Folds => "folds",
+            Setting::Dropout => "dropout",
         }
     }
 }

@@ -122,6 +122,7 @@ pub struct Explanation {
 /// Refuses a row that does not exist and a row whose target or a feature is missing, with
 /// the file, line and column.
 pub fn explain_file(model: &mut Model, path: &Path, row: usize) -> Result<Explanation> {
+    model.single_network("explaining a row")?;
     let bytes = crate::fsutil::read_data(path)?;
     let table = read_table(model, path, &bytes)?;
     if row == 0 || row > table.rows() {
@@ -229,6 +230,10 @@ pub fn explain(model: &mut Model, x: ArrayView2<f32>, y: &Targets) -> Explanatio
                 rule: "tanh′ = 1 − y²",
                 derivative: out.iter().map(|&t| 1.0 - t * t).collect(),
             },
+            LayerSpec::Dropout { .. } => Local::Elementwise {
+                rule: "dropout′ = 1 at predict time (the identity)",
+                derivative: vec![1.0; input.len()],
+            },
         };
         traces.push(LayerTrace {
             index,
@@ -280,6 +285,7 @@ fn formula(spec: LayerSpec) -> &'static str {
         LayerSpec::Relu => "y = max(0, x)",
         LayerSpec::Sigmoid => "y = σ(x) = 1 / (1 + e^−x)",
         LayerSpec::Tanh => "y = tanh(x)",
+        LayerSpec::Dropout { .. } => "y = x at predict time (while training, y = x·m / (1 − p))",
     }
 }
 
@@ -288,7 +294,7 @@ fn input_names(features: &[Feature]) -> Vec<String> {
     features
         .iter()
         .flat_map(|f| match f {
-            Feature::Numeric { name, .. } => vec![name.clone()],
+            Feature::Numeric { name, .. } | Feature::Robust { name, .. } => vec![name.clone()],
             Feature::Categorical {
                 name, categories, ..
             } => categories.iter().map(|c| format!("{name}={c}")).collect(),
@@ -508,6 +514,7 @@ mod tests {
                 target,
             },
             layers: layer_records(&mut network),
+            ensemble: Vec::new(),
             training: TrainingRecord {
                 data_file: "t.csv".into(),
                 data_sha256: String::new(),
@@ -531,7 +538,11 @@ mod tests {
             },
             health: None,
         };
-        Model { file, network }
+        Model {
+            file,
+            network,
+            ensemble: Vec::new(),
+        }
     }
 
     /// The loss of the row with the network's parameters replaced by `params`.

@@ -258,7 +258,7 @@ pub fn activation_health(network: &mut Sequential, x: ArrayView2<f32>) -> Vec<Ac
         let mut values = chunk.to_owned();
         for (i, layer) in network.layers_mut().iter_mut().enumerate() {
             values = layer.forward(values.view()).to_owned();
-            if let LayerSpec::Linear { .. } = specs[i] {
+            if let LayerSpec::Linear { .. } | LayerSpec::Dropout { .. } = specs[i] {
                 continue;
             }
             for row in values.axis_iter(Axis(0)) {
@@ -269,7 +269,7 @@ pub fn activation_health(network: &mut Sequential, x: ArrayView2<f32>) -> Vec<Ac
                         // tanh′ = 1 − y² < 0.05 of 1.
                         LayerSpec::Sigmoid => flat[i][u] += usize::from(y * (1.0 - y) < 0.0125),
                         LayerSpec::Tanh => flat[i][u] += usize::from(1.0 - y * y < 0.05),
-                        LayerSpec::Linear { .. } => {}
+                        LayerSpec::Linear { .. } | LayerSpec::Dropout { .. } => {}
                     }
                 }
             }
@@ -279,7 +279,7 @@ pub fn activation_health(network: &mut Sequential, x: ArrayView2<f32>) -> Vec<Ac
     specs
         .iter()
         .enumerate()
-        .filter(|(_, s)| !matches!(s, LayerSpec::Linear { .. }))
+        .filter(|(_, s)| !matches!(s, LayerSpec::Linear { .. } | LayerSpec::Dropout { .. }))
         .map(|(i, s)| ActivationHealth {
             layer: i,
             name: s.to_string(),

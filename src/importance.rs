@@ -110,6 +110,7 @@ pub fn importance_file(
     repeats: usize,
     seed: u64,
 ) -> Result<Importance> {
+    model.single_network("permutation importance")?;
     let rows = crate::labelled::read_labelled(model, path)?;
     permutation_importance(model, rows.inputs.view(), &rows.targets, repeats, seed)
 }

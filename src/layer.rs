@@ -53,6 +53,10 @@ pub trait Layer: Send {
     /// Calls `visit` on each parameter with its gradient, always in the same order.
     fn visit_params(&mut self, _visit: &mut dyn FnMut(Param<'_>)) {}
 
+    /// Switches between training (`true`) and predicting (`false`). Only layers that behave
+    /// differently, like [`Dropout`](crate::Dropout), care; the default does nothing.
+    fn set_training(&mut self, _training: bool) {}
+
     /// Number of trainable numbers in the layer.
     fn param_count(&self) -> usize {
         0
@@ -63,7 +67,7 @@ pub trait Layer: Send {
 }
 
 /// The kind and size of a layer: enough to rebuild it (its weights travel separately).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LayerSpec {
     /// [`Linear`](crate::Linear) with `inputs` → `outputs` features.
@@ -79,6 +83,11 @@ pub enum LayerSpec {
     Relu,
     /// [`Tanh`](crate::Tanh).
     Tanh,
+    /// [`Dropout`](crate::Dropout) zeroing a fraction `rate` of its inputs while training.
+    Dropout {
+        /// The fraction of elements zeroed while training.
+        rate: f32,
+    },
 }
 
 impl std::fmt::Display for LayerSpec {
@@ -88,6 +97,7 @@ impl std::fmt::Display for LayerSpec {
             LayerSpec::Sigmoid => write!(f, "Sigmoid"),
             LayerSpec::Relu => write!(f, "ReLU"),
             LayerSpec::Tanh => write!(f, "Tanh"),
+            LayerSpec::Dropout { rate } => write!(f, "Dropout(p = {rate})"),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! | concept | where |
 //! |---|---|
 //! | [`Layer`] trait: `forward` caches, `backward` returns dL/d(input) | `layer.rs` |
-//! | [`Linear`], [`Sigmoid`], [`Relu`], [`Tanh`] | `layers/` |
+//! | [`Linear`], [`Sigmoid`], [`Relu`], [`Tanh`], [`Dropout`] | `layers/` |
 //! | [`Mse`], [`SoftmaxCrossEntropy`] | `loss/` |
 //! | [`Sequential`] | `sequential.rs` |
 //! | [`Sgd`], [`Momentum`], [`Adam`] | `optim.rs` |
@@ -61,6 +61,7 @@ pub mod train;
 pub use error::{Error, Result};
 pub use gradcheck::{GradCheck, LayerCheck, gradient_check};
 pub use layer::{Layer, LayerSpec, Param};
+pub use layers::dropout::Dropout;
 pub use layers::linear::{Init, Linear};
 pub use layers::relu::Relu;
 pub use layers::sigmoid::Sigmoid;

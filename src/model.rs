@@ -22,7 +22,7 @@ use ndarray::{Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{Encoding, Feature, TargetEncoding, Task};
-use crate::error::{Error, Result};
+use crate::error::{Error, Hint, Result, Setting};
 use crate::fsutil::{ReadLimit, read_limited, write_output};
 use crate::layer::{Layer, LayerSpec};
 use crate::layers::linear::Linear;
@@ -30,7 +30,7 @@ use crate::loss::softmax_rows;
 use crate::outcome::{History, StopReason};
 use crate::sequential::Sequential;
 use crate::settings::TrainConfig;
-use crate::{Relu, Sigmoid, Tanh};
+use crate::{Dropout, Relu, Sigmoid, Tanh};
 
 /// The `format` field of every model file.
 pub const FORMAT: &str = "mlp-model";
@@ -58,6 +58,11 @@ pub enum LayerRecord {
     Sigmoid,
     /// [`Tanh`].
     Tanh,
+    /// [`Dropout`]: the identity at predict time; the rate records how it was trained.
+    Dropout {
+        /// The fraction of elements zeroed while training.
+        rate: f32,
+    },
 }
 
 /// How the model was trained: enough to reproduce it.
@@ -120,6 +125,11 @@ pub struct ModelFile {
     pub encoding: Encoding,
     /// The network, first layer first.
     pub layers: Vec<LayerRecord>,
+    /// More networks of the same shape (from `--folds`): the model predicts the average of
+    /// `layers`' and these networks' outputs (class probabilities, or values). Empty for a
+    /// single network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ensemble: Vec<Vec<LayerRecord>>,
     /// How it was trained.
     pub training: TrainingRecord,
     /// Metrics of the saved epoch.
@@ -142,6 +152,8 @@ pub struct Model {
     pub file: ModelFile,
     /// The network, built from `file.layers`.
     pub network: Sequential,
+    /// The ensemble's other networks, built from `file.ensemble`.
+    pub ensemble: Vec<Sequential>,
 }
 
 /// What a model predicts for a batch of rows.
@@ -180,6 +192,7 @@ pub fn layer_records(network: &mut Sequential) -> Vec<LayerRecord> {
             LayerSpec::Relu => LayerRecord::Relu,
             LayerSpec::Sigmoid => LayerRecord::Sigmoid,
             LayerSpec::Tanh => LayerRecord::Tanh,
+            LayerSpec::Dropout { rate } => LayerRecord::Dropout { rate },
         })
         .collect()
 }
@@ -258,7 +271,29 @@ impl Model {
             .map_err(|e| bad(format!("the model file is damaged: {e}")))?;
         validate(&file).map_err(bad)?;
         let network = build(&file.layers);
-        Ok(Model { file, network })
+        let ensemble = file.ensemble.iter().map(|layers| build(layers)).collect();
+        Ok(Model {
+            file,
+            network,
+            ensemble,
+        })
+    }
+
+    /// Refuses a k-fold ensemble for `what` (explain, importance), which looks inside one
+    /// network: the ensemble's predictions average several.
+    pub fn single_network(&self, what: &str) -> Result<()> {
+        if self.ensemble.is_empty() {
+            return Ok(());
+        }
+        Err(Error::config(
+            Setting::Model,
+            "",
+            format!(
+                "{what} looks inside one network, and this model is an ensemble of {}",
+                1 + self.ensemble.len()
+            ),
+            Hint::text("use a model trained without ").name(Setting::Folds),
+        ))
     }
 
     /// What the model predicts for `inputs` (already encoded), in chunks so that buffers
@@ -267,26 +302,40 @@ impl Model {
         const CHUNK: usize = 512;
         let rows = inputs.nrows();
         let outputs = self.file.encoding.target.width();
-        let mut raw = Array2::<f32>::zeros((rows, outputs));
-        for start in (0..rows).step_by(CHUNK) {
-            let end = (start + CHUNK).min(rows);
-            let out = self
-                .network
-                .forward(inputs.slice(ndarray::s![start..end, ..]));
-            raw.slice_mut(ndarray::s![start..end, ..]).assign(&out);
+        let classify = self.file.task == Task::Classification;
+        // Sum over the networks of their outputs: probabilities for classes, raw values
+        // for regression; divided by their number at the end.
+        let mut sum = Array2::<f32>::zeros((rows, outputs));
+        let mut probabilities = Array2::<f32>::zeros((CHUNK.min(rows), outputs));
+        let members = 1 + self.ensemble.len();
+        for network in std::iter::once(&mut self.network).chain(self.ensemble.iter_mut()) {
+            network.set_training(false);
+            for start in (0..rows).step_by(CHUNK) {
+                let end = (start + CHUNK).min(rows);
+                let out = network.forward(inputs.slice(ndarray::s![start..end, ..]));
+                let mut target = sum.slice_mut(ndarray::s![start..end, ..]);
+                if classify {
+                    let mut p = probabilities.slice_mut(ndarray::s![..end - start, ..]);
+                    softmax_rows(out, p.view_mut());
+                    target += &p;
+                } else {
+                    target += &out;
+                }
+            }
         }
+        sum /= members as f32;
         match self.file.task {
             Task::Classification => {
-                let mut probabilities = Array2::zeros(raw.dim());
-                softmax_rows(raw.view(), probabilities.view_mut());
-                let classes = crate::metrics::predict_classes(raw.view());
+                // The argmax of the mean probabilities; for one network the same as the
+                // argmax of its outputs.
+                let classes = crate::metrics::predict_classes(sum.view());
                 Predictions::Classes {
                     classes,
-                    probabilities,
+                    probabilities: sum,
                 }
             }
             Task::Regression => {
-                Predictions::Values(self.file.encoding.values_from_outputs(raw.view()))
+                Predictions::Values(self.file.encoding.values_from_outputs(sum.view()))
             }
         }
     }
@@ -404,6 +453,26 @@ fn validate(file: &ModelFile) -> std::result::Result<(), String> {
     }
     validate_encoding(&file.encoding)?;
     let (inputs, outputs) = validate_layers(&file.layers)?;
+    for (m, member) in file.ensemble.iter().enumerate() {
+        let shape = |layers: &[LayerRecord]| -> Vec<String> {
+            layers
+                .iter()
+                .map(|l| match l {
+                    LayerRecord::Linear {
+                        inputs, outputs, ..
+                    } => format!("linear {inputs} → {outputs}"),
+                    other => format!("{other:?}"),
+                })
+                .collect()
+        };
+        validate_layers(member).map_err(|e| format!("ensemble network {}: {e}", m + 1))?;
+        if shape(member) != shape(&file.layers) {
+            return Err(format!(
+                "ensemble network {} is not shaped like the first network",
+                m + 1
+            ));
+        }
+    }
     let encoding = &file.encoding;
     if encoding.input_width() != inputs {
         return Err(format!(
@@ -453,6 +522,24 @@ fn validate_encoding(encoding: &Encoding) -> std::result::Result<(), String> {
                              its mean and deviation to standardise"
                         ));
                     }
+                }
+            }
+            Feature::Robust {
+                name,
+                median,
+                scale,
+                fill,
+            } => {
+                if !(median.is_finite() && scale.is_finite() && *scale > 0.0) {
+                    return Err(format!("feature '{name}' has an invalid median or scale"));
+                }
+                if let Some(fill) = fill
+                    && !fill.is_finite()
+                {
+                    return Err(format!(
+                        "feature '{name}' fills missing cells with {fill:?}, which is not a \
+                         finite number"
+                    ));
                 }
             }
             Feature::Categorical {
@@ -542,6 +629,13 @@ fn validate_layers(layers: &[LayerRecord]) -> std::result::Result<(usize, usize)
             first_inputs.get_or_insert(*inputs);
             width = Some(*outputs);
         }
+        if let LayerRecord::Dropout { rate } = layer
+            && !(0.0..1.0).contains(rate)
+        {
+            return Err(format!(
+                "layer {i} is a dropout with rate {rate}, outside [0, 1)"
+            ));
+        }
     }
     let (Some(inputs), Some(outputs)) = (first_inputs, width) else {
         return Err("the network has no linear layer".into());
@@ -579,6 +673,11 @@ fn build(layers: &[LayerRecord]) -> Sequential {
             LayerRecord::Relu => Box::new(Relu::new()),
             LayerRecord::Sigmoid => Box::new(Sigmoid::new()),
             LayerRecord::Tanh => Box::new(Tanh::new()),
+            LayerRecord::Dropout { rate } => {
+                let mut dropout = Dropout::new(*rate, 0);
+                dropout.set_training(false);
+                Box::new(dropout)
+            }
         };
         network.push(boxed);
     }

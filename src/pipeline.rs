@@ -18,6 +18,7 @@ use ndarray::Array2;
 use sha2::{Digest, Sha256};
 
 use crate::data::{ReadOptions, Table};
+use crate::comm::Communicator;
 use crate::dataset::{Encoding, Targets, Task, UnknownCategory, detect_task};
 use crate::error::{Error, Hint, Result, Setting};
 use crate::loss::Loss;
@@ -28,7 +29,8 @@ use crate::sequential::Sequential;
 use crate::stream::{self, Held, Scan, StreamEpochs};
 use crate::train::{
     Batch, EpochReport, FitOutcome, Hooks, MAX_PARAMETERS, Monitor, Observer, Split, StopReason,
-    TrainConfig, build_network, fit, fit_epochs, loss_for, parameter_count, split_rows,
+    TrainConfig, build_network, build_network_with_dropout, fit, fit_epochs, fold_rows, loss_for,
+    parameter_count, split_rows,
 };
 
 /// What to do with missing cells in the training file.
@@ -163,7 +165,8 @@ fn prepare_checked(request: &TrainRequest, bytes: &[u8]) -> Result<Prepared> {
         None => detect_task(&table, &target)?,
     };
     let split = split_table(&table, &target, task, &request.config)?;
-    let mut encoding = Encoding::fit(&table, &target, task, &split.train)?;
+    let mut encoding =
+        Encoding::fit_scaled(&table, &target, task, &split.train, request.config.scaling)?;
     let mut filled = Vec::new();
     if request.missing == MissingPolicy::Impute {
         encoding.fit_fills(&table, &split.train)?;
@@ -354,7 +357,12 @@ fn split_table(table: &Table, target: &str, task: Task, config: &TrainConfig) ->
         Targets::Classes(c) => Some(c),
         Targets::Values(_) => None,
     };
-    let fraction = config.val_split;
+    // With folds, every row trains (each network holds out its own fold).
+    let fraction = if config.folds >= 2 {
+        0.0
+    } else {
+        config.val_split
+    };
     let split = split_rows(rows, classes.as_deref(), fraction, config.seed);
     if split.train.is_empty() || (fraction > 0.0 && split.validation.is_empty()) {
         return Err(Error::data(
@@ -420,7 +428,7 @@ pub fn train(
 }
 
 /// [`train`], with an [`Observer`] watching the model inside the training loop (not
-/// during a `--refit` run).
+/// during a `--refit` run, nor in a k-fold ensemble).
 pub fn train_observed<'a>(
     prepared: &Prepared,
     config: &TrainConfig,
@@ -451,7 +459,10 @@ pub fn train_with(prepared: &Prepared, config: &TrainConfig, hooks: Hooks<'_>) -
         observer,
         comm,
     } = hooks;
-    let mut network = new_network(prepared, config);
+    if config.folds >= 2 {
+        return train_folds(prepared, config, interrupt, on_epoch, comm);
+    }
+    let mut network = new_network(prepared, config, config.seed);
     let mut loss = loss_for(prepared.task, config)?;
     let mut optimizer = config.build_optimizer()?;
     let train_data = Batch {
@@ -497,33 +508,174 @@ pub fn train_with(prepared: &Prepared, config: &TrainConfig, hooks: Hooks<'_>) -
         network = refit(prepared, config, loss.as_mut(), epochs, hooks)?;
         refit_epochs = Some(epochs);
     }
-    let source = Source {
-        data: &prepared.data,
-        sha256: &prepared.sha256,
-        task: prepared.task,
-        encoding: &prepared.encoding,
-        rows: prepared.rows,
-        dropped: prepared.dropped,
-        filled: prepared.filled.iter().map(|(_, n)| n).sum(),
-        train_rows: prepared.x_train.nrows(),
-        validation_rows: prepared.x_val.nrows(),
-    };
-    let file = model_file(&source, config, &mut network, &outcome, refit_epochs);
+    let file = model_file(
+        &Source::of(prepared),
+        config,
+        &mut network,
+        &mut [],
+        &outcome,
+        refit_epochs,
+    );
     Ok(Trained {
-        model: Model { file, network },
+        model: Model {
+            file,
+            network,
+            ensemble: Vec::new(),
+        },
         outcome,
     })
 }
 
-/// The untrained network for `prepared`'s inputs and outputs.
-fn new_network(prepared: &Prepared, config: &TrainConfig) -> Sequential {
-    build_network(
+/// The untrained network for `prepared`'s inputs and outputs, its weights (and dropout
+/// masks) drawn from `seed`.
+fn new_network(prepared: &Prepared, config: &TrainConfig, seed: u64) -> Sequential {
+    build_network_with_dropout(
         prepared.encoding.input_width(),
         &config.hidden,
         prepared.encoding.target.width(),
         config.activation,
-        config.seed,
+        config.dropout,
+        seed,
     )
+}
+
+/// k-fold cross-fitting: one network per fold, each trained on the other folds and
+/// early-stopped on its own, kept together as an ensemble. The validation figures are
+/// out-of-fold: every row is scored by the network that did not train on it. The curves
+/// shown (`outcome`) are the first fold's.
+fn train_folds(
+    prepared: &Prepared,
+    config: &TrainConfig,
+    interrupt: Option<&AtomicBool>,
+    mut on_epoch: Option<&mut dyn FnMut(&EpochReport)>,
+    comm: Option<&dyn Communicator>,
+) -> Result<Trained> {
+    let k = config.folds;
+    let x = &prepared.x_train;
+    let y = &prepared.y_train;
+    let rows = x.nrows();
+    let classes = match y {
+        Targets::Classes(c) => Some(c.as_slice()),
+        Targets::Values(_) => None,
+    };
+    let fold = fold_rows(rows, classes, k, config.seed);
+    let mut loss = loss_for(prepared.task, config)?;
+    let mut networks = Vec::with_capacity(k);
+    let mut first_outcome = None;
+    // Out-of-fold totals: loss, correct classes, and R²'s sums of squares.
+    let (mut oof_loss, mut correct, mut ss_res) = (0f64, 0usize, 0f64);
+    for f in 0..k {
+        let train_rows: Vec<usize> = (0..rows).filter(|&r| fold[r] != f).collect();
+        let val_rows: Vec<usize> = (0..rows).filter(|&r| fold[r] == f).collect();
+        if train_rows.is_empty() || val_rows.is_empty() {
+            return Err(Error::config(
+                Setting::Folds,
+                k,
+                format!("{rows} rows are too few for {k} folds"),
+                Hint::text("use fewer folds, or ").setting(Setting::Folds, 0),
+            ));
+        }
+        let (x_tr, y_tr) = (
+            x.select(ndarray::Axis(0), &train_rows),
+            select(y, &train_rows),
+        );
+        let (x_va, y_va) = (x.select(ndarray::Axis(0), &val_rows), select(y, &val_rows));
+        let seed = config.seed.wrapping_add(f as u64);
+        let mut network = new_network(prepared, config, seed);
+        let mut optimizer = config.build_optimizer()?;
+        let fold_config = TrainConfig {
+            seed,
+            ..config.clone()
+        };
+        // The first fold's epochs are the ones shown.
+        let hook = if f == 0 { on_epoch.take() } else { None };
+        let validation = Batch {
+            x: x_va.view(),
+            y: &y_va,
+        };
+        let outcome = fit(
+            &mut network,
+            loss.as_mut(),
+            optimizer.as_mut(),
+            Batch {
+                x: x_tr.view(),
+                y: &y_tr,
+            },
+            Some(validation),
+            &fold_config,
+            Hooks {
+                interrupt,
+                on_epoch: hook,
+                observer: None,
+                comm,
+            },
+        )?;
+        let (l, m) = crate::train::evaluate(&mut network, validation)?;
+        oof_loss += l as f64 * val_rows.len() as f64;
+        match &y_va {
+            Targets::Classes(_) => correct += (m as f64 * val_rows.len() as f64).round() as usize,
+            // The MSE of standardised targets is the residual sum of squares per row.
+            Targets::Values(_) => ss_res += l as f64 * val_rows.len() as f64,
+        }
+        networks.push(network);
+        let stopped = outcome.stop == StopReason::Interrupted;
+        if f == 0 {
+            first_outcome = Some(outcome);
+        }
+        if stopped {
+            break;
+        }
+    }
+    let outcome = first_outcome.expect("at least one fold ran");
+    let trained_rows = rows as f64;
+    let metric = match y {
+        Targets::Classes(_) => correct as f64 / trained_rows,
+        Targets::Values(v) => {
+            let mean = v.iter().map(|&t| t as f64).sum::<f64>() / trained_rows;
+            let ss_tot: f64 = v.iter().map(|&t| (t as f64 - mean).powi(2)).sum();
+            if ss_tot > 0.0 {
+                1.0 - ss_res / ss_tot
+            } else {
+                0.0
+            }
+        }
+    } as f32;
+    let best = outcome.best_epoch - 1;
+    let metrics = Metrics {
+        best_epoch: outcome.best_epoch,
+        train_loss: outcome.history.train_loss[best],
+        validation_loss: Some((oof_loss / trained_rows) as f32),
+        validation_accuracy: (prepared.task == Task::Classification).then_some(metric),
+        validation_r2: (prepared.task == Task::Regression).then_some(metric),
+    };
+    let mut networks = networks.into_iter();
+    let mut network = networks.next().expect("at least one fold ran");
+    let mut ensemble: Vec<Sequential> = networks.collect();
+    let mut file = model_file(
+        &Source::of(prepared),
+        config,
+        &mut network,
+        &mut ensemble,
+        &outcome,
+        None,
+    );
+    file.metrics = metrics;
+    Ok(Trained {
+        model: Model {
+            file,
+            network,
+            ensemble,
+        },
+        outcome,
+    })
+}
+
+/// The rows `rows` of `targets`.
+fn select(targets: &Targets, rows: &[usize]) -> Targets {
+    match targets {
+        Targets::Classes(c) => Targets::Classes(rows.iter().map(|&r| c[r]).collect()),
+        Targets::Values(v) => Targets::Values(v.select(ndarray::Axis(0), rows)),
+    }
 }
 
 /// A fresh network trained on the training and validation rows together for `epochs`
@@ -555,7 +707,7 @@ fn refit(
         patience: 0,
         ..config.clone()
     };
-    let mut network = new_network(prepared, config);
+    let mut network = new_network(prepared, config, config.seed);
     let mut optimizer = config.build_optimizer()?;
     fit(
         &mut network,
@@ -582,11 +734,29 @@ struct Source<'a> {
     validation_rows: usize,
 }
 
+impl<'a> Source<'a> {
+    /// What `prepared` says of the data it was made from.
+    fn of(prepared: &'a Prepared) -> Source<'a> {
+        Source {
+            data: &prepared.data,
+            sha256: &prepared.sha256,
+            task: prepared.task,
+            encoding: &prepared.encoding,
+            rows: prepared.rows,
+            dropped: prepared.dropped,
+            filled: prepared.filled.iter().map(|(_, n)| n).sum(),
+            train_rows: prepared.x_train.nrows(),
+            validation_rows: prepared.x_val.nrows(),
+        }
+    }
+}
+
 /// The model file for `network`, trained on `source` with `config`.
 fn model_file(
     source: &Source<'_>,
     config: &TrainConfig,
     network: &mut Sequential,
+    ensemble: &mut [Sequential],
     outcome: &FitOutcome,
     refit_epochs: Option<usize>,
 ) -> ModelFile {
@@ -606,6 +776,7 @@ fn model_file(
         task: source.task,
         encoding: source.encoding.clone(),
         layers: layer_records(network),
+        ensemble: ensemble.iter_mut().map(layer_records).collect(),
         training: TrainingRecord {
             data_file: source
                 .data
@@ -737,9 +908,13 @@ pub fn train_streamed(
         train_rows: scan.train_rows,
         validation_rows: scan.validation_rows,
     };
-    let file = model_file(&source, config, &mut network, &outcome, None);
+    let file = model_file(&source, config, &mut network, &mut [], &outcome, None);
     Ok(Trained {
-        model: Model { file, network },
+        model: Model {
+            file,
+            network,
+            ensemble: Vec::new(),
+        },
         outcome,
     })
 }

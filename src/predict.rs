@@ -168,6 +168,12 @@ pub fn predict_streamed(
     let second_end =
         memchr::memchr(b'\n', &text[header_end + 1..]).map_or(text.len(), |i| header_end + 1 + i);
     let encoding = &model.file.encoding;
+    // An ensemble and robust scaling go through the general reader.
+    if !model.ensemble.is_empty()
+        || (encoding.features.iter()).any(|f| matches!(f, Feature::Robust { .. }))
+    {
+        return None;
+    }
     let options = ReadOptions {
         categorical: encoding.categorical_names(),
     };
@@ -188,6 +194,7 @@ pub fn predict_streamed(
         let column = names.iter().position(|n| *n == feature.name())?;
         slots[column] = match feature {
             Feature::Numeric { .. } => Slot::Number { at },
+            Feature::Robust { .. } => return None,
             Feature::Categorical { categories, .. } => Slot::Category {
                 at,
                 categories: categories.clone(),
@@ -201,7 +208,7 @@ pub fn predict_streamed(
     for feature in &encoding.features {
         let (m, s) = match feature {
             Feature::Numeric { mean, std, .. } => (*mean, *std),
-            Feature::Categorical { .. } => (0.0, 1.0),
+            Feature::Categorical { .. } | Feature::Robust { .. } => (0.0, 1.0),
         };
         mean.extend(std::iter::repeat_n(m, feature.width()));
         std.extend(std::iter::repeat_n(s, feature.width()));

@@ -66,6 +66,14 @@ impl Sequential {
         self.layers.iter().map(|l| l.spec()).collect()
     }
 
+    /// Puts every layer in training (`true`) or predict (`false`) mode; see
+    /// [`Layer::set_training`].
+    pub fn set_training(&mut self, training: bool) {
+        for layer in self.layers.iter_mut() {
+            layer.set_training(training);
+        }
+    }
+
     /// Runs `input` (B, I) through every layer and returns the last layer's output.
     ///
     /// **Panics** if a layer receives an input of the wrong width.

@@ -2,6 +2,7 @@
 //! checked once where a request enters the library ([`crate::pipeline::prepare`]), and
 //! stored in the model file.
 
+use crate::dataset::Scaling;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Hint, Result, Setting};
@@ -94,6 +95,18 @@ pub struct TrainConfig {
     /// on all rows (training and validation) for that many epochs and keep it.
     #[serde(default)]
     pub refit: bool,
+    /// Dropout rate after each hidden layer's activation while training (0: none).
+    #[serde(default)]
+    pub dropout: f32,
+    /// How numeric feature columns are scaled.
+    #[serde(default)]
+    pub scaling: Scaling,
+    /// With 2 or more: k-fold cross-fitting. The rows are cut into this many folds; one
+    /// network per fold trains on the others and early-stops on its own, and the model
+    /// averages the networks' predictions. Every row is trained on, and the ensemble is
+    /// steadier than one network. 0 or 1: one network and `val_split`.
+    #[serde(default)]
+    pub folds: usize,
 }
 
 impl Default for TrainConfig {
@@ -116,6 +129,9 @@ impl Default for TrainConfig {
             patience: 20,
             seed: 0,
             refit: false,
+            dropout: 0.0,
+            scaling: Scaling::Standard,
+            folds: 0,
         }
     }
 }
@@ -195,6 +211,26 @@ impl TrainConfig {
                     .then(", or 0 to turn it off"),
             );
         }
+        if self.folds > 100 {
+            return refuse(
+                Setting::Folds,
+                &self.folds,
+                "at most 100 folds (each trains a network)",
+                Hint::text("for example ")
+                    .setting(Setting::Folds, 5)
+                    .then(", or 0 to train one network"),
+            );
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return refuse(
+                Setting::Dropout,
+                &self.dropout,
+                "must be at least 0 and below 1",
+                Hint::text("for example ")
+                    .setting(Setting::Dropout, 0.1)
+                    .then(", or 0 to turn it off"),
+            );
+        }
         if !(0.0..1.0).contains(&self.momentum) {
             return refuse(
                 Setting::Momentum,
@@ -252,11 +288,13 @@ mod tests {
     #[test]
     fn bad_settings_name_the_setting() {
         type Change = fn(&mut TrainConfig);
-        let cases: [(Change, &str); 9] = [
+        let cases: [(Change, &str); 11] = [
             (|c| c.learning_rate = -1.0, "invalid `learning_rate` -1"),
             (|c| c.learning_rate = 0.0, "invalid `learning_rate` 0"),
             (|c| c.epochs = 0, "invalid `epochs` 0"),
             (|c| c.hidden = vec![8, 0], "invalid `hidden` 0"),
+            (|c| c.dropout = 1.0, "invalid `dropout` 1"),
+            (|c| c.folds = 101, "invalid `folds` 101"),
             (
                 |c| c.hidden = vec![99_999_999_999],
                 "invalid `hidden` 99999999999",

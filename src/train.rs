@@ -18,7 +18,7 @@ use crate::loss::{Loss, Mse, SoftmaxCrossEntropy, Target};
 use crate::metrics::argmax;
 use crate::optim::Optimizer;
 use crate::sequential::Sequential;
-use crate::{Relu, Sigmoid, Tanh};
+use crate::{Dropout, Relu, Sigmoid, Tanh};
 
 pub use crate::outcome::{History, StopReason};
 pub use crate::settings::{
@@ -35,6 +35,19 @@ pub fn build_network(
     activation: Activation,
     seed: u64,
 ) -> Sequential {
+    build_network_with_dropout(inputs, hidden, outputs, activation, 0.0, seed)
+}
+
+/// [`build_network`] with a [`Dropout`] of rate `dropout` after each hidden activation
+/// (none when `dropout` is 0); the masks are drawn from `seed` too.
+pub fn build_network_with_dropout(
+    inputs: usize,
+    hidden: &[usize],
+    outputs: usize,
+    activation: Activation,
+    dropout: f32,
+    seed: u64,
+) -> Sequential {
     let mut rng = StdRng::seed_from_u64(seed);
     let init = match activation {
         Activation::Relu => Init::He,
@@ -48,6 +61,10 @@ pub fn build_network(
             Activation::Relu => model.push(Box::new(Relu::new())),
             Activation::Sigmoid => model.push(Box::new(Sigmoid::new())),
             Activation::Tanh => model.push(Box::new(Tanh::new())),
+        }
+        if dropout > 0.0 {
+            let layer_seed = seed.wrapping_add(model.layers().len() as u64);
+            model.push(Box::new(Dropout::new(dropout, layer_seed)));
         }
         width = h;
     }
@@ -112,6 +129,26 @@ pub fn split_rows(rows: usize, classes: Option<&[usize]>, fraction: f32, seed: u
     Split { train, validation }
 }
 
+/// Assigns each of `rows` rows to one of `k` folds at random (from `seed`). With `classes`,
+/// each class is spread over the folds as evenly as it can be, so every fold sees about the
+/// file's class proportions. Returns the fold of each row.
+pub fn fold_rows(rows: usize, classes: Option<&[usize]>, k: usize, seed: u64) -> Vec<usize> {
+    assert!(k >= 1, "fold_rows needs at least one fold");
+    let mut rng = StdRng::seed_from_u64(seed ^ 0xF01D_5000_0000_0004);
+    let mut order: Vec<usize> = (0..rows).collect();
+    order.shuffle(&mut rng);
+    if let Some(classes) = classes {
+        // Stable sort by class keeps the shuffle within each class; dealing the rows out
+        // in turn then spreads every class evenly.
+        order.sort_by_key(|&r| classes[r]);
+    }
+    let mut fold = vec![0; rows];
+    for (i, &r) in order.iter().enumerate() {
+        fold[r] = i % k;
+    }
+    fold
+}
+
 /// Inputs and targets of one split.
 #[derive(Debug, Clone, Copy)]
 pub struct Batch<'a> {
@@ -161,6 +198,7 @@ const EVAL_CHUNK: usize = 512;
 /// Mean loss and metric of `model` on `data`: plain softmax cross-entropy (no smoothing)
 /// and accuracy for classes, MSE and R² for values.
 pub fn evaluate(model: &mut Sequential, data: Batch<'_>) -> Result<(f32, f32)> {
+    model.set_training(false);
     let mut ce = SoftmaxCrossEntropy::new();
     let mut mse = Mse::new();
     let rows = data.x.nrows();
@@ -405,8 +443,10 @@ pub fn fit_epochs(
     }
     for epoch in 1..=config.epochs {
         let observer = hooks.observer.as_deref_mut();
-        let end = epochs.epoch(model, loss, optimizer, &interrupted, observer)?;
-        let train_loss = match end {
+        model.set_training(true);
+        let end = epochs.epoch(model, loss, optimizer, &interrupted, observer);
+        model.set_training(false);
+        let train_loss = match end? {
             EpochEnd::Finished { mean_loss } if params_finite(model) => mean_loss,
             EpochEnd::Finished { .. } => {
                 stop = StopReason::Diverged { epoch };
@@ -813,6 +853,58 @@ mod tests {
         assert_ne!(s, split_rows(100, Some(&classes), 0.25, 2));
         let none = split_rows(10, None, 0.0, 1);
         assert!(none.validation.is_empty() && none.train.len() == 10);
+    }
+
+    #[test]
+    fn folds_cover_every_row_once_and_spread_each_class() {
+        let classes: Vec<usize> = (0..50).map(|i| usize::from(i % 5 == 0)).collect();
+        let fold = fold_rows(50, Some(&classes), 5, 3);
+        for f in 0..5 {
+            let rows: Vec<usize> = (0..50).filter(|&r| fold[r] == f).collect();
+            assert_eq!(rows.len(), 10, "fold {f}");
+            // 10 rows of class 1 in all: 2 per fold.
+            assert_eq!(rows.iter().filter(|&&r| classes[r] == 1).count(), 2);
+        }
+        assert_eq!(fold, fold_rows(50, Some(&classes), 5, 3), "seeded");
+        assert_ne!(fold, fold_rows(50, Some(&classes), 5, 4));
+        let plain = fold_rows(7, None, 3, 0);
+        let sizes: Vec<usize> = (0..3)
+            .map(|f| plain.iter().filter(|&&g| g == f).count())
+            .collect();
+        assert_eq!(sizes, [3, 2, 2]);
+    }
+
+    #[test]
+    fn dropout_goes_after_each_hidden_activation_and_is_off_when_validating() {
+        let net = build_network_with_dropout(3, &[4, 4], 2, Activation::Relu, 0.5, 1);
+        let specs: Vec<String> = net.specs().iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            specs,
+            [
+                "Linear(3 → 4)",
+                "ReLU",
+                "Dropout(p = 0.5)",
+                "Linear(4 → 4)",
+                "ReLU",
+                "Dropout(p = 0.5)",
+                "Linear(4 → 2)"
+            ]
+        );
+        // Non-zero weights everywhere (the output layer starts at zero).
+        let mut net = build_network_with_dropout(2, &[16], 2, Activation::Relu, 0.5, 1);
+        let n = net.param_count();
+        let weights: Vec<f32> = (0..n).map(|i| ((i * 7 % 11) as f32 - 5.0) / 10.0).collect();
+        net.set_param_values(&weights);
+        let (x, y) = xor();
+        // In training mode two passes drop different units...
+        net.set_training(true);
+        let a = net.forward(x.view()).to_owned();
+        let b = net.forward(x.view()).to_owned();
+        assert_ne!(a, b);
+        // ...and evaluate() switches dropout off: the same loss twice.
+        let data = Batch { x: x.view(), y: &y };
+        let first = evaluate(&mut net, data).unwrap();
+        assert_eq!(first, evaluate(&mut net, data).unwrap());
     }
 
     fn xor() -> (Array2<f32>, Targets) {

@@ -546,3 +546,72 @@ fn refit_trains_again_on_every_row() {
     ));
     assert!(eval["accuracy"].as_f64().unwrap() >= 0.95, "{eval}");
 }
+
+#[test]
+fn folds_dropout_and_robust_scaling_train_an_ensemble_that_loads_and_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let iris = data("data/iris.csv");
+    let out = ok(
+        d,
+        &[
+            "train",
+            iris.to_str().unwrap(),
+            "--folds",
+            "3",
+            "--dropout",
+            "0.1",
+            "--scaling",
+            "robust",
+            "--model",
+            "f.json",
+        ],
+    );
+    assert!(
+        out.contains("split: 3 folds of about 50 rows; each network validates on one"),
+        "{out}"
+    );
+    assert!(out.contains("ensemble: 3 networks, one per fold"), "{out}");
+    let m = model(&d.join("f.json"));
+    // Every row trains; the other two networks are stored beside the first.
+    assert_eq!(m["training"]["train_rows"].as_u64(), Some(150));
+    assert_eq!(m["training"]["validation_rows"].as_u64(), Some(0));
+    assert_eq!(m["ensemble"].as_array().unwrap().len(), 2);
+    let kinds: Vec<&str> = m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "linear", "relu", "dropout", "linear", "relu", "dropout", "linear"
+        ]
+    );
+    assert_eq!(m["encoding"]["features"][0]["kind"], "robust");
+    // The out-of-fold accuracy covers every row.
+    let oof = m["metrics"]["validation_accuracy"].as_f64().unwrap();
+    assert!(oof >= 0.9, "{oof}");
+    let eval = json(&ok(
+        d,
+        &["eval", "f.json", iris.to_str().unwrap(), "--json"],
+    ));
+    assert!(eval["accuracy"].as_f64().unwrap() >= 0.95, "{eval}");
+
+    // A member shaped unlike the first network is refused, naming it.
+    let mut bad = m.clone();
+    bad["ensemble"][1].as_array_mut().unwrap().remove(2);
+    std::fs::write(d.join("bad.json"), bad.to_string()).unwrap();
+    let err = user_error(d, &["eval", "bad.json", iris.to_str().unwrap()]);
+    assert!(
+        err.contains("ensemble network 2 is not shaped like the first network"),
+        "{err}"
+    );
+    // So is a dropout rate outside [0, 1).
+    let mut bad = m;
+    bad["layers"][2]["rate"] = serde_json::json!(1.5);
+    std::fs::write(d.join("bad.json"), bad.to_string()).unwrap();
+    let err = user_error(d, &["eval", "bad.json", iris.to_str().unwrap()]);
+    assert!(err.contains("layer 2 is a dropout with rate 1.5"), "{err}");
+}

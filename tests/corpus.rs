@@ -744,7 +744,7 @@ const MODELS: &[(&str, &str, &str)] = &[
     ),
     (
         "unknown_layer_type.json",
-        "the model file is damaged: unknown variant `dropout`",
+        "the model file is damaged: unknown variant `batch_norm`",
         "retrain",
     ),
     (

@@ -148,6 +148,9 @@ pub fn words(setting: Setting, value: Option<&str>) -> String {
         Setting::Threads => "--threads",
         Setting::MemoryLimit => "--memory-limit",
         Setting::Stream => "--stream",
+        Setting::Scaling => "--scaling",
+        Setting::Folds => "--folds",
+        Setting::Dropout => "--dropout",
         Setting::ThreadsVariable => {
             return match value {
                 Some(v) => format!("MLP_THREADS={}", shell_quoted(v)),

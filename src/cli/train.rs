@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mlp::Error;
 use mlp::boundary::{BoundaryPlot, BoundaryRecorder, Plane, RESOLUTION, surface};
 use mlp::comm::{Communicator, Solo};
-use mlp::dataset::{Encoding, Feature, TargetEncoding, Task};
+use mlp::dataset::{Encoding, Feature, Scaling, TargetEncoding, Task};
 use mlp::error::{Hint, Setting};
 use mlp::fsutil::{check_output_path, is_device_or_pipe, remove_temporary_files, same_file};
 use mlp::health::{HealthMonitor, activation_health, diagnose};
@@ -178,6 +178,26 @@ pub struct Settings {
     #[arg(long)]
     refit: bool,
 
+    /// Train K networks by k-fold cross-fitting: each trains on all folds but one and
+    /// early-stops on that one, and the model averages their predictions, so every row is
+    /// trained on (0: one network, validated on --val-split)
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    folds: usize,
+
+    /// Dropout rate after each hidden layer while training (0: none)
+    #[arg(
+        long,
+        value_name = "F",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    dropout: f32,
+
+    /// How numeric columns are scaled: standard ((x − mean) / std) or robust (median and
+    /// interquartile range, then smoothly clipped to ±3, as RealMLP does)
+    #[arg(long, value_enum, default_value = "standard")]
+    scaling: ScalingArg,
+
     /// Seed for initial weights, the split and the shuffles
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
@@ -212,6 +232,12 @@ enum OptimizerArg {
     Adam,
     Sgd,
     Momentum,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum ScalingArg {
+    Standard,
+    Robust,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -293,6 +319,12 @@ impl Settings {
                 patience: self.patience,
                 seed: self.seed,
                 refit: self.refit,
+                dropout: self.dropout,
+                folds: self.folds,
+                scaling: match self.scaling {
+                    ScalingArg::Standard => Scaling::Standard,
+                    ScalingArg::Robust => Scaling::Robust,
+                },
             },
         })
     }
@@ -685,10 +717,18 @@ fn describe(
         encoding.features.len() - categorical,
         encoding.input_width()
     ));
-    say(format!(
-        "split: {} training rows, {} validation rows (seed {seed})",
-        data.train_rows, data.validation_rows,
-    ));
+    say(if args.folds >= 2 {
+        format!(
+            "split: {} folds of about {} rows; each network validates on one (seed {seed})",
+            args.folds,
+            (data.train_rows + data.validation_rows) / args.folds,
+        )
+    } else {
+        format!(
+            "split: {} training rows, {} validation rows (seed {seed})",
+            data.train_rows, data.validation_rows,
+        )
+    });
 }
 
 /// Runs `train` with a progress bar (on rank 0), the interrupt flag, `observer` and `comm`.
@@ -769,6 +809,12 @@ fn report_and_write(
         config.optimizer,
         config.learning_rate
     ));
+    if !trained.model.ensemble.is_empty() {
+        say(format!(
+            "ensemble: {} networks, one per fold; the curves below are the first fold's",
+            1 + trained.model.ensemble.len()
+        ));
+    }
     let Trained { mut model, outcome } = trained;
     let outcome = &outcome;
     let epochs_run = outcome.history.train_loss.len();
@@ -783,7 +829,7 @@ fn report_and_write(
             "training diverged in epoch {epoch} (the loss or a weight became infinite or NaN)"
         ),
     });
-    let monitored = if data.validation_rows > 0 {
+    let monitored = if data.validation_rows > 0 || config.folds >= 2 {
         "validation loss"
     } else {
         "training loss"
@@ -932,9 +978,14 @@ fn fill_summary(encoding: &Encoding, filled: &[(String, usize)]) -> String {
     let mut parts = Vec::new();
     for (name, n) in filled {
         let how = match encoding.features.iter().find(|f| f.name() == name) {
-            Some(Feature::Numeric {
-                fill: Some(fill), ..
-            }) => format!("the median {fill}"),
+            Some(
+                Feature::Numeric {
+                    fill: Some(fill), ..
+                }
+                | Feature::Robust {
+                    fill: Some(fill), ..
+                },
+            ) => format!("the median {fill}"),
             Some(Feature::Categorical {
                 fill: Some(fill), ..
             }) => format!("the most frequent '{fill}'"),

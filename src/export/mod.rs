@@ -10,7 +10,8 @@ pub mod rust;
 
 use std::path::Path;
 
-use crate::error::Result;
+use crate::dataset::Feature;
+use crate::error::{Error, Hint, Result, Setting};
 use crate::fsutil::write_output;
 use crate::model::ModelFile;
 
@@ -23,7 +24,33 @@ pub enum Format {
     Rust,
 }
 
-/// The exported model's bytes.
+/// Refuses what the exports do not reproduce yet: a k-fold ensemble (`ensemble`) and
+/// robustly scaled features ([`Feature::Robust`]). [`export`] expects a model that passed.
+pub fn check_exportable(file: &ModelFile) -> Result<()> {
+    let refuse = |what: String| {
+        Err(Error::config(
+            Setting::Model,
+            "",
+            format!("{what}, which export does not reproduce yet"),
+            Hint::text("retrain without ")
+                .name(Setting::Folds)
+                .then(" and with the standard ")
+                .name(Setting::Scaling),
+        ))
+    };
+    if !file.ensemble.is_empty() {
+        return refuse(format!(
+            "this model is an ensemble of {} networks",
+            1 + file.ensemble.len()
+        ));
+    }
+    if let Some(f) = (file.encoding.features.iter()).find(|f| matches!(f, Feature::Robust { .. })) {
+        return refuse(format!("feature '{}' is robustly scaled", f.name()));
+    }
+    Ok(())
+}
+
+/// The exported model's bytes, for a model that passed [`check_exportable`].
 pub fn export(file: &ModelFile, format: Format) -> Vec<u8> {
     match format {
         Format::Onnx => onnx::to_onnx(file),
@@ -34,5 +61,6 @@ pub fn export(file: &ModelFile, format: Format) -> Vec<u8> {
 /// Writes the exported model to `path` atomically: a file already there is replaced whole
 /// or left as it was.
 pub fn export_to(file: &ModelFile, format: Format, path: &Path) -> Result<()> {
+    check_exportable(file)?;
     write_output(path, &export(file, format))
 }

@@ -45,6 +45,7 @@ pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
     let mut blocks = Vec::new();
     for feature in &encoding.features {
         match feature {
+            Feature::Robust { .. } => unreachable!("refused by check_exportable"),
             Feature::Numeric { name, fill, .. } => {
                 g.input(name, data_type::FLOAT, Some(1));
                 blocks.push(match fill {
@@ -123,6 +124,7 @@ pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
                 mean.push(*m);
                 std.push(*s);
             }
+            Feature::Robust { .. } => unreachable!("refused by check_exportable"),
             Feature::Categorical { categories, .. } => {
                 mean.extend(std::iter::repeat_n(0.0, categories.len()));
                 std.extend(std::iter::repeat_n(1.0, categories.len()));
@@ -144,6 +146,8 @@ pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
     // The network: weights are stored (inputs, outputs), so Gemm computes x·W + b.
     for layer in &file.layers {
         x = match layer {
+            // The identity at predict time.
+            LayerRecord::Dropout { .. } => x,
             LayerRecord::Linear {
                 inputs,
                 outputs,

@@ -50,7 +50,7 @@ pub fn to_rust(file: &ModelFile) -> String {
     let _ = writeln!(s, "pub struct Input{lifetime} {{");
     for (feature, field) in encoding.features.iter().zip(&fields) {
         let (kind, ty, fill) = match feature {
-            Feature::Numeric { fill, .. } => ("number", "f32", fill.map(|f| format!("{f:?}"))),
+            Feature::Numeric { fill, .. } | Feature::Robust { fill, .. } => ("number", "f32", fill.map(|f| format!("{f:?}"))),
             Feature::Categorical { fill, .. } => {
                 ("text", "&'a str", fill.as_ref().map(|f| format!("{f:?}")))
             }
@@ -147,6 +147,7 @@ pub fn to_rust(file: &ModelFile) -> String {
                     f64_literal(*std)
                 );
             }
+            Feature::Robust { .. } => unreachable!("refused by check_exportable"),
             Feature::Categorical {
                 categories, fill, ..
             } => {
@@ -196,6 +197,8 @@ pub fn to_rust(file: &ModelFile) -> String {
             LayerRecord::Relu => {
                 let _ = writeln!(s, "    {current}.iter_mut().for_each(|v| *v = v.max(0.0));");
             }
+            // The identity at predict time.
+            LayerRecord::Dropout { .. } => {}
             LayerRecord::Sigmoid => {
                 let _ = writeln!(
                     s,
