@@ -1,9 +1,10 @@
 //! [`Dropout`]: zero each input at random while training, pass everything at predict time.
 
-use ndarray::{Array2, ArrayView2, Zip};
+use ndarray::{Array2, ArrayView2};
 use ndarray_rand::rand::{Rng, SeedableRng, rngs::StdRng};
 
-use crate::layer::{Layer, LayerSpec, resize_rows, rows_of};
+use crate::layer::{Layer, LayerSpec, resized};
+use crate::linalg::zip_map_into;
 
 /// Inverted dropout with rate `p` (Srivastava et al., 2014).
 ///
@@ -87,14 +88,14 @@ impl Dropout {
 
     /// The mask of the last training forward (`0` or `1/(1−p)` per element).
     pub fn mask(&self) -> ArrayView2<'_, f32> {
-        rows_of(&self.mask, self.rows.unwrap_or(0))
+        self.mask.view()
     }
 
     fn draw_mask(&mut self, rows: usize, cols: usize) {
         let keep = 1.0 - self.rate;
         let scale = 1.0 / keep;
         let rng = &mut self.rng;
-        let mut mask = resize_rows(&mut self.mask, rows, cols);
+        let mut mask = resized(&mut self.mask, rows, cols);
         mask.mapv_inplace(|_| {
             if rng.random::<f32>() < keep {
                 scale
@@ -118,18 +119,14 @@ impl Layer for Dropout {
                 "Dropout::forward with a held mask needs the batch shape it was drawn for"
             );
         }
-        let mut output = resize_rows(&mut self.output, rows, cols);
+        let mut output = resized(&mut self.output, rows, cols);
         if self.training {
-            let mask = rows_of(&self.mask, rows);
-            Zip::from(&mut output)
-                .and(&input)
-                .and(&mask)
-                .for_each(|y, &x, &m| *y = x * m);
+            zip_map_into(input, self.mask.view(), output, |x, m| x * m);
         } else {
             output.assign(&input);
         }
         self.rows = Some(rows);
-        rows_of(&self.output, rows)
+        self.output.view()
     }
 
     fn backward(&mut self, grad_output: ArrayView2<f32>) -> ArrayView2<'_, f32> {
@@ -140,17 +137,13 @@ impl Layer for Dropout {
             (rows, cols),
             "Dropout::backward: grad_output must have the shape of the last output"
         );
-        let mut grad_input = resize_rows(&mut self.grad_input, rows, cols);
+        let mut grad_input = resized(&mut self.grad_input, rows, cols);
         if self.training {
-            let mask = rows_of(&self.mask, rows);
-            Zip::from(&mut grad_input)
-                .and(&grad_output)
-                .and(&mask)
-                .for_each(|dx, &dy, &m| *dx = dy * m);
+            zip_map_into(grad_output, self.mask.view(), grad_input, |dy, m| dy * m);
         } else {
             grad_input.assign(&grad_output);
         }
-        rows_of(&self.grad_input, rows)
+        self.grad_input.view()
     }
 
     fn set_training(&mut self, training: bool) {
