@@ -9,7 +9,7 @@ use std::path::Path;
 use ndarray::{Array2, ArrayView2, Axis};
 use plotters::prelude::*;
 
-use crate::dataset::{Encoding, Feature, TargetEncoding, Targets};
+use crate::dataset::{Encoding, Feature, TargetEncoding, Targets, bin_input};
 use crate::error::Setting;
 use crate::error::{Error, Hint, Result};
 use crate::fsutil::write_output;
@@ -29,6 +29,9 @@ pub struct Plane {
     pub names: [String; 2],
     mean: [f64; 2],
     std: [f64; 2],
+    /// Each column's quantile bin edges ([`Feature::Piecewise`]; empty for none): after its
+    /// standardised value, a column gives one network input per bin.
+    edges: [Vec<f64>; 2],
     /// Horizontal range.
     pub x: (f64, f64),
     /// Vertical range.
@@ -46,13 +49,20 @@ impl Plane {
         points: ArrayView2<f32>,
         setting: Setting,
     ) -> Result<Plane> {
-        let numeric: Vec<(&str, f64, f64)> = encoding
+        let numeric: Vec<(&str, f64, f64, &[f64])> = encoding
             .features
             .iter()
             .filter_map(|f| match f {
                 Feature::Numeric {
                     name, mean, std, ..
-                } => Some((name.as_str(), *mean, *std)),
+                } => Some((name.as_str(), *mean, *std, &[][..])),
+                Feature::Piecewise {
+                    name,
+                    mean,
+                    std,
+                    edges,
+                    ..
+                } => Some((name.as_str(), *mean, *std, edges.as_slice())),
                 // Robust scaling is clipped, so the plane could not be mapped back.
                 Feature::Categorical { .. } | Feature::Robust { .. } => None,
             })
@@ -78,8 +88,11 @@ impl Plane {
         }
         let mean = [numeric[0].1, numeric[1].1];
         let std = [numeric[0].2, numeric[1].2];
+        let edges = [numeric[0].3.to_vec(), numeric[1].3.to_vec()];
+        // Where each column's standardised value is among the inputs.
+        let at = [0, encoding.features[0].width()];
         let range = |axis: usize| {
-            let column = points.index_axis(Axis(1), axis);
+            let column = points.index_axis(Axis(1), at[axis]);
             let (lo, hi) = column
                 .iter()
                 .map(|&z| z as f64 * std[axis] + mean[axis])
@@ -99,6 +112,7 @@ impl Plane {
             y: range(1),
             mean,
             std,
+            edges,
         })
     }
 
@@ -109,6 +123,7 @@ impl Plane {
             names: names.map(str::to_string),
             mean: [0.0; 2],
             std: [1.0; 2],
+            edges: [Vec::new(), Vec::new()],
             x,
             y,
         }
@@ -122,15 +137,26 @@ impl Plane {
         (at(self.x, i), at(self.y, j))
     }
 
-    /// Standardised network inputs for every cell centre, row `j·resolution + i`.
+    /// Where the second column's standardised value is among the network inputs.
+    fn second(&self) -> usize {
+        self.edges[0].len().max(1)
+    }
+
+    /// The network inputs for every cell centre, row `j·resolution + i`: each column
+    /// standardised, then its bins if it has any.
     fn grid_inputs(&self, resolution: usize) -> Array2<f32> {
-        let mut x = Array2::zeros((resolution * resolution, 2));
+        let width = self.second() + self.edges[1].len().max(1);
+        let mut x = Array2::zeros((resolution * resolution, width));
         for j in 0..resolution {
             for i in 0..resolution {
                 let (a, b) = self.cell_centre(i, j, resolution);
-                let row = j * resolution + i;
-                x[[row, 0]] = ((a - self.mean[0]) / self.std[0]) as f32;
-                x[[row, 1]] = ((b - self.mean[1]) / self.std[1]) as f32;
+                let mut row = x.row_mut(j * resolution + i);
+                for (axis, value, at) in [(0, a, 0), (1, b, self.second())] {
+                    row[at] = ((value - self.mean[axis]) / self.std[axis]) as f32;
+                    for (t, bin) in self.edges[axis].windows(2).enumerate() {
+                        row[at + 1 + t] = bin_input(value, bin[0], bin[1]) as f32;
+                    }
+                }
             }
         }
         x
@@ -353,7 +379,7 @@ impl BoundaryPlot<'_> {
             let z = self.points.row(row);
             (
                 z[0] as f64 * plane.std[0] + plane.mean[0],
-                z[1] as f64 * plane.std[1] + plane.mean[1],
+                z[plane.second()] as f64 * plane.std[1] + plane.mean[1],
             )
         };
         // A handful of points (XOR's four) are drawn large.

@@ -81,6 +81,28 @@ pub enum Feature {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fill: Option<f32>,
     },
+    /// A number, standardised as [`Feature::Numeric`] (the first input), then encoded
+    /// piecewise-linearly (Gorishniy, Rubachev and Babenko, "On Embeddings for Numerical
+    /// Features in Tabular Deep Learning", NeurIPS 2022): the training split's quantiles
+    /// `e₀ < e₁ < … < e_T` cut the line into `T` bins, and bin `t` gives one more input,
+    /// [`bin_input`]`(x, e_{t−1}, e_t)`: 0 below the bin, 1 above it, and how far into it
+    /// `x` is in between. A network can then bend its answer at the quantiles, as a tree
+    /// splits there, with one weight per bin.
+    Piecewise {
+        /// Column name.
+        name: String,
+        /// Mean over the training split.
+        mean: f64,
+        /// Standard deviation over the training split (1 for a constant column).
+        std: f64,
+        /// The bin edges: distinct quantiles of the training split, increasing. Empty
+        /// when there would be fewer than two bins (a constant or two-valued column).
+        edges: Vec<f64>,
+        /// What a missing cell becomes (`--missing impute`): the median of the training
+        /// split. Without it, a missing cell is refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fill: Option<f32>,
+    },
     /// A category, one-hot encoded: one input per category, in this order.
     Categorical {
         /// Column name.
@@ -100,6 +122,7 @@ impl Feature {
         match self {
             Feature::Numeric { name, .. }
             | Feature::Robust { name, .. }
+            | Feature::Piecewise { name, .. }
             | Feature::Categorical { name, .. } => name,
         }
     }
@@ -108,6 +131,7 @@ impl Feature {
     pub fn width(&self) -> usize {
         match self {
             Feature::Numeric { .. } | Feature::Robust { .. } => 1,
+            Feature::Piecewise { edges, .. } => edges.len().max(1),
             Feature::Categorical { categories, .. } => categories.len(),
         }
     }
@@ -122,6 +146,43 @@ pub enum Scaling {
     Standard,
     /// `smooth_clip((x − median) / IQR)`.
     Robust,
+    /// `(x − mean) / std`, then one input per quantile bin: see [`Feature::Piecewise`].
+    Piecewise,
+}
+
+/// How many quantile bins [`Scaling::Piecewise`] cuts a numeric column into (fewer when
+/// quantiles coincide).
+pub const BINS: usize = 8;
+
+/// Bin `[lo, hi]`'s piecewise-linear input for `x`: `(x − lo) / (hi − lo)`, clamped to
+/// `[0, 1]`.
+pub fn bin_input(x: f64, lo: f64, hi: f64) -> f64 {
+    ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
+}
+
+/// The edges of up to `bins` quantile bins of the values present (NaN is missing): the
+/// distinct values among the quantiles 0, 1/bins, …, 1. Empty when that leaves fewer
+/// than two bins.
+pub fn quantile_edges(values: impl Iterator<Item = f32>, bins: usize) -> Vec<f64> {
+    let mut sorted: Vec<f64> = values.filter(|v| !v.is_nan()).map(|v| v as f64).collect();
+    sorted.sort_by(f64::total_cmp);
+    let mut edges: Vec<f64> = Vec::with_capacity(bins + 1);
+    if sorted.is_empty() {
+        return edges;
+    }
+    for t in 0..=bins {
+        let at = t as f64 / bins as f64 * (sorted.len() - 1) as f64;
+        let (lo, frac) = (at.floor() as usize, at.fract());
+        let hi = (lo + 1).min(sorted.len() - 1);
+        let q = sorted[lo] + (sorted[hi] - sorted[lo]) * frac;
+        if edges.last().is_none_or(|&e| q > e) {
+            edges.push(q);
+        }
+    }
+    if edges.len() < 3 {
+        edges.clear();
+    }
+    edges
 }
 
 /// `z / √(1 + (z/3)²)`: close to `z` for small `z`, bounded by ±3, smooth everywhere.
@@ -566,6 +627,17 @@ fn fit_feature(
                     fill: None,
                 }
             }
+            Scaling::Piecewise => {
+                let present = fit_rows.iter().map(|&r| values[r]).filter(|v| !v.is_nan());
+                let (mean, std) = mean_std(present);
+                Feature::Piecewise {
+                    name: name.clone(),
+                    mean,
+                    std,
+                    edges: quantile_edges(fit_rows.iter().map(|&r| values[r]), BINS),
+                    fill: None,
+                }
+            }
             Scaling::Robust => {
                 let (median, scale) = median_scale(fit_rows.iter().map(|&r| values[r]));
                 Feature::Robust {
@@ -660,7 +732,9 @@ impl Encoding {
                 .ok_or_else(|| missing_columns(table, &[name.as_str()], "feature"))?;
             let found = match (&mut *feature, column) {
                 (
-                    Feature::Numeric { fill, .. } | Feature::Robust { fill, .. },
+                    Feature::Numeric { fill, .. }
+                    | Feature::Robust { fill, .. }
+                    | Feature::Piecewise { fill, .. },
                     Column::Numeric { values, .. },
                 ) => {
                     *fill = median(fit_rows.iter().map(|&r| values[r]));
@@ -778,7 +852,7 @@ impl Encoding {
                     "the model needs a number here: fix the value, or leave the row out",
                 ));
             }
-            let out = x.slice_mut(ndarray::s![.., offset..offset + feature.width()]);
+            let mut out = x.slice_mut(ndarray::s![.., offset..offset + feature.width()]);
             match (feature, column) {
                 (
                     Feature::Numeric {
@@ -815,7 +889,33 @@ impl Encoding {
                     let stats = (*median, *scale, *fill);
                     filled += robust_scale(table, name, values, stats, rows, out)?;
                 }
-                (Feature::Numeric { .. } | Feature::Robust { .. }, Column::Text { .. }) => {
+                (
+                    Feature::Piecewise {
+                        mean,
+                        std,
+                        edges,
+                        fill,
+                        ..
+                    },
+                    Column::Numeric { values, .. },
+                ) => {
+                    let (first, mut bins) = out.view_mut().split_at(ndarray::Axis(1), 1);
+                    filled += standardise(table, name, values, (*mean, *std, *fill), rows, first)?;
+                    for (i, &r) in rows.iter().enumerate() {
+                        // The filled-in or present value, as standardise saw it.
+                        let v = match values[r] {
+                            v if v.is_nan() => fill.unwrap_or(f32::NAN),
+                            v => v,
+                        } as f64;
+                        for (t, pair) in edges.windows(2).enumerate() {
+                            bins[[i, t]] = bin_input(v, pair[0], pair[1]) as f32;
+                        }
+                    }
+                }
+                (
+                    Feature::Numeric { .. } | Feature::Robust { .. } | Feature::Piecewise { .. },
+                    Column::Text { .. },
+                ) => {
                     let (row, value) = column.first_text().unwrap_or((0, ""));
                     return Err(Error::data(
                         table.location(Some(row), Some(name)),

@@ -295,6 +295,13 @@ fn input_names(features: &[Feature]) -> Vec<String> {
         .iter()
         .flat_map(|f| match f {
             Feature::Numeric { name, .. } | Feature::Robust { name, .. } => vec![name.clone()],
+            Feature::Piecewise { name, edges, .. } => std::iter::once(name.clone())
+                .chain(
+                    edges
+                        .windows(2)
+                        .map(|e| format!("{name} in [{}, {}]", e[0], e[1])),
+                )
+                .collect(),
             Feature::Categorical {
                 name, categories, ..
             } => categories.iter().map(|c| format!("{name}={c}")).collect(),

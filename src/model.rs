@@ -505,7 +505,24 @@ fn validate_encoding(encoding: &Encoding) -> std::result::Result<(), String> {
                 mean,
                 std,
                 fill,
+            }
+            | Feature::Piecewise {
+                name,
+                mean,
+                std,
+                fill,
+                ..
             } => {
+                if let Feature::Piecewise { edges, .. } = f
+                    && ((1..3).contains(&edges.len())
+                        || edges.iter().any(|e| !e.is_finite())
+                        || edges.windows(2).any(|e| e[0] >= e[1]))
+                {
+                    return Err(format!(
+                        "feature '{name}' has bin edges that are not 3 or more finite, \
+                         increasing numbers"
+                    ));
+                }
                 if !(mean.is_finite() && std.is_finite() && *std > 0.0) {
                     return Err(format!("feature '{name}' has an invalid mean or deviation"));
                 }

@@ -205,6 +205,16 @@ impl Optimizer for Momentum {
     }
 }
 
+/// A weight smaller than this adds nothing a network could notice (times an input of a
+/// million it is still 1e-24): [`Adam`] sets it to 0 rather than let it sink to subnormal.
+const NEGLIGIBLE: f32 = 1e-30;
+
+/// `x`, or 0 if it is subnormal (below `f32::MIN_POSITIVE` in size): too small to matter,
+/// and slow for the processor to compute with.
+fn flush_subnormal(x: f32) -> f32 {
+    if x.abs() < f32::MIN_POSITIVE { 0.0 } else { x }
+}
+
 /// Adam (Kingma & Ba, 2015), as PyTorch's `torch.optim.Adam` defines it:
 /// `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
 /// `w ← w − lr·m̂ / (√v̂ + ε)` with `m̂ = m/(1−β₁ᵗ)`, `v̂ = v/(1−β₂ᵗ)`.
@@ -265,6 +275,15 @@ impl Optimizer for Adam {
                         *m = b1 * *m + (1.0 - b1) * g;
                         *v = b2 * *v + (1.0 - b2) * g * g;
                         *w -= lr * (*m / bias1) / ((*v / bias2).sqrt() + eps);
+                        // A weight whose only gradient is its decay is pushed back and forth
+                        // across 0 by ever smaller steps. Left alone it ends subnormal, where
+                        // every product it enters (and its own update) runs tens of times
+                        // slower: a negligible weight becomes 0, and so do subnormal moments.
+                        if w.abs() < NEGLIGIBLE {
+                            *w = 0.0;
+                        }
+                        *m = flush_subnormal(*m);
+                        *v = flush_subnormal(*v);
                     }
                 },
             );
@@ -422,5 +441,30 @@ mod tests {
             "invalid `learning_rate` -0.1: must be a positive, finite number\n  hint: for example \
              `learning_rate = 0.01`"
         );
+    }
+
+    #[test]
+    fn adam_keeps_decayed_weights_out_of_the_subnormal_range() {
+        // A weight whose input is always 0 gets only its decay as gradient. Adam scales that
+        // to steps of about lr, and near 0 the ε term makes it overshoot back and forth:
+        // without the flush, this weight is subnormal (about −2e-40) after 5,000 steps.
+        let mut model = Sequential::new().add(Linear::from_weights(array![[0.5]], array![0.0]));
+        let mut adam = Adam::new(1e-3).unwrap().with_weight_decay(1e-4).unwrap();
+        let x = array![[0.0]];
+        let mut mse = Mse::new();
+        for _ in 0..5000 {
+            let p = model.forward(x.view());
+            mse.forward(p, Target::Dense(array![[0.0]].view())).unwrap();
+            model.backward_params_only(mse.backward());
+            adam.step(&mut model);
+            let w = model.param_values()[0];
+            assert!(
+                w == 0.0 || w.abs() >= f32::MIN_POSITIVE,
+                "subnormal weight {w:e}"
+            );
+        }
+        assert_eq!(model.param_values()[0], 0.0);
+        assert_eq!(flush_subnormal(1e-39), 0.0);
+        assert_eq!(flush_subnormal(-2e-38), -2e-38);
     }
 }

@@ -17,8 +17,8 @@ use std::sync::atomic::AtomicBool;
 use ndarray::Array2;
 use sha2::{Digest, Sha256};
 
-use crate::data::{ReadOptions, Table};
 use crate::comm::Communicator;
+use crate::data::{ReadOptions, Table};
 use crate::dataset::{Encoding, Targets, Task, UnknownCategory, detect_task};
 use crate::error::{Error, Hint, Result, Setting};
 use crate::loss::Loss;
@@ -543,12 +543,12 @@ fn new_network(prepared: &Prepared, config: &TrainConfig, seed: u64) -> Sequenti
 /// early-stopped on its own, kept together as an ensemble. The validation figures are
 /// out-of-fold: every row is scored by the network that did not train on it. The curves
 /// shown (`outcome`) are the first fold's.
-fn train_folds(
+fn train_folds<'a>(
     prepared: &Prepared,
     config: &TrainConfig,
-    interrupt: Option<&AtomicBool>,
-    mut on_epoch: Option<&mut dyn FnMut(&EpochReport)>,
-    comm: Option<&dyn Communicator>,
+    interrupt: Option<&'a AtomicBool>,
+    mut on_epoch: Option<&'a mut dyn FnMut(&EpochReport)>,
+    comm: Option<&'a dyn Communicator>,
 ) -> Result<Trained> {
     let k = config.folds;
     let x = &prepared.x_train;

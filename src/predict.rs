@@ -170,7 +170,8 @@ pub fn predict_streamed(
     let encoding = &model.file.encoding;
     // An ensemble and robust scaling go through the general reader.
     if !model.ensemble.is_empty()
-        || (encoding.features.iter()).any(|f| matches!(f, Feature::Robust { .. }))
+        || (encoding.features.iter())
+            .any(|f| matches!(f, Feature::Robust { .. } | Feature::Piecewise { .. }))
     {
         return None;
     }
@@ -194,7 +195,7 @@ pub fn predict_streamed(
         let column = names.iter().position(|n| *n == feature.name())?;
         slots[column] = match feature {
             Feature::Numeric { .. } => Slot::Number { at },
-            Feature::Robust { .. } => return None,
+            Feature::Robust { .. } | Feature::Piecewise { .. } => return None,
             Feature::Categorical { categories, .. } => Slot::Category {
                 at,
                 categories: categories.clone(),
@@ -208,7 +209,9 @@ pub fn predict_streamed(
     for feature in &encoding.features {
         let (m, s) = match feature {
             Feature::Numeric { mean, std, .. } => (*mean, *std),
-            Feature::Categorical { .. } | Feature::Robust { .. } => (0.0, 1.0),
+            Feature::Categorical { .. } | Feature::Robust { .. } | Feature::Piecewise { .. } => {
+                (0.0, 1.0)
+            }
         };
         mean.extend(std::iter::repeat_n(m, feature.width()));
         std.extend(std::iter::repeat_n(s, feature.width()));

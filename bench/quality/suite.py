@@ -28,7 +28,11 @@ ROOT = HERE.parent.parent
 MANIFEST = HERE / "manifest.json"
 ANCHOR_CACHE = HERE / "anchors.json"
 MLP_CACHE = HERE / "mlp.json"
-ANCHORS = os.environ.get("ANCHORS", str(ROOT.parent.parent / "shared" / "bench" / "quality" / "anchors.py"))
+# ../shared next to the checkout (a worktree one level deeper also finds it), or $ANCHORS
+ANCHORS = os.environ.get("ANCHORS") or next(
+    (str(p) for p in (ROOT.parent / "shared" / "bench" / "quality" / "anchors.py",
+                      ROOT.parent.parent / "shared" / "bench" / "quality" / "anchors.py") if p.exists()),
+    str(ROOT.parent / "shared" / "bench" / "quality" / "anchors.py"))
 ANCHOR_NAMES = ["sklearn", "realmlp", "hgb", "lightgbm"]
 SEEDS = [0, 1, 2]
 os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -238,6 +238,7 @@ enum OptimizerArg {
 enum ScalingArg {
     Standard,
     Robust,
+    Piecewise,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -324,6 +325,7 @@ impl Settings {
                 scaling: match self.scaling {
                     ScalingArg::Standard => Scaling::Standard,
                     ScalingArg::Robust => Scaling::Robust,
+                    ScalingArg::Piecewise => Scaling::Piecewise,
                 },
             },
         })
@@ -717,11 +719,11 @@ fn describe(
         encoding.features.len() - categorical,
         encoding.input_width()
     ));
-    say(if args.folds >= 2 {
+    say(if args.settings.folds >= 2 {
         format!(
             "split: {} folds of about {} rows; each network validates on one (seed {seed})",
-            args.folds,
-            (data.train_rows + data.validation_rows) / args.folds,
+            args.settings.folds,
+            (data.train_rows + data.validation_rows) / args.settings.folds,
         )
     } else {
         format!(
@@ -983,6 +985,9 @@ fn fill_summary(encoding: &Encoding, filled: &[(String, usize)]) -> String {
                     fill: Some(fill), ..
                 }
                 | Feature::Robust {
+                    fill: Some(fill), ..
+                }
+                | Feature::Piecewise {
                     fill: Some(fill), ..
                 },
             ) => format!("the median {fill}"),

@@ -47,6 +47,7 @@ pub fn check_exportable(file: &ModelFile) -> Result<()> {
     if let Some(f) = (file.encoding.features.iter()).find(|f| matches!(f, Feature::Robust { .. })) {
         return refuse(format!("feature '{}' is robustly scaled", f.name()));
     }
+
     Ok(())
 }
 

@@ -46,9 +46,9 @@ pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
     for feature in &encoding.features {
         match feature {
             Feature::Robust { .. } => unreachable!("refused by check_exportable"),
-            Feature::Numeric { name, fill, .. } => {
+            Feature::Numeric { name, fill, .. } | Feature::Piecewise { name, fill, .. } => {
                 g.input(name, data_type::FLOAT, Some(1));
-                blocks.push(match fill {
+                let value = match fill {
                     // A missing number (NaN) becomes the training median.
                     Some(fill) => {
                         let missing = g.node("IsNaN", &[name], vec![]);
@@ -56,7 +56,28 @@ pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
                         g.node("Where", &[&missing, &fill, name], vec![])
                     }
                     None => name.clone(),
-                });
+                };
+                match feature {
+                    Feature::Piecewise { edges, .. } if !edges.is_empty() => {
+                        // The value, then one input per quantile bin [lo, hi]: in f64,
+                        // clamp((x − lo) / (hi − lo), 0, 1), as `Encoding::inputs` does.
+                        let bins = edges.len() as i64 - 1;
+                        let lo = g.doubles(&[1, bins], edges[..edges.len() - 1].to_vec());
+                        let size: Vec<f64> = edges.windows(2).map(|e| e[1] - e[0]).collect();
+                        let size = g.doubles(&[1, bins], size);
+                        let zero = g.doubles(&[], vec![0.0]);
+                        let one = g.doubles(&[], vec![1.0]);
+                        let double = int_attr("to", data_type::DOUBLE as i64);
+                        let v = g.node("Cast", &[&value], vec![double]);
+                        let v = g.node("Sub", &[&v, &lo], vec![]);
+                        let v = g.node("Div", &[&v, &size], vec![]);
+                        let v = g.node("Clip", &[&v, &zero, &one], vec![]);
+                        let float = int_attr("to", data_type::FLOAT as i64);
+                        let v = g.node("Cast", &[&v], vec![float]);
+                        blocks.push(g.node("Concat", &[&value, &v], vec![int_attr("axis", 1)]));
+                    }
+                    _ => blocks.push(value),
+                }
             }
             Feature::Categorical {
                 name,
@@ -123,6 +144,19 @@ pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
             } => {
                 mean.push(*m);
                 std.push(*s);
+            }
+            // The value standardised; its bins pass unchanged.
+            Feature::Piecewise {
+                mean: m,
+                std: s,
+                edges,
+                ..
+            } => {
+                mean.push(*m);
+                std.push(*s);
+                let bins = edges.len().saturating_sub(1);
+                mean.extend(std::iter::repeat_n(0.0, bins));
+                std.extend(std::iter::repeat_n(1.0, bins));
             }
             Feature::Robust { .. } => unreachable!("refused by check_exportable"),
             Feature::Categorical { categories, .. } => {

@@ -50,7 +50,9 @@ pub fn to_rust(file: &ModelFile) -> String {
     let _ = writeln!(s, "pub struct Input{lifetime} {{");
     for (feature, field) in encoding.features.iter().zip(&fields) {
         let (kind, ty, fill) = match feature {
-            Feature::Numeric { fill, .. } | Feature::Robust { fill, .. } => ("number", "f32", fill.map(|f| format!("{f:?}"))),
+            Feature::Numeric { fill, .. }
+            | Feature::Robust { fill, .. }
+            | Feature::Piecewise { fill, .. } => ("number", "f32", fill.map(|f| format!("{f:?}"))),
             Feature::Categorical { fill, .. } => {
                 ("text", "&'a str", fill.as_ref().map(|f| format!("{f:?}")))
             }
@@ -128,6 +130,9 @@ pub fn to_rust(file: &ModelFile) -> String {
         match feature {
             Feature::Numeric {
                 mean, std, fill, ..
+            }
+            | Feature::Piecewise {
+                mean, std, fill, ..
             } => {
                 let value = match fill {
                     Some(fill) => {
@@ -146,6 +151,21 @@ pub fn to_rust(file: &ModelFile) -> String {
                     f64_literal(*mean),
                     f64_literal(*std)
                 );
+                if let Feature::Piecewise { edges, .. } = feature
+                    && !edges.is_empty()
+                {
+                    // One input per quantile bin: how far into [lo, hi] the value is.
+                    let edges: Vec<String> = edges.iter().map(|e| f64_literal(*e)).collect();
+                    let _ = writeln!(
+                        s,
+                        "    let edges = [{}];\n    \
+                         for (t, bin) in edges.windows(2).enumerate() {{\n        \
+                         x[{} + t] = (({value} as f64 - bin[0]) / (bin[1] - bin[0])).clamp(0.0, 1.0) as f32;\n    \
+                         }}",
+                        edges.join(", "),
+                        offset + 1
+                    );
+                }
             }
             Feature::Robust { .. } => unreachable!("refused by check_exportable"),
             Feature::Categorical {
