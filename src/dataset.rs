@@ -161,8 +161,8 @@ pub fn bin_input(x: f64, lo: f64, hi: f64) -> f64 {
 }
 
 /// The edges of up to `bins` quantile bins of the values present (NaN is missing): the
-/// distinct values among the quantiles 0, 1/bins, …, 1. Empty when that leaves fewer
-/// than two bins.
+/// distinct values among the quantiles 0, 1/bins, …, 1 (each the value of nearest rank).
+/// Empty when that leaves fewer than two bins.
 pub fn quantile_edges(values: impl Iterator<Item = f32>, bins: usize) -> Vec<f64> {
     let mut sorted: Vec<f64> = values.filter(|v| !v.is_nan()).map(|v| v as f64).collect();
     sorted.sort_by(f64::total_cmp);
@@ -171,10 +171,10 @@ pub fn quantile_edges(values: impl Iterator<Item = f32>, bins: usize) -> Vec<f64
         return edges;
     }
     for t in 0..=bins {
-        let at = t as f64 / bins as f64 * (sorted.len() - 1) as f64;
-        let (lo, frac) = (at.floor() as usize, at.fract());
-        let hi = (lo + 1).min(sorted.len() - 1);
-        let q = sorted[lo] + (sorted[hi] - sorted[lo]) * frac;
+        // The nearest value of the column, not one interpolated between two: a bin then
+        // always starts and ends where data is (a 0/1 column gets [0, 1], no bins inside).
+        let at = (t as f64 / bins as f64 * (sorted.len() - 1) as f64).round() as usize;
+        let q = sorted[at];
         if edges.last().is_none_or(|&e| q > e) {
             edges.push(q);
         }
@@ -1257,6 +1257,57 @@ mod tests {
         let far = table("x,c,y\n1e30,5,a\n");
         let z = enc.inputs(&far, &[0]).unwrap();
         assert!(z[[0, 0]] > 2.99 && z[[0, 0]] <= 3.0, "{}", z[[0, 0]]);
+    }
+
+    #[test]
+    fn quantile_edges_are_distinct_quantiles() {
+        // Quantiles 0, 1/4, …, 1 of 0..=16: every fourth value.
+        let values = (0..=16).map(|v| v as f32);
+        assert_eq!(quantile_edges(values, 4), vec![0.0, 4.0, 8.0, 12.0, 16.0]);
+        // Each edge is a value of the column (nearest rank), never one in between.
+        assert_eq!(
+            quantile_edges([20.0f32, 0.0, 10.0].into_iter(), 4),
+            vec![0.0, 10.0, 20.0]
+        );
+        // Repeated quantiles are kept once; NaN (missing) is left out.
+        assert_eq!(
+            quantile_edges([1.0f32, 1.0, 1.0, 2.0, 3.0, f32::NAN].into_iter(), 4),
+            vec![1.0, 2.0, 3.0]
+        );
+        // Fewer than two bins (a constant or two-valued column): none.
+        assert!(quantile_edges([0.0f32, 1.0, 0.0, 1.0].into_iter(), 8).is_empty());
+        assert!(quantile_edges([5.0f32; 4].into_iter(), 8).is_empty());
+        assert_eq!(bin_input(2.5, 2.0, 4.0), 0.25);
+        assert_eq!(
+            (bin_input(-7.0, 2.0, 4.0), bin_input(9.0, 2.0, 4.0)),
+            (0.0, 1.0)
+        );
+    }
+
+    #[test]
+    fn piecewise_inputs_are_the_standardised_value_then_one_per_bin() {
+        // x = 0, 2, 4, …, 16: mean 8, population deviation √(240/9) = 5.1639778, and
+        // the BINS = 8 quantile bins [0, 2], [2, 4], …, [14, 16].
+        let mut text = String::from("x,y\n");
+        for i in 0..9 {
+            text.push_str(&format!("{},{}\n", 2 * i, i % 2));
+        }
+        let t = table(&text);
+        let all: Vec<usize> = (0..9).collect();
+        let enc =
+            Encoding::fit_scaled(&t, "y", Task::Classification, &all, Scaling::Piecewise).unwrap();
+        assert_eq!(enc.input_width(), 9);
+        let new = table("x,y\n5,0\n-3,1\n40,0\n");
+        let x = enc.inputs(&new, &[0, 1, 2]).unwrap();
+        let z = |v: f64| ((v - 8.0) / 5.163977794943222) as f32;
+        // 5 is past [0, 2] and [2, 4], halfway into [4, 6], and below the rest.
+        assert_eq!(
+            x.row(0).to_vec(),
+            vec![z(5.0), 1.0, 1.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0]
+        );
+        // Beyond the training range the bins saturate at 0 or 1; the value itself does not.
+        assert_eq!(x.row(1).to_vec(), [vec![z(-3.0)], vec![0.0; 8]].concat());
+        assert_eq!(x.row(2).to_vec(), [vec![z(40.0)], vec![1.0; 8]].concat());
     }
 
     #[test]

@@ -258,8 +258,10 @@ impl Optimizer for Adam {
     fn step(&mut self, model: &mut Sequential) {
         self.t = self.t.saturating_add(1);
         let (lr, b1, b2, eps) = (self.lr, self.beta1, self.beta2, self.eps);
+        // m̂ = m / bias1 and v̂ = v / bias2, folded into two factors out of the loop.
         let bias1 = 1.0 - b1.powi(self.t);
         let bias2 = 1.0 - b2.powi(self.t);
+        let (lr_hat, v_hat) = (lr / bias1, 1.0 / bias2);
         let (ms, vs) = (&mut self.m, &mut self.v);
         let mut index = 0;
         model.visit_params(&mut |_, p| {
@@ -274,14 +276,12 @@ impl Optimizer for Adam {
                         let g = g + wd * *w;
                         *m = b1 * *m + (1.0 - b1) * g;
                         *v = b2 * *v + (1.0 - b2) * g * g;
-                        *w -= lr * (*m / bias1) / ((*v / bias2).sqrt() + eps);
+                        *w -= lr_hat * *m / ((*v * v_hat).sqrt() + eps);
                         // A weight whose only gradient is its decay is pushed back and forth
                         // across 0 by ever smaller steps. Left alone it ends subnormal, where
                         // every product it enters (and its own update) runs tens of times
                         // slower: a negligible weight becomes 0, and so do subnormal moments.
-                        if w.abs() < NEGLIGIBLE {
-                            *w = 0.0;
-                        }
+                        *w = if w.abs() < NEGLIGIBLE { 0.0 } else { *w };
                         *m = flush_subnormal(*m);
                         *v = flush_subnormal(*v);
                     }

@@ -13,7 +13,7 @@ use std::path::Path;
 use ndarray::{Array2, s};
 
 use crate::data::{ReadOptions, Table, is_missing_token};
-use crate::dataset::{Feature, TargetEncoding};
+use crate::dataset::{Feature, TargetEncoding, bin_input};
 use crate::error::Result;
 use crate::loss::softmax_rows;
 use crate::model::{Model, Predictions};
@@ -138,8 +138,9 @@ fn csv_line(fields: &[String]) -> Vec<u8> {
 enum Slot {
     /// Not a feature.
     Skip,
-    /// A number, into input `at` (standardised a batch at a time).
-    Number { at: usize },
+    /// A number, into input `at` (standardised a batch at a time), and for a
+    /// [`Feature::Piecewise`] its quantile bins (`edges`) into the inputs after it.
+    Number { at: usize, edges: Vec<f64> },
     /// A category one-hot encoded into inputs `at..at + categories.len()`.
     Category { at: usize, categories: Vec<String> },
 }
@@ -170,8 +171,7 @@ pub fn predict_streamed(
     let encoding = &model.file.encoding;
     // An ensemble and robust scaling go through the general reader.
     if !model.ensemble.is_empty()
-        || (encoding.features.iter())
-            .any(|f| matches!(f, Feature::Robust { .. } | Feature::Piecewise { .. }))
+        || (encoding.features.iter()).any(|f| matches!(f, Feature::Robust { .. }))
     {
         return None;
     }
@@ -194,8 +194,12 @@ pub fn predict_streamed(
     for feature in &encoding.features {
         let column = names.iter().position(|n| *n == feature.name())?;
         slots[column] = match feature {
-            Feature::Numeric { .. } => Slot::Number { at },
-            Feature::Robust { .. } | Feature::Piecewise { .. } => return None,
+            Feature::Numeric { .. } => Slot::Number { at, edges: vec![] },
+            Feature::Piecewise { edges, .. } => Slot::Number {
+                at,
+                edges: edges.clone(),
+            },
+            Feature::Robust { .. } => return None,
             Feature::Categorical { categories, .. } => Slot::Category {
                 at,
                 categories: categories.clone(),
@@ -206,15 +210,21 @@ pub fn predict_streamed(
     let width = at;
     // Every input's mean and deviation; one-hot inputs pass through as (x − 0) / 1.
     let (mut mean, mut std) = (Vec::with_capacity(width), Vec::with_capacity(width));
+    // A piecewise feature's value is standardised; its bins pass through.
     for feature in &encoding.features {
-        let (m, s) = match feature {
-            Feature::Numeric { mean, std, .. } => (*mean, *std),
-            Feature::Categorical { .. } | Feature::Robust { .. } | Feature::Piecewise { .. } => {
-                (0.0, 1.0)
+        let first = match feature {
+            Feature::Numeric { mean, std, .. } | Feature::Piecewise { mean, std, .. } => {
+                Some((*mean, *std))
             }
+            Feature::Categorical { .. } | Feature::Robust { .. } => None,
         };
-        mean.extend(std::iter::repeat_n(m, feature.width()));
-        std.extend(std::iter::repeat_n(s, feature.width()));
+        let rest = feature.width() - usize::from(first.is_some());
+        if let Some((m, s)) = first {
+            mean.push(m);
+            std.push(s);
+        }
+        mean.extend(std::iter::repeat_n(0.0, rest));
+        std.extend(std::iter::repeat_n(1.0, rest));
     }
     let columns = slots.len();
     let outputs = encoding.target.width();
@@ -240,7 +250,7 @@ pub fn predict_streamed(
         for (column, slot) in slots.iter().enumerate() {
             let rest = &body[i..];
             match slot {
-                Slot::Number { at } => {
+                Slot::Number { at, edges } => {
                     let (v, used) = parse_number(rest)?;
                     // As the general reader: finite, within f32 (`nan`, a missing token,
                     // parses, and is refused here).
@@ -248,6 +258,9 @@ pub fn predict_streamed(
                         return None;
                     }
                     inputs[*at] = v as f32;
+                    for (t, bin) in edges.windows(2).enumerate() {
+                        inputs[at + 1 + t] = bin_input(v as f32 as f64, bin[0], bin[1]) as f32;
+                    }
                     i += used;
                 }
                 Slot::Skip | Slot::Category { .. } => {
@@ -480,6 +493,43 @@ mod tests {
         let out = same_as_general(&mut regressor(), &rows(600, ',', "\n"), false);
         assert!(out.starts_with(b"prediction\n"));
         assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 601);
+    }
+
+    #[test]
+    fn streamed_piecewise_inputs_equal_the_general_readers() {
+        // `age` (input 1) as a piecewise feature with 3 bins: 3 more inputs after it, each
+        // with its own weights into the first layer.
+        let mut file = classifier().file;
+        let edges = vec![20.0, 31.5, 45.0, 69.0];
+        if let Feature::Numeric {
+            name, mean, std, ..
+        } = &file.encoding.features[1]
+        {
+            file.encoding.features[1] = Feature::Piecewise {
+                name: name.clone(),
+                mean: *mean,
+                std: *std,
+                edges,
+                fill: None,
+            };
+        }
+        if let Some(LayerRecord::Linear {
+            inputs,
+            outputs,
+            weight,
+            ..
+        }) = file.layers.first_mut()
+        {
+            let bins: Vec<f32> = (0..3 * *outputs).map(|i| (i as f32 * 0.7).cos()).collect();
+            let at = 2 * *outputs;
+            weight.splice(at..at, bins);
+            *inputs += 3;
+        }
+        let json = serde_json::to_vec(&file).unwrap();
+        let mut model = Model::from_json(Path::new("p.json"), &json).unwrap();
+        for n in [3, 700] {
+            same_as_general(&mut model, &rows(n, ',', "\n"), true);
+        }
     }
 
     #[test]

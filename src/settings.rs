@@ -130,7 +130,7 @@ impl Default for TrainConfig {
             seed: 0,
             refit: false,
             dropout: 0.0,
-            scaling: Scaling::Standard,
+            scaling: Scaling::Piecewise,
             folds: 0,
         }
     }

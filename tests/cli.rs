@@ -175,7 +175,7 @@ fn regression_with_a_categorical_feature_crlf_and_quoted_numbers() {
     );
     assert!(out.contains("task: regression of 'price'"), "{out}");
     assert!(
-        out.contains("features: 4 columns (3 numeric, 1 categorical) → 7 inputs"),
+        out.contains("features: 4 columns (3 numeric, 1 categorical) → 28 inputs, 21 of them quantile bins of the numbers"),
         "{out}"
     );
     assert!(d.join("curve.png").exists() && !d.join("houses.png").exists());
@@ -255,7 +255,7 @@ fn missing_values_are_refused_then_dropped_on_request() {
         "{out}"
     );
     assert!(
-        out.contains("features: 5 columns (2 numeric, 3 categorical) → 10 inputs"),
+        out.contains("features: 5 columns (2 numeric, 3 categorical) → 26 inputs, 16 of them quantile bins of the numbers"),
         "{out}"
     );
     let m = model(&d.join("model.json"));

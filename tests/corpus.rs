@@ -380,7 +380,7 @@ const FLAGS: &[(&[&str], &str, &str)] = &[
     ),
     (
         &["--hidden", "65536,65536"],
-        "invalid --hidden 65536,65536: with 5 inputs and 2 outputs the network would have more \
+        "invalid --hidden 65536,65536: with 21 inputs and 2 outputs the network would have more \
          than 134217728 parameters",
         "use smaller hidden layers, or leave out columns with many categories (--ignore)",
     ),
@@ -1154,9 +1154,10 @@ fn rows_with_thousands_of_columns_are_accepted() {
         dir.path(),
         &format!("features: {columns} columns ({columns} numeric, 0 categorical)"),
     );
+    // Each column's value, and its 8 quantile bins (40 rows of 40 distinct values).
     assert_eq!(
         model["layers"][0]["inputs"].as_u64(),
-        Some(columns as u64),
-        "one input per column"
+        Some(9 * columns as u64),
+        "nine inputs per column"
     );
 }

@@ -110,7 +110,7 @@ fn train_csv_trains_saves_and_scores_iris() {
         &[iris.to_str().unwrap(), "species"],
     );
     assert!(
-        out.contains("120 training rows, 30 validation rows, 4 inputs"),
+        out.contains("120 training rows, 30 validation rows, 35 inputs"),
         "{out}"
     );
     let accuracy: f64 = out

@@ -84,7 +84,7 @@ fn explain_prints_the_forward_and_backward_pass_and_json() {
     let out = ok(d, &["explain", "iris.json", &iris, "--row", "51"]);
     for want in [
         "row 51 (line 52), true target: versicolor",
-        "Linear(4 → 16)  y = x·W + b",
+        "Linear(35 → 16)  y = x·W + b",
         "ReLU",
         "softmax cross-entropy: L = −log softmax(z)[target] = ",
         "backward (from dL/dL = 1; at every node: downstream = local × upstream)",
@@ -105,7 +105,8 @@ fn explain_prints_the_forward_and_backward_pass_and_json() {
             .as_array()
             .unwrap()
             .len(),
-        4
+        35,
+        "one row of dL/dW per input: 4 values and their 31 quantile bins"
     );
     assert_eq!(json["prediction"]["target"], "setosa");
     let p: f64 = json["prediction"]["probabilities"]

@@ -193,9 +193,11 @@ pub struct Settings {
     )]
     dropout: f32,
 
-    /// How numeric columns are scaled: standard ((x − mean) / std) or robust (median and
-    /// interquartile range, then smoothly clipped to ±3, as RealMLP does)
-    #[arg(long, value_enum, default_value = "standard")]
+    /// How numeric columns become inputs: piecewise ((x − mean) / std, plus one input per
+    /// quantile bin, up to 8, saying how far into the bin x is; Gorishniy et al. 2022),
+    /// standard ((x − mean) / std alone) or robust (median and interquartile range, then
+    /// smoothly clipped to ±3, as RealMLP does)
+    #[arg(long, value_enum, default_value = "piecewise")]
     scaling: ScalingArg,
 
     /// Seed for initial weights, the split and the shuffles
@@ -713,11 +715,22 @@ fn describe(
         TargetEncoding::Values { name, .. } => format!("task: regression of '{name}'"),
     });
     let categorical = encoding.categorical_names().len();
+    let bins: usize = (encoding.features.iter())
+        .map(|f| match f {
+            Feature::Piecewise { edges, .. } => edges.len().saturating_sub(1),
+            _ => 0,
+        })
+        .sum();
     say(format!(
-        "features: {} columns ({} numeric, {categorical} categorical) → {} inputs",
+        "features: {} columns ({} numeric, {categorical} categorical) → {} inputs{}",
         encoding.features.len(),
         encoding.features.len() - categorical,
-        encoding.input_width()
+        encoding.input_width(),
+        if bins > 0 {
+            format!(", {bins} of them quantile bins of the numbers")
+        } else {
+            String::new()
+        }
     ));
     say(if args.settings.folds >= 2 {
         format!(
