@@ -111,6 +111,11 @@ pub struct Prepared {
     pub x_val: Array2<f32>,
     /// Validation targets.
     pub y_val: Targets,
+    /// Training rows: those of `x_train`, or in a data-parallel run
+    /// ([`crate::share::prepare_shared`]) those of every process.
+    pub train_rows: usize,
+    /// Validation rows, of every process as `train_rows`.
+    pub validation_rows: usize,
 }
 
 /// SHA-256 of `bytes` as lowercase hex.
@@ -145,18 +150,7 @@ fn prepare_checked(request: &TrainRequest, bytes: &[u8]) -> Result<Prepared> {
     let dropped = drop_missing(&mut table, &target, request.missing)?;
     let rows = table.rows();
     if rows == 0 {
-        let (message, hint) = match request.missing {
-            MissingPolicy::Impute => (
-                format!("the target is missing in every one of the {total} rows"),
-                Hint::text("fill in the target column, or check ").name(Setting::Target),
-            ),
-            MissingPolicy::Error | MissingPolicy::Drop => (
-                format!("every one of the {total} rows has a missing value"),
-                Hint::text("fill in the missing cells, or use ")
-                    .setting(Setting::Missing, "impute"),
-            ),
-        };
-        return Err(Error::data(table.location(None, None), message, hint));
+        return Err(nothing_kept(&table, total, request.missing));
     }
     let task = match request.task {
         Some(t) => t,
@@ -185,8 +179,25 @@ fn prepare_checked(request: &TrainRequest, bytes: &[u8]) -> Result<Prepared> {
         y_train: encoding.targets(&table, &split.train)?,
         x_val: encoding.inputs(&table, &split.validation)?,
         y_val: encoding.targets(&table, &split.validation)?,
+        train_rows: split.train.len(),
+        validation_rows: split.validation.len(),
         encoding,
     })
+}
+
+/// The error for a file of `total` rows of which `policy` keeps none.
+pub(crate) fn nothing_kept(table: &Table, total: usize, policy: MissingPolicy) -> Error {
+    let (message, hint) = match policy {
+        MissingPolicy::Impute => (
+            format!("the target is missing in every one of the {total} rows"),
+            Hint::text("fill in the target column, or check ").name(Setting::Target),
+        ),
+        MissingPolicy::Error | MissingPolicy::Drop => (
+            format!("every one of the {total} rows has a missing value"),
+            Hint::text("fill in the missing cells, or use ").setting(Setting::Missing, "impute"),
+        ),
+    };
+    Error::data(table.location(None, None), message, hint)
 }
 
 /// Reads the table, checks the columns `request` names, leaves out the ignored ones and
@@ -195,7 +206,12 @@ fn read_table(request: &TrainRequest, bytes: &[u8]) -> Result<(Table, String)> {
     let options = ReadOptions {
         categorical: request.categorical.clone(),
     };
-    let mut table = Table::from_bytes(&request.data, bytes, &options)?;
+    let table = Table::from_bytes(&request.data, bytes, &options)?;
+    check_table(request, table)
+}
+
+/// The checks of [`read_table`] on a table read.
+pub(crate) fn check_table(request: &TrainRequest, mut table: Table) -> Result<(Table, String)> {
     let header_error = |table: &Table, message: String, hint: Hint| {
         let mut location = table.location(None, None);
         location.line = Some(1);
@@ -289,59 +305,77 @@ fn one_column(table: &Table) -> Error {
 /// Imputing fills features only: a row without a target teaches nothing, and is dropped.
 fn drop_missing(table: &mut Table, target: &str, policy: MissingPolicy) -> Result<usize> {
     let total = table.rows();
-    let keep: Vec<bool> = (0..total)
+    let keep = rows_to_keep(table, target, policy);
+    let dropped = keep.iter().filter(|k| !**k).count();
+    if dropped > 0 {
+        match policy {
+            MissingPolicy::Error => {
+                return Err(missing_error(table, &keep, target, dropped, total));
+            }
+            MissingPolicy::Drop | MissingPolicy::Impute => table.retain_rows(&keep),
+        }
+    }
+    Ok(dropped)
+}
+
+/// Which rows of `table` `policy` keeps: with [`MissingPolicy::Impute`] those with a
+/// target, otherwise those without a missing cell.
+pub(crate) fn rows_to_keep(table: &Table, target: &str, policy: MissingPolicy) -> Vec<bool> {
+    (0..table.rows())
         .map(|r| match policy {
             MissingPolicy::Impute => !table.column(target).is_some_and(|c| c.is_missing(r)),
             MissingPolicy::Error | MissingPolicy::Drop => {
                 table.columns().iter().all(|c| !c.is_missing(r))
             }
         })
-        .collect();
-    let dropped = keep.iter().filter(|k| !**k).count();
-    if dropped > 0 {
-        match policy {
-            MissingPolicy::Error => {
-                let row = keep.iter().position(|k| !k).expect("a row is missing");
-                let column = table
-                    .columns()
-                    .iter()
-                    .find(|c| c.is_missing(row))
-                    .expect("a cell is missing")
-                    .name()
-                    .to_string();
-                let hint = if column == target {
-                    Hint::text("a target cannot be made up: fill it in, or use ")
-                        .setting(Setting::Missing, "drop")
-                        .then(" (or ")
-                        .setting(Setting::Missing, "impute")
-                        .then(
-                            ", which also fills missing feature cells) to train without the \
-                               rows that lack it",
-                        )
-                } else {
-                    Hint::text("use ")
-                        .setting(Setting::Missing, "impute")
-                        .then(
-                            " to fill them (the column's median, or its most frequent \
-                               category), ",
-                        )
-                        .setting(Setting::Missing, "drop")
-                        .then(" to train without those rows, or fill them in")
-                };
-                return Err(Error::data(
-                    table.location(Some(row), Some(&column)),
-                    format!(
-                        "this cell is missing, and {dropped} of the {total} rows {} missing \
-                         values",
-                        if dropped == 1 { "has" } else { "have" }
-                    ),
-                    hint,
-                ));
-            }
-            MissingPolicy::Drop | MissingPolicy::Impute => table.retain_rows(&keep),
-        }
-    }
-    Ok(dropped)
+        .collect()
+}
+
+/// The error of [`MissingPolicy::Error`] for the first row of `table` that `keep` leaves
+/// out; `dropped` of the file's `total` rows have missing cells.
+pub(crate) fn missing_error(
+    table: &Table,
+    keep: &[bool],
+    target: &str,
+    dropped: usize,
+    total: usize,
+) -> Error {
+    let row = keep.iter().position(|k| !k).expect("a row is missing");
+    let column = table
+        .columns()
+        .iter()
+        .find(|c| c.is_missing(row))
+        .expect("a cell is missing")
+        .name()
+        .to_string();
+    let hint = if column == target {
+        Hint::text("a target cannot be made up: fill it in, or use ")
+            .setting(Setting::Missing, "drop")
+            .then(" (or ")
+            .setting(Setting::Missing, "impute")
+            .then(
+                ", which also fills missing feature cells) to train without the \
+                   rows that lack it",
+            )
+    } else {
+        Hint::text("use ")
+            .setting(Setting::Missing, "impute")
+            .then(
+                " to fill them (the column's median, or its most frequent \
+                   category), ",
+            )
+            .setting(Setting::Missing, "drop")
+            .then(" to train without those rows, or fill them in")
+    };
+    Error::data(
+        table.location(Some(row), Some(&column)),
+        format!(
+            "this cell is missing, and {dropped} of the {total} rows {} missing \
+             values",
+            if dropped == 1 { "has" } else { "have" }
+        ),
+        hint,
+    )
 }
 
 /// Splits the rows for training and validation (stratified by class for classification).
@@ -354,8 +388,18 @@ fn split_table(table: &Table, target: &str, task: Task, config: &TrainConfig) ->
         Targets::Classes(c) => Some(c),
         Targets::Values(_) => None,
     };
+    checked_split(table, rows, classes.as_deref(), config)
+}
+
+/// [`split_rows`], refusing a split that leaves nothing to train or validate on.
+pub(crate) fn checked_split(
+    table: &Table,
+    rows: usize,
+    classes: Option<&[usize]>,
+    config: &TrainConfig,
+) -> Result<Split> {
     let fraction = config.val_split;
-    let split = split_rows(rows, classes.as_deref(), fraction, config.seed);
+    let split = split_rows(rows, classes, fraction, config.seed);
     if split.train.is_empty() || (fraction > 0.0 && split.validation.is_empty()) {
         return Err(Error::data(
             table.location(None, None),
@@ -373,7 +417,7 @@ fn split_table(table: &Table, target: &str, task: Task, config: &TrainConfig) ->
 
 /// Refuses a network too large to train (the hidden widths are checked by
 /// [`TrainConfig::validate`]; the input and output widths only now).
-fn check_network_size(encoding: &Encoding, config: &TrainConfig) -> Result<()> {
+pub(crate) fn check_network_size(encoding: &Encoding, config: &TrainConfig) -> Result<()> {
     let inputs = encoding.input_width();
     let outputs = encoding.target.width();
     if parameter_count(inputs, &config.hidden, outputs).is_some_and(|n| n <= MAX_PARAMETERS) {
@@ -458,7 +502,8 @@ pub fn train_with(prepared: &Prepared, config: &TrainConfig, hooks: Hooks<'_>) -
         x: prepared.x_train.view(),
         y: &prepared.y_train,
     };
-    let validation = (prepared.x_val.nrows() > 0).then(|| Batch {
+    // Counted over every process, which must all take the same path.
+    let validation = (prepared.validation_rows > 0).then(|| Batch {
         x: prepared.x_val.view(),
         y: &prepared.y_val,
     });
@@ -505,8 +550,8 @@ pub fn train_with(prepared: &Prepared, config: &TrainConfig, hooks: Hooks<'_>) -
         rows: prepared.rows,
         dropped: prepared.dropped,
         filled: prepared.filled.iter().map(|(_, n)| n).sum(),
-        train_rows: prepared.x_train.nrows(),
-        validation_rows: prepared.x_val.nrows(),
+        train_rows: prepared.train_rows,
+        validation_rows: prepared.validation_rows,
     };
     let file = model_file(&source, config, &mut network, &outcome, refit_epochs);
     Ok(Trained {

@@ -325,18 +325,23 @@ fn agree<T>(comm: &dyn Communicator, result: Result<T, Error>) -> Result<T, Agre
     if comm.size() == 1 {
         return result.map_err(Agreed::Error);
     }
-    let local = result.as_ref().err().map(|e| {
-        let code = exit_for(e);
-        let code = if code == ExitCode::from(EXIT_INTERRUPTED) {
-            EXIT_INTERRUPTED
-        } else {
-            EXIT_USER
-        };
-        let (message, hint) = super::rendered(e);
-        format!("{}{message}\0{hint}", code as char)
-    });
+    // A process stopped because another failed has nothing to say: the other says it.
+    let local = result
+        .as_ref()
+        .err()
+        .filter(|e| !matches!(e, Error::Elsewhere { .. }))
+        .map(|e| {
+            let code = exit_for(e);
+            let code = if code == ExitCode::from(EXIT_INTERRUPTED) {
+                EXIT_INTERRUPTED
+            } else {
+                EXIT_USER
+            };
+            let (message, hint) = super::rendered(e);
+            format!("{}{message}\0{hint}", code as char)
+        });
     match comm.first_failure(local) {
-        None => Ok(result.unwrap_or_else(|_| unreachable!("no process failed"))),
+        None => result.map_err(|_| Agreed::Exit(ExitCode::from(EXIT_USER))),
         Some((rank, message)) => {
             let mut chars = message.chars();
             let code = chars.next().map_or(EXIT_USER, |c| c as u8);
@@ -396,7 +401,12 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
     // when streaming the rows held to judge every epoch.
     let (data, source, rows) = match agree(comm, why_stream(args, limit))? {
         None => {
-            let prepared: &Prepared = prepared_slot.insert(agree(comm, prepare(&request))?);
+            let prepared = if comm.size() > 1 {
+                mlp::share::prepare_shared(&request, comm)
+            } else {
+                prepare(&request)
+            };
+            let prepared: &Prepared = prepared_slot.insert(agree(comm, prepared)?);
             let data = DataSummary {
                 rows: prepared.rows,
                 dropped: prepared.dropped,
@@ -404,8 +414,8 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
                 delimiter: prepared.delimiter,
                 encoding: prepared.encoding.clone(),
                 task: prepared.task,
-                train_rows: prepared.x_train.nrows(),
-                validation_rows: prepared.x_val.nrows(),
+                train_rows: prepared.train_rows,
+                validation_rows: prepared.validation_rows,
             };
             describe(args, &data, request.missing, config.seed, &say);
             let rows = Batch {

@@ -54,15 +54,15 @@ pub fn is_validation_row(row: u64, fraction: f32, seed: u64) -> bool {
 
 /// Count, mean and sum of squared deviations of numbers seen so far, merged a chunk at a
 /// time (Chan, Golub and LeVeque's pairwise update), in `f64`.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct Moments {
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Moments {
     n: u64,
     mean: f64,
     m2: f64,
 }
 
 impl Moments {
-    fn of(values: impl Iterator<Item = f32> + Clone) -> Moments {
+    pub(crate) fn of(values: impl Iterator<Item = f32> + Clone) -> Moments {
         let (mut n, mut sum) = (0u64, 0f64);
         for v in values.clone() {
             n += 1;
@@ -76,7 +76,7 @@ impl Moments {
         Moments { n, mean, m2 }
     }
 
-    fn merge(&mut self, other: Moments) {
+    pub(crate) fn merge(&mut self, other: Moments) {
         if other.n == 0 {
             return;
         }
@@ -89,7 +89,7 @@ impl Moments {
 
     /// Mean and (population) deviation as [`crate::dataset::mean_std`] gives them: a
     /// constant column gets deviation 1.
-    fn mean_std(&self) -> (f64, f64) {
+    pub(crate) fn mean_std(&self) -> (f64, f64) {
         if self.n == 0 {
             return (0.0, 1.0);
         }
@@ -734,7 +734,7 @@ impl Epochs for StreamEpochs<'_> {
             let seed = config.seed ^ (self.epoch << 32) ^ index;
             let mut batches = Batches::new(Batch { x: x.view(), y: &y }, config.batch_size, seed);
             if let Some(comm) = self.comm {
-                batches = batches.shared(comm);
+                batches = batches.shared(comm, config.batch_size);
             }
             let observer = observer.as_deref_mut();
             match batches.epoch_observed(model, loss, optimizer, interrupted, observer)? {
