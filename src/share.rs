@@ -669,3 +669,224 @@ fn fit_fills(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::comm::threads::{ThreadRank, group};
+    use crate::pipeline::prepare;
+
+    /// `f` run by every member of a group of `size` threads standing in for processes.
+    fn on_ranks<T: Send + 'static>(
+        size: usize,
+        f: impl Fn(ThreadRank) -> T + Send + Sync + Clone + 'static,
+    ) -> Vec<T> {
+        let handles: Vec<_> = group(size)
+            .into_iter()
+            .map(|member| {
+                let f = f.clone();
+                std::thread::spawn(move || f(member))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    }
+
+    /// A file whose second half has categories, classes and missing cells the first half
+    /// lacks: what every share sees differs, what they learn together must not.
+    fn uneven(rows: usize, regression: bool) -> String {
+        let mut text = String::from("a,b,colour,y\n");
+        for i in 0..rows {
+            let late = i >= rows / 2;
+            let a = ((i * 37) % 101) as f32 / 10.0 - 5.0;
+            let b = ((i * 53) % 89) as f32 * 0.25 + if late { 3.0 } else { 0.0 };
+            let colour = if late {
+                ["red", "blue", "violet"][i % 3]
+            } else {
+                ["red", "green"][i % 2]
+            };
+            let y = if regression {
+                format!("{:.3}", a * 2.0 - b + (i % 5) as f32)
+            } else if late && i % 4 == 0 {
+                "maybe".into()
+            } else if a + b > 8.0 {
+                "yes".into()
+            } else {
+                "no".into()
+            };
+            let a = if late && i % 7 == 0 {
+                String::new()
+            } else {
+                a.to_string()
+            };
+            let b = if late && i % 13 == 0 {
+                "?".into()
+            } else {
+                b.to_string()
+            };
+            let colour = if late && i % 11 == 0 { "NA" } else { colour };
+            text.push_str(&format!("{a},{b},{colour},{y}\n"));
+        }
+        text
+    }
+
+    /// Class indices or values, as numbers.
+    fn numbers(targets: &Targets) -> Vec<f64> {
+        match targets {
+            Targets::Classes(c) => c.iter().map(|&c| c as f64).collect(),
+            Targets::Values(v) => v.iter().map(|&v| v as f64).collect(),
+        }
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12 * a.abs().max(1.0)
+    }
+
+    #[test]
+    fn shares_are_whole_records_that_cover_the_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        // A quoted field with a line break across the middle, where the cut of two shares
+        // falls; \r\n line ends.
+        let mut text = String::from("a,b\r\n");
+        for i in 0..20 {
+            text.push_str(&format!("{i},x\r\n"));
+        }
+        text.push_str(&format!(
+            "20,\"{}\nstill the same field\"\r\n",
+            "q".repeat(200)
+        ));
+        for i in 21..40 {
+            text.push_str(&format!("{i},y\r\n"));
+        }
+        std::fs::write(&path, &text).unwrap();
+        let one = Table::from_bytes(&path, text.as_bytes(), &ReadOptions::default()).unwrap();
+        for size in 1..=4 {
+            let p = path.clone();
+            let shares = on_ranks(size, move |c| read_share(&p, &c).unwrap());
+            let mut firsts = Vec::new();
+            for share in &shares {
+                let table = Table::from_part(&path, &share.bytes, &Default::default(), Some(&[]))
+                    .unwrap_or_else(|e| panic!("{size} shares: {e}"));
+                if let Column::Numeric { values, .. } = &table.columns()[0] {
+                    firsts.extend(values.iter().copied());
+                }
+                if table.rows() > 0 {
+                    // The share's first row is on the line the whole file puts it on.
+                    let row = firsts.len() - table.rows();
+                    assert_eq!(share.file_line(table.line(0)), one.line(row));
+                }
+            }
+            let want: Vec<f32> = (0..40).map(|i| i as f32).collect();
+            assert_eq!(firsts, want, "{size} shares");
+        }
+    }
+
+    #[test]
+    fn shared_preparation_equals_one_process() {
+        let dir = tempfile::tempdir().unwrap();
+        for (regression, missing) in [
+            (false, MissingPolicy::Impute),
+            (true, MissingPolicy::Impute),
+            (false, MissingPolicy::Drop),
+        ] {
+            let path = dir.path().join("uneven.csv");
+            std::fs::write(&path, uneven(301, regression)).unwrap();
+            let mut request = TrainRequest::new(&path);
+            request.missing = missing;
+            request.config.seed = 4;
+            let one = prepare(&request).unwrap();
+            for size in [2, 3] {
+                let r = request.clone();
+                let parts = on_ranks(size, move |c| prepare_shared(&r, &c).unwrap());
+                let case = format!("{size} ranks, regression {regression}, {missing:?}");
+                for part in &parts {
+                    assert_eq!(
+                        (part.rows, part.dropped, &part.filled, part.task),
+                        (one.rows, one.dropped, &one.filled, one.task),
+                        "{case}"
+                    );
+                    assert_eq!(
+                        (part.train_rows, part.validation_rows, &part.sha256),
+                        (one.train_rows, one.validation_rows, &one.sha256)
+                    );
+                    // Categories, labels and fill values exactly; means and deviations up
+                    // to the order of the sums.
+                    let (a, b) = (&part.encoding, &one.encoding);
+                    assert_eq!(a.features.len(), b.features.len());
+                    for (fa, fb) in a.features.iter().zip(&b.features) {
+                        match (fa, fb) {
+                            (
+                                Feature::Numeric {
+                                    mean, std, fill, ..
+                                },
+                                Feature::Numeric {
+                                    mean: m,
+                                    std: s,
+                                    fill: f,
+                                    ..
+                                },
+                            ) => {
+                                assert!(close(*mean, *m) && close(*std, *s), "{case}: {fa:?}");
+                                assert_eq!(fill, f, "{case}");
+                            }
+                            _ => assert_eq!(fa, fb, "{case}"),
+                        }
+                    }
+                    match (&a.target, &b.target) {
+                        (
+                            TargetEncoding::Values { mean, std, .. },
+                            TargetEncoding::Values {
+                                mean: m, std: s, ..
+                            },
+                        ) => assert!(close(*mean, *m) && close(*std, *s)),
+                        (ta, tb) => assert_eq!(ta, tb),
+                    }
+                }
+                // The shares' rows, in rank order, are the rows of one process.
+                let stack = |f: &dyn Fn(&Prepared) -> ndarray::ArrayView2<f32>| {
+                    let views: Vec<_> = parts.iter().map(f).collect();
+                    ndarray::concatenate(ndarray::Axis(0), &views).unwrap()
+                };
+                for (got, want) in [
+                    (stack(&|p| p.x_train.view()), &one.x_train),
+                    (stack(&|p| p.x_val.view()), &one.x_val),
+                ] {
+                    assert_eq!(got.dim(), want.dim(), "{case}");
+                    let gap = (&got - want).iter().fold(0f32, |m, d| m.max(d.abs()));
+                    assert!(gap < 1e-5, "{case}: inputs differ by {gap}");
+                }
+                for f in [
+                    |p: &Prepared| p.y_train.clone(),
+                    |p: &Prepared| p.y_val.clone(),
+                ] {
+                    let got: Vec<f64> = parts.iter().flat_map(|p| numbers(&f(p))).collect();
+                    let want = numbers(&f(&one));
+                    assert_eq!(got.len(), want.len());
+                    let gap = got
+                        .iter()
+                        .zip(&want)
+                        .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+                    assert!(gap < 1e-5, "{case}: targets differ by {gap}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_error_in_one_share_stops_every_rank_and_names_the_files_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("late.csv");
+        let mut text = uneven(101, false);
+        text.push_str("1,oops,red,yes\n");
+        std::fs::write(&path, &text).unwrap();
+        let request = TrainRequest::new(&path);
+        let one = prepare(&request).err().unwrap().to_string();
+        assert!(one.contains("line 103, column 'b': 'oops'"), "{one}");
+        let r = request.clone();
+        let out = on_ranks(2, move |c| {
+            prepare_shared(&r, &c).err().unwrap().to_string()
+        });
+        assert_eq!(out[0], "process 1 stopped the run");
+        assert_eq!(out[1], one);
+    }
+}

@@ -1129,8 +1129,19 @@ mod tests {
             ..TrainConfig::default()
         };
         let run = move |comm: Option<&dyn Communicator>| {
-            let (x, y) = blobs(90);
-            let (vx, vy) = blobs(30);
+            // Each process holds its share of the rows: rank 0 the first ones, and so on.
+            let (rank, size) = comm.map_or((0, 1), |c| (c.rank(), c.size()));
+            let share = |(x, y): (Array2<f32>, Targets)| {
+                let rows = x.nrows();
+                let (start, end) = (rows * rank / size, rows * (rank + 1) / size);
+                let Targets::Classes(c) = y else {
+                    unreachable!("blobs are classes")
+                };
+                let x = x.slice(ndarray::s![start..end, ..]).to_owned();
+                (x, Targets::Classes(c[start..end].to_vec()))
+            };
+            let (x, y) = share(blobs(90));
+            let (vx, vy) = share(blobs(30));
             let mut model = build_network(4, &config.hidden, 3, config.activation, 5);
             let mut loss = SoftmaxCrossEntropy::new()
                 .with_label_smoothing(0.1)
@@ -1172,9 +1183,10 @@ mod tests {
 
     #[test]
     fn data_parallel_training_equals_one_process() {
-        // 3 ranks split batches of 20 unevenly (7, 7, 6 rows or so): the shares must be
-        // weighted by their rows for the sum to be the batch gradient. Without validation,
-        // the kept epoch is chosen on the training loss, which every rank measures alike.
+        // Each rank holds a third of the rows, and trains on those of each global batch
+        // (about 7 of 20, unevenly): the shares must be weighted by their rows for the sum
+        // to be the batch gradient. Without validation, the kept epoch is chosen on the
+        // training loss, which the ranks measure together on all their rows.
         for (ranks, validate) in [(2, true), (3, false)] {
             let single = train_in_group(0, validate).remove(0);
             let group = train_in_group(ranks, validate);
