@@ -710,6 +710,16 @@ pub struct Streamed {
 /// The first two passes of a streamed run: [`stream::scan`], then the rows to judge every
 /// epoch on.
 pub fn prepare_streamed(request: &TrainRequest, budget: StreamBudget) -> Result<Streamed> {
+    prepare_streamed_shared(request, budget, &crate::comm::Solo)
+}
+
+/// [`prepare_streamed`] by every process of `comm`, each reading only its share of the file
+/// ([`stream::scan_shared`]) and keeping its own rows to judge the epochs on. Collective.
+pub fn prepare_streamed_shared(
+    request: &TrainRequest,
+    budget: StreamBudget,
+    comm: &dyn crate::comm::Communicator,
+) -> Result<Streamed> {
     if request.config.refit {
         return Err(Error::config(
             Setting::Refit,
@@ -719,7 +729,7 @@ pub fn prepare_streamed(request: &TrainRequest, budget: StreamBudget) -> Result<
         ));
     }
     let start = std::time::Instant::now();
-    let scan = stream::scan(request, budget.chunk_bytes)?;
+    let scan = stream::scan_shared(request, budget.chunk_bytes, comm)?;
     let scan_seconds = start.elapsed().as_secs_f64();
     check_network_size(&scan.encoding, &request.config)?;
     let validation = request.config.val_split > 0.0;
@@ -729,7 +739,8 @@ pub fn prepare_streamed(request: &TrainRequest, budget: StreamBudget) -> Result<
         budget.chunk_bytes,
         validation,
         budget.held_bytes,
-    )?;
+    );
+    let held = crate::comm::settle(comm, held)?;
     Ok(Streamed {
         scan,
         held,
@@ -778,7 +789,7 @@ pub fn train_streamed(
         encoding,
         rows: scan.rows,
         dropped: scan.dropped,
-        filled: 0,
+        filled: scan.filled.iter().map(|(_, n)| n).sum(),
         train_rows: scan.train_rows,
         validation_rows: scan.validation_rows,
     };

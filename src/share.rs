@@ -192,7 +192,10 @@ fn file_sha256(path: &Path) -> Result<String> {
 }
 
 /// Every process's value, gathered on every process (as JSON). Collective.
-fn gather<T: Serialize + for<'a> Deserialize<'a>>(comm: &dyn Communicator, value: &T) -> Vec<T> {
+pub(crate) fn gather<T: Serialize + for<'a> Deserialize<'a>>(
+    comm: &dyn Communicator,
+    value: &T,
+) -> Vec<T> {
     let bytes = serde_json::to_vec(value).expect("plain data serialises");
     comm.all_gather(&bytes)
         .iter()

@@ -16,7 +16,7 @@ use mlp::health::{HealthMonitor, activation_health, diagnose};
 use mlp::memory::{format_size, in_memory_estimate, parse_size};
 use mlp::pipeline::{
     MissingPolicy, Prepared, StreamBudget, Streamed, TrainRequest, Trained, prepare,
-    prepare_streamed, train_streamed, train_with,
+    prepare_streamed_shared, train_streamed, train_with,
 };
 use mlp::plot::LossCurve;
 use mlp::train::{
@@ -430,13 +430,15 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
                 args.settings.data.display()
             ));
             let budget = StreamBudget::within(limit);
-            let streamed: &Streamed =
-                streamed_slot.insert(agree(comm, prepare_streamed(&request, budget))?);
+            let streamed: &Streamed = streamed_slot.insert(agree(
+                comm,
+                prepare_streamed_shared(&request, budget, comm),
+            )?);
             let scan = &streamed.scan;
             let data = DataSummary {
                 rows: scan.rows,
                 dropped: scan.dropped,
-                filled: Vec::new(),
+                filled: scan.filled.clone(),
                 delimiter: scan.delimiter,
                 encoding: scan.encoding.clone(),
                 task: scan.task,
@@ -445,6 +447,8 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
             };
             describe(args, &data, request.missing, config.seed, &say);
             let held = &streamed.held;
+            // In a data-parallel run each process holds its own share of them.
+            let held_rows: usize = comm.all_counts(held.x.nrows()).iter().sum();
             let rows_read = scan.rows + scan.dropped;
             say(format!(
                 "streaming: first pass (reading and parsing alone) {:.1} s, {:.0} rows/s",
@@ -455,13 +459,13 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
                 "streaming: chunks of {} read each epoch, shuffled in batches within a \
                  chunk; every epoch judged on {} {} rows{} kept in memory",
                 format_size(budget.chunk_bytes as u64),
-                held.x.nrows(),
+                held_rows,
                 if config.val_split > 0.0 {
                     "validation"
                 } else {
                     "training"
                 },
-                if held.x.nrows() < held.of {
+                if held_rows < held.of {
                     format!(" (the first of {})", held.of)
                 } else {
                     String::new()
