@@ -265,7 +265,9 @@ pub fn prepare_shared(request: &TrainRequest, comm: &dyn Communicator) -> Result
         match column {
             Column::Invalid { .. } => true,
             Column::Text { .. } => !tally.is_text(forced),
-            Column::Numeric { .. } => tally.is_text(forced) || *tally != Tally::default(),
+            Column::Numeric { .. } => {
+                tally.is_text(forced) || tally.texts > 0 || tally.bad_numbers > 0
+            }
         }
     });
     let table = if differs {

@@ -522,6 +522,58 @@ mod tests {
     }
 
     #[test]
+    fn parts_of_a_file_take_the_kinds_the_whole_file_gives() {
+        let path = Path::new("t.csv");
+        let options = ReadOptions::default();
+        // The whole file: `b` holds five numbers and eight texts (text), `c` twelve numbers
+        // and one text (a bad cell, in the second part).
+        let first = b"b,c\n1,1\nx,2\nw,3\nv,4\nu,5\nt,6\n";
+        let second = b"b,c\ny,7\nz,8\nq,9\n10,oops\n11,11\n12,12\n13,13\n";
+        let parts = [first.as_slice(), second.as_slice()];
+        let mut whole = vec![Tally::default(); 2];
+        for bytes in parts {
+            let table = Table::from_part(path, bytes, &options, Some(&[])).unwrap();
+            for (w, t) in whole.iter_mut().zip(table.tallies()) {
+                w.add(t);
+            }
+        }
+        assert_eq!(
+            whole[1],
+            Tally {
+                numbers: 12,
+                texts: 1,
+                ..Tally::default()
+            }
+        );
+        let first = Table::from_part(path, first, &options, Some(&whole)).unwrap();
+        let second = Table::from_part(path, second, &options, Some(&whole)).unwrap();
+        // `b` is mostly numbers in the second part (alone, a column with a bad cell), but
+        // text in the whole file.
+        for t in [&first, &second] {
+            assert!(matches!(t.column("b").unwrap(), Column::Text { .. }));
+        }
+        match first.column("b").unwrap() {
+            Column::Text { categories, .. } => assert_eq!(categories[..3], ["1", "x", "w"]),
+            _ => unreachable!(),
+        }
+        // The first part has no bad cell in `c`; the second reports it, with the whole
+        // file's counts.
+        assert!(matches!(first.column("c").unwrap(), Column::Numeric { .. }));
+        let err = second
+            .check_usable(second.column("c").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 5, column 'c': 'oops' is not a number, but 12 of the 13 values"),
+            "{err}"
+        );
+        // A part without rows is a table without rows.
+        let empty = Table::from_part(path, b"b,c\n", &options, Some(&whole)).unwrap();
+        assert_eq!(empty.rows(), 0);
+        assert!(Table::from_bytes(path, b"b,c\n", &options).is_err());
+    }
+
+    #[test]
     fn forced_categorical_keeps_number_text() {
         let options = ReadOptions {
             categorical: vec!["zip".into()],
