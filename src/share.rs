@@ -629,7 +629,7 @@ fn fit_fills(
         .filter(|f| matches!(f, Feature::Numeric { .. }))
         .map(|f| column_of(f.name()).expect("a column"))
         .collect();
-    let mut medians = Medians::new(numeric.len(), 64 << 20);
+    let mut medians = Medians::new(numeric.len(), 8 << 20);
     while !medians.done() {
         for (i, &c) in numeric.iter().enumerate() {
             if let Column::Numeric { values, .. } = &table.columns()[c] {
