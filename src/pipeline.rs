@@ -27,8 +27,8 @@ use crate::model::{
 use crate::sequential::Sequential;
 use crate::stream::{self, Held, Scan, StreamEpochs};
 use crate::train::{
-    Batch, EpochReport, FitOutcome, Hooks, MAX_PARAMETERS, Monitor, Observer, Split, StopReason,
-    TrainConfig, build_network, fit, fit_epochs, loss_for, parameter_count, split_rows,
+    Batch, Batches, EpochReport, FitOutcome, Hooks, MAX_PARAMETERS, Monitor, Observer, Split,
+    StopReason, TrainConfig, build_network, fit, fit_epochs, loss_for, parameter_count, split_rows,
 };
 
 /// What to do with missing cells in the training file.
@@ -602,12 +602,23 @@ fn refit(
     };
     let mut network = new_network(prepared, config);
     let mut optimizer = config.build_optimizer()?;
-    fit(
+    let rows = Batch { x: x.view(), y: &y };
+    let batches = Batches::new(rows, config.batch_size, config.seed);
+    // In a data-parallel run, all training rows come before all validation rows, as here.
+    let mut batches = match hooks.comm {
+        Some(comm) => {
+            let parts = [prepared.x_train.nrows(), prepared.x_val.nrows()];
+            batches.shared_in_parts(comm, config.batch_size, &parts)
+        }
+        None => batches,
+    };
+    let monitor = Monitor::Training(rows);
+    fit_epochs(
         &mut network,
         loss,
         optimizer.as_mut(),
-        Batch { x: x.view(), y: &y },
-        None,
+        &mut batches,
+        monitor,
         &refit_config,
         hooks,
     )?;

@@ -148,6 +148,23 @@ fn read_range(path: &Path, start: u64, end: u64) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Refuses what cannot be read in shares: a pipe or device (only one process could read
+/// it, once). A missing file is left to the reader to report.
+fn shareable(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => Err(Error::data(
+            crate::error::Location {
+                path: path.to_path_buf(),
+                ..Default::default()
+            },
+            "in a data-parallel run every process reads its own share of the file, which a \
+             pipe or device cannot give",
+            "save the data to a file first",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// This process's lines of the file, after the header, as a [`Chunk`]. Collective.
 pub fn read_share(path: &Path, comm: &dyn Communicator) -> Result<Chunk> {
     let (range, header) = share_range(path, comm)?;
@@ -249,6 +266,7 @@ fn first_with(counts: &[usize]) -> usize {
 pub fn prepare_shared(request: &TrainRequest, comm: &dyn Communicator) -> Result<Prepared> {
     settle(comm, request.config.validate())?;
     let path = &request.data;
+    settle(comm, shareable(path))?;
     let chunk = read_share(path, comm)?;
     let locate = |e| chunk.locate(e);
     let options = ReadOptions {
@@ -283,6 +301,13 @@ pub fn prepare_shared(request: &TrainRequest, comm: &dyn Communicator) -> Result
     let dropped_each = comm.all_counts(keep.iter().filter(|k| !**k).count());
     let total_each = comm.all_counts(table.rows());
     let (dropped, total) = (dropped_each.iter().sum(), total_each.iter().sum());
+    if total == 0 {
+        return Err(Error::data(
+            table.location(None, None),
+            "the file has a header but no data rows",
+            "add data rows below the header line",
+        ));
+    }
     if dropped > 0 && request.missing == MissingPolicy::Error {
         let first = first_with(&dropped_each);
         return Err(if comm.rank() == first {

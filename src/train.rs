@@ -608,9 +608,9 @@ pub struct Batches<'a> {
     classes: Vec<usize>,
     values: Array2<f32>,
     comm: &'a dyn Communicator,
-    /// With [`Batches::shared`]: the index, among every process's training rows, of this
-    /// process's first row.
-    first: usize,
+    /// With [`Batches::shared`]: the rows this process holds, as (indices among every
+    /// process's rows, index here of the first).
+    held: Vec<(std::ops::Range<usize>, usize)>,
     /// This process's rows of the current batch (data-parallel training).
     mine: Vec<usize>,
     /// Gradients, then the loss sum, row count and interrupt flag: what the processes sum.
@@ -630,7 +630,7 @@ impl<'a> Batches<'a> {
             classes: vec![0; batch],
             values: Array2::zeros((batch, 1)),
             comm: &Solo,
-            first: 0,
+            held: Vec::new(),
             mine: Vec::with_capacity(batch),
             shared: Vec::new(),
         }
@@ -649,11 +649,37 @@ impl<'a> Batches<'a> {
     /// batch, and the weights stay identical everywhere.
     ///
     /// Collective: every process of `comm` calls it, with its own rows.
-    pub fn shared(mut self, comm: &'a dyn Communicator, batch_size: usize) -> Self {
-        let counts = comm.all_counts(self.data.x.nrows());
-        let total: usize = counts.iter().sum();
+    pub fn shared(self, comm: &'a dyn Communicator, batch_size: usize) -> Self {
+        let rows = self.data.x.nrows();
+        self.shared_in_parts(comm, batch_size, &[rows])
+    }
+
+    /// [`Batches::shared`] for rows that come in parts, each shared out in rank order: the
+    /// rows here are this process's share of the first part, then its share of the second,
+    /// and so on (`parts` gives how many of each), and the rows of all processes are all of
+    /// the first part, then all of the second (as the training and validation rows of a
+    /// `--refit` run). Collective.
+    pub fn shared_in_parts(
+        mut self,
+        comm: &'a dyn Communicator,
+        batch_size: usize,
+        parts: &[usize],
+    ) -> Self {
+        assert_eq!(
+            parts.iter().sum::<usize>(),
+            self.data.x.nrows(),
+            "the parts cover the rows"
+        );
+        let (mut total, mut here) = (0, 0);
+        self.held.clear();
+        for &n in parts {
+            let counts = comm.all_counts(n);
+            let start = total + counts[..comm.rank()].iter().sum::<usize>();
+            self.held.push((start..start + n, here));
+            total += counts.iter().sum::<usize>();
+            here += n;
+        }
         let batch = batch_size.clamp(1, total.max(1));
-        self.first = counts[..comm.rank()].iter().sum();
         self.order = (0..total).collect();
         self.x = Array2::zeros((batch, self.data.x.ncols()));
         self.classes = vec![0; batch];
@@ -766,14 +792,13 @@ impl<'a> Batches<'a> {
         interrupted: bool,
     ) -> Result<(f32, bool)> {
         let comm = self.comm;
-        let held = self.first..self.first + self.data.x.nrows();
         let mut mine = std::mem::take(&mut self.mine);
         mine.clear();
-        mine.extend(
-            (chunk.iter())
-                .filter(|r| held.contains(r))
-                .map(|r| r - held.start),
-        );
+        for r in chunk {
+            if let Some((rows, here)) = self.held.iter().find(|(rows, _)| rows.contains(r)) {
+                mine.push(here + (r - rows.start));
+            }
+        }
         let mut shared = std::mem::take(&mut self.shared);
         let step = if mine.is_empty() {
             step_together(model, loss, optimizer, comm, None, &mut shared, interrupted)

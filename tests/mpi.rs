@@ -99,16 +99,45 @@ fn two_ranks_train_the_model_one_process_trains() {
     assert!(summary(&single).is_some(), "{single}");
 
     let proba = |model: &str| predictions(&ok(dir.path(), 0, &["predict", model, iris, "--proba"]));
-    let (a, b) = (proba("single.json"), proba("pair.json"));
-    assert_eq!(a.len(), 150);
-    let mut worst = 0f64;
-    for ((label_a, p_a), (label_b, p_b)) in a.iter().zip(&b) {
-        assert_eq!(label_a, label_b);
-        for (x, y) in p_a.iter().zip(p_b) {
-            worst = worst.max((x - y).abs());
+    let same = |single: &str, pair: &str| {
+        let (a, b) = (proba(single), proba(pair));
+        assert_eq!(a.len(), 150);
+        let mut worst = 0f64;
+        for ((label_a, p_a), (label_b, p_b)) in a.iter().zip(&b) {
+            assert_eq!(label_a, label_b);
+            for (x, y) in p_a.iter().zip(p_b) {
+                worst = worst.max((x - y).abs());
+            }
         }
-    }
-    assert!(worst <= 1e-3, "probabilities differ by {worst}");
+        assert!(worst <= 1e-3, "probabilities differ by {worst}");
+    };
+    same("single.json", "pair.json");
+
+    // --refit trains again on the training rows, then the validation rows: each rank holds
+    // its share of both, in that order.
+    let refit = |ranks: usize, model: &str| {
+        let args = [
+            "train",
+            iris,
+            "--epochs",
+            "30",
+            "--batch-size",
+            "16",
+            "--seed",
+            "3",
+            "--refit",
+            "--model",
+            model,
+        ];
+        ok(dir.path(), ranks, &args)
+    };
+    let out = refit(0, "single-refit.json");
+    assert!(
+        out.contains("refit: trained a fresh network on all 150 rows"),
+        "{out}"
+    );
+    refit(2, "pair-refit.json");
+    same("single-refit.json", "pair-refit.json");
 }
 
 #[test]
@@ -123,6 +152,17 @@ fn an_error_ends_every_rank_with_one_message() {
     assert_eq!(err.matches("error:").count(), 1, "{err}");
     assert!(err.contains("bad.csv, line 3, column 'b'"), "{err}");
     assert!(!dir.path().join("model.json").exists());
+
+    // A header without rows: no share holds a row, and the message is one process's.
+    std::fs::write(dir.path().join("empty.csv"), "a,b,y\n").unwrap();
+    let o = run(dir.path(), 2, &["train", "empty.csv"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    assert!(
+        err.contains("empty.csv: the file has a header but no data rows"),
+        "{err}"
+    );
 }
 
 /// A classification file whose second half has a class, categories and missing cells the
