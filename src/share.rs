@@ -269,6 +269,11 @@ pub fn prepare_shared(request: &TrainRequest, comm: &dyn Communicator) -> Result
     settle(comm, shareable(path))?;
     let chunk = read_share(path, comm)?;
     let locate = |e| chunk.locate(e);
+    // The in-memory reader's guard against endless lines, on this share.
+    settle(
+        comm,
+        crate::fsutil::check_line_lengths(path, &chunk.bytes).map_err(locate),
+    )?;
     let options = ReadOptions {
         categorical: request.categorical.clone(),
     };
