@@ -62,9 +62,9 @@ pub struct Range {
 pub fn share_range(path: &Path, comm: &dyn Communicator) -> Result<(Range, Vec<u8>)> {
     let located = settle(comm, locate(path, comm.rank(), comm.size(), None));
     let (mut start, mut end, header, first_data_line) = located?;
-    let mut counts = settle(comm, count_in(path, start, end));
-    // A cut inside quotes: find the cuts again, following the quotes from the start.
-    let (quotes, _) = counts.as_ref().map_or((0, 0), |c| *c);
+    let (quotes, mut lines) = settle(comm, count_in(path, start, end))?;
+    // A cut inside quotes (an odd number of them before it): find the cuts again,
+    // following the quotes from the start.
     let before: usize = comm.all_counts(quotes % 2)[..comm.rank()].iter().sum();
     let odd = comm.all_counts(before % 2).iter().any(|&p| p > 0);
     if odd {
@@ -73,9 +73,8 @@ pub fn share_range(path: &Path, comm: &dyn Communicator) -> Result<(Range, Vec<u
             locate(path, comm.rank(), comm.size(), Some(header.len() as u64)),
         );
         (start, end, _, _) = cuts?;
-        counts = settle(comm, count_in(path, start, end));
+        (_, lines) = settle(comm, count_in(path, start, end))?;
     }
-    let (_, lines) = counts?;
     let first_line = first_data_line + comm.all_counts(lines)[..comm.rank()].iter().sum::<usize>();
     Ok((
         Range {
