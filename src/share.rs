@@ -298,7 +298,22 @@ pub fn prepare_shared(request: &TrainRequest, comm: &dyn Communicator) -> Result
         Ok(local)
     };
     let table = settle(comm, table)?;
-    let (mut table, target) = settle(comm, check_table(request, table).map_err(locate))?;
+    // One process reports the first unusable column (in column order, then file order),
+    // as one process reading the whole file would.
+    let unusable = (table.columns().iter())
+        .filter(|c| !request.ignore.iter().any(|i| i == c.name()))
+        .position(|c| matches!(c, Column::Invalid { .. }));
+    const NONE: usize = usize::MAX >> 12; // exact in the f64 sums of `all_counts`
+    let first_each = comm.all_counts(unusable.unwrap_or(NONE));
+    let first = first_each.iter().copied().min().unwrap_or(NONE);
+    let checked = check_table(request, table).map_err(locate);
+    let checked = match first_each.iter().position(|&i| i == first) {
+        Some(reporter) if first != NONE && comm.rank() != reporter => {
+            Err(Error::Elsewhere { rank: reporter })
+        }
+        _ => checked,
+    };
+    let (mut table, target) = settle(comm, checked)?;
 
     // The missing-value policy, on every process's counts.
     let keep = rows_to_keep(&table, &target, request.missing);
@@ -922,5 +937,30 @@ mod tests {
         });
         assert_eq!(out[0], "process 1 stopped the run");
         assert_eq!(out[1], one);
+
+        // Bad cells in both halves, the second half's in an earlier column: the message
+        // of one process, which checks the columns in order.
+        let mut text = String::from("a,b,c,y\n");
+        for i in 0..100 {
+            let b = if i == 70 {
+                "oops".to_string()
+            } else {
+                i.to_string()
+            };
+            let c = if i == 10 {
+                "bad".to_string()
+            } else {
+                (i * 2).to_string()
+            };
+            text.push_str(&format!("{i},{b},{c},{}\n", i % 2));
+        }
+        std::fs::write(&path, &text).unwrap();
+        let one = prepare(&request).err().unwrap().to_string();
+        assert!(one.contains("line 72, column 'b': 'oops'"), "{one}");
+        let r = request.clone();
+        let out = on_ranks(2, move |c| {
+            prepare_shared(&r, &c).err().unwrap().to_string()
+        });
+        assert_eq!(out, ["process 1 stopped the run".to_string(), one]);
     }
 }
