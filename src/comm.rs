@@ -34,10 +34,37 @@ pub trait Communicator {
         self.rank() == 0
     }
 
-    /// Whether the training row with this (0-based) index is trained on here: rows are
-    /// dealt round-robin, row `i` to process `i mod size`.
-    fn owns_row(&self, row: usize) -> bool {
-        row % self.size() == self.rank()
+    /// Every process's `bytes`, in rank order, on every process.
+    fn all_gather(&self, bytes: &[u8]) -> Vec<Vec<u8>> {
+        (0..self.size())
+            .map(|root| {
+                let mut b = if root == self.rank() {
+                    bytes.to_vec()
+                } else {
+                    Vec::new()
+                };
+                self.broadcast(root, &mut b);
+                b
+            })
+            .collect()
+    }
+
+    /// Every process's count, in rank order, on every process.
+    fn all_counts(&self, count: usize) -> Vec<usize> {
+        let mut counts = vec![0f64; self.size()];
+        counts[self.rank()] = count as f64;
+        self.sum_f64(&mut counts);
+        counts.into_iter().map(|c| c as usize).collect()
+    }
+
+    /// `local`, unless another process failed at this point: then
+    /// [`Error::Elsewhere`](crate::Error::Elsewhere) naming the first that did, so that
+    /// every process stops at the same point (and the failed one reports why).
+    fn settle<T>(&self, local: crate::Result<T>) -> crate::Result<T>
+    where
+        Self: Sized,
+    {
+        settle(self, local)
     }
 
     /// The first failure over every process, the same on all of them: `(rank, message)`
@@ -53,6 +80,20 @@ pub trait Communicator {
         let mut bytes = local.map(String::into_bytes).unwrap_or_default();
         self.broadcast(root, &mut bytes);
         Some((root, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+}
+
+/// [`Communicator::settle`] for a `dyn Communicator`.
+pub fn settle<T>(comm: &(impl Communicator + ?Sized), local: crate::Result<T>) -> crate::Result<T> {
+    if comm.size() == 1 {
+        return local;
+    }
+    let mut failed = vec![0f64; comm.size()];
+    failed[comm.rank()] = f64::from(u8::from(local.is_err()));
+    comm.sum_f64(&mut failed);
+    match failed.iter().position(|&f| f > 0.0) {
+        Some(rank) if local.is_ok() => Err(crate::Error::Elsewhere { rank }),
+        _ => local,
     }
 }
 
@@ -213,9 +254,31 @@ mod tests {
     }
 
     #[test]
-    fn rows_are_dealt_round_robin() {
-        let owned = on_threads(2, |c| (0..5).filter(|&r| c.owns_row(r)).collect::<Vec<_>>());
-        assert_eq!(owned, [vec![0, 2, 4], vec![1, 3]]);
-        assert!((0..5).all(|r| Solo.owns_row(r)));
+    fn every_rank_gathers_every_ranks_bytes_and_counts() {
+        let out = on_threads(3, |c| {
+            let bytes = c.all_gather(&vec![c.rank() as u8; c.rank()]);
+            (bytes, c.all_counts(10 + c.rank()))
+        });
+        for (bytes, counts) in out {
+            assert_eq!(bytes, [vec![], vec![1], vec![2, 2]]);
+            assert_eq!(counts, [10, 11, 12]);
+        }
+    }
+
+    #[test]
+    fn a_failure_stops_every_rank_at_the_same_point() {
+        let out = on_threads(3, |c| {
+            let local: crate::Result<usize> = if c.rank() == 2 {
+                Err(crate::Error::Interrupted("x".into()))
+            } else {
+                Ok(c.rank())
+            };
+            let settled = settle(&c, local).map_err(|e| e.to_string());
+            (settled, settle(&c, Ok::<_, crate::Error>(1)).is_ok())
+        });
+        assert_eq!(out[0].0, Err("process 2 stopped the run".to_string()));
+        assert_eq!(out[1].0, Err("process 2 stopped the run".to_string()));
+        assert_eq!(out[2].0, Err("interrupted: x".to_string()));
+        assert!(out.iter().all(|(_, ok)| *ok));
     }
 }

@@ -345,6 +345,14 @@ pub enum Error {
     #[error("interrupted: {0}")]
     Interrupted(String),
 
+    /// Another process of a data-parallel run failed (it reports why), so this one stops
+    /// too ([`crate::comm::Communicator::settle`]).
+    #[error("process {rank} stopped the run")]
+    Elsewhere {
+        /// The rank of the process that failed.
+        rank: usize,
+    },
+
     /// Training produced a non-finite loss or weight and no usable model exists.
     #[error("training diverged: {message}{}", hint_suffix(hint))]
     Diverged {
@@ -499,7 +507,9 @@ impl Error {
             } => format!("{location}: {message}"),
             Error::Model { path, message, .. } => format!("{}: {message}", path.display()),
             Error::Diverged { message, .. } => format!("training diverged: {message}"),
-            Error::Shape { .. } | Error::Interrupted(_) => self.to_string(),
+            Error::Shape { .. } | Error::Interrupted(_) | Error::Elsewhere { .. } => {
+                self.to_string()
+            }
         }
     }
 
@@ -512,7 +522,7 @@ impl Error {
             | Error::Model { hint, .. }
             | Error::Config { hint, .. }
             | Error::Diverged { hint, .. } => Some(hint).filter(|h| !h.is_empty()),
-            Error::Shape { .. } | Error::Interrupted(_) => None,
+            Error::Shape { .. } | Error::Interrupted(_) | Error::Elsewhere { .. } => None,
         }
     }
 }

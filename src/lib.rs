@@ -19,6 +19,7 @@
 //! | the training-health report | `health.rs` |
 //! | the learning-rate range test | `lr_find.rs` |
 //! | data-parallel training: [`comm::Communicator`] (and MPI with the `mpi` feature) | `comm.rs`, `mpi.rs` |
+//! | each process's share of the file, and statistics combined over processes | `share.rs`, `median.rs` |
 //!
 //! Arrays are `f32` with one row per sample: a batch is `(B, features)`.
 #![warn(missing_docs)]
@@ -41,6 +42,7 @@ pub mod layers;
 pub mod linalg;
 pub mod loss;
 pub mod lr_find;
+pub mod median;
 pub mod memory;
 pub mod metrics;
 pub mod model;
@@ -54,6 +56,7 @@ pub mod plot;
 pub mod predict;
 pub mod sequential;
 pub mod settings;
+pub mod share;
 pub mod stream;
 pub mod threads;
 pub mod train;

@@ -28,9 +28,9 @@ use crate::model::{
 use crate::sequential::Sequential;
 use crate::stream::{self, Held, Scan, StreamEpochs};
 use crate::train::{
-    Batch, EpochReport, FitOutcome, Hooks, MAX_PARAMETERS, Monitor, Observer, Split, StopReason,
-    TrainConfig, build_network, build_network_with_dropout, fit, fit_epochs, fold_rows, loss_for,
-    parameter_count, split_rows,
+    Batch, Batches, EpochReport, FitOutcome, Hooks, MAX_PARAMETERS, Monitor, Observer, Split,
+    StopReason, TrainConfig, build_network, build_network_with_dropout, fit, fit_epochs, fold_rows,
+    loss_for, parameter_count, split_rows,
 };
 
 /// What to do with missing cells in the training file.
@@ -113,6 +113,11 @@ pub struct Prepared {
     pub x_val: Array2<f32>,
     /// Validation targets.
     pub y_val: Targets,
+    /// Training rows: those of `x_train`, or in a data-parallel run
+    /// ([`crate::share::prepare_shared`]) those of every process.
+    pub train_rows: usize,
+    /// Validation rows, of every process as `train_rows`.
+    pub validation_rows: usize,
 }
 
 /// SHA-256 of `bytes` as lowercase hex.
@@ -147,18 +152,7 @@ fn prepare_checked(request: &TrainRequest, bytes: &[u8]) -> Result<Prepared> {
     let dropped = drop_missing(&mut table, &target, request.missing)?;
     let rows = table.rows();
     if rows == 0 {
-        let (message, hint) = match request.missing {
-            MissingPolicy::Impute => (
-                format!("the target is missing in every one of the {total} rows"),
-                Hint::text("fill in the target column, or check ").name(Setting::Target),
-            ),
-            MissingPolicy::Error | MissingPolicy::Drop => (
-                format!("every one of the {total} rows has a missing value"),
-                Hint::text("fill in the missing cells, or use ")
-                    .setting(Setting::Missing, "impute"),
-            ),
-        };
-        return Err(Error::data(table.location(None, None), message, hint));
+        return Err(nothing_kept(&table, total, request.missing));
     }
     let task = match request.task {
         Some(t) => t,
@@ -188,8 +182,25 @@ fn prepare_checked(request: &TrainRequest, bytes: &[u8]) -> Result<Prepared> {
         y_train: encoding.targets(&table, &split.train)?,
         x_val: encoding.inputs(&table, &split.validation)?,
         y_val: encoding.targets(&table, &split.validation)?,
+        train_rows: split.train.len(),
+        validation_rows: split.validation.len(),
         encoding,
     })
+}
+
+/// The error for a file of `total` rows of which `policy` keeps none.
+pub(crate) fn nothing_kept(table: &Table, total: usize, policy: MissingPolicy) -> Error {
+    let (message, hint) = match policy {
+        MissingPolicy::Impute => (
+            format!("the target is missing in every one of the {total} rows"),
+            Hint::text("fill in the target column, or check ").name(Setting::Target),
+        ),
+        MissingPolicy::Error | MissingPolicy::Drop => (
+            format!("every one of the {total} rows has a missing value"),
+            Hint::text("fill in the missing cells, or use ").setting(Setting::Missing, "impute"),
+        ),
+    };
+    Error::data(table.location(None, None), message, hint)
 }
 
 /// Reads the table, checks the columns `request` names, leaves out the ignored ones and
@@ -198,7 +209,12 @@ fn read_table(request: &TrainRequest, bytes: &[u8]) -> Result<(Table, String)> {
     let options = ReadOptions {
         categorical: request.categorical.clone(),
     };
-    let mut table = Table::from_bytes(&request.data, bytes, &options)?;
+    let table = Table::from_bytes(&request.data, bytes, &options)?;
+    check_table(request, table)
+}
+
+/// The checks of [`read_table`] on a table read.
+pub(crate) fn check_table(request: &TrainRequest, mut table: Table) -> Result<(Table, String)> {
     let header_error = |table: &Table, message: String, hint: Hint| {
         let mut location = table.location(None, None);
         location.line = Some(1);
@@ -292,59 +308,77 @@ fn one_column(table: &Table) -> Error {
 /// Imputing fills features only: a row without a target teaches nothing, and is dropped.
 fn drop_missing(table: &mut Table, target: &str, policy: MissingPolicy) -> Result<usize> {
     let total = table.rows();
-    let keep: Vec<bool> = (0..total)
+    let keep = rows_to_keep(table, target, policy);
+    let dropped = keep.iter().filter(|k| !**k).count();
+    if dropped > 0 {
+        match policy {
+            MissingPolicy::Error => {
+                return Err(missing_error(table, &keep, target, dropped, total));
+            }
+            MissingPolicy::Drop | MissingPolicy::Impute => table.retain_rows(&keep),
+        }
+    }
+    Ok(dropped)
+}
+
+/// Which rows of `table` `policy` keeps: with [`MissingPolicy::Impute`] those with a
+/// target, otherwise those without a missing cell.
+pub(crate) fn rows_to_keep(table: &Table, target: &str, policy: MissingPolicy) -> Vec<bool> {
+    (0..table.rows())
         .map(|r| match policy {
             MissingPolicy::Impute => !table.column(target).is_some_and(|c| c.is_missing(r)),
             MissingPolicy::Error | MissingPolicy::Drop => {
                 table.columns().iter().all(|c| !c.is_missing(r))
             }
         })
-        .collect();
-    let dropped = keep.iter().filter(|k| !**k).count();
-    if dropped > 0 {
-        match policy {
-            MissingPolicy::Error => {
-                let row = keep.iter().position(|k| !k).expect("a row is missing");
-                let column = table
-                    .columns()
-                    .iter()
-                    .find(|c| c.is_missing(row))
-                    .expect("a cell is missing")
-                    .name()
-                    .to_string();
-                let hint = if column == target {
-                    Hint::text("a target cannot be made up: fill it in, or use ")
-                        .setting(Setting::Missing, "drop")
-                        .then(" (or ")
-                        .setting(Setting::Missing, "impute")
-                        .then(
-                            ", which also fills missing feature cells) to train without the \
-                               rows that lack it",
-                        )
-                } else {
-                    Hint::text("use ")
-                        .setting(Setting::Missing, "impute")
-                        .then(
-                            " to fill them (the column's median, or its most frequent \
-                               category), ",
-                        )
-                        .setting(Setting::Missing, "drop")
-                        .then(" to train without those rows, or fill them in")
-                };
-                return Err(Error::data(
-                    table.location(Some(row), Some(&column)),
-                    format!(
-                        "this cell is missing, and {dropped} of the {total} rows {} missing \
-                         values",
-                        if dropped == 1 { "has" } else { "have" }
-                    ),
-                    hint,
-                ));
-            }
-            MissingPolicy::Drop | MissingPolicy::Impute => table.retain_rows(&keep),
-        }
-    }
-    Ok(dropped)
+        .collect()
+}
+
+/// The error of [`MissingPolicy::Error`] for the first row of `table` that `keep` leaves
+/// out; `dropped` of the file's `total` rows have missing cells.
+pub(crate) fn missing_error(
+    table: &Table,
+    keep: &[bool],
+    target: &str,
+    dropped: usize,
+    total: usize,
+) -> Error {
+    let row = keep.iter().position(|k| !k).expect("a row is missing");
+    let column = table
+        .columns()
+        .iter()
+        .find(|c| c.is_missing(row))
+        .expect("a cell is missing")
+        .name()
+        .to_string();
+    let hint = if column == target {
+        Hint::text("a target cannot be made up: fill it in, or use ")
+            .setting(Setting::Missing, "drop")
+            .then(" (or ")
+            .setting(Setting::Missing, "impute")
+            .then(
+                ", which also fills missing feature cells) to train without the \
+                   rows that lack it",
+            )
+    } else {
+        Hint::text("use ")
+            .setting(Setting::Missing, "impute")
+            .then(
+                " to fill them (the column's median, or its most frequent \
+                   category), ",
+            )
+            .setting(Setting::Missing, "drop")
+            .then(" to train without those rows, or fill them in")
+    };
+    Error::data(
+        table.location(Some(row), Some(&column)),
+        format!(
+            "this cell is missing, and {dropped} of the {total} rows {} missing \
+             values",
+            if dropped == 1 { "has" } else { "have" }
+        ),
+        hint,
+    )
 }
 
 /// Splits the rows for training and validation (stratified by class for classification).
@@ -357,13 +391,23 @@ fn split_table(table: &Table, target: &str, task: Task, config: &TrainConfig) ->
         Targets::Classes(c) => Some(c),
         Targets::Values(_) => None,
     };
+    checked_split(table, rows, classes.as_deref(), config)
+}
+
+/// [`split_rows`], refusing a split that leaves nothing to train or validate on.
+pub(crate) fn checked_split(
+    table: &Table,
+    rows: usize,
+    classes: Option<&[usize]>,
+    config: &TrainConfig,
+) -> Result<Split> {
     // With folds, every row trains (each network holds out its own fold).
     let fraction = if config.folds >= 2 {
         0.0
     } else {
         config.val_split
     };
-    let split = split_rows(rows, classes.as_deref(), fraction, config.seed);
+    let split = split_rows(rows, classes, fraction, config.seed);
     if split.train.is_empty() || (fraction > 0.0 && split.validation.is_empty()) {
         return Err(Error::data(
             table.location(None, None),
@@ -381,7 +425,7 @@ fn split_table(table: &Table, target: &str, task: Task, config: &TrainConfig) ->
 
 /// Refuses a network too large to train (the hidden widths are checked by
 /// [`TrainConfig::validate`]; the input and output widths only now).
-fn check_network_size(encoding: &Encoding, config: &TrainConfig) -> Result<()> {
+pub(crate) fn check_network_size(encoding: &Encoding, config: &TrainConfig) -> Result<()> {
     let inputs = encoding.input_width();
     let outputs = encoding.target.width();
     if parameter_count(inputs, &config.hidden, outputs).is_some_and(|n| n <= MAX_PARAMETERS) {
@@ -469,7 +513,8 @@ pub fn train_with(prepared: &Prepared, config: &TrainConfig, hooks: Hooks<'_>) -
         x: prepared.x_train.view(),
         y: &prepared.y_train,
     };
-    let validation = (prepared.x_val.nrows() > 0).then(|| Batch {
+    // Counted over every process, which must all take the same path.
+    let validation = (prepared.validation_rows > 0).then(|| Batch {
         x: prepared.x_val.view(),
         y: &prepared.y_val,
     });
@@ -709,12 +754,23 @@ fn refit(
     };
     let mut network = new_network(prepared, config, config.seed);
     let mut optimizer = config.build_optimizer()?;
-    fit(
+    let rows = Batch { x: x.view(), y: &y };
+    let batches = Batches::new(rows, config.batch_size, config.seed);
+    // In a data-parallel run, all training rows come before all validation rows, as here.
+    let mut batches = match hooks.comm {
+        Some(comm) => {
+            let parts = [prepared.x_train.nrows(), prepared.x_val.nrows()];
+            batches.shared_in_parts(comm, config.batch_size, &parts)
+        }
+        None => batches,
+    };
+    let monitor = Monitor::Training(rows);
+    fit_epochs(
         &mut network,
         loss,
         optimizer.as_mut(),
-        Batch { x: x.view(), y: &y },
-        None,
+        &mut batches,
+        monitor,
         &refit_config,
         hooks,
     )?;
@@ -745,8 +801,8 @@ impl<'a> Source<'a> {
             rows: prepared.rows,
             dropped: prepared.dropped,
             filled: prepared.filled.iter().map(|(_, n)| n).sum(),
-            train_rows: prepared.x_train.nrows(),
-            validation_rows: prepared.x_val.nrows(),
+            train_rows: prepared.train_rows,
+            validation_rows: prepared.validation_rows,
         }
     }
 }
@@ -836,6 +892,16 @@ pub struct Streamed {
 /// The first two passes of a streamed run: [`stream::scan`], then the rows to judge every
 /// epoch on.
 pub fn prepare_streamed(request: &TrainRequest, budget: StreamBudget) -> Result<Streamed> {
+    prepare_streamed_shared(request, budget, &crate::comm::Solo)
+}
+
+/// [`prepare_streamed`] by every process of `comm`, each reading only its share of the file
+/// ([`stream::scan_shared`]) and keeping its own rows to judge the epochs on. Collective.
+pub fn prepare_streamed_shared(
+    request: &TrainRequest,
+    budget: StreamBudget,
+    comm: &dyn crate::comm::Communicator,
+) -> Result<Streamed> {
     if request.config.refit {
         return Err(Error::config(
             Setting::Refit,
@@ -845,7 +911,7 @@ pub fn prepare_streamed(request: &TrainRequest, budget: StreamBudget) -> Result<
         ));
     }
     let start = std::time::Instant::now();
-    let scan = stream::scan(request, budget.chunk_bytes)?;
+    let scan = stream::scan_shared(request, budget.chunk_bytes, comm)?;
     let scan_seconds = start.elapsed().as_secs_f64();
     check_network_size(&scan.encoding, &request.config)?;
     let validation = request.config.val_split > 0.0;
@@ -855,7 +921,8 @@ pub fn prepare_streamed(request: &TrainRequest, budget: StreamBudget) -> Result<
         budget.chunk_bytes,
         validation,
         budget.held_bytes,
-    )?;
+    );
+    let held = crate::comm::settle(comm, held)?;
     Ok(Streamed {
         scan,
         held,
@@ -904,7 +971,7 @@ pub fn train_streamed(
         encoding,
         rows: scan.rows,
         dropped: scan.dropped,
-        filled: 0,
+        filled: scan.filled.iter().map(|(_, n)| n).sum(),
         train_rows: scan.train_rows,
         validation_rows: scan.validation_rows,
     };

@@ -198,15 +198,29 @@ const EVAL_CHUNK: usize = 512;
 /// Mean loss and metric of `model` on `data`: plain softmax cross-entropy (no smoothing)
 /// and accuracy for classes, MSE and R² for values.
 pub fn evaluate(model: &mut Sequential, data: Batch<'_>) -> Result<(f32, f32)> {
+    evaluate_together(model, data, &Solo)
+}
+
+/// [`evaluate`] on the rows of every process of `comm` together (each holding its `data`),
+/// the same on each. Collective.
+pub fn evaluate_together(
+    model: &mut Sequential,
+    data: Batch<'_>,
+    comm: &dyn Communicator,
+) -> Result<(f32, f32)> {
     model.set_training(false);
     let mut ce = SoftmaxCrossEntropy::new();
     let mut mse = Mse::new();
     let rows = data.x.nrows();
-    let (mut total, mut correct) = (0f64, 0usize);
-    let (mut ss_res, mut ss_tot, mut mean) = (0f64, 0f64, 0f64);
+    // Rows, then (for values) their sum: the mean the R² compares with.
+    let mut count = [rows as f64, 0.0];
     if let Targets::Values(y) = data.y {
-        mean = y.iter().map(|&v| v as f64).sum::<f64>() / rows.max(1) as f64;
+        count[1] = y.iter().map(|&v| v as f64).sum::<f64>();
     }
+    comm.sum_f64(&mut count);
+    let (all_rows, mean) = (count[0].max(1.0), count[1] / count[0].max(1.0));
+    // Loss summed over rows, right answers, and the R²'s two sums of squares.
+    let [mut total, mut correct, mut ss_res, mut ss_tot] = [0f64; 4];
     for start in (0..rows).step_by(EVAL_CHUNK) {
         let end = (start + EVAL_CHUNK).min(rows);
         let x = data.x.slice(ndarray::s![start..end, ..]);
@@ -215,7 +229,7 @@ pub fn evaluate(model: &mut Sequential, data: Batch<'_>) -> Result<(f32, f32)> {
             Targets::Classes(c) => {
                 let c = &c[start..end];
                 for (row, &want) in out.rows().into_iter().zip(c) {
-                    correct += usize::from(argmax(row) == want);
+                    correct += f64::from(u8::from(argmax(row) == want));
                 }
                 total += ce.forward(out, Target::Classes(c))? as f64 * (end - start) as f64;
             }
@@ -229,12 +243,15 @@ pub fn evaluate(model: &mut Sequential, data: Batch<'_>) -> Result<(f32, f32)> {
             }
         }
     }
+    let mut sums = [total, correct, ss_res, ss_tot];
+    comm.sum_f64(&mut sums);
+    let [total, correct, ss_res, ss_tot] = sums;
     let metric = match data.y {
-        Targets::Classes(_) => correct as f64 / rows.max(1) as f64,
+        Targets::Classes(_) => correct / all_rows,
         Targets::Values(_) if ss_tot > 0.0 => 1.0 - ss_res / ss_tot,
         Targets::Values(_) => 0.0,
     };
-    Ok(((total / rows.max(1) as f64) as f32, metric as f32))
+    Ok(((total / all_rows) as f32, metric as f32))
 }
 
 /// What happened in one epoch, for progress displays.
@@ -362,7 +379,7 @@ pub fn fit(
     });
     let batches = Batches::new(train, config.batch_size, config.seed);
     let mut batches = match hooks.comm {
-        Some(comm) => batches.shared(comm),
+        Some(comm) => batches.shared(comm, config.batch_size),
         None => batches,
     };
     let monitor = match validation {
@@ -428,10 +445,12 @@ pub fn fit_epochs(
         Monitor::Validation(v) => (Some(v), v),
         Monitor::Training(t) => (None, t),
     };
-    // What the monitored loss is measured on: validation rows, else the training rows.
+    // What the monitored loss is measured on: validation rows, else the training rows
+    // (with other processes: theirs too).
+    let comm = hooks.comm.unwrap_or(&Solo);
     let monitor = |model: &mut Sequential| match validation {
-        Some(v) => evaluate(model, v),
-        None => evaluate(model, train),
+        Some(v) => evaluate_together(model, v, comm),
+        None => evaluate_together(model, train, comm),
     };
     let initial_loss = monitor(model)?.0;
     let mut best = Best::new(model.param_count());
@@ -629,9 +648,12 @@ pub struct Batches<'a> {
     classes: Vec<usize>,
     values: Array2<f32>,
     comm: &'a dyn Communicator,
+    /// With [`Batches::shared`]: the rows this process holds, as (indices among every
+    /// process's rows, index here of the first).
+    held: Vec<(std::ops::Range<usize>, usize)>,
     /// This process's rows of the current batch (data-parallel training).
     mine: Vec<usize>,
-    /// Gradients, then the loss sum and the interrupt flag: what the processes sum.
+    /// Gradients, then the loss sum, row count and interrupt flag: what the processes sum.
     shared: Vec<f32>,
 }
 
@@ -648,21 +670,61 @@ impl<'a> Batches<'a> {
             classes: vec![0; batch],
             values: Array2::zeros((batch, 1)),
             comm: &Solo,
+            held: Vec::new(),
             mine: Vec::with_capacity(batch),
             shared: Vec::new(),
         }
     }
 
-    /// Trains together with the other processes of `comm` (data parallelism).
+    /// Trains together with the other processes of `comm` (data parallelism), each holding
+    /// its share of the training rows: rank 0 the first rows, rank 1 the next ones, and so
+    /// on (the rows of `data` here; `batch_size` is that of [`Batches::new`]).
     ///
-    /// Every process shuffles the same way (same seed, same rows) and so sees the same
-    /// global batches. Of each batch, a process trains on the rows it owns
-    /// ([`Communicator::owns_row`]): it computes the gradient of *its* rows' loss, weighted
-    /// by their share of the batch, and the processes sum these weighted gradients before
-    /// the step. The sum is the gradient of the whole batch's mean loss, so every process
-    /// takes the step a single process would take on the whole batch, and the weights stay
-    /// identical everywhere.
-    pub fn shared(mut self, comm: &'a dyn Communicator) -> Self {
+    /// Every process shuffles the indices of *all* the rows the same way (same seed, same
+    /// count) and so sees the same global batches, those of a single process holding every
+    /// row. Of each batch, a process trains on the rows it holds: it computes the gradient
+    /// of the loss summed over *its* rows, and the processes sum these gradients and divide
+    /// by the batch's size before the step. That is the gradient of the whole batch's mean
+    /// loss, so every process takes the step a single process would take on the whole
+    /// batch, and the weights stay identical everywhere.
+    ///
+    /// Collective: every process of `comm` calls it, with its own rows.
+    pub fn shared(self, comm: &'a dyn Communicator, batch_size: usize) -> Self {
+        let rows = self.data.x.nrows();
+        self.shared_in_parts(comm, batch_size, &[rows])
+    }
+
+    /// [`Batches::shared`] for rows that come in parts, each shared out in rank order: the
+    /// rows here are this process's share of the first part, then its share of the second,
+    /// and so on (`parts` gives how many of each), and the rows of all processes are all of
+    /// the first part, then all of the second (as the training and validation rows of a
+    /// `--refit` run). Collective.
+    pub fn shared_in_parts(
+        mut self,
+        comm: &'a dyn Communicator,
+        batch_size: usize,
+        parts: &[usize],
+    ) -> Self {
+        assert_eq!(
+            parts.iter().sum::<usize>(),
+            self.data.x.nrows(),
+            "the parts cover the rows"
+        );
+        let (mut total, mut here) = (0, 0);
+        self.held.clear();
+        for &n in parts {
+            let counts = comm.all_counts(n);
+            let start = total + counts[..comm.rank()].iter().sum::<usize>();
+            self.held.push((start..start + n, here));
+            total += counts.iter().sum::<usize>();
+            here += n;
+        }
+        let batch = batch_size.clamp(1, total.max(1));
+        self.order = (0..total).collect();
+        self.x = Array2::zeros((batch, self.data.x.ncols()));
+        self.classes = vec![0; batch];
+        self.values = Array2::zeros((batch, 1));
+        self.mine = Vec::with_capacity(batch);
         self.comm = comm;
         self
     }
@@ -772,44 +834,81 @@ impl<'a> Batches<'a> {
         let comm = self.comm;
         let mut mine = std::mem::take(&mut self.mine);
         mine.clear();
-        mine.extend(chunk.iter().copied().filter(|&r| comm.owns_row(r)));
-        let local_loss = if mine.is_empty() {
-            model.visit_params(&mut |_, p| p.grad.fill(0.0));
-            0.0
+        for r in chunk {
+            if let Some((rows, here)) = self.held.iter().find(|(rows, _)| rows.contains(r)) {
+                mine.push(here + (r - rows.start));
+            }
+        }
+        let mut shared = std::mem::take(&mut self.shared);
+        let step = if mine.is_empty() {
+            step_together(model, loss, optimizer, comm, None, &mut shared, interrupted)
         } else {
             self.gather(&mine, |x, target| {
-                loss_and_gradients(model, loss, x, target)
-            })?
+                let rows = Some((x, target));
+                step_together(model, loss, optimizer, comm, rows, &mut shared, interrupted)
+            })
         };
-        // The gradient of the batch mean is Σ over processes of (rows here / batch rows) ×
-        // the gradient of this process's mean.
-        let share = mine.len() as f32 / chunk.len() as f32;
         self.mine = mine;
-        let params = model.param_count();
-        self.shared.resize(params + 2, 0.0);
+        self.shared = shared;
+        let (value, _, stop) = step?;
+        Ok((value, stop))
+    }
+}
+
+/// One optimizer step of data-parallel training: this process's `rows` of a global batch
+/// (none if it holds none of them), whose loss and gradients are summed over every process
+/// of `comm` and divided by the batch's size, so that every process takes the step of the
+/// whole batch's mean loss. `buffer` is reused between steps.
+///
+/// Returns the batch's mean loss (non-finite if it was anywhere: then no process steps),
+/// its size, and whether any process was `interrupted`. Collective: every process calls it
+/// for every global batch.
+pub fn step_together(
+    model: &mut Sequential,
+    loss: &mut dyn Loss,
+    optimizer: &mut dyn Optimizer,
+    comm: &dyn Communicator,
+    rows: Option<(ArrayView2<f32>, Target<'_>)>,
+    buffer: &mut Vec<f32>,
+    interrupted: bool,
+) -> Result<(f32, usize, bool)> {
+    let (n, local_loss) = match rows {
+        Some((x, target)) => (x.nrows(), loss_and_gradients(model, loss, x, target)?),
+        None => {
+            model.visit_params(&mut |_, p| p.grad.fill(0.0));
+            (0, 0.0)
+        }
+    };
+    let params = model.param_count();
+    buffer.resize(params + 3, 0.0);
+    let mut at = 0;
+    // Gradients of the loss summed over this process's rows (the layers give the mean's).
+    let weight = n as f32;
+    model.visit_params(&mut |_, p| {
+        for (slot, &g) in buffer[at..].iter_mut().zip(p.grad.iter()) {
+            *slot = weight * g;
+        }
+        at += p.grad.len();
+    });
+    // A non-finite loss anywhere makes the sum non-finite: every process skips the step.
+    buffer[params] = weight * local_loss;
+    buffer[params + 1] = weight;
+    buffer[params + 2] = f32::from(u8::from(interrupted));
+    comm.sum_f32(buffer);
+    let total = buffer[params + 1];
+    let value = buffer[params] / total.max(1.0);
+    if value.is_finite() && total > 0.0 {
         let mut at = 0;
         model.visit_params(&mut |_, p| {
-            for (slot, &g) in self.shared[at..].iter_mut().zip(p.grad.iter()) {
-                *slot = share * g;
+            let n = p.grad.len();
+            for (g, &s) in p.grad.iter_mut().zip(&buffer[at..at + n]) {
+                *g = s / total;
             }
-            at += p.grad.len();
+            at += n;
         });
-        // A non-finite loss anywhere makes the sum non-finite: every process skips the step.
-        self.shared[params] = share * local_loss;
-        self.shared[params + 1] = f32::from(u8::from(interrupted));
-        comm.sum_f32(&mut self.shared);
-        let value = self.shared[params];
-        if value.is_finite() {
-            let mut at = 0;
-            model.visit_params(&mut |_, p| {
-                let n = p.grad.len();
-                p.grad.copy_from_slice(&self.shared[at..at + n]);
-                at += n;
-            });
-            optimizer.step(model);
-        }
-        Ok((value, self.shared[params + 1] > 0.0))
+        optimizer.step(model);
     }
+    Ok((value, total as usize, buffer[params + 2] > 0.0))
 }
 
 /// Copies rows `rows` of `x` into the first rows of `out`.
@@ -1147,8 +1246,19 @@ mod tests {
             ..TrainConfig::default()
         };
         let run = move |comm: Option<&dyn Communicator>| {
-            let (x, y) = blobs(90);
-            let (vx, vy) = blobs(30);
+            // Each process holds its share of the rows: rank 0 the first ones, and so on.
+            let (rank, size) = comm.map_or((0, 1), |c| (c.rank(), c.size()));
+            let share = |(x, y): (Array2<f32>, Targets)| {
+                let rows = x.nrows();
+                let (start, end) = (rows * rank / size, rows * (rank + 1) / size);
+                let Targets::Classes(c) = y else {
+                    unreachable!("blobs are classes")
+                };
+                let x = x.slice(ndarray::s![start..end, ..]).to_owned();
+                (x, Targets::Classes(c[start..end].to_vec()))
+            };
+            let (x, y) = share(blobs(90));
+            let (vx, vy) = share(blobs(30));
             let mut model = build_network(4, &config.hidden, 3, config.activation, 5);
             let mut loss = SoftmaxCrossEntropy::new()
                 .with_label_smoothing(0.1)
@@ -1190,9 +1300,10 @@ mod tests {
 
     #[test]
     fn data_parallel_training_equals_one_process() {
-        // 3 ranks split batches of 20 unevenly (7, 7, 6 rows or so): the shares must be
-        // weighted by their rows for the sum to be the batch gradient. Without validation,
-        // the kept epoch is chosen on the training loss, which every rank measures alike.
+        // Each rank holds a third of the rows, and trains on those of each global batch
+        // (about 7 of 20, unevenly): the shares must be weighted by their rows for the sum
+        // to be the batch gradient. Without validation, the kept epoch is chosen on the
+        // training loss, which the ranks measure together on all their rows.
         for (ranks, validate) in [(2, true), (3, false)] {
             let single = train_in_group(0, validate).remove(0);
             let group = train_in_group(ranks, validate);

@@ -99,16 +99,45 @@ fn two_ranks_train_the_model_one_process_trains() {
     assert!(summary(&single).is_some(), "{single}");
 
     let proba = |model: &str| predictions(&ok(dir.path(), 0, &["predict", model, iris, "--proba"]));
-    let (a, b) = (proba("single.json"), proba("pair.json"));
-    assert_eq!(a.len(), 150);
-    let mut worst = 0f64;
-    for ((label_a, p_a), (label_b, p_b)) in a.iter().zip(&b) {
-        assert_eq!(label_a, label_b);
-        for (x, y) in p_a.iter().zip(p_b) {
-            worst = worst.max((x - y).abs());
+    let same = |single: &str, pair: &str| {
+        let (a, b) = (proba(single), proba(pair));
+        assert_eq!(a.len(), 150);
+        let mut worst = 0f64;
+        for ((label_a, p_a), (label_b, p_b)) in a.iter().zip(&b) {
+            assert_eq!(label_a, label_b);
+            for (x, y) in p_a.iter().zip(p_b) {
+                worst = worst.max((x - y).abs());
+            }
         }
-    }
-    assert!(worst <= 1e-3, "probabilities differ by {worst}");
+        assert!(worst <= 1e-3, "probabilities differ by {worst}");
+    };
+    same("single.json", "pair.json");
+
+    // --refit trains again on the training rows, then the validation rows: each rank holds
+    // its share of both, in that order.
+    let refit = |ranks: usize, model: &str| {
+        let args = [
+            "train",
+            iris,
+            "--epochs",
+            "30",
+            "--batch-size",
+            "16",
+            "--seed",
+            "3",
+            "--refit",
+            "--model",
+            model,
+        ];
+        ok(dir.path(), ranks, &args)
+    };
+    let out = refit(0, "single-refit.json");
+    assert!(
+        out.contains("refit: trained a fresh network on all 150 rows"),
+        "{out}"
+    );
+    refit(2, "pair-refit.json");
+    same("single-refit.json", "pair-refit.json");
 }
 
 #[test]
@@ -123,4 +152,200 @@ fn an_error_ends_every_rank_with_one_message() {
     assert_eq!(err.matches("error:").count(), 1, "{err}");
     assert!(err.contains("bad.csv, line 3, column 'b'"), "{err}");
     assert!(!dir.path().join("model.json").exists());
+
+    // A header without rows: no share holds a row, and the message is one process's.
+    std::fs::write(dir.path().join("empty.csv"), "a,b,y\n").unwrap();
+    let o = run(dir.path(), 2, &["train", "empty.csv"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    assert!(
+        err.contains("empty.csv: the file has a header but no data rows"),
+        "{err}"
+    );
+}
+
+/// A classification file whose second half has a class, categories and missing cells the
+/// first half lacks: rank 0 reads the first half, rank 1 the second.
+fn uneven(rows: usize) -> String {
+    let mut text = String::from("a,b,colour,y\n");
+    for i in 0..rows {
+        let late = i >= rows / 2;
+        let a = ((i * 37) % 101) as f32 / 10.0 - 5.0;
+        let b = ((i * 53) % 89) as f32 * 0.25 + if late { 3.0 } else { 0.0 };
+        let colour = if late {
+            ["red", "blue", "violet"][i % 3]
+        } else {
+            ["red", "green"][i % 2]
+        };
+        let y = if late && i % 4 == 0 {
+            "maybe"
+        } else if a + b > 8.0 || colour == "blue" {
+            "yes"
+        } else {
+            "no"
+        };
+        let a = if late && i % 7 == 0 {
+            String::new()
+        } else {
+            a.to_string()
+        };
+        let b = if late && i % 13 == 0 {
+            "?".into()
+        } else {
+            b.to_string()
+        };
+        let colour = if late && i % 11 == 0 { "NA" } else { colour };
+        text.push_str(&format!("{a},{b},{colour},{y}\n"));
+    }
+    text
+}
+
+#[test]
+fn ranks_reading_halves_learn_the_preprocessing_of_the_whole_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("uneven.csv"), uneven(400)).unwrap();
+    let train = |ranks: usize, model: &str| {
+        let args = [
+            "train",
+            "uneven.csv",
+            "--epochs",
+            "15",
+            "--seed",
+            "2",
+            "--model",
+            model,
+        ];
+        ok(dir.path(), ranks, &args)
+    };
+    let single = train(0, "single.json");
+    let pair = train(2, "pair.json");
+    // The same rows, split and fills are reported.
+    let lines = |out: &str, start: &str| {
+        out.lines()
+            .filter(|l| l.starts_with(start))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    for start in ["read ", "missing: ", "task: ", "features: ", "split: "] {
+        assert_eq!(lines(&single, start), lines(&pair, start), "{pair}");
+    }
+    assert!(pair.contains("into 3 classes: maybe, no, yes"), "{pair}");
+
+    let model = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(name)).unwrap()).unwrap()
+    };
+    let (a, b) = (model("single.json"), model("pair.json"));
+    let features = |m: &serde_json::Value| m["encoding"]["features"].as_array().unwrap().clone();
+    let (fa, fb) = (features(&a), features(&b));
+    assert_eq!(fa.len(), 3);
+    for (x, y) in fa.iter().zip(&fb) {
+        // Categories (all four, though each rank saw only some) and fill values exactly;
+        // means and deviations up to the order of the sums.
+        assert_eq!(x["categories"], y["categories"]);
+        assert_eq!(x["fill"], y["fill"], "{x} {y}");
+        for stat in ["mean", "std"] {
+            if let (Some(p), Some(q)) = (x[stat].as_f64(), y[stat].as_f64()) {
+                assert!((p - q).abs() <= 1e-12 * p.abs().max(1.0), "{stat}: {x} {y}");
+            }
+        }
+    }
+    assert_eq!(
+        fa[2]["categories"],
+        serde_json::json!(["blue", "green", "red", "violet"])
+    );
+    assert_eq!(a["encoding"]["target"], b["encoding"]["target"]);
+    for key in [
+        "rows",
+        "filled_cells",
+        "train_rows",
+        "validation_rows",
+        "data_sha256",
+    ] {
+        assert_eq!(a["training"][key], b["training"][key], "{key}");
+    }
+
+    let data = dir.path().join("uneven.csv");
+    let data = data.to_str().unwrap();
+    let proba = |model: &str| predictions(&ok(dir.path(), 0, &["predict", model, data, "--proba"]));
+    let (p, q) = (proba("single.json"), proba("pair.json"));
+    assert_eq!(p.len(), 400);
+    for ((label_a, p_a), (label_b, p_b)) in p.iter().zip(&q) {
+        assert_eq!(label_a, label_b);
+        for (x, y) in p_a.iter().zip(p_b) {
+            assert!((x - y).abs() <= 1e-3, "{x} vs {y}");
+        }
+    }
+}
+
+#[test]
+fn an_error_only_the_second_rank_reads_ends_both_with_one_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = uneven(200);
+    csv.push_str("1.5,2x,red,yes\n");
+    std::fs::write(dir.path().join("late.csv"), csv).unwrap();
+    let o = run(dir.path(), 2, &["train", "late.csv"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    assert!(
+        err.contains("late.csv, line 202, column 'b': '2x' is not a number"),
+        "{err}"
+    );
+    assert_eq!(err.matches("hint:").count(), 1, "{err}");
+    assert!(!dir.path().join("model.json").exists());
+}
+
+#[test]
+fn two_ranks_streaming_their_halves_learn_the_whole_files_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("uneven.csv"), uneven(2_000)).unwrap();
+    let train = |ranks: usize, model: &str| {
+        let args = [
+            "train",
+            "uneven.csv",
+            "--stream",
+            "--memory-limit",
+            "512K",
+            "--epochs",
+            "10",
+            "--seed",
+            "1",
+            "--model",
+            model,
+        ];
+        ok(dir.path(), ranks, &args)
+    };
+    let single = train(0, "single.json");
+    let pair = train(2, "pair.json");
+    for start in ["read ", "missing: ", "task: ", "split: "] {
+        let line = |out: &str| out.lines().find(|l| l.starts_with(start)).map(String::from);
+        assert!(line(&single).is_some(), "{single}");
+        assert_eq!(line(&single), line(&pair), "{pair}");
+    }
+    let model = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(name)).unwrap()).unwrap()
+    };
+    let (a, b) = (model("single.json"), model("pair.json"));
+    let features = |m: &serde_json::Value| m["encoding"]["features"].as_array().unwrap().clone();
+    for (x, y) in features(&a).iter().zip(&features(&b)) {
+        assert_eq!(x["categories"], y["categories"]);
+        assert_eq!(x["fill"], y["fill"], "{x} {y}");
+        assert!(!x["fill"].is_null());
+        for stat in ["mean", "std"] {
+            if let (Some(p), Some(q)) = (x[stat].as_f64(), y[stat].as_f64()) {
+                assert!((p - q).abs() <= 1e-12 * p.abs().max(1.0), "{stat}: {x} {y}");
+            }
+        }
+    }
+    // Streamed batches come from each rank's own chunks, so the two runs see the rows in
+    // other orders: the same accuracy within noise, not the same weights.
+    let accuracy = |m: &serde_json::Value| m["metrics"]["validation_accuracy"].as_f64().unwrap();
+    assert!(accuracy(&a) > 0.8, "{}", accuracy(&a));
+    assert!(
+        (accuracy(&a) - accuracy(&b)).abs() <= 0.05,
+        "{} {}",
+        accuracy(&a),
+        accuracy(&b)
+    );
 }

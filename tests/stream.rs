@@ -116,6 +116,89 @@ fn streaming_a_file_that_fits_reaches_the_in_memory_accuracy() {
     );
 }
 
+/// `rows` rows of `a,b,colour,y` with missing cells in every column but `y` (about one in
+/// nine), from a fixed pseudo-random sequence starting at `seed`.
+fn gappy_file(path: &Path, rows: usize, seed: u64) {
+    let mut state = seed;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as f64 / (1u64 << 31) as f64
+    };
+    let mut s = String::from("a,b,colour,y\n");
+    for _ in 0..rows {
+        let (a, b) = (next() * 4.0 - 2.0, next() * 10.0);
+        let colour = ["red", "green", "blue"][(next() * 3.0) as usize % 3];
+        let score = a + (b - 5.0) * 0.3 + if colour == "blue" { 1.0 } else { 0.0 };
+        let y = if score + (next() - 0.5) * 0.5 > 0.3 {
+            "yes"
+        } else {
+            "no"
+        };
+        let cell = |text: String, gap: f64| if gap < 0.11 { "NA".to_string() } else { text };
+        let a = cell(format!("{a:.4}"), next());
+        let b = cell(format!("{b:.3}"), next());
+        let colour = cell(colour.to_string(), next());
+        s.push_str(&format!("{a},{b},{colour},{y}\n"));
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+#[test]
+fn a_streamed_file_with_missing_cells_is_filled_as_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    gappy_file(&d.join("train.csv"), 6_000, 1);
+    gappy_file(&d.join("test.csv"), 1_000, 2);
+    // Without a validation split both paths fill from every row, so the medians and most
+    // frequent categories must be the same.
+    let train = |model: &str, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "train.csv",
+            "--val-split",
+            "0",
+            "--epochs",
+            "20",
+            "--model",
+            model,
+        ];
+        args.extend_from_slice(extra);
+        ok(d, &args)
+    };
+    let memory = train("memory.json", &[]);
+    // A 512 KiB limit reads 64 KiB at a time: three chunks of this 150 KiB file.
+    let streamed = train("stream.json", &["--stream", "--memory-limit", "512K"]);
+    let filled = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("missing: filled"))
+            .map(String::from)
+    };
+    assert!(filled(&memory).is_some(), "{memory}");
+    assert_eq!(filled(&streamed), filled(&memory), "{streamed}");
+    let model = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join(name)).unwrap()).unwrap()
+    };
+    let (a, b) = (model("memory.json"), model("stream.json"));
+    let fills = |m: &Value| {
+        (m["encoding"]["features"].as_array().unwrap().iter())
+            .map(|f| f["fill"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(fills(&a), fills(&b));
+    assert!(fills(&a).iter().all(|f| !f.is_null()));
+    assert_eq!(a["training"]["filled_cells"], b["training"]["filled_cells"]);
+    // Test rows with gaps are filled with those values, and score alike.
+    let accuracy = |m| eval_json(d, m, &[])["accuracy"].as_f64().unwrap();
+    let (memory, streamed) = (accuracy("memory.json"), accuracy("stream.json"));
+    assert!(memory > 0.8, "in memory: {memory}");
+    assert!(
+        (streamed - memory).abs() <= 0.03,
+        "streamed {streamed}, in memory {memory}"
+    );
+}
+
 /// A numeric file of `rows` rows, `a,b,y` with y = a − b, one cell replaced.
 fn numeric_file(path: &Path, rows: usize, bad_row: usize, bad_cell: &str) {
     let mut s = String::from("a,b,y\n");
@@ -138,7 +221,15 @@ fn errors_deep_in_a_streamed_file_name_the_line_and_column() {
     // Row 50,000 (from 0) is on line 50,002 (the header is line 1), some seven chunks of
     // 64 KiB into the file.
     numeric_file(&d.join("big.csv"), 60_000, 50_000, "");
-    let err = user_error(d, &["train", "big.csv", "--memory-limit", "512K"]);
+    let args = [
+        "train",
+        "big.csv",
+        "--memory-limit",
+        "512K",
+        "--missing",
+        "error",
+    ];
+    let err = user_error(d, &args);
     assert!(
         err.contains("error: big.csv, line 50002, column 'b': this cell is missing"),
         "{err}"

@@ -16,7 +16,7 @@ use mlp::health::{HealthMonitor, activation_health, diagnose};
 use mlp::memory::{format_size, in_memory_estimate, parse_size};
 use mlp::pipeline::{
     MissingPolicy, Prepared, StreamBudget, Streamed, TrainRequest, Trained, prepare,
-    prepare_streamed, train_streamed, train_with,
+    prepare_streamed_shared, train_streamed, train_with,
 };
 use mlp::plot::LossCurve;
 use mlp::train::{
@@ -361,18 +361,23 @@ fn agree<T>(comm: &dyn Communicator, result: Result<T, Error>) -> Result<T, Agre
     if comm.size() == 1 {
         return result.map_err(Agreed::Error);
     }
-    let local = result.as_ref().err().map(|e| {
-        let code = exit_for(e);
-        let code = if code == ExitCode::from(EXIT_INTERRUPTED) {
-            EXIT_INTERRUPTED
-        } else {
-            EXIT_USER
-        };
-        let (message, hint) = super::rendered(e);
-        format!("{}{message}\0{hint}", code as char)
-    });
+    // A process stopped because another failed has nothing to say: the other says it.
+    let local = result
+        .as_ref()
+        .err()
+        .filter(|e| !matches!(e, Error::Elsewhere { .. }))
+        .map(|e| {
+            let code = exit_for(e);
+            let code = if code == ExitCode::from(EXIT_INTERRUPTED) {
+                EXIT_INTERRUPTED
+            } else {
+                EXIT_USER
+            };
+            let (message, hint) = super::rendered(e);
+            format!("{}{message}\0{hint}", code as char)
+        });
     match comm.first_failure(local) {
-        None => Ok(result.unwrap_or_else(|_| unreachable!("no process failed"))),
+        None => result.map_err(|_| Agreed::Exit(ExitCode::from(EXIT_USER))),
         Some((rank, message)) => {
             let mut chars = message.chars();
             let code = chars.next().map_or(EXIT_USER, |c| c as u8);
@@ -432,7 +437,12 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
     // when streaming the rows held to judge every epoch.
     let (data, source, rows) = match agree(comm, why_stream(args, limit))? {
         None => {
-            let prepared: &Prepared = prepared_slot.insert(agree(comm, prepare(&request))?);
+            let prepared = if comm.size() > 1 {
+                mlp::share::prepare_shared(&request, comm)
+            } else {
+                prepare(&request)
+            };
+            let prepared: &Prepared = prepared_slot.insert(agree(comm, prepared)?);
             let data = DataSummary {
                 rows: prepared.rows,
                 dropped: prepared.dropped,
@@ -440,8 +450,8 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
                 delimiter: prepared.delimiter,
                 encoding: prepared.encoding.clone(),
                 task: prepared.task,
-                train_rows: prepared.x_train.nrows(),
-                validation_rows: prepared.x_val.nrows(),
+                train_rows: prepared.train_rows,
+                validation_rows: prepared.validation_rows,
             };
             describe(args, &data, request.missing, config.seed, &say);
             let rows = Batch {
@@ -456,13 +466,15 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
                 args.settings.data.display()
             ));
             let budget = StreamBudget::within(limit);
-            let streamed: &Streamed =
-                streamed_slot.insert(agree(comm, prepare_streamed(&request, budget))?);
+            let streamed: &Streamed = streamed_slot.insert(agree(
+                comm,
+                prepare_streamed_shared(&request, budget, comm),
+            )?);
             let scan = &streamed.scan;
             let data = DataSummary {
                 rows: scan.rows,
                 dropped: scan.dropped,
-                filled: Vec::new(),
+                filled: scan.filled.clone(),
                 delimiter: scan.delimiter,
                 encoding: scan.encoding.clone(),
                 task: scan.task,
@@ -471,6 +483,8 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
             };
             describe(args, &data, request.missing, config.seed, &say);
             let held = &streamed.held;
+            // In a data-parallel run each process holds its own share of them.
+            let held_rows: usize = comm.all_counts(held.x.nrows()).iter().sum();
             let rows_read = scan.rows + scan.dropped;
             say(format!(
                 "streaming: first pass (reading and parsing alone) {:.1} s, {:.0} rows/s",
@@ -481,13 +495,13 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
                 "streaming: chunks of {} read each epoch, shuffled in batches within a \
                  chunk; every epoch judged on {} {} rows{} kept in memory",
                 format_size(budget.chunk_bytes as u64),
-                held.x.nrows(),
+                held_rows,
                 if config.val_split > 0.0 {
                     "validation"
                 } else {
                     "training"
                 },
-                if held.x.nrows() < held.of {
+                if held_rows < held.of {
                     format!(" (the first of {})", held.of)
                 } else {
                     String::new()

@@ -36,6 +36,13 @@ pub(super) fn fast_numeric(path: &Path, p: &Prologue<'_>) -> Option<Table> {
         columns,
         lines: (0..rows as u32).map(|r| r + 2).collect(),
         forced: Vec::new(),
+        tallies: vec![
+            super::Tally {
+                numbers: rows as u64,
+                ..Default::default()
+            };
+            width
+        ],
     })
 }
 

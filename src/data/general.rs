@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::prologue::{LineCounter, csv_reader, line_of};
-use super::{Column, ReadOptions, Table, is_missing_token};
+use super::{Column, ReadOptions, Table, Tally, is_missing_token};
 use crate::error::{Error, Hint, Location, Result, Setting};
 
 /// What a cell holds.
@@ -39,15 +39,22 @@ pub(super) fn read_general(
     delimiter: u8,
     headers: Vec<String>,
     options: &ReadOptions,
+    whole: Option<&[Tally]>,
 ) -> Result<Table> {
     let (stats, lines) = scan(path, text, delimiter, headers.len())?;
-    if lines.is_empty() {
+    if lines.is_empty() && whole.is_none() {
         return Err(no_rows(path));
     }
+    let tallies: Vec<Tally> = stats.iter().map(|s| s.tally).collect();
     let mut columns: Vec<Column> = headers
         .iter()
         .zip(&stats)
-        .map(|(name, s)| empty_column(name, s, options.categorical.contains(name), lines.len()))
+        .enumerate()
+        .map(|(i, (name, s))| {
+            let forced = options.categorical.contains(name);
+            let whole = whole.and_then(|w| w.get(i)).unwrap_or(&s.tally);
+            empty_column(name, s, whole, forced, lines.len())
+        })
         .collect();
     fill(text, delimiter, &mut columns);
     let forced = options
@@ -62,16 +69,14 @@ pub(super) fn read_general(
         columns,
         lines,
         forced,
+        tallies,
     })
 }
 
 /// What the first pass learns about one column.
 #[derive(Default, Clone)]
 struct Stats {
-    numbers: usize,
-    texts: usize,
-    /// Texts that look like numbers written with a decimal comma (`3,14`).
-    decimal_commas: usize,
+    tally: Tally,
     first_text: Option<(usize, String)>,
     first_bad: Option<(usize, String, &'static str)>,
 }
@@ -80,16 +85,17 @@ impl Stats {
     fn count(&mut self, row: usize, cell: &str) {
         match classify(cell) {
             Cell::Missing => {}
-            Cell::Number(_) => self.numbers += 1,
+            Cell::Number(_) => self.tally.numbers += 1,
             Cell::BadNumber(why) => {
-                self.numbers += 1;
+                self.tally.numbers += 1;
+                self.tally.bad_numbers += 1;
                 if self.first_bad.is_none() {
                     self.first_bad = Some((row, cell.to_string(), why));
                 }
             }
             Cell::Text => {
-                self.texts += 1;
-                self.decimal_commas += usize::from(decimal_comma(cell));
+                self.tally.texts += 1;
+                self.tally.decimal_commas += u64::from(decimal_comma(cell));
                 if self.first_text.is_none() {
                     self.first_text = Some((row, cell.to_string()));
                 }
@@ -199,10 +205,12 @@ fn decimal_comma(value: &str) -> bool {
         && b.bytes().all(|c| c.is_ascii_digit())
 }
 
-/// Decides a column's kind from what the first pass saw: an empty [`Column::Numeric`] or
+/// Decides a column's kind from what the first pass saw (`s`, and `whole`: the counts of
+/// the whole file, which this text may be a part of): an empty [`Column::Numeric`] or
 /// [`Column::Text`] with room for `rows` values, or a [`Column::Invalid`] naming the first
-/// bad cell.
-fn empty_column(name: &str, s: &Stats, forced: bool, rows: usize) -> Column {
+/// bad cell. A column made invalid by cells in another part of the file reads as numbers
+/// here: the part holding the bad cell reports it.
+fn empty_column(name: &str, s: &Stats, whole: &Tally, forced: bool, rows: usize) -> Column {
     let invalid = |(row, value): (usize, String), reason: String, hint: Hint| Column::Invalid {
         name: name.to_string(),
         row,
@@ -210,26 +218,37 @@ fn empty_column(name: &str, s: &Stats, forced: bool, rows: usize) -> Column {
         reason,
         hint,
     };
-    if !forced && s.texts > 0 && s.decimal_commas == s.texts {
-        // Every text is a number with a decimal comma: not categories.
-        invalid(
-            s.first_text.clone().unwrap_or_default(),
-            "is a number written with a decimal comma".into(),
-            "write decimals with a point (3.14), not a comma".into(),
-        )
-    } else if forced || (s.texts > 0 && s.numbers < s.texts) {
+    let numeric = || Column::Numeric {
+        name: name.to_string(),
+        values: Vec::with_capacity(rows),
+        missing: 0,
+    };
+    if whole.is_text(forced) {
         Column::Text {
             name: name.to_string(),
             codes: Vec::with_capacity(rows),
             categories: Vec::new(),
             missing: 0,
         }
-    } else if let Some((row, value, why)) = s.first_bad.clone() {
-        invalid(
-            (row, value),
-            why.to_string(),
-            "fix the value, or mark it as missing (an empty cell or NA)".into(),
-        )
+    } else if whole.texts > 0 && whole.decimal_commas == whole.texts {
+        // Every text is a number with a decimal comma: not categories.
+        match s.first_text.clone() {
+            Some(cell) => invalid(
+                cell,
+                "is a number written with a decimal comma".into(),
+                "write decimals with a point (3.14), not a comma".into(),
+            ),
+            None => numeric(),
+        }
+    } else if whole.bad_numbers > 0 {
+        match s.first_bad.clone() {
+            Some((row, value, why)) => invalid(
+                (row, value),
+                why.to_string(),
+                "fix the value, or mark it as missing (an empty cell or NA)".into(),
+            ),
+            None => numeric(),
+        }
     } else if let Some((row, value)) = s.first_text.clone() {
         let hint = if decimal_comma(&value) {
             "write decimals with a point (3.14), not a comma".into()
@@ -240,16 +259,12 @@ fn empty_column(name: &str, s: &Stats, forced: bool, rows: usize) -> Column {
         };
         let reason = format!(
             "is not a number, but {} of the {} values in this column are",
-            s.numbers,
-            s.numbers + s.texts
+            whole.numbers,
+            whole.numbers + whole.texts
         );
         invalid((row, value), reason, hint)
     } else {
-        Column::Numeric {
-            name: name.to_string(),
-            values: Vec::with_capacity(rows),
-            missing: 0,
-        }
+        numeric()
     }
 }
 

@@ -28,6 +28,7 @@ mod prologue;
 use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Hint, Location, Result};
 use fast::{fast_numeric, parse_numeric_body, skip_line_end};
@@ -125,6 +126,37 @@ impl Column {
     }
 }
 
+/// What a column's present cells read as: the counts that decide its kind (see the
+/// module's documentation). Summed over the parts of a file, they decide as the whole file
+/// would ([`Table::from_part`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    /// Cells that are numbers (including those too large for `f32`).
+    pub numbers: u64,
+    /// Numbers that are infinite or too large for `f32`.
+    pub bad_numbers: u64,
+    /// Cells that are text.
+    pub texts: u64,
+    /// Texts that look like numbers written with a decimal comma (`3,14`).
+    pub decimal_commas: u64,
+}
+
+impl Tally {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Tally) {
+        self.numbers += other.numbers;
+        self.bad_numbers += other.bad_numbers;
+        self.texts += other.texts;
+        self.decimal_commas += other.decimal_commas;
+    }
+
+    /// Whether a column with these counts is read as text (categories), `forced` being
+    /// whether the caller asked for categories.
+    pub fn is_text(&self, forced: bool) -> bool {
+        forced || (self.texts > 0 && self.numbers < self.texts && self.decimal_commas < self.texts)
+    }
+}
+
 /// A CSV file read into columns.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -134,6 +166,8 @@ pub struct Table {
     lines: Vec<u32>,
     /// Columns read as categories because the caller asked ([`ReadOptions::categorical`]).
     forced: Vec<String>,
+    /// What each column's cells read as, in column order.
+    tallies: Vec<Tally>,
 }
 
 impl Table {
@@ -145,15 +179,44 @@ impl Table {
 
     /// Reads CSV text held in memory; `path` is used in messages only.
     pub fn from_bytes(path: &Path, bytes: &[u8], options: &ReadOptions) -> Result<Table> {
+        Table::from_part(path, bytes, options, None)
+    }
+
+    /// [`Table::from_bytes`] for one part of a file (its header line, then some of its
+    /// lines), whose columns are to be of the kinds the whole file gives them: `whole` holds
+    /// the [`Tally`] of every column summed over all the parts (with `None`, this part is the
+    /// whole file).
+    ///
+    /// A column the whole file makes text is read as text here too (but not as forced
+    /// categories); a column whose bad cell lies in another part reads as numbers here, and
+    /// only the part holding the first bad cell reports it, worded with the whole file's
+    /// counts. A part without data rows gives a table without rows.
+    pub fn from_part(
+        path: &Path,
+        bytes: &[u8],
+        options: &ReadOptions,
+        whole: Option<&[Tally]>,
+    ) -> Result<Table> {
         let p = prologue(path, bytes)?;
+        let text_anywhere = whole.is_some_and(|w| {
+            w.iter()
+                .zip(&p.headers)
+                .any(|(t, name)| t.is_text(options.categorical.contains(name)))
+        });
         if !options.categorical.iter().any(|c| p.headers.contains(c))
+            && !text_anywhere
             && header_is_first_line(p.text, p.header_end)
             && let Some(table) = fast_numeric(path, &p)
         {
             return Ok(table);
         }
         let text = check_text(path, bytes)?;
-        read_general(path, text, p.delimiter, p.headers, options)
+        read_general(path, text, p.delimiter, p.headers, options, whole)
+    }
+
+    /// What each column's cells read as, in column order.
+    pub fn tallies(&self) -> &[Tally] {
+        &self.tallies
     }
 
     /// Whether column `name` was read as categories because the caller asked for it.
@@ -227,8 +290,19 @@ impl Table {
 
     /// Removes the columns named in `names` (names not in the table are ignored).
     pub fn drop_columns(&mut self, names: &[String]) {
-        self.columns
-            .retain(|c| !names.iter().any(|n| n == c.name()));
+        let keep: Vec<bool> = (self.columns.iter())
+            .map(|c| !names.iter().any(|n| n == c.name()))
+            .collect();
+        let mut i = 0;
+        self.tallies.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        let mut i = 0;
+        self.columns.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
     }
 
     /// Keeps only the rows for which `keep` is true.
@@ -315,6 +389,7 @@ pub fn read_matrix(path: &Path) -> Result<(Vec<String>, Array2<f32>)> {
         delimiter,
         headers.clone(),
         &ReadOptions::default(),
+        None,
     )?;
     let mut m = Array2::zeros((table.rows(), headers.len()));
     for (j, column) in table.columns().iter().enumerate() {
@@ -444,6 +519,58 @@ mod tests {
         // 1e30 fits in f32 and is kept.
         let t = read("a\n1e30\n-1e30\n").unwrap();
         assert_eq!(numbers(&t, "a"), vec![1e30, -1e30]);
+    }
+
+    #[test]
+    fn parts_of_a_file_take_the_kinds_the_whole_file_gives() {
+        let path = Path::new("t.csv");
+        let options = ReadOptions::default();
+        // The whole file: `b` holds five numbers and eight texts (text), `c` twelve numbers
+        // and one text (a bad cell, in the second part).
+        let first = b"b,c\n1,1\nx,2\nw,3\nv,4\nu,5\nt,6\n";
+        let second = b"b,c\ny,7\nz,8\nq,9\n10,oops\n11,11\n12,12\n13,13\n";
+        let parts = [first.as_slice(), second.as_slice()];
+        let mut whole = vec![Tally::default(); 2];
+        for bytes in parts {
+            let table = Table::from_part(path, bytes, &options, Some(&[])).unwrap();
+            for (w, t) in whole.iter_mut().zip(table.tallies()) {
+                w.add(t);
+            }
+        }
+        assert_eq!(
+            whole[1],
+            Tally {
+                numbers: 12,
+                texts: 1,
+                ..Tally::default()
+            }
+        );
+        let first = Table::from_part(path, first, &options, Some(&whole)).unwrap();
+        let second = Table::from_part(path, second, &options, Some(&whole)).unwrap();
+        // `b` is mostly numbers in the second part (alone, a column with a bad cell), but
+        // text in the whole file.
+        for t in [&first, &second] {
+            assert!(matches!(t.column("b").unwrap(), Column::Text { .. }));
+        }
+        match first.column("b").unwrap() {
+            Column::Text { categories, .. } => assert_eq!(categories[..3], ["1", "x", "w"]),
+            _ => unreachable!(),
+        }
+        // The first part has no bad cell in `c`; the second reports it, with the whole
+        // file's counts.
+        assert!(matches!(first.column("c").unwrap(), Column::Numeric { .. }));
+        let err = second
+            .check_usable(second.column("c").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 5, column 'c': 'oops' is not a number, but 12 of the 13 values"),
+            "{err}"
+        );
+        // A part without rows is a table without rows.
+        let empty = Table::from_part(path, b"b,c\n", &options, Some(&whole)).unwrap();
+        assert_eq!(empty.rows(), 0);
+        assert!(Table::from_bytes(path, b"b,c\n", &options).is_err());
     }
 
     #[test]
@@ -640,10 +767,12 @@ mod tests {
                     b',',
                     headers,
                     &ReadOptions::default(),
+                    None,
                 )
                 .unwrap();
                 prop_assert_eq!(&fast.columns, &general.columns);
                 prop_assert_eq!(&fast.lines, &general.lines);
+                prop_assert_eq!(&fast.tallies, &general.tallies);
             }
 
             /// Any bytes at all: an error or a consistent table, never a panic.

@@ -3,7 +3,7 @@
 //! (delimiter, quoting, missing-value tokens, line endings), in bounded memory.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -55,7 +55,8 @@ impl Chunk {
 /// its own).
 pub struct Chunks {
     path: PathBuf,
-    file: File,
+    /// The file, limited to the end of the byte range read ([`Chunks::open_range`]).
+    file: std::io::Take<File>,
     header: Vec<u8>,
     /// Bytes read past the last chunk handed out.
     pending: Vec<u8>,
@@ -84,7 +85,7 @@ fn last_record_end(bytes: &[u8]) -> Option<usize> {
 }
 
 /// Line ends in `bytes` (`\n`, or `\r` not followed by `\n`), as a text editor counts lines.
-fn count_lines(bytes: &[u8]) -> usize {
+pub fn count_lines(bytes: &[u8]) -> usize {
     let newlines = memchr::memchr_iter(b'\n', bytes).count();
     let lone_cr = memchr::memchr_iter(b'\r', bytes)
         .filter(|&i| bytes.get(i + 1) != Some(&b'\n'))
@@ -95,7 +96,9 @@ fn count_lines(bytes: &[u8]) -> usize {
 impl Chunks {
     /// Opens `path` and reads its header line.
     pub fn open(path: &Path, chunk_bytes: usize) -> Result<Chunks> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = File::open(path)
+            .map_err(|e| Error::io(path, e))?
+            .take(u64::MAX);
         let mut chunks = Chunks {
             path: path.to_path_buf(),
             file,
@@ -120,6 +123,36 @@ impl Chunks {
         chunks.header = chunks.pending.drain(..end).collect();
         chunks.next_line = 1 + count_lines(&chunks.header).max(1);
         Ok(chunks)
+    }
+
+    /// Opens `path`, reads its header line, and then reads only the bytes from `start` to
+    /// `end` (whole lines after the header: see [`record_start`]), whose first line is line
+    /// `first_line` of the file. The SHA-256 is then that of the bytes read.
+    pub fn open_range(
+        path: &Path,
+        chunk_bytes: usize,
+        (start, end): (u64, u64),
+        first_line: usize,
+    ) -> Result<Chunks> {
+        let mut chunks = Chunks::open(path, chunk_bytes)?;
+        chunks.pending.clear();
+        chunks.eof = false;
+        let file = chunks.file.get_mut();
+        file.seek(SeekFrom::Start(start))
+            .map_err(|e| Error::io(path, e))?;
+        chunks.file.set_limit(end.saturating_sub(start));
+        chunks.next_line = first_line;
+        Ok(chunks)
+    }
+
+    /// The header line, as read (with its line end).
+    pub fn header(&self) -> &[u8] {
+        &self.header
+    }
+
+    /// The line number of the first line after the header.
+    pub fn first_data_line(&self) -> usize {
+        1 + count_lines(&self.header).max(1)
     }
 
     /// Reads until `pending` holds `want` bytes or the file ends.
@@ -186,6 +219,96 @@ impl Chunks {
     /// Bytes read so far.
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read
+    }
+}
+
+/// Where the line starting at or after byte `at` of `file` starts: `at` itself if a line
+/// ends just before it, else just past the next line end (`\n`, or `\r` not followed by
+/// `\n`), or the file's length `len`. Quotes are not looked at (see [`quoted_record_starts`]).
+pub fn line_start(file: &mut File, at: u64, len: u64) -> std::io::Result<u64> {
+    if at == 0 || at >= len {
+        return Ok(at.min(len));
+    }
+    // From the byte before `at`, to see whether a line ends just there.
+    let mut pos = at - 1;
+    file.seek(SeekFrom::Start(pos))?;
+    let mut buffer = vec![0u8; 64 << 10];
+    let mut carry_cr = false;
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            return Ok(len);
+        }
+        for (i, &b) in buffer[..n].iter().enumerate() {
+            let here = pos + i as u64;
+            if carry_cr {
+                // The `\r` just before `here` ended a line unless this is its `\n`.
+                if b != b'\n' {
+                    return Ok(here);
+                }
+                carry_cr = false;
+            }
+            match b {
+                b'\n' => return Ok(here + 1),
+                b'\r' => carry_cr = true,
+                _ => {}
+            }
+        }
+        pos += n as u64;
+    }
+}
+
+/// Where the records starting at or after each byte of `targets` (ascending, after the
+/// header, which ends at byte `header_end`) start, reading the file from the header on and
+/// following its quotes, so that a line break inside a quoted field is not taken for a
+/// record's end.
+pub fn quoted_record_starts(
+    file: &mut File,
+    header_end: u64,
+    targets: &[u64],
+) -> std::io::Result<Vec<u64>> {
+    file.seek(SeekFrom::Start(header_end))?;
+    let mut out = Vec::with_capacity(targets.len());
+    let mut buffer = vec![0u8; 1 << 20];
+    let (mut pos, mut quoted, mut carry_cr) = (header_end, false, false);
+    // The record start found last: every byte from there on begins a record there or later.
+    let mut last_start = header_end;
+    loop {
+        while out.len() < targets.len() && targets[out.len()] <= last_start {
+            out.push(last_start);
+        }
+        if out.len() == targets.len() {
+            return Ok(out);
+        }
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            out.resize(targets.len(), pos);
+            return Ok(out);
+        }
+        for (i, &b) in buffer[..n].iter().enumerate() {
+            let here = pos + i as u64;
+            if carry_cr {
+                carry_cr = false;
+                if b != b'\n' {
+                    last_start = here;
+                    while out.len() < targets.len() && targets[out.len()] <= last_start {
+                        out.push(last_start);
+                    }
+                }
+            }
+            match b {
+                b'"' => quoted = !quoted,
+                b'\n' if !quoted => {
+                    last_start = here + 1;
+                    while out.len() < targets.len() && targets[out.len()] <= last_start {
+                        out.push(last_start);
+                    }
+                }
+                b'\r' if !quoted => carry_cr = true,
+                _ => {}
+            }
+        }
+        pos += n as u64;
     }
 }
 

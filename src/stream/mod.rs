@@ -10,34 +10,44 @@
 //! 3. Every epoch reads the file again and trains on each chunk's training rows in
 //!    shuffled mini-batches ([`StreamEpochs`]).
 //!
-//! Which rows validate is decided by a seeded hash of the row number
-//! ([`is_validation_row`]), so every pass agrees without remembering, and validation rows
-//! never reach training.
+//! Which rows validate is decided by a seeded hash of the line the row starts on
+//! ([`is_validation_row`]), so every pass agrees without remembering, validation rows never
+//! reach training, and the split does not depend on how the file is shared out.
+//!
+//! With `--missing impute`, the first pass also counts every column's categories in the
+//! training rows (for the most frequent) and its numbers by the top bits of their keys, and
+//! one more pass finds the exact medians ([`Medians`]): memory for counts, never for rows.
+//!
+//! In a data-parallel run each process streams only its share of the file
+//! ([`crate::share`]): the passes' findings are combined over the processes, and every step
+//! trains on one local batch from each process together ([`StreamEpochs`]).
 
 pub mod chunks;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use ndarray::Array2;
 
-use crate::comm::Communicator;
+use crate::comm::{Communicator, Solo, settle};
 use crate::data::{Column, ReadOptions, Table};
 use crate::dataset::{
     Encoding, Feature, MAX_INTEGER_CLASSES, TargetEncoding, Targets, Task, number_label,
 };
 use crate::error::{Error, Result, Setting};
 use crate::loss::Loss;
+use crate::median::Medians;
 use crate::optim::Optimizer;
 use crate::pipeline::{MissingPolicy, TrainRequest};
 use crate::sequential::Sequential;
-use crate::train::{Batch, Batches, EpochEnd, Epochs, Observer};
+use crate::share::Range;
+use crate::train::{Batch, Batches, EpochEnd, Epochs, Observer, step_together};
 
 use chunks::{Chunk, Chunks};
 
-/// Whether data row `row` (0-based, counting every row of the file) is held out for
-/// validation: a seeded hash of the row number below `fraction`, so about that fraction
-/// of the rows validate and every pass over the file picks the same ones.
+/// Whether the data row starting on line `row` of the file is held out for validation: a
+/// seeded hash of the line number below `fraction`, so about that fraction of the rows
+/// validate and every pass over the file (in one process or many) picks the same ones.
 pub fn is_validation_row(row: u64, fraction: f32, seed: u64) -> bool {
     if fraction <= 0.0 {
         return false;
@@ -54,15 +64,15 @@ pub fn is_validation_row(row: u64, fraction: f32, seed: u64) -> bool {
 
 /// Count, mean and sum of squared deviations of numbers seen so far, merged a chunk at a
 /// time (Chan, Golub and LeVeque's pairwise update), in `f64`.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct Moments {
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Moments {
     n: u64,
     mean: f64,
     m2: f64,
 }
 
 impl Moments {
-    fn of(values: impl Iterator<Item = f32> + Clone) -> Moments {
+    pub(crate) fn of(values: impl Iterator<Item = f32> + Clone) -> Moments {
         let (mut n, mut sum) = (0u64, 0f64);
         for v in values.clone() {
             n += 1;
@@ -76,7 +86,7 @@ impl Moments {
         Moments { n, mean, m2 }
     }
 
-    fn merge(&mut self, other: Moments) {
+    pub(crate) fn merge(&mut self, other: Moments) {
         if other.n == 0 {
             return;
         }
@@ -89,7 +99,7 @@ impl Moments {
 
     /// Mean and (population) deviation as [`crate::dataset::mean_std`] gives them: a
     /// constant column gets deviation 1.
-    fn mean_std(&self) -> (f64, f64) {
+    pub(crate) fn mean_std(&self) -> (f64, f64) {
         if self.n == 0 {
             return (0.0, 1.0);
         }
@@ -103,7 +113,7 @@ impl Moments {
 }
 
 /// What the first pass learns about one column.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum ColumnStats {
     Numbers {
         /// Over the training rows.
@@ -112,11 +122,76 @@ enum ColumnStats {
         /// choosing the task).
         integer: bool,
         distinct: Vec<f32>,
+        /// Missing cells in the rows kept.
+        missing: u64,
     },
     Text {
         categories: HashSet<String>,
         present: u64,
+        /// How often each category is in the training rows (for `--missing impute`).
+        train_counts: BTreeMap<String, u64>,
+        /// Missing cells in the rows kept.
+        missing: u64,
     },
+}
+
+impl ColumnStats {
+    /// Adds what another process learnt about the same column.
+    fn merge(&mut self, other: ColumnStats) {
+        match (self, other) {
+            (
+                ColumnStats::Numbers {
+                    moments,
+                    integer,
+                    distinct,
+                    missing,
+                },
+                ColumnStats::Numbers {
+                    moments: m,
+                    integer: i,
+                    distinct: d,
+                    missing: n,
+                },
+            ) => {
+                moments.merge(m);
+                *integer &= i;
+                for v in d {
+                    if distinct.len() <= MAX_INTEGER_CLASSES && !distinct.contains(&v) {
+                        distinct.push(v);
+                    }
+                }
+                *missing += n;
+            }
+            (
+                ColumnStats::Text {
+                    categories,
+                    present,
+                    train_counts,
+                    missing,
+                },
+                ColumnStats::Text {
+                    categories: c,
+                    present: p,
+                    train_counts: t,
+                    missing: n,
+                },
+            ) => {
+                categories.extend(c);
+                *present += p;
+                for (category, count) in t {
+                    *train_counts.entry(category).or_default() += count;
+                }
+                *missing += n;
+            }
+            _ => unreachable!("every process reads a column as the same kind"),
+        }
+    }
+
+    fn missing(&self) -> u64 {
+        match self {
+            ColumnStats::Numbers { missing, .. } | ColumnStats::Text { missing, .. } => *missing,
+        }
+    }
 }
 
 /// Most distinct categories the first pass keeps per column before refusing it.
@@ -143,9 +218,28 @@ pub struct Scan {
     pub bytes: u64,
     /// SHA-256 of the file, hex.
     pub sha256: String,
+    /// Missing feature cells filled in (`--missing impute`) in the rows kept: (column,
+    /// cells) for each column that had any, in file order.
+    pub filled: Vec<(String, usize)>,
+    /// This process's share of the file in a data-parallel run (`None`: the whole file).
+    pub range: Option<Range>,
     /// Columns read as text (the user's `--categorical`, and any column found to hold
     /// text): later passes read them so too.
     text_columns: Vec<String>,
+}
+
+impl Scan {
+    /// Opens the part of the file this process reads, in chunks of about `chunk_bytes`.
+    fn open(&self, path: &Path, chunk_bytes: usize) -> Result<Chunks> {
+        open_part(path, chunk_bytes, self.range)
+    }
+}
+
+fn open_part(path: &Path, chunk_bytes: usize, range: Option<Range>) -> Result<Chunks> {
+    match range {
+        None => Chunks::open(path, chunk_bytes),
+        Some(r) => Chunks::open_range(path, chunk_bytes, (r.start, r.end), r.first_line),
+    }
 }
 
 /// One chunk read and checked: its table, and the (chunk) rows that train and validate.
@@ -158,13 +252,8 @@ struct ReadChunk {
 }
 
 /// Reads `chunk` into a table with the request's columns, and sorts its rows into
-/// training, validation and dropped. `first_row` is the file's index of its first row.
-fn read_chunk(
-    request: &TrainRequest,
-    text_columns: &[String],
-    chunk: Chunk,
-    first_row: u64,
-) -> Result<ReadChunk> {
+/// training, validation and dropped (by the missing-value policy).
+fn read_chunk(request: &TrainRequest, text_columns: &[String], chunk: Chunk) -> Result<ReadChunk> {
     let path = &request.data;
     let options = ReadOptions {
         categorical: text_columns.to_vec(),
@@ -174,35 +263,34 @@ fn read_chunk(
     for column in table.columns() {
         table.check_usable(column).map_err(|e| chunk.locate(e))?;
     }
+    let target = request
+        .target
+        .clone()
+        .or_else(|| table.headers().last().map(|h| h.to_string()))
+        .unwrap_or_default();
     let (mut train, mut validation, mut dropped) = (Vec::new(), Vec::new(), 0);
     for r in 0..table.rows() {
-        if let Some(column) = table.columns().iter().find(|c| c.is_missing(r)) {
-            match request.missing {
-                MissingPolicy::Drop => {}
-                MissingPolicy::Error => {
-                    return Err(chunk.locate(Error::data(
-                        table.location(Some(r), Some(column.name())),
-                        "this cell is missing",
-                        "fill in the missing cells, or pass --missing drop to train without \
-                         those rows",
-                    )));
-                }
-                // Filling needs the medians of the whole file before the first row is
-                // encoded: a pass this streaming path does not make yet.
-                MissingPolicy::Impute => {
-                    return Err(chunk.locate(Error::data(
-                        table.location(Some(r), Some(column.name())),
-                        "this cell is missing, and a streamed file cannot have its missing \
-                         cells filled in yet",
-                        "pass --missing drop to train without those rows, or fill them in",
-                    )));
-                }
+        let missing = match request.missing {
+            // Filled from the fill values: only a row without a target is left out.
+            MissingPolicy::Impute => table.column(&target).filter(|c| c.is_missing(r)),
+            MissingPolicy::Drop | MissingPolicy::Error => {
+                table.columns().iter().find(|c| c.is_missing(r))
+            }
+        };
+        if let Some(column) = missing {
+            if request.missing == MissingPolicy::Error {
+                return Err(chunk.locate(Error::data(
+                    table.location(Some(r), Some(column.name())),
+                    "this cell is missing",
+                    "fill in the missing cells, or pass --missing impute to fill them or \
+                     --missing drop to train without those rows",
+                )));
             }
             dropped += 1;
             continue;
         }
-        let seed = request.config.seed;
-        if is_validation_row(first_row + r as u64, request.config.val_split, seed) {
+        let line = chunk.file_line(table.line(r)) as u64;
+        if is_validation_row(line, request.config.val_split, request.config.seed) {
             validation.push(r);
         } else {
             train.push(r);
@@ -262,81 +350,124 @@ fn check_header(request: &TrainRequest, table: &Table, target: &str) -> Result<(
 /// The first pass: learns the encoding of the file of `request` in chunks of about
 /// `chunk_bytes`, without keeping rows.
 pub fn scan(request: &TrainRequest, chunk_bytes: usize) -> Result<Scan> {
-    request.config.validate()?;
-    let mut text_columns = request.categorical.clone();
-    loop {
-        match scan_once(request, chunk_bytes, &text_columns)? {
-            Ok(scan) => return Ok(scan),
-            // A column read as numbers in early chunks holds text further on: read it as
-            // text from the start, as the in-memory reader would.
-            Err(column) => text_columns.push(column),
-        }
-    }
+    scan_shared(request, chunk_bytes, &Solo)
 }
 
-fn scan_once(
+/// [`scan`] by every process of `comm`, each reading only its share of the file
+/// ([`crate::share::share_range`]); what they find is combined, so that every process ends
+/// with the [`Scan`] of the whole file. Collective.
+pub fn scan_shared(
+    request: &TrainRequest,
+    chunk_bytes: usize,
+    comm: &dyn Communicator,
+) -> Result<Scan> {
+    settle(comm, request.config.validate())?;
+    let range = if comm.size() > 1 {
+        Some(crate::share::share_range(&request.data, comm)?.0)
+    } else {
+        None
+    };
+    let mut text_columns = request.categorical.clone();
+    let part = loop {
+        let part = settle(comm, scan_part(request, chunk_bytes, &text_columns, range))?;
+        // A column read as numbers in early chunks holds text further on (here or in
+        // another share): read it as text from the start, as the in-memory reader would.
+        let found = crate::share::gather(comm, &part.as_ref().err().cloned());
+        let mut found: Vec<String> = found.into_iter().flatten().collect();
+        found.sort();
+        found.dedup();
+        match part {
+            Ok(part) if found.is_empty() => break part,
+            _ => text_columns.extend(found),
+        }
+    };
+    finish_scan(request, chunk_bytes, comm, range, text_columns, part)
+}
+
+/// What one process's pass over its part of the file found.
+struct PartScan {
+    /// The header, as a table without rows: names, delimiter, location of messages.
+    header: Table,
+    target: String,
+    stats: Vec<(String, ColumnStats)>,
+    counts: PartCounts,
+    /// With `--missing impute`: the first pass of the medians.
+    medians: Option<Medians>,
+    bytes_read: u64,
+    sha256: String,
+}
+
+/// Rows a process read, kept, dropped, trained and validated on.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+struct PartCounts {
+    rows: usize,
+    dropped: usize,
+    train_rows: usize,
+    validation_rows: usize,
+}
+
+/// Memory for counting numbers by the bits of their keys (the medians).
+fn median_bytes(chunk_bytes: usize) -> usize {
+    chunk_bytes.max(1 << 20)
+}
+
+/// One pass over this process's part of the file, or the name of a column found to hold
+/// text that was read as numbers until then.
+fn scan_part(
     request: &TrainRequest,
     chunk_bytes: usize,
     text_columns: &[String],
-) -> Result<std::result::Result<Scan, String>> {
+    range: Option<Range>,
+) -> Result<std::result::Result<PartScan, String>> {
     let path = &request.data;
-    let mut chunks = Chunks::open(path, chunk_bytes)?;
-    let mut target = request.target.clone().unwrap_or_default();
-    let mut stats: Vec<(String, ColumnStats)> = Vec::new();
-    let (mut rows, mut dropped, mut train_rows, mut validation_rows) = (0, 0, 0, 0);
-    let mut first_row = 0u64;
-    let mut delimiter = b',';
-    let mut last_table: Option<(Chunk, Table)> = None;
-    while let Some(chunk) = chunks.next_chunk()? {
-        let first = first_row == 0 && stats.is_empty();
-        if first {
-            let options = ReadOptions {
-                categorical: text_columns.to_vec(),
+    let mut chunks = open_part(path, chunk_bytes, range)?;
+    let options = ReadOptions {
+        categorical: text_columns.to_vec(),
+    };
+    let mut header = Table::from_part(path, chunks.header(), &options, Some(&[]))?;
+    let target = match &request.target {
+        Some(t) => t.clone(),
+        None => header
+            .headers()
+            .last()
+            .map_or(String::new(), |h| h.to_string()),
+    };
+    check_header(request, &header, &target)?;
+    header.drop_columns(&request.ignore);
+    let mut stats: Vec<(String, ColumnStats)> = (header.columns().iter())
+        .map(|c| {
+            let s = match c {
+                Column::Text { .. } => ColumnStats::Text {
+                    categories: HashSet::new(),
+                    present: 0,
+                    train_counts: BTreeMap::new(),
+                    missing: 0,
+                },
+                _ => ColumnStats::Numbers {
+                    moments: Moments::default(),
+                    integer: true,
+                    distinct: Vec::new(),
+                    missing: 0,
+                },
             };
-            let table =
-                Table::from_bytes(path, &chunk.bytes, &options).map_err(|e| chunk.locate(e))?;
-            if request.target.is_none() {
-                target = table
-                    .headers()
-                    .last()
-                    .map_or(String::new(), |h| h.to_string());
-            }
-            check_header(request, &table, &target)?;
-            delimiter = table.delimiter();
-        }
-        let read = read_chunk(request, text_columns, chunk, first_row)?;
-        first_row += read.table.rows() as u64;
-        dropped += read.dropped;
-        train_rows += read.train.len();
-        validation_rows += read.validation.len();
-        rows += read.train.len() + read.validation.len();
+            (c.name().to_string(), s)
+        })
+        .collect();
+    let mut medians = (request.missing == MissingPolicy::Impute)
+        .then(|| Medians::new(stats.len(), median_bytes(chunk_bytes)));
+    let mut counts = PartCounts::default();
+    while let Some(chunk) = chunks.next_chunk()? {
+        let read = read_chunk(request, text_columns, chunk)?;
+        counts.dropped += read.dropped;
+        counts.train_rows += read.train.len();
+        counts.validation_rows += read.validation.len();
+        counts.rows += read.train.len() + read.validation.len();
         let kept: Vec<usize> = {
             let mut k: Vec<usize> = read.train.iter().chain(&read.validation).copied().collect();
             k.sort_unstable();
             k
         };
-        if stats.is_empty() {
-            stats = read
-                .table
-                .columns()
-                .iter()
-                .map(|c| {
-                    let s = match c {
-                        Column::Text { .. } => ColumnStats::Text {
-                            categories: HashSet::new(),
-                            present: 0,
-                        },
-                        _ => ColumnStats::Numbers {
-                            moments: Moments::default(),
-                            integer: true,
-                            distinct: Vec::new(),
-                        },
-                    };
-                    (c.name().to_string(), s)
-                })
-                .collect();
-        }
-        for (column, (name, s)) in read.table.columns().iter().zip(&mut stats) {
+        for (i, (column, (name, s))) in read.table.columns().iter().zip(&mut stats).enumerate() {
             match (column, s) {
                 (
                     Column::Numeric { values, .. },
@@ -344,11 +475,20 @@ fn scan_once(
                         moments,
                         integer,
                         distinct,
+                        missing,
                     },
                 ) => {
-                    moments.merge(Moments::of(read.train.iter().map(|&r| values[r])));
+                    let present = read.train.iter().map(|&r| values[r]);
+                    moments.merge(Moments::of(present.filter(|v| !v.is_nan())));
+                    if let Some(m) = medians.as_mut() {
+                        read.train.iter().for_each(|&r| m.add(i, values[r]));
+                    }
                     for &r in &kept {
                         let v = values[r];
+                        if v.is_nan() {
+                            *missing += 1;
+                            continue;
+                        }
                         *integer &= v.fract() == 0.0;
                         if distinct.len() <= MAX_INTEGER_CLASSES && !distinct.contains(&v) {
                             distinct.push(v);
@@ -362,16 +502,32 @@ fn scan_once(
                     ColumnStats::Text {
                         categories: seen,
                         present,
+                        train_counts,
+                        missing,
                     },
                 ) => {
                     let mut used = vec![false; categories.len()];
                     for &r in &kept {
-                        used[codes[r] as usize] = true;
+                        match codes[r] {
+                            Column::MISSING => *missing += 1,
+                            c => {
+                                used[c as usize] = true;
+                                *present += 1;
+                            }
+                        }
                     }
-                    *present += kept.len() as u64;
-                    for (c, _) in categories.iter().zip(used).filter(|(_, u)| *u) {
-                        if !seen.contains(c) {
+                    let mut in_training = vec![0u64; categories.len()];
+                    for &r in &read.train {
+                        if codes[r] != Column::MISSING {
+                            in_training[codes[r] as usize] += 1;
+                        }
+                    }
+                    for ((c, u), n) in categories.iter().zip(used).zip(in_training) {
+                        if u && !seen.contains(c) {
                             seen.insert(c.clone());
+                        }
+                        if n > 0 {
+                            *train_counts.entry(c.clone()).or_default() += n;
                         }
                     }
                     if seen.len() > MAX_CATEGORIES {
@@ -388,9 +544,90 @@ fn scan_once(
                 _ => unreachable!("columns read as text stay text"),
             }
         }
-        last_table = Some((read.chunk, read.table));
     }
-    let Some((last_chunk, table)) = last_table else {
+    Ok(Ok(PartScan {
+        header,
+        target,
+        stats,
+        counts,
+        medians,
+        bytes_read: chunks.bytes_read(),
+        sha256: chunks.sha256_hex(),
+    }))
+}
+
+/// Combines every process's [`PartScan`] (one process: just its own) into the [`Scan`] of
+/// the whole file, with the extra passes the medians need. Collective.
+fn finish_scan(
+    request: &TrainRequest,
+    chunk_bytes: usize,
+    comm: &dyn Communicator,
+    range: Option<Range>,
+    text_columns: Vec<String>,
+    part: PartScan,
+) -> Result<Scan> {
+    let path = &request.data;
+    let PartScan {
+        header: table,
+        target,
+        stats: part_stats,
+        counts: part_counts,
+        medians,
+        bytes_read,
+        sha256,
+    } = part;
+    let mut stats: Vec<(String, ColumnStats)> = Vec::new();
+    let mut counts = PartCounts::default();
+    for (s, c) in crate::share::gather(comm, &(part_stats, part_counts)) {
+        if stats.is_empty() {
+            stats = s;
+        } else {
+            for ((_, mine), (_, other)) in stats.iter_mut().zip(s) {
+                mine.merge(other);
+            }
+        }
+        counts.rows += c.rows;
+        counts.dropped += c.dropped;
+        counts.train_rows += c.train_rows;
+        counts.validation_rows += c.validation_rows;
+    }
+    let PartCounts {
+        rows,
+        dropped,
+        train_rows,
+        validation_rows,
+    } = counts;
+    let (bytes, sha256) = if comm.size() > 1 {
+        let len = std::fs::metadata(path).map_or(0, |m| m.len());
+        (len, crate::share::shared_sha256(path, comm)?)
+    } else {
+        (bytes_read, sha256)
+    };
+    // The medians' further passes, over the training rows of every process's part.
+    let medians = match medians {
+        Some(mut medians) => {
+            medians.end_pass(comm);
+            while !medians.done() {
+                let pass = (|| {
+                    let mut chunks = open_part(path, chunk_bytes, range)?;
+                    while let Some(chunk) = chunks.next_chunk()? {
+                        let read = read_chunk(request, &text_columns, chunk)?;
+                        for (i, column) in read.table.columns().iter().enumerate() {
+                            if let Column::Numeric { values, .. } = column {
+                                read.train.iter().for_each(|&r| medians.add(i, values[r]));
+                            }
+                        }
+                    }
+                    Ok(())
+                })();
+                settle(comm, pass)?;
+                medians.end_pass(comm);
+            }
+            Some(medians.medians())
+        }
+        None => None,
+    };
+    if rows + dropped == 0 {
         let mut location = crate::error::Location {
             path: path.clone(),
             ..Default::default()
@@ -401,16 +638,25 @@ fn scan_once(
             "there are no data rows after the header",
             "check that this is the right file",
         ));
-    };
-    let locate = |e: Error| last_chunk.locate(e);
+    }
+    let delimiter = table.delimiter();
+    let locate = |e: Error| e;
     if rows == 0 {
         return Err(Error::data(
             crate::error::Location {
                 path: path.clone(),
                 ..Default::default()
             },
-            format!("every one of the {dropped} rows has a missing value"),
-            "fill in the missing cells",
+            match request.missing {
+                MissingPolicy::Impute => {
+                    format!("the target is missing in every one of the {dropped} rows")
+                }
+                _ => format!("every one of the {dropped} rows has a missing value"),
+            },
+            match request.missing {
+                MissingPolicy::Impute => "fill in the target column, or check --target",
+                _ => "fill in the missing cells, or pass --missing impute",
+            },
         ));
     }
     if train_rows == 0 || (request.config.val_split > 0.0 && validation_rows == 0) {
@@ -462,6 +708,7 @@ fn scan_once(
             ColumnStats::Text {
                 categories,
                 present,
+                ..
             },
         ) => {
             let mut labels: Vec<String> = categories.iter().cloned().collect();
@@ -531,23 +778,39 @@ fn scan_once(
         ));
     }
     let mut features = Vec::new();
-    for (name, s) in &stats {
+    for (i, (name, s)) in stats.iter().enumerate() {
         if *name == target {
             continue;
         }
+        let no_fill = || {
+            column_error(
+                name,
+                format!(
+                    "every one of the {train_rows} training rows is missing this column, so \
+                     there is nothing to fill its gaps with"
+                ),
+                format!("leave it out with --ignore {name}"),
+            )
+        };
         features.push(match s {
             ColumnStats::Numbers { moments, .. } => {
                 let (mean, std) = moments.mean_std();
+                let fill = match &medians {
+                    Some(m) => Some(m[i].ok_or_else(no_fill)?),
+                    None => None,
+                };
                 Feature::Numeric {
                     name: name.clone(),
                     mean,
                     std,
-                    fill: None,
+                    fill,
                 }
             }
             ColumnStats::Text {
                 categories,
                 present,
+                train_counts,
+                ..
             } => {
                 let forced = request.categorical.iter().any(|c| c == name);
                 if !forced
@@ -569,15 +832,29 @@ fn scan_once(
                 }
                 let mut categories: Vec<String> = categories.iter().cloned().collect();
                 categories.sort();
+                // The most frequent in the training rows; a tie goes to the first in order.
+                let fill = if medians.is_some() {
+                    let best = (categories.iter())
+                        .map(|c| (train_counts.get(c).copied().unwrap_or(0), c))
+                        .rev()
+                        .max_by_key(|(n, _)| *n);
+                    Some(best.filter(|(n, _)| *n > 0).ok_or_else(no_fill)?.1.clone())
+                } else {
+                    None
+                };
                 Feature::Categorical {
                     name: name.clone(),
                     categories,
-                    fill: None,
+                    fill,
                 }
             }
         });
     }
-    Ok(Ok(Scan {
+    let filled = (stats.iter())
+        .filter(|(name, s)| *name != target && s.missing() > 0)
+        .map(|(name, s)| (name.clone(), s.missing() as usize))
+        .collect();
+    Ok(Scan {
         encoding: Encoding {
             features,
             target: target_encoding,
@@ -588,10 +865,16 @@ fn scan_once(
         dropped,
         train_rows,
         validation_rows,
-        bytes: chunks.bytes_read(),
-        sha256: chunks.sha256_hex(),
-        text_columns: text_columns.to_vec(),
-    }))
+        bytes,
+        sha256,
+        filled: if medians.is_some() {
+            filled
+        } else {
+            Vec::new()
+        },
+        range,
+        text_columns,
+    })
 }
 
 /// Inputs and targets of rows kept in memory.
@@ -630,13 +913,11 @@ pub fn held_rows(
     let mut classes = Vec::new();
     let mut values = Vec::new();
     let mut n = 0;
-    let mut chunks = Chunks::open(&request.data, chunk_bytes)?;
-    let mut first_row = 0u64;
+    let mut chunks = scan.open(&request.data, chunk_bytes)?;
     while n < max_rows
         && let Some(chunk) = chunks.next_chunk()?
     {
-        let read = read_chunk(request, &scan.text_columns, chunk, first_row)?;
-        first_row += read.table.rows() as u64;
+        let read = read_chunk(request, &scan.text_columns, chunk)?;
         let rows = if validation {
             &read.validation
         } else {
@@ -669,17 +950,26 @@ pub fn held_rows(
 
 /// Training epochs read from the file: each chunk's training rows in shuffled
 /// mini-batches (the shuffle buffer is the chunk).
+///
+/// In a data-parallel run, each process reads its share of the file so, and every step
+/// trains on one batch from each process together: the processes' batches (of about
+/// `batch_size / processes` rows, so that the global batch is about `batch_size`) make one
+/// global batch, whose gradient they sum ([`step_together`]). A process whose share ran
+/// out takes part with no rows until every share has; the epoch ends there.
 pub struct StreamEpochs<'a> {
     request: &'a TrainRequest,
     scan: &'a Scan,
     chunk_bytes: usize,
     comm: Option<&'a dyn Communicator>,
     epoch: u64,
+    /// What the processes sum at every step (reused).
+    buffer: Vec<f32>,
 }
 
 impl<'a> StreamEpochs<'a> {
     /// Epochs over the file of `request`, read in chunks of about `chunk_bytes`; with
-    /// `comm`, trained together with the other processes (each reads the whole file).
+    /// `comm`, trained together with the other processes, each reading its share
+    /// (`scan` from [`scan_shared`]).
     pub fn new(
         request: &'a TrainRequest,
         scan: &'a Scan,
@@ -692,12 +982,29 @@ impl<'a> StreamEpochs<'a> {
             chunk_bytes,
             comm,
             epoch: 0,
+            buffer: Vec::new(),
         }
     }
-}
 
-impl Epochs for StreamEpochs<'_> {
-    fn epoch(
+    /// The next chunk of this process's part with training rows, encoded, or `None` at
+    /// the end of the part.
+    fn next_training_chunk(&self, chunks: &mut Chunks) -> Result<Option<(Array2<f32>, Targets)>> {
+        while let Some(chunk) = chunks.next_chunk()? {
+            let read = read_chunk(self.request, &self.scan.text_columns, chunk)?;
+            if read.train.is_empty() {
+                continue;
+            }
+            let locate = |e| read.chunk.locate(e);
+            let encoding = &self.scan.encoding;
+            let x = encoding.inputs(&read.table, &read.train).map_err(locate)?;
+            let y = encoding.targets(&read.table, &read.train).map_err(locate)?;
+            return Ok(Some((x, y)));
+        }
+        Ok(None)
+    }
+
+    /// One epoch of a single process: every chunk's batches in turn.
+    fn epoch_alone(
         &mut self,
         model: &mut Sequential,
         loss: &mut dyn Loss,
@@ -705,37 +1012,16 @@ impl Epochs for StreamEpochs<'_> {
         interrupted: &dyn Fn() -> bool,
         mut observer: Option<&mut (dyn Observer + '_)>,
     ) -> Result<EpochEnd> {
-        self.epoch += 1;
         let config = &self.request.config;
-        let mut chunks = Chunks::open(&self.request.data, self.chunk_bytes)?;
-        let (mut first_row, mut total, mut rows, mut batches_run) = (0u64, 0f64, 0usize, 0);
+        let mut chunks = self.scan.open(&self.request.data, self.chunk_bytes)?;
+        let (mut total, mut rows, mut batches_run) = (0f64, 0usize, 0);
         let mut index = 0u64;
-        while let Some(chunk) = chunks.next_chunk()? {
-            let read = read_chunk(self.request, &self.scan.text_columns, chunk, first_row)?;
-            first_row += read.table.rows() as u64;
-            if read.train.is_empty() {
-                continue;
-            }
-            let locate = |e| read.chunk.locate(e);
-            let x = self
-                .scan
-                .encoding
-                .inputs(&read.table, &read.train)
-                .map_err(locate)?;
-            let y = self
-                .scan
-                .encoding
-                .targets(&read.table, &read.train)
-                .map_err(locate)?;
-            let n = read.train.len();
-            drop(read);
+        while let Some((x, y)) = self.next_training_chunk(&mut chunks)? {
+            let n = x.nrows();
             // A seed per epoch and chunk: a fresh order every time, the same on every run.
             index += 1;
             let seed = config.seed ^ (self.epoch << 32) ^ index;
             let mut batches = Batches::new(Batch { x: x.view(), y: &y }, config.batch_size, seed);
-            if let Some(comm) = self.comm {
-                batches = batches.shared(comm);
-            }
             let observer = observer.as_deref_mut();
             match batches.epoch_observed(model, loss, optimizer, interrupted, observer)? {
                 EpochEnd::Finished { mean_loss } => {
@@ -754,6 +1040,122 @@ impl Epochs for StreamEpochs<'_> {
         Ok(EpochEnd::Finished {
             mean_loss: (total / rows.max(1) as f64) as f32,
         })
+    }
+
+    /// One epoch of data-parallel training: a batch from every process at each step.
+    fn epoch_together(
+        &mut self,
+        comm: &dyn Communicator,
+        model: &mut Sequential,
+        loss: &mut dyn Loss,
+        optimizer: &mut dyn Optimizer,
+        interrupted: &dyn Fn() -> bool,
+        mut observer: Option<&mut (dyn Observer + '_)>,
+    ) -> Result<EpochEnd> {
+        let config = &self.request.config;
+        let (rank, size) = (comm.rank(), comm.size());
+        // This process's part of each global batch.
+        let local_batch =
+            (config.batch_size / size + usize::from(rank < config.batch_size % size)).max(1);
+        let mut chunks = self.scan.open(&self.request.data, self.chunk_bytes);
+        let mut failure: Option<Error> = None;
+        let mut current: Option<(Array2<f32>, Targets, Vec<usize>)> = None;
+        let mut at = 0;
+        let mut index = 0u64;
+        let (mut total, mut rows, mut steps) = (0f64, 0usize, 0usize);
+        let mut buffer = std::mem::take(&mut self.buffer);
+        let end = loop {
+            // The next rows of this process's part, reading on when a chunk is used up.
+            if failure.is_none()
+                && current
+                    .as_ref()
+                    .is_none_or(|(_, _, order)| at >= order.len())
+            {
+                let next = match chunks.as_mut() {
+                    Ok(chunks) => self.next_training_chunk(chunks),
+                    Err(e) => Err(std::mem::replace(e, Error::Interrupted(String::new()))),
+                };
+                current = match next {
+                    Ok(Some((x, y))) => {
+                        index += 1;
+                        let seed = config.seed ^ (self.epoch << 32) ^ index ^ ((rank as u64) << 48);
+                        let mut order: Vec<usize> = (0..x.nrows()).collect();
+                        use ndarray_rand::rand::SeedableRng;
+                        use ndarray_rand::rand::seq::SliceRandom;
+                        order.shuffle(&mut ndarray_rand::rand::rngs::StdRng::seed_from_u64(seed));
+                        at = 0;
+                        Some((x, y, order))
+                    }
+                    Ok(None) => None,
+                    Err(e) => {
+                        failure = Some(e);
+                        None
+                    }
+                };
+            }
+            let stop = interrupted() || failure.is_some();
+            let step = match &current {
+                Some((x, y, order)) if at < order.len() => {
+                    let picked = &order[at..(at + local_batch).min(order.len())];
+                    at += picked.len();
+                    let xb = x.select(ndarray::Axis(0), picked);
+                    match y {
+                        Targets::Classes(c) => {
+                            let cb: Vec<usize> = picked.iter().map(|&r| c[r]).collect();
+                            let rows = Some((xb.view(), crate::loss::Target::Classes(&cb)));
+                            step_together(model, loss, optimizer, comm, rows, &mut buffer, stop)
+                        }
+                        Targets::Values(v) => {
+                            let vb = v.select(ndarray::Axis(0), picked);
+                            let rows = Some((xb.view(), crate::loss::Target::Dense(vb.view())));
+                            step_together(model, loss, optimizer, comm, rows, &mut buffer, stop)
+                        }
+                    }
+                }
+                _ => step_together(model, loss, optimizer, comm, None, &mut buffer, stop),
+            };
+            let (value, n, stopped) = step?;
+            if n == 0 {
+                break EpochEnd::Finished {
+                    mean_loss: (total / rows.max(1) as f64) as f32,
+                };
+            }
+            steps += 1;
+            if !value.is_finite() {
+                break EpochEnd::Diverged { batch: steps };
+            }
+            if let Some(o) = observer.as_deref_mut() {
+                o.after_step(model);
+            }
+            total += value as f64 * n as f64;
+            rows += n;
+            if stopped {
+                break EpochEnd::Interrupted;
+            }
+        };
+        self.buffer = buffer;
+        // A process that could not read stops every process here, and says why.
+        settle(comm, failure.map_or(Ok(()), Err))?;
+        Ok(end)
+    }
+}
+
+impl Epochs for StreamEpochs<'_> {
+    fn epoch(
+        &mut self,
+        model: &mut Sequential,
+        loss: &mut dyn Loss,
+        optimizer: &mut dyn Optimizer,
+        interrupted: &dyn Fn() -> bool,
+        observer: Option<&mut (dyn Observer + '_)>,
+    ) -> Result<EpochEnd> {
+        self.epoch += 1;
+        match self.comm {
+            Some(comm) if comm.size() > 1 => {
+                self.epoch_together(comm, model, loss, optimizer, interrupted, observer)
+            }
+            _ => self.epoch_alone(model, loss, optimizer, interrupted, observer),
+        }
     }
 }
 
