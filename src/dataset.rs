@@ -166,15 +166,34 @@ pub fn bin_input(x: f64, lo: f64, hi: f64) -> f64 {
 pub fn quantile_edges(values: impl Iterator<Item = f32>, bins: usize) -> Vec<f64> {
     let mut sorted: Vec<f64> = values.filter(|v| !v.is_nan()).map(|v| v as f64).collect();
     sorted.sort_by(f64::total_cmp);
-    let mut edges: Vec<f64> = Vec::with_capacity(bins + 1);
-    if sorted.is_empty() {
-        return edges;
+    let ranks = quantile_ranks(sorted.len() as u64, bins);
+    distinct_edges(ranks.into_iter().map(|r| sorted[r as usize]))
+}
+
+/// The ranks (0 for the smallest) of the quantiles 0, 1/bins, …, 1 among `n` numbers,
+/// each the nearest rank: `round(t/bins · (n − 1))`. None for no numbers.
+pub fn quantile_ranks(n: u64, bins: usize) -> Vec<u64> {
+    if n == 0 {
+        return Vec::new();
     }
-    for t in 0..=bins {
-        // The nearest value of the column, not one interpolated between two: a bin then
-        // always starts and ends where data is (a 0/1 column gets [0, 1], no bins inside).
-        let at = (t as f64 / bins as f64 * (sorted.len() - 1) as f64).round() as usize;
-        let q = sorted[at];
+    // The nearest value of the column, not one interpolated between two: a bin then
+    // always starts and ends where data is (a 0/1 column gets [0, 1], no bins inside).
+    (0..=bins)
+        .map(|t| (t as f64 / bins as f64 * (n - 1) as f64).round() as u64)
+        .collect()
+}
+
+/// The ranks of [`quantile_ranks`] for [`BINS`] bins (in the streamed and shared
+/// preparations, [`crate::median::OrderStats`] finds their numbers).
+pub fn bin_ranks(n: u64) -> Vec<u64> {
+    quantile_ranks(n, BINS)
+}
+
+/// Bin edges from the quantiles (in order): each distinct value once, none at all when
+/// that leaves fewer than two bins.
+pub fn distinct_edges(quantiles: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut edges: Vec<f64> = Vec::new();
+    for q in quantiles {
         if edges.last().is_none_or(|&e| q > e) {
             edges.push(q);
         }

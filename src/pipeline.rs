@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::comm::Communicator;
 use crate::data::{ReadOptions, Table};
-use crate::dataset::{Encoding, Targets, Task, UnknownCategory, detect_task};
+use crate::dataset::{Encoding, Scaling, Targets, Task, UnknownCategory, detect_task};
 use crate::error::{Error, Hint, Result, Setting};
 use crate::loss::Loss;
 use crate::model::{
@@ -910,6 +910,7 @@ pub fn prepare_streamed_shared(
             "leave it out (with this many rows, the validation rows matter little)",
         ));
     }
+    check_spread_scaling(&request.config, "streamed")?;
     let start = std::time::Instant::now();
     let scan = stream::scan_shared(request, budget.chunk_bytes, comm)?;
     let scan_seconds = start.elapsed().as_secs_f64();
@@ -928,6 +929,27 @@ pub fn prepare_streamed_shared(
         held,
         scan_seconds,
     })
+}
+
+/// Refuses `--scaling robust` for a file whose rows are never all in one place (`how`:
+/// "streamed", "shared over processes"): the other scalings are found there exactly as in
+/// memory, the robust one's interpolated quartiles are not.
+pub(crate) fn check_spread_scaling(config: &TrainConfig, how: &str) -> Result<()> {
+    if config.scaling == Scaling::Robust {
+        return Err(Error::config(
+            Setting::Scaling,
+            "robust",
+            format!(
+                "a file {how} is scaled by mean and deviation, with or without quantile bins, \
+                 not by median and quartiles"
+            ),
+            Hint::text("use ")
+                .setting(Setting::Scaling, "piecewise")
+                .then(" (the default) or ")
+                .setting(Setting::Scaling, "standard"),
+        ));
+    }
+    Ok(())
 }
 
 /// Trains on a file read in chunks every epoch (see [`stream`]).

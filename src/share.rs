@@ -19,6 +19,8 @@
 //! * the stratified split from every row's class (a few bytes per row), so that every
 //!   process draws the split one process draws;
 //! * means and deviations from every share's count, mean and sum of squares;
+//! * quantile bin edges ([`Scaling::Piecewise`]): the exact numbers of the quantiles' ranks
+//!   by radix selection over every share ([`OrderStats`]);
 //! * fill values for `--missing impute`: exact medians by radix selection over every
 //!   share ([`Medians`]), and the most frequent category from summed counts.
 //!
@@ -35,13 +37,14 @@ use serde::{Deserialize, Serialize};
 use crate::comm::{Communicator, settle};
 use crate::data::{Column, ReadOptions, Table, Tally};
 use crate::dataset::{
-    Encoding, Feature, MAX_INTEGER_CLASSES, TargetEncoding, Targets, Task, number_label,
+    BINS, Encoding, Feature, MAX_INTEGER_CLASSES, Scaling, TargetEncoding, Targets, Task,
+    bin_ranks, distinct_edges, number_label,
 };
 use crate::error::{Error, Hint, Result, Setting};
-use crate::median::Medians;
+use crate::median::{Medians, OrderStats};
 use crate::pipeline::{
     MissingPolicy, Prepared, TrainRequest, check_network_size, check_table, checked_split,
-    missing_error, nothing_kept, rows_to_keep,
+    check_spread_scaling, missing_error, nothing_kept, rows_to_keep,
 };
 use crate::stream::Moments;
 use crate::stream::chunks::{Chunk, Chunks, count_lines, line_start, quoted_record_starts};
@@ -264,6 +267,7 @@ fn first_with(counts: &[usize]) -> usize {
 /// the others [`Error::Elsewhere`].
 pub fn prepare_shared(request: &TrainRequest, comm: &dyn Communicator) -> Result<Prepared> {
     settle(comm, request.config.validate())?;
+    settle(comm, check_spread_scaling(&request.config, "shared over processes"))?;
     let path = &request.data;
     settle(comm, shareable(path))?;
     let chunk = read_share(path, comm)?;
@@ -422,11 +426,20 @@ pub fn prepare_shared(request: &TrainRequest, comm: &dyn Communicator) -> Result
         features.push(match column {
             Column::Numeric { .. } => {
                 let (mean, std) = whole.moments.mean_std();
-                Feature::Numeric {
-                    name,
-                    mean,
-                    std,
-                    fill: None,
+                match request.config.scaling {
+                    Scaling::Piecewise => Feature::Piecewise {
+                        name,
+                        mean,
+                        std,
+                        edges: Vec::new(), // by `fit_edges` below
+                        fill: None,
+                    },
+                    _ => Feature::Numeric {
+                        name,
+                        mean,
+                        std,
+                        fill: None,
+                    },
                 }
             }
             Column::Text { .. } => {
@@ -463,6 +476,7 @@ pub fn prepare_shared(request: &TrainRequest, comm: &dyn Communicator) -> Result
         features,
         target: target_encoding,
     };
+    fit_edges(&mut encoding, &table, &train, comm);
     let mut filled = Vec::new();
     if request.missing == MissingPolicy::Impute {
         fit_fills(
@@ -655,6 +669,39 @@ fn fit_target(
         ));
     }
     Ok(TargetEncoding::Classes { name, labels })
+}
+
+/// The quantile bin edges of every [`Feature::Piecewise`] from every process's training
+/// rows (`train` here), as [`crate::dataset::quantile_edges`] finds them from all of them:
+/// the exact numbers of the quantiles' ranks. Collective.
+fn fit_edges(encoding: &mut Encoding, table: &Table, train: &[usize], comm: &dyn Communicator) {
+    let column_of = |name: &str| table.columns().iter().position(|c| c.name() == name);
+    let binned: Vec<usize> = (encoding.features.iter())
+        .filter(|f| matches!(f, Feature::Piecewise { .. }))
+        .map(|f| column_of(f.name()).expect("a column"))
+        .collect();
+    if binned.is_empty() {
+        return;
+    }
+    let mut quantiles = OrderStats::new(binned.len(), BINS + 1, bin_ranks, 8 << 20);
+    while !quantiles.done() {
+        for (i, &c) in binned.iter().enumerate() {
+            if let Column::Numeric { values, .. } = &table.columns()[c] {
+                for &r in train {
+                    quantiles.add(i, values[r]);
+                }
+            }
+        }
+        quantiles.end_pass(comm);
+    }
+    let binned = (encoding.features.iter_mut()).filter_map(|f| match f {
+        Feature::Piecewise { edges, .. } => Some(edges),
+        _ => None,
+    });
+    for (i, edges) in binned.enumerate() {
+        let values = quantiles.values(i).unwrap_or_default();
+        *edges = distinct_edges(values.into_iter().map(f64::from));
+    }
 }
 
 /// [`Encoding::fit_fills`] over every process's training rows (`train` here, `all_train`

@@ -17,6 +17,9 @@
 //! With `--missing impute`, the first pass also counts every column's categories in the
 //! training rows (for the most frequent) and its numbers by the top bits of their keys, and
 //! one more pass finds the exact medians ([`Medians`]): memory for counts, never for rows.
+//! Quantile bin edges ([`Scaling::Piecewise`], the default) are found so too: the first
+//! pass counts numbers by the top bits of their keys, and further passes find the exact
+//! numbers of the quantiles' ranks ([`OrderStats`]), the edges one process finds in memory.
 //!
 //! In a data-parallel run each process streams only its share of the file
 //! ([`crate::share`]): the passes' findings are combined over the processes, and every step
@@ -32,11 +35,12 @@ use ndarray::Array2;
 use crate::comm::{Communicator, Solo, settle};
 use crate::data::{Column, ReadOptions, Table};
 use crate::dataset::{
-    Encoding, Feature, MAX_INTEGER_CLASSES, TargetEncoding, Targets, Task, number_label,
+    BINS, Encoding, Feature, MAX_INTEGER_CLASSES, Scaling, TargetEncoding, Targets, Task,
+    bin_ranks, distinct_edges, number_label,
 };
 use crate::error::{Error, Result, Setting};
 use crate::loss::Loss;
-use crate::median::Medians;
+use crate::median::{Medians, OrderStats};
 use crate::optim::Optimizer;
 use crate::pipeline::{MissingPolicy, TrainRequest};
 use crate::sequential::Sequential;
@@ -393,6 +397,8 @@ struct PartScan {
     counts: PartCounts,
     /// With `--missing impute`: the first pass of the medians.
     medians: Option<Medians>,
+    /// With [`Scaling::Piecewise`]: the first pass of the quantiles of the bin edges.
+    quantiles: Option<OrderStats>,
     bytes_read: u64,
     sha256: String,
 }
@@ -455,6 +461,8 @@ fn scan_part(
         .collect();
     let mut medians = (request.missing == MissingPolicy::Impute)
         .then(|| Medians::new(stats.len(), median_bytes(chunk_bytes)));
+    let mut quantiles = (request.config.scaling == Scaling::Piecewise)
+        .then(|| OrderStats::new(stats.len(), BINS + 1, bin_ranks, median_bytes(chunk_bytes)));
     let mut counts = PartCounts::default();
     while let Some(chunk) = chunks.next_chunk()? {
         let read = read_chunk(request, text_columns, chunk)?;
@@ -482,6 +490,9 @@ fn scan_part(
                     moments.merge(Moments::of(present.filter(|v| !v.is_nan())));
                     if let Some(m) = medians.as_mut() {
                         read.train.iter().for_each(|&r| m.add(i, values[r]));
+                    }
+                    if let Some(q) = quantiles.as_mut() {
+                        read.train.iter().for_each(|&r| q.add(i, values[r]));
                     }
                     for &r in &kept {
                         let v = values[r];
@@ -551,13 +562,14 @@ fn scan_part(
         stats,
         counts,
         medians,
+        quantiles,
         bytes_read: chunks.bytes_read(),
         sha256: chunks.sha256_hex(),
     }))
 }
 
 /// Combines every process's [`PartScan`] (one process: just its own) into the [`Scan`] of
-/// the whole file, with the extra passes the medians need. Collective.
+/// the whole file, with the extra passes the medians and quantiles need. Collective.
 fn finish_scan(
     request: &TrainRequest,
     chunk_bytes: usize,
@@ -572,7 +584,8 @@ fn finish_scan(
         target,
         stats: part_stats,
         counts: part_counts,
-        medians,
+        mut medians,
+        mut quantiles,
         bytes_read,
         sha256,
     } = part;
@@ -603,30 +616,40 @@ fn finish_scan(
     } else {
         (bytes_read, sha256)
     };
-    // The medians' further passes, over the training rows of every process's part.
-    let medians = match medians {
-        Some(mut medians) => {
-            medians.end_pass(comm);
-            while !medians.done() {
-                let pass = (|| {
-                    let mut chunks = open_part(path, chunk_bytes, range)?;
-                    while let Some(chunk) = chunks.next_chunk()? {
-                        let read = read_chunk(request, &text_columns, chunk)?;
-                        for (i, column) in read.table.columns().iter().enumerate() {
-                            if let Column::Numeric { values, .. } = column {
-                                read.train.iter().for_each(|&r| medians.add(i, values[r]));
+    // The further passes of the medians and quantiles, over the training rows of every
+    // process's part. Every process is as far as the others: they end passes together.
+    let end_pass = |medians: &mut Option<Medians>, quantiles: &mut Option<OrderStats>| {
+        if let Some(m) = medians.as_mut().filter(|m| !m.done()) {
+            m.end_pass(comm);
+        }
+        if let Some(q) = quantiles.as_mut().filter(|q| !q.done()) {
+            q.end_pass(comm);
+        }
+        medians.as_ref().is_some_and(|m| !m.done()) || quantiles.as_ref().is_some_and(|q| !q.done())
+    };
+    while end_pass(&mut medians, &mut quantiles) {
+        let pass = (|| {
+            let mut chunks = open_part(path, chunk_bytes, range)?;
+            while let Some(chunk) = chunks.next_chunk()? {
+                let read = read_chunk(request, &text_columns, chunk)?;
+                for (i, column) in read.table.columns().iter().enumerate() {
+                    if let Column::Numeric { values, .. } = column {
+                        for &r in &read.train {
+                            if let Some(m) = medians.as_mut() {
+                                m.add(i, values[r]);
+                            }
+                            if let Some(q) = quantiles.as_mut() {
+                                q.add(i, values[r]);
                             }
                         }
                     }
-                    Ok(())
-                })();
-                settle(comm, pass)?;
-                medians.end_pass(comm);
+                }
             }
-            Some(medians.medians())
-        }
-        None => None,
-    };
+            Ok(())
+        })();
+        settle(comm, pass)?;
+    }
+    let medians = medians.map(|m| m.medians());
     if rows + dropped == 0 {
         let mut location = crate::error::Location {
             path: path.clone(),
@@ -799,11 +822,22 @@ fn finish_scan(
                     Some(m) => Some(m[i].ok_or_else(no_fill)?),
                     None => None,
                 };
-                Feature::Numeric {
-                    name: name.clone(),
-                    mean,
-                    std,
-                    fill,
+                match &quantiles {
+                    Some(q) => Feature::Piecewise {
+                        name: name.clone(),
+                        mean,
+                        std,
+                        edges: distinct_edges(
+                            q.values(i).unwrap_or_default().into_iter().map(f64::from),
+                        ),
+                        fill,
+                    },
+                    None => Feature::Numeric {
+                        name: name.clone(),
+                        mean,
+                        std,
+                        fill,
+                    },
                 }
             }
             ColumnStats::Text {
