@@ -882,21 +882,33 @@ mod tests {
     #[test]
     fn shared_preparation_equals_one_process() {
         let dir = tempfile::tempdir().unwrap();
-        for (regression, missing) in [
-            (false, MissingPolicy::Impute),
-            (true, MissingPolicy::Impute),
-            (false, MissingPolicy::Drop),
+        let mut piecewise = 0;
+        for (regression, missing, scaling) in [
+            (false, MissingPolicy::Impute, Scaling::Piecewise),
+            (true, MissingPolicy::Impute, Scaling::Piecewise),
+            (false, MissingPolicy::Drop, Scaling::Piecewise),
+            (false, MissingPolicy::Impute, Scaling::Standard),
         ] {
             let path = dir.path().join("uneven.csv");
             std::fs::write(&path, uneven(301, regression)).unwrap();
             let mut request = TrainRequest::new(&path);
             request.missing = missing;
             request.config.seed = 4;
+            request.config.scaling = scaling;
             let one = prepare(&request).unwrap();
+            let numeric = (one.encoding.features.iter())
+                .filter(|f| !matches!(f, Feature::Categorical { .. }))
+                .collect::<Vec<_>>();
+            assert_eq!(numeric.len(), 2);
+            assert!(numeric.iter().all(|f| match scaling {
+                Scaling::Piecewise => matches!(f, Feature::Piecewise { .. }),
+                _ => matches!(f, Feature::Numeric { .. }),
+            }));
             for size in [2, 3] {
                 let r = request.clone();
                 let parts = on_ranks(size, move |c| prepare_shared(&r, &c).unwrap());
-                let case = format!("{size} ranks, regression {regression}, {missing:?}");
+                let case =
+                    format!("{size} ranks, regression {regression}, {missing:?}, {scaling:?}");
                 for part in &parts {
                     assert_eq!(
                         (part.rows, part.dropped, &part.filled, part.task),
@@ -926,6 +938,27 @@ mod tests {
                             ) => {
                                 assert!(close(*mean, *m) && close(*std, *s), "{case}: {fa:?}");
                                 assert_eq!(fill, f, "{case}");
+                            }
+                            (
+                                Feature::Piecewise {
+                                    mean,
+                                    std,
+                                    edges,
+                                    fill,
+                                    ..
+                                },
+                                Feature::Piecewise {
+                                    mean: m,
+                                    std: s,
+                                    edges: e,
+                                    fill: f,
+                                    ..
+                                },
+                            ) => {
+                                assert!(close(*mean, *m) && close(*std, *s), "{case}: {fa:?}");
+                                assert_eq!((edges, fill), (e, f), "{case}");
+                                assert!(edges.len() >= 3, "{case}: {fa:?}");
+                                piecewise += 1;
                             }
                             _ => assert_eq!(fa, fb, "{case}"),
                         }
@@ -967,6 +1000,26 @@ mod tests {
                     assert!(gap < 1e-5, "{case}: targets differ by {gap}");
                 }
             }
+        }
+        // Two numeric columns, on every rank of 2 and 3, in three cases.
+        assert_eq!(piecewise, 2 * (2 + 3) * 3);
+    }
+
+    #[test]
+    fn robust_scaling_is_refused_when_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("uneven.csv");
+        std::fs::write(&path, uneven(40, false)).unwrap();
+        let mut request = TrainRequest::new(&path);
+        request.config.scaling = Scaling::Robust;
+        let out = on_ranks(2, move |c| {
+            prepare_shared(&request, &c).err().unwrap().to_string()
+        });
+        for message in out {
+            assert!(
+                message.starts_with("invalid `scaling` robust: a file shared over processes"),
+                "{message}"
+            );
         }
     }
 

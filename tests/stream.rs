@@ -199,6 +199,54 @@ fn a_streamed_file_with_missing_cells_is_filled_as_in_memory() {
     );
 }
 
+#[test]
+fn a_streamed_file_gets_the_in_memory_bin_edges() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A continuous column with gaps, one of four integers (quantiles that coincide), and a
+    // 0/1 column (no bins at all); about 100 KiB, two chunks of 64 KiB.
+    let mut text = String::from("x,k,z,y\n");
+    for i in 0..4_000u64 {
+        let x = ((i * 7919) % 1009) as f64 * 0.0371 - 12.5 + (i % 7) as f64 * 1e-4;
+        let x = if i % 17 == 3 { "NA".to_string() } else { format!("{x:.5}") };
+        let (k, z) = ((i * 13) % 4, (i / 3) % 2);
+        let y = if i % 5 < 2 { "yes" } else { "no" };
+        writeln!(text, "{x},{k},{z},{y}").unwrap();
+    }
+    std::fs::write(d.join("train.csv"), &text).unwrap();
+    // Without a validation split both paths bin every row.
+    let train = |model: &str, extra: &[&str]| {
+        let mut args = vec!["train", "train.csv", "--val-split", "0", "--epochs", "2"];
+        args.extend_from_slice(&["--model", model]);
+        args.extend_from_slice(extra);
+        ok(d, &args)
+    };
+    train("memory.json", &[]);
+    train("stream.json", &["--stream", "--memory-limit", "512K"]);
+    let edges = |name: &str| -> Vec<Value> {
+        let model: Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join(name)).unwrap()).unwrap();
+        (model["encoding"]["features"].as_array().unwrap().iter())
+            .map(|f| f["edges"].clone())
+            .collect()
+    };
+    let (memory, streamed) = (edges("memory.json"), edges("stream.json"));
+    assert_eq!(streamed, memory);
+    let lengths: Vec<usize> = (memory.iter())
+        .map(|e| e.as_array().map_or(usize::MAX, Vec::len))
+        .collect();
+    // x: nine distinct quantiles; k: 0, 1, 2, 3; z: none.
+    assert_eq!(lengths, [9, 4, 0]);
+    assert_eq!(memory[1], serde_json::json!([0.0, 1.0, 2.0, 3.0]));
+
+    let err = user_error(d, &["train", "train.csv", "--stream", "--scaling", "robust"]);
+    assert!(
+        err.contains("invalid --scaling robust: a file streamed is scaled by mean"),
+        "{err}"
+    );
+    assert!(err.contains("hint: use --scaling piecewise"), "{err}");
+}
+
 /// A numeric file of `rows` rows, `a,b,y` with y = a − b, one cell replaced.
 fn numeric_file(path: &Path, rows: usize, bad_row: usize, bad_cell: &str) {
     let mut s = String::from("a,b,y\n");
