@@ -127,7 +127,9 @@ impl OrderStats {
         for column in 0..self.columns {
             let first = column * self.slots;
             if self.known == 0 {
-                let n = sums[first * width..first * width + buckets].iter().sum::<f64>() as u64;
+                let n = sums[first * width..first * width + buckets]
+                    .iter()
+                    .sum::<f64>() as u64;
                 self.count[column] = n;
                 let ranks = if n == 0 {
                     vec![0; self.slots]
@@ -349,7 +351,15 @@ mod tests {
             vec![f32::NAN, 0.0, -0.0, f32::NAN, -1e-40, 1e-40],
             vec![f32::NAN; 3],
             vec![7.5],
-            vec![f32::INFINITY, -3.0, f32::NEG_INFINITY, 2.0, 1e38, -1e38, 0.5],
+            vec![
+                f32::INFINITY,
+                -3.0,
+                f32::NEG_INFINITY,
+                2.0,
+                1e38,
+                -1e38,
+                0.5,
+            ],
         ];
         // The numbers of those ranks after sorting, as bits (so -0.0 is not 0.0).
         let want: Vec<Option<Vec<u32>>> = (columns.iter())
@@ -420,7 +430,9 @@ mod tests {
     fn quantile_ranks_select_the_in_memory_bin_edges() {
         use crate::dataset::{BINS, bin_ranks, distinct_edges, quantile_edges};
         let columns: Vec<Vec<f32>> = vec![
-            (0..1000).map(|i| ((i * 7919) % 1000) as f32 * 0.37 - 80.0).collect(),
+            (0..1000)
+                .map(|i| ((i * 7919) % 1000) as f32 * 0.37 - 80.0)
+                .collect(),
             (0..1000).map(|i| (i % 2) as f32).collect(),
             (0..11).map(|i| (i * i) as f32).collect(),
             vec![f32::NAN, 3.0, 1.0, f32::NAN, 2.0, 2.0],

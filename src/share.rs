@@ -43,8 +43,8 @@ use crate::dataset::{
 use crate::error::{Error, Hint, Result, Setting};
 use crate::median::{Medians, OrderStats};
 use crate::pipeline::{
-    MissingPolicy, Prepared, TrainRequest, check_network_size, check_table, checked_split,
-    check_spread_scaling, missing_error, nothing_kept, rows_to_keep,
+    MissingPolicy, Prepared, TrainRequest, check_network_size, check_spread_scaling, check_table,
+    checked_split, missing_error, nothing_kept, rows_to_keep,
 };
 use crate::stream::Moments;
 use crate::stream::chunks::{Chunk, Chunks, count_lines, line_start, quoted_record_starts};
@@ -267,7 +267,10 @@ fn first_with(counts: &[usize]) -> usize {
 /// the others [`Error::Elsewhere`].
 pub fn prepare_shared(request: &TrainRequest, comm: &dyn Communicator) -> Result<Prepared> {
     settle(comm, request.config.validate())?;
-    settle(comm, check_spread_scaling(&request.config, "shared over processes"))?;
+    settle(
+        comm,
+        check_spread_scaling(&request.config, "shared over processes"),
+    )?;
     let path = &request.data;
     settle(comm, shareable(path))?;
     let chunk = read_share(path, comm)?;

@@ -244,6 +244,12 @@ fn ranks_reading_halves_learn_the_preprocessing_of_the_whole_file() {
         // means and deviations up to the order of the sums.
         assert_eq!(x["categories"], y["categories"]);
         assert_eq!(x["fill"], y["fill"], "{x} {y}");
+        // Quantile bin edges exactly.
+        assert_eq!(
+            (&x["kind"], &x["edges"]),
+            (&y["kind"], &y["edges"]),
+            "{x} {y}"
+        );
         for stat in ["mean", "std"] {
             if let (Some(p), Some(q)) = (x[stat].as_f64(), y[stat].as_f64()) {
                 assert!((p - q).abs() <= 1e-12 * p.abs().max(1.0), "{stat}: {x} {y}");
@@ -254,6 +260,13 @@ fn ranks_reading_halves_learn_the_preprocessing_of_the_whole_file() {
         fa[2]["categories"],
         serde_json::json!(["blue", "green", "red", "violet"])
     );
+    for numeric in &fa[..2] {
+        assert_eq!(
+            numeric["edges"].as_array().map(Vec::len),
+            Some(9),
+            "{numeric}"
+        );
+    }
     assert_eq!(a["encoding"]["target"], b["encoding"]["target"]);
     for key in [
         "rows",
@@ -297,6 +310,33 @@ fn an_error_only_the_second_rank_reads_ends_both_with_one_message() {
 }
 
 #[test]
+fn robust_scaling_over_ranks_is_refused_with_one_message() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("uneven.csv"), uneven(200)).unwrap();
+    for stream in [false, true] {
+        let mut args = vec!["train", "uneven.csv", "--scaling", "robust"];
+        if stream {
+            args.push("--stream");
+        }
+        let o = run(dir.path(), 2, &args);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert_eq!(err.matches("error:").count(), 1, "{err}");
+        let how = if stream {
+            "streamed"
+        } else {
+            "shared over processes"
+        };
+        assert!(
+            err.contains(&format!("invalid --scaling robust: a file {how} is scaled")),
+            "{err}"
+        );
+        assert!(err.contains("hint: use --scaling piecewise"), "{err}");
+        assert!(!dir.path().join("model.json").exists());
+    }
+}
+
+#[test]
 fn two_ranks_streaming_their_halves_learn_the_whole_files_statistics() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("uneven.csv"), uneven(2_000)).unwrap();
@@ -332,6 +372,15 @@ fn two_ranks_streaming_their_halves_learn_the_whole_files_statistics() {
         assert_eq!(x["categories"], y["categories"]);
         assert_eq!(x["fill"], y["fill"], "{x} {y}");
         assert!(!x["fill"].is_null());
+        // Quantile bin edges exactly.
+        assert_eq!(
+            (&x["kind"], &x["edges"]),
+            (&y["kind"], &y["edges"]),
+            "{x} {y}"
+        );
+        if x["categories"].is_null() {
+            assert_eq!(x["edges"].as_array().map(Vec::len), Some(9), "{x}");
+        }
         for stat in ["mean", "std"] {
             if let (Some(p), Some(q)) = (x[stat].as_f64(), y[stat].as_f64()) {
                 assert!((p - q).abs() <= 1e-12 * p.abs().max(1.0), "{stat}: {x} {y}");

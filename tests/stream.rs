@@ -208,7 +208,11 @@ fn a_streamed_file_gets_the_in_memory_bin_edges() {
     let mut text = String::from("x,k,z,y\n");
     for i in 0..4_000u64 {
         let x = ((i * 7919) % 1009) as f64 * 0.0371 - 12.5 + (i % 7) as f64 * 1e-4;
-        let x = if i % 17 == 3 { "NA".to_string() } else { format!("{x:.5}") };
+        let x = if i % 17 == 3 {
+            "NA".to_string()
+        } else {
+            format!("{x:.5}")
+        };
         let (k, z) = ((i * 13) % 4, (i / 3) % 2);
         let y = if i % 5 < 2 { "yes" } else { "no" };
         writeln!(text, "{x},{k},{z},{y}").unwrap();
@@ -239,7 +243,10 @@ fn a_streamed_file_gets_the_in_memory_bin_edges() {
     assert_eq!(lengths, [9, 4, 0]);
     assert_eq!(memory[1], serde_json::json!([0.0, 1.0, 2.0, 3.0]));
 
-    let err = user_error(d, &["train", "train.csv", "--stream", "--scaling", "robust"]);
+    let err = user_error(
+        d,
+        &["train", "train.csv", "--stream", "--scaling", "robust"],
+    );
     assert!(
         err.contains("invalid --scaling robust: a file streamed is scaled by mean"),
         "{err}"
