@@ -412,7 +412,7 @@ struct PartCounts {
     validation_rows: usize,
 }
 
-/// Memory for counting numbers by the bits of their keys (the medians).
+/// Memory for counting numbers by the bits of their keys (the medians and quantiles).
 fn median_bytes(chunk_bytes: usize) -> usize {
     chunk_bytes.max(1 << 20)
 }
@@ -459,10 +459,22 @@ fn scan_part(
             (c.name().to_string(), s)
         })
         .collect();
-    let mut medians = (request.missing == MissingPolicy::Impute)
-        .then(|| Medians::new(stats.len(), median_bytes(chunk_bytes)));
-    let mut quantiles = (request.config.scaling == Scaling::Piecewise)
-        .then(|| OrderStats::new(stats.len(), BINS + 1, bin_ranks, median_bytes(chunk_bytes)));
+    // The memory for counts, shared by the medians and quantiles as their ranks wanted.
+    let (impute, bin) = (
+        request.missing == MissingPolicy::Impute,
+        request.config.scaling == Scaling::Piecewise,
+    );
+    let ranks = 2 * impute as usize + (BINS + 1) * bin as usize;
+    let bytes_per_rank = median_bytes(chunk_bytes) / ranks.max(1);
+    let mut medians = impute.then(|| Medians::new(stats.len(), 2 * bytes_per_rank));
+    let mut quantiles = bin.then(|| {
+        OrderStats::new(
+            stats.len(),
+            BINS + 1,
+            bin_ranks,
+            (BINS + 1) * bytes_per_rank,
+        )
+    });
     let mut counts = PartCounts::default();
     while let Some(chunk) = chunks.next_chunk()? {
         let read = read_chunk(request, text_columns, chunk)?;
