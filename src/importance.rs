@@ -15,9 +15,10 @@ use ndarray_rand::rand::{SeedableRng, rngs::StdRng};
 use plotters::prelude::*;
 use serde::Serialize;
 
+use crate::dataset::TargetEncoding;
 use crate::dataset::{Targets, Task};
 use crate::error::Result;
-use crate::model::Model;
+use crate::model::{Model, Predictions};
 use crate::plot::{register_font, render_png_with, write_png_with};
 use crate::train::{Batch, evaluate};
 
@@ -58,7 +59,11 @@ pub fn permutation_importance(
 ) -> Result<Importance> {
     assert!(repeats > 0, "permutation_importance: at least one repeat");
     let score = |model: &mut Model, x: ArrayView2<f32>| -> Result<f64> {
-        Ok(evaluate(&mut model.network, Batch { x, y })?.1 as f64)
+        if model.ensemble.is_empty() {
+            Ok(evaluate(&mut model.network, Batch { x, y })?.1 as f64)
+        } else {
+            Ok(ensemble_score(model, x, y))
+        }
     };
     let baseline = score(model, x)?;
     let mut rng = StdRng::seed_from_u64(seed);
@@ -102,6 +107,37 @@ pub fn permutation_importance(
     })
 }
 
+/// The score of a k-fold ensemble's predictions (the networks' average, as
+/// [`Model::predict_encoded`] gives them) on `x` with targets `y`: accuracy, or R² of the
+/// values (standardised targets and predictions alike, as [`evaluate`] scores one network).
+fn ensemble_score(model: &mut Model, x: ArrayView2<f32>, y: &Targets) -> f64 {
+    match (model.predict_encoded(x), y) {
+        (Predictions::Classes { classes, .. }, Targets::Classes(want)) => {
+            let right = classes.iter().zip(want).filter(|(c, w)| c == w).count();
+            right as f64 / want.len().max(1) as f64
+        }
+        (Predictions::Values(values), Targets::Values(want)) => {
+            let (mean, std) = match &model.file.encoding.target {
+                TargetEncoding::Values { mean, std, .. } => (*mean, *std),
+                TargetEncoding::Classes { .. } => unreachable!("values from a regressor"),
+            };
+            let want: Vec<f64> = want.iter().map(|&t| t as f64).collect();
+            let centre = want.iter().sum::<f64>() / want.len().max(1) as f64;
+            let (mut ss_res, mut ss_tot) = (0.0, 0.0);
+            for (&v, &t) in values.iter().zip(&want) {
+                ss_res += ((v - mean) / std - t).powi(2);
+                ss_tot += (t - centre).powi(2);
+            }
+            if ss_tot > 0.0 {
+                1.0 - ss_res / ss_tot
+            } else {
+                0.0
+            }
+        }
+        _ => unreachable!("targets read for the model's task"),
+    }
+}
+
 /// [`permutation_importance`] on every row of the CSV at `path` (which needs the target
 /// column).
 pub fn importance_file(
@@ -110,7 +146,6 @@ pub fn importance_file(
     repeats: usize,
     seed: u64,
 ) -> Result<Importance> {
-    model.single_network("permutation importance")?;
     let rows = crate::labelled::read_labelled(model, path)?;
     permutation_importance(model, rows.inputs.view(), &rows.targets, repeats, seed)
 }
