@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::labelled::read_table;
 use crate::layer::LayerSpec;
 use crate::loss::{Loss, Mse, SoftmaxCrossEntropy, Target, softmax_rows};
-use crate::model::Model;
+use crate::model::{Model, Predictions};
 
 /// How many values of a vector the text form shows.
 const SHOW: usize = 6;
@@ -113,7 +113,23 @@ pub struct Explanation {
     pub layers: Vec<LayerTrace>,
     /// The loss node.
     pub loss: LossTrace,
-    /// The prediction.
+    /// The prediction of the network walked through.
+    pub prediction: Prediction,
+    /// For a k-fold ensemble: which network the walk is, and what the model predicts (the
+    /// average over all its networks). Absent for a single network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ensemble: Option<EnsembleNote>,
+}
+
+/// The walk of a k-fold ensemble's first network, next to the ensemble's prediction.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EnsembleNote {
+    /// The network walked through (1-based): always 1, the model's `layers`.
+    pub network: usize,
+    /// Networks in the ensemble.
+    pub networks: usize,
+    /// What the model predicts: the mean of every network's probabilities (the class with
+    /// the largest mean), or of their values.
     pub prediction: Prediction,
 }
 
@@ -122,7 +138,6 @@ pub struct Explanation {
 /// Refuses a row that does not exist and a row whose target or a feature is missing, with
 /// the file, line and column.
 pub fn explain_file(model: &mut Model, path: &Path, row: usize) -> Result<Explanation> {
-    model.single_network("explaining a row")?;
     let bytes = crate::fsutil::read_data(path)?;
     let table = read_table(model, path, &bytes)?;
     if row == 0 || row > table.rows() {
@@ -150,6 +165,9 @@ pub fn explain_file(model: &mut Model, path: &Path, row: usize) -> Result<Explan
 }
 
 /// Explains one encoded row: `x` is `(1, inputs)`, `y` its one target.
+///
+/// For a k-fold ensemble the walk is through its first network, and
+/// [`Explanation::ensemble`] holds the model's averaged prediction.
 ///
 /// The loss is the one the model is judged by: plain softmax cross-entropy for classes
 /// (no label smoothing), mean squared error on the standardised value for numbers.
@@ -267,6 +285,40 @@ pub fn explain(model: &mut Model, x: ArrayView2<f32>, y: &Targets) -> Explanatio
         },
         _ => panic!("explain: the target's kind does not match the model's task"),
     };
+    let ensemble = (!model.ensemble.is_empty()).then(|| {
+        let prediction = match (model.predict_encoded(x), &prediction) {
+            (
+                Predictions::Classes {
+                    classes,
+                    probabilities,
+                },
+                Prediction::Classification {
+                    target,
+                    probabilities: labelled,
+                    ..
+                },
+            ) => Prediction::Classification {
+                target: target.clone(),
+                predicted: labelled[classes[0]].0.clone(),
+                probabilities: (labelled.iter().map(|(l, _)| l.clone()))
+                    .zip(probabilities.iter().copied())
+                    .collect(),
+            },
+            (Predictions::Values(v), Prediction::Regression { target, .. }) => {
+                Prediction::Regression {
+                    target: *target,
+                    predicted: v[0],
+                }
+            }
+            _ => unreachable!("the same task"),
+        };
+        EnsembleNote {
+            network: 1,
+            networks: 1 + model.ensemble.len(),
+            prediction,
+        }
+    });
+    let encoding = &model.file.encoding;
     Explanation {
         file: String::new(),
         row: 0,
@@ -275,6 +327,7 @@ pub fn explain(model: &mut Model, x: ArrayView2<f32>, y: &Targets) -> Explanatio
         layers: traces,
         loss,
         prediction,
+        ensemble,
     }
 }
 
@@ -356,6 +409,14 @@ impl fmt::Display for Explanation {
             "{}, row {} (line {}), true target: {truth}",
             self.file, self.row, self.line
         );
+        if let Some(e) = &self.ensemble {
+            let _ = writeln!(
+                s,
+                "network 1 of {k}: the model is an ensemble of {k} networks (one per fold), and \
+                 its prediction averages all {k}; below is network 1 alone",
+                k = e.networks
+            );
+        }
         let _ = writeln!(s);
         let _ = writeln!(s, "forward");
         let input = self.layers.first().map_or(&[][..], |l| &l.input[..]);
@@ -408,6 +469,33 @@ impl fmt::Display for Explanation {
             }
             Prediction::Regression { predicted, .. } => {
                 let _ = writeln!(s, "  prediction: {predicted}");
+            }
+        }
+        if let Some(e) = &self.ensemble {
+            let k = e.networks;
+            match &e.prediction {
+                Prediction::Classification {
+                    predicted,
+                    probabilities,
+                    ..
+                } => {
+                    let p: Vec<String> = probabilities
+                        .iter()
+                        .map(|(l, p)| format!("{l} {p:.4}"))
+                        .collect();
+                    let _ = writeln!(
+                        s,
+                        "  the model's prediction (mean of {k} networks): {predicted}; \
+                         probabilities: {}",
+                        p.join(", ")
+                    );
+                }
+                Prediction::Regression { predicted, .. } => {
+                    let _ = writeln!(
+                        s,
+                        "  the model's prediction (mean of {k} networks): {predicted}"
+                    );
+                }
             }
         }
         let _ = writeln!(s);

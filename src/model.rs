@@ -22,7 +22,7 @@ use ndarray::{Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{Encoding, Feature, TargetEncoding, Task};
-use crate::error::{Error, Hint, Result, Setting};
+use crate::error::{Error, Result};
 use crate::fsutil::{ReadLimit, read_limited, write_output};
 use crate::layer::{Layer, LayerSpec};
 use crate::layers::linear::Linear;
@@ -277,23 +277,6 @@ impl Model {
             network,
             ensemble,
         })
-    }
-
-    /// Refuses a k-fold ensemble for `what` (explain, importance), which looks inside one
-    /// network: the ensemble's predictions average several.
-    pub fn single_network(&self, what: &str) -> Result<()> {
-        if self.ensemble.is_empty() {
-            return Ok(());
-        }
-        Err(Error::config(
-            Setting::Model,
-            "",
-            format!(
-                "{what} looks inside one network, and this model is an ensemble of {}",
-                1 + self.ensemble.len()
-            ),
-            Hint::text("use a model trained without ").name(Setting::Folds),
-        ))
     }
 
     /// What the model predicts for `inputs` (already encoded), in chunks so that buffers

@@ -125,6 +125,33 @@ const CASES: &[Case] = &[
         ],
         gaps: &[],
     },
+    // A k-fold ensemble of three classifiers: the mean of their probabilities.
+    Case {
+        name: "iris-folds",
+        data: "data/iris.csv",
+        flags: &[
+            "--hidden", "16", "--epochs", "40", "--seed", "4", "--folds", "3",
+        ],
+        gaps: &[],
+    },
+    // A k-fold ensemble of three regressors with a text column: the mean of their values.
+    Case {
+        name: "houses-folds",
+        data: "tests/data/houses.csv",
+        flags: &[
+            "--hidden",
+            "8",
+            "--activation",
+            "sigmoid",
+            "--epochs",
+            "30",
+            "--seed",
+            "6",
+            "--folds",
+            "3",
+        ],
+        gaps: &[],
+    },
 ];
 
 fn train(case: &Case, data: &Path, dir: &Path) -> PathBuf {
@@ -138,6 +165,17 @@ fn train(case: &Case, data: &Path, dir: &Path) -> PathBuf {
     ];
     args.extend_from_slice(case.flags);
     ok(&args);
+    if case.flags.contains(&"--folds") {
+        // Three networks: the first in `layers`, two more in `ensemble`.
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+        assert_eq!(
+            json["ensemble"].as_array().map(Vec::len),
+            Some(2),
+            "{}",
+            case.name
+        );
+    }
     model
 }
 
@@ -371,7 +409,26 @@ fn rust_export_compiles_warning_free_and_matches_mlp_predict() {
                 ("neighborhood", "neighborhood"),
             ],
         ),
+        (
+            "iris-folds",
+            &[
+                ("sepal_length", "sepal_length"),
+                ("sepal_width", "sepal_width"),
+                ("petal_length", "petal_length"),
+                ("petal_width", "petal_width"),
+            ],
+        ),
+        (
+            "houses-folds",
+            &[
+                ("area", "area"),
+                ("rooms", "rooms"),
+                ("age", "age"),
+                ("neighborhood", "neighborhood"),
+            ],
+        ),
     ];
+    assert_eq!(fields.len(), CASES.len());
     let dir = tempfile::tempdir().unwrap();
     for (case, (name, fields)) in CASES.iter().zip(fields) {
         assert_eq!(case.name, *name);

@@ -348,3 +348,133 @@ fn lr_find_suggests_a_rate_draws_the_sweep_and_writes_no_model() {
     let e = user_error(d, &["lr-find", &iris, "--plot", &iris]);
     assert!(e.contains("invalid --plot"), "{e}");
 }
+
+#[test]
+fn explain_walks_network_1_of_an_ensemble_and_shows_the_models_mean() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let iris = data("data/iris.csv");
+    ok(
+        d,
+        &[
+            "train",
+            &iris,
+            "--model",
+            "folds.json",
+            "--hidden",
+            "16",
+            "--epochs",
+            "30",
+            "--folds",
+            "3",
+            "-q",
+        ],
+    );
+    let out = ok(d, &["explain", "folds.json", &iris, "--row", "51"]);
+    for want in [
+        "network 1 of 3: the model is an ensemble of 3 networks (one per fold), and its \
+         prediction averages all 3",
+        " → 16)  y = x·W + b",
+        "  the model's prediction (mean of 3 networks): ",
+        "backward (from dL/dL = 1",
+    ] {
+        assert!(out.contains(want), "no {want:?} in:\n{out}");
+    }
+    let json: Value = serde_json::from_str(&ok(
+        d,
+        &["explain", "folds.json", &iris, "--row", "51", "--json"],
+    ))
+    .expect("JSON");
+    assert_eq!(json["ensemble"]["network"], 1, "{json}");
+    assert_eq!(json["ensemble"]["networks"], 3, "{json}");
+    // The ensemble's prediction is what `mlp predict` says for row 51.
+    let predicted = ok(d, &["predict", "folds.json", &iris, "--proba"]);
+    let line: Vec<&str> = predicted.lines().nth(51).unwrap().split(',').collect();
+    let mean = &json["ensemble"]["prediction"];
+    assert_eq!(mean["predicted"], line[0], "{json}\n{predicted}");
+    let p: Vec<f64> = mean["probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| pair[1].as_f64().unwrap())
+        .collect();
+    assert_eq!(p.len(), 3);
+    for (got, want) in p.iter().zip(&line[1..]) {
+        let want: f64 = want.parse().unwrap();
+        assert!((got - want).abs() <= 1e-5, "{p:?} vs {line:?}");
+    }
+    // Network 1's own probabilities are another thing: the mean of three differs.
+    let first: Vec<f64> = json["prediction"]["probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| pair[1].as_f64().unwrap())
+        .collect();
+    assert_ne!(first, p, "{json}");
+    // A single network's explanation has no ensemble note.
+    iris_model(d);
+    let single: Value =
+        serde_json::from_str(&ok(d, &["explain", "iris.json", &iris, "--json"])).unwrap();
+    assert!(single.get("ensemble").is_none(), "{single}");
+    let text = ok(d, &["explain", "iris.json", &iris]);
+    assert!(!text.contains("network 1 of"), "{text}");
+}
+
+#[test]
+fn importance_of_an_ensemble_scores_its_averaged_predictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // `key` alone decides the class; `noise` and `shade` do not.
+    let mut csv = String::from("noise,key,shade,class\n");
+    for i in 0..200u32 {
+        let key = (i * 37 % 200) as f32 / 100.0 - 1.0;
+        let noise = (i * 91 % 200) as f32 / 100.0 - 1.0;
+        let shade = ["dark", "light"][(i * 13 % 7 % 2) as usize];
+        let class = if key > 0.0 { "on" } else { "off" };
+        csv.push_str(&format!("{noise},{key},{shade},{class}\n"));
+    }
+    std::fs::write(d.join("key.csv"), csv).unwrap();
+    ok(
+        d,
+        &[
+            "train", "key.csv", "--model", "key.json", "--hidden", "16", "--epochs", "60",
+            "--folds", "3", "-q",
+        ],
+    );
+    let json: Value = serde_json::from_str(&ok(
+        d,
+        &[
+            "importance",
+            "key.json",
+            "key.csv",
+            "--json",
+            "--repeats",
+            "3",
+        ],
+    ))
+    .unwrap();
+    // The baseline is the ensemble's accuracy, as `mlp predict` labels the rows.
+    let predicted = ok(d, &["predict", "key.json", "key.csv"]);
+    let right = predicted
+        .lines()
+        .skip(1)
+        .zip(
+            std::fs::read_to_string(d.join("key.csv"))
+                .unwrap()
+                .lines()
+                .skip(1),
+        )
+        .filter(|(p, row)| row.ends_with(&format!(",{p}")))
+        .count();
+    let baseline = json["baseline"].as_f64().unwrap();
+    assert!((baseline - right as f64 / 200.0).abs() < 1e-9, "{json}");
+    assert!(baseline > 0.9, "{json}");
+    let rows = json["importance"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{json}");
+    assert_eq!(rows[0]["column"], "key");
+    let top = rows[0]["mean"].as_f64().unwrap();
+    assert!(top > 0.3, "{json}");
+    for r in &rows[1..] {
+        assert!(r["mean"].as_f64().unwrap() < top / 5.0, "{json}");
+    }
+}

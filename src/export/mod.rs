@@ -24,26 +24,16 @@ pub enum Format {
     Rust,
 }
 
-/// Refuses what the exports do not reproduce yet: a k-fold ensemble (`ensemble`) and
-/// robustly scaled features ([`Feature::Robust`]). [`export`] expects a model that passed.
+/// Refuses what the exports do not reproduce yet: robustly scaled features ([`Feature::Robust`]). [`export`] expects a model that passed.
 pub fn check_exportable(file: &ModelFile) -> Result<()> {
     let refuse = |what: String| {
         Err(Error::config(
             Setting::Model,
             "",
             format!("{what}, which export does not reproduce yet"),
-            Hint::text("retrain without ")
-                .name(Setting::Folds)
-                .then(" and with the standard ")
-                .name(Setting::Scaling),
+            Hint::text("retrain with the standard ").name(Setting::Scaling),
         ))
     };
-    if !file.ensemble.is_empty() {
-        return refuse(format!(
-            "this model is an ensemble of {} networks",
-            1 + file.ensemble.len()
-        ));
-    }
     if let Some(f) = (file.encoding.features.iter()).find(|f| matches!(f, Feature::Robust { .. })) {
         return refuse(format!("feature '{}' is robustly scaled", f.name()));
     }

@@ -8,9 +8,11 @@
 //!   text     string  [N, 1]  (─ LabelEncoder "" → fill) ─ OneHotEncoder ─ Reshape ─ [N, k]
 //! Concat (model's feature order)                         [N, I]
 //! Cast f64 ─ Sub mean ─ Div std ─ Cast f32               (as mlp: in f64, then f32)
-//! Gemm (x·W + b) and activations                        [N, O]
+//! Gemm (x·W + b) and activations, per network            [N, O]
 //! classification: Softmax → probabilities [N, C]; ArgMax ─ LabelEncoder → label [N]
 //! regression:     Cast f64 ─ Mul std ─ Add mean ─ Cast f32 → prediction [N, 1]
+//! ensemble of K:  every network on the same x; Softmax each, Sum, Div K → probabilities
+//!                 (ArgMax of the mean), or Sum, Div K of the raw outputs → as above
 //! ```
 //!
 //! Missing cells (NaN for a number, "" for a text) become the feature's fill value where the
@@ -175,39 +177,42 @@ pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
     let std = g.doubles(&[1, width], std);
     let x = g.node("Sub", &[&x, &mean], vec![]);
     let x = g.node("Div", &[&x, &std], vec![]);
-    let mut x = g.node("Cast", &[&x], vec![int_attr("to", data_type::FLOAT as i64)]);
+    let x = g.node("Cast", &[&x], vec![int_attr("to", data_type::FLOAT as i64)]);
 
-    // The network: weights are stored (inputs, outputs), so Gemm computes x·W + b.
-    for layer in &file.layers {
-        x = match layer {
-            // The identity at predict time.
-            LayerRecord::Dropout { .. } => x,
-            LayerRecord::Linear {
-                inputs,
-                outputs,
-                weight,
-                bias,
-            } => {
-                let w = g.floats(&[*inputs as i64, *outputs as i64], weight.clone());
-                let b = g.floats(&[*outputs as i64], bias.clone());
-                g.node("Gemm", &[&x, &w, &b], vec![])
-            }
-            LayerRecord::Relu => g.node("Relu", &[&x], vec![]),
-            LayerRecord::Sigmoid => g.node("Sigmoid", &[&x], vec![]),
-            LayerRecord::Tanh => g.node("Tanh", &[&x], vec![]),
-        };
-    }
+    // Every network on the same inputs; an ensemble averages their probabilities (classes)
+    // or raw outputs (values), summed in the networks' order, as `Model::predict_encoded`.
+    let networks: Vec<&[LayerRecord]> = std::iter::once(&file.layers[..])
+        .chain(file.ensemble.iter().map(Vec::as_slice))
+        .collect();
+    let outs: Vec<String> = networks
+        .iter()
+        .map(|layers| network(&mut g, &x, layers))
+        .collect();
+    let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
+    let mean = |g: &mut GraphBuilder, refs: &[&str]| {
+        let sum = g.node("Sum", refs, vec![]);
+        let k = g.floats(&[], vec![refs.len() as f32]);
+        g.node("Div", &[&sum, &k], vec![])
+    };
 
     match &encoding.target {
         TargetEncoding::Classes { labels, .. } => {
             let c = labels.len() as i64;
-            g.node_named("Softmax", &[&x], "probabilities", vec![int_attr("axis", 1)]);
-            // mlp takes the first of equal logits; so does ArgMax (select_last_index = 0).
-            let class = g.node(
-                "ArgMax",
-                &[&x],
-                vec![int_attr("axis", 1), int_attr("keepdims", 0)],
-            );
+            // mlp takes the first of equal values; so does ArgMax (select_last_index = 0).
+            let argmax = vec![int_attr("axis", 1), int_attr("keepdims", 0)];
+            let class = if refs.len() == 1 {
+                g.node_named("Softmax", &refs, "probabilities", vec![int_attr("axis", 1)]);
+                g.node("ArgMax", &refs, argmax)
+            } else {
+                let p: Vec<String> = refs
+                    .iter()
+                    .map(|z| g.node("Softmax", &[z], vec![int_attr("axis", 1)]))
+                    .collect();
+                let p: Vec<&str> = p.iter().map(String::as_str).collect();
+                let mean = mean(&mut g, &p);
+                g.node_named("Identity", &[&mean], "probabilities", vec![]);
+                g.node("ArgMax", &[&mean], argmax)
+            };
             let keys: Vec<i64> = (0..c).collect();
             g.nodes.push(NodeProto {
                 input: vec![class],
@@ -225,16 +230,21 @@ pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
             g.output("label", data_type::STRING, None);
             g.output("probabilities", data_type::FLOAT, Some(c));
         }
-        TargetEncoding::Values { mean, std, .. } => {
+        TargetEncoding::Values { mean: m, std, .. } => {
+            let x = if refs.len() == 1 {
+                outs[0].clone()
+            } else {
+                mean(&mut g, &refs)
+            };
             let y = g.node(
                 "Cast",
                 &[&x],
                 vec![int_attr("to", data_type::DOUBLE as i64)],
             );
             let std = g.doubles(&[1], vec![*std]);
-            let mean = g.doubles(&[1], vec![*mean]);
+            let m = g.doubles(&[1], vec![*m]);
             let y = g.node("Mul", &[&y, &std], vec![]);
-            let y = g.node("Add", &[&y, &mean], vec![]);
+            let y = g.node("Add", &[&y, &m], vec![]);
             g.node_named(
                 "Cast",
                 &[&y],
@@ -285,6 +295,32 @@ pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
         ],
     };
     model.encode_to_vec()
+}
+
+/// One network on the encoded inputs `x`: its raw outputs' name. Weights are stored
+/// (inputs, outputs), so Gemm computes x·W + b.
+fn network(g: &mut GraphBuilder, x: &str, layers: &[LayerRecord]) -> String {
+    let mut x = x.to_string();
+    for layer in layers {
+        x = match layer {
+            // The identity at predict time.
+            LayerRecord::Dropout { .. } => x,
+            LayerRecord::Linear {
+                inputs,
+                outputs,
+                weight,
+                bias,
+            } => {
+                let w = g.floats(&[*inputs as i64, *outputs as i64], weight.clone());
+                let b = g.floats(&[*outputs as i64], bias.clone());
+                g.node("Gemm", &[&x, &w, &b], vec![])
+            }
+            LayerRecord::Relu => g.node("Relu", &[&x], vec![]),
+            LayerRecord::Sigmoid => g.node("Sigmoid", &[&x], vec![]),
+            LayerRecord::Tanh => g.node("Tanh", &[&x], vec![]),
+        };
+    }
+    x
 }
 
 /// Nodes, constants and graph inputs/outputs, with generated value names.

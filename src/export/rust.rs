@@ -79,33 +79,49 @@ pub fn to_rust(file: &ModelFile) -> String {
         s,
         "/// Network inputs after encoding.\npub const INPUTS: usize = {width};"
     );
-    let mut linear = 0;
-    for layer in &file.layers {
-        if let LayerRecord::Linear {
-            inputs,
-            outputs,
-            weight,
-            bias,
-        } = layer
-        {
-            let _ = writeln!(
-                s,
-                "\n/// Layer {linear} weights, ({inputs} inputs, {outputs} outputs), row-major."
-            );
-            let _ = writeln!(
-                s,
-                "const W{linear}: [f32; {}] = {};",
-                weight.len(),
-                f32s(weight)
-            );
-            let _ = writeln!(s, "/// Layer {linear} biases.");
-            let _ = writeln!(
-                s,
-                "const B{linear}: [f32; {}] = {};",
-                bias.len(),
-                f32s(bias)
-            );
-            linear += 1;
+    // Every network of a k-fold ensemble: `W{m}_{l}` is network m's layer l; a single
+    // network's are plain `W{l}`.
+    let networks: Vec<&[LayerRecord]> = std::iter::once(&file.layers[..])
+        .chain(file.ensemble.iter().map(Vec::as_slice))
+        .collect();
+    let k = networks.len();
+    let name = |m: usize, l: usize| {
+        if k == 1 {
+            format!("{l}")
+        } else {
+            format!("{m}_{l}")
+        }
+    };
+    for (m, layers) in networks.iter().enumerate() {
+        let mut linear = 0;
+        let of = if k == 1 {
+            String::new()
+        } else {
+            format!(" of network {m}")
+        };
+        for layer in layers.iter() {
+            if let LayerRecord::Linear {
+                inputs,
+                outputs,
+                weight,
+                bias,
+            } = layer
+            {
+                let id = name(m, linear);
+                let _ = writeln!(
+                    s,
+                    "\n/// Layer {linear}{of} weights, ({inputs} inputs, {outputs} outputs), row-major."
+                );
+                let _ = writeln!(
+                    s,
+                    "const W{id}: [f32; {}] = {};",
+                    weight.len(),
+                    f32s(weight)
+                );
+                let _ = writeln!(s, "/// Layer {linear}{of} biases.");
+                let _ = writeln!(s, "const B{id}: [f32; {}] = {};", bias.len(), f32s(bias));
+                linear += 1;
+            }
         }
     }
     if let TargetEncoding::Classes { labels, .. } = &encoding.target {
@@ -195,21 +211,87 @@ pub fn to_rust(file: &ModelFile) -> String {
 
     // The network.
     let outputs = encoding.target.width();
+    if k == 1 {
+        let _ = writeln!(
+            s,
+            "/// The network's raw outputs for a row.\n\
+             pub fn outputs(input: &{input_type}) -> [f32; {outputs}] {{\n    \
+             let x = encode(input);"
+        );
+        network_body(&mut s, networks[0], |l| name(0, l));
+        single_predict(&mut s, &encoding.target, input_type);
+    } else {
+        for (m, layers) in networks.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "/// Network {m}'s raw outputs for encoded inputs.\n\
+                 fn network{m}(x: [f32; INPUTS]) -> [f32; {outputs}] {{"
+            );
+            network_body(&mut s, layers, |l| name(m, l));
+        }
+        let calls: Vec<String> = (0..k).map(|m| format!("network{m}(x)")).collect();
+        let _ = writeln!(
+            s,
+            "/// Every network's raw outputs for a row: the model is an ensemble of {k} networks\n\
+             /// (one per fold), and predicts the average of their outputs.\n\
+             pub fn outputs(input: &{input_type}) -> [[f32; {outputs}]; {k}] {{\n    \
+             let x = encode(input);\n    [{}]\n}}\n",
+            calls.join(", ")
+        );
+        ensemble_predict(&mut s, &encoding.target, input_type, k);
+    }
+
+    // Helpers: only those the network uses, so that `-D warnings` finds nothing unused.
     let _ = writeln!(
         s,
-        "/// The network's raw outputs for a row.\n\
-         pub fn outputs(input: &{input_type}) -> [f32; {outputs}] {{\n    \
-         let x = encode(input);"
+        "/// `out = x·W + b` with `W` stored (inputs, outputs), row-major.\n\
+         fn linear(x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {{\n    \
+         out.copy_from_slice(b);\n    \
+         for (xi, row) in x.iter().zip(w.chunks_exact(out.len())) {{\n        \
+         for (o, &wij) in out.iter_mut().zip(row) {{\n            *o += xi * wij;\n        }}\n    }}\n}}"
     );
+    let uses = |f: fn(&LayerRecord) -> bool| networks.iter().any(|n| n.iter().any(f));
+    let needs_exp = matches!(encoding.target, TargetEncoding::Classes { .. })
+        || uses(|l| matches!(l, LayerRecord::Sigmoid));
+    if uses(|l| matches!(l, LayerRecord::Sigmoid)) {
+        let _ = writeln!(
+            s,
+            "\n/// `1 / (1 + e^-x)`, written so that neither branch overflows.\n\
+             fn sigmoid(x: f32) -> f32 {{\n    \
+             if x >= 0.0 {{\n        1.0 / (1.0 + exp(-x))\n    }} else {{\n        \
+             let e = exp(x);\n        e / (1.0 + e)\n    }}\n}}"
+        );
+    }
+    if needs_exp {
+        let _ = writeln!(
+            s,
+            "\n/// The one use of `std` for `exp`: under `no_std`, return `libm::expf(x)`.\n\
+             fn exp(x: f32) -> f32 {{\n    x.exp()\n}}"
+        );
+    }
+    if uses(|l| matches!(l, LayerRecord::Tanh)) {
+        let _ = writeln!(
+            s,
+            "\n/// The one use of `std` for `tanh`: under `no_std`, return `libm::tanhf(x)`.\n\
+             fn tanh(x: f32) -> f32 {{\n    x.tanh()\n}}"
+        );
+    }
+    s
+}
+
+/// The statements of one network's forward pass, from `x` (its encoded inputs) to the
+/// returned outputs, and the closing brace; `name(l)` names linear layer l's constants.
+fn network_body(s: &mut String, layers: &[LayerRecord], name: impl Fn(usize) -> String) {
     let (mut current, mut linear) = ("x".to_string(), 0);
-    for layer in &file.layers {
+    for layer in layers {
         match layer {
             LayerRecord::Linear { outputs, .. } => {
                 let next = format!("h{linear}");
+                let id = name(linear);
                 let _ = writeln!(
                     s,
                     "    let mut {next} = [0.0f32; {outputs}];\n    \
-                     linear(&{current}, &W{linear}, &B{linear}, &mut {next});"
+                     linear(&{current}, &W{id}, &B{id}, &mut {next});"
                 );
                 current = next;
                 linear += 1;
@@ -231,8 +313,11 @@ pub fn to_rust(file: &ModelFile) -> String {
         }
     }
     let _ = writeln!(s, "    {current}\n}}\n");
+}
 
-    match &encoding.target {
+/// `predict` (and `predict_proba`) of a single network.
+fn single_predict(s: &mut String, target: &TargetEncoding, input_type: &str) {
+    match target {
         TargetEncoding::Classes { labels, .. } => {
             let c = labels.len();
             let _ = writeln!(
@@ -268,43 +353,54 @@ pub fn to_rust(file: &ModelFile) -> String {
             );
         }
     }
+}
 
-    // Helpers: only those the network uses, so that `-D warnings` finds nothing unused.
-    let _ = writeln!(
-        s,
-        "/// `out = x·W + b` with `W` stored (inputs, outputs), row-major.\n\
-         fn linear(x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {{\n    \
-         out.copy_from_slice(b);\n    \
-         for (xi, row) in x.iter().zip(w.chunks_exact(out.len())) {{\n        \
-         for (o, &wij) in out.iter_mut().zip(row) {{\n            *o += xi * wij;\n        }}\n    }}\n}}"
-    );
-    let uses = |f: fn(&LayerRecord) -> bool| file.layers.iter().any(f);
-    let needs_exp = matches!(encoding.target, TargetEncoding::Classes { .. })
-        || uses(|l| matches!(l, LayerRecord::Sigmoid));
-    if uses(|l| matches!(l, LayerRecord::Sigmoid)) {
-        let _ = writeln!(
-            s,
-            "\n/// `1 / (1 + e^-x)`, written so that neither branch overflows.\n\
-             fn sigmoid(x: f32) -> f32 {{\n    \
-             if x >= 0.0 {{\n        1.0 / (1.0 + exp(-x))\n    }} else {{\n        \
-             let e = exp(x);\n        e / (1.0 + e)\n    }}\n}}"
-        );
+/// `predict` (and `predict_proba`) of an ensemble of `k` networks: the mean of their
+/// softmax probabilities (the class is its argmax), or of their raw outputs.
+fn ensemble_predict(s: &mut String, target: &TargetEncoding, input_type: &str, k: usize) {
+    match target {
+        TargetEncoding::Classes { labels, .. } => {
+            let c = labels.len();
+            let _ = writeln!(
+                s,
+                "/// The most probable class of a row: the largest mean probability.\n\
+                 pub fn predict(input: &{input_type}) -> &'static str {{\n    \
+                 let p = predict_proba(input);\n    \
+                 let mut best = 0;\n    \
+                 for (i, &v) in p.iter().enumerate() {{\n        \
+                 if v > p[best] {{\n            best = i;\n        }}\n    }}\n    \
+                 CLASSES[best]\n}}\n\n\
+                 /// The probability of each class (in the order of `CLASSES`) for a row: the\n\
+                 /// mean over the networks of their softmax probabilities.\n\
+                 pub fn predict_proba(input: &{input_type}) -> [f32; {c}] {{\n    \
+                 let mut mean = [0.0f32; {c}];\n    \
+                 for z in outputs(input) {{\n        \
+                 let max = z.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));\n        \
+                 let mut p = [0.0f32; {c}];\n        \
+                 let mut sum = 0.0f32;\n        \
+                 for (p, &z) in p.iter_mut().zip(&z) {{\n            \
+                 *p = exp(z - max);\n            sum += *p;\n        }}\n        \
+                 let inv = 1.0 / sum;\n        \
+                 for (m, p) in mean.iter_mut().zip(p) {{\n            \
+                 *m += p * inv;\n        }}\n    }}\n    \
+                 mean.iter_mut().for_each(|m| *m /= {k}.0);\n    \
+                 mean\n}}\n"
+            );
+        }
+        TargetEncoding::Values { mean, std, .. } => {
+            let _ = writeln!(
+                s,
+                "/// The predicted value of a row, in the target's units: the mean of the\n\
+                 /// networks' outputs.\n\
+                 pub fn predict(input: &{input_type}) -> f32 {{\n    \
+                 let mut z = 0.0f32;\n    \
+                 for out in outputs(input) {{\n        z += out[0];\n    }}\n    \
+                 ((z / {k}.0) as f64 * {} + {}) as f32\n}}\n",
+                f64_literal(*std),
+                f64_literal(*mean)
+            );
+        }
     }
-    if needs_exp {
-        let _ = writeln!(
-            s,
-            "\n/// The one use of `std` for `exp`: under `no_std`, return `libm::expf(x)`.\n\
-             fn exp(x: f32) -> f32 {{\n    x.exp()\n}}"
-        );
-    }
-    if uses(|l| matches!(l, LayerRecord::Tanh)) {
-        let _ = writeln!(
-            s,
-            "\n/// The one use of `std` for `tanh`: under `no_std`, return `libm::tanhf(x)`.\n\
-             fn tanh(x: f32) -> f32 {{\n    x.tanh()\n}}"
-        );
-    }
-    s
 }
 
 /// Rust field names for column names: lower snake case, never a keyword, never two alike.
