@@ -14,6 +14,7 @@ use crate::error::Setting;
 use crate::error::{Error, Hint, Result};
 use crate::fsutil::write_output;
 use crate::metrics::argmax;
+use crate::model::{Model, Predictions};
 use crate::plot::{encode_png, register_font, write_png_with};
 use crate::sequential::Sequential;
 use crate::train::{EpochReport, Observer};
@@ -197,6 +198,17 @@ pub fn surface(
             }
         }
     }
+    Surface { resolution, values }
+}
+
+/// What `model` predicts over a `resolution × resolution` grid of `plane`: for a k-fold
+/// ensemble the average of its networks, as `mlp predict` gives (one network: [`surface`]).
+pub fn model_surface(model: &mut Model, plane: &Plane, resolution: usize) -> Surface {
+    let inputs = plane.grid_inputs(resolution);
+    let values = match model.predict_encoded(inputs.view()) {
+        Predictions::Classes { classes, .. } => classes.into_iter().map(|c| c as f32).collect(),
+        Predictions::Values(v) => v.into_iter().map(|v| v as f32).collect(),
+    };
     Surface { resolution, values }
 }
 
@@ -530,14 +542,14 @@ mod tests {
         let mut model = train(&prepared, &request.config, None, &mut |_| {})
             .unwrap()
             .model;
-        let encoding = &model.file.encoding;
+        let encoding = &model.file.encoding.clone();
         let plane = Plane::for_model(encoding, prepared.x_train.view(), Setting::Boundary).unwrap();
         assert!(plane.x.0 < 0.0 && plane.x.1 > 10.0, "{plane:?}");
         let TargetEncoding::Classes { labels, .. } = &encoding.target else {
             panic!("classes");
         };
         let above = labels.iter().position(|l| l == "above").unwrap() as f32;
-        let s = surface(&mut model.network, &plane, &encoding.target, 60);
+        let s = model_surface(&mut model, &plane, 60);
         let (mut checked, mut wrong) = (0, 0);
         for j in 0..60 {
             for i in 0..60 {

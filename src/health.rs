@@ -490,8 +490,9 @@ impl std::fmt::Display for Health {
         if self.problems.is_empty() {
             writeln!(
                 f,
-                "  no problems found (no dead ReLU or saturated units, no vanishing or \
-                 exploding gradients)"
+                "  no problems found (no layer with over {:.0}% of its units dead or saturated, \
+                 no vanishing or exploding gradients)",
+                UNIT_PROBLEM_FRACTION * 100.0
             )?;
         }
         for p in &self.problems {
@@ -661,6 +662,7 @@ mod tests {
             learning_rate: 3.0,
             epochs: 30,
             patience: 0,
+            folds: 0,
             ..TrainConfig::default()
         });
         let p = h.problems.iter().find(|p| p.kind == ProblemKind::DeadRelu);

@@ -295,6 +295,7 @@ mod tests {
             config: TrainConfig {
                 hidden: vec![16],
                 epochs: 60,
+                folds: 0, // one network, scored on its validation rows
                 ..TrainConfig::default()
             },
             ..TrainRequest::new("signal.csv")

@@ -401,12 +401,20 @@ pub(crate) fn checked_split(
     classes: Option<&[usize]>,
     config: &TrainConfig,
 ) -> Result<Split> {
-    // With folds, every row trains (each network holds out its own fold).
-    let fraction = if config.folds >= 2 {
-        0.0
-    } else {
-        config.val_split
-    };
+    // With folds, every row trains (each network holds out its own fold, of 2 rows or more).
+    let folds = config.folds;
+    if folds >= 2 && rows < 2 * folds {
+        return Err(Error::data(
+            table.location(None, None),
+            format!("only {rows} rows: too few for {folds} folds of 2 rows or more"),
+            Hint::text("add rows, or use ")
+                .setting(Setting::Folds, 0)
+                .then(" ")
+                .setting(Setting::ValSplit, 0)
+                .then(" to train one network on all of them"),
+        ));
+    }
+    let fraction = if folds >= 2 { 0.0 } else { config.val_split };
     let split = split_rows(rows, classes, fraction, config.seed);
     if split.train.is_empty() || (fraction > 0.0 && split.validation.is_empty()) {
         return Err(Error::data(
@@ -454,8 +462,10 @@ pub(crate) fn check_network_size(encoding: &Encoding, config: &TrainConfig) -> R
 pub struct Trained {
     /// The model with the best epoch's weights.
     pub model: Model,
-    /// Curves, best epoch and why training stopped.
+    /// Curves, best epoch and why training stopped (of the first network of an ensemble).
     pub outcome: FitOutcome,
+    /// In a k-fold ensemble, the best epoch of each network, in order (empty for one).
+    pub fold_epochs: Vec<usize>,
 }
 
 /// Trains a network on `prepared` with `config`, the settings `prepared` was made with
@@ -504,7 +514,7 @@ pub fn train_with(prepared: &Prepared, config: &TrainConfig, hooks: Hooks<'_>) -
         comm,
     } = hooks;
     if config.folds >= 2 {
-        return train_folds(prepared, config, interrupt, on_epoch, comm);
+        return train_folds(prepared, config, interrupt, on_epoch, observer, comm);
     }
     let mut network = new_network(prepared, config, config.seed);
     let mut loss = loss_for(prepared.task, config)?;
@@ -568,6 +578,7 @@ pub fn train_with(prepared: &Prepared, config: &TrainConfig, hooks: Hooks<'_>) -
             ensemble: Vec::new(),
         },
         outcome,
+        fold_epochs: Vec::new(),
     })
 }
 
@@ -593,6 +604,7 @@ fn train_folds<'a>(
     config: &TrainConfig,
     interrupt: Option<&'a AtomicBool>,
     mut on_epoch: Option<&'a mut dyn FnMut(&EpochReport)>,
+    mut observer: Option<&'a mut dyn Observer>,
     comm: Option<&'a dyn Communicator>,
 ) -> Result<Trained> {
     let k = config.folds;
@@ -606,6 +618,7 @@ fn train_folds<'a>(
     let fold = fold_rows(rows, classes, k, config.seed);
     let mut loss = loss_for(prepared.task, config)?;
     let mut networks = Vec::with_capacity(k);
+    let mut best_epochs = Vec::with_capacity(k);
     let mut first_outcome = None;
     // Out-of-fold totals: loss, correct classes, and R²'s sums of squares.
     let (mut oof_loss, mut correct, mut ss_res) = (0f64, 0usize, 0f64);
@@ -632,8 +645,12 @@ fn train_folds<'a>(
             seed,
             ..config.clone()
         };
-        // The first fold's epochs are the ones shown.
-        let hook = if f == 0 { on_epoch.take() } else { None };
+        // The first fold's epochs are the ones shown and watched.
+        let (hook, watch) = if f == 0 {
+            (on_epoch.take(), observer.take())
+        } else {
+            (None, None)
+        };
         let validation = Batch {
             x: x_va.view(),
             y: &y_va,
@@ -651,7 +668,7 @@ fn train_folds<'a>(
             Hooks {
                 interrupt,
                 on_epoch: hook,
-                observer: None,
+                observer: watch,
                 comm,
             },
         )?;
@@ -663,6 +680,7 @@ fn train_folds<'a>(
             Targets::Values(_) => ss_res += l as f64 * val_rows.len() as f64,
         }
         networks.push(network);
+        best_epochs.push(outcome.best_epoch);
         let stopped = outcome.stop == StopReason::Interrupted;
         if f == 0 {
             first_outcome = Some(outcome);
@@ -712,6 +730,7 @@ fn train_folds<'a>(
             ensemble,
         },
         outcome,
+        fold_epochs: best_epochs,
     })
 }
 
@@ -910,7 +929,7 @@ pub fn prepare_streamed_shared(
             "leave it out (with this many rows, the validation rows matter little)",
         ));
     }
-    check_spread_scaling(&request.config, "streamed")?;
+    check_spread(&request.config, "streamed")?;
     let start = std::time::Instant::now();
     let scan = stream::scan_shared(request, budget.chunk_bytes, comm)?;
     let scan_seconds = start.elapsed().as_secs_f64();
@@ -931,10 +950,26 @@ pub fn prepare_streamed_shared(
     })
 }
 
-/// Refuses `--scaling robust` for a file whose rows are never all in one place (`how`:
-/// "streamed", "shared over processes"): the other scalings are found there exactly as in
-/// memory, the robust one's interpolated quartiles are not.
-pub(crate) fn check_spread_scaling(config: &TrainConfig, how: &str) -> Result<()> {
+/// Refuses, for a file whose rows are never all in one place (`how`: "streamed", "shared
+/// over processes"), `--scaling robust` (the other scalings are found there exactly as in
+/// memory, the robust one's interpolated quartiles are not) and a k-fold ensemble (its
+/// networks each train on their own rows, which one pass over a file cannot give them).
+pub(crate) fn check_spread(config: &TrainConfig, how: &str) -> Result<()> {
+    if config.folds >= 2 {
+        return Err(Error::config(
+            Setting::Folds,
+            config.folds,
+            format!(
+                "a file {how} trains one network: k-fold ensembles are trained in memory, \
+                 in one process"
+            ),
+            Hint::text("use ")
+                .setting(Setting::Folds, 0)
+                .then(" (one network, validated on ")
+                .name(Setting::ValSplit)
+                .then(")"),
+        ));
+    }
     if config.scaling == Scaling::Robust {
         return Err(Error::config(
             Setting::Scaling,
@@ -1005,6 +1040,7 @@ pub fn train_streamed(
             ensemble: Vec::new(),
         },
         outcome,
+        fold_epochs: Vec::new(),
     })
 }
 

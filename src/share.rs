@@ -43,7 +43,7 @@ use crate::dataset::{
 use crate::error::{Error, Hint, Result, Setting};
 use crate::median::{Medians, OrderStats};
 use crate::pipeline::{
-    MissingPolicy, Prepared, TrainRequest, check_network_size, check_spread_scaling, check_table,
+    MissingPolicy, Prepared, TrainRequest, check_network_size, check_spread, check_table,
     checked_split, missing_error, nothing_kept, rows_to_keep,
 };
 use crate::stream::Moments;
@@ -267,10 +267,7 @@ fn first_with(counts: &[usize]) -> usize {
 /// the others [`Error::Elsewhere`].
 pub fn prepare_shared(request: &TrainRequest, comm: &dyn Communicator) -> Result<Prepared> {
     settle(comm, request.config.validate())?;
-    settle(
-        comm,
-        check_spread_scaling(&request.config, "shared over processes"),
-    )?;
+    settle(comm, check_spread(&request.config, "shared over processes"))?;
     let path = &request.data;
     settle(comm, shareable(path))?;
     let chunk = read_share(path, comm)?;
@@ -896,6 +893,7 @@ mod tests {
             std::fs::write(&path, uneven(301, regression)).unwrap();
             let mut request = TrainRequest::new(&path);
             request.missing = missing;
+            request.config.folds = 0; // shared over processes: one network
             request.config.seed = 4;
             request.config.scaling = scaling;
             let one = prepare(&request).unwrap();
@@ -1014,6 +1012,7 @@ mod tests {
         let path = dir.path().join("uneven.csv");
         std::fs::write(&path, uneven(40, false)).unwrap();
         let mut request = TrainRequest::new(&path);
+        request.config.folds = 0;
         request.config.scaling = Scaling::Robust;
         let out = on_ranks(2, move |c| {
             prepare_shared(&request, &c).err().unwrap().to_string()
@@ -1033,7 +1032,8 @@ mod tests {
         let mut text = uneven(101, false);
         text.push_str("1,oops,red,yes\n");
         std::fs::write(&path, &text).unwrap();
-        let request = TrainRequest::new(&path);
+        let mut request = TrainRequest::new(&path);
+        request.config.folds = 0;
         let one = prepare(&request).err().unwrap().to_string();
         assert!(one.contains("line 103, column 'b': 'oops'"), "{one}");
         let r = request.clone();

@@ -22,7 +22,8 @@ use crate::{Dropout, Relu, Sigmoid, Tanh};
 
 pub use crate::outcome::{History, StopReason};
 pub use crate::settings::{
-    Activation, MAX_LAYER_WIDTH, MAX_PARAMETERS, OptimizerKind, TrainConfig, parameter_count,
+    Activation, DEFAULT_FOLDS, MAX_LAYER_WIDTH, MAX_PARAMETERS, OptimizerKind, TrainConfig,
+    parameter_count,
 };
 
 /// A multi-layer perceptron: `inputs → hidden[0] → … → outputs`, the activation after each

@@ -74,8 +74,13 @@ fn iris_with_text_labels_trains_predicts_and_evaluates() {
         ),
         "{out}"
     );
+    // By default three networks, each validated on its own third of the rows.
     assert!(
-        out.contains("split: 120 training rows, 30 validation rows"),
+        out.contains("split: 3 folds of about 50 rows; each network validates on one (seed 0)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ensemble: 3 networks, one per fold (best epochs "),
         "{out}"
     );
     assert!(
@@ -545,6 +550,42 @@ fn refit_trains_again_on_every_row() {
         &["eval", "r.json", iris.to_str().unwrap(), "--json"],
     ));
     assert!(eval["accuracy"].as_f64().unwrap() >= 0.95, "{eval}");
+}
+
+#[test]
+fn a_validation_split_or_folds_0_trains_one_network_and_refit_refuses_folds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let iris = data("data/iris.csv");
+    let iris = iris.to_str().unwrap();
+    for flags in [["--val-split", "0.2"], ["--folds", "0"]] {
+        let out = ok(
+            d,
+            &["train", iris, flags[0], flags[1], "--model", "one.json"],
+        );
+        assert!(
+            out.contains("split: 120 training rows, 30 validation rows (seed 0)"),
+            "{out}"
+        );
+        assert!(!out.contains("ensemble:"), "{out}");
+        let m = model(&d.join("one.json"));
+        assert_eq!(m["training"]["validation_rows"].as_u64(), Some(30));
+        assert!(m["ensemble"].as_array().is_none_or(|e| e.is_empty()), "{m}");
+        assert_eq!(m["training"]["config"]["folds"].as_u64(), Some(0), "{m}");
+    }
+    // Asked for both, --folds 3 and --refit cannot both take effect.
+    let err = user_error(d, &["train", iris, "--folds", "3", "--refit"]);
+    assert!(
+        err.contains("refitting retrains one network on every row") && err.contains("--folds 0"),
+        "{err}"
+    );
+    // Nor can --folds 5 and --val-split (each network validates on its own fold).
+    let err = user_error(d, &["train", iris, "--folds", "5", "--val-split", "0.3"]);
+    assert!(
+        err.contains("invalid --val-split 0.3: with --folds 5 each network validates on its own")
+            && err.contains("--folds 0"),
+        "{err}"
+    );
 }
 
 #[test]

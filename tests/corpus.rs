@@ -208,7 +208,7 @@ const TRAIN: &[(&str, &[&str], &str, &str)] = &[
     (
         "column_all_missing.csv",
         &[],
-        "train/column_all_missing.csv, column 'age': every one of the 10 training rows is \
+        "train/column_all_missing.csv, column 'age': every one of the 12 training rows is \
          missing this column, so there is nothing to fill its gaps with",
         "leave it out with --ignore age",
     ),
@@ -282,6 +282,12 @@ const TRAIN: &[(&str, &[&str], &str, &str)] = &[
     (
         "too_few_rows.csv",
         &[],
+        "train/too_few_rows.csv: only 3 rows: too few for 3 folds of 2 rows or more",
+        "add rows, or use --folds 0 --val-split 0 to train one network on all of them",
+    ),
+    (
+        "too_few_rows.csv",
+        &["--folds", "0"],
         "train/too_few_rows.csv: only 3 rows: too few to hold out 20% for validation",
         "--val-split 0",
     ),
@@ -1003,7 +1009,7 @@ const ACCEPT: &[(&str, &[&str], &[&str], &str)] = &[
         &[],
         &["x", "age", "plan"],
         "33 rows (dropped 1 without a target value)\nmissing: filled 3 cells: x: 1 with the \
-         median 0.254, age: 1 with the median 41, plan: 1 with the most frequent 'plus'\n",
+         median 0.277, age: 1 with the median 43, plan: 1 with the most frequent 'plus'\n",
     ),
     (
         "missing_values_dropped.csv",

@@ -67,23 +67,24 @@ fn two_ranks_train_the_model_one_process_trains() {
     let dir = tempfile::tempdir().unwrap();
     let iris = data("data/iris.csv");
     let iris = iris.to_str().unwrap();
+    // One process trains one network when asked to; under mpirun that is the default.
     let train = |ranks: usize, model: &str| {
-        ok(
-            dir.path(),
-            ranks,
-            &[
-                "train",
-                iris,
-                "--epochs",
-                "40",
-                "--batch-size",
-                "16",
-                "--seed",
-                "3",
-                "--model",
-                model,
-            ],
-        )
+        let mut args = vec![
+            "train",
+            iris,
+            "--epochs",
+            "40",
+            "--batch-size",
+            "16",
+            "--seed",
+            "3",
+            "--model",
+            model,
+        ];
+        if ranks == 0 {
+            args.extend(["--folds", "0"]);
+        }
+        ok(dir.path(), ranks, &args)
     };
     let single = train(0, "single.json");
     let pair = train(2, "pair.json");
@@ -213,6 +214,8 @@ fn ranks_reading_halves_learn_the_preprocessing_of_the_whole_file() {
             "15",
             "--seed",
             "2",
+            "--folds",
+            "0",
             "--model",
             model,
         ];
@@ -332,6 +335,23 @@ fn robust_scaling_over_ranks_is_refused_with_one_message() {
             "{err}"
         );
         assert!(err.contains("hint: use --scaling piecewise"), "{err}");
+        assert!(!dir.path().join("model.json").exists());
+
+        // A k-fold ensemble, asked for, is refused there too.
+        let mut args = vec!["train", "uneven.csv", "--folds", "3"];
+        if stream {
+            args.push("--stream");
+        }
+        let o = run(dir.path(), 2, &args);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert_eq!(err.matches("error:").count(), 1, "{err}");
+        assert!(
+            err.contains(&format!(
+                "invalid --folds 3: a file {how} trains one network"
+            )),
+            "{err}"
+        );
         assert!(!dir.path().join("model.json").exists());
     }
 }

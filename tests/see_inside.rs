@@ -54,7 +54,7 @@ fn png(path: &Path) {
     assert!(bytes.len() > 10_000, "{}: an empty canvas?", path.display());
 }
 
-/// A small iris model in `dir`, trained quickly.
+/// A small iris model in `dir`, trained quickly: one network (`--folds 0`).
 fn iris_model(dir: &Path) -> PathBuf {
     let model = dir.join("iris.json");
     let iris = data("data/iris.csv");
@@ -69,6 +69,8 @@ fn iris_model(dir: &Path) -> PathBuf {
             "16",
             "--epochs",
             "40",
+            "--folds",
+            "0",
             "-q",
         ],
     );
@@ -289,6 +291,8 @@ fn train_names_dead_relu_units_after_a_huge_learning_rate() {
         &[
             "train",
             &iris,
+            "--folds",
+            "0",
             "--optimizer",
             "sgd",
             "--lr",

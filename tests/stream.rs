@@ -77,13 +77,20 @@ fn streaming_a_file_that_fits_reaches_the_in_memory_accuracy() {
         args.extend_from_slice(extra);
         ok(d, &args)
     };
-    train("memory.json", &[]);
+    // One network in memory too (the default there is a 3-fold ensemble): like for like.
+    train("memory.json", &["--folds", "0"]);
     // Small chunks (a 1 MiB limit reads 128 KiB at a time): several per epoch.
     let out = train("stream.json", &["--stream", "--memory-limit", "1M"]);
     assert!(
         out.contains("streaming train.csv: asked for with --stream"),
         "{out}"
     );
+    // A streamed file trains one network, validated on a split, without being asked.
+    assert!(
+        out.contains("split: 1111 training rows, 326 validation rows"),
+        "{out}"
+    );
+    assert!(!out.contains("ensemble:"), "{out}");
     assert!(out.contains("streaming: chunks of 128 KiB"), "{out}");
     let memory = eval_json(d, "memory.json", &[])["accuracy"]
         .as_f64()
@@ -102,7 +109,7 @@ fn streaming_a_file_that_fits_reaches_the_in_memory_accuracy() {
 
     // Regression, with a categorical column and quoted numbers.
     split_file(d, &data("tests/data/houses.csv"), 300);
-    train("memory.json", &["--target", "price"]);
+    train("memory.json", &["--target", "price", "--folds", "0"]);
     train(
         "stream.json",
         &["--target", "price", "--stream", "--memory-limit", "1M"],
@@ -252,6 +259,13 @@ fn a_streamed_file_gets_the_in_memory_bin_edges() {
         "{err}"
     );
     assert!(err.contains("hint: use --scaling piecewise"), "{err}");
+    // Nor does it train a k-fold ensemble: each network would need its own rows.
+    let err = user_error(d, &["train", "train.csv", "--stream", "--folds", "3"]);
+    assert!(
+        err.contains("invalid --folds 3: a file streamed trains one network"),
+        "{err}"
+    );
+    assert!(err.contains("hint: use --folds 0"), "{err}");
 }
 
 /// A numeric file of `rows` rows, `a,b,y` with y = a − b, one cell replaced.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mlp::Error;
-use mlp::boundary::{BoundaryPlot, BoundaryRecorder, Plane, RESOLUTION, surface};
+use mlp::boundary::{BoundaryPlot, BoundaryRecorder, Plane, RESOLUTION, model_surface};
 use mlp::comm::{Communicator, Solo};
 use mlp::dataset::{Encoding, Feature, Scaling, TargetEncoding, Task};
 use mlp::error::{Hint, Setting};
@@ -20,7 +20,8 @@ use mlp::pipeline::{
 };
 use mlp::plot::LossCurve;
 use mlp::train::{
-    Activation, Batch, Hooks, Observer, OptimizerKind, StopReason, TrainConfig, format_loss,
+    Activation, Batch, DEFAULT_FOLDS, Hooks, Observer, OptimizerKind, StopReason, TrainConfig,
+    format_loss,
 };
 
 use super::out::{self, errln, outln};
@@ -158,14 +159,11 @@ pub struct Settings {
     #[arg(long, value_name = "N", default_value_t = 32)]
     batch_size: usize,
 
-    /// Fraction of rows held out for validation and early stopping (0: train on all)
-    #[arg(
-        long,
-        value_name = "F",
-        default_value_t = 0.2,
-        allow_negative_numbers = true
-    )]
-    val_split: f32,
+    /// Fraction of rows held out for validation and early stopping when one network
+    /// trains (0: train on all) [default: 0.2; giving it trains one network unless --folds
+    /// is given too]
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    val_split: Option<f32>,
 
     /// Stop after N epochs without a better validation loss (0: never stop early)
     #[arg(long, value_name = "N", default_value_t = 20)]
@@ -180,9 +178,10 @@ pub struct Settings {
 
     /// Train K networks by k-fold cross-fitting: each trains on all folds but one and
     /// early-stops on that one, and the model averages their predictions, so every row is
-    /// trained on (0: one network, validated on --val-split)
-    #[arg(long, value_name = "K", default_value_t = 0)]
-    folds: usize,
+    /// trained on (0: one network, validated on --val-split) [default: 3 in memory; 0 when
+    /// streaming, under mpirun, or with --val-split or --refit]
+    #[arg(long, value_name = "K")]
+    folds: Option<usize>,
 
     /// Dropout rate after each hidden layer while training (0: none)
     #[arg(
@@ -283,6 +282,21 @@ fn column_list(setting: Setting, values: &[String]) -> Result<Vec<String>, Error
 impl Settings {
     /// The library request these flags describe.
     pub fn request(&self) -> Result<TrainRequest, Error> {
+        if let (Some(k @ 2..), Some(v)) = (self.folds, self.val_split) {
+            return Err(Error::config(
+                Setting::ValSplit,
+                v,
+                format!(
+                    "with --folds {k} each network validates on its own fold, so no rows are \
+                     held out besides"
+                ),
+                Hint::text("leave out ")
+                    .name(Setting::ValSplit)
+                    .then(", or use ")
+                    .setting(Setting::Folds, 0)
+                    .then(" to train one network validated on it"),
+            ));
+        }
         let optimizer = match self.optimizer {
             OptimizerArg::Adam => OptimizerKind::Adam,
             OptimizerArg::Sgd => OptimizerKind::Sgd,
@@ -318,12 +332,18 @@ impl Settings {
                 label_smoothing: self.label_smoothing,
                 epochs: self.epochs,
                 batch_size: self.batch_size,
-                val_split: self.val_split,
+                val_split: self.val_split.unwrap_or(TrainConfig::default().val_split),
                 patience: self.patience,
                 seed: self.seed,
                 refit: self.refit,
                 dropout: self.dropout,
-                folds: self.folds,
+                folds: self
+                    .folds
+                    .unwrap_or(if self.val_split.is_some() || self.refit {
+                        0
+                    } else {
+                        DEFAULT_FOLDS
+                    }),
                 scaling: match self.scaling {
                     ScalingArg::Standard => Scaling::Standard,
                     ScalingArg::Robust => Scaling::Robust,
@@ -411,8 +431,7 @@ fn run_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Error> 
 }
 
 fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agreed> {
-    let request = agree(comm, args.settings.request())?;
-    let config = &request.config;
+    let mut request = agree(comm, args.settings.request())?;
     let leader = comm.is_leader();
     let say = |line: String| {
         if !args.quiet && leader {
@@ -435,7 +454,15 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
     // The data, read whole or scanned for streaming, and the rows in memory that the
     // decision boundary and the activation health are drawn from: the training rows, or
     // when streaming the rows held to judge every epoch.
-    let (data, source, rows) = match agree(comm, why_stream(args, limit))? {
+    let streaming = agree(comm, why_stream(args, limit))?;
+    // k-fold ensembles train in memory in one process; elsewhere the default is one network
+    // (and --folds given there is refused, by the library, naming the reason).
+    if args.settings.folds.is_none() && (streaming.is_some() || comm.size() > 1) {
+        request.config.folds = 0;
+    }
+    let request = request;
+    let config = &request.config;
+    let (data, source, rows) = match streaming {
         None => {
             let prepared = if comm.size() > 1 {
                 mlp::share::prepare_shared(&request, comm)
@@ -453,7 +480,7 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
                 train_rows: prepared.train_rows,
                 validation_rows: prepared.validation_rows,
             };
-            describe(args, &data, request.missing, config.seed, &say);
+            describe(args, &data, request.missing, config, &say);
             let rows = Batch {
                 x: prepared.x_train.view(),
                 y: &prepared.y_train,
@@ -481,7 +508,7 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
                 train_rows: scan.train_rows,
                 validation_rows: scan.validation_rows,
             };
-            describe(args, &data, request.missing, config.seed, &say);
+            describe(args, &data, request.missing, config, &say);
             let held = &streamed.held;
             // In a data-parallel run each process holds its own share of them.
             let held_rows: usize = comm.all_counts(held.x.nrows()).iter().sum();
@@ -694,9 +721,10 @@ fn describe(
     args: &TrainArgs,
     data: &DataSummary,
     missing: MissingPolicy,
-    seed: u64,
+    config: &TrainConfig,
     say: &dyn Fn(String),
 ) {
+    let (seed, folds) = (config.seed, config.folds);
     let delimiter = match data.delimiter {
         b',' => String::new(),
         b'\t' => ", tab-separated".into(),
@@ -746,11 +774,10 @@ fn describe(
             String::new()
         }
     ));
-    say(if args.settings.folds >= 2 {
+    say(if folds >= 2 {
         format!(
-            "split: {} folds of about {} rows; each network validates on one (seed {seed})",
-            args.settings.folds,
-            (data.train_rows + data.validation_rows) / args.settings.folds,
+            "split: {folds} folds of about {} rows; each network validates on one (seed {seed})",
+            (data.train_rows + data.validation_rows) / folds,
         )
     } else {
         format!(
@@ -840,11 +867,21 @@ fn report_and_write(
     ));
     if !trained.model.ensemble.is_empty() {
         say(format!(
-            "ensemble: {} networks, one per fold; the curves below are the first fold's",
-            1 + trained.model.ensemble.len()
+            "ensemble: {} networks, one per fold (best epochs {}); the loss curve, the \
+             next line and the health report are the first network's, the validation figures \
+             out-of-fold (each row scored by the network that did not train on it)",
+            1 + trained.model.ensemble.len(),
+            trained
+                .fold_epochs
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
-    let Trained { mut model, outcome } = trained;
+    let Trained {
+        mut model, outcome, ..
+    } = trained;
     let outcome = &outcome;
     let epochs_run = outcome.history.train_loss.len();
     say(match &outcome.stop {
@@ -939,7 +976,7 @@ fn report_and_write(
                 title: title.clone(),
             };
             if let Some(path) = &args.boundary {
-                let s = surface(&mut model.network, plane, target, RESOLUTION);
+                let s = model_surface(&mut model, plane, RESOLUTION);
                 points.write_png(&s, path)?;
                 say(format!("wrote {}", path.display()));
             }
