@@ -352,7 +352,9 @@ fn input_names(features: &[Feature]) -> Vec<String> {
                 .chain(
                     edges
                         .windows(2)
-                        .map(|e| format!("{name} in [{}, {}]", e[0], e[1])),
+                        // Edges are values of the column (f32), shown as such: 4.3, not
+                        // 4.300000190734863.
+                        .map(|e| format!("{name} in [{}, {}]", e[0] as f32, e[1] as f32)),
                 )
                 .collect(),
             Feature::Categorical {

@@ -109,6 +109,8 @@ pub struct HealthMonitor {
     /// Per layer: sum of the step gradient norms this epoch.
     grad_sum: Vec<f64>,
     steps: usize,
+    /// Steps since training started.
+    total_steps: usize,
     /// Steps whose gradients were measured this epoch.
     sampled: usize,
     /// Weights at the end of the last epoch (or the start), to measure the next step.
@@ -141,7 +143,10 @@ impl HealthMonitor {
 }
 
 /// Gradient norms are measured on every this-many-th step of an epoch (and its first):
-/// a pass over every gradient at each step would cost several percent of training.
+/// a pass over every gradient at each step would cost several percent of training. The
+/// first epoch is measured from its second step on: at the very first step the output
+/// layer still has its zero initial weights, so every gradient below it is exactly zero,
+/// which says nothing about how the gradients flow.
 pub const SAMPLE_EVERY: usize = 8;
 
 /// ‖values‖, summed in eight lanes so the compiler can vectorise it.
@@ -177,13 +182,16 @@ impl Observer for HealthMonitor {
         self.grad_sum = vec![0.0; self.layers.len()];
         self.ratio = vec![0.0; self.layers.len()];
         self.steps = 0;
+        self.total_steps = 0;
         self.sampled = 0;
         self.first_step = true;
     }
 
     fn after_step(&mut self, model: &mut Sequential) {
         self.steps += 1;
-        if !(self.steps - 1).is_multiple_of(SAMPLE_EVERY) {
+        self.total_steps += 1;
+        let first = if self.total_steps == self.steps { 2 } else { 1 };
+        if self.steps < first || !(self.steps - first).is_multiple_of(SAMPLE_EVERY) {
             return;
         }
         self.sampled += 1;
@@ -678,6 +686,9 @@ mod tests {
             ..TrainConfig::default()
         });
         assert_eq!(kinds(&h), [], "{h}");
+        // The first epoch's gradients are measured after the zero-initialised output layer
+        // has moved, so none below it reads an exact zero.
+        assert!(h.linear.iter().all(|l| l.grad_norm[0] > 0.0), "{h}");
         // Adam's steps at 1e-3 move the weights by a small fraction of their size.
         for l in &h.linear {
             let r = median(&l.update_ratio);
