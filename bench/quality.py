@@ -3,8 +3,9 @@ MLPClassifier (defaults) with a StandardScaler, on the same held-out rows, in on
 
 usage: python bench/quality.py [MLP_BINARY]     (needs numpy, pandas, scikit-learn)
 
-* iris: 10 stratified 80/20 splits (seeds 0-9). Each side trains on the 80% only (mlp holds
-  out 20% of it for early stopping, as it does by default) and is scored on the 20%.
+* iris: 10 stratified 80/20 splits (seeds 0-9). Each side trains on the 80% only (mlp
+  validates each of its 3 networks on its own third of it, as it does by default) and is
+  scored on the 20%.
 * digits: first 1437 rows train, last 360 test (other writers than the training rows).
 Prints one line per dataset and split kind, and the mean over splits.
 """

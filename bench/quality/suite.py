@@ -229,7 +229,9 @@ def write_table(args):
              "per fit on this shared 2-core machine, so it ran with one seed where marked, and "
              "not at all where the cell is empty (—); its mean is then over the data sets it ran "
              "on, beside mlp's mean on the same ones. Fit times were taken while other jobs ran: "
-             "compare them within a row, not across runs.", ""]
+             "compare them within a row, not across runs. RealMLP-TD's most of all: most of its "
+             "runs shared the 2 cores with up to 8 other jobs, and took 10 to 200 times longer "
+             "than on the quiet machine (mroz: 2007 s per fit then, 11.6 s alone).", ""]
     if runs.get(args.label, {}).get("impute") is False:
         lines += ["*mlp's missing cells:* this mlp has no `--missing impute` yet, so for the "
                   "data sets with missing cells the suite filled them (training median / most "
@@ -305,7 +307,11 @@ def write_table(args):
         lines.append(f"| {label} | `{run['flags'] or '(defaults)'}` | {len(done)} | {sum(ours) / len(done):.4f} | "
                      f"{sum(ref) / len(done):.4f} | {sum(diff) / len(done):+.4f} | "
                      f"{sum(d > 0 for d in diff)} / {sum(d < 0 for d in diff)} | {sum(t) / len(t):.2f} |")
-    lines += ["", "Earlier runs, against the earlier default (numbers standardised alone, and the "
+    lines += ["", "Every run but `default` was made when the default was one network validated "
+              "on a 20% split, so its flags were on top of that: `one network` is that default "
+              "(`--folds 0` today), and `folds3` the present default as an experiment then "
+              "(the same mean as `default`, rerun with the present build). "
+              "Earlier runs, against an earlier default still (numbers standardised alone, and the "
               "harness filling missing cells before mlp could): `--scaling robust` −0.0022 "
               "(better on 13, worse on 11), `--batch-size 128` −0.0026 (11 / 10). `standard` "
               "above is that earlier default, rerun with mlp's own imputation. The "

@@ -160,8 +160,8 @@ pub struct Settings {
     batch_size: usize,
 
     /// Fraction of rows held out for validation and early stopping when one network
-    /// trains (0: train on all) [default: 0.2; giving it trains one network unless --folds
-    /// is given too]
+    /// trains (0: train on all) [default: 0.2; giving it trains one network, so not with
+    /// --folds 2 or more]
     #[arg(long, value_name = "F", allow_negative_numbers = true)]
     val_split: Option<f32>,
 
@@ -169,10 +169,10 @@ pub struct Settings {
     #[arg(long, value_name = "N", default_value_t = 20)]
     patience: usize,
 
-    /// After early stopping picks the number of epochs, train again on all rows
-    /// (training and validation) for that many and save that network: better on small
-    /// data sets, at twice the training time; the validation figures are those of the
-    /// first run
+    /// One network: after early stopping picks the number of epochs, train again on all
+    /// rows (training and validation) for that many and save that network, at twice the
+    /// training time; the validation figures are those of the first run (not with --folds
+    /// 2 or more, whose networks train on every row already)
     #[arg(long)]
     refit: bool,
 
