@@ -598,6 +598,7 @@ mod tests {
         let request = TrainRequest {
             config: TrainConfig {
                 val_split: 0.0,
+                folds: 0,
                 ..TrainConfig::default()
             },
             ..TrainRequest::new("three.csv")

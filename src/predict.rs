@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use ndarray::{Array2, s};
+use ndarray::{Array2, ArrayViewMut2, s};
 
 use crate::data::{ReadOptions, Table, is_missing_token};
 use crate::dataset::{Feature, TargetEncoding, bin_input};
@@ -229,7 +229,7 @@ pub fn predict_streamed(
     let target = encoding.target.clone();
 
     let mut x = Array2::<f32>::zeros((BATCH, width));
-    let mut probabilities = Array2::<f32>::zeros((BATCH, outputs));
+    let mut buffers = Outputs::new(BATCH, outputs, 1 + model.ensemble.len());
     let mut out = Vec::with_capacity(text.len() / 8);
     let writer = RowWriter::new(&target, proba, &mut out);
     let (mut rows, mut filled) = (0, 0);
@@ -297,7 +297,7 @@ pub fn predict_streamed(
         filled += 1;
         if filled == BATCH || i >= body.len() {
             standardise(&mut x, filled, &mean, &std)?;
-            run_batch(model, &x, filled, &mut probabilities, &writer, &mut out)?;
+            run_batch(model, &x, filled, &mut buffers, &writer, &mut out)?;
             rows += filled;
             filled = 0;
         }
@@ -358,92 +358,76 @@ fn standardise(x: &mut Array2<f32>, rows: usize, mean: &[f64], std: &[f64]) -> O
     values.iter().all(|v| v.is_finite()).then_some(())
 }
 
-/// The first `rows` rows of `x` through the network and out as CSV; `None` if an output is
-/// not finite (the general path names the row).
+/// Buffers for one batch's outputs, made once: the model's output per row (class
+/// probabilities, or raw values) and, in a k-fold ensemble, each further network's.
+struct Outputs {
+    model: Array2<f32>,
+    network: Array2<f32>,
+}
+
+impl Outputs {
+    fn new(rows: usize, outputs: usize, networks: usize) -> Self {
+        Self {
+            model: Array2::zeros((rows, outputs)),
+            network: Array2::zeros((if networks > 1 { rows } else { 0 }, outputs)),
+        }
+    }
+}
+
+/// The first `rows` rows of `x` through the model and out as CSV: every network of the
+/// model, and the mean of their probabilities (classes; the class is its argmax, the first
+/// of equal ones) or raw outputs (values), summed in the networks' order and divided by
+/// their number, exactly as [`Model::predict_encoded`]. `None` if an output is not finite
+/// (the general path names the row).
 fn run_batch(
     model: &mut Model,
     x: &Array2<f32>,
     rows: usize,
-    probabilities: &mut Array2<f32>,
-    writer: &RowWriter,
-    out: &mut Vec<u8>,
-) -> Option<()> {
-    if !model.ensemble.is_empty() {
-        return run_ensemble_batch(model, x, rows, probabilities, writer, out);
-    }
-    let target = &model.file.encoding.target;
-    let raw = model.network.forward(x.slice(s![..rows, ..]));
-    match target {
-        TargetEncoding::Classes { .. } => {
-            let mut p = probabilities.slice_mut(s![..rows, ..]);
-            softmax_rows(raw.view(), p.view_mut());
-            for (z, p) in raw.rows().into_iter().zip(p.rows()) {
-                if p.iter().any(|v| !v.is_finite()) {
-                    return None;
-                }
-                // The first of equal logits, as `mlp predict` picks it.
-                let mut best = 0;
-                for (i, &v) in z.iter().enumerate() {
-                    if v > z[best] {
-                        best = i;
-                    }
-                }
-                writer.class(best, p.as_slice().expect("standard layout"), out);
-            }
-        }
-        TargetEncoding::Values { mean, std, .. } => {
-            for z in raw.column(0) {
-                let v = *z as f64 * std + mean;
-                if !(v.is_finite() && v.abs() <= f32::MAX as f64) {
-                    return None;
-                }
-                writer.value(v, out);
-            }
-        }
-    }
-    Some(())
-}
-
-/// [`run_batch`] for a k-fold ensemble: every network on the batch, and the mean of their
-/// probabilities (classes; the class is its argmax) or raw outputs (values), summed in the
-/// networks' order and divided by their number, exactly as [`Model::predict_encoded`].
-fn run_ensemble_batch(
-    model: &mut Model,
-    x: &Array2<f32>,
-    rows: usize,
-    probabilities: &mut Array2<f32>,
+    buffers: &mut Outputs,
     writer: &RowWriter,
     out: &mut Vec<u8>,
 ) -> Option<()> {
     let classify = matches!(model.file.encoding.target, TargetEncoding::Classes { .. });
-    let mut sum = Array2::<f32>::zeros((rows, model.file.encoding.target.width()));
-    let members = 1 + model.ensemble.len();
-    for network in std::iter::once(&mut model.network).chain(model.ensemble.iter_mut()) {
+    let networks = 1 + model.ensemble.len();
+    let mut mean = buffers.model.slice_mut(s![..rows, ..]);
+    for (k, network) in std::iter::once(&mut model.network)
+        .chain(model.ensemble.iter_mut())
+        .enumerate()
+    {
         network.set_training(false);
         let raw = network.forward(x.slice(s![..rows, ..]));
-        if classify {
-            let mut p = probabilities.slice_mut(s![..rows, ..]);
-            softmax_rows(raw, p.view_mut());
-            sum += &p;
+        let write = |mut to: ArrayViewMut2<f32>| {
+            if classify {
+                softmax_rows(raw, to);
+            } else {
+                to.assign(&raw);
+            }
+        };
+        // The first network writes the model's output; the others add theirs to it.
+        if k == 0 {
+            write(mean.view_mut());
         } else {
-            sum += &raw;
+            let mut own = buffers.network.slice_mut(s![..rows, ..]);
+            write(own.view_mut());
+            mean += &own;
         }
     }
-    sum /= members as f32;
+    if networks > 1 {
+        mean /= networks as f32;
+    }
     match &model.file.encoding.target {
         TargetEncoding::Classes { .. } => {
-            for p in sum.rows() {
+            for p in mean.rows() {
                 if p.iter().any(|v| !v.is_finite()) {
                     return None;
                 }
-                // The first of equal mean probabilities, as `mlp predict` picks it.
                 let best = crate::metrics::argmax(p);
                 writer.class(best, p.as_slice().expect("standard layout"), out);
             }
         }
-        TargetEncoding::Values { mean, std, .. } => {
-            for z in sum.column(0) {
-                let v = *z as f64 * std + mean;
+        TargetEncoding::Values { mean: m, std, .. } => {
+            for z in mean.column(0) {
+                let v = *z as f64 * std + m;
                 if !(v.is_finite() && v.abs() <= f32::MAX as f64) {
                     return None;
                 }
