@@ -143,7 +143,8 @@ def main():
         train = WORK / f"train-{args.features}.csv"
         pd.read_csv(data, nrows=10_000).to_csv(train, index=False)
         subprocess.run(
-            [MLP, "train", train, "--model", model_path, "--epochs", "20", "-q"],
+            # One network (not the default 3-fold ensemble): scikit-learn's MLP takes one.
+            [MLP, "train", train, "--model", model_path, "--epochs", "20", "--folds", "0", "-q"],
             check=True,
         )
     onnx_path = WORK / f"model-{args.features}.onnx"
