@@ -225,13 +225,13 @@ def write_table(args):
              "(regression), mean of seeds 0, 1, 2 (HistGradientBoosting and LightGBM: seed 0; "
              "they are deterministic here). mlp runs with default flags, plus `--ignore` for "
              "identifier columns and the missing policy; the anchors with their defaults "
-             "(`../shared/bench/quality/anchors.py`). One thread each. RealMLP-TD takes minutes "
-             "per fit on this shared 2-core machine, so it ran with one seed where marked, and "
-             "not at all where the cell is empty (—); its mean is then over the data sets it ran "
-             "on, beside mlp's mean on the same ones. Fit times were taken while other jobs ran: "
-             "compare them within a row, not across runs. RealMLP-TD's most of all: most of its "
-             "runs shared the 2 cores with up to 8 other jobs, and took 10 to 200 times longer "
-             "than on the quiet machine (mroz: 2007 s per fit then, 11.6 s alone).", ""]
+             "(`../shared/bench/quality/anchors.py`). One thread each (`OMP_NUM_THREADS=1`; "
+             "torch still kept about 1.7 of the 2 cores busy for RealMLP-TD). A RealMLP-TD cell "
+             "marked (1 seed) ran one seed, an empty one (—) none; the mean is then also given "
+             "over the data sets it ran on. Fit times are wall times on a shared 2-core machine: "
+             "compare them within a row, not across runs. RealMLP-TD's come from its last runs, "
+             "with at most one other job beside them (under the 6 to 8 jobs of earlier runs its "
+             "fits took up to 200 times longer).", ""]
     if runs.get(args.label, {}).get("impute") is False:
         lines += ["*mlp's missing cells:* this mlp has no `--missing impute` yet, so for the "
                   "data sets with missing cells the suite filled them (training median / most "
