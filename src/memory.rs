@@ -69,13 +69,49 @@ pub fn default_limit() -> u64 {
     total_memory().map_or(4 << 30, |m| m / 2)
 }
 
-/// About how much memory `mlp train` needs to hold a CSV file of `file_bytes` in memory:
-/// the file itself, its parsed columns and the encoded input matrix, each roughly as large
-/// as the file for numeric data (measured on numeric files: peak resident memory was
-/// 2.4 to 2.9 times the file size, see BENCHMARKS.md), plus the program itself.
-pub fn in_memory_estimate(file_bytes: u64) -> u64 {
+/// About how much memory holding a CSV file of `file_bytes` in memory takes: the file
+/// itself and its parsed columns, each roughly as large as the file for numeric data, the
+/// encoded input matrix, `encoded` times the file's size (see [`encoded_factor`]), and the
+/// program itself. Measured peak resident memory on numeric files was 2.4 to 2.9 times the
+/// file's size with numbers standardised alone (BENCHMARKS.md); on a 15.7 MB file of 20
+/// numeric columns, 2.5 times, 6.5 times with the quantile bins, and 9.8 times with the bins
+/// and a 3-fold ensemble.
+pub fn in_memory_estimate(file_bytes: u64, encoded: u64) -> u64 {
     const PROGRAM: u64 = 32 << 20;
-    file_bytes.saturating_mul(3).saturating_add(PROGRAM)
+    file_bytes
+        .saturating_mul(2 + encoded)
+        .saturating_add(PROGRAM)
+}
+
+/// The encoded input matrix's size in file sizes, for [`in_memory_estimate`]: about once
+/// with numbers standardised alone (4 bytes per number, against about as many characters of
+/// text), about 5 times with quantile bins (up to 9 inputs per number).
+pub fn encoded_factor(bins: bool) -> u64 {
+    if bins { 5 } else { 1 }
+}
+
+/// [`encoded_factor`] for training with `config`: the bins if its scaling makes them.
+pub fn training_factor(config: &crate::settings::TrainConfig) -> u64 {
+    encoded_factor(config.scaling == crate::dataset::Scaling::Piecewise)
+}
+
+/// [`encoded_factor`] for scoring with a model of `encoding`: the bins if it has them.
+pub fn scoring_factor(encoding: &crate::dataset::Encoding) -> u64 {
+    encoded_factor(
+        (encoding.features.iter()).any(|f| matches!(f, crate::dataset::Feature::Piecewise { .. })),
+    )
+}
+
+/// [`in_memory_estimate`] for training with `config`; a k-fold ensemble holds one more copy
+/// of the inputs (each network's training and validation rows, taken from them).
+pub fn training_estimate(file_bytes: u64, config: &crate::settings::TrainConfig) -> u64 {
+    let copies = if config.folds >= 2 { 2 } else { 1 };
+    in_memory_estimate(file_bytes, training_factor(config) * copies)
+}
+
+/// [`in_memory_estimate`] for scoring a file with a model of `encoding`.
+pub fn scoring_estimate(file_bytes: u64, encoding: &crate::dataset::Encoding) -> u64 {
+    in_memory_estimate(file_bytes, scoring_factor(encoding))
 }
 
 #[cfg(test)]
@@ -125,9 +161,26 @@ mod tests {
     }
 
     #[test]
-    fn the_estimate_grows_with_the_file() {
-        assert_eq!(in_memory_estimate(0), 32 << 20);
-        assert_eq!(in_memory_estimate(1 << 30), (3 << 30) + (32 << 20));
-        assert_eq!(in_memory_estimate(u64::MAX), u64::MAX);
+    fn the_estimate_grows_with_the_file_its_encoding_and_folds() {
+        assert_eq!(in_memory_estimate(0, 1), 32 << 20);
+        assert_eq!(in_memory_estimate(1 << 30, 1), (3 << 30) + (32 << 20));
+        assert_eq!(in_memory_estimate(u64::MAX, 5), u64::MAX);
+        // Numbers standardised alone, one network: the file three times over.
+        let mut config = crate::settings::TrainConfig {
+            scaling: crate::dataset::Scaling::Standard,
+            folds: 0,
+            ..Default::default()
+        };
+        let gib = 1u64 << 30;
+        assert_eq!(training_estimate(gib, &config), 3 * gib + (32 << 20));
+        // Quantile bins: 7 times; and with the default 3 folds' copy of the inputs, 12.
+        config.scaling = crate::dataset::Scaling::Piecewise;
+        assert_eq!(training_estimate(gib, &config), 7 * gib + (32 << 20));
+        config.folds = 3;
+        assert_eq!(training_estimate(gib, &config), 12 * gib + (32 << 20));
+        assert_eq!(
+            training_estimate(gib, &crate::settings::TrainConfig::default()),
+            12 * gib + (32 << 20)
+        );
     }
 }

@@ -22,6 +22,7 @@ use crate::data::{ReadOptions, Table};
 use crate::dataset::{Encoding, Scaling, Targets, Task, UnknownCategory, detect_task};
 use crate::error::{Error, Hint, Result, Setting};
 use crate::loss::Loss;
+use crate::memory::{scoring_estimate, scoring_factor};
 use crate::model::{
     FORMAT, Metrics, Model, ModelFile, Predictions, TrainingRecord, VERSION, layer_records,
 };
@@ -885,12 +886,16 @@ pub struct StreamBudget {
 }
 
 impl StreamBudget {
-    /// Shares of `limit`: an eighth for each chunk, a quarter for the held rows; the rest
-    /// is for the chunk's parsed and encoded copies, the network and the program.
-    pub fn within(limit: u64) -> StreamBudget {
+    /// Shares of `limit` for inputs `encoded` times the size of their text
+    /// ([`crate::memory::encoded_factor`]): a quarter for the held rows, and chunks small
+    /// enough that a chunk's copies (twice as read, once parsed, `encoded` times encoded)
+    /// take at most half, an eighth of the limit each with numbers standardised alone, a
+    /// 24th with quantile bins; the rest is for the network and the program.
+    pub fn within(limit: u64, encoded: u64) -> StreamBudget {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let encoded = usize::try_from(encoded).unwrap_or(usize::MAX).max(1);
         StreamBudget {
-            chunk_bytes: (limit / 8).clamp(64 << 10, 256 << 20),
+            chunk_bytes: (limit / (4 + 4 * encoded)).clamp(64 << 10, 256 << 20),
             held_bytes: (limit / 4).max(1 << 20),
         }
     }
@@ -1104,12 +1109,12 @@ pub fn score_within(
         .filter(|m| m.is_file())
         .map(|m| m.len());
     match size {
-        Some(size) if crate::memory::in_memory_estimate(size) > limit => score_streamed(
+        Some(size) if scoring_estimate(size, &model.file.encoding) > limit => score_streamed(
             model,
             path,
             need_target,
             unknown,
-            StreamBudget::within(limit).chunk_bytes,
+            StreamBudget::within(limit, scoring_factor(&model.file.encoding)).chunk_bytes,
         ),
         _ => score_with(model, path, need_target, unknown),
     }
@@ -1258,4 +1263,21 @@ pub fn score_bytes_with(
         filled: encoded.filled,
         unseen: encoded.unseen,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_chunks_shrink_with_the_encoding() {
+        let limit = 256u64 << 20;
+        // Numbers standardised alone: an eighth of the limit per chunk.
+        assert_eq!(StreamBudget::within(limit, 1).chunk_bytes, 32 << 20);
+        // Quantile bins (inputs about 5 times the text): a 24th.
+        assert_eq!(StreamBudget::within(limit, 5).chunk_bytes, (256 << 20) / 24);
+        // The held rows keep a quarter either way; tiny limits keep the smallest chunk.
+        assert_eq!(StreamBudget::within(limit, 5).held_bytes, 64 << 20);
+        assert_eq!(StreamBudget::within(1 << 20, 5).chunk_bytes, 64 << 10);
+    }
 }

@@ -8,7 +8,7 @@ use mlp::Error;
 use mlp::dataset::TargetEncoding;
 use mlp::error::Setting;
 use mlp::fsutil::{check_output_path, read_data, same_file, write_output};
-use mlp::memory::in_memory_estimate;
+use mlp::memory::scoring_estimate;
 use mlp::model::Model;
 use mlp::pipeline::{score_bytes_with, score_within};
 use mlp::predict::{predict_streamed, write_predictions};
@@ -88,7 +88,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
     let too_big = std::fs::metadata(&args.data)
         .ok()
         .filter(|m| m.is_file())
-        .is_some_and(|m| in_memory_estimate(m.len()) > limit);
+        .is_some_and(|m| scoring_estimate(m.len(), &model.file.encoding) > limit);
     let (bytes, rows) = if too_big {
         // More than the memory limit allows to read at once: read in chunks.
         let scored = score_within(&mut model, &args.data, false, unknown, Some(limit))?;

@@ -13,7 +13,7 @@ use mlp::dataset::{Encoding, Feature, Scaling, TargetEncoding, Task};
 use mlp::error::{Hint, Setting};
 use mlp::fsutil::{check_output_path, is_device_or_pipe, remove_temporary_files, same_file};
 use mlp::health::{HealthMonitor, activation_health, diagnose};
-use mlp::memory::{format_size, in_memory_estimate, parse_size};
+use mlp::memory::{format_size, parse_size, training_estimate, training_factor};
 use mlp::pipeline::{
     MissingPolicy, Prepared, StreamBudget, Streamed, TrainRequest, Trained, prepare,
     prepare_streamed_shared, train_streamed, train_with,
@@ -454,10 +454,14 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
     // The data, read whole or scanned for streaming, and the rows in memory that the
     // decision boundary and the activation health are drawn from: the training rows, or
     // when streaming the rows held to judge every epoch.
-    let streaming = agree(comm, why_stream(args, limit))?;
     // k-fold ensembles train in memory in one process; elsewhere the default is one network
     // (and --folds given there is refused, by the library, naming the reason).
-    if args.settings.folds.is_none() && (streaming.is_some() || comm.size() > 1) {
+    let default_folds = args.settings.folds.is_none();
+    if default_folds && comm.size() > 1 {
+        request.config.folds = 0;
+    }
+    let streaming = agree(comm, why_stream(args, &request.config, limit))?;
+    if default_folds && streaming.is_some() {
         request.config.folds = 0;
     }
     let request = request;
@@ -492,7 +496,7 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
                 "streaming {}: {reason}",
                 args.settings.data.display()
             ));
-            let budget = StreamBudget::within(limit);
+            let budget = StreamBudget::within(limit, training_factor(config));
             let streamed: &Streamed = streamed_slot.insert(agree(
                 comm,
                 prepare_streamed_shared(&request, budget, comm),
@@ -684,7 +688,7 @@ fn check_outputs(args: &TrainArgs) -> Result<(), Error> {
 }
 
 /// Why the file is to be streamed rather than read into memory, or `None` to read it.
-fn why_stream(args: &TrainArgs, limit: u64) -> Result<Option<String>, Error> {
+fn why_stream(args: &TrainArgs, config: &TrainConfig, limit: u64) -> Result<Option<String>, Error> {
     let meta = std::fs::metadata(&args.settings.data);
     let regular = meta.as_ref().is_ok_and(|m| m.is_file());
     if args.stream {
@@ -704,7 +708,7 @@ fn why_stream(args: &TrainArgs, limit: u64) -> Result<Option<String>, Error> {
         // file is reported by the reader.
         _ => return Ok(None),
     };
-    let need = in_memory_estimate(size);
+    let need = training_estimate(size, config);
     Ok((need > limit).then(|| {
         format!(
             "the file is {}, and reading it into memory would take about {}, more than the \
