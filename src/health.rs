@@ -212,7 +212,14 @@ impl Observer for HealthMonitor {
                     .map(|(&a, &b)| ((a - b) as f64).powi(2))
                     .sum::<f64>()
                     .sqrt();
-                ratio[k] = (change / norm(before).max(1e-12)) as f32;
+                // Against the weights before the step; a layer that starts at zero (the
+                // output layer) has none, so its first step is measured against the weights
+                // after it: the whole weight is that update, a ratio of 1.
+                let scale = match norm(before) {
+                    0.0 => norm(p.value),
+                    n => n,
+                };
+                ratio[k] = (change / scale.max(1e-12)) as f32;
             }
             at += p.value.len();
             k += 1;
@@ -689,6 +696,9 @@ mod tests {
         // The first epoch's gradients are measured after the zero-initialised output layer
         // has moved, so none below it reads an exact zero.
         assert!(h.linear.iter().all(|l| l.grad_norm[0] > 0.0), "{h}");
+        // The output layer starts at zero: its first update is the whole of its weights.
+        let output = h.linear.last().unwrap();
+        assert!((output.update_ratio[0] - 1.0).abs() < 1e-6, "{h}");
         // Adam's steps at 1e-3 move the weights by a small fraction of their size.
         for l in &h.linear {
             let r = median(&l.update_ratio);
