@@ -313,46 +313,43 @@ fn an_error_only_the_second_rank_reads_ends_both_with_one_message() {
 }
 
 #[test]
-fn robust_scaling_over_ranks_is_refused_with_one_message() {
+fn robust_scaling_and_folds_over_ranks_are_refused_with_one_message() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("uneven.csv"), uneven(200)).unwrap();
     for stream in [false, true] {
-        let mut args = vec!["train", "uneven.csv", "--scaling", "robust"];
-        if stream {
-            args.push("--stream");
-        }
-        let o = run(dir.path(), 2, &args);
-        let err = text(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{err}");
-        assert_eq!(err.matches("error:").count(), 1, "{err}");
         let how = if stream {
             "streamed"
         } else {
             "shared over processes"
         };
-        assert!(
-            err.contains(&format!("invalid --scaling robust: a file {how} is scaled")),
-            "{err}"
-        );
-        assert!(err.contains("hint: use --scaling piecewise"), "{err}");
-        assert!(!dir.path().join("model.json").exists());
-
-        // A k-fold ensemble, asked for, is refused there too.
-        let mut args = vec!["train", "uneven.csv", "--folds", "3"];
-        if stream {
-            args.push("--stream");
+        // Robust quartiles, and a k-fold ensemble's networks with rows of their own, need
+        // every row in one place.
+        for (flag, value, message, hint) in [
+            (
+                "--scaling",
+                "robust",
+                format!("invalid --scaling robust: a file {how} is scaled"),
+                "hint: use --scaling piecewise",
+            ),
+            (
+                "--folds",
+                "3",
+                format!("invalid --folds 3: a file {how} trains one network"),
+                "hint: use --folds 0",
+            ),
+        ] {
+            let mut args = vec!["train", "uneven.csv", flag, value];
+            if stream {
+                args.push("--stream");
+            }
+            let o = run(dir.path(), 2, &args);
+            let err = text(&o.stderr);
+            assert_eq!(o.status.code(), Some(2), "{err}");
+            assert_eq!(err.matches("error:").count(), 1, "{err}");
+            assert!(err.contains(&message), "{err}");
+            assert!(err.contains(hint), "{err}");
+            assert!(!dir.path().join("model.json").exists());
         }
-        let o = run(dir.path(), 2, &args);
-        let err = text(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{err}");
-        assert_eq!(err.matches("error:").count(), 1, "{err}");
-        assert!(
-            err.contains(&format!(
-                "invalid --folds 3: a file {how} trains one network"
-            )),
-            "{err}"
-        );
-        assert!(!dir.path().join("model.json").exists());
     }
 }
 
