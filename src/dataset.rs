@@ -405,6 +405,26 @@ fn missing_feature(table: &Table, row: usize, name: &str) -> Error {
     )
 }
 
+/// Row `r`'s `value` of the numeric column `name`, or for a missing one (NaN) `fill`,
+/// counted in `filled`; refused, naming the cell, without a fill value.
+fn present_or_fill(
+    table: &Table,
+    name: &str,
+    r: usize,
+    value: f32,
+    fill: Option<f32>,
+    filled: &mut usize,
+) -> Result<f32> {
+    match (value, fill) {
+        (v, _) if !v.is_nan() => Ok(v),
+        (_, Some(fill)) => {
+            *filled += 1;
+            Ok(fill)
+        }
+        (_, None) => Err(missing_feature(table, r, name)),
+    }
+}
+
 /// Writes `rows` of a numeric column, standardised with `(mean, std)`, into `out` (rows, 1);
 /// a missing cell becomes `fill`, or is refused without one. Returns the cells filled.
 fn standardise(
@@ -417,14 +437,7 @@ fn standardise(
 ) -> Result<usize> {
     let mut filled = 0;
     for (i, &r) in rows.iter().enumerate() {
-        let v = match (values[r], fill) {
-            (v, _) if !v.is_nan() => v,
-            (_, Some(fill)) => {
-                filled += 1;
-                fill
-            }
-            (_, None) => return Err(missing_feature(table, r, name)),
-        };
+        let v = present_or_fill(table, name, r, values[r], fill, &mut filled)?;
         let z = ((v as f64 - mean) / std) as f32;
         if !z.is_finite() {
             return Err(Error::data(
@@ -458,14 +471,7 @@ fn robust_scale(
 ) -> Result<usize> {
     let mut filled = 0;
     for (i, &r) in rows.iter().enumerate() {
-        let v = match (values[r], fill) {
-            (v, _) if !v.is_nan() => v,
-            (_, Some(fill)) => {
-                filled += 1;
-                fill
-            }
-            (_, None) => return Err(missing_feature(table, r, name)),
-        };
+        let v = present_or_fill(table, name, r, values[r], fill, &mut filled)?;
         out[[i, 0]] = smooth_clip((v as f64 - median) / scale) as f32;
     }
     Ok(filled)
