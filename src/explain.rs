@@ -342,6 +342,24 @@ fn formula(spec: LayerSpec) -> &'static str {
     }
 }
 
+/// A prediction as `explain` prints it: the class and its probabilities, or the value.
+fn prediction_text(prediction: &Prediction) -> String {
+    match prediction {
+        Prediction::Classification {
+            predicted,
+            probabilities,
+            ..
+        } => {
+            let p: Vec<String> = probabilities
+                .iter()
+                .map(|(l, p)| format!("{l} {p:.4}"))
+                .collect();
+            format!("{predicted}; probabilities: {}", p.join(", "))
+        }
+        Prediction::Regression { predicted, .. } => predicted.to_string(),
+    }
+}
+
 /// One name per network input.
 fn input_names(features: &[Feature]) -> Vec<String> {
     features
@@ -453,52 +471,14 @@ impl fmt::Display for Explanation {
             self.loss.formula,
             number(self.loss.value)
         );
-        match &self.prediction {
-            Prediction::Classification {
-                predicted,
-                probabilities,
-                ..
-            } => {
-                let p: Vec<String> = probabilities
-                    .iter()
-                    .map(|(l, p)| format!("{l} {p:.4}"))
-                    .collect();
-                let _ = writeln!(
-                    s,
-                    "  prediction: {predicted}; probabilities: {}",
-                    p.join(", ")
-                );
-            }
-            Prediction::Regression { predicted, .. } => {
-                let _ = writeln!(s, "  prediction: {predicted}");
-            }
-        }
+        let _ = writeln!(s, "  prediction: {}", prediction_text(&self.prediction));
         if let Some(e) = &self.ensemble {
-            let k = e.networks;
-            match &e.prediction {
-                Prediction::Classification {
-                    predicted,
-                    probabilities,
-                    ..
-                } => {
-                    let p: Vec<String> = probabilities
-                        .iter()
-                        .map(|(l, p)| format!("{l} {p:.4}"))
-                        .collect();
-                    let _ = writeln!(
-                        s,
-                        "  the model's prediction (mean of {k} networks): {predicted}; \
-                         probabilities: {}",
-                        p.join(", ")
-                    );
-                }
-                Prediction::Regression { predicted, .. } => {
-                    let _ = writeln!(
-                        s,
-                        "  the model's prediction (mean of {k} networks): {predicted}"
-                    );
-                }
-            }
+            let _ = writeln!(
+                s,
+                "  the model's prediction (mean of {} networks): {}",
+                e.networks,
+                prediction_text(&e.prediction)
+            );
         }
         let _ = writeln!(s);
         let _ = writeln!(
