@@ -5,13 +5,15 @@
 //! is kept in an [`Encoding`] that travels inside the model file, so that `predict` and
 //! `eval` transform new data exactly as training did.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Column, Table};
-use crate::error::{Error, Hint, Result, Setting};
+use crate::error::{Error, Hint, Location, Result, Setting};
+use crate::stats::{Cells, ColumnStats, MAX_DISTINCT, Moments, Order, table_stats};
 
 /// Most distinct integer values a numeric target may have and still be taken as classes.
 pub const MAX_INTEGER_CLASSES: usize = 20;
@@ -349,27 +351,31 @@ pub fn number_label(v: f32) -> String {
 /// Chooses the task for the target column: classification when it holds text, or
 /// integers with at most [`MAX_INTEGER_CLASSES`] distinct values; regression otherwise.
 pub fn detect_task(table: &Table, target: &str) -> Result<Task> {
-    Ok(match target_column(table, target)? {
-        TargetColumn::Text(..) => Task::Classification,
-        TargetColumn::Numbers(values) => {
-            let mut distinct: Vec<f32> = Vec::new();
-            let mut integer = true;
-            for &v in values.iter().filter(|v| !v.is_nan()) {
-                integer &= v.fract() == 0.0;
-                if !distinct.contains(&v) {
-                    distinct.push(v);
-                    if distinct.len() > MAX_INTEGER_CLASSES {
-                        break;
-                    }
-                }
-            }
-            if integer && distinct.len() <= MAX_INTEGER_CLASSES {
+    target_column(table, target)?;
+    let column = table.column(target).expect("checked above");
+    let all: Vec<usize> = (0..table.rows()).collect();
+    let mut stats = ColumnStats::new(column, true);
+    stats.add(column, &all, &[], |r| table.line(r));
+    Ok(task_of(&stats))
+}
+
+/// [`detect_task`] from the target column's statistics.
+pub fn task_of(target: &ColumnStats) -> Task {
+    match &target.cells {
+        Cells::Text { .. } => Task::Classification,
+        Cells::Numbers {
+            integer, distinct, ..
+        } => {
+            let few = distinct
+                .as_ref()
+                .is_some_and(|d| d.len() <= MAX_INTEGER_CLASSES);
+            if *integer && few {
                 Task::Classification
             } else {
                 Task::Regression
             }
         }
-    })
+    }
 }
 
 /// The error for columns the encoding needs but the file lacks.
@@ -535,40 +541,68 @@ fn one_hot(
     Ok((filled, unseen))
 }
 
-/// The categories that occur in `codes`, in the column's order.
-fn used_categories(codes: &[u32], categories: &[String]) -> Vec<String> {
-    let mut used = vec![false; categories.len()];
-    for &c in codes.iter().filter(|&&c| c != Column::MISSING) {
-        used[c as usize] = true;
-    }
-    categories
-        .iter()
-        .zip(used)
-        .filter(|(_, u)| *u)
-        .map(|(c, _)| c.clone())
-        .collect()
+/// What [`Encoding::fit`] needs besides the columns' statistics.
+#[derive(Debug, Clone)]
+pub struct FitSpec<'a> {
+    /// The training file, for messages.
+    pub path: &'a Path,
+    /// The target column.
+    pub target: &'a str,
+    /// The task ([`task_of`] the target, unless the user chose).
+    pub task: Task,
+    /// How numeric features are scaled.
+    pub scaling: Scaling,
+    /// Whether missing feature cells are filled (`--missing impute`): every feature then
+    /// gets a fill value.
+    pub impute: bool,
+    /// Columns the user asked to read as categories (`--categorical`).
+    pub categorical: &'a [String],
+    /// How many rows train (for messages).
+    pub train_rows: usize,
 }
 
-/// The target's encoding: its sorted class labels, or its standardisation (from `fit_rows`).
-/// Refuses a text target for regression, and classes that are too many or too few.
-fn fit_target(
-    table: &Table,
-    target: &str,
-    task: Task,
-    fit_rows: &[usize],
-) -> Result<TargetEncoding> {
-    let encoding = match (task, target_column(table, target)?) {
-        (Task::Classification, TargetColumn::Text(codes, categories)) => {
-            let mut labels = used_categories(codes, categories);
-            labels.sort();
-            let present = codes.iter().filter(|&&c| c != Column::MISSING).count();
-            if too_many_categories(labels.len(), present) {
+impl FitSpec<'_> {
+    /// Where a message about column `name` points: the file and the column.
+    fn at(&self, name: &str, line: Option<usize>) -> Location {
+        Location {
+            path: self.path.to_path_buf(),
+            line,
+            column: Some(name.to_string()),
+        }
+    }
+
+    /// The order statistics [`Encoding::fit`] reads from a numeric feature's
+    /// [`Order`]: (median, quantiles, robust).
+    pub fn needs(&self) -> (bool, bool, bool) {
+        (
+            self.impute,
+            self.scaling == Scaling::Piecewise,
+            self.scaling == Scaling::Robust,
+        )
+    }
+}
+
+/// The target's encoding from its statistics: its sorted class labels, or the mean and
+/// deviation of its training values. Refuses a text target for regression, and classes
+/// that are too many or too few.
+fn fit_target(stats: &ColumnStats, spec: &FitSpec) -> Result<TargetEncoding> {
+    let name = spec.target.to_string();
+    let labels = match (spec.task, &stats.cells) {
+        (
+            Task::Classification,
+            Cells::Text {
+                categories,
+                present,
+                ..
+            },
+        ) => {
+            if too_many_categories(categories.len(), *present as usize) {
                 return Err(Error::data(
-                    table.location(None, Some(target)),
+                    spec.at(&name, None),
                     format!(
                         "the target has {} different values in {present} rows, too many to \
                          be classes",
-                        labels.len()
+                        categories.len()
                     ),
                     Hint::text(
                         "if it holds numbers written with units or separators ($1,200), write \
@@ -577,33 +611,36 @@ fn fit_target(
                     .name(Setting::Target),
                 ));
             }
-            TargetEncoding::Classes {
-                name: target.to_string(),
-                labels,
-            }
+            categories.keys().cloned().collect::<Vec<_>>()
         }
-        (Task::Classification, TargetColumn::Numbers(values)) => {
-            let mut distinct: Vec<f32> = values.iter().copied().filter(|v| !v.is_nan()).collect();
-            distinct.sort_by(f32::total_cmp);
-            distinct.dedup();
-            TargetEncoding::Classes {
-                name: target.to_string(),
-                labels: distinct.into_iter().map(number_label).collect(),
+        (Task::Classification, Cells::Numbers { distinct, .. }) => {
+            let distinct = distinct.as_ref().expect("the target's numbers are kept");
+            if distinct.len() > MAX_DISTINCT {
+                return Err(Error::data(
+                    spec.at(&name, None),
+                    format!(
+                        "the target has more than {MAX_DISTINCT} different numbers, too many \
+                         to be classes"
+                    ),
+                    Hint::text("use ")
+                        .setting(Setting::Task, "regression")
+                        .then(", or check ")
+                        .name(Setting::Target),
+                ));
             }
+            // Keys sort as the numbers do.
+            (distinct.iter())
+                .map(|&k| number_label(crate::median::from_key(k)))
+                .collect()
         }
-        (Task::Regression, TargetColumn::Numbers(values)) => {
-            let (mean, std) = mean_std(fit_rows.iter().map(|&r| values[r]));
-            TargetEncoding::Values {
-                name: target.to_string(),
-                mean,
-                std,
-            }
+        (Task::Regression, Cells::Numbers { moments, .. }) => {
+            let (mean, std) = moments.mean_std();
+            return Ok(TargetEncoding::Values { name, mean, std });
         }
-        (Task::Regression, TargetColumn::Text(..)) => {
-            let column = table.column(target).expect("the target column exists");
-            let (row, value) = column.first_text().unwrap_or((0, ""));
+        (Task::Regression, Cells::Text { first, .. }) => {
+            let (line, value) = first.clone().unwrap_or_default();
             return Err(Error::data(
-                table.location(Some(row), Some(target)),
+                spec.at(&name, first.as_ref().map(|_| line)),
                 format!("regression needs a numeric target, but '{value}' is text"),
                 Hint::text("use ")
                     .setting(Setting::Task, "classification")
@@ -612,11 +649,9 @@ fn fit_target(
             ));
         }
     };
-    if let TargetEncoding::Classes { labels, .. } = &encoding
-        && labels.len() < 2
-    {
+    if labels.len() < 2 {
         return Err(Error::data(
-            table.location(None, Some(target)),
+            spec.at(&name, None),
             format!(
                 "classification needs at least two classes, but every row has {}",
                 labels
@@ -628,111 +663,161 @@ fn fit_target(
                 .then(" names the column to predict"),
         ));
     }
-    Ok(encoding)
+    Ok(TargetEncoding::Classes { name, labels })
 }
 
-/// A feature's encoding: standardisation (from `fit_rows`) for numbers, the sorted
-/// categories for text. Refuses an unusable column, and text with too many categories.
-fn fit_feature(
-    table: &Table,
-    column: &Column,
-    fit_rows: &[usize],
-    scaling: Scaling,
-) -> Result<Feature> {
-    table.check_usable(column)?;
-    Ok(match column {
-        Column::Numeric { name, values, .. } => match scaling {
-            Scaling::Standard => {
-                let present = fit_rows.iter().map(|&r| values[r]).filter(|v| !v.is_nan());
-                let (mean, std) = mean_std(present);
-                Feature::Numeric {
-                    name: name.clone(),
-                    mean,
-                    std,
-                    fill: None,
-                }
-            }
-            Scaling::Piecewise => {
-                let present = fit_rows.iter().map(|&r| values[r]).filter(|v| !v.is_nan());
-                let (mean, std) = mean_std(present);
-                Feature::Piecewise {
-                    name: name.clone(),
-                    mean,
-                    std,
-                    edges: quantile_edges(fit_rows.iter().map(|&r| values[r]), BINS),
-                    fill: None,
-                }
-            }
-            Scaling::Robust => {
-                let (median, scale) = median_scale(fit_rows.iter().map(|&r| values[r]));
-                Feature::Robust {
-                    name: name.clone(),
-                    median,
-                    scale,
-                    fill: None,
-                }
-            }
-        },
-        Column::Text {
+/// A numeric feature's encoding from its statistics: standardisation, robust scaling or
+/// quantile bins, and with `--missing impute` its median as the fill.
+fn fit_numeric(name: &str, moments: &Moments, order: &Order, spec: &FitSpec) -> Result<Feature> {
+    let fill = if spec.impute {
+        Some(order.median.ok_or_else(|| no_fill(name, spec))?)
+    } else {
+        None
+    };
+    let name = name.to_string();
+    let (mean, std) = moments.mean_std();
+    Ok(match spec.scaling {
+        Scaling::Standard => Feature::Numeric {
             name,
-            categories,
-            codes,
-            ..
-        } => {
-            let mut categories = used_categories(codes, categories);
-            let present = codes.iter().filter(|&&c| c != Column::MISSING).count();
-            if too_many_categories(categories.len(), present) && !table.forced_categorical(name) {
-                return Err(Error::data(
-                    table.location(None, Some(name)),
-                    format!(
-                        "{} different values in {present} rows: as categories, most \
-                         would be seen about once, and new rows would bring unseen ones",
-                        categories.len()
-                    ),
-                    Hint::text("if this is an identifier or free text, leave it out with ")
-                        .setting(Setting::Ignore, name)
-                        .then("; to keep it as categories anyway, use ")
-                        .setting(Setting::Categorical, name)
-                        .then("; if it should hold numbers, check how they are written"),
-                ));
-            }
-            categories.sort();
-            Feature::Categorical {
-                name: name.clone(),
-                categories,
-                fill: None,
+            mean,
+            std,
+            fill,
+        },
+        Scaling::Piecewise => Feature::Piecewise {
+            name,
+            mean,
+            std,
+            edges: distinct_edges(order.quantiles.iter().map(|&q| q as f64)),
+            fill,
+        },
+        Scaling::Robust => {
+            let (median, scale) = order.robust.expect("robust scaling found its quartiles");
+            Feature::Robust {
+                name,
+                median,
+                scale,
+                fill,
             }
         }
-        Column::Invalid { .. } => unreachable!("checked above"),
     })
 }
 
-impl Encoding {
-    /// Learns the encoding from `table`: `target` is the target column and every other
-    /// column a feature. Standardisation statistics come from the rows in `fit_rows` (the
-    /// training split); categories and class labels from the whole file.
-    pub fn fit(table: &Table, target: &str, task: Task, fit_rows: &[usize]) -> Result<Encoding> {
-        Self::fit_scaled(table, target, task, fit_rows, Scaling::Standard)
+/// A categorical feature's encoding from its category counts, with `--missing impute`
+/// the most frequent category of the training rows as the fill (a tie goes to the one
+/// that sorts first). Refuses a column with too many categories, unless the user asked
+/// for it with `--categorical`.
+fn fit_categorical(
+    name: &str,
+    categories: &BTreeMap<String, u64>,
+    present: u64,
+    spec: &FitSpec,
+) -> Result<Feature> {
+    let forced = spec.categorical.iter().any(|c| c == name);
+    if too_many_categories(categories.len(), present as usize) && !forced {
+        return Err(Error::data(
+            spec.at(name, None),
+            format!(
+                "{} different values in {present} rows: as categories, most would be seen \
+                 about once, and new rows would bring unseen ones",
+                categories.len()
+            ),
+            Hint::text("if this is an identifier or free text, leave it out with ")
+                .setting(Setting::Ignore, name)
+                .then("; to keep it as categories anyway, use ")
+                .setting(Setting::Categorical, name)
+                .then("; if it should hold numbers, check how they are written"),
+        ));
     }
+    let fill = if spec.impute {
+        // `max_by_key` keeps the last of equal maxima; reversed, that is the first.
+        let best = categories.iter().rev().max_by_key(|(_, n)| **n);
+        let best = best.filter(|(_, n)| **n > 0).map(|(c, _)| c.clone());
+        Some(best.ok_or_else(|| no_fill(name, spec))?)
+    } else {
+        None
+    };
+    Ok(Feature::Categorical {
+        name: name.to_string(),
+        categories: categories.keys().cloned().collect(),
+        fill,
+    })
+}
 
-    /// [`fit`](Encoding::fit) with the given scaling of numeric feature columns.
-    pub fn fit_scaled(
-        table: &Table,
-        target: &str,
-        task: Task,
-        fit_rows: &[usize],
-        scaling: Scaling,
-    ) -> Result<Encoding> {
-        let target = fit_target(table, target, task, fit_rows)?;
+/// The error for a feature to fill whose training rows are all missing.
+fn no_fill(name: &str, spec: &FitSpec) -> Error {
+    Error::data(
+        spec.at(name, None),
+        format!(
+            "every one of the {} training rows is missing this column, so there is nothing \
+             to fill its gaps with",
+            spec.train_rows
+        ),
+        Hint::text("leave it out with ").setting(Setting::Ignore, name),
+    )
+}
+
+/// Finds the order statistics `spec` needs ([`FitSpec::needs`]) of every numeric feature
+/// of `table` from its `train` rows, by sorting them: what the streamed and shared
+/// preparations find over passes.
+pub fn order_in_memory(stats: &mut [ColumnStats], table: &Table, train: &[usize], spec: &FitSpec) {
+    let (median_wanted, quantiles_wanted, robust_wanted) = spec.needs();
+    for (column, stats) in table.columns().iter().zip(stats) {
+        let (Column::Numeric { values, .. }, Cells::Numbers { order, .. }) =
+            (column, &mut stats.cells)
+        else {
+            continue;
+        };
+        if column.name() == spec.target {
+            continue;
+        }
+        let mut sorted: Vec<f32> = (train.iter().map(|&r| values[r]))
+            .filter(|v| !v.is_nan())
+            .collect();
+        sorted.sort_unstable_by(f32::total_cmp);
+        if median_wanted {
+            order.median = median(sorted.iter().copied());
+        }
+        if quantiles_wanted {
+            let ranks = bin_ranks(sorted.len() as u64);
+            order.quantiles = ranks.into_iter().map(|r| sorted[r as usize]).collect();
+        }
+        if robust_wanted {
+            order.robust = Some(median_scale(sorted.into_iter()));
+        }
+    }
+}
+
+impl Encoding {
+    /// Learns the encoding from every column's statistics (in file order, the target among
+    /// them; see [`crate::stats`]), gathered from a table, a streamed file's chunks or the
+    /// processes' shares, with the order statistics that `spec` needs filled in. Every mode
+    /// of training calls this, so the same rows give the same encoding in each.
+    ///
+    /// Refuses a target unfit for the task, a column with too many categories, a feature
+    /// to fill that has no training value, and a file with no feature besides the target.
+    pub fn fit(stats: &[ColumnStats], spec: &FitSpec) -> Result<Encoding> {
+        let target_stats = (stats.iter())
+            .find(|s| s.name == spec.target)
+            .expect("the target is one of the columns");
+        let target = fit_target(target_stats, spec)?;
         let mut features = Vec::new();
-        for column in table.columns() {
-            if column.name() != target.name() {
-                features.push(fit_feature(table, column, fit_rows, scaling)?);
-            }
+        for column in stats.iter().filter(|s| s.name != spec.target) {
+            features.push(match &column.cells {
+                Cells::Numbers { moments, order, .. } => {
+                    fit_numeric(&column.name, moments, order, spec)?
+                }
+                Cells::Text {
+                    categories,
+                    present,
+                    ..
+                } => fit_categorical(&column.name, categories, *present, spec)?,
+            });
         }
         if features.is_empty() {
+            let mut location = spec.at(spec.target, None);
+            location.column = None;
             return Err(Error::data(
-                table.location(None, None),
+                location,
                 format!(
                     "there are no feature columns besides the target '{}'",
                     target.name()
@@ -743,63 +828,27 @@ impl Encoding {
         Ok(Encoding { features, target })
     }
 
-    /// Learns what a missing cell of each feature becomes (`--missing impute`): the median
-    /// of the numbers present in `fit_rows` (the training split), or the category seen most
-    /// often there, ties going to the one that sorts first. Every feature gets a fill value,
-    /// so that new files may have gaps where the training file had none.
-    ///
-    /// Refuses a feature with no value at all in those rows, naming it.
-    pub fn fit_fills(&mut self, table: &Table, fit_rows: &[usize]) -> Result<()> {
-        for feature in &mut self.features {
-            let name = feature.name().to_string();
-            let column = table
-                .column(&name)
-                .ok_or_else(|| missing_columns(table, &[name.as_str()], "feature"))?;
-            let found = match (&mut *feature, column) {
-                (
-                    Feature::Numeric { fill, .. }
-                    | Feature::Robust { fill, .. }
-                    | Feature::Piecewise { fill, .. },
-                    Column::Numeric { values, .. },
-                ) => {
-                    *fill = median(fit_rows.iter().map(|&r| values[r]));
-                    fill.is_some()
-                }
-                (
-                    Feature::Categorical {
-                        categories, fill, ..
-                    },
-                    Column::Text {
-                        codes,
-                        categories: seen,
-                        ..
-                    },
-                ) => {
-                    *fill = most_frequent(
-                        fit_rows
-                            .iter()
-                            .map(|&r| codes[r])
-                            .filter(|&c| c != Column::MISSING)
-                            .map(|c| seen[c as usize].as_str()),
-                        categories,
-                    );
-                    fill.is_some()
-                }
-                _ => unreachable!("the encoding was fitted on this table"),
-            };
-            if !found {
-                return Err(Error::data(
-                    table.location(None, Some(&name)),
-                    format!(
-                        "every one of the {} training rows is missing this column, so there is \
-                         nothing to fill its gaps with",
-                        fit_rows.len()
-                    ),
-                    Hint::text("leave it out with ").setting(Setting::Ignore, &name),
-                ));
-            }
+    /// The target's encoding alone (no features), from its statistics over the rows kept:
+    /// enough to read the classes of the rows, to split them by class.
+    pub fn fit_target(target: &ColumnStats, spec: &FitSpec) -> Result<Encoding> {
+        Ok(Encoding {
+            features: Vec::new(),
+            target: fit_target(target, spec)?,
+        })
+    }
+
+    /// [`Encoding::fit`] on a table in memory: its statistics over every row, `fit_rows`
+    /// (the training split) giving the means, deviations, fills and bins. Refuses an
+    /// unusable column (one the reader could read neither as numbers nor as text).
+    pub fn fit_table(table: &Table, fit_rows: &[usize], spec: &FitSpec) -> Result<Encoding> {
+        for column in table.columns() {
+            table.check_usable(column)?;
         }
-        Ok(())
+        target_column(table, spec.target)?;
+        let all: Vec<usize> = (0..table.rows()).collect();
+        let mut stats = table_stats(table, spec.target, &all, fit_rows, |r| table.line(r));
+        order_in_memory(&mut stats, table, fit_rows, spec);
+        Encoding::fit(&stats, spec)
     }
 
     /// Number of network inputs.
@@ -1171,45 +1220,32 @@ pub fn median_scale(values: impl Iterator<Item = f32>) -> (f64, f64) {
     (median, scale)
 }
 
-/// Mean and standard deviation (population, as scikit-learn's `StandardScaler`) in `f64`,
-/// so values near ±1e30 neither overflow nor lose the spread. A constant column gets
-/// `std = 1`.
-pub fn mean_std(values: impl Iterator<Item = f32> + Clone) -> (f64, f64) {
-    let (mut n, mut sum) = (0usize, 0f64);
-    for v in values.clone() {
-        n += 1;
-        sum += v as f64;
-    }
-    if n == 0 {
-        return (0.0, 1.0);
-    }
-    let mean = sum / n as f64;
-    // Scale before squaring so that |v| ~ 1e30 stays finite in f64 (1e60 is fine, but
-    // the sum of many such squares could still overflow for larger values).
-    let scale = values
-        .clone()
-        .fold(0f64, |m, v| m.max((v as f64 - mean).abs()));
-    if scale == 0.0 || !scale.is_finite() {
-        return (mean, 1.0);
-    }
-    let var = values
-        .map(|v| ((v as f64 - mean) / scale).powi(2))
-        .sum::<f64>()
-        / n as f64;
-    let std = var.sqrt() * scale;
-    // Spreads far below the values' own rounding are treated as constant.
-    if std <= mean.abs() * 1e-12 || !std.is_finite() {
-        (mean, 1.0)
-    } else {
-        (mean, std)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::data::ReadOptions;
     use std::path::Path;
+
+    /// The in-memory fit of `table` on its `rows`.
+    fn fit(
+        t: &Table,
+        target: &str,
+        task: Task,
+        rows: &[usize],
+        scaling: Scaling,
+        impute: bool,
+    ) -> Result<Encoding> {
+        let spec = FitSpec {
+            path: Path::new("t.csv"),
+            target,
+            task,
+            scaling,
+            impute,
+            categorical: &[],
+            train_rows: rows.len(),
+        };
+        Encoding::fit_table(t, rows, &spec)
+    }
 
     fn table(text: &str) -> Table {
         Table::from_bytes(Path::new("t.csv"), text.as_bytes(), &ReadOptions::default()).unwrap()
@@ -1230,7 +1266,15 @@ mod tests {
     fn standardises_one_hot_encodes_and_keeps_labels() {
         let t = table("size,color,const,label\n1,red,5,b\n2,blue,5,a\n3,red,5,b\n6,green,5,c\n");
         let all = [0, 1, 2, 3];
-        let enc = Encoding::fit(&t, "label", Task::Classification, &all).unwrap();
+        let enc = fit(
+            &t,
+            "label",
+            Task::Classification,
+            &all,
+            Scaling::Standard,
+            false,
+        )
+        .unwrap();
         assert_eq!(enc.input_width(), 1 + 3 + 1);
         let x = enc.inputs(&t, &all).unwrap();
         // size: mean 3, population std sqrt(3.5)
@@ -1259,8 +1303,7 @@ mod tests {
     fn robust_scaling_uses_median_and_iqr_then_clips_smoothly() {
         let t = table("x,c,y\n1,5,a\n2,5,b\n3,5,a\n4,5,b\n100,5,a\n");
         let all = [0, 1, 2, 3, 4];
-        let enc =
-            Encoding::fit_scaled(&t, "y", Task::Classification, &all, Scaling::Robust).unwrap();
+        let enc = fit(&t, "y", Task::Classification, &all, Scaling::Robust, false).unwrap();
         assert_eq!(
             enc.features[0],
             Feature::Robust {
@@ -1319,8 +1362,15 @@ mod tests {
         }
         let t = table(&text);
         let all: Vec<usize> = (0..9).collect();
-        let enc =
-            Encoding::fit_scaled(&t, "y", Task::Classification, &all, Scaling::Piecewise).unwrap();
+        let enc = fit(
+            &t,
+            "y",
+            Task::Classification,
+            &all,
+            Scaling::Piecewise,
+            false,
+        )
+        .unwrap();
         assert_eq!(enc.input_width(), 9);
         let new = table("x,y\n5,0\n-3,1\n40,0\n");
         let x = enc.inputs(&new, &[0, 1, 2]).unwrap();
@@ -1350,7 +1400,15 @@ mod tests {
     #[test]
     fn numeric_labels_sort_numerically() {
         let t = table("x,y\n1,10\n2,2\n3,2\n4,3\n");
-        let enc = Encoding::fit(&t, "y", Task::Classification, &[0, 1, 2, 3]).unwrap();
+        let enc = fit(
+            &t,
+            "y",
+            Task::Classification,
+            &[0, 1, 2, 3],
+            Scaling::Standard,
+            false,
+        )
+        .unwrap();
         match &enc.target {
             TargetEncoding::Classes { labels, .. } => assert_eq!(labels, &["2", "3", "10"]),
             other => panic!("{other:?}"),
@@ -1360,7 +1418,7 @@ mod tests {
     #[test]
     fn statistics_come_from_the_fit_rows_only() {
         let t = table("x,y\n0,1.5\n2,2.5\n100,3.5\n");
-        let enc = Encoding::fit(&t, "y", Task::Regression, &[0, 1]).unwrap();
+        let enc = fit(&t, "y", Task::Regression, &[0, 1], Scaling::Standard, false).unwrap();
         match &enc.features[0] {
             Feature::Numeric { mean, std, .. } => assert_eq!((*mean, *std), (1.0, 1.0)),
             other => panic!("{other:?}"),
@@ -1375,14 +1433,15 @@ mod tests {
 
     #[test]
     fn huge_values_standardise_without_overflow() {
-        let (mean, std) = mean_std([1e30f32, -1e30, 3e30, 0.0].into_iter());
+        let mean_std = |v: &[f32]| Moments::of(v.iter().copied()).mean_std();
+        let (mean, std) = mean_std(&[1e30f32, -1e30, 3e30, 0.0]);
         assert!(
             mean.is_finite() && std.is_finite() && std > 1e29,
             "{mean} {std}"
         );
-        let (_, std) = mean_std([3.3e38f32, -3.3e38, 3.3e38, -3.3e38].into_iter());
+        let (_, std) = mean_std(&[3.3e38f32, -3.3e38, 3.3e38, -3.3e38]);
         assert!((std - 3.3e38).abs() < 1e33, "{std}");
-        assert_eq!(mean_std([7.0f32; 5].into_iter()), (7.0, 1.0));
+        assert_eq!(mean_std(&[7.0f32; 5]), (7.0, 1.0));
     }
 
     #[test]
@@ -1434,9 +1493,7 @@ NA,a
 ",
         );
         let train = [0, 1, 2, 3, 4];
-        let mut enc =
-            Encoding::fit_scaled(&t, "y", Task::Classification, &train, Scaling::Robust).unwrap();
-        enc.fit_fills(&t, &train).unwrap();
+        let enc = fit(&t, "y", Task::Classification, &train, Scaling::Robust, true).unwrap();
         assert_eq!(
             enc.features[0],
             Feature::Robust {
@@ -1451,8 +1508,15 @@ NA,a
         assert_eq!(encoded.inputs[[0, 0]], 0.0);
         assert!((encoded.inputs[[1, 0]] - 1.5849057).abs() < 1e-6);
         // Without a fill value, the missing cell is refused.
-        let enc =
-            Encoding::fit_scaled(&t, "y", Task::Classification, &train, Scaling::Robust).unwrap();
+        let enc = fit(
+            &t,
+            "y",
+            Task::Classification,
+            &train,
+            Scaling::Robust,
+            false,
+        )
+        .unwrap();
         assert!(enc.encode(&t, &[2], UnknownCategory::Error).is_err());
     }
 
@@ -1461,8 +1525,15 @@ NA,a
         // Rows 0..=4 train; row 5 (x = 100, c = red) is validation and must not count.
         let t = table("x,c,y\n4,red,a\n1,blue,b\nNA,red,a\n3,,b\n2,blue,a\n100,red,b\n");
         let train = [0, 1, 2, 3, 4];
-        let mut enc = Encoding::fit(&t, "y", Task::Classification, &train).unwrap();
-        enc.fit_fills(&t, &train).unwrap();
+        let enc = fit(
+            &t,
+            "y",
+            Task::Classification,
+            &train,
+            Scaling::Standard,
+            true,
+        )
+        .unwrap();
         match &enc.features[..] {
             [
                 Feature::Numeric {
@@ -1497,8 +1568,16 @@ NA,a
     #[test]
     fn a_feature_without_any_value_in_the_training_rows_cannot_be_filled() {
         let t = table("x,z,y\n1,NA,a\n2,NA,b\n3,5,a\n");
-        let mut enc = Encoding::fit(&t, "y", Task::Classification, &[0, 1]).unwrap();
-        let err = enc.fit_fills(&t, &[0, 1]).unwrap_err().to_string();
+        let err = fit(
+            &t,
+            "y",
+            Task::Classification,
+            &[0, 1],
+            Scaling::Standard,
+            true,
+        )
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             err,
             "t.csv, column 'z': every one of the 2 training rows is missing this column, so \
@@ -1509,7 +1588,15 @@ NA,a
     #[test]
     fn a_missing_cell_without_a_fill_value_is_refused_naming_the_option() {
         let t = table("x,c,y\n1,red,a\n2,blue,b\n");
-        let enc = Encoding::fit(&t, "y", Task::Classification, &[0, 1]).unwrap();
+        let enc = fit(
+            &t,
+            "y",
+            Task::Classification,
+            &[0, 1],
+            Scaling::Standard,
+            false,
+        )
+        .unwrap();
         let new = table("x,c\n1,red\n,blue\n");
         let err = enc.inputs(&new, &[0, 1]).unwrap_err().to_string();
         assert_eq!(
@@ -1524,7 +1611,15 @@ NA,a
     #[test]
     fn unseen_categories_are_refused_or_encoded_as_all_zeros() {
         let t = table("x,c,y\n1,red,a\n2,blue,b\n");
-        let enc = Encoding::fit(&t, "y", Task::Classification, &[0, 1]).unwrap();
+        let enc = fit(
+            &t,
+            "y",
+            Task::Classification,
+            &[0, 1],
+            Scaling::Standard,
+            false,
+        )
+        .unwrap();
         let new = Table::from_bytes(
             Path::new("new.csv"),
             b"c,x\npurple,1\nred,2\n",
@@ -1547,21 +1642,35 @@ NA,a
     #[test]
     fn errors_name_the_problem() {
         let t = table("x,y\n1,a\n2,a\n");
-        let err = Encoding::fit(&t, "y", Task::Classification, &[0, 1])
-            .unwrap_err()
-            .to_string();
+        let err = fit(
+            &t,
+            "y",
+            Task::Classification,
+            &[0, 1],
+            Scaling::Standard,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("classification needs at least two classes, but every row has 'a'"),
             "{err}"
         );
-        let err = Encoding::fit(&t, "nope", Task::Classification, &[0, 1])
-            .unwrap_err()
-            .to_string();
+        let err = fit(
+            &t,
+            "nope",
+            Task::Classification,
+            &[0, 1],
+            Scaling::Standard,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("the target column 'nope' is not in the header"),
             "{err}"
         );
-        let err = Encoding::fit(&t, "y", Task::Regression, &[0, 1])
+        let err = fit(&t, "y", Task::Regression, &[0, 1], Scaling::Standard, false)
             .unwrap_err()
             .to_string();
         assert!(
@@ -1570,7 +1679,15 @@ NA,a
         );
 
         let train = table("x,c,y\n1,red,a\n2,blue,b\n");
-        let enc = Encoding::fit(&train, "y", Task::Classification, &[0, 1]).unwrap();
+        let enc = fit(
+            &train,
+            "y",
+            Task::Classification,
+            &[0, 1],
+            Scaling::Standard,
+            false,
+        )
+        .unwrap();
         let new = Table::from_bytes(
             Path::new("new.csv"),
             b"c,x\nred,1\npurple,2\n",

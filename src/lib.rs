@@ -57,6 +57,7 @@ pub mod predict;
 pub mod sequential;
 pub mod settings;
 pub mod share;
+pub mod stats;
 pub mod stream;
 pub mod threads;
 pub mod train;

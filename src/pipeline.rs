@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::comm::Communicator;
 use crate::data::{ReadOptions, Table};
-use crate::dataset::{Encoding, Scaling, Targets, Task, UnknownCategory, detect_task};
+use crate::dataset::{Encoding, FitSpec, Scaling, Targets, Task, UnknownCategory, detect_task};
 use crate::error::{Error, Hint, Result, Setting};
 use crate::loss::Loss;
 use crate::memory::{scoring_estimate, scoring_factor};
@@ -27,6 +27,7 @@ use crate::model::{
     FORMAT, Metrics, Model, ModelFile, Predictions, TrainingRecord, VERSION, layer_records,
 };
 use crate::sequential::Sequential;
+use crate::stats::ColumnStats;
 use crate::stream::{self, Held, Scan, StreamEpochs};
 use crate::train::{
     Batch, Batches, EpochReport, FitOutcome, Hooks, MAX_PARAMETERS, Monitor, Observer, Split,
@@ -159,12 +160,15 @@ fn prepare_checked(request: &TrainRequest, bytes: &[u8]) -> Result<Prepared> {
         Some(t) => t,
         None => detect_task(&table, &target)?,
     };
-    let split = split_table(&table, &target, task, &request.config)?;
-    let mut encoding =
-        Encoding::fit_scaled(&table, &target, task, &split.train, request.config.scaling)?;
+    let spec = fit_spec(request, &target, task, 0);
+    let split = split_table(&table, &spec, &request.config)?;
+    let spec = FitSpec {
+        train_rows: split.train.len(),
+        ..spec
+    };
+    let encoding = Encoding::fit_table(&table, &split.train, &spec)?;
     let mut filled = Vec::new();
     if request.missing == MissingPolicy::Impute {
-        encoding.fit_fills(&table, &split.train)?;
         filled = (table.columns().iter())
             .filter(|c| c.name() != target && c.missing() > 0)
             .map(|c| (c.name().to_string(), c.missing()))
@@ -382,12 +386,33 @@ pub(crate) fn missing_error(
     )
 }
 
+/// What [`Encoding::fit`] needs from `request`, for its `target` and `task`.
+pub(crate) fn fit_spec<'a>(
+    request: &'a TrainRequest,
+    target: &'a str,
+    task: Task,
+    train_rows: usize,
+) -> FitSpec<'a> {
+    FitSpec {
+        path: &request.data,
+        target,
+        task,
+        scaling: request.config.scaling,
+        impute: request.missing == MissingPolicy::Impute,
+        categorical: &request.categorical,
+        train_rows,
+    }
+}
+
 /// Splits the rows for training and validation (stratified by class for classification).
-fn split_table(table: &Table, target: &str, task: Task, config: &TrainConfig) -> Result<Split> {
+fn split_table(table: &Table, spec: &FitSpec, config: &TrainConfig) -> Result<Split> {
     let rows = table.rows();
     let all: Vec<usize> = (0..rows).collect();
     // Class labels do not depend on the split, so the stratification can use them.
-    let labels = Encoding::fit(table, target, task, &all)?;
+    let column = table.column(spec.target).expect("the target was checked");
+    let mut target = ColumnStats::new(column, true);
+    target.add(column, &all, &[], |r| table.line(r));
+    let labels = Encoding::fit_target(&target, spec)?;
     let classes = match labels.targets(table, &all)? {
         Targets::Classes(c) => Some(c),
         Targets::Values(_) => None,

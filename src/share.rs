@@ -27,7 +27,6 @@
 //! Rank 0 holds the first training rows, rank 1 the next ones, and so on, in file order:
 //! the order [`crate::train::Batches::shared`] expects.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
@@ -36,18 +35,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::comm::{Communicator, settle};
 use crate::data::{Column, ReadOptions, Table, Tally};
-use crate::dataset::{
-    BINS, Encoding, Feature, MAX_INTEGER_CLASSES, Scaling, TargetEncoding, Targets, Task,
-    bin_ranks, distinct_edges, number_label,
-};
-use crate::error::{Error, Hint, Result, Setting};
+use crate::dataset::{BINS, Encoding, FitSpec, Targets, Task, bin_ranks, task_of};
+use crate::error::{Error, Result};
 use crate::median::{Medians, OrderStats};
 use crate::pipeline::{
     MissingPolicy, Prepared, TrainRequest, check_network_size, check_spread, check_table,
-    checked_split, missing_error, nothing_kept, rows_to_keep,
+    checked_split, fit_spec, missing_error, nothing_kept, rows_to_keep,
 };
-use crate::stream::Moments;
+use crate::stats::{Cells, ColumnStats, Order, merge_all, table_stats};
 use crate::stream::chunks::{Chunk, Chunks, count_lines, line_start, quoted_record_starts};
+use crate::train::Split;
 
 /// The bytes of one process's lines of a file, and where they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,19 +237,6 @@ fn whole_tallies(comm: &dyn Communicator, local: &[Tally]) -> Vec<Tally> {
         .collect()
 }
 
-/// What a process knows about one column of its share, for the others.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct ColumnPart {
-    /// Numbers present in the training rows.
-    moments: Moments,
-    /// Categories present in the rows kept, with how often each is in the training rows.
-    categories: BTreeMap<String, u64>,
-    /// Cells present in the rows kept.
-    present: u64,
-    /// Cells missing in the rows kept.
-    missing: u64,
-}
-
 /// The first rank whose count is not zero.
 fn first_with(counts: &[usize]) -> usize {
     counts.iter().position(|&n| n > 0).unwrap_or(0)
@@ -268,6 +252,67 @@ fn first_with(counts: &[usize]) -> usize {
 pub fn prepare_shared(request: &TrainRequest, comm: &dyn Communicator) -> Result<Prepared> {
     settle(comm, request.config.validate())?;
     settle(comm, check_spread(&request.config, "shared over processes"))?;
+    let (chunk, table, target) = read_shared(request, comm)?;
+    let locate = |e| chunk.locate(e);
+    let (table, kept) = keep_shared(request, comm, &chunk, table, &target)?;
+    let mine: Vec<usize> = (0..table.rows()).collect();
+    let line = |r: usize| chunk.file_line(table.line(r));
+
+    // The task and the class labels, from every process's target cells.
+    let target_column = table.column(&target).expect("checked");
+    let mut target_stats = ColumnStats::new(target_column, true);
+    target_stats.add(target_column, &mine, &[], line);
+    let target_stats = merge_all(gather(comm, &vec![target_stats])).remove(0);
+    let task = request.task.unwrap_or_else(|| task_of(&target_stats));
+    let spec = fit_spec(request, &target, task, 0);
+    let labels = Encoding::fit_target(&target_stats, &spec)?;
+    let (split, train, validation) = split_shared(request, comm, &table, &labels, &kept, locate)?;
+
+    // Every column's statistics, combined, and the one fit.
+    let spec = FitSpec {
+        train_rows: split.train.len(),
+        ..spec
+    };
+    let parts = table_stats(&table, &target, &mine, &train, line);
+    let mut stats = merge_all(gather(comm, &parts));
+    order_shared(&mut stats, &table, &train, &spec, comm);
+    let encoding = Encoding::fit(&stats, &spec)?;
+    let filled = (stats.iter())
+        .filter(|s| spec.impute && s.name != target && s.missing() > 0)
+        .map(|s| (s.name.clone(), s.missing() as usize))
+        .collect();
+    check_network_size(&encoding, &request.config)?;
+    let encoded = (|| {
+        Ok((
+            encoding.inputs(&table, &train)?,
+            encoding.targets(&table, &train)?,
+            encoding.inputs(&table, &validation)?,
+            encoding.targets(&table, &validation)?,
+        ))
+    })();
+    let (x_train, y_train, x_val, y_val) = settle(comm, encoded.map_err(locate))?;
+    Ok(Prepared {
+        data: request.data.clone(),
+        sha256: shared_sha256(&request.data, comm)?,
+        delimiter: table.delimiter(),
+        rows: kept.rows,
+        dropped: kept.dropped,
+        filled,
+        task,
+        encoding,
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        train_rows: split.train.len(),
+        validation_rows: split.validation.len(),
+    })
+}
+
+/// Reads this process's share of the file into a table whose columns have the kinds the
+/// whole file gives them, checked as [`check_table`] checks one file. Returns the share,
+/// the table and the target's name. Collective.
+fn read_shared(request: &TrainRequest, comm: &dyn Communicator) -> Result<(Chunk, Table, String)> {
     let path = &request.data;
     settle(comm, shareable(path))?;
     let chunk = read_share(path, comm)?;
@@ -317,10 +362,30 @@ pub fn prepare_shared(request: &TrainRequest, comm: &dyn Communicator) -> Result
         }
         _ => checked,
     };
-    let (mut table, target) = settle(comm, checked)?;
+    let (table, target) = settle(comm, checked)?;
+    Ok((chunk, table, target))
+}
 
-    // The missing-value policy, on every process's counts.
-    let keep = rows_to_keep(&table, &target, request.missing);
+/// The rows every process keeps under the missing-value policy.
+struct Kept {
+    /// Rows kept, over every process.
+    rows: usize,
+    /// Rows dropped, over every process.
+    dropped: usize,
+    /// The first row of this process's share among all rows kept.
+    offset: usize,
+}
+
+/// Applies the missing-value policy to this process's `table`, on every process's counts.
+/// Collective.
+fn keep_shared(
+    request: &TrainRequest,
+    comm: &dyn Communicator,
+    chunk: &Chunk,
+    mut table: Table,
+    target: &str,
+) -> Result<(Table, Kept)> {
+    let keep = rows_to_keep(&table, target, request.missing);
     let dropped_each = comm.all_counts(keep.iter().filter(|k| !**k).count());
     let total_each = comm.all_counts(table.rows());
     let (dropped, total) = (dropped_each.iter().sum(), total_each.iter().sum());
@@ -334,7 +399,7 @@ pub fn prepare_shared(request: &TrainRequest, comm: &dyn Communicator) -> Result
     if dropped > 0 && request.missing == MissingPolicy::Error {
         let first = first_with(&dropped_each);
         return Err(if comm.rank() == first {
-            locate(missing_error(&table, &keep, &target, dropped, total))
+            chunk.locate(missing_error(&table, &keep, target, dropped, total))
         } else {
             Error::Elsewhere { rank: first }
         });
@@ -346,23 +411,30 @@ pub fn prepare_shared(request: &TrainRequest, comm: &dyn Communicator) -> Result
         return Err(nothing_kept(&table, total, request.missing));
     }
     let offset: usize = kept_each[..comm.rank()].iter().sum();
+    Ok((
+        table,
+        Kept {
+            rows,
+            dropped,
+            offset,
+        },
+    ))
+}
+
+/// The split one process draws, from every row's class (`labels`: the target's
+/// encoding), and this process's training and validation rows in it. Collective.
+fn split_shared(
+    request: &TrainRequest,
+    comm: &dyn Communicator,
+    table: &Table,
+    labels: &Encoding,
+    kept: &Kept,
+    locate: impl Fn(Error) -> Error,
+) -> Result<(Split, Vec<usize>, Vec<usize>)> {
     let mine: Vec<usize> = (0..table.rows()).collect();
-
-    let task = match request.task {
-        Some(t) => t,
-        None => detect_task(&table, &target, comm),
-    };
-    let target_column = table.column(&target).expect("checked").clone();
-    let mut target_encoding = fit_target(&table, &target_column, task, comm, &kept_each)?;
-
-    // The split one process draws, from every row's class.
-    let labels_only = Encoding {
-        features: Vec::new(),
-        target: target_encoding.clone(),
-    };
-    let split = match task {
+    let split = match labels.target.task() {
         Task::Classification => {
-            let local = match settle(comm, labels_only.targets(&table, &mine).map_err(locate))? {
+            let local = match settle(comm, labels.targets(table, &mine).map_err(locate))? {
                 Targets::Classes(c) => c,
                 Targets::Values(_) => unreachable!("classes for classification"),
             };
@@ -376,402 +448,77 @@ pub fn prepare_shared(request: &TrainRequest, comm: &dyn Communicator) -> Result
                 .flat_map(|b| b.chunks(4))
                 .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")) as usize)
                 .collect();
-            checked_split(&table, rows, Some(&classes), &request.config)?
+            checked_split(table, kept.rows, Some(&classes), &request.config)?
         }
-        Task::Regression => checked_split(&table, rows, None, &request.config)?,
+        Task::Regression => checked_split(table, kept.rows, None, &request.config)?,
     };
-    let held = offset..offset + table.rows();
+    let held = kept.offset..kept.offset + table.rows();
     let local_rows = |global: &[usize]| -> Vec<usize> {
-        global
-            .iter()
+        (global.iter())
             .filter(|r| held.contains(r))
-            .map(|r| r - offset)
+            .map(|r| r - kept.offset)
             .collect()
     };
     let (train, validation) = (local_rows(&split.train), local_rows(&split.validation));
-
-    // Every column's statistics, combined.
-    let parts: Vec<ColumnPart> = table
-        .columns()
-        .iter()
-        .map(|column| column_part(column, &train))
-        .collect();
-    let all_parts = gather(comm, &parts);
-    let merged: Vec<ColumnPart> = (0..parts.len())
-        .map(|c| {
-            let mut whole = ColumnPart::default();
-            for part in all_parts.iter().map(|p| &p[c]) {
-                whole.moments.merge(part.moments);
-                for (category, n) in &part.categories {
-                    *whole.categories.entry(category.clone()).or_default() += n;
-                }
-                whole.present += part.present;
-                whole.missing += part.missing;
-            }
-            whole
-        })
-        .collect();
-    if let TargetEncoding::Values { mean, std, .. } = &mut target_encoding {
-        let index = table.columns().iter().position(|c| c.name() == target);
-        (*mean, *std) = merged[index.expect("the target is a column")]
-            .moments
-            .mean_std();
-    }
-    let mut features = Vec::new();
-    for (column, whole) in table.columns().iter().zip(&merged) {
-        let name = column.name().to_string();
-        if name == target {
-            continue;
-        }
-        features.push(match column {
-            Column::Numeric { .. } => {
-                let (mean, std) = whole.moments.mean_std();
-                match request.config.scaling {
-                    Scaling::Piecewise => Feature::Piecewise {
-                        name,
-                        mean,
-                        std,
-                        edges: Vec::new(), // by `fit_edges` below
-                        fill: None,
-                    },
-                    _ => Feature::Numeric {
-                        name,
-                        mean,
-                        std,
-                        fill: None,
-                    },
-                }
-            }
-            Column::Text { .. } => {
-                let distinct = whole.categories.len();
-                let present = whole.present;
-                if distinct > MAX_INTEGER_CLASSES
-                    && distinct as u64 * 2 > present
-                    && !table.forced_categorical(&name)
-                {
-                    return Err(Error::data(
-                        table.location(None, Some(&name)),
-                        format!(
-                            "{distinct} different values in {present} rows: as categories, \
-                             most would be seen about once, and new rows would bring unseen \
-                             ones"
-                        ),
-                        Hint::text("if this is an identifier or free text, leave it out with ")
-                            .setting(Setting::Ignore, &name)
-                            .then("; to keep it as categories anyway, use ")
-                            .setting(Setting::Categorical, &name)
-                            .then("; if it should hold numbers, check how they are written"),
-                    ));
-                }
-                Feature::Categorical {
-                    name,
-                    categories: whole.categories.keys().cloned().collect(),
-                    fill: None,
-                }
-            }
-            Column::Invalid { .. } => unreachable!("checked by check_table"),
-        });
-    }
-    let mut encoding = Encoding {
-        features,
-        target: target_encoding,
-    };
-    fit_edges(&mut encoding, &table, &train, comm);
-    let mut filled = Vec::new();
-    if request.missing == MissingPolicy::Impute {
-        fit_fills(
-            &mut encoding,
-            &table,
-            &train,
-            &merged,
-            split.train.len(),
-            comm,
-        )?;
-        filled = (table.columns().iter().zip(&merged))
-            .filter(|(c, whole)| c.name() != target && whole.missing > 0)
-            .map(|(c, whole)| (c.name().to_string(), whole.missing as usize))
-            .collect();
-    }
-    check_network_size(&encoding, &request.config)?;
-    let encoded = (|| {
-        Ok((
-            encoding.inputs(&table, &train)?,
-            encoding.targets(&table, &train)?,
-            encoding.inputs(&table, &validation)?,
-            encoding.targets(&table, &validation)?,
-        ))
-    })();
-    let (x_train, y_train, x_val, y_val) = settle(comm, encoded.map_err(locate))?;
-    Ok(Prepared {
-        data: request.data.clone(),
-        sha256: shared_sha256(path, comm)?,
-        delimiter: table.delimiter(),
-        rows,
-        dropped,
-        filled,
-        task,
-        encoding,
-        x_train,
-        y_train,
-        x_val,
-        y_val,
-        train_rows: split.train.len(),
-        validation_rows: split.validation.len(),
-    })
+    Ok((split, train, validation))
 }
 
-/// What this process knows about `column` in its rows kept (`train`: its training rows).
-fn column_part(column: &Column, train: &[usize]) -> ColumnPart {
-    let mut part = ColumnPart::default();
-    match column {
-        Column::Numeric { values, .. } => {
-            let present = train.iter().map(|&r| values[r]).filter(|v| !v.is_nan());
-            part.moments = Moments::of(present);
-            part.missing = values.iter().filter(|v| v.is_nan()).count() as u64;
-            part.present = values.len() as u64 - part.missing;
-        }
-        Column::Text {
-            codes, categories, ..
-        } => {
-            let mut counts = vec![(false, 0u64); categories.len()];
-            for &c in codes.iter().filter(|&&c| c != Column::MISSING) {
-                counts[c as usize].0 = true;
-                part.present += 1;
-            }
-            for &r in train {
-                if codes[r] != Column::MISSING {
-                    counts[codes[r] as usize].1 += 1;
-                }
-            }
-            part.missing = codes.len() as u64 - part.present;
-            part.categories = (categories.iter().zip(counts))
-                .filter(|(_, (used, _))| *used)
-                .map(|(c, (_, n))| (c.clone(), n))
-                .collect();
-        }
-        Column::Invalid { .. } => {}
-    }
-    part
-}
-
-/// [`crate::dataset::detect_task`] over every process's rows. Collective.
-fn detect_task(table: &Table, target: &str, comm: &dyn Communicator) -> Task {
-    // (Every process has the same kind of target column: kinds come from the whole file.)
-    let Some(Column::Numeric { values, .. }) = table.column(target) else {
-        return Task::Classification;
-    };
-    let (integer, distinct) = integer_values(values);
-    let all = gather(comm, &(integer, distinct));
-    let integer = all.iter().all(|(i, _)| *i);
-    let mut distinct: Vec<f32> = all.into_iter().flat_map(|(_, d)| d).collect();
-    distinct.sort_by(f32::total_cmp);
-    distinct.dedup();
-    if integer && distinct.len() <= MAX_INTEGER_CLASSES {
-        Task::Classification
-    } else {
-        Task::Regression
-    }
-}
-
-/// Whether the numbers present are all integers, and up to 21 distinct ones.
-fn integer_values(values: &[f32]) -> (bool, Vec<f32>) {
-    let mut distinct: Vec<f32> = Vec::new();
-    let mut integer = true;
-    for &v in values.iter().filter(|v| !v.is_nan()) {
-        integer &= v.fract() == 0.0;
-        if !distinct.contains(&v) && distinct.len() <= MAX_INTEGER_CLASSES {
-            distinct.push(v);
-        }
-    }
-    (integer, distinct)
-}
-
-/// The target's encoding over every process's rows, as one process fits it (a regression
-/// target's mean and deviation are filled in later, from the training rows). Collective.
-fn fit_target(
-    table: &Table,
-    column: &Column,
-    task: Task,
-    comm: &dyn Communicator,
-    kept_each: &[usize],
-) -> Result<TargetEncoding> {
-    let name = column.name().to_string();
-    let labels = match (task, column) {
-        (Task::Classification, Column::Text { .. }) => {
-            let part = column_part(column, &[]);
-            let all = gather(comm, &(part.categories.keys().cloned().collect::<Vec<_>>()));
-            let labels: std::collections::BTreeSet<String> = all.into_iter().flatten().collect();
-            let present: u64 = comm.all_counts(part.present as usize).iter().sum::<usize>() as u64;
-            if labels.len() > MAX_INTEGER_CLASSES && labels.len() as u64 * 2 > present {
-                return Err(Error::data(
-                    table.location(None, Some(&name)),
-                    format!(
-                        "the target has {} different values in {present} rows, too many to be \
-                         classes",
-                        labels.len()
-                    ),
-                    Hint::text(
-                        "if it holds numbers written with units or separators ($1,200), write \
-                         them as plain numbers (1200); otherwise check ",
-                    )
-                    .name(Setting::Target),
-                ));
-            }
-            labels.into_iter().collect::<Vec<_>>()
-        }
-        (Task::Classification, Column::Numeric { values, .. }) => {
-            let mut distinct: Vec<f32> = values.iter().copied().filter(|v| !v.is_nan()).collect();
-            distinct.sort_by(f32::total_cmp);
-            distinct.dedup();
-            let mut all: Vec<f32> = gather(comm, &distinct).into_iter().flatten().collect();
-            all.sort_by(f32::total_cmp);
-            all.dedup();
-            all.into_iter().map(number_label).collect()
-        }
-        (Task::Regression, Column::Numeric { .. }) => {
-            return Ok(TargetEncoding::Values {
-                name,
-                mean: 0.0,
-                std: 1.0,
-            });
-        }
-        (Task::Regression, _) => {
-            // The first process with rows holds the first text.
-            let first = first_with(kept_each);
-            let (row, value) = column.first_text().unwrap_or((0, ""));
-            return Err(if comm.rank() == first {
-                Error::data(
-                    table.location(Some(row), Some(&name)),
-                    format!("regression needs a numeric target, but '{value}' is text"),
-                    Hint::text("use ")
-                        .setting(Setting::Task, "classification")
-                        .then(", or pick a numeric ")
-                        .name(Setting::Target),
-                )
-            } else {
-                Error::Elsewhere { rank: first }
-            });
-        }
-        (Task::Classification, Column::Invalid { .. }) => unreachable!("checked by check_table"),
-    };
-    if labels.len() < 2 {
-        return Err(Error::data(
-            table.location(None, Some(&name)),
-            format!(
-                "classification needs at least two classes, but every row has {}",
-                labels
-                    .first()
-                    .map_or("no label".to_string(), |l| format!("'{l}'"))
-            ),
-            Hint::text("check that ")
-                .name(Setting::Target)
-                .then(" names the column to predict"),
-        ));
-    }
-    Ok(TargetEncoding::Classes { name, labels })
-}
-
-/// The quantile bin edges of every [`Feature::Piecewise`] from every process's training
-/// rows (`train` here), as [`crate::dataset::quantile_edges`] finds them from all of them:
-/// the exact numbers of the quantiles' ranks. Collective.
-fn fit_edges(encoding: &mut Encoding, table: &Table, train: &[usize], comm: &dyn Communicator) {
-    let column_of = |name: &str| table.columns().iter().position(|c| c.name() == name);
-    let binned: Vec<usize> = (encoding.features.iter())
-        .filter(|f| matches!(f, Feature::Piecewise { .. }))
-        .map(|f| column_of(f.name()).expect("a column"))
-        .collect();
-    if binned.is_empty() {
-        return;
-    }
-    let mut quantiles = OrderStats::new(binned.len(), BINS + 1, bin_ranks, 8 << 20);
-    while !quantiles.done() {
-        for (i, &c) in binned.iter().enumerate() {
-            if let Column::Numeric { values, .. } = &table.columns()[c] {
-                for &r in train {
-                    quantiles.add(i, values[r]);
-                }
-            }
-        }
-        quantiles.end_pass(comm);
-    }
-    let binned = (encoding.features.iter_mut()).filter_map(|f| match f {
-        Feature::Piecewise { edges, .. } => Some(edges),
-        _ => None,
-    });
-    for (i, edges) in binned.enumerate() {
-        let values = quantiles.values(i).unwrap_or_default();
-        *edges = distinct_edges(values.into_iter().map(f64::from));
-    }
-}
-
-/// [`Encoding::fit_fills`] over every process's training rows (`train` here, `all_train`
-/// in all): exact medians, and the most frequent category from `merged` counts.
-/// Collective.
-fn fit_fills(
-    encoding: &mut Encoding,
+/// The order statistics `spec` needs of every numeric feature, over every process's
+/// training rows (`train` here): the exact medians and quantiles that sorting all of them
+/// would give ([`crate::dataset::order_in_memory`]). Collective.
+fn order_shared(
+    stats: &mut [ColumnStats],
     table: &Table,
     train: &[usize],
-    merged: &[ColumnPart],
-    all_train: usize,
+    spec: &FitSpec,
     comm: &dyn Communicator,
-) -> Result<()> {
-    let column_of = |name: &str| table.columns().iter().position(|c| c.name() == name);
-    let numeric: Vec<usize> = (encoding.features.iter())
-        .filter(|f| !matches!(f, Feature::Categorical { .. }))
-        .map(|f| column_of(f.name()).expect("a column"))
+) {
+    let (median_wanted, quantiles_wanted, _) = spec.needs();
+    let numeric: Vec<usize> = (table.columns().iter().enumerate())
+        .filter(|(_, c)| matches!(c, Column::Numeric { .. }) && c.name() != spec.target)
+        .map(|(i, _)| i)
         .collect();
-    let mut medians = Medians::new(numeric.len(), 8 << 20);
-    while !medians.done() {
+    // Every process makes the same passes over its own training values.
+    let passes = |add: &mut dyn FnMut(usize, f32)| {
         for (i, &c) in numeric.iter().enumerate() {
             if let Column::Numeric { values, .. } = &table.columns()[c] {
-                for &r in train {
-                    medians.add(i, values[r]);
-                }
+                train.iter().for_each(|&r| add(i, values[r]));
             }
         }
-        medians.end_pass(comm);
-    }
-    let mut medians = medians.medians().into_iter();
-    for feature in &mut encoding.features {
-        let name = feature.name().to_string();
-        let found = match feature {
-            Feature::Numeric { fill, .. }
-            | Feature::Robust { fill, .. }
-            | Feature::Piecewise { fill, .. } => {
-                *fill = medians.next().expect("one per numeric feature");
-                fill.is_some()
-            }
-            Feature::Categorical {
-                categories, fill, ..
-            } => {
-                let counts = &merged[column_of(&name).expect("a column")].categories;
-                // The most frequent; a tie goes to the first in order.
-                let best = (categories.iter())
-                    .map(|c| (counts.get(c).copied().unwrap_or(0), c))
-                    .rev()
-                    .max_by_key(|(n, _)| *n);
-                *fill = best.filter(|(n, _)| *n > 0).map(|(_, c)| c.clone());
-                fill.is_some()
-            }
-        };
-        if !found {
-            return Err(Error::data(
-                table.location(None, Some(&name)),
-                format!(
-                    "every one of the {all_train} training rows is missing this column, so \
-                     there is nothing to fill its gaps with"
-                ),
-                Hint::text("leave it out with ").setting(Setting::Ignore, &name),
-            ));
+    };
+    let mut orders: Vec<Order> = vec![Order::default(); numeric.len()];
+    if median_wanted {
+        let mut medians = Medians::new(numeric.len(), 8 << 20);
+        while !medians.done() {
+            passes(&mut |i, v| medians.add(i, v));
+            medians.end_pass(comm);
+        }
+        for (order, median) in orders.iter_mut().zip(medians.medians()) {
+            order.median = median;
         }
     }
-    Ok(())
+    if quantiles_wanted {
+        let mut quantiles = OrderStats::new(numeric.len(), BINS + 1, bin_ranks, 8 << 20);
+        while !quantiles.done() {
+            passes(&mut |i, v| quantiles.add(i, v));
+            quantiles.end_pass(comm);
+        }
+        for (i, order) in orders.iter_mut().enumerate() {
+            order.quantiles = quantiles.values(i).unwrap_or_default();
+        }
+    }
+    for (&c, found) in numeric.iter().zip(orders) {
+        if let Cells::Numbers { order, .. } = &mut stats[c].cells {
+            *order = found;
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::comm::threads::{ThreadRank, group};
+    use crate::dataset::{Feature, Scaling};
     use crate::pipeline::prepare;
 
     /// `f` run by every member of a group of `size` threads standing in for processes.
@@ -833,10 +580,6 @@ mod tests {
             Targets::Classes(c) => c.iter().map(|&c| c as f64).collect(),
             Targets::Values(v) => v.iter().map(|&v| v as f64).collect(),
         }
-    }
-
-    fn close(a: f64, b: f64) -> bool {
-        (a - b).abs() <= 1e-12 * a.abs().max(1.0)
     }
 
     #[test]
@@ -920,59 +663,13 @@ mod tests {
                         (part.train_rows, part.validation_rows, &part.sha256),
                         (one.train_rows, one.validation_rows, &one.sha256)
                     );
-                    // Categories, labels and fill values exactly; means and deviations up
-                    // to the order of the sums.
-                    let (a, b) = (&part.encoding, &one.encoding);
-                    assert_eq!(a.features.len(), b.features.len());
-                    for (fa, fb) in a.features.iter().zip(&b.features) {
-                        match (fa, fb) {
-                            (
-                                Feature::Numeric {
-                                    mean, std, fill, ..
-                                },
-                                Feature::Numeric {
-                                    mean: m,
-                                    std: s,
-                                    fill: f,
-                                    ..
-                                },
-                            ) => {
-                                assert!(close(*mean, *m) && close(*std, *s), "{case}: {fa:?}");
-                                assert_eq!(fill, f, "{case}");
-                            }
-                            (
-                                Feature::Piecewise {
-                                    mean,
-                                    std,
-                                    edges,
-                                    fill,
-                                    ..
-                                },
-                                Feature::Piecewise {
-                                    mean: m,
-                                    std: s,
-                                    edges: e,
-                                    fill: f,
-                                    ..
-                                },
-                            ) => {
-                                assert!(close(*mean, *m) && close(*std, *s), "{case}: {fa:?}");
-                                assert_eq!((edges, fill), (e, f), "{case}");
-                                assert!(edges.len() >= 3, "{case}: {fa:?}");
-                                piecewise += 1;
-                            }
-                            _ => assert_eq!(fa, fb, "{case}"),
-                        }
-                    }
-                    match (&a.target, &b.target) {
-                        (
-                            TargetEncoding::Values { mean, std, .. },
-                            TargetEncoding::Values {
-                                mean: m, std: s, ..
-                            },
-                        ) => assert!(close(*mean, *m) && close(*std, *s)),
-                        (ta, tb) => assert_eq!(ta, tb),
-                    }
+                    // The same encoding, to the last bit of every mean and deviation.
+                    assert_eq!(part.encoding, one.encoding, "{case}");
+                    piecewise += (part.encoding.features.iter())
+                        .filter(
+                            |f| matches!(f, Feature::Piecewise { edges, .. } if edges.len() >= 3),
+                        )
+                        .count();
                 }
                 // The shares' rows, in rank order, are the rows of one process.
                 let stack = |f: &dyn Fn(&Prepared) -> ndarray::ArrayView2<f32>| {
@@ -983,27 +680,62 @@ mod tests {
                     (stack(&|p| p.x_train.view()), &one.x_train),
                     (stack(&|p| p.x_val.view()), &one.x_val),
                 ] {
-                    assert_eq!(got.dim(), want.dim(), "{case}");
-                    let gap = (&got - want).iter().fold(0f32, |m, d| m.max(d.abs()));
-                    assert!(gap < 1e-5, "{case}: inputs differ by {gap}");
+                    assert_eq!(&got, want, "{case}");
                 }
                 for f in [
                     |p: &Prepared| p.y_train.clone(),
                     |p: &Prepared| p.y_val.clone(),
                 ] {
                     let got: Vec<f64> = parts.iter().flat_map(|p| numbers(&f(p))).collect();
-                    let want = numbers(&f(&one));
-                    assert_eq!(got.len(), want.len());
-                    let gap = got
-                        .iter()
-                        .zip(&want)
-                        .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
-                    assert!(gap < 1e-5, "{case}: targets differ by {gap}");
+                    assert_eq!(got, numbers(&f(&one)), "{case}");
                 }
             }
         }
         // Two numeric columns, on every rank of 2 and 3, in three cases.
         assert_eq!(piecewise, 2 * (2 + 3) * 3);
+    }
+
+    /// In memory, streamed in small chunks (one process and two), and shared over two
+    /// processes: one file gives one encoding, to the last bit.
+    #[test]
+    fn every_mode_fits_the_same_encoding_to_the_bit() {
+        use crate::pipeline::{StreamBudget, prepare_streamed_shared};
+        let dir = tempfile::tempdir().unwrap();
+        for regression in [false, true] {
+            let path = dir.path().join("uneven.csv");
+            std::fs::write(&path, uneven(1500, regression)).unwrap();
+            let mut request = TrainRequest::new(&path);
+            request.missing = MissingPolicy::Impute;
+            // Every row trains: the streamed split is by line, the in-memory one by shuffle.
+            request.config.folds = 0;
+            request.config.val_split = 0.0;
+            let one = prepare(&request).unwrap().encoding;
+            assert_eq!(one.features.len(), 3);
+            let budget = StreamBudget {
+                chunk_bytes: 1 << 10,
+                held_bytes: 1 << 20,
+            };
+            let streamed = prepare_streamed_shared(&request, budget, &crate::comm::Solo);
+            assert_eq!(streamed.unwrap().scan.encoding, one, "streamed");
+            for shared in [false, true] {
+                let r = request.clone();
+                let parts = on_ranks(2, move |c| match shared {
+                    true => prepare_shared(&r, &c).unwrap().encoding,
+                    false => {
+                        prepare_streamed_shared(&r, budget, &c)
+                            .unwrap()
+                            .scan
+                            .encoding
+                    }
+                });
+                for part in parts {
+                    assert_eq!(
+                        part, one,
+                        "2 ranks, shared {shared}, regression {regression}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

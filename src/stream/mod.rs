@@ -27,24 +27,21 @@
 
 pub mod chunks;
 
-use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use ndarray::Array2;
 
 use crate::comm::{Communicator, Solo, settle};
 use crate::data::{Column, ReadOptions, Table};
-use crate::dataset::{
-    BINS, Encoding, Feature, MAX_INTEGER_CLASSES, Scaling, TargetEncoding, Targets, Task,
-    bin_ranks, distinct_edges, number_label,
-};
-use crate::error::{Error, Result, Setting};
+use crate::dataset::{BINS, Encoding, Scaling, Targets, Task, bin_ranks, task_of};
+use crate::error::{Error, Hint, Result, Setting};
 use crate::loss::Loss;
 use crate::median::{Medians, OrderStats};
 use crate::optim::Optimizer;
-use crate::pipeline::{MissingPolicy, TrainRequest};
+use crate::pipeline::{MissingPolicy, TrainRequest, fit_spec};
 use crate::sequential::Sequential;
 use crate::share::Range;
+use crate::stats::{Cells, ColumnStats, merge_all};
 use crate::train::{Batch, Batches, EpochEnd, Epochs, Observer, step_together};
 
 use chunks::{Chunk, Chunks};
@@ -64,138 +61,6 @@ pub fn is_validation_row(row: u64, fraction: f32, seed: u64) -> bool {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
     ((z >> 11) as f64 / (1u64 << 53) as f64) < fraction as f64
-}
-
-/// Count, mean and sum of squared deviations of numbers seen so far, merged a chunk at a
-/// time (Chan, Golub and LeVeque's pairwise update), in `f64`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct Moments {
-    n: u64,
-    mean: f64,
-    m2: f64,
-}
-
-impl Moments {
-    pub(crate) fn of(values: impl Iterator<Item = f32> + Clone) -> Moments {
-        let (mut n, mut sum) = (0u64, 0f64);
-        for v in values.clone() {
-            n += 1;
-            sum += v as f64;
-        }
-        if n == 0 {
-            return Moments::default();
-        }
-        let mean = sum / n as f64;
-        let m2 = values.map(|v| (v as f64 - mean).powi(2)).sum();
-        Moments { n, mean, m2 }
-    }
-
-    pub(crate) fn merge(&mut self, other: Moments) {
-        if other.n == 0 {
-            return;
-        }
-        let n = self.n + other.n;
-        let delta = other.mean - self.mean;
-        self.mean += delta * other.n as f64 / n as f64;
-        self.m2 += other.m2 + delta * delta * self.n as f64 * other.n as f64 / n as f64;
-        self.n = n;
-    }
-
-    /// Mean and (population) deviation as [`crate::dataset::mean_std`] gives them: a
-    /// constant column gets deviation 1.
-    pub(crate) fn mean_std(&self) -> (f64, f64) {
-        if self.n == 0 {
-            return (0.0, 1.0);
-        }
-        let std = (self.m2 / self.n as f64).sqrt();
-        if std <= self.mean.abs() * 1e-12 || !std.is_finite() {
-            (self.mean, 1.0)
-        } else {
-            (self.mean, std)
-        }
-    }
-}
-
-/// What the first pass learns about one column.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-enum ColumnStats {
-    Numbers {
-        /// Over the training rows.
-        moments: Moments,
-        /// Over every row: whether all are integers, and up to 21 distinct values (for
-        /// choosing the task).
-        integer: bool,
-        distinct: Vec<f32>,
-        /// Missing cells in the rows kept.
-        missing: u64,
-    },
-    Text {
-        categories: HashSet<String>,
-        present: u64,
-        /// How often each category is in the training rows (for `--missing impute`).
-        train_counts: BTreeMap<String, u64>,
-        /// Missing cells in the rows kept.
-        missing: u64,
-    },
-}
-
-impl ColumnStats {
-    /// Adds what another process learnt about the same column.
-    fn merge(&mut self, other: ColumnStats) {
-        match (self, other) {
-            (
-                ColumnStats::Numbers {
-                    moments,
-                    integer,
-                    distinct,
-                    missing,
-                },
-                ColumnStats::Numbers {
-                    moments: m,
-                    integer: i,
-                    distinct: d,
-                    missing: n,
-                },
-            ) => {
-                moments.merge(m);
-                *integer &= i;
-                for v in d {
-                    if distinct.len() <= MAX_INTEGER_CLASSES && !distinct.contains(&v) {
-                        distinct.push(v);
-                    }
-                }
-                *missing += n;
-            }
-            (
-                ColumnStats::Text {
-                    categories,
-                    present,
-                    train_counts,
-                    missing,
-                },
-                ColumnStats::Text {
-                    categories: c,
-                    present: p,
-                    train_counts: t,
-                    missing: n,
-                },
-            ) => {
-                categories.extend(c);
-                *present += p;
-                for (category, count) in t {
-                    *train_counts.entry(category).or_default() += count;
-                }
-                *missing += n;
-            }
-            _ => unreachable!("every process reads a column as the same kind"),
-        }
-    }
-
-    fn missing(&self) -> u64 {
-        match self {
-            ColumnStats::Numbers { missing, .. } | ColumnStats::Text { missing, .. } => *missing,
-        }
-    }
 }
 
 /// Most distinct categories the first pass keeps per column before refusing it.
@@ -393,7 +258,7 @@ struct PartScan {
     /// The header, as a table without rows: names, delimiter, location of messages.
     header: Table,
     target: String,
-    stats: Vec<(String, ColumnStats)>,
+    stats: Vec<ColumnStats>,
     counts: PartCounts,
     /// With `--missing impute`: the first pass of the medians.
     medians: Option<Medians>,
@@ -440,24 +305,8 @@ fn scan_part(
     };
     check_header(request, &header, &target)?;
     header.drop_columns(&request.ignore);
-    let mut stats: Vec<(String, ColumnStats)> = (header.columns().iter())
-        .map(|c| {
-            let s = match c {
-                Column::Text { .. } => ColumnStats::Text {
-                    categories: HashSet::new(),
-                    present: 0,
-                    train_counts: BTreeMap::new(),
-                    missing: 0,
-                },
-                _ => ColumnStats::Numbers {
-                    moments: Moments::default(),
-                    integer: true,
-                    distinct: Vec::new(),
-                    missing: 0,
-                },
-            };
-            (c.name().to_string(), s)
-        })
+    let mut stats: Vec<ColumnStats> = (header.columns().iter())
+        .map(|c| ColumnStats::new(c, c.name() == target))
         .collect();
     // The memory for counts, shared by the medians and quantiles as their ranks wanted.
     let (impute, bin) = (
@@ -487,84 +336,29 @@ fn scan_part(
             k.sort_unstable();
             k
         };
-        for (i, (column, (name, s))) in read.table.columns().iter().zip(&mut stats).enumerate() {
-            match (column, s) {
-                (
-                    Column::Numeric { values, .. },
-                    ColumnStats::Numbers {
-                        moments,
-                        integer,
-                        distinct,
-                        missing,
-                    },
-                ) => {
-                    let present = read.train.iter().map(|&r| values[r]);
-                    moments.merge(Moments::of(present.filter(|v| !v.is_nan())));
-                    if let Some(m) = medians.as_mut() {
-                        read.train.iter().for_each(|&r| m.add(i, values[r]));
-                    }
-                    if let Some(q) = quantiles.as_mut() {
-                        read.train.iter().for_each(|&r| q.add(i, values[r]));
-                    }
-                    for &r in &kept {
-                        let v = values[r];
-                        if v.is_nan() {
-                            *missing += 1;
-                            continue;
-                        }
-                        *integer &= v.fract() == 0.0;
-                        if distinct.len() <= MAX_INTEGER_CLASSES && !distinct.contains(&v) {
-                            distinct.push(v);
-                        }
-                    }
+        let line = |r: usize| read.chunk.file_line(read.table.line(r));
+        for (i, (column, s)) in read.table.columns().iter().zip(&mut stats).enumerate() {
+            if let (Column::Text { .. }, Cells::Numbers { .. }) = (column, &s.cells) {
+                return Ok(Err(s.name.clone()));
+            }
+            s.add(column, &kept, &read.train, line);
+            if let Column::Numeric { values, .. } = column {
+                if let Some(m) = medians.as_mut() {
+                    read.train.iter().for_each(|&r| m.add(i, values[r]));
                 }
-                (
-                    Column::Text {
-                        codes, categories, ..
-                    },
-                    ColumnStats::Text {
-                        categories: seen,
-                        present,
-                        train_counts,
-                        missing,
-                    },
-                ) => {
-                    let mut used = vec![false; categories.len()];
-                    for &r in &kept {
-                        match codes[r] {
-                            Column::MISSING => *missing += 1,
-                            c => {
-                                used[c as usize] = true;
-                                *present += 1;
-                            }
-                        }
-                    }
-                    let mut in_training = vec![0u64; categories.len()];
-                    for &r in &read.train {
-                        if codes[r] != Column::MISSING {
-                            in_training[codes[r] as usize] += 1;
-                        }
-                    }
-                    for ((c, u), n) in categories.iter().zip(used).zip(in_training) {
-                        if u && !seen.contains(c) {
-                            seen.insert(c.clone());
-                        }
-                        if n > 0 {
-                            *train_counts.entry(c.clone()).or_default() += n;
-                        }
-                    }
-                    if seen.len() > MAX_CATEGORIES {
-                        return Err(read.chunk.locate(Error::data(
-                            read.table.location(None, Some(name)),
-                            format!("more than {MAX_CATEGORIES} different values"),
-                            format!("leave it out with --ignore {name}"),
-                        )));
-                    }
+                if let Some(q) = quantiles.as_mut() {
+                    read.train.iter().for_each(|&r| q.add(i, values[r]));
                 }
-                (Column::Text { .. }, ColumnStats::Numbers { .. }) => {
-                    return Ok(Err(name.clone()));
-                }
-                _ => unreachable!("columns read as text stay text"),
+            }
+            if let Cells::Text { categories, .. } = &s.cells
+                && categories.len() > MAX_CATEGORIES
+            {
+                let name = &s.name;
+                return Err(read.chunk.locate(Error::data(
+                    read.table.location(None, Some(name)),
+                    format!("more than {MAX_CATEGORIES} different values"),
+                    Hint::text("leave it out with ").setting(Setting::Ignore, name),
+                )));
             }
         }
     }
@@ -601,97 +395,154 @@ fn finish_scan(
         bytes_read,
         sha256,
     } = part;
-    let mut stats: Vec<(String, ColumnStats)> = Vec::new();
     let mut counts = PartCounts::default();
+    let mut parts = Vec::new();
     for (s, c) in crate::share::gather(comm, &(part_stats, part_counts)) {
-        if stats.is_empty() {
-            stats = s;
-        } else {
-            for ((_, mine), (_, other)) in stats.iter_mut().zip(s) {
-                mine.merge(other);
-            }
-        }
+        parts.push(s);
         counts.rows += c.rows;
         counts.dropped += c.dropped;
         counts.train_rows += c.train_rows;
         counts.validation_rows += c.validation_rows;
     }
-    let PartCounts {
-        rows,
-        dropped,
-        train_rows,
-        validation_rows,
-    } = counts;
+    let mut stats = merge_all(parts);
     let (bytes, sha256) = if comm.size() > 1 {
         let len = std::fs::metadata(path).map_or(0, |m| m.len());
         (len, crate::share::shared_sha256(path, comm)?)
     } else {
         (bytes_read, sha256)
     };
-    // The further passes of the medians and quantiles, over the training rows of every
-    // process's part. Every process is as far as the others: they end passes together.
-    let end_pass = |medians: &mut Option<Medians>, quantiles: &mut Option<OrderStats>| {
+    let order = OrderPasses {
+        request,
+        chunk_bytes,
+        comm,
+        range,
+        text_columns: &text_columns,
+    };
+    order.finish(&mut medians, &mut quantiles)?;
+    for (i, s) in stats.iter_mut().enumerate() {
+        if let Cells::Numbers { order, .. } = &mut s.cells {
+            order.median = medians.as_ref().and_then(|m| m.medians()[i]);
+            if let Some(q) = &quantiles {
+                order.quantiles = q.values(i).unwrap_or_default();
+            }
+        }
+    }
+    check_counts(request, &table, &counts)?;
+    let task = request.task.unwrap_or_else(|| {
+        let target_stats = stats.iter().find(|s| s.name == target);
+        task_of(target_stats.expect("the header check found the target"))
+    });
+    let spec = fit_spec(request, &target, task, counts.train_rows);
+    let encoding = Encoding::fit(&stats, &spec)?;
+    let filled = (stats.iter())
+        .filter(|s| spec.impute && s.name != target && s.missing() > 0)
+        .map(|s| (s.name.clone(), s.missing() as usize))
+        .collect();
+    Ok(Scan {
+        encoding,
+        task,
+        delimiter: table.delimiter(),
+        rows: counts.rows,
+        dropped: counts.dropped,
+        train_rows: counts.train_rows,
+        validation_rows: counts.validation_rows,
+        bytes,
+        sha256,
+        filled,
+        range,
+        text_columns,
+    })
+}
+
+/// The further passes over this process's part of the file that the medians and
+/// quantiles need, all processes together.
+struct OrderPasses<'a> {
+    request: &'a TrainRequest,
+    chunk_bytes: usize,
+    comm: &'a dyn Communicator,
+    range: Option<Range>,
+    text_columns: &'a [String],
+}
+
+impl OrderPasses<'_> {
+    /// Ends the first pass, and makes passes over the training rows until the medians and
+    /// quantiles are found. Every process is as far as the others: they end passes
+    /// together. Collective.
+    fn finish(
+        &self,
+        medians: &mut Option<Medians>,
+        quantiles: &mut Option<OrderStats>,
+    ) -> Result<()> {
+        while self.end_pass(medians, quantiles) {
+            let pass = self.pass(medians, quantiles);
+            settle(self.comm, pass)?;
+        }
+        Ok(())
+    }
+
+    /// Ends a pass; whether another is needed.
+    fn end_pass(&self, medians: &mut Option<Medians>, quantiles: &mut Option<OrderStats>) -> bool {
         if let Some(m) = medians.as_mut().filter(|m| !m.done()) {
-            m.end_pass(comm);
+            m.end_pass(self.comm);
         }
         if let Some(q) = quantiles.as_mut().filter(|q| !q.done()) {
-            q.end_pass(comm);
+            q.end_pass(self.comm);
         }
         medians.as_ref().is_some_and(|m| !m.done()) || quantiles.as_ref().is_some_and(|q| !q.done())
-    };
-    while end_pass(&mut medians, &mut quantiles) {
-        let pass = (|| {
-            let mut chunks = open_part(path, chunk_bytes, range)?;
-            while let Some(chunk) = chunks.next_chunk()? {
-                let read = read_chunk(request, &text_columns, chunk)?;
-                for (i, column) in read.table.columns().iter().enumerate() {
-                    if let Column::Numeric { values, .. } = column {
-                        for &r in &read.train {
-                            if let Some(m) = medians.as_mut() {
-                                m.add(i, values[r]);
-                            }
-                            if let Some(q) = quantiles.as_mut() {
-                                q.add(i, values[r]);
-                            }
+    }
+
+    /// One pass over the training rows of this process's part.
+    fn pass(
+        &self,
+        medians: &mut Option<Medians>,
+        quantiles: &mut Option<OrderStats>,
+    ) -> Result<()> {
+        let mut chunks = open_part(&self.request.data, self.chunk_bytes, self.range)?;
+        while let Some(chunk) = chunks.next_chunk()? {
+            let read = read_chunk(self.request, self.text_columns, chunk)?;
+            for (i, column) in read.table.columns().iter().enumerate() {
+                if let Column::Numeric { values, .. } = column {
+                    for &r in &read.train {
+                        if let Some(m) = medians.as_mut() {
+                            m.add(i, values[r]);
+                        }
+                        if let Some(q) = quantiles.as_mut() {
+                            q.add(i, values[r]);
                         }
                     }
                 }
             }
-            Ok(())
-        })();
-        settle(comm, pass)?;
+        }
+        Ok(())
     }
-    let medians = medians.map(|m| m.medians());
+}
+
+/// Refuses a file with no data rows, none kept, or too few to train and validate on.
+fn check_counts(request: &TrainRequest, table: &Table, counts: &PartCounts) -> Result<()> {
+    let path = &request.data;
+    let PartCounts {
+        rows,
+        dropped,
+        train_rows,
+        validation_rows,
+    } = *counts;
     if rows + dropped == 0 {
-        let mut location = crate::error::Location {
+        let location = crate::error::Location {
             path: path.clone(),
-            ..Default::default()
+            line: Some(1),
+            column: None,
         };
-        location.line = Some(1);
         return Err(Error::data(
             location,
             "there are no data rows after the header",
             "check that this is the right file",
         ));
     }
-    let delimiter = table.delimiter();
-    let locate = |e: Error| e;
     if rows == 0 {
-        return Err(Error::data(
-            crate::error::Location {
-                path: path.clone(),
-                ..Default::default()
-            },
-            match request.missing {
-                MissingPolicy::Impute => {
-                    format!("the target is missing in every one of the {dropped} rows")
-                }
-                _ => format!("every one of the {dropped} rows has a missing value"),
-            },
-            match request.missing {
-                MissingPolicy::Impute => "fill in the target column, or check --target",
-                _ => "fill in the missing cells, or pass --missing impute",
-            },
+        return Err(crate::pipeline::nothing_kept(
+            table,
+            dropped,
+            request.missing,
         ));
     }
     if train_rows == 0 || (request.config.val_split > 0.0 && validation_rows == 0) {
@@ -701,226 +552,12 @@ fn finish_scan(
                 "only {rows} rows: too few to hold out {}% for validation",
                 (request.config.val_split * 100.0).round()
             ),
-            "add rows, or pass --val-split 0 to train on all of them",
+            Hint::text("add rows, or use ")
+                .setting(Setting::ValSplit, 0)
+                .then(" to train on all of them"),
         ));
     }
-
-    let column_error = |name: &str, message: String, hint: String| {
-        Error::data(
-            crate::error::Location {
-                path: path.clone(),
-                line: None,
-                column: Some(name.to_string()),
-            },
-            message,
-            hint,
-        )
-    };
-    let target_stats = &stats
-        .iter()
-        .find(|(n, _)| *n == target)
-        .expect("the header check found the target")
-        .1;
-    let task = match (request.task, target_stats) {
-        (Some(t), _) => t,
-        (None, ColumnStats::Text { .. }) => Task::Classification,
-        (
-            None,
-            ColumnStats::Numbers {
-                integer, distinct, ..
-            },
-        ) => {
-            if *integer && distinct.len() <= MAX_INTEGER_CLASSES {
-                Task::Classification
-            } else {
-                Task::Regression
-            }
-        }
-    };
-    let target_encoding = match (task, target_stats) {
-        (
-            Task::Classification,
-            ColumnStats::Text {
-                categories,
-                present,
-                ..
-            },
-        ) => {
-            let mut labels: Vec<String> = categories.iter().cloned().collect();
-            labels.sort();
-            if labels.len() > MAX_INTEGER_CLASSES && labels.len() as u64 * 2 > *present {
-                return Err(column_error(
-                    &target,
-                    format!(
-                        "the target has {} different values in {present} rows, too many to be \
-                         classes",
-                        labels.len()
-                    ),
-                    "check --target".into(),
-                ));
-            }
-            TargetEncoding::Classes {
-                name: target.clone(),
-                labels,
-            }
-        }
-        (Task::Classification, ColumnStats::Numbers { distinct, .. }) => {
-            if distinct.len() > MAX_INTEGER_CLASSES {
-                return Err(column_error(
-                    &target,
-                    format!(
-                        "the target has more than {MAX_INTEGER_CLASSES} different numbers, too \
-                         many to be classes when streaming"
-                    ),
-                    "use --task regression, or check --target".into(),
-                ));
-            }
-            let mut d = distinct.clone();
-            d.sort_by(f32::total_cmp);
-            TargetEncoding::Classes {
-                name: target.clone(),
-                labels: d.into_iter().map(number_label).collect(),
-            }
-        }
-        (Task::Regression, ColumnStats::Numbers { moments, .. }) => {
-            let (mean, std) = moments.mean_std();
-            TargetEncoding::Values {
-                name: target.clone(),
-                mean,
-                std,
-            }
-        }
-        (Task::Regression, ColumnStats::Text { .. }) => {
-            return Err(column_error(
-                &target,
-                "regression needs a numeric target, but the column holds text".into(),
-                "use --task classification, or pick a numeric --target".into(),
-            ));
-        }
-    };
-    if let TargetEncoding::Classes { labels, .. } = &target_encoding
-        && labels.len() < 2
-    {
-        return Err(column_error(
-            &target,
-            format!(
-                "classification needs at least two classes, but every row has {}",
-                labels
-                    .first()
-                    .map_or("no label".to_string(), |l| format!("'{l}'"))
-            ),
-            "check --target names the column to predict".into(),
-        ));
-    }
-    let mut features = Vec::new();
-    for (i, (name, s)) in stats.iter().enumerate() {
-        if *name == target {
-            continue;
-        }
-        let no_fill = || {
-            column_error(
-                name,
-                format!(
-                    "every one of the {train_rows} training rows is missing this column, so \
-                     there is nothing to fill its gaps with"
-                ),
-                format!("leave it out with --ignore {name}"),
-            )
-        };
-        features.push(match s {
-            ColumnStats::Numbers { moments, .. } => {
-                let (mean, std) = moments.mean_std();
-                let fill = match &medians {
-                    Some(m) => Some(m[i].ok_or_else(no_fill)?),
-                    None => None,
-                };
-                match &quantiles {
-                    Some(q) => Feature::Piecewise {
-                        name: name.clone(),
-                        mean,
-                        std,
-                        edges: distinct_edges(
-                            q.values(i).unwrap_or_default().into_iter().map(f64::from),
-                        ),
-                        fill,
-                    },
-                    None => Feature::Numeric {
-                        name: name.clone(),
-                        mean,
-                        std,
-                        fill,
-                    },
-                }
-            }
-            ColumnStats::Text {
-                categories,
-                present,
-                train_counts,
-                ..
-            } => {
-                let forced = request.categorical.iter().any(|c| c == name);
-                if !forced
-                    && categories.len() > MAX_INTEGER_CLASSES
-                    && categories.len() as u64 * 2 > *present
-                {
-                    return Err(locate(column_error(
-                        name,
-                        format!(
-                            "{} different values in {present} rows: as categories, most would \
-                             be seen about once, and new rows would bring unseen ones",
-                            categories.len()
-                        ),
-                        format!(
-                            "if this is an identifier or free text, leave it out with --ignore \
-                             {name}; to keep it as categories anyway, pass --categorical {name}"
-                        ),
-                    )));
-                }
-                let mut categories: Vec<String> = categories.iter().cloned().collect();
-                categories.sort();
-                // The most frequent in the training rows; a tie goes to the first in order.
-                let fill = if medians.is_some() {
-                    let best = (categories.iter())
-                        .map(|c| (train_counts.get(c).copied().unwrap_or(0), c))
-                        .rev()
-                        .max_by_key(|(n, _)| *n);
-                    Some(best.filter(|(n, _)| *n > 0).ok_or_else(no_fill)?.1.clone())
-                } else {
-                    None
-                };
-                Feature::Categorical {
-                    name: name.clone(),
-                    categories,
-                    fill,
-                }
-            }
-        });
-    }
-    let filled = (stats.iter())
-        .filter(|(name, s)| *name != target && s.missing() > 0)
-        .map(|(name, s)| (name.clone(), s.missing() as usize))
-        .collect();
-    Ok(Scan {
-        encoding: Encoding {
-            features,
-            target: target_encoding,
-        },
-        task,
-        delimiter,
-        rows,
-        dropped,
-        train_rows,
-        validation_rows,
-        bytes,
-        sha256,
-        filled: if medians.is_some() {
-            filled
-        } else {
-            Vec::new()
-        },
-        range,
-        text_columns,
-    })
+    Ok(())
 }
 
 /// Inputs and targets of rows kept in memory.
@@ -1226,20 +863,5 @@ mod tests {
         assert_eq!(a, picked(0));
         assert_ne!(a, picked(1));
         assert!(!(0..1000).any(|r| is_validation_row(r, 0.0, 0)));
-    }
-
-    #[test]
-    fn moments_merge_as_if_seen_at_once() {
-        let all = [1.0f32, 2.0, 4.0, 8.0, 16.0, -3.0];
-        let mut merged = Moments::of(all[..2].iter().copied());
-        merged.merge(Moments::of(all[2..].iter().copied()));
-        merged.merge(Moments::of([].into_iter()));
-        let (mean, std) = merged.mean_std();
-        let (want_mean, want_std) = crate::dataset::mean_std(all.iter().copied());
-        assert!((mean - want_mean).abs() < 1e-12 && (std - want_std).abs() < 1e-12);
-        assert_eq!(
-            Moments::of([5.0f32, 5.0].into_iter()).mean_std(),
-            (5.0, 1.0)
-        );
     }
 }
