@@ -787,6 +787,118 @@ pub fn order_in_memory(stats: &mut [ColumnStats], table: &Table, train: &[usize]
     }
 }
 
+/// Writes the bin inputs of [`Feature::Piecewise`] for `rows` of a numeric column into
+/// `out` (rows, bins): a missing cell counts as `fill`, as [`standardise`] saw it.
+fn bin_inputs(
+    values: &[f32],
+    fill: Option<f32>,
+    edges: &[f64],
+    rows: &[usize],
+    mut out: ArrayViewMut2<f32>,
+) {
+    for (i, &r) in rows.iter().enumerate() {
+        let v = match values[r] {
+            v if v.is_nan() => fill.unwrap_or(f32::NAN),
+            v => v,
+        } as f64;
+        for (t, pair) in edges.windows(2).enumerate() {
+            out[[i, t]] = bin_input(v, pair[0], pair[1]) as f32;
+        }
+    }
+}
+
+/// Writes `rows` of `column`, encoded as `feature`, into `out` (rows, the feature's
+/// width). Returns the cells filled in and the unseen categories let through.
+fn encode_feature(
+    table: &Table,
+    feature: &Feature,
+    column: &Column,
+    rows: &[usize],
+    unknown: UnknownCategory,
+    mut out: ArrayViewMut2<f32>,
+) -> Result<(usize, usize)> {
+    let name = feature.name();
+    let (mut filled, mut unseen) = (0, 0);
+    if let Column::Invalid {
+        row, value, reason, ..
+    } = column
+    {
+        // The reader's hint is for training (--categorical); here the model decides.
+        return Err(Error::data(
+            table.location(Some(*row), Some(name)),
+            format!("'{value}' {reason}"),
+            "the model needs a number here: fix the value, or leave the row out",
+        ));
+    }
+    match (feature, column) {
+        (
+            Feature::Numeric {
+                mean, std, fill, ..
+            },
+            Column::Numeric { values, .. },
+        ) => {
+            filled += standardise(table, name, values, (*mean, *std, *fill), rows, out)?;
+        }
+        (
+            Feature::Categorical {
+                categories, fill, ..
+            },
+            Column::Text {
+                codes,
+                categories: seen,
+                ..
+            },
+        ) => {
+            let fill = (categories.as_slice(), fill.as_deref());
+            let (f, u) = one_hot(table, name, (codes, seen), fill, rows, unknown, out)?;
+            filled += f;
+            unseen += u;
+        }
+        (
+            Feature::Robust {
+                median,
+                scale,
+                fill,
+                ..
+            },
+            Column::Numeric { values, .. },
+        ) => {
+            let stats = (*median, *scale, *fill);
+            filled += robust_scale(table, name, values, stats, rows, out)?;
+        }
+        (
+            Feature::Piecewise {
+                mean,
+                std,
+                edges,
+                fill,
+                ..
+            },
+            Column::Numeric { values, .. },
+        ) => {
+            let (first, bins) = out.view_mut().split_at(ndarray::Axis(1), 1);
+            filled += standardise(table, name, values, (*mean, *std, *fill), rows, first)?;
+            bin_inputs(values, *fill, edges, rows, bins);
+        }
+        (
+            Feature::Numeric { .. } | Feature::Robust { .. } | Feature::Piecewise { .. },
+            Column::Text { .. },
+        ) => {
+            let (row, value) = column.first_text().unwrap_or((0, ""));
+            return Err(Error::data(
+                table.location(Some(row), Some(name)),
+                format!("'{value}' is not a number, but the model was trained on numbers here"),
+                "check that this is the same kind of file the model was trained on",
+            ));
+        }
+        (Feature::Categorical { .. }, _) => {
+            unreachable!("categorical features are read as text")
+        }
+        (_, Column::Invalid { .. }) => unreachable!("checked above"),
+    }
+    Ok((filled, unseen))
+}
+
 impl Encoding {
     /// Learns the encoding from every column's statistics (in file order, the target among
     /// them; see [`crate::stats`]), gathered from a table, a streamed file's chunks or the
@@ -913,97 +1025,11 @@ impl Encoding {
         let (mut filled, mut unseen) = (0, 0);
         let mut offset = 0;
         for feature in &self.features {
-            let name = feature.name();
-            let column = table.column(name).expect("checked above");
-            if let Column::Invalid {
-                row, value, reason, ..
-            } = column
-            {
-                // The reader's hint is for training (--categorical); here the model decides.
-                return Err(Error::data(
-                    table.location(Some(*row), Some(name)),
-                    format!("'{value}' {reason}"),
-                    "the model needs a number here: fix the value, or leave the row out",
-                ));
-            }
-            let mut out = x.slice_mut(ndarray::s![.., offset..offset + feature.width()]);
-            match (feature, column) {
-                (
-                    Feature::Numeric {
-                        mean, std, fill, ..
-                    },
-                    Column::Numeric { values, .. },
-                ) => {
-                    filled += standardise(table, name, values, (*mean, *std, *fill), rows, out)?;
-                }
-                (
-                    Feature::Categorical {
-                        categories, fill, ..
-                    },
-                    Column::Text {
-                        codes,
-                        categories: seen,
-                        ..
-                    },
-                ) => {
-                    let fill = (categories.as_slice(), fill.as_deref());
-                    let (f, u) = one_hot(table, name, (codes, seen), fill, rows, unknown, out)?;
-                    filled += f;
-                    unseen += u;
-                }
-                (
-                    Feature::Robust {
-                        median,
-                        scale,
-                        fill,
-                        ..
-                    },
-                    Column::Numeric { values, .. },
-                ) => {
-                    let stats = (*median, *scale, *fill);
-                    filled += robust_scale(table, name, values, stats, rows, out)?;
-                }
-                (
-                    Feature::Piecewise {
-                        mean,
-                        std,
-                        edges,
-                        fill,
-                        ..
-                    },
-                    Column::Numeric { values, .. },
-                ) => {
-                    let (first, mut bins) = out.view_mut().split_at(ndarray::Axis(1), 1);
-                    filled += standardise(table, name, values, (*mean, *std, *fill), rows, first)?;
-                    for (i, &r) in rows.iter().enumerate() {
-                        // The filled-in or present value, as standardise saw it.
-                        let v = match values[r] {
-                            v if v.is_nan() => fill.unwrap_or(f32::NAN),
-                            v => v,
-                        } as f64;
-                        for (t, pair) in edges.windows(2).enumerate() {
-                            bins[[i, t]] = bin_input(v, pair[0], pair[1]) as f32;
-                        }
-                    }
-                }
-                (
-                    Feature::Numeric { .. } | Feature::Robust { .. } | Feature::Piecewise { .. },
-                    Column::Text { .. },
-                ) => {
-                    let (row, value) = column.first_text().unwrap_or((0, ""));
-                    return Err(Error::data(
-                        table.location(Some(row), Some(name)),
-                        format!(
-                            "'{value}' is not a number, but the model was trained on numbers here"
-                        ),
-                        "check that this is the same kind of file the model was trained on",
-                    ));
-                }
-                (Feature::Categorical { .. }, _) => {
-                    unreachable!("categorical features are read as text")
-                }
-                (_, Column::Invalid { .. }) => unreachable!("checked above"),
-            }
+            let column = table.column(feature.name()).expect("checked above");
+            let out = x.slice_mut(ndarray::s![.., offset..offset + feature.width()]);
+            let (f, u) = encode_feature(table, feature, column, rows, unknown, out)?;
+            filled += f;
+            unseen += u;
             offset += feature.width();
         }
         Ok(Encoded {

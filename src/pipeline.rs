@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use ndarray::Array2;
+use ndarray::{Array2, Axis};
 use sha2::{Digest, Sha256};
 
 use crate::comm::Communicator;
@@ -634,8 +634,7 @@ fn train_folds<'a>(
     comm: Option<&'a dyn Communicator>,
 ) -> Result<Trained> {
     let k = config.folds;
-    let x = &prepared.x_train;
-    let y = &prepared.y_train;
+    let (x, y) = (&prepared.x_train, &prepared.y_train);
     let rows = x.nrows();
     let classes = match y {
         Targets::Classes(c) => Some(c.as_slice()),
@@ -646,8 +645,7 @@ fn train_folds<'a>(
     let mut networks = Vec::with_capacity(k);
     let mut best_epochs = Vec::with_capacity(k);
     let mut first_outcome = None;
-    // Out-of-fold totals: loss, correct classes, and R²'s sums of squares.
-    let (mut oof_loss, mut correct, mut ss_res) = (0f64, 0usize, 0f64);
+    let mut out_of_fold = OutOfFold::default();
     for f in 0..k {
         let train_rows: Vec<usize> = (0..rows).filter(|&r| fold[r] != f).collect();
         let val_rows: Vec<usize> = (0..rows).filter(|&r| fold[r] == f).collect();
@@ -659,52 +657,22 @@ fn train_folds<'a>(
                 Hint::text("use fewer folds, or ").setting(Setting::Folds, 0),
             ));
         }
-        let (x_tr, y_tr) = (
-            x.select(ndarray::Axis(0), &train_rows),
-            select(y, &train_rows),
-        );
-        let (x_va, y_va) = (x.select(ndarray::Axis(0), &val_rows), select(y, &val_rows));
-        let seed = config.seed.wrapping_add(f as u64);
-        let mut network = new_network(prepared, config, seed);
-        let mut optimizer = config.build_optimizer()?;
-        let fold_config = TrainConfig {
-            seed,
-            ..config.clone()
-        };
         // The first fold's epochs are the ones shown and watched.
-        let (hook, watch) = if f == 0 {
-            (on_epoch.take(), observer.take())
-        } else {
-            (None, None)
+        let hooks = Hooks {
+            interrupt,
+            on_epoch: if f == 0 { on_epoch.take() } else { None },
+            observer: if f == 0 { observer.take() } else { None },
+            comm,
         };
+        let seed = config.seed.wrapping_add(f as u64);
+        let rows = (train_rows.as_slice(), val_rows.as_slice());
+        let (mut network, outcome) = fit_fold(prepared, config, loss.as_mut(), rows, seed, hooks)?;
+        let (x_va, y_va) = (x.select(Axis(0), &val_rows), select(y, &val_rows));
         let validation = Batch {
             x: x_va.view(),
             y: &y_va,
         };
-        let outcome = fit(
-            &mut network,
-            loss.as_mut(),
-            optimizer.as_mut(),
-            Batch {
-                x: x_tr.view(),
-                y: &y_tr,
-            },
-            Some(validation),
-            &fold_config,
-            Hooks {
-                interrupt,
-                on_epoch: hook,
-                observer: watch,
-                comm,
-            },
-        )?;
-        let (l, m) = crate::train::evaluate(&mut network, validation)?;
-        oof_loss += l as f64 * val_rows.len() as f64;
-        match &y_va {
-            Targets::Classes(_) => correct += (m as f64 * val_rows.len() as f64).round() as usize,
-            // The MSE of standardised targets is the residual sum of squares per row.
-            Targets::Values(_) => ss_res += l as f64 * val_rows.len() as f64,
-        }
+        out_of_fold.add(&mut network, validation)?;
         networks.push(network);
         best_epochs.push(outcome.best_epoch);
         let stopped = outcome.stop == StopReason::Interrupted;
@@ -716,39 +684,12 @@ fn train_folds<'a>(
         }
     }
     let outcome = first_outcome.expect("at least one fold ran");
-    let trained_rows = rows as f64;
-    let metric = match y {
-        Targets::Classes(_) => correct as f64 / trained_rows,
-        Targets::Values(v) => {
-            let mean = v.iter().map(|&t| t as f64).sum::<f64>() / trained_rows;
-            let ss_tot: f64 = v.iter().map(|&t| (t as f64 - mean).powi(2)).sum();
-            if ss_tot > 0.0 {
-                1.0 - ss_res / ss_tot
-            } else {
-                0.0
-            }
-        }
-    } as f32;
-    let best = outcome.best_epoch - 1;
-    let metrics = Metrics {
-        best_epoch: outcome.best_epoch,
-        train_loss: outcome.history.train_loss[best],
-        validation_loss: Some((oof_loss / trained_rows) as f32),
-        validation_accuracy: (prepared.task == Task::Classification).then_some(metric),
-        validation_r2: (prepared.task == Task::Regression).then_some(metric),
-    };
     let mut networks = networks.into_iter();
     let mut network = networks.next().expect("at least one fold ran");
     let mut ensemble: Vec<Sequential> = networks.collect();
-    let mut file = model_file(
-        &Source::of(prepared),
-        config,
-        &mut network,
-        &mut ensemble,
-        &outcome,
-        None,
-    );
-    file.metrics = metrics;
+    let source = Source::of(prepared);
+    let mut file = model_file(&source, config, &mut network, &mut ensemble, &outcome, None);
+    file.metrics = out_of_fold.metrics(y, prepared.task, &outcome);
     Ok(Trained {
         model: Model {
             file,
@@ -758,6 +699,95 @@ fn train_folds<'a>(
         outcome,
         fold_epochs: best_epochs,
     })
+}
+
+/// Trains a network of seed `seed` on the `rows` (training, held out) of `prepared`'s
+/// training rows, early-stopping on the held-out ones.
+fn fit_fold(
+    prepared: &Prepared,
+    config: &TrainConfig,
+    loss: &mut dyn Loss,
+    (train_rows, val_rows): (&[usize], &[usize]),
+    seed: u64,
+    hooks: Hooks<'_>,
+) -> Result<(Sequential, FitOutcome)> {
+    let (x, y) = (&prepared.x_train, &prepared.y_train);
+    let (x_tr, y_tr) = (x.select(Axis(0), train_rows), select(y, train_rows));
+    let (x_va, y_va) = (x.select(Axis(0), val_rows), select(y, val_rows));
+    let mut network = new_network(prepared, config, seed);
+    let mut optimizer = config.build_optimizer()?;
+    let fold_config = TrainConfig {
+        seed,
+        ..config.clone()
+    };
+    let training = Batch {
+        x: x_tr.view(),
+        y: &y_tr,
+    };
+    let validation = Batch {
+        x: x_va.view(),
+        y: &y_va,
+    };
+    let opt = optimizer.as_mut();
+    let outcome = fit(
+        &mut network,
+        loss,
+        opt,
+        training,
+        Some(validation),
+        &fold_config,
+        hooks,
+    )?;
+    Ok((network, outcome))
+}
+
+/// Out-of-fold totals over the folds' held-out rows: loss, correct classes, and R²'s
+/// residual sum of squares.
+#[derive(Default)]
+struct OutOfFold {
+    loss: f64,
+    correct: usize,
+    ss_res: f64,
+}
+
+impl OutOfFold {
+    /// Adds how `network` does on its fold's held-out rows.
+    fn add(&mut self, network: &mut Sequential, held_out: Batch) -> Result<()> {
+        let n = held_out.x.nrows() as f64;
+        let (l, m) = crate::train::evaluate(network, held_out)?;
+        self.loss += l as f64 * n;
+        match held_out.y {
+            Targets::Classes(_) => self.correct += (m as f64 * n).round() as usize,
+            // The MSE of standardised targets is the residual sum of squares per row.
+            Targets::Values(_) => self.ss_res += l as f64 * n,
+        }
+        Ok(())
+    }
+
+    /// The model's figures: the first network's best epoch and training loss, and the
+    /// out-of-fold loss and accuracy or R² over every row `y`.
+    fn metrics(&self, y: &Targets, task: Task, outcome: &FitOutcome) -> Metrics {
+        let rows = y.len() as f64;
+        let metric = match y {
+            Targets::Classes(_) => self.correct as f64 / rows,
+            Targets::Values(v) => {
+                let mean = v.iter().map(|&t| t as f64).sum::<f64>() / rows;
+                let ss_tot: f64 = v.iter().map(|&t| (t as f64 - mean).powi(2)).sum();
+                if ss_tot > 0.0 {
+                    1.0 - self.ss_res / ss_tot
+                } else {
+                    0.0
+                }
+            }
+        } as f32;
+        Metrics {
+            best_epoch: outcome.best_epoch,
+            train_loss: outcome.history.train_loss[outcome.best_epoch - 1],
+            validation_loss: Some((self.loss / rows) as f32),
+            validation_accuracy: (task == Task::Classification).then_some(metric),
+            validation_r2: (task == Task::Regression).then_some(metric),
+        }
+    }
 }
 
 /// The rows `rows` of `targets`.
