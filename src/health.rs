@@ -16,9 +16,10 @@ use ndarray::{ArrayView2, Axis};
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::boundary::PALETTE;
 use crate::layer::LayerSpec;
-use crate::plot::{register_font, render_png_with, write_png_with};
+use crate::plot::{
+    DrawResult, Frame, PALETTE, canvas, draw_legend, light_grid, render_png_with, write_png_with,
+};
 use crate::sequential::Sequential;
 use crate::train::{EpochReport, Observer, TrainConfig};
 
@@ -531,15 +532,8 @@ impl Health {
         })
     }
 
-    fn draw(
-        &self,
-        rgb: &mut [u8],
-        size: (u32, u32),
-        title: &str,
-    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
-        register_font();
-        let root = BitMapBackend::with_buffer(rgb, size).into_drawing_area();
-        root.fill(&WHITE)?;
+    fn draw(&self, rgb: &mut [u8], size: (u32, u32), title: &str) -> DrawResult {
+        let root = canvas(rgb, size)?;
         let values = self
             .linear
             .iter()
@@ -561,23 +555,26 @@ impl Health {
         } else {
             (1e-6, 1.0)
         };
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 26))
-            .margin(16)
-            .x_label_area_size(50)
-            .y_label_area_size(90)
+        let frame = Frame {
+            title,
+            title_size: 26,
+            margin: 16,
+            x_labels: 50,
+            y_labels: 90,
+            right_labels: 0,
+        };
+        let mut chart = frame
+            .on(&root)
             .build_cartesian_2d(1f32..epochs as f32, (lo..hi).log_scale())?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc("gradient norm ‖dL/dW‖ (log scale)")
-            .axis_desc_style(("sans-serif", 20))
-            .label_style(("sans-serif", 16))
-            .y_label_formatter(&|v| format!("{v:.0e}"))
-            .x_label_formatter(&|v| format!("{}", v.round() as i64))
-            .light_line_style(RGBColor(235, 235, 235))
-            .bold_line_style(RGBColor(200, 200, 200))
-            .draw()?;
+        light_grid(
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .y_desc("gradient norm ‖dL/dW‖ (log scale)")
+                .y_label_formatter(&|v| format!("{v:.0e}"))
+                .x_label_formatter(&|v| format!("{}", v.round() as i64)),
+        )
+        .draw()?;
         for (k, l) in self.linear.iter().enumerate() {
             let colour = PALETTE[k % PALETTE.len()];
             chart
@@ -594,13 +591,7 @@ impl Health {
                     PathElement::new([(x, y), (x + 24, y)], colour.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(("sans-serif", 18))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .draw()?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present()?;
         Ok(())
     }

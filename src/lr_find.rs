@@ -14,7 +14,9 @@ use crate::dataset::Targets;
 use crate::error::Result;
 use crate::loss::Target;
 use crate::pipeline::Prepared;
-use crate::plot::{register_font, render_png_with, write_png_with};
+use crate::plot::{
+    DrawResult, Frame, canvas, draw_legend, light_grid, render_png_with, write_png_with,
+};
 use crate::train::{TrainConfig, build_network, loss_for, train_step};
 
 /// The sweep's settings: `steps` learning rates from `start` to `end`, spaced evenly on a
@@ -159,15 +161,8 @@ impl LrFind {
         })
     }
 
-    fn draw(
-        &self,
-        rgb: &mut [u8],
-        size: (u32, u32),
-        title: &str,
-    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
-        register_font();
-        let root = BitMapBackend::with_buffer(rgb, size).into_drawing_area();
-        root.fill(&WHITE)?;
+    fn draw(&self, rgb: &mut [u8], size: (u32, u32), title: &str) -> DrawResult {
+        let root = canvas(rgb, size)?;
         let first = self.learning_rates.first().copied().unwrap_or(1e-7);
         let last = self
             .learning_rates
@@ -193,22 +188,25 @@ impl LrFind {
             }
             _ => (0.0, 1.0),
         };
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 26))
-            .margin(16)
-            .x_label_area_size(50)
-            .y_label_area_size(80)
+        let frame = Frame {
+            title,
+            title_size: 26,
+            margin: 16,
+            x_labels: 50,
+            y_labels: 80,
+            right_labels: 0,
+        };
+        let mut chart = frame
+            .on(&root)
             .build_cartesian_2d((first..last).log_scale(), lo..hi)?;
-        chart
-            .configure_mesh()
-            .x_desc("learning rate (log scale)")
-            .y_desc("training loss")
-            .axis_desc_style(("sans-serif", 20))
-            .label_style(("sans-serif", 16))
-            .x_label_formatter(&|v| format!("{v:.0e}"))
-            .light_line_style(RGBColor(235, 235, 235))
-            .bold_line_style(RGBColor(200, 200, 200))
-            .draw()?;
+        light_grid(
+            chart
+                .configure_mesh()
+                .x_desc("learning rate (log scale)")
+                .y_desc("training loss")
+                .x_label_formatter(&|v| format!("{v:.0e}")),
+        )
+        .draw()?;
         let raw = RGBColor(170, 190, 215);
         chart
             .draw_series(LineSeries::new(
@@ -242,13 +240,7 @@ impl LrFind {
                 self.suggested
             ))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], red.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font(("sans-serif", 18))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .draw()?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         root.present()?;
         Ok(())
     }
