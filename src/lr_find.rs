@@ -60,15 +60,16 @@ pub struct LrFind {
     pub lowest: f32,
 }
 
-/// Runs the range test on the training split of `prepared` with the network, optimizer
-/// and batch size of `config` (its learning rate is ignored). Stops early once the
-/// smoothed loss is four times its minimum or not finite, as fastai does.
+/// Runs the range test on the training split of `prepared` with the network (built as
+/// training builds it, dropout included), optimizer and batch size of `config` (its
+/// learning rate is ignored). Stops early once the smoothed loss is four times its minimum
+/// or not finite, as fastai does.
 pub fn lr_find(prepared: &Prepared, config: &TrainConfig, sweep: Sweep) -> Result<LrFind> {
     config.validate()?;
     let mut network = new_network(prepared, config, config.seed);
     let mut loss = loss_for(prepared.task, config)?;
     let mut optimizer = config.build_optimizer()?;
-    let mut batches = Batches::new(prepared, config.batch_size, config.seed);
+    let mut batches = SweepBatches::new(prepared, config.batch_size, config.seed);
 
     let steps = sweep.steps.max(2);
     let ratio = (sweep.end / sweep.start) as f64;
@@ -138,7 +139,7 @@ impl Smoothing {
 
 /// Mini-batches of the training split, drawn in a fresh shuffle each time the rows run out,
 /// into buffers sized once.
-struct Batches<'a> {
+struct SweepBatches<'a> {
     prepared: &'a Prepared,
     batch: usize,
     rng: StdRng,
@@ -149,7 +150,7 @@ struct Batches<'a> {
     values: Array2<f32>,
 }
 
-impl<'a> Batches<'a> {
+impl<'a> SweepBatches<'a> {
     fn new(prepared: &'a Prepared, batch_size: usize, seed: u64) -> Self {
         let x = &prepared.x_train;
         let rows = x.nrows();
