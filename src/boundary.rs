@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use ndarray::{Array2, ArrayView2, Axis};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::dataset::{Encoding, Feature, TargetEncoding, Targets, bin_input};
@@ -15,7 +16,7 @@ use crate::error::{Error, Hint, Result};
 use crate::fsutil::write_output;
 use crate::metrics::argmax;
 use crate::model::{Model, Predictions};
-use crate::plot::{encode_png, register_font, write_png_with};
+use crate::plot::{DrawResult, Frame, PALETTE, canvas, encode_png, write_png_with};
 use crate::sequential::Sequential;
 use crate::train::{EpochReport, Observer};
 
@@ -226,20 +227,6 @@ pub struct BoundaryPlot<'a> {
     pub title: String,
 }
 
-/// Ten distinguishable colours (matplotlib's tab10).
-pub(crate) const PALETTE: [RGBColor; 10] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(23, 190, 207),
-];
-
 fn class_colour(class: usize) -> RGBColor {
     PALETTE[class % PALETTE.len()]
 }
@@ -324,23 +311,20 @@ impl BoundaryPlot<'_> {
         Ok(rgb)
     }
 
-    fn draw(
-        &self,
-        rgb: &mut [u8],
-        size: (u32, u32),
-        surface: &Surface,
-    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
-        register_font();
-        let root = BitMapBackend::with_buffer(rgb, size).into_drawing_area();
-        root.fill(&WHITE)?;
+    fn draw(&self, rgb: &mut [u8], size: (u32, u32), surface: &Surface) -> DrawResult {
+        let root = canvas(rgb, size)?;
         let plane = self.plane;
         let small = size.0 < 700;
-        let font = |big: u32| ("sans-serif", if small { big * 3 / 4 } else { big });
-        let mut chart = ChartBuilder::on(&root)
-            .caption(&self.title, font(26))
-            .margin(14)
-            .x_label_area_size(if small { 40 } else { 50 })
-            .y_label_area_size(if small { 55 } else { 70 })
+        let frame = Frame {
+            title: &self.title,
+            title_size: font(small, 26).1,
+            margin: 14,
+            x_labels: if small { 40 } else { 50 },
+            y_labels: if small { 55 } else { 70 },
+            right_labels: 0,
+        };
+        let mut chart = frame
+            .on(&root)
             .build_cartesian_2d(plane.x.0..plane.x.1, plane.y.0..plane.y.1)?;
 
         // Value range for a regression colour scale: the grid and the points together.
@@ -348,21 +332,61 @@ impl BoundaryPlot<'_> {
             Targets::Values(v) => v.iter().map(|&z| self.target_value(z)).collect(),
             Targets::Classes(_) => Vec::new(),
         };
-        let (lo, hi) = surface
-            .values
-            .iter()
-            .map(|&v| v as f64)
-            .chain(values.iter().copied())
-            .filter(|v| v.is_finite())
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-                (lo.min(v), hi.max(v))
-            });
-        let unit = |v: f64| if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
+        let range = value_range(surface, &values);
+        self.draw_cells(&mut chart, surface, range)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc(&plane.names[0])
+            .y_desc(&plane.names[1])
+            .x_label_formatter(&tidy)
+            .y_label_formatter(&tidy)
+            .axis_desc_style(font(small, 20))
+            .label_style(font(small, 16))
+            .draw()?;
+
+        // A handful of points (XOR's four) are drawn large.
+        let radius = match (self.points.nrows(), small) {
+            (0..=20, _) => 9,
+            (_, true) => 4,
+            _ => 5,
+        };
+        match (self.targets, self.target) {
+            (Targets::Classes(classes), TargetEncoding::Classes { labels, .. }) => {
+                self.draw_classes(&mut chart, classes, labels, radius, small)?;
+            }
+            (Targets::Values(_), TargetEncoding::Values { .. }) => {
+                chart.draw_series(values.iter().enumerate().map(|(r, &v)| {
+                    EmptyElement::at(self.point(r))
+                        + Circle::new((0, 0), radius, scale(unit(v, range)).filled())
+                        + Circle::new((0, 0), radius, BLACK.stroke_width(1))
+                }))?;
+                let key = format!(
+                    "{}: {} (dark) to {} (yellow)",
+                    self.target.name(),
+                    short(range.0),
+                    short(range.1)
+                );
+                root.draw(&Text::new(key, (20, size.1 as i32 - 22), font(small, 15)))?;
+            }
+            _ => return Err("the targets do not match the model's task".into()),
+        }
+        root.present()?;
+        Ok(())
+    }
+
+    /// The grid's cells, tinted by class or by value (on the colour scale over `range`).
+    fn draw_cells(
+        &self,
+        chart: &mut PlaneChart<'_, '_>,
+        surface: &Surface,
+        range: (f64, f64),
+    ) -> DrawResult {
+        let plane = self.plane;
         let cell_colour = |v: f32| match self.target {
             TargetEncoding::Classes { .. } => tint(class_colour(v as usize), 0.3),
-            TargetEncoding::Values { .. } => tint(scale(unit(v as f64)), 0.55),
+            TargetEncoding::Values { .. } => tint(scale(unit(v as f64, range)), 0.55),
         };
-
         let n = surface.resolution;
         let (w, h) = (
             (plane.x.1 - plane.x.0) / n as f64,
@@ -376,74 +400,52 @@ impl BoundaryPlot<'_> {
                 cell_colour(surface.values[cell]).filled(),
             )
         }))?;
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .x_desc(&plane.names[0])
-            .y_desc(&plane.names[1])
-            .x_label_formatter(&tidy)
-            .y_label_formatter(&tidy)
-            .axis_desc_style(font(20))
-            .label_style(font(16))
-            .draw()?;
-
-        let point = |row: usize| {
-            let z = self.points.row(row);
-            (
-                z[0] as f64 * plane.std[0] + plane.mean[0],
-                z[plane.second()] as f64 * plane.std[1] + plane.mean[1],
-            )
-        };
-        // A handful of points (XOR's four) are drawn large.
-        let radius = match (self.points.nrows(), small) {
-            (0..=20, _) => 9,
-            (_, true) => 4,
-            _ => 5,
-        };
-        match (self.targets, self.target) {
-            (Targets::Classes(classes), TargetEncoding::Classes { labels, .. }) => {
-                for (class, label) in labels.iter().enumerate() {
-                    let colour = class_colour(class);
-                    let rows = classes
-                        .iter()
-                        .enumerate()
-                        .filter(move |&(_, &c)| c == class)
-                        .map(|(r, _)| r);
-                    chart
-                        .draw_series(rows.map(|r| {
-                            EmptyElement::at(point(r))
-                                + Circle::new((0, 0), radius, colour.filled())
-                                + Circle::new((0, 0), radius, BLACK.stroke_width(1))
-                        }))?
-                        .label(label.as_str())
-                        .legend(move |(x, y)| Circle::new((x + 8, y), 6, colour.filled()));
-                }
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperRight)
-                    .label_font(font(16))
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(RGBColor(150, 150, 150))
-                    .draw()?;
-            }
-            (Targets::Values(_), TargetEncoding::Values { .. }) => {
-                chart.draw_series(values.iter().enumerate().map(|(r, &v)| {
-                    EmptyElement::at(point(r))
-                        + Circle::new((0, 0), radius, scale(unit(v)).filled())
-                        + Circle::new((0, 0), radius, BLACK.stroke_width(1))
-                }))?;
-                let key = format!(
-                    "{}: {} (dark) to {} (yellow)",
-                    self.target.name(),
-                    short(lo),
-                    short(hi)
-                );
-                root.draw(&Text::new(key, (20, size.1 as i32 - 22), font(15)))?;
-            }
-            _ => return Err("the targets do not match the model's task".into()),
-        }
-        root.present()?;
         Ok(())
+    }
+
+    /// The training points in their classes' colours, with a legend of the labels.
+    fn draw_classes<'a, 'b: 'a>(
+        &self,
+        chart: &mut PlaneChart<'a, 'b>,
+        classes: &[usize],
+        labels: &[String],
+        radius: i32,
+        small: bool,
+    ) -> DrawResult {
+        for (class, label) in labels.iter().enumerate() {
+            let colour = class_colour(class);
+            let rows = classes
+                .iter()
+                .enumerate()
+                .filter(move |&(_, &c)| c == class)
+                .map(|(r, _)| r);
+            chart
+                .draw_series(rows.map(|r| {
+                    EmptyElement::at(self.point(r))
+                        + Circle::new((0, 0), radius, colour.filled())
+                        + Circle::new((0, 0), radius, BLACK.stroke_width(1))
+                }))?
+                .label(label.as_str())
+                .legend(move |(x, y)| Circle::new((x + 8, y), 6, colour.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font(font(small, 16))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(150, 150, 150))
+            .draw()?;
+        Ok(())
+    }
+
+    /// Training point `row` in the columns' own units.
+    fn point(&self, row: usize) -> (f64, f64) {
+        let plane = self.plane;
+        let z = self.points.row(row);
+        (
+            z[0] as f64 * plane.std[0] + plane.mean[0],
+            z[plane.second()] as f64 * plane.std[1] + plane.mean[1],
+        )
     }
 
     /// A standardised target value in the target's units.
@@ -453,6 +455,33 @@ impl BoundaryPlot<'_> {
             TargetEncoding::Classes { .. } => z as f64,
         }
     }
+}
+
+/// The boundary chart: the plane in the columns' own units.
+type PlaneChart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The text style of size `big`, three quarters of it on a small picture.
+fn font(small: bool, big: u32) -> (&'static str, u32) {
+    ("sans-serif", if small { big * 3 / 4 } else { big })
+}
+
+/// The finite range of the grid's and the points' values together.
+fn value_range(surface: &Surface, values: &[f64]) -> (f64, f64) {
+    surface
+        .values
+        .iter()
+        .map(|&v| v as f64)
+        .chain(values.iter().copied())
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        })
+}
+
+/// `v` on [0, 1] across `(lo, hi)`; the middle when the range is empty.
+fn unit(v: f64, (lo, hi): (f64, f64)) -> f64 {
+    if hi > lo { (v - lo) / (hi - lo) } else { 0.5 }
 }
 
 /// An axis label without `-0.0`.

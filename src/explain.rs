@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::dataset::{Feature, TargetEncoding, Targets, Task};
 use crate::error::{Error, Result};
 use crate::labelled::read_table;
-use crate::layer::LayerSpec;
+use crate::layer::{Layer, LayerSpec};
 use crate::loss::{Loss, Mse, SoftmaxCrossEntropy, Target, softmax_rows};
 use crate::model::{Model, Predictions};
 
@@ -178,8 +178,28 @@ pub fn explain(model: &mut Model, x: ArrayView2<f32>, y: &Targets) -> Explanatio
     assert_eq!(y.len(), 1, "explain: one target");
     let specs = model.network.specs();
     let layers = model.network.layers_mut();
+    let values = forward(layers, x);
+    let output = values.last().expect("at least the input").clone();
+    let loss = loss_trace(output.view(), y);
+    let traces = backward(layers, &specs, &values, &loss.grad);
+    let prediction = network_prediction(model, output.view(), y);
+    let ensemble = (!model.ensemble.is_empty()).then(|| ensemble_note(model, x, &prediction));
+    let encoding = &model.file.encoding;
+    Explanation {
+        file: String::new(),
+        row: 0,
+        line: 0,
+        input_names: input_names(&encoding.features),
+        layers: traces,
+        loss,
+        prediction,
+        ensemble,
+    }
+}
 
-    // Forward: keep every layer's input and output.
+/// The forward pass of the row `x`, keeping every layer's input and output: the input,
+/// then each layer's output.
+fn forward(layers: &mut [Box<dyn Layer>], x: ArrayView2<f32>) -> Vec<Array2<f32>> {
     let mut values: Vec<Array2<f32>> = vec![x.to_owned()];
     for layer in layers.iter_mut() {
         let out = layer
@@ -187,14 +207,16 @@ pub fn explain(model: &mut Model, x: ArrayView2<f32>, y: &Targets) -> Explanatio
             .to_owned();
         values.push(out);
     }
-    let output = values.last().expect("at least the input").clone();
+    values
+}
 
-    // The loss node starts the backward pass: dL/dL = 1, times dL/d(output).
-    let loss = match y {
+/// The loss node that starts the backward pass: dL/dL = 1, times dL/d(output).
+fn loss_trace(output: ArrayView2<f32>, y: &Targets) -> LossTrace {
+    match y {
         Targets::Classes(c) => {
             let mut ce = SoftmaxCrossEntropy::new();
             let value = ce
-                .forward(output.view(), Target::Classes(c))
+                .forward(output, Target::Classes(c))
                 .expect("one class index within the model's outputs");
             LossTrace {
                 formula: "softmax cross-entropy: L = −log softmax(z)[target]",
@@ -206,7 +228,7 @@ pub fn explain(model: &mut Model, x: ArrayView2<f32>, y: &Targets) -> Explanatio
         Targets::Values(t) => {
             let mut mse = Mse::new();
             let value = mse
-                .forward(output.view(), Target::Dense(t.view()))
+                .forward(output, Target::Dense(t.view()))
                 .expect("one value");
             LossTrace {
                 formula: "squared error on the standardised target: L = (p − t)²",
@@ -215,44 +237,25 @@ pub fn explain(model: &mut Model, x: ArrayView2<f32>, y: &Targets) -> Explanatio
                 grad: mse.backward().iter().copied().collect(),
             }
         }
-    };
+    }
+}
 
-    // Backward, last layer first: each layer turns dL/dy into dL/dx.
-    let mut grad = Array2::from_shape_vec((1, loss.grad.len()), loss.grad.clone())
+/// The backward pass from the loss gradient `loss_grad`, last layer first (each layer
+/// turns dL/dy into dL/dx); the traces come back first layer first. `values` are the
+/// forward pass's.
+fn backward(
+    layers: &mut [Box<dyn Layer>],
+    specs: &[LayerSpec],
+    values: &[Array2<f32>],
+    loss_grad: &[f32],
+) -> Vec<LayerTrace> {
+    let mut grad = Array2::from_shape_vec((1, loss_grad.len()), loss_grad.to_vec())
         .expect("one row of outputs");
     let mut traces = Vec::with_capacity(layers.len());
     for (index, layer) in layers.iter_mut().enumerate().rev() {
         let grad_input = layer.backward(grad.view()).to_owned();
         let (input, out) = (&values[index], &values[index + 1]);
         let spec = specs[index];
-        let local = match spec {
-            LayerSpec::Linear { outputs, .. } => {
-                let mut grads: Vec<Vec<f32>> = Vec::new();
-                layer.visit_params(&mut |p| grads.push(p.grad.to_vec()));
-                let grad_bias = grads.pop().expect("a bias");
-                let grad_weight = grads.pop().expect("a weight");
-                Local::Linear {
-                    grad_weight: grad_weight.chunks(outputs).map(<[f32]>::to_vec).collect(),
-                    grad_bias,
-                }
-            }
-            LayerSpec::Relu => Local::Elementwise {
-                rule: "relu′ = 1 if x > 0 else 0",
-                derivative: input.iter().map(|&v| f32::from(v > 0.0)).collect(),
-            },
-            LayerSpec::Sigmoid => Local::Elementwise {
-                rule: "σ′ = y·(1 − y)",
-                derivative: out.iter().map(|&s| s * (1.0 - s)).collect(),
-            },
-            LayerSpec::Tanh => Local::Elementwise {
-                rule: "tanh′ = 1 − y²",
-                derivative: out.iter().map(|&t| 1.0 - t * t).collect(),
-            },
-            LayerSpec::Dropout { .. } => Local::Elementwise {
-                rule: "dropout′ = 1 at predict time (the identity)",
-                derivative: vec![1.0; input.len()],
-            },
-        };
         traces.push(LayerTrace {
             index,
             layer: spec.to_string(),
@@ -260,18 +263,55 @@ pub fn explain(model: &mut Model, x: ArrayView2<f32>, y: &Targets) -> Explanatio
             input: input.iter().copied().collect(),
             output: out.iter().copied().collect(),
             grad_output: grad.iter().copied().collect(),
-            local,
+            local: local(layer.as_mut(), spec, input, out),
             grad_input: grad_input.iter().copied().collect(),
         });
         grad = grad_input;
     }
     traces.reverse();
+    traces
+}
 
+/// A layer's local derivative at its `input` and output `out`, after its backward pass:
+/// a linear layer's parameter gradients, or an activation's derivative.
+fn local(layer: &mut dyn Layer, spec: LayerSpec, input: &Array2<f32>, out: &Array2<f32>) -> Local {
+    match spec {
+        LayerSpec::Linear { outputs, .. } => {
+            let mut grads: Vec<Vec<f32>> = Vec::new();
+            layer.visit_params(&mut |p| grads.push(p.grad.to_vec()));
+            let grad_bias = grads.pop().expect("a bias");
+            let grad_weight = grads.pop().expect("a weight");
+            Local::Linear {
+                grad_weight: grad_weight.chunks(outputs).map(<[f32]>::to_vec).collect(),
+                grad_bias,
+            }
+        }
+        LayerSpec::Relu => Local::Elementwise {
+            rule: "relu′ = 1 if x > 0 else 0",
+            derivative: input.iter().map(|&v| f32::from(v > 0.0)).collect(),
+        },
+        LayerSpec::Sigmoid => Local::Elementwise {
+            rule: "σ′ = y·(1 − y)",
+            derivative: out.iter().map(|&s| s * (1.0 - s)).collect(),
+        },
+        LayerSpec::Tanh => Local::Elementwise {
+            rule: "tanh′ = 1 − y²",
+            derivative: out.iter().map(|&t| 1.0 - t * t).collect(),
+        },
+        LayerSpec::Dropout { .. } => Local::Elementwise {
+            rule: "dropout′ = 1 at predict time (the identity)",
+            derivative: vec![1.0; input.len()],
+        },
+    }
+}
+
+/// What the walked network's `output` predicts, next to the true target `y`.
+fn network_prediction(model: &Model, output: ArrayView2<f32>, y: &Targets) -> Prediction {
     let encoding = &model.file.encoding;
-    let prediction = match (&encoding.target, y) {
+    match (&encoding.target, y) {
         (TargetEncoding::Classes { labels, .. }, Targets::Classes(c)) => {
             let mut p = Array2::zeros(output.dim());
-            softmax_rows(output.view(), p.view_mut());
+            softmax_rows(output, p.view_mut());
             let best = crate::metrics::argmax(p.index_axis(Axis(0), 0));
             Prediction::Classification {
                 target: labels[c[0]].clone(),
@@ -281,53 +321,43 @@ pub fn explain(model: &mut Model, x: ArrayView2<f32>, y: &Targets) -> Explanatio
         }
         (TargetEncoding::Values { .. }, Targets::Values(t)) => Prediction::Regression {
             target: encoding.values_from_outputs(t.view())[0],
-            predicted: encoding.values_from_outputs(output.view())[0],
+            predicted: encoding.values_from_outputs(output)[0],
         },
         _ => panic!("explain: the target's kind does not match the model's task"),
-    };
-    let ensemble = (!model.ensemble.is_empty()).then(|| {
-        let prediction = match (model.predict_encoded(x), &prediction) {
-            (
-                Predictions::Classes {
-                    classes,
-                    probabilities,
-                },
-                Prediction::Classification {
-                    target,
-                    probabilities: labelled,
-                    ..
-                },
-            ) => Prediction::Classification {
-                target: target.clone(),
-                predicted: labelled[classes[0]].0.clone(),
-                probabilities: (labelled.iter().map(|(l, _)| l.clone()))
-                    .zip(probabilities.iter().copied())
-                    .collect(),
+    }
+}
+
+/// The ensemble's prediction for the row `x`, with the labels and target of the network's
+/// `prediction`.
+fn ensemble_note(model: &mut Model, x: ArrayView2<f32>, prediction: &Prediction) -> EnsembleNote {
+    let prediction = match (model.predict_encoded(x), prediction) {
+        (
+            Predictions::Classes {
+                classes,
+                probabilities,
             },
-            (Predictions::Values(v), Prediction::Regression { target, .. }) => {
-                Prediction::Regression {
-                    target: *target,
-                    predicted: v[0],
-                }
-            }
-            _ => unreachable!("the same task"),
-        };
-        EnsembleNote {
-            network: 1,
-            networks: 1 + model.ensemble.len(),
-            prediction,
-        }
-    });
-    let encoding = &model.file.encoding;
-    Explanation {
-        file: String::new(),
-        row: 0,
-        line: 0,
-        input_names: input_names(&encoding.features),
-        layers: traces,
-        loss,
+            Prediction::Classification {
+                target,
+                probabilities: labelled,
+                ..
+            },
+        ) => Prediction::Classification {
+            target: target.clone(),
+            predicted: labelled[classes[0]].0.clone(),
+            probabilities: (labelled.iter().map(|(l, _)| l.clone()))
+                .zip(probabilities.iter().copied())
+                .collect(),
+        },
+        (Predictions::Values(v), Prediction::Regression { target, .. }) => Prediction::Regression {
+            target: *target,
+            predicted: v[0],
+        },
+        _ => unreachable!("the same task"),
+    };
+    EnsembleNote {
+        network: 1,
+        networks: 1 + model.ensemble.len(),
         prediction,
-        ensemble,
     }
 }
 
@@ -420,6 +450,18 @@ impl Explanation {
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = String::new();
+        self.write_header(&mut s);
+        let _ = writeln!(s);
+        self.write_forward(&mut s);
+        let _ = writeln!(s);
+        self.write_backward(&mut s);
+        f.write_str(&s)
+    }
+}
+
+impl Explanation {
+    /// The row, its true target and, for an ensemble, which network is walked.
+    fn write_header(&self, s: &mut String) {
         let truth = match &self.prediction {
             Prediction::Classification { target, .. } => target.clone(),
             Prediction::Regression { target, .. } => format!("{target}"),
@@ -437,7 +479,10 @@ impl fmt::Display for Explanation {
                 k = e.networks
             );
         }
-        let _ = writeln!(s);
+    }
+
+    /// The named inputs, every layer's output, the loss and the prediction.
+    fn write_forward(&self, s: &mut String) {
         let _ = writeln!(s, "forward");
         let input = self.layers.first().map_or(&[][..], |l| &l.input[..]);
         let named: Vec<String> = self
@@ -480,7 +525,10 @@ impl fmt::Display for Explanation {
                 prediction_text(&e.prediction)
             );
         }
-        let _ = writeln!(s);
+    }
+
+    /// The loss gradient, then every layer's gradients, last layer first.
+    fn write_backward(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "backward (from dL/dL = 1; at every node: downstream = local × upstream)"
@@ -494,39 +542,43 @@ impl fmt::Display for Explanation {
         for l in self.layers.iter().rev() {
             let _ = writeln!(s, "  {:>2}  {}", l.index, l.layer);
             let _ = writeln!(s, "        upstream   dL/dy = {}", vector(&l.grad_output));
-            match &l.local {
-                Local::Linear {
-                    grad_weight,
-                    grad_bias,
-                } => {
-                    let rows = grad_weight.len();
-                    let cols = grad_bias.len();
-                    let flat: Vec<f32> = grad_weight.iter().flatten().copied().collect();
-                    let _ = writeln!(
-                        s,
-                        "        dL/dW = xᵀ·dy ({rows}×{cols}, norm {}): first row {}",
-                        number(norm(flat)),
-                        vector(grad_weight.first().map_or(&[][..], |r| &r[..]))
-                    );
-                    let _ = writeln!(s, "        dL/db = dy = {}", vector(grad_bias));
-                    let _ = writeln!(
-                        s,
-                        "        downstream dL/dx = dy·Wᵀ = {} (norm {})",
-                        vector(&l.grad_input),
-                        number(norm(l.grad_input.iter().copied()))
-                    );
-                }
-                Local::Elementwise { rule, derivative } => {
-                    let _ = writeln!(s, "        local      {rule} = {}", vector(derivative));
-                    let _ = writeln!(
-                        s,
-                        "        downstream dL/dx = local ⊙ upstream = {}",
-                        vector(&l.grad_input)
-                    );
-                }
-            }
+            write_local(s, l);
         }
-        f.write_str(&s)
+    }
+}
+
+/// A layer's local gradients and the downstream gradient they give.
+fn write_local(s: &mut String, l: &LayerTrace) {
+    match &l.local {
+        Local::Linear {
+            grad_weight,
+            grad_bias,
+        } => {
+            let rows = grad_weight.len();
+            let cols = grad_bias.len();
+            let flat: Vec<f32> = grad_weight.iter().flatten().copied().collect();
+            let _ = writeln!(
+                s,
+                "        dL/dW = xᵀ·dy ({rows}×{cols}, norm {}): first row {}",
+                number(norm(flat)),
+                vector(grad_weight.first().map_or(&[][..], |r| &r[..]))
+            );
+            let _ = writeln!(s, "        dL/db = dy = {}", vector(grad_bias));
+            let _ = writeln!(
+                s,
+                "        downstream dL/dx = dy·Wᵀ = {} (norm {})",
+                vector(&l.grad_input),
+                number(norm(l.grad_input.iter().copied()))
+            );
+        }
+        Local::Elementwise { rule, derivative } => {
+            let _ = writeln!(s, "        local      {rule} = {}", vector(derivative));
+            let _ = writeln!(
+                s,
+                "        downstream dL/dx = local ⊙ upstream = {}",
+                vector(&l.grad_input)
+            );
+        }
     }
 }
 

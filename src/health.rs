@@ -16,9 +16,10 @@ use ndarray::{ArrayView2, Axis};
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::boundary::PALETTE;
 use crate::layer::LayerSpec;
-use crate::plot::{register_font, render_png_with, write_png_with};
+use crate::plot::{
+    DrawResult, Frame, PALETTE, canvas, draw_legend, light_grid, render_png_with, write_png_with,
+};
 use crate::sequential::Sequential;
 use crate::train::{EpochReport, Observer, TrainConfig};
 
@@ -323,85 +324,109 @@ pub fn diagnose(
     config: &TrainConfig,
     diverged: bool,
 ) -> Health {
-    let mut problems = Vec::new();
     let lr = config.learning_rate;
-    for a in &activations {
-        let share = |n: usize| n as f32 / a.units.max(1) as f32;
-        if let Some(dead) = a.dead.filter(|&d| share(d) > UNIT_PROBLEM_FRACTION) {
-            problems.push(Problem {
-                kind: ProblemKind::DeadRelu,
-                message: format!(
-                    "dead ReLU: {dead} of the {} units of layer {} ({:.0}%) never output a \
-                     positive value on the training rows, so they get no gradient and never \
-                     recover",
-                    a.units,
-                    a.layer,
-                    share(dead) * 100.0
-                ),
-                hint: format!(
-                    "a learning rate too high knocks units dead: lower --lr (it is {lr}; try \
-                     {}), or use --activation tanh",
-                    lr / 10.0
-                ),
-            });
-        }
-        if let Some(sat) = a.saturated.filter(|&s| share(s) > UNIT_PROBLEM_FRACTION) {
-            problems.push(Problem {
-                kind: ProblemKind::Saturated,
-                message: format!(
-                    "saturated units: {sat} of the {} {} units of layer {} ({:.0}%) sit on a \
-                     flat end of the curve for nearly every training row, where the gradient \
-                     is almost zero",
-                    a.units,
-                    a.name,
-                    a.layer,
-                    share(sat) * 100.0
-                ),
-                hint: "use --activation relu, or lower --lr so the weights stay small".into(),
-            });
-        }
+    let mut problems: Vec<Problem> = activations
+        .iter()
+        .flat_map(|a| unit_problems(a, lr))
+        .collect();
+    problems.extend(vanishing(&linear, config));
+    problems.extend(exploding(&linear, diverged, lr));
+    Health {
+        linear,
+        activations,
+        problems,
     }
-    // Per-weight gradient size (RMS) of the first and the last linear layer, epoch by
-    // epoch; the median ratio ignores the first epochs, when the output layer starts at
-    // zero and passes no gradient down.
-    if let (Some(first), Some(last)) = (linear.first(), linear.last())
-        && linear.len() >= 2
-    {
-        let rms = |l: &LinearHealth, e: usize| l.grad_norm[e] / (l.weights.max(1) as f32).sqrt();
-        let epochs = first.grad_norm.len().min(last.grad_norm.len());
-        let ratios: Vec<f32> = (epochs / 2..epochs)
-            .map(|e| rms(first, e) / rms(last, e))
-            .collect();
-        let ratio = median(&ratios);
-        if ratio < VANISHING_RATIO {
-            let activation = format!("{:?}", config.activation).to_lowercase();
-            let optimizer = format!("{:?}", config.optimizer).to_lowercase();
-            problems.push(Problem {
-                kind: ProblemKind::Vanishing,
-                message: format!(
-                    "vanishing gradients: per weight, the first layer's gradient is {} times \
-                     smaller than the last layer's ({} layers of {activation}), so the first \
-                     layers barely learn",
-                    format_ratio(1.0 / ratio),
-                    config.hidden.len()
-                ),
-                hint: match (config.activation, config.optimizer) {
-                    (crate::train::Activation::Relu, _) => {
-                        "use fewer or wider layers, or --optimizer adam".to_string()
-                    }
-                    (_, crate::train::OptimizerKind::Adam) => format!(
-                        "use --activation relu ({activation} multiplies the gradient by at \
-                         most {} per layer), or fewer layers",
-                        if activation == "sigmoid" { "0.25" } else { "1" }
-                    ),
-                    _ => format!(
-                        "use --activation relu, or --optimizer adam (which rescales small \
-                         gradients) instead of {optimizer}, or fewer layers"
-                    ),
-                },
-            });
-        }
+}
+
+/// Too many dead (ReLU) or saturated (sigmoid, tanh) units in the activation layer `a`;
+/// `lr` is the learning rate trained with.
+fn unit_problems(a: &ActivationHealth, lr: f32) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let share = |n: usize| n as f32 / a.units.max(1) as f32;
+    if let Some(dead) = a.dead.filter(|&d| share(d) > UNIT_PROBLEM_FRACTION) {
+        problems.push(Problem {
+            kind: ProblemKind::DeadRelu,
+            message: format!(
+                "dead ReLU: {dead} of the {} units of layer {} ({:.0}%) never output a \
+                 positive value on the training rows, so they get no gradient and never \
+                 recover",
+                a.units,
+                a.layer,
+                share(dead) * 100.0
+            ),
+            hint: format!(
+                "a learning rate too high knocks units dead: lower --lr (it is {lr}; try \
+                 {}), or use --activation tanh",
+                lr / 10.0
+            ),
+        });
     }
+    if let Some(sat) = a.saturated.filter(|&s| share(s) > UNIT_PROBLEM_FRACTION) {
+        problems.push(Problem {
+            kind: ProblemKind::Saturated,
+            message: format!(
+                "saturated units: {sat} of the {} {} units of layer {} ({:.0}%) sit on a \
+                 flat end of the curve for nearly every training row, where the gradient \
+                 is almost zero",
+                a.units,
+                a.name,
+                a.layer,
+                share(sat) * 100.0
+            ),
+            hint: "use --activation relu, or lower --lr so the weights stay small".into(),
+        });
+    }
+    problems
+}
+
+/// Vanishing gradients: the per-weight gradient size (RMS) of the first linear layer far
+/// below the last's, epoch by epoch; the median ratio ignores the first epochs, when the
+/// output layer starts at zero and passes no gradient down.
+fn vanishing(linear: &[LinearHealth], config: &TrainConfig) -> Option<Problem> {
+    let (first, last) = (linear.first()?, linear.last()?);
+    if linear.len() < 2 {
+        return None;
+    }
+    let rms = |l: &LinearHealth, e: usize| l.grad_norm[e] / (l.weights.max(1) as f32).sqrt();
+    let epochs = first.grad_norm.len().min(last.grad_norm.len());
+    let ratios: Vec<f32> = (epochs / 2..epochs)
+        .map(|e| rms(first, e) / rms(last, e))
+        .collect();
+    let ratio = median(&ratios);
+    if ratio >= VANISHING_RATIO || ratio.is_nan() {
+        return None;
+    }
+    let activation = format!("{:?}", config.activation).to_lowercase();
+    let optimizer = format!("{:?}", config.optimizer).to_lowercase();
+    Some(Problem {
+        kind: ProblemKind::Vanishing,
+        message: format!(
+            "vanishing gradients: per weight, the first layer's gradient is {} times \
+             smaller than the last layer's ({} layers of {activation}), so the first \
+             layers barely learn",
+            format_ratio(1.0 / ratio),
+            config.hidden.len()
+        ),
+        hint: match (config.activation, config.optimizer) {
+            (crate::train::Activation::Relu, _) => {
+                "use fewer or wider layers, or --optimizer adam".to_string()
+            }
+            (_, crate::train::OptimizerKind::Adam) => format!(
+                "use --activation relu ({activation} multiplies the gradient by at \
+                 most {} per layer), or fewer layers",
+                if activation == "sigmoid" { "0.25" } else { "1" }
+            ),
+            _ => format!(
+                "use --activation relu, or --optimizer adam (which rescales small \
+                 gradients) instead of {optimizer}, or fewer layers"
+            ),
+        },
+    })
+}
+
+/// Exploding gradients: a layer's gradient not finite or far above its median, or training
+/// that `diverged`; `lr` is the learning rate trained with.
+fn exploding(linear: &[LinearHealth], diverged: bool, lr: f32) -> Option<Problem> {
     let exploded = linear.iter().find_map(|l| {
         let m = median(&l.grad_norm);
         l.grad_norm
@@ -409,36 +434,32 @@ pub fn diagnose(
             .position(|&g| !g.is_finite() || (m > 0.0 && g > EXPLODING_RATIO * m))
             .map(|e| (l, e, m))
     });
-    if diverged || exploded.is_some() {
-        let message = match exploded {
-            Some((l, e, m)) => format!(
-                "exploding gradients: in epoch {} the gradient of layer {} ({}) reached {}, \
-                 {} times its median",
-                e + 1,
-                l.layer,
-                l.name,
-                format_ratio(l.grad_norm[e] as f64 as f32),
-                format_ratio(l.grad_norm[e] / m)
-            ),
-            None => "exploding gradients: training diverged (the loss or a weight became \
-                     infinite or NaN)"
-                .to_string(),
-        };
-        problems.push(Problem {
-            kind: ProblemKind::Exploding,
-            message,
-            hint: format!(
-                "lower --lr (it is {lr}; try {}), and check the data for extreme or unscaled \
-                 values",
-                lr / 10.0
-            ),
-        });
+    if !diverged && exploded.is_none() {
+        return None;
     }
-    Health {
-        linear,
-        activations,
-        problems,
-    }
+    let message = match exploded {
+        Some((l, e, m)) => format!(
+            "exploding gradients: in epoch {} the gradient of layer {} ({}) reached {}, \
+             {} times its median",
+            e + 1,
+            l.layer,
+            l.name,
+            format_ratio(l.grad_norm[e] as f64 as f32),
+            format_ratio(l.grad_norm[e] / m)
+        ),
+        None => "exploding gradients: training diverged (the loss or a weight became \
+                 infinite or NaN)"
+            .to_string(),
+    };
+    Some(Problem {
+        kind: ProblemKind::Exploding,
+        message,
+        hint: format!(
+            "lower --lr (it is {lr}; try {}), and check the data for extreme or unscaled \
+             values",
+            lr / 10.0
+        ),
+    })
 }
 
 fn format_ratio(v: f32) -> String {
@@ -531,15 +552,8 @@ impl Health {
         })
     }
 
-    fn draw(
-        &self,
-        rgb: &mut [u8],
-        size: (u32, u32),
-        title: &str,
-    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
-        register_font();
-        let root = BitMapBackend::with_buffer(rgb, size).into_drawing_area();
-        root.fill(&WHITE)?;
+    fn draw(&self, rgb: &mut [u8], size: (u32, u32), title: &str) -> DrawResult {
+        let root = canvas(rgb, size)?;
         let values = self
             .linear
             .iter()
@@ -561,23 +575,26 @@ impl Health {
         } else {
             (1e-6, 1.0)
         };
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 26))
-            .margin(16)
-            .x_label_area_size(50)
-            .y_label_area_size(90)
+        let frame = Frame {
+            title,
+            title_size: 26,
+            margin: 16,
+            x_labels: 50,
+            y_labels: 90,
+            right_labels: 0,
+        };
+        let mut chart = frame
+            .on(&root)
             .build_cartesian_2d(1f32..epochs as f32, (lo..hi).log_scale())?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc("gradient norm ‖dL/dW‖ (log scale)")
-            .axis_desc_style(("sans-serif", 20))
-            .label_style(("sans-serif", 16))
-            .y_label_formatter(&|v| format!("{v:.0e}"))
-            .x_label_formatter(&|v| format!("{}", v.round() as i64))
-            .light_line_style(RGBColor(235, 235, 235))
-            .bold_line_style(RGBColor(200, 200, 200))
-            .draw()?;
+        light_grid(
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .y_desc("gradient norm ‖dL/dW‖ (log scale)")
+                .y_label_formatter(&|v| format!("{v:.0e}"))
+                .x_label_formatter(&|v| format!("{}", v.round() as i64)),
+        )
+        .draw()?;
         for (k, l) in self.linear.iter().enumerate() {
             let colour = PALETTE[k % PALETTE.len()];
             chart
@@ -594,13 +611,7 @@ impl Health {
                     PathElement::new([(x, y), (x + 24, y)], colour.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(("sans-serif", 18))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .draw()?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present()?;
         Ok(())
     }

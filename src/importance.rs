@@ -19,7 +19,7 @@ use crate::dataset::TargetEncoding;
 use crate::dataset::{Targets, Task};
 use crate::error::Result;
 use crate::model::{Model, Predictions};
-use crate::plot::{register_font, render_png_with, write_png_with};
+use crate::plot::{Frame, canvas, render_png_with, write_png_with};
 use crate::train::{Batch, evaluate};
 
 /// The importance of one CSV column.
@@ -197,9 +197,7 @@ fn draw_bars(
     metric: &str,
     columns: &[ColumnImportance],
 ) -> std::result::Result<(), Box<dyn std::error::Error>> {
-    register_font();
-    let root = BitMapBackend::with_buffer(rgb, size).into_drawing_area();
-    root.fill(&WHITE)?;
+    let root = canvas(rgb, size)?;
     let n = columns.len();
     let lo = columns.iter().map(|c| c.mean - c.std).fold(0f64, f64::min);
     let hi = columns.iter().map(|c| c.mean + c.std).fold(0f64, f64::max);
@@ -211,16 +209,19 @@ fn draw_bars(
         .unwrap_or(4) as u32
         * 9
         + 20;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 24))
-        .margin(16)
-        .x_label_area_size(50)
-        .y_label_area_size(label_width.clamp(60, 320))
-        .build_cartesian_2d(
-            lo - pad..hi + pad,
-            // A segmented 0..k has k + 1 bands: n − 1 gives one band per column.
-            (0..n.max(2) - 1).into_segmented(),
-        )?;
+    let frame = Frame {
+        title,
+        title_size: 24,
+        margin: 16,
+        x_labels: 50,
+        y_labels: label_width.clamp(60, 320),
+        right_labels: 0,
+    };
+    let mut chart = frame.on(&root).build_cartesian_2d(
+        lo - pad..hi + pad,
+        // A segmented 0..k has k + 1 bands: n − 1 gives one band per column.
+        (0..n.max(2) - 1).into_segmented(),
+    )?;
     // Most important at the top.
     let name = |v: &SegmentValue<usize>| match v {
         SegmentValue::CenterOf(i) if *i < n => columns[n - 1 - i].column.clone(),

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2, s};
 use ndarray_rand::rand::seq::SliceRandom;
 use ndarray_rand::rand::{SeedableRng, rngs::StdRng};
 use plotters::prelude::*;
@@ -13,9 +13,11 @@ use plotters::prelude::*;
 use crate::dataset::Targets;
 use crate::error::Result;
 use crate::loss::Target;
-use crate::pipeline::Prepared;
-use crate::plot::{register_font, render_png_with, write_png_with};
-use crate::train::{TrainConfig, build_network, loss_for, train_step};
+use crate::pipeline::{Prepared, new_network};
+use crate::plot::{
+    DrawResult, Frame, canvas, draw_legend, light_grid, render_png_with, write_png_with,
+};
+use crate::train::{TrainConfig, loss_for, train_step};
 
 /// The sweep's settings: `steps` learning rates from `start` to `end`, spaced evenly on a
 /// log scale (fastai's defaults: 100 steps from 1e-7 to 10).
@@ -58,76 +60,34 @@ pub struct LrFind {
     pub lowest: f32,
 }
 
-/// Runs the range test on the training split of `prepared` with the network, optimizer
-/// and batch size of `config` (its learning rate is ignored). Stops early once the
-/// smoothed loss is four times its minimum or not finite, as fastai does.
+/// Runs the range test on the training split of `prepared` with the network (built as
+/// training builds it, dropout included), optimizer and batch size of `config` (its
+/// learning rate is ignored). Stops early once the smoothed loss is four times its minimum
+/// or not finite, as fastai does.
 pub fn lr_find(prepared: &Prepared, config: &TrainConfig, sweep: Sweep) -> Result<LrFind> {
     config.validate()?;
-    let encoding = &prepared.encoding;
-    let mut network = build_network(
-        encoding.input_width(),
-        &config.hidden,
-        encoding.target.width(),
-        config.activation,
-        config.seed,
-    );
+    let mut network = new_network(prepared, config, config.seed);
     let mut loss = loss_for(prepared.task, config)?;
     let mut optimizer = config.build_optimizer()?;
-    let x = &prepared.x_train;
-    let rows = x.nrows();
-    let batch = config.batch_size.clamp(1, rows.max(1));
-    let mut rng = StdRng::seed_from_u64(config.seed ^ 0x1F_F1ED);
-    let mut order: Vec<usize> = (0..rows).collect();
-    let mut xb = Array2::<f32>::zeros((batch, x.ncols()));
-    let mut classes = vec![0usize; batch];
-    let mut values = Array2::<f32>::zeros((batch, 1));
-    let mut at = rows; // start with a shuffle
+    let mut batches = SweepBatches::new(prepared, config.batch_size, config.seed);
 
     let steps = sweep.steps.max(2);
     let ratio = (sweep.end / sweep.start) as f64;
     let (mut learning_rates, mut losses, mut smoothed) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut average, mut best) = (0f64, f64::INFINITY);
-    const BETA: f64 = 0.98;
+    let mut smoothing = Smoothing::default();
     for step in 0..steps {
         let lr = (sweep.start as f64 * ratio.powf(step as f64 / (steps - 1) as f64)) as f32;
         optimizer.set_learning_rate(lr);
-        if at + batch > rows {
-            order.shuffle(&mut rng);
-            at = 0;
-        }
-        let chunk = &order[at..(at + batch).min(rows)];
-        at += batch;
-        for (i, &r) in chunk.iter().enumerate() {
-            xb.row_mut(i).assign(&x.row(r));
-        }
-        let n = chunk.len();
-        let xv = xb.slice(ndarray::s![..n, ..]);
-        let value = match &prepared.y_train {
-            Targets::Classes(c) => {
-                for (slot, &r) in classes.iter_mut().zip(chunk) {
-                    *slot = c[r];
-                }
-                let target = Target::Classes(&classes[..n]);
-                train_step(&mut network, loss.as_mut(), optimizer.as_mut(), xv, target)?
-            }
-            Targets::Values(v) => {
-                for (i, &r) in chunk.iter().enumerate() {
-                    values[[i, 0]] = v[[r, 0]];
-                }
-                let target = Target::Dense(values.slice(ndarray::s![..n, ..]));
-                train_step(&mut network, loss.as_mut(), optimizer.as_mut(), xv, target)?
-            }
-        };
+        let (xv, target) = batches.next();
+        let value = train_step(&mut network, loss.as_mut(), optimizer.as_mut(), xv, target)?;
         if !value.is_finite() {
             break;
         }
-        average = BETA * average + (1.0 - BETA) * value as f64;
-        let debiased = average / (1.0 - BETA.powi(step as i32 + 1));
+        let debiased = smoothing.add(step, value);
         learning_rates.push(lr);
         losses.push(value);
         smoothed.push(debiased as f32);
-        best = best.min(debiased);
-        if debiased > 4.0 * best {
+        if smoothing.blown_up(debiased) {
             break;
         }
     }
@@ -145,6 +105,99 @@ pub fn lr_find(prepared: &Prepared, config: &TrainConfig, sweep: Sweep) -> Resul
     })
 }
 
+/// The loss's exponential moving average (β = 0.98, bias-corrected) and its lowest value.
+struct Smoothing {
+    average: f64,
+    best: f64,
+}
+
+impl Default for Smoothing {
+    fn default() -> Self {
+        Self {
+            average: 0.0,
+            best: f64::INFINITY,
+        }
+    }
+}
+
+impl Smoothing {
+    const BETA: f64 = 0.98;
+
+    /// Adds the loss of step `step` (from 0); returns the bias-corrected average.
+    fn add(&mut self, step: usize, value: f32) -> f64 {
+        self.average = Self::BETA * self.average + (1.0 - Self::BETA) * value as f64;
+        let debiased = self.average / (1.0 - Self::BETA.powi(step as i32 + 1));
+        self.best = self.best.min(debiased);
+        debiased
+    }
+
+    /// Whether the smoothed loss is four times its minimum: time to stop, as fastai does.
+    fn blown_up(&self, debiased: f64) -> bool {
+        debiased > 4.0 * self.best
+    }
+}
+
+/// Mini-batches of the training split, drawn in a fresh shuffle each time the rows run out,
+/// into buffers sized once.
+struct SweepBatches<'a> {
+    prepared: &'a Prepared,
+    batch: usize,
+    rng: StdRng,
+    order: Vec<usize>,
+    at: usize,
+    xb: Array2<f32>,
+    classes: Vec<usize>,
+    values: Array2<f32>,
+}
+
+impl<'a> SweepBatches<'a> {
+    fn new(prepared: &'a Prepared, batch_size: usize, seed: u64) -> Self {
+        let x = &prepared.x_train;
+        let rows = x.nrows();
+        let batch = batch_size.clamp(1, rows.max(1));
+        Self {
+            prepared,
+            batch,
+            rng: StdRng::seed_from_u64(seed ^ 0x1F_F1ED),
+            order: (0..rows).collect(),
+            at: rows, // start with a shuffle
+            xb: Array2::<f32>::zeros((batch, x.ncols())),
+            classes: vec![0usize; batch],
+            values: Array2::<f32>::zeros((batch, 1)),
+        }
+    }
+
+    /// The next mini-batch: its inputs and targets.
+    fn next(&mut self) -> (ArrayView2<'_, f32>, Target<'_>) {
+        let (x, rows, batch) = (&self.prepared.x_train, self.order.len(), self.batch);
+        if self.at + batch > rows {
+            self.order.shuffle(&mut self.rng);
+            self.at = 0;
+        }
+        let chunk = &self.order[self.at..(self.at + batch).min(rows)];
+        self.at += batch;
+        for (i, &r) in chunk.iter().enumerate() {
+            self.xb.row_mut(i).assign(&x.row(r));
+        }
+        let n = chunk.len();
+        let target = match &self.prepared.y_train {
+            Targets::Classes(c) => {
+                for (slot, &r) in self.classes.iter_mut().zip(chunk) {
+                    *slot = c[r];
+                }
+                Target::Classes(&self.classes[..n])
+            }
+            Targets::Values(v) => {
+                for (i, &r) in chunk.iter().enumerate() {
+                    self.values[[i, 0]] = v[[r, 0]];
+                }
+                Target::Dense(self.values.slice(s![..n, ..]))
+            }
+        };
+        (self.xb.slice(s![..n, ..]), target)
+    }
+}
+
 impl LrFind {
     /// Writes loss against learning rate (log axis) to `path`, marking the suggestion.
     pub fn write_png(&self, title: &str, path: &Path) -> Result<()> {
@@ -159,79 +212,44 @@ impl LrFind {
         })
     }
 
-    fn draw(
-        &self,
-        rgb: &mut [u8],
-        size: (u32, u32),
-        title: &str,
-    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
-        register_font();
-        let root = BitMapBackend::with_buffer(rgb, size).into_drawing_area();
-        root.fill(&WHITE)?;
-        let first = self.learning_rates.first().copied().unwrap_or(1e-7);
-        let last = self
-            .learning_rates
-            .last()
-            .copied()
-            .unwrap_or(10.0)
-            .max(first * 10.0);
-        // The loss axis runs from the lowest loss seen to twice the starting loss: the
-        // blow-up at the end only needs to be seen leaving the chart.
-        let finite = |v: &f32| v.is_finite();
-        let lowest = self
-            .losses
-            .iter()
-            .chain(&self.smoothed)
-            .copied()
-            .filter(finite)
-            .fold(f32::INFINITY, f32::min);
-        let start = self.smoothed.first().copied().filter(finite);
-        let (lo, hi) = match start {
-            Some(s) if lowest.is_finite() && s > lowest => {
-                let top = 2.0 * s - lowest;
-                (lowest - (top - lowest) * 0.05, top)
-            }
-            _ => (0.0, 1.0),
+    fn draw(&self, rgb: &mut [u8], size: (u32, u32), title: &str) -> DrawResult {
+        let root = canvas(rgb, size)?;
+        let (first, last) = self.rate_axis();
+        let (lo, hi) = self.loss_axis();
+        let frame = Frame {
+            title,
+            title_size: 26,
+            margin: 16,
+            x_labels: 50,
+            y_labels: 80,
+            right_labels: 0,
         };
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 26))
-            .margin(16)
-            .x_label_area_size(50)
-            .y_label_area_size(80)
+        let mut chart = frame
+            .on(&root)
             .build_cartesian_2d((first..last).log_scale(), lo..hi)?;
-        chart
-            .configure_mesh()
-            .x_desc("learning rate (log scale)")
-            .y_desc("training loss")
-            .axis_desc_style(("sans-serif", 20))
-            .label_style(("sans-serif", 16))
-            .x_label_formatter(&|v| format!("{v:.0e}"))
-            .light_line_style(RGBColor(235, 235, 235))
-            .bold_line_style(RGBColor(200, 200, 200))
-            .draw()?;
+        light_grid(
+            chart
+                .configure_mesh()
+                .x_desc("learning rate (log scale)")
+                .y_desc("training loss")
+                .x_label_formatter(&|v| format!("{v:.0e}")),
+        )
+        .draw()?;
         let raw = RGBColor(170, 190, 215);
+        let blue = RGBColor(31, 119, 180);
+        let red = RGBColor(214, 39, 40);
+        let clamped = |losses| clamped(&self.learning_rates, losses, (lo, hi));
         chart
-            .draw_series(LineSeries::new(
-                self.learning_rates
-                    .iter()
-                    .zip(&self.losses)
-                    .map(|(&l, &v)| (l, v.clamp(lo, hi))),
-                raw.stroke_width(1),
-            ))?
+            .draw_series(LineSeries::new(clamped(&self.losses), raw.stroke_width(1)))?
             .label("batch loss")
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], raw.stroke_width(1)));
-        let blue = RGBColor(31, 119, 180);
         chart
             .draw_series(LineSeries::new(
-                self.learning_rates
-                    .iter()
-                    .zip(&self.smoothed)
-                    .map(|(&l, &v)| (l, v.clamp(lo, hi))),
+                clamped(&self.smoothed),
                 blue.stroke_width(3),
             ))?
             .label("smoothed loss")
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], blue.stroke_width(3)));
-        let red = RGBColor(214, 39, 40);
         chart
             .draw_series([PathElement::new(
                 [(self.suggested, lo), (self.suggested, hi)],
@@ -242,16 +260,55 @@ impl LrFind {
                 self.suggested
             ))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], red.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font(("sans-serif", 18))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .draw()?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         root.present()?;
         Ok(())
     }
+
+    /// The learning-rate axis: the rates swept, at least a decade wide.
+    fn rate_axis(&self) -> (f32, f32) {
+        let first = self.learning_rates.first().copied().unwrap_or(1e-7);
+        let last = self
+            .learning_rates
+            .last()
+            .copied()
+            .unwrap_or(10.0)
+            .max(first * 10.0);
+        (first, last)
+    }
+
+    /// The loss axis runs from the lowest loss seen to twice the starting loss: the
+    /// blow-up at the end only needs to be seen leaving the chart.
+    fn loss_axis(&self) -> (f32, f32) {
+        let finite = |v: &f32| v.is_finite();
+        let lowest = self
+            .losses
+            .iter()
+            .chain(&self.smoothed)
+            .copied()
+            .filter(finite)
+            .fold(f32::INFINITY, f32::min);
+        let start = self.smoothed.first().copied().filter(finite);
+        match start {
+            Some(s) if lowest.is_finite() && s > lowest => {
+                let top = 2.0 * s - lowest;
+                (lowest - (top - lowest) * 0.05, top)
+            }
+            _ => (0.0, 1.0),
+        }
+    }
+}
+
+/// (learning rate, loss) pairs, the loss kept within `(lo, hi)`.
+fn clamped<'a>(
+    learning_rates: &'a [f32],
+    losses: &'a [f32],
+    (lo, hi): (f32, f32),
+) -> impl Iterator<Item = (f32, f32)> + 'a {
+    learning_rates
+        .iter()
+        .zip(losses)
+        .map(move |(&l, &v)| (l, v.clamp(lo, hi)))
 }
 
 #[cfg(test)]

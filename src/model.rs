@@ -482,106 +482,132 @@ fn validate_encoding(encoding: &Encoding) -> std::result::Result<(), String> {
         if f.name() == encoding.target.name() {
             return Err(format!("'{}' is both a feature and the target", f.name()));
         }
-        match f {
-            Feature::Numeric {
-                name,
-                mean,
-                std,
-                fill,
+        validate_feature(f)?;
+    }
+    validate_target(&encoding.target)
+}
+
+/// One feature's rules: a usable scale, ordered bin edges, a fill it can encode.
+fn validate_feature(f: &Feature) -> std::result::Result<(), String> {
+    match f {
+        Feature::Numeric {
+            name,
+            mean,
+            std,
+            fill,
+        }
+        | Feature::Piecewise {
+            name,
+            mean,
+            std,
+            fill,
+            ..
+        } => {
+            if let Feature::Piecewise { edges, .. } = f
+                && ((1..3).contains(&edges.len())
+                    || edges.iter().any(|e| !e.is_finite())
+                    || edges.windows(2).any(|e| e[0] >= e[1]))
+            {
+                return Err(format!(
+                    "feature '{name}' has bin edges that are not 3 or more finite, \
+                     increasing numbers"
+                ));
             }
-            | Feature::Piecewise {
-                name,
-                mean,
-                std,
-                fill,
-                ..
-            } => {
-                if let Feature::Piecewise { edges, .. } = f
-                    && ((1..3).contains(&edges.len())
-                        || edges.iter().any(|e| !e.is_finite())
-                        || edges.windows(2).any(|e| e[0] >= e[1]))
-                {
-                    return Err(format!(
-                        "feature '{name}' has bin edges that are not 3 or more finite, \
-                         increasing numbers"
-                    ));
-                }
-                if !(mean.is_finite() && std.is_finite() && *std > 0.0) {
-                    return Err(format!("feature '{name}' has an invalid mean or deviation"));
-                }
-                if let Some(fill) = fill {
-                    if !fill.is_finite() {
-                        return Err(format!(
-                            "feature '{name}' fills missing cells with {fill:?}, which is not a \
-                             finite number"
-                        ));
-                    }
-                    if !(((*fill as f64 - mean) / std) as f32).is_finite() {
-                        return Err(format!(
-                            "feature '{name}' fills missing cells with {fill:?}, too far from \
-                             its mean and deviation to standardise"
-                        ));
-                    }
-                }
+            validate_standardised(name, *mean, *std, *fill)
+        }
+        Feature::Robust {
+            name,
+            median,
+            scale,
+            fill,
+        } => {
+            if !(median.is_finite() && scale.is_finite() && *scale > 0.0) {
+                return Err(format!("feature '{name}' has an invalid median or scale"));
             }
-            Feature::Robust {
-                name,
-                median,
-                scale,
-                fill,
-            } => {
-                if !(median.is_finite() && scale.is_finite() && *scale > 0.0) {
-                    return Err(format!("feature '{name}' has an invalid median or scale"));
-                }
-                if let Some(fill) = fill
-                    && !fill.is_finite()
-                {
-                    return Err(format!(
-                        "feature '{name}' fills missing cells with {fill:?}, which is not a \
-                         finite number"
-                    ));
-                }
+            match fill {
+                Some(fill) if !fill.is_finite() => Err(format!(
+                    "feature '{name}' fills missing cells with {fill:?}, which is not a \
+                     finite number"
+                )),
+                _ => Ok(()),
             }
-            Feature::Categorical {
-                name,
-                categories,
-                fill,
-            } => {
-                if categories.is_empty() {
-                    return Err(format!("feature '{name}' has no categories"));
-                }
-                if let Some(c) = first_duplicate(categories) {
-                    return Err(format!("feature '{name}' lists category '{c}' twice"));
-                }
-                if let Some(fill) = fill
-                    && !categories.contains(fill)
-                {
-                    return Err(format!(
-                        "feature '{name}' fills missing cells with '{fill}', which is not one \
-                         of its categories"
-                    ));
-                }
-            }
+        }
+        Feature::Categorical {
+            name,
+            categories,
+            fill,
+        } => validate_categorical(name, categories, fill.as_ref()),
+    }
+}
+
+/// A standardised column's rules: a finite mean, a positive deviation, and a finite fill
+/// that stays finite once standardised.
+fn validate_standardised(
+    name: &str,
+    mean: f64,
+    std: f64,
+    fill: Option<f32>,
+) -> std::result::Result<(), String> {
+    if !(mean.is_finite() && std.is_finite() && std > 0.0) {
+        return Err(format!("feature '{name}' has an invalid mean or deviation"));
+    }
+    if let Some(fill) = fill {
+        if !fill.is_finite() {
+            return Err(format!(
+                "feature '{name}' fills missing cells with {fill:?}, which is not a \
+                 finite number"
+            ));
+        }
+        if !(((fill as f64 - mean) / std) as f32).is_finite() {
+            return Err(format!(
+                "feature '{name}' fills missing cells with {fill:?}, too far from \
+                 its mean and deviation to standardise"
+            ));
         }
     }
-    match &encoding.target {
+    Ok(())
+}
+
+/// A categorical column's rules: categories, none twice, and a fill among them.
+fn validate_categorical(
+    name: &str,
+    categories: &[String],
+    fill: Option<&String>,
+) -> std::result::Result<(), String> {
+    if categories.is_empty() {
+        return Err(format!("feature '{name}' has no categories"));
+    }
+    if let Some(c) = first_duplicate(categories) {
+        return Err(format!("feature '{name}' lists category '{c}' twice"));
+    }
+    match fill {
+        Some(fill) if !categories.contains(fill) => Err(format!(
+            "feature '{name}' fills missing cells with '{fill}', which is not one \
+             of its categories"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The target's rules: two or more distinct class labels, or a usable mean and deviation.
+fn validate_target(target: &TargetEncoding) -> std::result::Result<(), String> {
+    match target {
         TargetEncoding::Classes { labels, .. } if labels.len() < 2 => {
-            return Err("a classifier needs at least two class labels".into());
+            Err("a classifier needs at least two class labels".into())
         }
         TargetEncoding::Classes { labels, .. } if first_duplicate(labels).is_some() => {
-            return Err(format!(
+            Err(format!(
                 "the class label '{}' appears twice",
                 first_duplicate(labels).unwrap_or_default()
-            ));
+            ))
         }
         TargetEncoding::Values { mean, std, .. }
             if !(mean.is_finite() && std.is_finite() && *std > 0.0) =>
         {
-            return Err("the target has an invalid mean or deviation".into());
+            Err("the target has an invalid mean or deviation".into())
         }
-        _ => {}
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// The layers' rules: sizes that chain, weights that match them, all finite, a linear layer

@@ -257,11 +257,13 @@ impl Adam {
 impl Optimizer for Adam {
     fn step(&mut self, model: &mut Sequential) {
         self.t = self.t.saturating_add(1);
-        let (lr, b1, b2, eps) = (self.lr, self.beta1, self.beta2, self.eps);
-        // m̂ = m / bias1 and v̂ = v / bias2, folded into two factors out of the loop.
-        let bias1 = 1.0 - b1.powi(self.t);
-        let bias2 = 1.0 - b2.powi(self.t);
-        let (lr_hat, v_hat) = (lr / bias1, 1.0 / bias2);
+        let (lr, beta1, beta2, eps) = (self.lr, self.beta1, self.beta2, self.eps);
+        // The bias corrections m̂ = m / bias1 and v̂ = v / bias2 become two factors out of the
+        // loop: 1 / bias1 folded into the learning rate (m̂ enters only as lr·m̂), and
+        // 1 / bias2.
+        let bias1 = 1.0 - beta1.powi(self.t);
+        let bias2 = 1.0 - beta2.powi(self.t);
+        let (lr_over_bias1, inv_bias2) = (lr / bias1, 1.0 / bias2);
         let (ms, vs) = (&mut self.m, &mut self.v);
         let mut index = 0;
         model.visit_params(&mut |_, p| {
@@ -274,9 +276,11 @@ impl Optimizer for Adam {
                 |(value, grad, m, v)| {
                     for (((w, &g), m), v) in value.iter_mut().zip(grad).zip(m).zip(v) {
                         let g = g + wd * *w;
-                        *m = b1 * *m + (1.0 - b1) * g;
-                        *v = b2 * *v + (1.0 - b2) * g * g;
-                        *w -= lr_hat * *m / ((*v * v_hat).sqrt() + eps);
+                        *m = beta1 * *m + (1.0 - beta1) * g;
+                        *v = beta2 * *v + (1.0 - beta2) * g * g;
+                        let lr_m_hat = lr_over_bias1 * *m;
+                        let v_hat = *v * inv_bias2;
+                        *w -= lr_m_hat / (v_hat.sqrt() + eps);
                         // A weight whose only gradient is its decay is pushed back and forth
                         // across 0 by ever smaller steps. Left alone it ends subnormal, where
                         // every product it enters (and its own update) runs tens of times

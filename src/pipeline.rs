@@ -610,7 +610,7 @@ pub fn train_with(prepared: &Prepared, config: &TrainConfig, hooks: Hooks<'_>) -
 
 /// The untrained network for `prepared`'s inputs and outputs, its weights (and dropout
 /// masks) drawn from `seed`.
-fn new_network(prepared: &Prepared, config: &TrainConfig, seed: u64) -> Sequential {
+pub fn new_network(prepared: &Prepared, config: &TrainConfig, seed: u64) -> Sequential {
     build_network_with_dropout(
         prepared.encoding.input_width(),
         &config.hidden,

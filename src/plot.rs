@@ -6,7 +6,10 @@
 use std::path::Path;
 use std::sync::Once;
 
+use plotters::chart::{DualCoordChartContext, MeshStyle};
+use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::types::RangedCoordf32;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -22,8 +25,22 @@ const VALIDATION_COLOR: RGBColor = RGBColor(255, 127, 14);
 const METRIC_COLOR: RGBColor = RGBColor(44, 160, 44);
 const BEST_COLOR: RGBColor = RGBColor(214, 39, 40);
 
+/// Ten distinguishable colours (matplotlib's tab10).
+pub(crate) const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
 /// Registers the bundled font as `sans-serif` (once per process).
-pub(crate) fn register_font() {
+fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         for style in [FontStyle::Normal, FontStyle::Bold] {
@@ -33,6 +50,77 @@ pub(crate) fn register_font() {
             }
         }
     });
+}
+
+/// The drawing area of an RGB picture.
+pub(crate) type Canvas<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+
+/// What drawing a chart can fail with.
+pub(crate) type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// A white `size` canvas on the RGB buffer `rgb`, with the bundled font registered.
+pub(crate) fn canvas(
+    rgb: &mut [u8],
+    size: (u32, u32),
+) -> std::result::Result<Canvas<'_>, Box<dyn std::error::Error>> {
+    register_font();
+    let root = BitMapBackend::with_buffer(rgb, size).into_drawing_area();
+    root.fill(&WHITE)?;
+    Ok(root)
+}
+
+/// What every chart here sets before its axes: the title and its font size, the margin
+/// around the chart, and the room for the axes' labels below, left and right (pixels).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Frame<'t> {
+    pub title: &'t str,
+    pub title_size: u32,
+    pub margin: u32,
+    pub x_labels: u32,
+    pub y_labels: u32,
+    pub right_labels: u32,
+}
+
+impl Frame<'_> {
+    /// A chart builder on `root` in this frame; the caller gives it its axes.
+    pub(crate) fn on<'a, 'b>(
+        &self,
+        root: &'a Canvas<'b>,
+    ) -> ChartBuilder<'a, 'static, BitMapBackend<'b>> {
+        let mut builder = ChartBuilder::on(root);
+        builder
+            .caption(self.title, ("sans-serif", self.title_size))
+            .margin(self.margin)
+            .x_label_area_size(self.x_labels)
+            .y_label_area_size(self.y_labels)
+            .right_y_label_area_size(self.right_labels);
+        builder
+    }
+}
+
+/// The light grid and axis text of the line charts (loss, learning rate, gradient norms).
+pub(crate) fn light_grid<'m, 'a, 'b, 'c, X: Ranged, Y: Ranged>(
+    mesh: &'m mut MeshStyle<'a, 'b, X, Y, BitMapBackend<'c>>,
+) -> &'m mut MeshStyle<'a, 'b, X, Y, BitMapBackend<'c>> {
+    mesh.axis_desc_style(("sans-serif", 20))
+        .label_style(("sans-serif", 16))
+        .light_line_style(RGBColor(235, 235, 235))
+        .bold_line_style(RGBColor(200, 200, 200))
+}
+
+/// The legend of the line charts, at `position`.
+pub(crate) fn draw_legend<'a, 'b: 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, BitMapBackend<'b>, CT>,
+    position: SeriesLabelPosition,
+) -> DrawResult {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font(("sans-serif", 18))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .draw()?;
+    Ok(())
 }
 
 /// What to draw: a training loss per epoch, optionally a validation loss, the best epoch and
@@ -116,10 +204,8 @@ impl<'a> LossCurve<'a> {
         render_png_with((WIDTH, HEIGHT), "the loss curve", |rgb| self.draw(rgb))
     }
 
-    fn draw(&self, rgb: &mut [u8]) -> std::result::Result<(), Box<dyn std::error::Error>> {
-        register_font();
-        let root = BitMapBackend::with_buffer(rgb, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE)?;
+    fn draw(&self, rgb: &mut [u8]) -> DrawResult {
+        let root = canvas(rgb, (WIDTH, HEIGHT))?;
 
         let finite = self
             .train
@@ -174,53 +260,62 @@ impl<'a> LossCurve<'a> {
         Ok(())
     }
 
-    fn draw_on<Y>(
-        &self,
-        root: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
-        epochs: usize,
-        y: Y,
-        log: bool,
-    ) -> std::result::Result<(), Box<dyn std::error::Error>>
+    fn draw_on<Y>(&self, root: &Canvas<'_>, epochs: usize, y: Y, log: bool) -> DrawResult
     where
         Y: AsRangedCoord<Value = f32>,
         Y::CoordDescType: ValueFormatter<f32>,
     {
         let x_max = epochs as f32 + if epochs == 1 { 1.0 } else { 0.0 };
-        let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, ("sans-serif", 28))
-            .margin(16)
-            .x_label_area_size(50)
-            .y_label_area_size(80)
-            .right_y_label_area_size(if self.metric.is_some() { 70 } else { 0 })
+        let frame = Frame {
+            title: &self.title,
+            title_size: 28,
+            margin: 16,
+            x_labels: 50,
+            y_labels: 80,
+            right_labels: if self.metric.is_some() { 70 } else { 0 },
+        };
+        let mut chart = frame
+            .on(root)
             .build_cartesian_2d(1f32..x_max, y)?
             .set_secondary_coord(1f32..x_max, 0f32..1.05f32);
 
         let y_desc = if log { "loss (log scale)" } else { "loss" };
-        chart
-            .configure_mesh()
-            .x_desc(&self.x_label)
-            .y_desc(y_desc)
-            .axis_desc_style(("sans-serif", 20))
-            .label_style(("sans-serif", 16))
-            .light_line_style(RGBColor(235, 235, 235))
-            .bold_line_style(RGBColor(200, 200, 200))
-            .x_label_formatter(&|v| format!("{}", v.round() as i64))
-            .draw()?;
+        light_grid(
+            chart
+                .configure_mesh()
+                .x_desc(&self.x_label)
+                .y_desc(y_desc)
+                .x_label_formatter(&|v| format!("{}", v.round() as i64)),
+        )
+        .draw()?;
 
         // At most about one point per pixel column: thousands of epochs drawn with a thick
         // stroke would otherwise turn the line into a saw.
         let stride = epochs.div_ceil(MAX_POINTS).max(1);
-        let series = |values: &'a [f32]| {
-            let last = values.len().saturating_sub(1);
-            values
-                .iter()
-                .enumerate()
-                .filter(move |&(i, v)| v.is_finite() && (i % stride == 0 || i == last))
-                .map(|(i, &v)| ((i + 1) as f32, v))
+        self.draw_losses(&mut chart, stride)?;
+        self.draw_best(&mut chart, epochs)?;
+        if let Some((name, values)) = &self.metric {
+            draw_metric(&mut chart, name, values, stride)?;
+        }
+        // Losses fall from the top left and accuracy climbs to the top right: with a
+        // metric, the free space is in the middle.
+        let legend = if self.metric.is_some() {
+            SeriesLabelPosition::MiddleRight
+        } else {
+            SeriesLabelPosition::UpperRight
         };
+        draw_legend(&mut chart, legend)
+    }
+
+    /// The training and validation losses.
+    fn draw_losses<Y: Ranged<ValueType = f32>>(
+        &self,
+        chart: &mut LossChart<'_, '_, Y>,
+        stride: usize,
+    ) -> DrawResult {
         chart
             .draw_series(LineSeries::new(
-                series(self.train),
+                thinned(self.train, stride),
                 TRAIN_COLOR.stroke_width(2),
             ))?
             .label(self.train_label.as_str())
@@ -228,7 +323,7 @@ impl<'a> LossCurve<'a> {
         if let Some(validation) = self.validation {
             chart
                 .draw_series(LineSeries::new(
-                    series(validation),
+                    thinned(validation, stride),
                     VALIDATION_COLOR.stroke_width(2),
                 ))?
                 .label("validation loss")
@@ -236,6 +331,15 @@ impl<'a> LossCurve<'a> {
                     PathElement::new([(x, y), (x + 24, y)], VALIDATION_COLOR.stroke_width(2))
                 });
         }
+        Ok(())
+    }
+
+    /// A dot on the best epoch's loss (validation if there is one), if it is on the chart.
+    fn draw_best<Y: Ranged<ValueType = f32>>(
+        &self,
+        chart: &mut LossChart<'_, '_, Y>,
+        epochs: usize,
+    ) -> DrawResult {
         if let Some(best) = self.best_epoch.filter(|&b| b >= 1 && b <= epochs) {
             let curve = self.validation.unwrap_or(self.train);
             if let Some(&v) = curve.get(best - 1).filter(|v| v.is_finite()) {
@@ -245,39 +349,50 @@ impl<'a> LossCurve<'a> {
                     .legend(|(x, y)| Circle::new((x + 12, y), 6, BEST_COLOR.filled()));
             }
         }
-        if let Some((name, values)) = &self.metric {
-            chart
-                .configure_secondary_axes()
-                .y_desc(name.as_str())
-                .axis_desc_style(("sans-serif", 20))
-                .label_style(("sans-serif", 16))
-                .draw()?;
-            // Kept on its axis: a point far outside would overflow the pixel arithmetic.
-            chart
-                .draw_secondary_series(LineSeries::new(
-                    series(values).map(|(x, v)| (x, v.clamp(0.0, 1.05))),
-                    METRIC_COLOR.stroke_width(2),
-                ))?
-                .label(name.as_str())
-                .legend(|(x, y)| {
-                    PathElement::new([(x, y), (x + 24, y)], METRIC_COLOR.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            // Losses fall from the top left and accuracy climbs to the top right: with a
-            // metric, the free space is in the middle.
-            .position(if self.metric.is_some() {
-                SeriesLabelPosition::MiddleRight
-            } else {
-                SeriesLabelPosition::UpperRight
-            })
-            .label_font(("sans-serif", 18))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .draw()?;
         Ok(())
     }
+}
+
+/// The loss chart: epochs across, the loss up the left and a metric in [0, 1] up the right.
+type LossChart<'a, 'b, Y> = DualCoordChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<RangedCoordf32, Y>,
+    Cartesian2d<RangedCoordf32, RangedCoordf32>,
+>;
+
+/// The metric `name` on the right axis.
+fn draw_metric<Y: Ranged<ValueType = f32>>(
+    chart: &mut LossChart<'_, '_, Y>,
+    name: &str,
+    values: &[f32],
+    stride: usize,
+) -> DrawResult {
+    chart
+        .configure_secondary_axes()
+        .y_desc(name)
+        .axis_desc_style(("sans-serif", 20))
+        .label_style(("sans-serif", 16))
+        .draw()?;
+    // Kept on its axis: a point far outside would overflow the pixel arithmetic.
+    chart
+        .draw_secondary_series(LineSeries::new(
+            thinned(values, stride).map(|(x, v)| (x, v.clamp(0.0, 1.05))),
+            METRIC_COLOR.stroke_width(2),
+        ))?
+        .label(name)
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], METRIC_COLOR.stroke_width(2)));
+    Ok(())
+}
+
+/// The finite `values` as (epoch, value), every `stride`-th and the last.
+fn thinned(values: &[f32], stride: usize) -> impl Iterator<Item = (f32, f32)> + '_ {
+    let last = values.len().saturating_sub(1);
+    values
+        .iter()
+        .enumerate()
+        .filter(move |&(i, v)| v.is_finite() && (i % stride == 0 || i == last))
+        .map(|(i, &v)| ((i + 1) as f32, v))
 }
 
 /// PNG bytes of a `width × height` picture that `draw` paints on an RGB buffer; `what` names

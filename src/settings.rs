@@ -149,9 +149,13 @@ impl TrainConfig {
     /// Refuses settings that cannot train, or that could not take effect together, naming
     /// the setting.
     pub fn validate(&self) -> Result<()> {
-        let refuse = |setting, value: &dyn std::fmt::Display, message: &str, hint: Hint| {
-            Err(Error::config(setting, value, message, hint))
-        };
+        self.validate_hidden()?;
+        self.validate_ranges()?;
+        self.validate_combinations()
+    }
+
+    /// Every hidden layer has between one and [`MAX_LAYER_WIDTH`] units.
+    fn validate_hidden(&self) -> Result<()> {
         if let Some(&w) = self.hidden.iter().find(|&&w| w == 0) {
             return refuse(
                 Setting::Hidden,
@@ -168,6 +172,11 @@ impl TrainConfig {
                 Hint::text("for example ").setting(Setting::Hidden, "256,128"),
             );
         }
+        Ok(())
+    }
+
+    /// Each number within its own range.
+    fn validate_ranges(&self) -> Result<()> {
         if self.epochs == 0 {
             return refuse(
                 Setting::Epochs,
@@ -184,16 +193,13 @@ impl TrainConfig {
                 Hint::text("for example ").setting(Setting::BatchSize, 32),
             );
         }
-        if !(self.val_split.is_finite() && (0.0..1.0).contains(&self.val_split)) {
-            return refuse(
-                Setting::ValSplit,
-                &self.val_split,
-                "must be at least 0 and below 1",
-                Hint::text("for example ")
-                    .setting(Setting::ValSplit, 0.2)
-                    .then(", or 0 to train on every row"),
-            );
-        }
+        let val_split = self.val_split;
+        fraction(
+            Setting::ValSplit,
+            val_split,
+            0.2,
+            ", or 0 to train on every row",
+        )?;
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return refuse(
                 Setting::LearningRate,
@@ -210,16 +216,13 @@ impl TrainConfig {
                 Hint::text("for example ").setting(Setting::WeightDecay, 0.0001),
             );
         }
-        if !(0.0..1.0).contains(&self.label_smoothing) {
-            return refuse(
-                Setting::LabelSmoothing,
-                &self.label_smoothing,
-                "must be at least 0 and below 1",
-                Hint::text("for example ")
-                    .setting(Setting::LabelSmoothing, 0.1)
-                    .then(", or 0 to turn it off"),
-            );
-        }
+        let smoothing = self.label_smoothing;
+        fraction(
+            Setting::LabelSmoothing,
+            smoothing,
+            0.1,
+            ", or 0 to turn it off",
+        )?;
         if self.folds > 100 {
             return refuse(
                 Setting::Folds,
@@ -230,24 +233,13 @@ impl TrainConfig {
                     .then(", or 0 to train one network"),
             );
         }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return refuse(
-                Setting::Dropout,
-                &self.dropout,
-                "must be at least 0 and below 1",
-                Hint::text("for example ")
-                    .setting(Setting::Dropout, 0.1)
-                    .then(", or 0 to turn it off"),
-            );
-        }
-        if !(0.0..1.0).contains(&self.momentum) {
-            return refuse(
-                Setting::Momentum,
-                &self.momentum,
-                "must be at least 0 and below 1",
-                Hint::text("for example ").setting(Setting::Momentum, 0.9),
-            );
-        }
+        fraction(Setting::Dropout, self.dropout, 0.1, ", or 0 to turn it off")?;
+        fraction(Setting::Momentum, self.momentum, 0.9, "")
+    }
+
+    /// Settings that only take effect with others: Nesterov with momentum, refitting with
+    /// one network and validation rows.
+    fn validate_combinations(&self) -> Result<()> {
         if self.nesterov && self.optimizer != OptimizerKind::Momentum {
             return refuse(
                 Setting::Nesterov,
@@ -303,6 +295,31 @@ impl TrainConfig {
             ),
         })
     }
+}
+
+/// The error for `setting` at `value`.
+fn refuse(
+    setting: Setting,
+    value: &dyn std::fmt::Display,
+    message: &str,
+    hint: Hint,
+) -> Result<()> {
+    Err(Error::config(setting, value, message, hint))
+}
+
+/// Refuses `value` for `setting` unless it is at least 0 and below 1; the hint suggests
+/// `example`, then `tail`.
+fn fraction(setting: Setting, value: f32, example: f32, tail: &str) -> Result<()> {
+    if (0.0..1.0).contains(&value) {
+        return Ok(());
+    }
+    let hint = Hint::text("for example ").setting(setting, example);
+    let hint = if tail.is_empty() {
+        hint
+    } else {
+        hint.then(tail)
+    };
+    refuse(setting, &value, "must be at least 0 and below 1", hint)
 }
 
 #[cfg(test)]

@@ -466,19 +466,10 @@ pub fn fit_epochs(
         model.set_training(true);
         let end = epochs.epoch(model, loss, optimizer, &interrupted, observer);
         model.set_training(false);
-        let train_loss = match end? {
-            EpochEnd::Finished { mean_loss } if params_finite(model) => mean_loss,
-            EpochEnd::Finished { .. } => {
-                stop = StopReason::Diverged { epoch };
-                break;
-            }
-            EpochEnd::Diverged { batch } => {
-                stop = StopReason::Diverged { epoch };
-                diverged_at = batch;
-                break;
-            }
-            EpochEnd::Interrupted => {
-                stop = StopReason::Interrupted;
+        let train_loss = match epoch_loss(end?, epoch, model) {
+            Ok(train_loss) => train_loss,
+            Err((reason, batch)) => {
+                (stop, diverged_at) = (reason, batch);
                 break;
             }
         };
@@ -503,12 +494,7 @@ pub fn fit_epochs(
             val_metric: validation.map(|_| metric),
             best_epoch,
         };
-        if let Some(on_epoch) = hooks.on_epoch.as_mut() {
-            on_epoch(&report);
-        }
-        if let Some(observer) = hooks.observer.as_mut() {
-            observer.after_epoch(&report, model);
-        }
+        announce(&mut hooks, &report, model);
         if config.patience > 0 && epoch - best_epoch >= config.patience {
             stop = StopReason::EarlyStopped;
             break;
@@ -519,6 +505,31 @@ pub fn fit_epochs(
     let diverged =
         |epoch: usize, detail: &str| diverged_error(epoch, diverged_at, detail, lr, config);
     finish(model, best, history, stop, initial_loss, diverged)
+}
+
+/// The mean training loss of a finished epoch, or why training stops in epoch `epoch`
+/// with the batch it diverged at (0 if it did not diverge within a batch).
+fn epoch_loss(
+    end: EpochEnd,
+    epoch: usize,
+    model: &mut Sequential,
+) -> std::result::Result<f32, (StopReason, usize)> {
+    match end {
+        EpochEnd::Finished { mean_loss } if params_finite(model) => Ok(mean_loss),
+        EpochEnd::Finished { .. } => Err((StopReason::Diverged { epoch }, 0)),
+        EpochEnd::Diverged { batch } => Err((StopReason::Diverged { epoch }, batch)),
+        EpochEnd::Interrupted => Err((StopReason::Interrupted, 0)),
+    }
+}
+
+/// Tells the hooks that an epoch ended.
+fn announce(hooks: &mut Hooks<'_>, report: &EpochReport, model: &mut Sequential) {
+    if let Some(on_epoch) = hooks.on_epoch.as_mut() {
+        on_epoch(report);
+    }
+    if let Some(observer) = hooks.observer.as_mut() {
+        observer.after_epoch(report, model);
+    }
 }
 
 /// Restores the best epoch's weights into `model` and says how training went, or why

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use clap::Args;
 use mlp::Error;
 use mlp::dataset::TargetEncoding;
-use mlp::metrics::{classification, regression};
+use mlp::metrics::{ClassificationReport, RegressionReport, classification, regression};
 use mlp::model::{Model, Predictions};
-use mlp::pipeline::{Truth, score_within};
+use mlp::pipeline::{Scored, Truth, score_within};
 
 use super::{UnknownArg, made_up_note};
 use serde_json::json;
@@ -69,78 +69,21 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
         args.unknown_category.into(),
         args.memory_limit,
     )?;
-    let notes = made_up_note(&scored);
-    let target = &model.file.encoding.target;
-    let rows = scored.rows;
-    match (&scored.predictions, scored.truth.as_ref(), target) {
+    match (
+        &scored.predictions,
+        scored.truth.as_ref(),
+        &model.file.encoding.target,
+    ) {
         (
             Predictions::Classes { classes, .. },
             Some(Truth::Classes(truth)),
             TargetEncoding::Classes { labels, name },
         ) => {
-            let r = classification(truth, classes, labels);
+            let report = classification(truth, classes, labels);
             if args.json {
-                outln!(
-                    "{}",
-                    json!({
-                        "task": "classification",
-                        "rows": rows,
-                        "accuracy": r.accuracy,
-                        "filled_cells": scored.filled,
-                        "unseen_categories": scored.unseen,
-                        "classes": r.classes,
-                        "labels": labels,
-                        "confusion": r.confusion,
-                    })
-                );
-                return Ok(ExitCode::SUCCESS);
-            }
-            let correct = (r.accuracy * rows as f64).round() as usize;
-            outln!(
-                "{}: {rows} rows, classification of '{name}'",
-                args.data.display()
-            );
-            for note in &notes {
-                outln!("{note}");
-            }
-            outln!("accuracy: {:.4} ({correct}/{rows})", r.accuracy);
-            outln!();
-            let w = labels
-                .iter()
-                .map(|l| l.chars().count())
-                .max()
-                .unwrap_or(5)
-                .max(5);
-            outln!("{:<w$}  precision  recall  f1      support", "class");
-            for c in &r.classes {
-                outln!(
-                    "{:<w$}  {:<9.4}  {:<6.4}  {:<6.4}  {}",
-                    c.label,
-                    c.precision,
-                    c.recall,
-                    c.f1,
-                    c.support
-                );
-            }
-            outln!();
-            outln!("confusion matrix (rows: true class, columns: predicted)");
-            let cw = labels
-                .iter()
-                .map(|l| l.chars().count())
-                .chain(r.confusion.iter().flatten().map(|n| n.to_string().len()))
-                .max()
-                .unwrap_or(1);
-            outp!("{:<w$}", "");
-            for l in labels {
-                outp!("  {l:>cw$}");
-            }
-            outln!();
-            for (l, row) in labels.iter().zip(&r.confusion) {
-                outp!("{l:<w$}");
-                for n in row {
-                    outp!("  {n:>cw$}");
-                }
-                outln!();
+                print_classes_json(&scored, &report, labels);
+            } else {
+                print_classes(&args, &scored, &report, labels, name);
             }
         }
         (
@@ -148,36 +91,127 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
             Some(Truth::Values(truth)),
             TargetEncoding::Values { name, .. },
         ) => {
-            let r = regression(truth, predicted);
+            let report = regression(truth, predicted);
             if args.json {
-                outln!(
-                    "{}",
-                    json!({
-                        "task": "regression",
-                        "rows": rows,
-                        "mse": r.mse,
-                        "rmse": r.rmse,
-                        "mae": r.mae,
-                        "r2": r.r2,
-                        "filled_cells": scored.filled,
-                        "unseen_categories": scored.unseen,
-                    })
-                );
-                return Ok(ExitCode::SUCCESS);
+                print_values_json(&scored, &report);
+            } else {
+                print_values(&args, &scored, &report, name);
             }
-            outln!(
-                "{}: {rows} rows, regression of '{name}'",
-                args.data.display()
-            );
-            for note in &notes {
-                outln!("{note}");
-            }
-            outln!("MSE:  {:.6}", r.mse);
-            outln!("RMSE: {:.6}", r.rmse);
-            outln!("MAE:  {:.6}", r.mae);
-            outln!("R²:   {:.4}", r.r2);
         }
         _ => unreachable!("the model's task, its predictions and the targets agree"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The classification figures as one JSON object.
+fn print_classes_json(scored: &Scored, r: &ClassificationReport, labels: &[String]) {
+    outln!(
+        "{}",
+        json!({
+            "task": "classification",
+            "rows": scored.rows,
+            "accuracy": r.accuracy,
+            "filled_cells": scored.filled,
+            "unseen_categories": scored.unseen,
+            "classes": r.classes,
+            "labels": labels,
+            "confusion": r.confusion,
+        })
+    );
+}
+
+/// The classification report: accuracy, the per-class table and the confusion matrix.
+fn print_classes(
+    args: &EvalArgs,
+    scored: &Scored,
+    r: &ClassificationReport,
+    labels: &[String],
+    name: &str,
+) {
+    let rows = scored.rows;
+    let correct = (r.accuracy * rows as f64).round() as usize;
+    outln!(
+        "{}: {rows} rows, classification of '{name}'",
+        args.data.display()
+    );
+    for note in &made_up_note(scored) {
+        outln!("{note}");
+    }
+    outln!("accuracy: {:.4} ({correct}/{rows})", r.accuracy);
+    outln!();
+    let w = labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    outln!("{:<w$}  precision  recall  f1      support", "class");
+    for c in &r.classes {
+        outln!(
+            "{:<w$}  {:<9.4}  {:<6.4}  {:<6.4}  {}",
+            c.label,
+            c.precision,
+            c.recall,
+            c.f1,
+            c.support
+        );
+    }
+    outln!();
+    print_confusion(labels, &r.confusion, w);
+}
+
+/// The confusion matrix, its first column `w` wide.
+fn print_confusion(labels: &[String], confusion: &[Vec<usize>], w: usize) {
+    outln!("confusion matrix (rows: true class, columns: predicted)");
+    let cw = labels
+        .iter()
+        .map(|l| l.chars().count())
+        .chain(confusion.iter().flatten().map(|n| n.to_string().len()))
+        .max()
+        .unwrap_or(1);
+    outp!("{:<w$}", "");
+    for l in labels {
+        outp!("  {l:>cw$}");
+    }
+    outln!();
+    for (l, row) in labels.iter().zip(confusion) {
+        outp!("{l:<w$}");
+        for n in row {
+            outp!("  {n:>cw$}");
+        }
+        outln!();
+    }
+}
+
+/// The regression figures as one JSON object.
+fn print_values_json(scored: &Scored, r: &RegressionReport) {
+    outln!(
+        "{}",
+        json!({
+            "task": "regression",
+            "rows": scored.rows,
+            "mse": r.mse,
+            "rmse": r.rmse,
+            "mae": r.mae,
+            "r2": r.r2,
+            "filled_cells": scored.filled,
+            "unseen_categories": scored.unseen,
+        })
+    );
+}
+
+/// The regression report: MSE, RMSE, MAE and R².
+fn print_values(args: &EvalArgs, scored: &Scored, r: &RegressionReport, name: &str) {
+    outln!(
+        "{}: {} rows, regression of '{name}'",
+        args.data.display(),
+        scored.rows
+    );
+    for note in &made_up_note(scored) {
+        outln!("{note}");
+    }
+    outln!("MSE:  {:.6}", r.mse);
+    outln!("RMSE: {:.6}", r.rmse);
+    outln!("MAE:  {:.6}", r.mae);
+    outln!("R²:   {:.4}", r.r2);
 }
