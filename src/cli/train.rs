@@ -20,8 +20,8 @@ use mlp::pipeline::{
 };
 use mlp::plot::LossCurve;
 use mlp::train::{
-    Activation, Batch, DEFAULT_FOLDS, Hooks, Observer, OptimizerKind, StopReason, TrainConfig,
-    format_loss,
+    Activation, Batch, DEFAULT_FOLDS, DEFAULT_HELD_ROWS, DEFAULT_SHUFFLE_WINDOW, Hooks, Observer,
+    OptimizerKind, StopReason, TrainConfig, format_loss,
 };
 
 use super::out::{self, errln, outln};
@@ -203,6 +203,17 @@ pub struct Settings {
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
 
+    /// Streaming: shuffle the training rows in windows of this many rows, read in file
+    /// order (at least --batch-size); fixed, so that the model does not depend on
+    /// --memory-limit or the machine. A window is held in memory encoded
+    #[arg(long, value_name = "ROWS", default_value_t = DEFAULT_SHUFFLE_WINDOW)]
+    shuffle_window: usize,
+
+    /// Streaming: judge every epoch on at most this many rows kept in memory (the file's
+    /// first validation rows, or without --val-split its first training rows)
+    #[arg(long, value_name = "ROWS", default_value_t = DEFAULT_HELD_ROWS)]
+    held_rows: usize,
+
     /// Missing cells (empty, NA, NaN, null, ?): impute fills each with the training
     /// rows' median (numbers) or most frequent category (text), values the model keeps to
     /// fill new rows at predict and eval time (rows without a target are left out); drop
@@ -349,6 +360,8 @@ impl Settings {
                     ScalingArg::Robust => Scaling::Robust,
                     ScalingArg::Piecewise => Scaling::Piecewise,
                 },
+                shuffle_window: self.shuffle_window,
+                held_rows: self.held_rows,
             },
         })
     }
