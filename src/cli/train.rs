@@ -536,9 +536,10 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
                 rows_read as f64 / streamed.scan_seconds.max(1e-9)
             ));
             say(format!(
-                "streaming: chunks of {} read each epoch, shuffled in batches within a \
-                 chunk; every epoch judged on {} {} rows{} kept in memory",
+                "streaming: chunks of {} read each epoch, the training rows shuffled in \
+                 windows of {}; every epoch judged on {} {} rows{} kept in memory",
                 format_size(budget.chunk_bytes as u64),
+                config.shuffle_window.min(scan.train_rows),
                 held_rows,
                 if config.val_split > 0.0 {
                     "validation"
