@@ -909,20 +909,23 @@ impl StreamBudget {
     }
 }
 
-/// Refuses a streamed run whose shuffle window and held rows (encoded, `inputs` floats a
-/// row) would not fit in `budget`'s share for rows, rather than holding fewer rows and so
-/// training another network than the settings say. `held` is this process's share of the
-/// held rows, `of` how many rows there are to hold them from.
+/// Refuses a streamed run of the file `scan` describes whose shuffle window and held rows
+/// (`held` of them in this process), encoded, would not fit in `budget`'s share for rows,
+/// rather than holding fewer rows and so training another network than the settings say.
 pub fn check_stream_memory(
     config: &TrainConfig,
     budget: StreamBudget,
-    inputs: usize,
-    train_rows: usize,
-    (held, of): (usize, usize),
+    scan: &Scan,
+    held: usize,
 ) -> Result<()> {
-    let row_bytes = stream::window::encoded_row_bytes(inputs);
-    let window = config.shuffle_window.min(train_rows);
-    let held = held.min(of);
+    let inputs = scan.encoding.input_width();
+    let row_bytes = stream::window::encoded_row_bytes(inputs, scan.task);
+    let window = config.shuffle_window.min(scan.train_rows);
+    let held = held.min(if config.val_split > 0.0 {
+        scan.validation_rows
+    } else {
+        scan.train_rows
+    });
     let need = (window + held).saturating_mul(row_bytes);
     if need <= budget.rows_bytes {
         return Ok(());
@@ -1018,15 +1021,8 @@ pub fn prepare_streamed_shared(
     // In a data-parallel run the held rows are shared out: each process holds its part.
     let (rank, size) = (comm.rank(), comm.size());
     let held_here = config.held_rows / size + usize::from(rank < config.held_rows % size);
-    let of = if validation {
-        scan.validation_rows
-    } else {
-        scan.train_rows
-    };
-    let inputs = scan.encoding.input_width();
     // Every process checks the largest part, so that all of them refuse or none.
-    let held_most = config.held_rows.div_ceil(size);
-    check_stream_memory(config, budget, inputs, scan.train_rows, (held_most, of))?;
+    check_stream_memory(config, budget, &scan, config.held_rows.div_ceil(size))?;
     let held = stream::held_rows(request, &scan, budget.chunk_bytes, validation, held_here);
     let held = crate::comm::settle(comm, held)?;
     Ok(Streamed {

@@ -203,14 +203,15 @@ pub struct Settings {
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
 
-    /// Streaming: shuffle the training rows in windows of this many rows, read in file
-    /// order (at least --batch-size); fixed, so that the model does not depend on
-    /// --memory-limit or the machine. A window is held in memory encoded
+    /// Streaming: shuffle the training rows in windows of this many, read in file order (at
+    /// least --batch-size); fixed, so that the model does not depend on --memory-limit or
+    /// the machine. The window and the held rows, encoded, must fit in a quarter of
+    /// --memory-limit
     #[arg(long, value_name = "ROWS", default_value_t = DEFAULT_SHUFFLE_WINDOW)]
     shuffle_window: usize,
 
     /// Streaming: judge every epoch on at most this many rows kept in memory (the file's
-    /// first validation rows, or without --val-split its first training rows)
+    /// first validation rows, or with --val-split 0 its first training rows)
     #[arg(long, value_name = "ROWS", default_value_t = DEFAULT_HELD_ROWS)]
     held_rows: usize,
 

@@ -18,10 +18,15 @@ use crate::pipeline::TrainRequest;
 /// Most rows encoded at a time, so that encoding adds little to the window itself.
 pub(super) const ENCODE_ROWS: usize = 4096;
 
-/// Bytes a row takes in memory encoded: 4 per input, and up to 16 for its target (a class
-/// index, and its copy for the batches).
-pub fn encoded_row_bytes(inputs: usize) -> usize {
-    4 * inputs + 16
+/// Bytes a row of a window takes in memory encoded, for a network of `inputs` inputs: 4 per
+/// input, its target and the target's copy for the batches (a value of 4 bytes, or a class
+/// index of 8), and its place in the shuffled order (8). A held row takes less.
+pub fn encoded_row_bytes(inputs: usize, task: Task) -> usize {
+    let target = match task {
+        Task::Classification => 8,
+        Task::Regression => 4,
+    };
+    4 * inputs + 2 * target + 8
 }
 
 /// Reads the training rows of one process's part of a file a window at a time.
