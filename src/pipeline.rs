@@ -896,8 +896,10 @@ impl StreamBudget {
     /// window and the held rows), and chunks small enough that a chunk's copies (twice as
     /// read, once parsed, `encoded` times encoded) take at most half, an eighth of the limit
     /// each with numbers standardised alone, a 24th with quantile bins; the rest is for the
-    /// network and the program. Below 16 MiB (less than the program itself takes) the
-    /// smallest shares are kept: chunks of 64 KiB, and 4 MiB of rows.
+    /// network and the program. (`predict` and `eval` encode a whole chunk; training
+    /// encodes a few thousand rows at a time into the window, so there the chunks take
+    /// less.) Below 16 MiB (less than the program itself takes) the smallest shares are
+    /// kept: chunks of 64 KiB, and 4 MiB of rows.
     pub fn within(limit: u64, encoded: u64) -> StreamBudget {
         let bytes = usize::try_from(limit).unwrap_or(usize::MAX);
         let encoded = usize::try_from(encoded).unwrap_or(usize::MAX).max(1);
