@@ -132,6 +132,10 @@ pub enum Setting {
     Folds,
     /// Dropout rate of the hidden layers.
     Dropout,
+    /// Training rows shuffled together when streaming.
+    ShuffleWindow,
+    /// Most rows kept in memory to judge every epoch on when streaming.
+    HeldRows,
 }
 
 impl Setting {
@@ -174,6 +178,8 @@ impl Setting {
             Setting::Scaling => "scaling",
             Setting::Folds => "folds",
             Setting::Dropout => "dropout",
+            Setting::ShuffleWindow => "shuffle_window",
+            Setting::HeldRows => "held_rows",
         }
     }
 }

@@ -22,7 +22,7 @@ use crate::data::{ReadOptions, Table};
 use crate::dataset::{Encoding, FitSpec, Scaling, Targets, Task, UnknownCategory, detect_task};
 use crate::error::{Error, Hint, Result, Setting};
 use crate::loss::Loss;
-use crate::memory::{scoring_estimate, scoring_factor};
+use crate::memory::{format_size, scoring_estimate, scoring_factor};
 use crate::model::{
     FORMAT, Metrics, Model, ModelFile, Predictions, TrainingRecord, VERSION, layer_records,
 };
@@ -933,26 +933,91 @@ fn model_file(
 /// How much memory a streamed run gives each of its parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamBudget {
+    /// The memory limit it was made from, in bytes.
+    pub limit: u64,
     /// Bytes of the file read at a time (a chunk is held twice: as read, and with the
-    /// header in front for the reader).
+    /// header in front for the reader). How the file is read, never what trains.
     pub chunk_bytes: usize,
-    /// Bytes of encoded rows kept to judge every epoch on.
-    pub held_bytes: usize,
+    /// Bytes for encoded rows: the window of training rows shuffled together
+    /// ([`TrainConfig::shuffle_window`]) and the rows kept to judge every epoch on
+    /// ([`TrainConfig::held_rows`]). Settings that need more are refused
+    /// ([`check_stream_memory`]), never cut to fit.
+    pub rows_bytes: usize,
 }
 
 impl StreamBudget {
     /// Shares of `limit` for inputs `encoded` times the size of their text
-    /// ([`crate::memory::encoded_factor`]): a quarter for the held rows, and chunks small
-    /// enough that a chunk's copies (twice as read, once parsed, `encoded` times encoded)
-    /// take at most half, an eighth of the limit each with numbers standardised alone, a
-    /// 24th with quantile bins; the rest is for the network and the program.
+    /// ([`crate::memory::encoded_factor`]): a quarter for the encoded rows (the shuffle
+    /// window and the held rows), and chunks small enough that a chunk's copies (twice as
+    /// read, once parsed, `encoded` times encoded) take at most half, an eighth of the limit
+    /// each with numbers standardised alone, a 24th with quantile bins; the rest is for the
+    /// network and the program. (`predict` and `eval` encode a whole chunk; training
+    /// encodes a few thousand rows at a time into the window, so there the chunks take
+    /// less.) Below 16 MiB (less than the program itself takes) the smallest shares are
+    /// kept: chunks of 64 KiB, and 4 MiB of rows.
     pub fn within(limit: u64, encoded: u64) -> StreamBudget {
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let bytes = usize::try_from(limit).unwrap_or(usize::MAX);
         let encoded = usize::try_from(encoded).unwrap_or(usize::MAX).max(1);
         StreamBudget {
-            chunk_bytes: (limit / (4 + 4 * encoded)).clamp(64 << 10, 256 << 20),
-            held_bytes: (limit / 4).max(1 << 20),
+            limit,
+            chunk_bytes: (bytes / (4 + 4 * encoded)).clamp(64 << 10, 256 << 20),
+            rows_bytes: (bytes / 4).max(4 << 20),
         }
+    }
+}
+
+/// Refuses a streamed run of the file `scan` describes whose shuffle window and held rows
+/// (`held` of them in this process), encoded, would not fit in `budget`'s share for rows,
+/// rather than holding fewer rows and so training another network than the settings say.
+pub fn check_stream_memory(
+    config: &TrainConfig,
+    budget: StreamBudget,
+    scan: &Scan,
+    held: usize,
+) -> Result<()> {
+    let inputs = scan.encoding.input_width();
+    let row_bytes = stream::window::encoded_row_bytes(inputs, scan.task);
+    let window = config.shuffle_window.min(scan.train_rows);
+    let held = held.min(if config.val_split > 0.0 {
+        scan.validation_rows
+    } else {
+        scan.train_rows
+    });
+    let need = (window + held).saturating_mul(row_bytes);
+    if need <= budget.rows_bytes {
+        return Ok(());
+    }
+    // What would fit: both cut in proportion, or a limit with a quarter that holds them.
+    let fit = budget.rows_bytes / row_bytes;
+    let scaled = |n: usize| (n as u128 * fit as u128 / (window + held) as u128).max(1);
+    let need_limit = (need as u64).saturating_mul(4).div_ceil(1 << 20);
+    Err(Error::config(
+        Setting::MemoryLimit,
+        limit_text(budget.limit),
+        format!(
+            "a streamed run keeps the shuffle window of {window} training rows and {held} \
+             rows to judge every epoch on in memory, {inputs} inputs each: {} encoded, more \
+             than the {} kept for them (a quarter of the limit, at least 4 MiB)",
+            format_size(need as u64),
+            format_size(budget.rows_bytes as u64),
+        ),
+        Hint::text("raise it to ")
+            .setting(Setting::MemoryLimit, format!("{need_limit}M"))
+            .then(", or hold fewer rows: ")
+            .setting(Setting::ShuffleWindow, scaled(window))
+            .then(" and ")
+            .setting(Setting::HeldRows, scaled(held))
+            .then(" (either changes the model)"),
+    ))
+}
+
+/// `bytes` as `--memory-limit` takes it: `256M`, `1G`, or plain bytes.
+fn limit_text(bytes: u64) -> String {
+    match bytes {
+        b if b % (1 << 30) == 0 => format!("{}G", b >> 30),
+        b if b % (1 << 20) == 0 => format!("{}M", b >> 20),
+        b if b % (1 << 10) == 0 => format!("{}K", b >> 10),
+        b => b.to_string(),
     }
 }
 
@@ -990,18 +1055,32 @@ pub fn prepare_streamed_shared(
         ));
     }
     check_spread(&request.config, "streamed")?;
+    let config = &request.config;
+    if config.shuffle_window < config.batch_size {
+        return Err(Error::config(
+            Setting::ShuffleWindow,
+            config.shuffle_window,
+            format!(
+                "a shuffle window holds at least one batch ({} rows)",
+                config.batch_size
+            ),
+            Hint::text("use ")
+                .setting(Setting::ShuffleWindow, config.batch_size)
+                .then(" or more, or a smaller ")
+                .name(Setting::BatchSize),
+        ));
+    }
     let start = std::time::Instant::now();
     let scan = stream::scan_shared(request, budget.chunk_bytes, comm)?;
     let scan_seconds = start.elapsed().as_secs_f64();
-    check_network_size(&scan.encoding, &request.config)?;
-    let validation = request.config.val_split > 0.0;
-    let held = stream::held_rows(
-        request,
-        &scan,
-        budget.chunk_bytes,
-        validation,
-        budget.held_bytes,
-    );
+    check_network_size(&scan.encoding, config)?;
+    let validation = config.val_split > 0.0;
+    // In a data-parallel run the held rows are shared out: each process holds its part.
+    let (rank, size) = (comm.rank(), comm.size());
+    let held_here = config.held_rows / size + usize::from(rank < config.held_rows % size);
+    // Every process checks the largest part, so that all of them refuse or none.
+    check_stream_memory(config, budget, &scan, config.held_rows.div_ceil(size))?;
+    let held = stream::held_rows(request, &scan, budget.chunk_bytes, validation, held_here);
     let held = crate::comm::settle(comm, held)?;
     Ok(Streamed {
         scan,
@@ -1331,8 +1410,9 @@ mod tests {
         assert_eq!(StreamBudget::within(limit, 1).chunk_bytes, 32 << 20);
         // Quantile bins (inputs about 5 times the text): a 24th.
         assert_eq!(StreamBudget::within(limit, 5).chunk_bytes, (256 << 20) / 24);
-        // The held rows keep a quarter either way; tiny limits keep the smallest chunk.
-        assert_eq!(StreamBudget::within(limit, 5).held_bytes, 64 << 20);
+        // The encoded rows keep a quarter either way; tiny limits keep the smallest chunk.
+        assert_eq!(StreamBudget::within(limit, 5).rows_bytes, 64 << 20);
+        assert_eq!(StreamBudget::within(1 << 20, 5).rows_bytes, 4 << 20);
         assert_eq!(StreamBudget::within(1 << 20, 5).chunk_bytes, 64 << 10);
     }
 }

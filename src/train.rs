@@ -22,8 +22,8 @@ use crate::{Dropout, Relu, Sigmoid, Tanh};
 
 pub use crate::outcome::{History, StopReason};
 pub use crate::settings::{
-    Activation, DEFAULT_FOLDS, MAX_LAYER_WIDTH, MAX_PARAMETERS, OptimizerKind, TrainConfig,
-    parameter_count,
+    Activation, DEFAULT_FOLDS, DEFAULT_HELD_ROWS, DEFAULT_SHUFFLE_WINDOW, MAX_LAYER_WIDTH,
+    MAX_PARAMETERS, OptimizerKind, TrainConfig, parameter_count,
 };
 
 /// A multi-layer perceptron: `inputs → hidden[0] → … → outputs`, the activation after each

@@ -422,3 +422,111 @@ fn malformed_memory_limits_exit_2_with_the_accepted_forms() {
         assert!(err.contains("e.g. 256M or 2G"), "{err}");
     }
 }
+
+#[test]
+fn a_streamed_model_does_not_depend_on_the_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // About 885 KiB: a 8 MiB limit reads it in chunks of 341 KiB (three of them), a 64 MiB
+    // limit in one of 2.7 MiB.
+    numeric_file(&d.join("big.csv"), 60_000, usize::MAX, "");
+    let train = |limit: &str, model: &str| {
+        let args = [
+            "train",
+            "big.csv",
+            "--stream",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "64",
+            "--seed",
+            "7",
+            "--memory-limit",
+            limit,
+            "--model",
+            model,
+        ];
+        ok(d, &args)
+    };
+    let small_out = train("8M", "small.json");
+    let large_out = train("64M", "large.json");
+    let chunks = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("streaming: chunks of"))
+            .map(|l| l.split(" read ").next().unwrap().to_string())
+    };
+    assert_eq!(
+        chunks(&small_out).as_deref(),
+        Some("streaming: chunks of 341 KiB")
+    );
+    assert_eq!(
+        chunks(&large_out).as_deref(),
+        Some("streaming: chunks of 2.7 MiB")
+    );
+    let model = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join(name)).unwrap()).unwrap()
+    };
+    let (small, large) = (model("small.json"), model("large.json"));
+    // The weights, bit for bit (JSON keeps every bit of an f32), and what they scored.
+    assert!(small["layers"] == large["layers"], "the networks differ");
+    assert_eq!(small["metrics"], large["metrics"]);
+    assert_eq!(small["training"], large["training"]);
+    // What decides the order and the judging is in the model file.
+    let config = &small["training"]["config"];
+    assert_eq!(config["shuffle_window"], 32_768);
+    assert_eq!(config["held_rows"], 50_000);
+    assert!(
+        small_out.contains("the training rows shuffled in windows of 32768;"),
+        "{small_out}"
+    );
+}
+
+#[test]
+fn a_window_or_held_rows_the_memory_limit_cannot_hold_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    numeric_file(&d.join("big.csv"), 60_000, usize::MAX, "");
+    // About 48,000 training rows of 18 inputs (88 bytes encoded): a window of all of them
+    // and the 12,000 validation rows take 5 MiB, more than the 4 MiB an 8 MiB limit keeps.
+    let err = user_error(
+        d,
+        &[
+            "train",
+            "big.csv",
+            "--stream",
+            "--memory-limit",
+            "8M",
+            "--shuffle-window",
+            "60000",
+        ],
+    );
+    assert!(
+        err.contains("error: invalid --memory-limit 8M: a streamed run keeps the shuffle window"),
+        "{err}"
+    );
+    assert!(
+        err.contains("5.0 MiB encoded, more than the 4 MiB kept for them"),
+        "{err}"
+    );
+    assert!(err.contains("hint: raise it to --memory-limit 2"), "{err}");
+    assert!(
+        err.contains(", or hold fewer rows: --shuffle-window "),
+        "{err}"
+    );
+    assert!(!d.join("model.json").exists());
+    // A window smaller than a batch would change the batch size: refused before reading.
+    let err = user_error(
+        d,
+        &["train", "big.csv", "--stream", "--shuffle-window", "16"],
+    );
+    assert!(
+        err.contains("invalid --shuffle-window 16: a shuffle window holds at least one batch"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: use --shuffle-window 32 or more"),
+        "{err}"
+    );
+    let err = user_error(d, &["train", "big.csv", "--held-rows", "0"]);
+    assert!(err.contains("invalid --held-rows 0"), "{err}");
+}

@@ -151,6 +151,8 @@ pub fn words(setting: Setting, value: Option<&str>) -> String {
         Setting::Scaling => "--scaling",
         Setting::Folds => "--folds",
         Setting::Dropout => "--dropout",
+        Setting::ShuffleWindow => "--shuffle-window",
+        Setting::HeldRows => "--held-rows",
         Setting::ThreadsVariable => {
             return match value {
                 Some(v) => format!("MLP_THREADS={}", shell_quoted(v)),

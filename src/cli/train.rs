@@ -20,8 +20,8 @@ use mlp::pipeline::{
 };
 use mlp::plot::LossCurve;
 use mlp::train::{
-    Activation, Batch, DEFAULT_FOLDS, Hooks, Observer, OptimizerKind, StopReason, TrainConfig,
-    format_loss,
+    Activation, Batch, DEFAULT_FOLDS, DEFAULT_HELD_ROWS, DEFAULT_SHUFFLE_WINDOW, Hooks, Observer,
+    OptimizerKind, StopReason, TrainConfig, format_loss,
 };
 
 use super::out::{self, errln, outln};
@@ -203,6 +203,18 @@ pub struct Settings {
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
 
+    /// Streaming: shuffle the training rows in windows of this many, read in file order (at
+    /// least --batch-size); fixed, so that the model does not depend on --memory-limit or
+    /// the machine. The window and the held rows, encoded, must fit in a quarter of
+    /// --memory-limit
+    #[arg(long, value_name = "ROWS", default_value_t = DEFAULT_SHUFFLE_WINDOW)]
+    shuffle_window: usize,
+
+    /// Streaming: judge every epoch on at most this many rows kept in memory (the file's
+    /// first validation rows, or with --val-split 0 its first training rows)
+    #[arg(long, value_name = "ROWS", default_value_t = DEFAULT_HELD_ROWS)]
+    held_rows: usize,
+
     /// Missing cells (empty, NA, NaN, null, ?): impute fills each with the training
     /// rows' median (numbers) or most frequent category (text), values the model keeps to
     /// fill new rows at predict and eval time (rows without a target are left out); drop
@@ -349,6 +361,8 @@ impl Settings {
                     ScalingArg::Robust => Scaling::Robust,
                     ScalingArg::Piecewise => Scaling::Piecewise,
                 },
+                shuffle_window: self.shuffle_window,
+                held_rows: self.held_rows,
             },
         })
     }
@@ -523,9 +537,10 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
                 rows_read as f64 / streamed.scan_seconds.max(1e-9)
             ));
             say(format!(
-                "streaming: chunks of {} read each epoch, shuffled in batches within a \
-                 chunk; every epoch judged on {} {} rows{} kept in memory",
+                "streaming: chunks of {} read each epoch, the training rows shuffled in \
+                 windows of {}; every epoch judged on {} {} rows{} kept in memory",
                 format_size(budget.chunk_bytes as u64),
+                config.shuffle_window.min(scan.train_rows),
                 held_rows,
                 if config.val_split > 0.0 {
                     "validation"

@@ -5,10 +5,14 @@
 //!    (column kinds, categories, class labels, means and deviations of the training rows)
 //!    from running sums, keeping no rows.
 //! 2. A second pass keeps the rows the weights are judged on after every epoch in memory,
-//!    up to a share of the memory limit ([`held_rows`]): the validation rows, or without a
-//!    validation split a sample of the training rows.
-//! 3. Every epoch reads the file again and trains on each chunk's training rows in
-//!    shuffled mini-batches ([`StreamEpochs`]).
+//!    at most `held_rows` of them ([`held_rows`]): the first validation rows, or without a
+//!    validation split the first training rows.
+//! 3. Every epoch reads the file again and trains on its training rows in windows of
+//!    `shuffle_window` rows, each shuffled into mini-batches ([`StreamEpochs`], [`window`]).
+//!
+//! Neither the rows held nor the windows depend on the size of the chunks read, which
+//! follows the memory limit: the same file, settings and seed give the same network on any
+//! machine and under any `--memory-limit` that can hold a window and the held rows.
 //!
 //! Which rows validate is decided by a seeded hash of the line the row starts on
 //! ([`is_validation_row`]), so every pass agrees without remembering, validation rows never
@@ -26,6 +30,7 @@
 //! trains on one local batch from each process together ([`StreamEpochs`]).
 
 pub mod chunks;
+pub mod window;
 
 use std::path::Path;
 
@@ -45,6 +50,7 @@ use crate::stats::{Cells, ColumnStats, merge_all};
 use crate::train::{Batch, Batches, EpochEnd, Epochs, Observer, step_together};
 
 use chunks::{Chunk, Chunks};
+use window::Windows;
 
 /// Whether the data row starting on line `row` of the file is held out for validation: a
 /// seeded hash of the line number below `fraction`, so about that fraction of the rows
@@ -581,47 +587,19 @@ impl Held {
     }
 }
 
-/// Reads the first rows (up to `max_bytes` of encoded inputs and targets) that validate
-/// (`validation`) or train: the rows the weights are judged on after every epoch.
+/// Reads the first `max_rows` rows of this process's part of the file that validate
+/// (`validation`) or train: the rows the weights are judged on after every epoch. Which
+/// rows they are does not depend on `chunk_bytes`.
 pub fn held_rows(
     request: &TrainRequest,
     scan: &Scan,
     chunk_bytes: usize,
     validation: bool,
-    max_bytes: usize,
+    max_rows: usize,
 ) -> Result<Held> {
-    let width = scan.encoding.input_width();
-    let max_rows = (max_bytes / (4 * (width + 1))).max(1);
-    let mut x: Vec<f32> = Vec::new();
-    let mut classes = Vec::new();
-    let mut values = Vec::new();
-    let mut n = 0;
-    let mut chunks = scan.open(&request.data, chunk_bytes)?;
-    while n < max_rows
-        && let Some(chunk) = chunks.next_chunk()?
-    {
-        let read = read_chunk(request, &scan.text_columns, chunk)?;
-        let rows = if validation {
-            &read.validation
-        } else {
-            &read.train
-        };
-        let rows = &rows[..rows.len().min(max_rows - n)];
-        let locate = |e| read.chunk.locate(e);
-        let inputs = scan.encoding.inputs(&read.table, rows).map_err(locate)?;
-        x.extend(inputs.iter());
-        match scan.encoding.targets(&read.table, rows).map_err(locate)? {
-            Targets::Classes(c) => classes.extend(c),
-            Targets::Values(v) => values.extend(v.iter()),
-        }
-        n += rows.len();
-    }
-    let y = match scan.task {
-        Task::Classification => Targets::Classes(classes),
-        Task::Regression => Targets::Values(Array2::from_shape_vec((n, 1), values).unwrap()),
-    };
+    let (x, y) = window::first_rows(request, scan, chunk_bytes, validation, max_rows)?;
     Ok(Held {
-        x: Array2::from_shape_vec((n, width), x).expect("width inputs per row"),
+        x,
         y,
         of: if validation {
             scan.validation_rows
@@ -631,8 +609,8 @@ pub fn held_rows(
     })
 }
 
-/// Training epochs read from the file: each chunk's training rows in shuffled
-/// mini-batches (the shuffle buffer is the chunk).
+/// Training epochs read from the file: its training rows in file order, in windows of
+/// `shuffle_window` rows ([`Windows`]), each window's rows in shuffled mini-batches.
 ///
 /// In a data-parallel run, each process reads its share of the file so, and every step
 /// trains on one batch from each process together: the processes' batches (of about
@@ -650,9 +628,9 @@ pub struct StreamEpochs<'a> {
 }
 
 impl<'a> StreamEpochs<'a> {
-    /// Epochs over the file of `request`, read in chunks of about `chunk_bytes`; with
-    /// `comm`, trained together with the other processes, each reading its share
-    /// (`scan` from [`scan_shared`]).
+    /// Epochs over the file of `request`, read in chunks of about `chunk_bytes` (which
+    /// changes how the file is read, not what trains); with `comm`, trained together with
+    /// the other processes, each reading its share (`scan` from [`scan_shared`]).
     pub fn new(
         request: &'a TrainRequest,
         scan: &'a Scan,
@@ -669,24 +647,13 @@ impl<'a> StreamEpochs<'a> {
         }
     }
 
-    /// The next chunk of this process's part with training rows, encoded, or `None` at
-    /// the end of the part.
-    fn next_training_chunk(&self, chunks: &mut Chunks) -> Result<Option<(Array2<f32>, Targets)>> {
-        while let Some(chunk) = chunks.next_chunk()? {
-            let read = read_chunk(self.request, &self.scan.text_columns, chunk)?;
-            if read.train.is_empty() {
-                continue;
-            }
-            let locate = |e| read.chunk.locate(e);
-            let encoding = &self.scan.encoding;
-            let x = encoding.inputs(&read.table, &read.train).map_err(locate)?;
-            let y = encoding.targets(&read.table, &read.train).map_err(locate)?;
-            return Ok(Some((x, y)));
-        }
-        Ok(None)
+    /// The seed of the `index`th window (from 1) of this epoch, read by process `rank`: a
+    /// fresh order every epoch and window, the same on every run.
+    fn window_seed(&self, index: u64, rank: usize) -> u64 {
+        self.request.config.seed ^ (self.epoch << 32) ^ index ^ ((rank as u64) << 48)
     }
 
-    /// One epoch of a single process: every chunk's batches in turn.
+    /// One epoch of a single process: every window's batches in turn.
     fn epoch_alone(
         &mut self,
         model: &mut Sequential,
@@ -696,15 +663,22 @@ impl<'a> StreamEpochs<'a> {
         mut observer: Option<&mut (dyn Observer + '_)>,
     ) -> Result<EpochEnd> {
         let config = &self.request.config;
-        let mut chunks = self.scan.open(&self.request.data, self.chunk_bytes)?;
+        let mut windows = Windows::open(self.request, self.scan, self.chunk_bytes)?;
         let (mut total, mut rows, mut batches_run) = (0f64, 0usize, 0);
         let mut index = 0u64;
-        while let Some((x, y)) = self.next_training_chunk(&mut chunks)? {
-            let n = x.nrows();
-            // A seed per epoch and chunk: a fresh order every time, the same on every run.
+        loop {
+            let n = windows.next_window()?;
+            if n == 0 {
+                break;
+            }
             index += 1;
-            let seed = config.seed ^ (self.epoch << 32) ^ index;
-            let mut batches = Batches::new(Batch { x: x.view(), y: &y }, config.batch_size, seed);
+            let seed = self.window_seed(index, 0);
+            let y = windows.targets();
+            let data = Batch {
+                x: windows.x(),
+                y: &y,
+            };
+            let mut batches = Batches::new(data, config.batch_size, seed);
             let observer = observer.as_deref_mut();
             match batches.epoch_observed(model, loss, optimizer, interrupted, observer)? {
                 EpochEnd::Finished { mean_loss } => {
@@ -725,7 +699,8 @@ impl<'a> StreamEpochs<'a> {
         })
     }
 
-    /// One epoch of data-parallel training: a batch from every process at each step.
+    /// One epoch of data-parallel training: a batch from every process at each step, each
+    /// from its own current window.
     fn epoch_together(
         &mut self,
         comm: &dyn Communicator,
@@ -740,48 +715,45 @@ impl<'a> StreamEpochs<'a> {
         // This process's part of each global batch.
         let local_batch =
             (config.batch_size / size + usize::from(rank < config.batch_size % size)).max(1);
-        let mut chunks = self.scan.open(&self.request.data, self.chunk_bytes);
+        let mut windows = Windows::open(self.request, self.scan, self.chunk_bytes);
         let mut failure: Option<Error> = None;
-        let mut current: Option<(Array2<f32>, Targets, Vec<usize>)> = None;
+        // The current window's targets, and the order its rows train in.
+        let mut current: Option<(Targets, Vec<usize>)> = None;
         let mut at = 0;
         let mut index = 0u64;
         let (mut total, mut rows, mut steps) = (0f64, 0usize, 0usize);
         let mut buffer = std::mem::take(&mut self.buffer);
         let end = loop {
-            // The next rows of this process's part, reading on when a chunk is used up.
-            if failure.is_none()
-                && current
-                    .as_ref()
-                    .is_none_or(|(_, _, order)| at >= order.len())
-            {
-                let next = match chunks.as_mut() {
-                    Ok(chunks) => self.next_training_chunk(chunks),
+            // The next rows of this process's part, reading on when a window is used up.
+            if failure.is_none() && current.as_ref().is_none_or(|(_, order)| at >= order.len()) {
+                let next = match windows.as_mut() {
+                    Ok(windows) => windows.next_window(),
                     Err(e) => Err(std::mem::replace(e, Error::Interrupted(String::new()))),
                 };
-                current = match next {
-                    Ok(Some((x, y))) => {
+                current = match (next, windows.as_ref()) {
+                    (Ok(n @ 1..), Ok(windows)) => {
                         index += 1;
-                        let seed = config.seed ^ (self.epoch << 32) ^ index ^ ((rank as u64) << 48);
-                        let mut order: Vec<usize> = (0..x.nrows()).collect();
+                        let seed = self.window_seed(index, rank);
+                        let mut order: Vec<usize> = (0..n).collect();
                         use ndarray_rand::rand::SeedableRng;
                         use ndarray_rand::rand::seq::SliceRandom;
                         order.shuffle(&mut ndarray_rand::rand::rngs::StdRng::seed_from_u64(seed));
                         at = 0;
-                        Some((x, y, order))
+                        Some((windows.targets(), order))
                     }
-                    Ok(None) => None,
-                    Err(e) => {
+                    (Ok(_), _) => None,
+                    (Err(e), _) => {
                         failure = Some(e);
                         None
                     }
                 };
             }
             let stop = interrupted() || failure.is_some();
-            let step = match &current {
-                Some((x, y, order)) if at < order.len() => {
+            let step = match (&current, windows.as_ref()) {
+                (Some((y, order)), Ok(windows)) if at < order.len() => {
                     let picked = &order[at..(at + local_batch).min(order.len())];
                     at += picked.len();
-                    let xb = x.select(ndarray::Axis(0), picked);
+                    let xb = windows.x().select(ndarray::Axis(0), picked);
                     match y {
                         Targets::Classes(c) => {
                             let cb: Vec<usize> = picked.iter().map(|&r| c[r]).collect();
