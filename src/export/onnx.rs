@@ -42,104 +42,139 @@ const ML: &str = "ai.onnx.ml";
 pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
     let mut g = GraphBuilder::default();
     let encoding = &file.encoding;
+    let x = emit_features(&mut g, &encoding.features);
+    let x = emit_standardise(&mut g, &encoding.features, &x);
+    let networks: Vec<&[LayerRecord]> = std::iter::once(&file.layers[..])
+        .chain(file.ensemble.iter().map(Vec::as_slice))
+        .collect();
+    let outs: Vec<String> = networks
+        .iter()
+        .map(|layers| network(&mut g, &x, layers))
+        .collect();
+    match &encoding.target {
+        TargetEncoding::Classes { labels, .. } => emit_classes(&mut g, &outs, labels),
+        TargetEncoding::Values { mean, std, .. } => emit_values(&mut g, &outs, *mean, *std),
+    }
+    model_proto(file, g).encode_to_vec()
+}
 
-    // Every feature as a float block, in the model's input order.
-    let mut blocks = Vec::new();
-    for feature in &encoding.features {
-        match feature {
+/// Every feature as a float block, in the model's input order, concatenated: the encoded
+/// inputs before standardisation, `[N, I]`.
+fn emit_features(g: &mut GraphBuilder, features: &[Feature]) -> String {
+    let mut blocks: Vec<String> = features
+        .iter()
+        .map(|feature| match feature {
             Feature::Robust { .. } => unreachable!("refused by check_exportable"),
-            Feature::Numeric { name, fill, .. } | Feature::Piecewise { name, fill, .. } => {
-                g.input(name, data_type::FLOAT, Some(1));
-                let value = match fill {
-                    // A missing number (NaN) becomes the training median.
-                    Some(fill) => {
-                        let missing = g.node("IsNaN", &[name], vec![]);
-                        let fill = g.floats(&[1, 1], vec![*fill]);
-                        g.node("Where", &[&missing, &fill, name], vec![])
-                    }
-                    None => name.clone(),
-                };
-                match feature {
-                    Feature::Piecewise { edges, .. } if !edges.is_empty() => {
-                        // The value, then one input per quantile bin [lo, hi]: in f64,
-                        // clamp((x − lo) / (hi − lo), 0, 1), as `Encoding::inputs` does.
-                        let bins = edges.len() as i64 - 1;
-                        let lo = g.doubles(&[1, bins], edges[..edges.len() - 1].to_vec());
-                        let size: Vec<f64> = edges.windows(2).map(|e| e[1] - e[0]).collect();
-                        let size = g.doubles(&[1, bins], size);
-                        let zero = g.doubles(&[], vec![0.0]);
-                        let one = g.doubles(&[], vec![1.0]);
-                        let double = int_attr("to", data_type::DOUBLE as i64);
-                        let v = g.node("Cast", &[&value], vec![double]);
-                        let v = g.node("Sub", &[&v, &lo], vec![]);
-                        let v = g.node("Div", &[&v, &size], vec![]);
-                        let v = g.node("Clip", &[&v, &zero, &one], vec![]);
-                        let float = int_attr("to", data_type::FLOAT as i64);
-                        let v = g.node("Cast", &[&v], vec![float]);
-                        blocks.push(g.node("Concat", &[&value, &v], vec![int_attr("axis", 1)]));
-                    }
-                    _ => blocks.push(value),
-                }
-            }
+            Feature::Numeric { .. } | Feature::Piecewise { .. } => emit_number(g, feature),
             Feature::Categorical {
                 name,
                 categories,
                 fill,
-            } => {
-                g.input(name, data_type::STRING, Some(1));
-                let text = match fill {
-                    // A missing text ("") becomes the most frequent category; every other
-                    // text stays itself, or becomes one that no category equals.
-                    Some(fill) => {
-                        let mut keys = categories.clone();
-                        let mut values = categories.clone();
-                        if !categories.iter().any(String::is_empty) {
-                            keys.push(String::new());
-                            values.push(fill.clone());
-                        }
-                        let mut unseen = String::from("mlp::unseen");
-                        while categories.contains(&unseen) {
-                            unseen.push('_');
-                        }
-                        g.node_in(
-                            ML,
-                            "LabelEncoder",
-                            &[name],
-                            vec![
-                                strings_attr("keys_strings", &keys),
-                                strings_attr("values_strings", &values),
-                                string_attr("default_string", &unseen),
-                            ],
-                        )
-                    }
-                    None => name.clone(),
-                };
-                let k = categories.len() as i64;
-                // [N, 1] strings → [N, 1, k] one-hot; unknown texts give zeros.
-                let one_hot = g.node_in(
-                    ML,
-                    "OneHotEncoder",
-                    &[&text],
-                    vec![
-                        strings_attr("cats_strings", categories),
-                        int_attr("zeros", 1),
-                    ],
-                );
-                let shape = g.int64s(&[-1, k]);
-                blocks.push(g.node("Reshape", &[&one_hot, &shape], vec![]));
-            }
-        }
-    }
-    let x = if blocks.len() == 1 {
+            } => emit_text(g, name, categories, fill.as_deref()),
+        })
+        .collect();
+    if blocks.len() == 1 {
         blocks.pop().expect("one block")
     } else {
         let refs: Vec<&str> = blocks.iter().map(String::as_str).collect();
         g.node("Concat", &refs, vec![int_attr("axis", 1)])
-    };
+    }
+}
 
-    // Standardisation in f64, as `Encoding::inputs` does it; one-hot inputs pass unchanged.
+/// A numeric feature's input and block: the value (NaN filled) and, for a piecewise
+/// feature, its quantile bins.
+fn emit_number(g: &mut GraphBuilder, feature: &Feature) -> String {
+    let (Feature::Numeric { name, fill, .. } | Feature::Piecewise { name, fill, .. }) = feature
+    else {
+        unreachable!("called for numbers")
+    };
+    g.input(name, data_type::FLOAT, Some(1));
+    let value = match fill {
+        // A missing number (NaN) becomes the training median.
+        Some(fill) => {
+            let missing = g.node("IsNaN", &[name], vec![]);
+            let fill = g.floats(&[1, 1], vec![*fill]);
+            g.node("Where", &[&missing, &fill, name], vec![])
+        }
+        None => name.clone(),
+    };
+    match feature {
+        Feature::Piecewise { edges, .. } if !edges.is_empty() => {
+            // The value, then one input per quantile bin [lo, hi]: in f64,
+            // clamp((x − lo) / (hi − lo), 0, 1), as `Encoding::inputs` does.
+            let bins = edges.len() as i64 - 1;
+            let lo = g.doubles(&[1, bins], edges[..edges.len() - 1].to_vec());
+            let size: Vec<f64> = edges.windows(2).map(|e| e[1] - e[0]).collect();
+            let size = g.doubles(&[1, bins], size);
+            let zero = g.doubles(&[], vec![0.0]);
+            let one = g.doubles(&[], vec![1.0]);
+            let double = int_attr("to", data_type::DOUBLE as i64);
+            let v = g.node("Cast", &[&value], vec![double]);
+            let v = g.node("Sub", &[&v, &lo], vec![]);
+            let v = g.node("Div", &[&v, &size], vec![]);
+            let v = g.node("Clip", &[&v, &zero, &one], vec![]);
+            let float = int_attr("to", data_type::FLOAT as i64);
+            let v = g.node("Cast", &[&v], vec![float]);
+            g.node("Concat", &[&value, &v], vec![int_attr("axis", 1)])
+        }
+        _ => value,
+    }
+}
+
+/// A text feature's input and its one-hot block `[N, k]`.
+fn emit_text(
+    g: &mut GraphBuilder,
+    name: &str,
+    categories: &[String],
+    fill: Option<&str>,
+) -> String {
+    g.input(name, data_type::STRING, Some(1));
+    let text = match fill {
+        // A missing text ("") becomes the most frequent category; every other
+        // text stays itself, or becomes one that no category equals.
+        Some(fill) => {
+            let mut keys = categories.to_vec();
+            let mut values = categories.to_vec();
+            if !categories.iter().any(String::is_empty) {
+                keys.push(String::new());
+                values.push(fill.to_string());
+            }
+            let mut unseen = String::from("mlp::unseen");
+            while categories.contains(&unseen) {
+                unseen.push('_');
+            }
+            g.node_in(
+                ML,
+                "LabelEncoder",
+                &[name],
+                vec![
+                    strings_attr("keys_strings", &keys),
+                    strings_attr("values_strings", &values),
+                    string_attr("default_string", &unseen),
+                ],
+            )
+        }
+        None => name.to_string(),
+    };
+    let k = categories.len() as i64;
+    // [N, 1] strings → [N, 1, k] one-hot; unknown texts give zeros.
+    let one_hot = g.node_in(
+        ML,
+        "OneHotEncoder",
+        &[&text],
+        vec![
+            strings_attr("cats_strings", categories),
+            int_attr("zeros", 1),
+        ],
+    );
+    let shape = g.int64s(&[-1, k]);
+    g.node("Reshape", &[&one_hot, &shape], vec![])
+}
+
+/// Standardisation in f64, as `Encoding::inputs` does it; one-hot inputs pass unchanged.
+fn emit_standardise(g: &mut GraphBuilder, features: &[Feature], x: &str) -> String {
     let (mut mean, mut std) = (Vec::new(), Vec::new());
-    for feature in &encoding.features {
+    for feature in features {
         match feature {
             Feature::Numeric {
                 mean: m, std: s, ..
@@ -168,94 +203,91 @@ pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
         }
     }
     let width = mean.len() as i64;
-    let x = g.node(
-        "Cast",
-        &[&x],
-        vec![int_attr("to", data_type::DOUBLE as i64)],
-    );
+    let x = g.node("Cast", &[x], vec![int_attr("to", data_type::DOUBLE as i64)]);
     let mean = g.doubles(&[1, width], mean);
     let std = g.doubles(&[1, width], std);
     let x = g.node("Sub", &[&x, &mean], vec![]);
     let x = g.node("Div", &[&x, &std], vec![]);
-    let x = g.node("Cast", &[&x], vec![int_attr("to", data_type::FLOAT as i64)]);
+    g.node("Cast", &[&x], vec![int_attr("to", data_type::FLOAT as i64)])
+}
 
-    // Every network on the same inputs; an ensemble averages their probabilities (classes)
-    // or raw outputs (values), summed in the networks' order, as `Model::predict_encoded`.
-    let networks: Vec<&[LayerRecord]> = std::iter::once(&file.layers[..])
-        .chain(file.ensemble.iter().map(Vec::as_slice))
-        .collect();
-    let outs: Vec<String> = networks
-        .iter()
-        .map(|layers| network(&mut g, &x, layers))
-        .collect();
+/// The mean of the networks' outputs `refs`: summed in the networks' order, as
+/// `Model::predict_encoded` sums them.
+fn ensemble_mean(g: &mut GraphBuilder, refs: &[&str]) -> String {
+    let sum = g.node("Sum", refs, vec![]);
+    let k = g.floats(&[], vec![refs.len() as f32]);
+    g.node("Div", &[&sum, &k], vec![])
+}
+
+/// A classifier's outputs from the networks' raw outputs `outs`: `label` and
+/// `probabilities` (an ensemble's mean probabilities).
+fn emit_classes(g: &mut GraphBuilder, outs: &[String], labels: &[String]) {
     let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
-    let mean = |g: &mut GraphBuilder, refs: &[&str]| {
-        let sum = g.node("Sum", refs, vec![]);
-        let k = g.floats(&[], vec![refs.len() as f32]);
-        g.node("Div", &[&sum, &k], vec![])
+    let c = labels.len() as i64;
+    // mlp takes the first of equal values; so does ArgMax (select_last_index = 0).
+    let argmax = vec![int_attr("axis", 1), int_attr("keepdims", 0)];
+    let class = if refs.len() == 1 {
+        g.node_named("Softmax", &refs, "probabilities", vec![int_attr("axis", 1)]);
+        g.node("ArgMax", &refs, argmax)
+    } else {
+        let p: Vec<String> = refs
+            .iter()
+            .map(|z| g.node("Softmax", &[z], vec![int_attr("axis", 1)]))
+            .collect();
+        let p: Vec<&str> = p.iter().map(String::as_str).collect();
+        let mean = ensemble_mean(g, &p);
+        g.node_named("Identity", &[&mean], "probabilities", vec![]);
+        g.node("ArgMax", &[&mean], argmax)
     };
+    let keys: Vec<i64> = (0..c).collect();
+    g.nodes.push(NodeProto {
+        input: vec![class],
+        output: vec!["label".into()],
+        name: "label".into(),
+        op_type: "LabelEncoder".into(),
+        domain: ML.into(),
+        attribute: vec![
+            ints_attr("keys_int64s", keys),
+            strings_attr("values_strings", labels),
+            string_attr("default_string", ""),
+        ],
+    });
+    // `label` first, as skl2onnx orders a classifier's outputs.
+    g.output("label", data_type::STRING, None);
+    g.output("probabilities", data_type::FLOAT, Some(c));
+}
 
-    match &encoding.target {
-        TargetEncoding::Classes { labels, .. } => {
-            let c = labels.len() as i64;
-            // mlp takes the first of equal values; so does ArgMax (select_last_index = 0).
-            let argmax = vec![int_attr("axis", 1), int_attr("keepdims", 0)];
-            let class = if refs.len() == 1 {
-                g.node_named("Softmax", &refs, "probabilities", vec![int_attr("axis", 1)]);
-                g.node("ArgMax", &refs, argmax)
-            } else {
-                let p: Vec<String> = refs
-                    .iter()
-                    .map(|z| g.node("Softmax", &[z], vec![int_attr("axis", 1)]))
-                    .collect();
-                let p: Vec<&str> = p.iter().map(String::as_str).collect();
-                let mean = mean(&mut g, &p);
-                g.node_named("Identity", &[&mean], "probabilities", vec![]);
-                g.node("ArgMax", &[&mean], argmax)
-            };
-            let keys: Vec<i64> = (0..c).collect();
-            g.nodes.push(NodeProto {
-                input: vec![class],
-                output: vec!["label".into()],
-                name: "label".into(),
-                op_type: "LabelEncoder".into(),
-                domain: ML.into(),
-                attribute: vec![
-                    ints_attr("keys_int64s", keys),
-                    strings_attr("values_strings", labels),
-                    string_attr("default_string", ""),
-                ],
-            });
-            // `label` first, as skl2onnx orders a classifier's outputs.
-            g.output("label", data_type::STRING, None);
-            g.output("probabilities", data_type::FLOAT, Some(c));
-        }
-        TargetEncoding::Values { mean: m, std, .. } => {
-            let x = if refs.len() == 1 {
-                outs[0].clone()
-            } else {
-                mean(&mut g, &refs)
-            };
-            let y = g.node(
-                "Cast",
-                &[&x],
-                vec![int_attr("to", data_type::DOUBLE as i64)],
-            );
-            let std = g.doubles(&[1], vec![*std]);
-            let m = g.doubles(&[1], vec![*m]);
-            let y = g.node("Mul", &[&y, &std], vec![]);
-            let y = g.node("Add", &[&y, &m], vec![]);
-            g.node_named(
-                "Cast",
-                &[&y],
-                "prediction",
-                vec![int_attr("to", data_type::FLOAT as i64)],
-            );
-            g.output("prediction", data_type::FLOAT, Some(1));
-        }
-    }
+/// A regressor's output `prediction` from the networks' raw outputs `outs` (an
+/// ensemble's mean), in the target's units: `z · std + mean` in f64.
+fn emit_values(g: &mut GraphBuilder, outs: &[String], mean: f64, std: f64) {
+    let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
+    let x = if refs.len() == 1 {
+        outs[0].clone()
+    } else {
+        ensemble_mean(g, &refs)
+    };
+    let y = g.node(
+        "Cast",
+        &[&x],
+        vec![int_attr("to", data_type::DOUBLE as i64)],
+    );
+    let std = g.doubles(&[1], vec![std]);
+    let m = g.doubles(&[1], vec![mean]);
+    let y = g.node("Mul", &[&y, &std], vec![]);
+    let y = g.node("Add", &[&y, &m], vec![]);
+    g.node_named(
+        "Cast",
+        &[&y],
+        "prediction",
+        vec![int_attr("to", data_type::FLOAT as i64)],
+    );
+    g.output("prediction", data_type::FLOAT, Some(1));
+}
 
-    let model = ModelProto {
+/// The model around the graph `g`: versions, producer, and what it was trained on.
+fn model_proto(file: &ModelFile, g: GraphBuilder) -> ModelProto {
+    let encoding = &file.encoding;
+    ModelProto {
         ir_version: IR_VERSION,
         opset_import: vec![
             OperatorSetIdProto {
@@ -293,8 +325,7 @@ pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
                 value: file.training.data_sha256.clone(),
             },
         ],
-    };
-    model.encode_to_vec()
+    }
 }
 
 /// One network on the encoded inputs `x`: its raw outputs' name. Weights are stored

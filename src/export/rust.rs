@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::fmt::Write;
 
-use crate::dataset::{Feature, TargetEncoding};
+use crate::dataset::{Encoding, Feature, TargetEncoding};
 use crate::model::{LayerRecord, ModelFile};
 
 /// The Rust source for a validated model file.
@@ -21,11 +21,35 @@ pub fn to_rust(file: &ModelFile) -> String {
         .features
         .iter()
         .any(|f| matches!(f, Feature::Categorical { .. }));
-    let lifetime = if has_text { "<'a>" } else { "" };
     let input_type = if has_text { "Input<'_>" } else { "Input" };
-    let width = encoding.input_width();
+    // Every network of a k-fold ensemble, the first one first.
+    let networks: Vec<&[LayerRecord]> = std::iter::once(&file.layers[..])
+        .chain(file.ensemble.iter().map(Vec::as_slice))
+        .collect();
 
     let mut s = String::new();
+    emit_header(&mut s, file);
+    emit_input_struct(&mut s, encoding, &fields, has_text);
+    emit_constants(&mut s, encoding, &networks);
+    emit_encode(&mut s, encoding, &fields, input_type);
+    emit_networks(&mut s, &encoding.target, &networks, input_type);
+    emit_helpers(&mut s, &encoding.target, &networks);
+    s
+}
+
+/// The name of network `m`'s linear layer `l`'s constants among `k` networks: `W{m}_{l}`
+/// in an ensemble, plain `W{l}` for a single network.
+fn layer_id(k: usize, m: usize, l: usize) -> String {
+    if k == 1 {
+        format!("{l}")
+    } else {
+        format!("{m}_{l}")
+    }
+}
+
+/// The file's doc comment: what it predicts and how.
+fn emit_header(s: &mut String, file: &ModelFile) {
+    let encoding = &file.encoding;
     let task = match &encoding.target {
         TargetEncoding::Classes { labels, .. } => format!("{} classes", labels.len()),
         TargetEncoding::Values { .. } => "a number".to_string(),
@@ -43,12 +67,15 @@ pub fn to_rust(file: &ModelFile) -> String {
         version = env!("CARGO_PKG_VERSION"),
         data = escape_comment(&file.training.data_file),
     );
+}
 
-    // The input struct.
+/// The input struct: one field per feature column.
+fn emit_input_struct(s: &mut String, encoding: &Encoding, fields: &[String], has_text: bool) {
+    let lifetime = if has_text { "<'a>" } else { "" };
     let _ = writeln!(s, "/// One row: the feature columns of the training file.");
     let _ = writeln!(s, "#[derive(Debug, Clone, Copy, PartialEq)]");
     let _ = writeln!(s, "pub struct Input{lifetime} {{");
-    for (feature, field) in encoding.features.iter().zip(&fields) {
+    for (feature, field) in encoding.features.iter().zip(fields) {
         let (kind, ty, fill) = match feature {
             Feature::Numeric { fill, .. }
             | Feature::Robust { fill, .. }
@@ -73,25 +100,16 @@ pub fn to_rust(file: &ModelFile) -> String {
         );
     }
     let _ = writeln!(s, "}}\n");
+}
 
-    // Constants.
+/// `INPUTS`, every network's weights and biases, and (for a classifier) `CLASSES`.
+fn emit_constants(s: &mut String, encoding: &Encoding, networks: &[&[LayerRecord]]) {
+    let width = encoding.input_width();
     let _ = writeln!(
         s,
         "/// Network inputs after encoding.\npub const INPUTS: usize = {width};"
     );
-    // Every network of a k-fold ensemble: `W{m}_{l}` is network m's layer l; a single
-    // network's are plain `W{l}`.
-    let networks: Vec<&[LayerRecord]> = std::iter::once(&file.layers[..])
-        .chain(file.ensemble.iter().map(Vec::as_slice))
-        .collect();
     let k = networks.len();
-    let name = |m: usize, l: usize| {
-        if k == 1 {
-            format!("{l}")
-        } else {
-            format!("{m}_{l}")
-        }
-    };
     for (m, layers) in networks.iter().enumerate() {
         let mut linear = 0;
         let of = if k == 1 {
@@ -107,7 +125,7 @@ pub fn to_rust(file: &ModelFile) -> String {
                 bias,
             } = layer
             {
-                let id = name(m, linear);
+                let id = layer_id(k, m, linear);
                 let _ = writeln!(
                     s,
                     "\n/// Layer {linear}{of} weights, ({inputs} inputs, {outputs} outputs), row-major."
@@ -133,8 +151,10 @@ pub fn to_rust(file: &ModelFile) -> String {
             quoted.join(", ")
         );
     }
+}
 
-    // Encoding.
+/// `encode`: a row's network inputs, feature by feature.
+fn emit_encode(s: &mut String, encoding: &Encoding, fields: &[String], input_type: &str) {
     let _ = writeln!(
         s,
         "\n/// The network inputs for a row: numbers standardised, texts one-hot encoded.\n\
@@ -142,75 +162,104 @@ pub fn to_rust(file: &ModelFile) -> String {
          let mut x = [0.0f32; INPUTS];"
     );
     let mut offset = 0;
-    for (feature, field) in encoding.features.iter().zip(&fields) {
+    for (feature, field) in encoding.features.iter().zip(fields) {
         match feature {
-            Feature::Numeric {
-                mean, std, fill, ..
-            }
-            | Feature::Piecewise {
-                mean, std, fill, ..
-            } => {
-                let value = match fill {
-                    Some(fill) => {
-                        let _ = writeln!(
-                            s,
-                            "    let v = match input.{field} {{\n        \
-                             Some(v) if !v.is_nan() => v,\n        _ => {fill:?},\n    }};"
-                        );
-                        "v".to_string()
-                    }
-                    None => format!("input.{field}"),
-                };
-                let _ = writeln!(
-                    s,
-                    "    x[{offset}] = (({value} as f64 - {}) / {}) as f32;",
-                    f64_literal(*mean),
-                    f64_literal(*std)
-                );
-                if let Feature::Piecewise { edges, .. } = feature
-                    && !edges.is_empty()
-                {
-                    // One input per quantile bin: how far into [lo, hi] the value is.
-                    let edges: Vec<String> = edges.iter().map(|e| f64_literal(*e)).collect();
-                    let _ = writeln!(
-                        s,
-                        "    let edges = [{}];\n    \
-                         for (t, bin) in edges.windows(2).enumerate() {{\n        \
-                         x[{} + t] = (({value} as f64 - bin[0]) / (bin[1] - bin[0])).clamp(0.0, 1.0) as f32;\n    \
-                         }}",
-                        edges.join(", "),
-                        offset + 1
-                    );
-                }
+            Feature::Numeric { .. } | Feature::Piecewise { .. } => {
+                emit_encode_number(s, feature, field, offset)
             }
             Feature::Robust { .. } => unreachable!("refused by check_exportable"),
             Feature::Categorical {
                 categories, fill, ..
-            } => {
-                let value = match fill {
-                    Some(fill) => {
-                        let _ = writeln!(
-                            s,
-                            "    let text = match input.{field} {{\n        \
-                             None | Some(\"\") => {fill:?},\n        Some(text) => text,\n    }};"
-                        );
-                        "text".to_string()
-                    }
-                    None => format!("input.{field}"),
-                };
-                let _ = writeln!(s, "    match {value} {{");
-                for (i, c) in categories.iter().enumerate() {
-                    let _ = writeln!(s, "        {c:?} => x[{}] = 1.0,", offset + i);
-                }
-                let _ = writeln!(s, "        _ => {{}}\n    }}");
-            }
+            } => emit_encode_text(s, categories, fill.as_deref(), field, offset),
         }
         offset += feature.width();
     }
     let _ = writeln!(s, "    x\n}}\n");
+}
 
-    // The network.
-    let outputs = encoding.target.width();
+/// The statements of `encode` for a numeric feature at input `offset`: its fill, its
+/// standardised value and (piecewise) its quantile bins.
+fn emit_encode_number(s: &mut String, feature: &Feature, field: &str, offset: usize) {
+    let (Feature::Numeric {
+        mean, std, fill, ..
+    }
+    | Feature::Piecewise {
+        mean, std, fill, ..
+    }) = feature
+    else {
+        unreachable!("called for numbers")
+    };
+    let value = match fill {
+        Some(fill) => {
+            let _ = writeln!(
+                s,
+                "    let v = match input.{field} {{\n        \
+                 Some(v) if !v.is_nan() => v,\n        _ => {fill:?},\n    }};"
+            );
+            "v".to_string()
+        }
+        None => format!("input.{field}"),
+    };
+    let _ = writeln!(
+        s,
+        "    x[{offset}] = (({value} as f64 - {}) / {}) as f32;",
+        f64_literal(*mean),
+        f64_literal(*std)
+    );
+    if let Feature::Piecewise { edges, .. } = feature
+        && !edges.is_empty()
+    {
+        // One input per quantile bin: how far into [lo, hi] the value is.
+        let edges: Vec<String> = edges.iter().map(|e| f64_literal(*e)).collect();
+        let _ = writeln!(
+            s,
+            "    let edges = [{}];\n    \
+             for (t, bin) in edges.windows(2).enumerate() {{\n        \
+             x[{} + t] = (({value} as f64 - bin[0]) / (bin[1] - bin[0])).clamp(0.0, 1.0) as f32;\n    \
+             }}",
+            edges.join(", "),
+            offset + 1
+        );
+    }
+}
+
+/// The statements of `encode` for a text feature at input `offset`: its fill, then one
+/// arm per category.
+fn emit_encode_text(
+    s: &mut String,
+    categories: &[String],
+    fill: Option<&str>,
+    field: &str,
+    offset: usize,
+) {
+    let value = match fill {
+        Some(fill) => {
+            let _ = writeln!(
+                s,
+                "    let text = match input.{field} {{\n        \
+                 None | Some(\"\") => {fill:?},\n        Some(text) => text,\n    }};"
+            );
+            "text".to_string()
+        }
+        None => format!("input.{field}"),
+    };
+    let _ = writeln!(s, "    match {value} {{");
+    for (i, c) in categories.iter().enumerate() {
+        let _ = writeln!(s, "        {c:?} => x[{}] = 1.0,", offset + i);
+    }
+    let _ = writeln!(s, "        _ => {{}}\n    }}");
+}
+
+/// `outputs` and `predict` (and `predict_proba`): one network's, or every network's and
+/// their average.
+fn emit_networks(
+    s: &mut String,
+    target: &TargetEncoding,
+    networks: &[&[LayerRecord]],
+    input_type: &str,
+) {
+    let outputs = target.width();
+    let k = networks.len();
     if k == 1 {
         let _ = writeln!(
             s,
@@ -218,8 +267,8 @@ pub fn to_rust(file: &ModelFile) -> String {
              pub fn outputs(input: &{input_type}) -> [f32; {outputs}] {{\n    \
              let x = encode(input);"
         );
-        network_body(&mut s, networks[0], |l| name(0, l));
-        single_predict(&mut s, &encoding.target, input_type);
+        network_body(s, networks[0], |l| layer_id(k, 0, l));
+        single_predict(s, target, input_type);
     } else {
         for (m, layers) in networks.iter().enumerate() {
             let _ = writeln!(
@@ -227,7 +276,7 @@ pub fn to_rust(file: &ModelFile) -> String {
                 "/// Network {m}'s raw outputs for encoded inputs.\n\
                  fn network{m}(x: [f32; INPUTS]) -> [f32; {outputs}] {{"
             );
-            network_body(&mut s, layers, |l| name(m, l));
+            network_body(s, layers, |l| layer_id(k, m, l));
         }
         let calls: Vec<String> = (0..k).map(|m| format!("network{m}(x)")).collect();
         let _ = writeln!(
@@ -238,10 +287,13 @@ pub fn to_rust(file: &ModelFile) -> String {
              let x = encode(input);\n    [{}]\n}}\n",
             calls.join(", ")
         );
-        ensemble_predict(&mut s, &encoding.target, input_type, k);
+        ensemble_predict(s, target, input_type, k);
     }
+}
 
-    // Helpers: only those the network uses, so that `-D warnings` finds nothing unused.
+/// `linear`, and only those of `sigmoid`, `exp` and `tanh` the networks use, so that
+/// `-D warnings` finds nothing unused.
+fn emit_helpers(s: &mut String, target: &TargetEncoding, networks: &[&[LayerRecord]]) {
     let _ = writeln!(
         s,
         "/// `out = x·W + b` with `W` stored (inputs, outputs), row-major.\n\
@@ -251,7 +303,7 @@ pub fn to_rust(file: &ModelFile) -> String {
          for (o, &wij) in out.iter_mut().zip(row) {{\n            *o += xi * wij;\n        }}\n    }}\n}}"
     );
     let uses = |f: fn(&LayerRecord) -> bool| networks.iter().any(|n| n.iter().any(f));
-    let needs_exp = matches!(encoding.target, TargetEncoding::Classes { .. })
+    let needs_exp = matches!(target, TargetEncoding::Classes { .. })
         || uses(|l| matches!(l, LayerRecord::Sigmoid));
     if uses(|l| matches!(l, LayerRecord::Sigmoid)) {
         let _ = writeln!(
@@ -276,7 +328,6 @@ pub fn to_rust(file: &ModelFile) -> String {
              fn tanh(x: f32) -> f32 {{\n    x.tanh()\n}}"
         );
     }
-    s
 }
 
 /// The statements of one network's forward pass, from `x` (its encoded inputs) to the
