@@ -18,7 +18,7 @@ use crate::model::ModelFile;
 /// What to export a model as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// An ONNX model (`.onnx`): opset 17 plus `ai.onnx.ml` 3.
+    /// An ONNX model (`.onnx`): opset 20 plus `ai.onnx.ml` 3 (onnxruntime 1.17 or later).
     Onnx,
     /// One self-contained Rust source file (`.rs`).
     Rust,

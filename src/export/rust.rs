@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 use std::fmt::Write;
 
+use crate::data::cell;
 use crate::dataset::{Encoding, Feature, TargetEncoding};
 use crate::model::{LayerRecord, ModelFile};
 
@@ -17,10 +18,7 @@ use crate::model::{LayerRecord, ModelFile};
 pub fn to_rust(file: &ModelFile) -> String {
     let encoding = &file.encoding;
     let fields = field_names(encoding.features.iter().map(Feature::name));
-    let has_text = encoding
-        .features
-        .iter()
-        .any(|f| matches!(f, Feature::Categorical { .. }));
+    let has_text = has_text(encoding);
     let input_type = if has_text { "Input<'_>" } else { "Input" };
     // Every network of a k-fold ensemble, the first one first.
     let networks: Vec<&[LayerRecord]> = std::iter::once(&file.layers[..])
@@ -35,6 +33,11 @@ pub fn to_rust(file: &ModelFile) -> String {
     emit_networks(&mut s, &encoding.target, &networks, input_type);
     emit_helpers(&mut s, &encoding.target, &networks);
     s
+}
+
+/// Whether the model has a text feature (and the file `cell` and a lifetime on `Input`).
+fn has_text(encoding: &Encoding) -> bool {
+    (encoding.features.iter()).any(|f| matches!(f, Feature::Categorical { .. }))
 }
 
 /// The name of network `m`'s linear layer `l`'s constants among `k` networks: `W{m}_{l}`
@@ -62,10 +65,15 @@ fn emit_header(s: &mut String, file: &ModelFile) {
          //! Generated code: no dependencies, weights in `const` arrays. It computes what \
          `mlp predict`\n//! computes (inputs standardised in f64, the network in f32). A \
          missing cell (`None`)\n//! becomes the column's fill value, as `mlp predict` fills it. \
-         Text that is not one of a\n//! column's training categories encodes as all zeros.\n",
+         Text that is not one of a\n//! column's training categories encodes as all zeros.{cells}\n",
         target = escape_comment(encoding.target.name()),
         version = env!("CARGO_PKG_VERSION"),
         data = escape_comment(&file.training.data_file),
+        cells = if has_text(encoding) {
+            " Text cells are\n//! read as `mlp` reads them: see `cell`."
+        } else {
+            ""
+        },
     );
 }
 
@@ -84,11 +92,15 @@ fn emit_input_struct(s: &mut String, encoding: &Encoding, fields: &[String], has
                 ("text", "&'a str", fill.as_ref().map(|f| format!("{f:?}")))
             }
         };
-        let blank = if kind == "number" { "NaN" } else { "\"\"" };
+        let blank = if kind == "number" {
+            "NaN is a missing cell"
+        } else {
+            "a text `cell` reads as missing is a missing cell"
+        };
         let (ty, missing) = match fill {
             Some(fill) => (
                 format!("Option<{ty}>"),
-                format!("; `None` or {blank} is a missing cell and counts as {fill}"),
+                format!("; `None` or {blank} and counts as {fill}"),
             ),
             None => (ty.to_string(), String::new()),
         };
@@ -153,8 +165,11 @@ fn emit_constants(s: &mut String, encoding: &Encoding, networks: &[&[LayerRecord
     }
 }
 
-/// `encode`: a row's network inputs, feature by feature.
+/// `encode`: a row's network inputs, feature by feature (after `cell`, for text).
 fn emit_encode(s: &mut String, encoding: &Encoding, fields: &[String], input_type: &str) {
+    if has_text(encoding) {
+        emit_cell(s);
+    }
     let _ = writeln!(
         s,
         "\n/// The network inputs for a row: numbers standardised, texts one-hot encoded.\n\
@@ -175,6 +190,38 @@ fn emit_encode(s: &mut String, encoding: &Encoding, fields: &[String], input_typ
         offset += feature.width();
     }
     let _ = writeln!(s, "    x\n}}\n");
+}
+
+/// `cell`, which reads a text cell as `mlp` does, from the constants of
+/// [`crate::data::cell`].
+fn emit_cell(s: &mut String) {
+    // Eight a line, as `f32s` writes numbers.
+    let mut whitespace = String::new();
+    for (i, c) in cell::WHITESPACE.iter().enumerate() {
+        whitespace.push_str(if i % 8 == 0 { "\n    " } else { " " });
+        let _ = write!(whitespace, "'\\u{{{:x}}}',", *c as u32);
+    }
+    let tokens: Vec<String> = cell::MISSING_TOKENS
+        .iter()
+        .map(|t| format!("{t:?}"))
+        .collect();
+    let _ = writeln!(
+        s,
+        "\n/// What is trimmed from both ends of a cell: Unicode `White_Space`.\n\
+         const WHITESPACE: [char; {}] = [{}\n];\n\
+         /// What a cell is missing as, in any ASCII case, besides empty.\n\
+         const MISSING: [&str; {}] = [{}];\n\n\
+         /// A text cell as `mlp` reads it: without `WHITESPACE` at its ends, and `None` if it \
+         is\n/// then empty or one of `MISSING` (in any ASCII case).\n\
+         pub fn cell(text: &str) -> Option<&str> {{\n    \
+         let text = text.trim_matches(WHITESPACE);\n    \
+         let missing = text.is_empty() || MISSING.iter().any(|m| text.eq_ignore_ascii_case(m));\n    \
+         (!missing).then_some(text)\n}}",
+        cell::WHITESPACE.len(),
+        whitespace,
+        tokens.len(),
+        tokens.join(", ")
+    );
 }
 
 /// The statements of `encode` for a numeric feature at input `offset`: its fill, its
@@ -232,20 +279,26 @@ fn emit_encode_text(
     field: &str,
     offset: usize,
 ) {
+    // The cell as `cell` reads it, a missing one filled; without a fill, `None` (missing)
+    // matches no category.
     let value = match fill {
         Some(fill) => {
             let _ = writeln!(
                 s,
-                "    let text = match input.{field} {{\n        \
-                 None | Some(\"\") => {fill:?},\n        Some(text) => text,\n    }};"
+                "    let text = input.{field}.and_then(cell).unwrap_or({fill:?});"
             );
             "text".to_string()
         }
-        None => format!("input.{field}"),
+        None => format!("cell(input.{field})"),
     };
     let _ = writeln!(s, "    match {value} {{");
     for (i, c) in categories.iter().enumerate() {
-        let _ = writeln!(s, "        {c:?} => x[{}] = 1.0,", offset + i);
+        let arm = if fill.is_some() {
+            format!("{c:?}")
+        } else {
+            format!("Some({c:?})")
+        };
+        let _ = writeln!(s, "        {arm} => x[{}] = 1.0,", offset + i);
     }
     let _ = writeln!(s, "        _ => {{}}\n    }}");
 }
@@ -598,8 +651,48 @@ mod tests {
         );
         assert!(
             source.contains(
-                "    let text = match input.plan {\n        None | Some(\"\") => \"pro\",\n        \
-                 Some(text) => text,\n    };\n    match text {\n        \"basic\" => x[2] = 1.0,"
+                "    let text = input.plan.and_then(cell).unwrap_or(\"pro\");\n    \
+                 match text {\n        \"basic\" => x[2] = 1.0,"
+            ),
+            "{source}"
+        );
+    }
+
+    #[test]
+    fn text_is_read_with_a_cell_function_made_from_the_readers_constants() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/corpus/models/valid.json"
+        );
+        // No fill values: a missing `plan` matches no category.
+        let file = crate::model::Model::load(path.as_ref()).unwrap().file;
+        let source = to_rust(&file);
+        assert!(
+            source.contains(
+                "    match cell(input.plan) {\n        Some(\"basic\") => x[2] = 1.0,\n        \
+                 Some(\"plus\") => x[3] = 1.0,\n        Some(\"pro\") => x[4] = 1.0,\n        \
+                 _ => {}\n    }\n"
+            ),
+            "{source}"
+        );
+        assert!(
+            source.contains(
+                "const WHITESPACE: [char; 25] = [\n    \
+                 '\\u{9}', '\\u{a}', '\\u{b}', '\\u{c}', '\\u{d}', '\\u{20}', '\\u{85}', '\\u{a0}',\n    \
+                 '\\u{1680}', '\\u{2000}', "
+            ),
+            "{source}"
+        );
+        assert!(
+            source.contains(
+                "const MISSING: [&str; 5] = [\"?\", \"NA\", \"N/A\", \"NaN\", \"null\"];\n"
+            ),
+            "{source}"
+        );
+        assert!(
+            source.contains(
+                "pub fn cell(text: &str) -> Option<&str> {\n    \
+                 let text = text.trim_matches(WHITESPACE);\n"
             ),
             "{source}"
         );
