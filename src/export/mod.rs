@@ -2,7 +2,8 @@
 //! friends, or one dependency-free Rust source file.
 //!
 //! Both start from a loaded (so validated) [`ModelFile`] and reproduce what
-//! `mlp predict` computes: the same standardisation, one-hot encoding, network and outputs.
+//! `mlp predict` computes: the same reading of a cell ([`crate::data::cell`]),
+//! standardisation, one-hot encoding, network and outputs.
 
 pub mod onnx;
 mod proto;

@@ -1,6 +1,8 @@
 //! A model as one self-contained Rust source file: `const` weights, a typed input struct
-//! named after the columns, and `predict` (plus `predict_proba` for classifiers). The file
-//! needs no crate and compiles with `rustc --crate-type lib -D warnings`.
+//! named after the columns, and `predict` (plus `predict_proba` for classifiers); with text
+//! columns, also `cell`, which reads a text cell as [`crate::data::cell`] does (generated
+//! from its constants). The file needs no crate and compiles with
+//! `rustc --crate-type lib -D warnings`.
 //!
 //! It computes what `mlp predict` computes, in the same order: standardisation in `f64`,
 //! then the network in `f32`. The only functions it takes from `std` are `f32::exp` and
