@@ -12,7 +12,7 @@ use std::path::Path;
 
 use ndarray::{Array2, ArrayViewMut2, s};
 
-use crate::data::{ReadOptions, Table, is_missing_token};
+use crate::data::{ReadOptions, Table, cell::cell};
 use crate::dataset::{Feature, TargetEncoding, bin_input};
 use crate::error::Result;
 use crate::loss::softmax_rows;
@@ -267,13 +267,10 @@ pub fn predict_streamed(
                         .position(|&b| b == delimiter || b == b'\n' || b == b'\r' || b == b'"')
                         .unwrap_or(rest.len());
                     if let Slot::Category { at, categories } = slot {
-                        // Valid UTF-8 (checked above), cut at ASCII bytes; only ASCII space
-                        // is trimmed here, so any other goes to the general reader.
-                        let cell = std::str::from_utf8(rest[..len].trim_ascii()).ok()?;
-                        if is_missing_token(cell) {
-                            return None;
-                        }
-                        let k = categories.iter().position(|c| c == cell)?;
+                        // Valid UTF-8 (checked above), cut at ASCII bytes, read as the
+                        // general reader reads a cell; a missing one (to fill) goes there.
+                        let text = cell(std::str::from_utf8(&rest[..len]).ok()?)?;
+                        let k = categories.iter().position(|c| c == text)?;
                         inputs[at + k] = 1.0;
                     }
                     i += len;

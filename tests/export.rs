@@ -48,12 +48,6 @@ struct Case {
     gaps: &'static [&'static str],
 }
 
-/// A cell `mlp` reads as missing.
-fn missing(cell: &str) -> bool {
-    let cell = cell.trim().to_ascii_lowercase();
-    ["", "?", "na", "n/a", "nan", "null"].contains(&cell.as_str())
-}
-
 /// The file a case trains and predicts on: its data, every row, with the case's gaps
 /// added. Missing cells are imputed (`--missing impute`, the default) in training, in
 /// `mlp predict` and in the exports alike.
@@ -296,22 +290,27 @@ fn onnx_export_matches_mlp_predict_in_onnxruntime() {
             "--output",
             onnx.to_str().unwrap(),
         ]);
-        let out_csv = dir.path().join(format!("{}-onnx.csv", case.name));
-        let run = Command::new(&python)
-            .arg(root().join("tests/export/onnx_predict.py"))
-            .args([&onnx, &data, &out_csv])
-            .output()
-            .unwrap();
-        assert!(
-            run.status.success(),
-            "{}: onnx check or run failed:\n{}",
-            case.name,
-            text(&run.stderr)
-        );
-        let expected = mlp_predictions(&model, &data);
-        let actual = read_predictions(&std::fs::read_to_string(&out_csv).unwrap());
-        assert_same(case.name, &expected, &actual);
+        let actual = onnx_predictions(&python, &onnx, &data);
+        assert_same(case.name, &mlp_predictions(&model, &data), &actual);
     }
+}
+
+/// What the ONNX model at `onnx` predicts for `data` in onnxruntime, through
+/// tests/export/onnx_predict.py (which runs `onnx.checker` first).
+fn onnx_predictions(python: &str, onnx: &Path, data: &Path) -> Vec<Prediction> {
+    let out_csv = onnx.with_extension("onnx.csv");
+    let run = Command::new(python)
+        .arg(root().join("tests/export/onnx_predict.py"))
+        .args([onnx, data, &out_csv])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}: onnx check or run failed:\n{}",
+        onnx.display(),
+        text(&run.stderr)
+    );
+    read_predictions(&std::fs::read_to_string(&out_csv).unwrap())
 }
 
 /// A `main` that builds an `Input` per row of `data` (as Rust literals) and prints what the
@@ -326,22 +325,10 @@ fn harness(model_rs: &str, data: &Path, fields: &[(&str, &str)]) -> String {
         let mut init = String::new();
         for (column, field) in fields {
             let at = headers.iter().position(|h| h == *column).unwrap();
-            let cell = record[at].trim();
-            let value = if model_rs.contains(&format!("pub {field}: Option<&'a str>"))
-                || model_rs.contains(&format!("pub {field}: &'a str"))
-            {
-                format!("{cell:?}")
-            } else {
-                format!("{cell}_f32")
-            };
-            let value = if !model_rs.contains(&format!("pub {field}: Option<")) {
-                value
-            } else if missing(cell) {
-                "None".to_string()
-            } else {
-                format!("Some({value})")
-            };
-            init.push_str(&format!("{field}: {value}, "));
+            init.push_str(&format!(
+                "{field}: {}, ",
+                field_value(model_rs, field, &record[at])
+            ));
         }
         rows.push_str(&format!("        model::Input {{ {init}}},\n"));
     }
@@ -361,6 +348,57 @@ fn harness(model_rs: &str, data: &Path, fields: &[(&str, &str)]) -> String {
         "mod model;\n\nfn main() {{\n    let rows = [\n{rows}    ];\n    \
          println!(\"{header}\");\n    for row in &rows {{\n        {body}\n    }}\n}}\n"
     )
+}
+
+/// A cell of the file as a Rust expression for field `field` of the exported `Input`: text
+/// as the file has it (the export reads it as `mlp` does), a number as a program would
+/// parse it, `None` where it cannot.
+fn field_value(model_rs: &str, field: &str, cell: &str) -> String {
+    let optional = model_rs.contains(&format!("pub {field}: Option<"));
+    let text = model_rs.contains(&format!("pub {field}: Option<&'a str>"))
+        || model_rs.contains(&format!("pub {field}: &'a str"));
+    let value = if text {
+        format!("{cell:?}")
+    } else {
+        match cell.trim().parse::<f64>() {
+            Ok(v) if v.is_nan() => "f32::NAN".to_string(),
+            Ok(v) => format!("{:?}_f32", v as f32),
+            Err(_) if optional => return "None".to_string(),
+            Err(e) => panic!("{field}: {cell:?}: {e}"),
+        }
+    };
+    if optional {
+        format!("Some({value})")
+    } else {
+        value
+    }
+}
+
+/// What the exported Rust source `model_rs` predicts for `data`: compiled with a
+/// [`harness`] in `work`, and run.
+fn rust_predictions(
+    model_rs: &str,
+    data: &Path,
+    fields: &[(&str, &str)],
+    work: &Path,
+) -> Vec<Prediction> {
+    std::fs::write(work.join("model.rs"), model_rs).unwrap();
+    std::fs::write(work.join("main.rs"), harness(model_rs, data, fields)).unwrap();
+    rustc(
+        &[
+            "--edition=2021",
+            "-D",
+            "warnings",
+            "-O",
+            "main.rs",
+            "-o",
+            "predict",
+        ],
+        work,
+    );
+    let run = Command::new(work.join("predict")).output().unwrap();
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    read_predictions(&text(&run.stdout))
 }
 
 fn rustc(args: &[&str], dir: &Path) {
@@ -477,24 +515,151 @@ fn rust_export_compiles_warning_free_and_matches_mlp_predict() {
             ],
             &work,
         );
-        std::fs::write(work.join("main.rs"), harness(&source, &data, fields)).unwrap();
-        rustc(
-            &[
-                "--edition=2021",
-                "-D",
-                "warnings",
-                "-O",
-                "main.rs",
-                "-o",
-                "predict",
-            ],
-            &work,
+        let actual = rust_predictions(&source, &data, fields, &work);
+        assert_same(case.name, &mlp_predictions(&model, &data), &actual);
+    }
+}
+
+/// Every text `mlp` reads as missing, in the case variants it accepts, padded or not.
+const MISSING_CELLS: &[&str] = &[
+    "",
+    " ",
+    "NA",
+    "na",
+    "Na",
+    "nA",
+    " NA ",
+    "N/A",
+    "n/a",
+    "N/a",
+    "NaN",
+    "nan",
+    "NAN",
+    "nAn",
+    "null",
+    "NULL",
+    "Null",
+    "nulL",
+    "?",
+    "\tnull",
+    " ?\u{a0}",
+    "n/A\u{3000}",
+];
+
+/// What a cell is padded with: spaces, tabs, a no-break space, an ideographic space and
+/// a line break inside quotes.
+const PADDINGS: &[(&str, &str)] = &[
+    (" ", " "),
+    ("\t", ""),
+    ("", "  "),
+    ("\u{a0}", "\u{3000}"),
+    ("\n ", "\r\n"),
+];
+
+/// `data` with its feature cells made untidy, as files from spreadsheets and other
+/// programs are: about one in seven missing in one of the [`MISSING_CELLS`] forms, about
+/// one in five padded with [`PADDINGS`]. The target (the last column) stays as it is.
+fn untidy_file(data: &str, name: &str, dir: &Path) -> PathBuf {
+    let mut reader = csv::Reader::from_path(root().join(data)).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let path = dir.join(format!("{name}.csv"));
+    let mut writer = csv::Writer::from_path(&path).unwrap();
+    writer.write_record(&headers).unwrap();
+    let (mut missing, mut padded) = (0, 0);
+    for (r, record) in reader.records().enumerate() {
+        let record = record.unwrap();
+        let last = record.len() - 1;
+        let cells: Vec<String> = (record.iter().enumerate())
+            .map(|(j, cell)| {
+                if j < last && (r + j) % 7 == 3 {
+                    missing += 1;
+                    MISSING_CELLS[(r * 5 + j) % MISSING_CELLS.len()].to_string()
+                } else if j < last && (r + 2 * j) % 5 == 1 {
+                    padded += 1;
+                    let (before, after) = PADDINGS[(r + j) % PADDINGS.len()];
+                    format!("{before}{cell}{after}")
+                } else {
+                    cell.to_string()
+                }
+            })
+            .collect();
+        writer.write_record(&cells).unwrap();
+    }
+    writer.flush().unwrap();
+    assert!(missing > 100 && padded > 100, "{name}: {missing} {padded}");
+    path
+}
+
+/// Untidy files: a classifier (a k-fold ensemble of three) and a regressor, each with text
+/// and numbers, trained on the untidy file and asked about it.
+const UNTIDY: &[(&str, &str, &[&str])] = &[
+    (
+        "customers-untidy",
+        "tests/data/customers.csv",
+        &[
+            "--hidden", "8", "--epochs", "20", "--seed", "7", "--folds", "3",
+        ],
+    ),
+    (
+        "houses-untidy",
+        "tests/data/houses.csv",
+        &["--hidden", "8", "--epochs", "30", "--seed", "8"],
+    ),
+];
+
+/// The untidy file and the model trained on it.
+fn untidy_model(name: &str, data: &str, flags: &[&str], dir: &Path) -> (PathBuf, PathBuf) {
+    let data = untidy_file(data, name, dir);
+    let model = dir.join(format!("{name}.json"));
+    let mut args = vec!["train", data.to_str().unwrap(), "-q", "--model"];
+    args.push(model.to_str().unwrap());
+    args.extend_from_slice(flags);
+    ok(&args);
+    (data, model)
+}
+
+#[test]
+fn onnx_export_reads_padded_and_missing_cells_as_mlp_predict_does() {
+    let Some(python) = python() else {
+        say(
+            "SKIPPED onnx_export_reads_padded_and_missing_cells_as_mlp_predict_does: no \
+             Python with onnx, onnxruntime and numpy (set MLP_TEST_PYTHON to one)",
         );
-        let run = Command::new(work.join("predict")).output().unwrap();
-        assert!(run.status.success(), "{}", text(&run.stderr));
-        let expected = mlp_predictions(&model, &data);
-        let actual = read_predictions(&text(&run.stdout));
-        assert_same(case.name, &expected, &actual);
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (name, data, flags) in UNTIDY {
+        let (data, model) = untidy_model(name, data, flags, dir.path());
+        let onnx = dir.path().join(format!("{name}.onnx"));
+        let model = model.to_str().unwrap();
+        ok(&["export", model, "--output", onnx.to_str().unwrap()]);
+        let actual = onnx_predictions(&python, &onnx, &data);
+        assert_same(name, &mlp_predictions(model.as_ref(), &data), &actual);
+    }
+}
+
+#[test]
+fn rust_export_reads_padded_and_missing_cells_as_mlp_predict_does() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, data, flags) in UNTIDY {
+        let (data, model) = untidy_model(name, data, flags, dir.path());
+        let model_rs = dir.path().join(format!("{name}.rs"));
+        let model = model.to_str().unwrap();
+        ok(&["export", model, "--output", model_rs.to_str().unwrap()]);
+        let headers = csv::Reader::from_path(&data)
+            .unwrap()
+            .headers()
+            .unwrap()
+            .clone();
+        // Every column but the target, named as the export names it (already snake case).
+        let fields: Vec<(&str, &str)> = (headers.iter().take(headers.len() - 1))
+            .map(|h| (h, h))
+            .collect();
+        let work = dir.path().join(name);
+        std::fs::create_dir(&work).unwrap();
+        let source = std::fs::read_to_string(&model_rs).unwrap();
+        let actual = rust_predictions(&source, &data, &fields, &work);
+        assert_same(name, &mlp_predictions(model.as_ref(), &data), &actual);
     }
 }
 

@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use super::cell::cell;
 use super::prologue::{LineCounter, csv_reader, line_of};
-use super::{Column, ReadOptions, Table, Tally, is_missing_token};
+use super::{Column, ReadOptions, Table, Tally};
 use crate::error::{Error, Hint, Location, Result, Setting};
 
 /// What a cell holds.
@@ -18,11 +19,11 @@ enum Cell {
     Text,
 }
 
-fn classify(cell: &str) -> Cell {
-    if is_missing_token(cell) {
+fn classify(raw: &str) -> Cell {
+    let Some(text) = cell(raw) else {
         return Cell::Missing;
-    }
-    match fast_float2::parse::<f64, _>(cell) {
+    };
+    match fast_float2::parse::<f64, _>(text) {
         Ok(v) if v.is_finite() && v.abs() <= f32::MAX as f64 => Cell::Number(v as f32),
         Ok(v) if v.is_finite() => {
             Cell::BadNumber("is too large for 32-bit floats (beyond ±3.4e38)")
@@ -286,11 +287,11 @@ fn fill(text: &[u8], delimiter: u8, columns: &mut [Column]) {
 }
 
 /// Appends one cell to its column; `index` maps a text column's categories to their codes.
-fn push_cell(column: &mut Column, cell: &str, index: &mut HashMap<String, u32>) {
+fn push_cell(column: &mut Column, raw: &str, index: &mut HashMap<String, u32>) {
     match column {
         Column::Numeric {
             values, missing, ..
-        } => match classify(cell) {
+        } => match classify(raw) {
             Cell::Number(v) => values.push(v),
             _ => {
                 values.push(f32::NAN);
@@ -303,16 +304,16 @@ fn push_cell(column: &mut Column, cell: &str, index: &mut HashMap<String, u32>) 
             missing,
             ..
         } => {
-            if is_missing_token(cell) {
-                codes.push(Column::MISSING);
-                *missing += 1;
-            } else {
+            if let Some(text) = cell(raw) {
                 let next = categories.len() as u32;
-                let code = *index.entry(cell.to_string()).or_insert_with(|| {
-                    categories.push(cell.to_string());
+                let code = *index.entry(text.to_string()).or_insert_with(|| {
+                    categories.push(text.to_string());
                     next
                 });
                 codes.push(code);
+            } else {
+                codes.push(Column::MISSING);
+                *missing += 1;
             }
         }
         Column::Invalid { .. } => {}

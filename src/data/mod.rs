@@ -4,7 +4,8 @@
 //! * The delimiter is `,` unless the header has none and has `;`, tab or `|` instead.
 //! * A UTF-8 byte-order mark, `\r\n` or `\r` line ends, quoted fields and spaces around
 //!   values are accepted.
-//! * A cell that is empty, `NA`, `N/A`, `NaN`, `null` or `?` (any case) is *missing*.
+//! * A cell that is empty, `NA`, `N/A`, `NaN`, `null` or `?` (any case) is *missing*;
+//!   [`cell`] defines what a cell reads as, for the exports too.
 //! * A column whose present cells are all numbers is [`Column::Numeric`]; one with no
 //!   numbers at all (or named in [`ReadOptions::categorical`]) is [`Column::Text`]; one that
 //!   is mostly numbers with a few other cells is [`Column::Invalid`], which reports the first
@@ -21,6 +22,7 @@
 //! checks, byte-order mark, delimiter, header), `fast` (the numeric fast path) and
 //! `general` (everything else, through the `csv` crate).
 
+pub mod cell;
 mod fast;
 mod general;
 mod prologue;
@@ -34,6 +36,8 @@ use crate::error::{Error, Hint, Location, Result};
 use fast::{fast_numeric, parse_numeric_body, skip_line_end};
 use general::read_general;
 use prologue::{Prologue, check_text, header_is_first_line, prologue};
+
+pub use cell::is_missing_token;
 
 /// How to read a file.
 #[derive(Debug, Clone, Default)]
@@ -344,17 +348,6 @@ impl Table {
     }
 }
 
-/// Whether a cell (already trimmed) means "no value".
-pub fn is_missing_token(cell: &str) -> bool {
-    matches!(cell.len(), 0..=4)
-        && (cell.is_empty()
-            || cell == "?"
-            || cell.eq_ignore_ascii_case("na")
-            || cell.eq_ignore_ascii_case("n/a")
-            || cell.eq_ignore_ascii_case("nan")
-            || cell.eq_ignore_ascii_case("null"))
-}
-
 /// The bytes of the file at `path`, within the limits of
 /// [`read_data`](crate::fsutil::read_data).
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
@@ -459,6 +452,36 @@ mod tests {
             assert_eq!(t.headers(), vec!["x", "y"], "{text:?}");
             assert_eq!(numbers(&t, "y"), vec![2.0, 4.0], "{text:?}");
         }
+    }
+
+    #[test]
+    fn the_reader_trims_and_reads_missing_cells_as_cell_defines() {
+        // Every whitespace character of `cell::WHITESPACE` at both ends of a quoted cell.
+        let mut text = String::from("c,n\n");
+        for w in cell::WHITESPACE {
+            text.push_str(&format!(
+                "\"{w}a{w}\",\"{w}1{w}\"\n\"{w}Null{w}\",\"{w}n/A{w}\"\n"
+            ));
+        }
+        text.push_str("\"\u{200B}a\",?\n");
+        let t = read(&text).unwrap();
+        let rows = 2 * cell::WHITESPACE.len();
+        match t.column("c").unwrap() {
+            Column::Text {
+                codes, categories, ..
+            } => {
+                assert_eq!(categories, &["a", "\u{200B}a"]);
+                let expected = (0..rows).map(|r| if r % 2 == 0 { 0 } else { Column::MISSING });
+                assert_eq!(codes[..rows], expected.collect::<Vec<_>>());
+            }
+            other => panic!("{other:?}"),
+        }
+        let n = numbers(&t, "n");
+        assert!((0..rows).all(|r| if r % 2 == 0 {
+            n[r] == 1.0
+        } else {
+            n[r].is_nan()
+        }));
     }
 
     #[test]

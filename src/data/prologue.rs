@@ -187,6 +187,7 @@ pub(super) fn csv_reader(text: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
         .delimiter(delimiter)
         .has_headers(false)
         .flexible(true)
+        // `str::trim`, which removes what `cell::trim` does (its tests check that).
         .trim(csv::Trim::All)
         .from_reader(text)
 }

@@ -2,7 +2,8 @@
 //! friends, or one dependency-free Rust source file.
 //!
 //! Both start from a loaded (so validated) [`ModelFile`] and reproduce what
-//! `mlp predict` computes: the same standardisation, one-hot encoding, network and outputs.
+//! `mlp predict` computes: the same reading of a cell ([`crate::data::cell`]),
+//! standardisation, one-hot encoding, network and outputs.
 
 pub mod onnx;
 mod proto;
@@ -18,7 +19,7 @@ use crate::model::ModelFile;
 /// What to export a model as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// An ONNX model (`.onnx`): opset 17 plus `ai.onnx.ml` 3.
+    /// An ONNX model (`.onnx`): opset 20 plus `ai.onnx.ml` 3 (onnxruntime 1.17 or later).
     Onnx,
     /// One self-contained Rust source file (`.rs`).
     Rust,

@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! inputs, one per feature column, named as in the CSV:
-//!   numeric  float32 [N, 1]  (─ IsNaN ─ Where fill)
-//!   text     string  [N, 1]  (─ LabelEncoder "" → fill) ─ OneHotEncoder ─ Reshape ─ [N, k]
+//!   numeric  float32 [N, 1]  (─ IsNaN ─ Where fill) (─ quantile bins, piecewise)
+//!   text     string  [N, 1]  ─ RegexFullMatch per category (─ Or missing, for the fill)
+//!                            ─ Concat ─ Cast f32                             [N, k]
 //! Concat (model's feature order)                         [N, I]
 //! Cast f64 ─ Sub mean ─ Div std ─ Cast f32               (as mlp: in f64, then f32)
 //! Gemm (x·W + b) and activations, per network            [N, O]
@@ -15,11 +16,13 @@
 //!                 (ArgMax of the mean), or Sum, Div K of the raw outputs → as above
 //! ```
 //!
-//! Missing cells (NaN for a number, "" for a text) become the feature's fill value where the
-//! model has one (`--missing impute`), as in `mlp predict`. Text cells outside the model's
-//! categories encode as all zeros (the runtime cannot refuse a cell the way `mlp predict`
-//! does), and so does a missing text without a fill value; a missing number without one
-//! gives NaN.
+//! Text goes in as the file has it: the graph reads a cell as [`crate::data::cell`] defines
+//! (whitespace at its ends trimmed; empty, `NA`, `N/A`, `NaN`, `null` or `?` in any case is
+//! missing), with patterns generated from the same constants. A missing number is NaN.
+//! Missing cells become the feature's fill value where the model has one (`--missing
+//! impute`), as in `mlp predict`. Text cells outside the model's categories encode as all
+//! zeros (the runtime cannot refuse a cell the way `mlp predict` does), and so does a
+//! missing text without a fill value; a missing number without one gives NaN.
 
 use prost::Message;
 
@@ -28,13 +31,14 @@ use super::proto::{
     StringStringEntryProto, TensorProto, TensorShapeProto, TensorTypeProto, TypeProto,
     ValueInfoProto, attribute_type, data_type,
 };
+use crate::data::cell;
 use crate::dataset::{Feature, TargetEncoding};
 use crate::model::{LayerRecord, ModelFile};
 
-/// IR version 8 (ONNX 1.12) and the opsets it pairs with: every op used here exists there,
-/// and every runtime of the last years reads it.
-const IR_VERSION: i64 = 8;
-const OPSET_ONNX: i64 = 17;
+/// IR version 9 (ONNX 1.15) and the opsets it pairs with: opset 20 is the first with
+/// `RegexFullMatch`, which reads a text cell as `mlp` does (onnxruntime 1.17 and later).
+const IR_VERSION: i64 = 9;
+const OPSET_ONNX: i64 = 20;
 const OPSET_ML: i64 = 3;
 const ML: &str = "ai.onnx.ml";
 
@@ -42,104 +46,139 @@ const ML: &str = "ai.onnx.ml";
 pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
     let mut g = GraphBuilder::default();
     let encoding = &file.encoding;
+    let x = emit_features(&mut g, &encoding.features);
+    let x = emit_standardise(&mut g, &encoding.features, &x);
+    let networks: Vec<&[LayerRecord]> = std::iter::once(&file.layers[..])
+        .chain(file.ensemble.iter().map(Vec::as_slice))
+        .collect();
+    let outs: Vec<String> = networks
+        .iter()
+        .map(|layers| network(&mut g, &x, layers))
+        .collect();
+    match &encoding.target {
+        TargetEncoding::Classes { labels, .. } => emit_classes(&mut g, &outs, labels),
+        TargetEncoding::Values { mean, std, .. } => emit_values(&mut g, &outs, *mean, *std),
+    }
+    model_proto(file, g).encode_to_vec()
+}
 
-    // Every feature as a float block, in the model's input order.
-    let mut blocks = Vec::new();
-    for feature in &encoding.features {
-        match feature {
+/// Every feature as a float block, in the model's input order, concatenated: the encoded
+/// inputs before standardisation, `[N, I]`.
+fn emit_features(g: &mut GraphBuilder, features: &[Feature]) -> String {
+    let mut blocks: Vec<String> = features
+        .iter()
+        .map(|feature| match feature {
             Feature::Robust { .. } => unreachable!("refused by check_exportable"),
-            Feature::Numeric { name, fill, .. } | Feature::Piecewise { name, fill, .. } => {
-                g.input(name, data_type::FLOAT, Some(1));
-                let value = match fill {
-                    // A missing number (NaN) becomes the training median.
-                    Some(fill) => {
-                        let missing = g.node("IsNaN", &[name], vec![]);
-                        let fill = g.floats(&[1, 1], vec![*fill]);
-                        g.node("Where", &[&missing, &fill, name], vec![])
-                    }
-                    None => name.clone(),
-                };
-                match feature {
-                    Feature::Piecewise { edges, .. } if !edges.is_empty() => {
-                        // The value, then one input per quantile bin [lo, hi]: in f64,
-                        // clamp((x − lo) / (hi − lo), 0, 1), as `Encoding::inputs` does.
-                        let bins = edges.len() as i64 - 1;
-                        let lo = g.doubles(&[1, bins], edges[..edges.len() - 1].to_vec());
-                        let size: Vec<f64> = edges.windows(2).map(|e| e[1] - e[0]).collect();
-                        let size = g.doubles(&[1, bins], size);
-                        let zero = g.doubles(&[], vec![0.0]);
-                        let one = g.doubles(&[], vec![1.0]);
-                        let double = int_attr("to", data_type::DOUBLE as i64);
-                        let v = g.node("Cast", &[&value], vec![double]);
-                        let v = g.node("Sub", &[&v, &lo], vec![]);
-                        let v = g.node("Div", &[&v, &size], vec![]);
-                        let v = g.node("Clip", &[&v, &zero, &one], vec![]);
-                        let float = int_attr("to", data_type::FLOAT as i64);
-                        let v = g.node("Cast", &[&v], vec![float]);
-                        blocks.push(g.node("Concat", &[&value, &v], vec![int_attr("axis", 1)]));
-                    }
-                    _ => blocks.push(value),
-                }
-            }
+            Feature::Numeric { .. } | Feature::Piecewise { .. } => emit_number(g, feature),
             Feature::Categorical {
                 name,
                 categories,
                 fill,
-            } => {
-                g.input(name, data_type::STRING, Some(1));
-                let text = match fill {
-                    // A missing text ("") becomes the most frequent category; every other
-                    // text stays itself, or becomes one that no category equals.
-                    Some(fill) => {
-                        let mut keys = categories.clone();
-                        let mut values = categories.clone();
-                        if !categories.iter().any(String::is_empty) {
-                            keys.push(String::new());
-                            values.push(fill.clone());
-                        }
-                        let mut unseen = String::from("mlp::unseen");
-                        while categories.contains(&unseen) {
-                            unseen.push('_');
-                        }
-                        g.node_in(
-                            ML,
-                            "LabelEncoder",
-                            &[name],
-                            vec![
-                                strings_attr("keys_strings", &keys),
-                                strings_attr("values_strings", &values),
-                                string_attr("default_string", &unseen),
-                            ],
-                        )
-                    }
-                    None => name.clone(),
-                };
-                let k = categories.len() as i64;
-                // [N, 1] strings → [N, 1, k] one-hot; unknown texts give zeros.
-                let one_hot = g.node_in(
-                    ML,
-                    "OneHotEncoder",
-                    &[&text],
-                    vec![
-                        strings_attr("cats_strings", categories),
-                        int_attr("zeros", 1),
-                    ],
-                );
-                let shape = g.int64s(&[-1, k]);
-                blocks.push(g.node("Reshape", &[&one_hot, &shape], vec![]));
-            }
-        }
-    }
-    let x = if blocks.len() == 1 {
+            } => emit_text(g, name, categories, fill.as_deref()),
+        })
+        .collect();
+    if blocks.len() == 1 {
         blocks.pop().expect("one block")
     } else {
         let refs: Vec<&str> = blocks.iter().map(String::as_str).collect();
         g.node("Concat", &refs, vec![int_attr("axis", 1)])
-    };
+    }
+}
 
-    // Standardisation in f64, as `Encoding::inputs` does it; one-hot inputs pass unchanged.
+/// A numeric feature's input and block: the value (NaN filled) and, for a piecewise
+/// feature, its quantile bins.
+fn emit_number(g: &mut GraphBuilder, feature: &Feature) -> String {
+    let (Feature::Numeric { name, fill, .. } | Feature::Piecewise { name, fill, .. }) = feature
+    else {
+        unreachable!("called for numbers")
+    };
+    g.input(name, data_type::FLOAT, Some(1));
+    let value = match fill {
+        // A missing number (NaN) becomes the training median.
+        Some(fill) => {
+            let missing = g.node("IsNaN", &[name], vec![]);
+            let fill = g.floats(&[1, 1], vec![*fill]);
+            g.node("Where", &[&missing, &fill, name], vec![])
+        }
+        None => name.clone(),
+    };
+    match feature {
+        Feature::Piecewise { edges, .. } if !edges.is_empty() => {
+            // The value, then one input per quantile bin [lo, hi]: in f64,
+            // clamp((x − lo) / (hi − lo), 0, 1), as `Encoding::inputs` does.
+            let bins = edges.len() as i64 - 1;
+            let lo = g.doubles(&[1, bins], edges[..edges.len() - 1].to_vec());
+            let size: Vec<f64> = edges.windows(2).map(|e| e[1] - e[0]).collect();
+            let size = g.doubles(&[1, bins], size);
+            let zero = g.doubles(&[], vec![0.0]);
+            let one = g.doubles(&[], vec![1.0]);
+            let double = int_attr("to", data_type::DOUBLE as i64);
+            let v = g.node("Cast", &[&value], vec![double]);
+            let v = g.node("Sub", &[&v, &lo], vec![]);
+            let v = g.node("Div", &[&v, &size], vec![]);
+            let v = g.node("Clip", &[&v, &zero, &one], vec![]);
+            let float = int_attr("to", data_type::FLOAT as i64);
+            let v = g.node("Cast", &[&v], vec![float]);
+            g.node("Concat", &[&value, &v], vec![int_attr("axis", 1)])
+        }
+        _ => value,
+    }
+}
+
+/// A text feature's input and its one-hot block `[N, k]`: input `i` is on where the cell
+/// reads as category `i` ([`cell::category_pattern`]), or, with a fill value, where the cell
+/// is missing ([`cell::missing_pattern`]) and category `i` is the fill. A cell that is
+/// neither (an unseen category, or missing without a fill) gives zeros.
+fn emit_text(
+    g: &mut GraphBuilder,
+    name: &str,
+    categories: &[String],
+    fill: Option<&str>,
+) -> String {
+    g.input(name, data_type::STRING, Some(1));
+    let full_match = |g: &mut GraphBuilder, pattern: &str| {
+        g.node(
+            "RegexFullMatch",
+            &[name],
+            vec![string_attr("pattern", pattern)],
+        )
+    };
+    let fill_at = fill.and_then(|f| categories.iter().position(|c| c == f));
+    let missing = fill_at.map(|_| full_match(g, &cell::missing_pattern()));
+    let hot: Vec<String> = (categories.iter().enumerate())
+        .map(|(i, category)| {
+            let is = match cell::category_pattern(category) {
+                Some(pattern) => full_match(g, &pattern),
+                // No cell reads as this category: never on.
+                None => {
+                    let any = full_match(g, "(?s).*");
+                    g.node("Not", &[&any], vec![])
+                }
+            };
+            match &missing {
+                Some(missing) if fill_at == Some(i) => g.node("Or", &[&is, missing], vec![]),
+                _ => is,
+            }
+        })
+        .collect();
+    // [N, 1] booleans, one per category → [N, k] floats.
+    let hot = if hot.len() == 1 {
+        hot[0].clone()
+    } else {
+        let refs: Vec<&str> = hot.iter().map(String::as_str).collect();
+        g.node("Concat", &refs, vec![int_attr("axis", 1)])
+    };
+    g.node(
+        "Cast",
+        &[&hot],
+        vec![int_attr("to", data_type::FLOAT as i64)],
+    )
+}
+
+/// Standardisation in f64, as `Encoding::inputs` does it; one-hot inputs pass unchanged.
+fn emit_standardise(g: &mut GraphBuilder, features: &[Feature], x: &str) -> String {
     let (mut mean, mut std) = (Vec::new(), Vec::new());
-    for feature in &encoding.features {
+    for feature in features {
         match feature {
             Feature::Numeric {
                 mean: m, std: s, ..
@@ -168,94 +207,91 @@ pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
         }
     }
     let width = mean.len() as i64;
-    let x = g.node(
-        "Cast",
-        &[&x],
-        vec![int_attr("to", data_type::DOUBLE as i64)],
-    );
+    let x = g.node("Cast", &[x], vec![int_attr("to", data_type::DOUBLE as i64)]);
     let mean = g.doubles(&[1, width], mean);
     let std = g.doubles(&[1, width], std);
     let x = g.node("Sub", &[&x, &mean], vec![]);
     let x = g.node("Div", &[&x, &std], vec![]);
-    let x = g.node("Cast", &[&x], vec![int_attr("to", data_type::FLOAT as i64)]);
+    g.node("Cast", &[&x], vec![int_attr("to", data_type::FLOAT as i64)])
+}
 
-    // Every network on the same inputs; an ensemble averages their probabilities (classes)
-    // or raw outputs (values), summed in the networks' order, as `Model::predict_encoded`.
-    let networks: Vec<&[LayerRecord]> = std::iter::once(&file.layers[..])
-        .chain(file.ensemble.iter().map(Vec::as_slice))
-        .collect();
-    let outs: Vec<String> = networks
-        .iter()
-        .map(|layers| network(&mut g, &x, layers))
-        .collect();
+/// The mean of the networks' outputs `refs`: summed in the networks' order, as
+/// `Model::predict_encoded` sums them.
+fn ensemble_mean(g: &mut GraphBuilder, refs: &[&str]) -> String {
+    let sum = g.node("Sum", refs, vec![]);
+    let k = g.floats(&[], vec![refs.len() as f32]);
+    g.node("Div", &[&sum, &k], vec![])
+}
+
+/// A classifier's outputs from the networks' raw outputs `outs`: `label` and
+/// `probabilities` (an ensemble's mean probabilities).
+fn emit_classes(g: &mut GraphBuilder, outs: &[String], labels: &[String]) {
     let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
-    let mean = |g: &mut GraphBuilder, refs: &[&str]| {
-        let sum = g.node("Sum", refs, vec![]);
-        let k = g.floats(&[], vec![refs.len() as f32]);
-        g.node("Div", &[&sum, &k], vec![])
+    let c = labels.len() as i64;
+    // mlp takes the first of equal values; so does ArgMax (select_last_index = 0).
+    let argmax = vec![int_attr("axis", 1), int_attr("keepdims", 0)];
+    let class = if refs.len() == 1 {
+        g.node_named("Softmax", &refs, "probabilities", vec![int_attr("axis", 1)]);
+        g.node("ArgMax", &refs, argmax)
+    } else {
+        let p: Vec<String> = refs
+            .iter()
+            .map(|z| g.node("Softmax", &[z], vec![int_attr("axis", 1)]))
+            .collect();
+        let p: Vec<&str> = p.iter().map(String::as_str).collect();
+        let mean = ensemble_mean(g, &p);
+        g.node_named("Identity", &[&mean], "probabilities", vec![]);
+        g.node("ArgMax", &[&mean], argmax)
     };
+    let keys: Vec<i64> = (0..c).collect();
+    g.nodes.push(NodeProto {
+        input: vec![class],
+        output: vec!["label".into()],
+        name: "label".into(),
+        op_type: "LabelEncoder".into(),
+        domain: ML.into(),
+        attribute: vec![
+            ints_attr("keys_int64s", keys),
+            strings_attr("values_strings", labels),
+            string_attr("default_string", ""),
+        ],
+    });
+    // `label` first, as skl2onnx orders a classifier's outputs.
+    g.output("label", data_type::STRING, None);
+    g.output("probabilities", data_type::FLOAT, Some(c));
+}
 
-    match &encoding.target {
-        TargetEncoding::Classes { labels, .. } => {
-            let c = labels.len() as i64;
-            // mlp takes the first of equal values; so does ArgMax (select_last_index = 0).
-            let argmax = vec![int_attr("axis", 1), int_attr("keepdims", 0)];
-            let class = if refs.len() == 1 {
-                g.node_named("Softmax", &refs, "probabilities", vec![int_attr("axis", 1)]);
-                g.node("ArgMax", &refs, argmax)
-            } else {
-                let p: Vec<String> = refs
-                    .iter()
-                    .map(|z| g.node("Softmax", &[z], vec![int_attr("axis", 1)]))
-                    .collect();
-                let p: Vec<&str> = p.iter().map(String::as_str).collect();
-                let mean = mean(&mut g, &p);
-                g.node_named("Identity", &[&mean], "probabilities", vec![]);
-                g.node("ArgMax", &[&mean], argmax)
-            };
-            let keys: Vec<i64> = (0..c).collect();
-            g.nodes.push(NodeProto {
-                input: vec![class],
-                output: vec!["label".into()],
-                name: "label".into(),
-                op_type: "LabelEncoder".into(),
-                domain: ML.into(),
-                attribute: vec![
-                    ints_attr("keys_int64s", keys),
-                    strings_attr("values_strings", labels),
-                    string_attr("default_string", ""),
-                ],
-            });
-            // `label` first, as skl2onnx orders a classifier's outputs.
-            g.output("label", data_type::STRING, None);
-            g.output("probabilities", data_type::FLOAT, Some(c));
-        }
-        TargetEncoding::Values { mean: m, std, .. } => {
-            let x = if refs.len() == 1 {
-                outs[0].clone()
-            } else {
-                mean(&mut g, &refs)
-            };
-            let y = g.node(
-                "Cast",
-                &[&x],
-                vec![int_attr("to", data_type::DOUBLE as i64)],
-            );
-            let std = g.doubles(&[1], vec![*std]);
-            let m = g.doubles(&[1], vec![*m]);
-            let y = g.node("Mul", &[&y, &std], vec![]);
-            let y = g.node("Add", &[&y, &m], vec![]);
-            g.node_named(
-                "Cast",
-                &[&y],
-                "prediction",
-                vec![int_attr("to", data_type::FLOAT as i64)],
-            );
-            g.output("prediction", data_type::FLOAT, Some(1));
-        }
-    }
+/// A regressor's output `prediction` from the networks' raw outputs `outs` (an
+/// ensemble's mean), in the target's units: `z · std + mean` in f64.
+fn emit_values(g: &mut GraphBuilder, outs: &[String], mean: f64, std: f64) {
+    let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
+    let x = if refs.len() == 1 {
+        outs[0].clone()
+    } else {
+        ensemble_mean(g, &refs)
+    };
+    let y = g.node(
+        "Cast",
+        &[&x],
+        vec![int_attr("to", data_type::DOUBLE as i64)],
+    );
+    let std = g.doubles(&[1], vec![std]);
+    let m = g.doubles(&[1], vec![mean]);
+    let y = g.node("Mul", &[&y, &std], vec![]);
+    let y = g.node("Add", &[&y, &m], vec![]);
+    g.node_named(
+        "Cast",
+        &[&y],
+        "prediction",
+        vec![int_attr("to", data_type::FLOAT as i64)],
+    );
+    g.output("prediction", data_type::FLOAT, Some(1));
+}
 
-    let model = ModelProto {
+/// The model around the graph `g`: versions, producer, and what it was trained on.
+fn model_proto(file: &ModelFile, g: GraphBuilder) -> ModelProto {
+    let encoding = &file.encoding;
+    ModelProto {
         ir_version: IR_VERSION,
         opset_import: vec![
             OperatorSetIdProto {
@@ -293,8 +329,7 @@ pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
                 value: file.training.data_sha256.clone(),
             },
         ],
-    };
-    model.encode_to_vec()
+    }
 }
 
 /// One network on the encoded inputs `x`: its raw outputs' name. Weights are stored
@@ -407,15 +442,6 @@ impl GraphBuilder {
         })
     }
 
-    fn int64s(&mut self, values: &[i64]) -> String {
-        self.constant(TensorProto {
-            dims: vec![values.len() as i64],
-            data_type: data_type::INT64,
-            int64_data: values.to_vec(),
-            ..Default::default()
-        })
-    }
-
     /// A graph input `[N, width]`.
     fn input(&mut self, name: &str, elem_type: i32, width: Option<i64>) {
         self.inputs.push(value_info(name, elem_type, width));
@@ -513,13 +539,13 @@ mod tests {
     fn graph_has_one_input_per_column_and_the_classifier_outputs() {
         let file = valid();
         let model = ModelProto::decode(to_onnx(&file).as_slice()).unwrap();
-        assert_eq!(model.ir_version, 8);
+        assert_eq!(model.ir_version, 9);
         let opsets: Vec<(&str, i64)> = model
             .opset_import
             .iter()
             .map(|o| (o.domain.as_str(), o.version))
             .collect();
-        assert_eq!(opsets, [("", 17), ("ai.onnx.ml", 3)]);
+        assert_eq!(opsets, [("", 20), ("ai.onnx.ml", 3)]);
         let graph = model.graph.unwrap();
         let inputs: Vec<Described> = graph
             .input
@@ -550,8 +576,11 @@ mod tests {
         assert_eq!(
             ops,
             [
-                "OneHotEncoder",
-                "Reshape",
+                "RegexFullMatch",
+                "RegexFullMatch",
+                "RegexFullMatch",
+                "Concat",
+                "Cast",
                 "Concat",
                 "Cast",
                 "Sub",
@@ -565,12 +594,18 @@ mod tests {
                 "LabelEncoder"
             ]
         );
+        // Each category's input: whether `plan` reads as it.
+        for (node, category) in graph.node[..3].iter().zip(["basic", "plus", "pro"]) {
+            assert_eq!(node.input, ["plan"]);
+            let pattern = crate::data::cell::category_pattern(category).unwrap();
+            assert_eq!(node.attribute, [string_attr("pattern", &pattern)]);
+        }
         // The standardisation constants: the numeric features' mean and deviation, then 0
         // and 1 for the three one-hot inputs.
         let mean = graph
             .initializer
             .iter()
-            .find(|t| t.name == graph.node[4].input[1])
+            .find(|t| t.name == graph.node[7].input[1])
             .unwrap();
         assert_eq!(mean.dims, [1, 5]);
         assert_eq!(mean.double_data, [0.46279166493332013, 47.0, 0.0, 0.0, 0.0]);
@@ -578,7 +613,7 @@ mod tests {
         let w = graph
             .initializer
             .iter()
-            .find(|t| t.name == graph.node[7].input[1])
+            .find(|t| t.name == graph.node[10].input[1])
             .unwrap();
         assert_eq!(w.dims, [5, 2]);
         let LayerRecord::Linear { weight, .. } = &file.layers[0] else {
@@ -604,13 +639,17 @@ mod tests {
         let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();
         // `x` has no fill value and goes straight in; `age` and `plan` are filled.
         assert_eq!(
-            ops[..6],
+            ops[..10],
             [
                 "IsNaN",
                 "Where",
-                "LabelEncoder",
-                "OneHotEncoder",
-                "Reshape",
+                "RegexFullMatch",
+                "RegexFullMatch",
+                "RegexFullMatch",
+                "RegexFullMatch",
+                "Or",
+                "Concat",
+                "Cast",
                 "Concat"
             ]
         );
@@ -627,39 +666,30 @@ mod tests {
             (fill.dims.as_slice(), fill.float_data.as_slice()),
             (&[1, 1][..], &[45.5f32][..])
         );
-        let concat = &graph.node[5];
+        let concat = &graph.node[9];
         assert_eq!(
-            concat.input[..2],
-            ["x".to_string(), choose.output[0].clone()]
+            concat.input[..3],
+            [
+                "x".to_string(),
+                choose.output[0].clone(),
+                graph.node[8].output[0].clone()
+            ]
         );
 
-        let encoder = &graph.node[2];
-        assert_eq!(encoder.domain, "ai.onnx.ml");
-        assert_eq!(encoder.input, ["plan"]);
-        assert_eq!(graph.node[3].input, encoder.output);
-        let attr = |name: &str| {
-            let a = encoder.attribute.iter().find(|a| a.name == name).unwrap();
-            let texts = |b: &[Vec<u8>]| -> Vec<String> {
-                b.iter()
-                    .map(|s| String::from_utf8(s.clone()).unwrap())
-                    .collect()
-            };
-            if a.strings.is_empty() {
-                vec![String::from_utf8(a.s.clone()).unwrap()]
-            } else {
-                texts(&a.strings)
-            }
-        };
-        let Feature::Categorical { categories, .. } = &file.encoding.features[2] else {
-            panic!("plan is text")
-        };
-        let mut keys = categories.clone();
-        keys.push(String::new());
-        let mut values = categories.clone();
-        values.push("pro".into());
-        assert_eq!(attr("keys_strings"), keys);
-        assert_eq!(attr("values_strings"), values);
-        assert_eq!(attr("default_string"), ["mlp::unseen"]);
+        // A missing `plan` turns on the fill's input, `pro` (the third): the third
+        // category's match or the missing one.
+        let missing = &graph.node[2];
+        let pattern = crate::data::cell::missing_pattern();
+        assert_eq!(missing.attribute, [string_attr("pattern", &pattern)]);
+        let or = &graph.node[6];
+        assert_eq!(
+            or.input,
+            [graph.node[5].output[0].as_str(), &missing.output[0]]
+        );
+        let one_hot = &graph.node[7];
+        let columns = [3, 4, 6].map(|i| graph.node[i].output[0].clone());
+        assert_eq!(one_hot.input, columns);
+        assert_eq!(graph.node[8].input, one_hot.output);
     }
 
     #[test]

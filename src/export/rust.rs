@@ -1,6 +1,8 @@
 //! A model as one self-contained Rust source file: `const` weights, a typed input struct
-//! named after the columns, and `predict` (plus `predict_proba` for classifiers). The file
-//! needs no crate and compiles with `rustc --crate-type lib -D warnings`.
+//! named after the columns, and `predict` (plus `predict_proba` for classifiers); with text
+//! columns, also `cell`, which reads a text cell as [`crate::data::cell`] does (generated
+//! from its constants). The file needs no crate and compiles with
+//! `rustc --crate-type lib -D warnings`.
 //!
 //! It computes what `mlp predict` computes, in the same order: standardisation in `f64`,
 //! then the network in `f32`. The only functions it takes from `std` are `f32::exp` and
@@ -10,22 +12,49 @@
 use std::collections::HashSet;
 use std::fmt::Write;
 
-use crate::dataset::{Feature, TargetEncoding};
+use crate::data::cell;
+use crate::dataset::{Encoding, Feature, TargetEncoding};
 use crate::model::{LayerRecord, ModelFile};
 
 /// The Rust source for a validated model file.
 pub fn to_rust(file: &ModelFile) -> String {
     let encoding = &file.encoding;
     let fields = field_names(encoding.features.iter().map(Feature::name));
-    let has_text = encoding
-        .features
-        .iter()
-        .any(|f| matches!(f, Feature::Categorical { .. }));
-    let lifetime = if has_text { "<'a>" } else { "" };
+    let has_text = has_text(encoding);
     let input_type = if has_text { "Input<'_>" } else { "Input" };
-    let width = encoding.input_width();
+    // Every network of a k-fold ensemble, the first one first.
+    let networks: Vec<&[LayerRecord]> = std::iter::once(&file.layers[..])
+        .chain(file.ensemble.iter().map(Vec::as_slice))
+        .collect();
 
     let mut s = String::new();
+    emit_header(&mut s, file);
+    emit_input_struct(&mut s, encoding, &fields, has_text);
+    emit_constants(&mut s, encoding, &networks);
+    emit_encode(&mut s, encoding, &fields, input_type);
+    emit_networks(&mut s, &encoding.target, &networks, input_type);
+    emit_helpers(&mut s, &encoding.target, &networks);
+    s
+}
+
+/// Whether the model has a text feature (and the file `cell` and a lifetime on `Input`).
+fn has_text(encoding: &Encoding) -> bool {
+    (encoding.features.iter()).any(|f| matches!(f, Feature::Categorical { .. }))
+}
+
+/// The name of network `m`'s linear layer `l`'s constants among `k` networks: `W{m}_{l}`
+/// in an ensemble, plain `W{l}` for a single network.
+fn layer_id(k: usize, m: usize, l: usize) -> String {
+    if k == 1 {
+        format!("{l}")
+    } else {
+        format!("{m}_{l}")
+    }
+}
+
+/// The file's doc comment: what it predicts and how.
+fn emit_header(s: &mut String, file: &ModelFile) {
+    let encoding = &file.encoding;
     let task = match &encoding.target {
         TargetEncoding::Classes { labels, .. } => format!("{} classes", labels.len()),
         TargetEncoding::Values { .. } => "a number".to_string(),
@@ -38,17 +67,25 @@ pub fn to_rust(file: &ModelFile) -> String {
          //! Generated code: no dependencies, weights in `const` arrays. It computes what \
          `mlp predict`\n//! computes (inputs standardised in f64, the network in f32). A \
          missing cell (`None`)\n//! becomes the column's fill value, as `mlp predict` fills it. \
-         Text that is not one of a\n//! column's training categories encodes as all zeros.\n",
+         Text that is not one of a\n//! column's training categories encodes as all zeros.{cells}\n",
         target = escape_comment(encoding.target.name()),
         version = env!("CARGO_PKG_VERSION"),
         data = escape_comment(&file.training.data_file),
+        cells = if has_text(encoding) {
+            " Text cells are\n//! read as `mlp` reads them: see `cell`."
+        } else {
+            ""
+        },
     );
+}
 
-    // The input struct.
+/// The input struct: one field per feature column.
+fn emit_input_struct(s: &mut String, encoding: &Encoding, fields: &[String], has_text: bool) {
+    let lifetime = if has_text { "<'a>" } else { "" };
     let _ = writeln!(s, "/// One row: the feature columns of the training file.");
     let _ = writeln!(s, "#[derive(Debug, Clone, Copy, PartialEq)]");
     let _ = writeln!(s, "pub struct Input{lifetime} {{");
-    for (feature, field) in encoding.features.iter().zip(&fields) {
+    for (feature, field) in encoding.features.iter().zip(fields) {
         let (kind, ty, fill) = match feature {
             Feature::Numeric { fill, .. }
             | Feature::Robust { fill, .. }
@@ -57,11 +94,15 @@ pub fn to_rust(file: &ModelFile) -> String {
                 ("text", "&'a str", fill.as_ref().map(|f| format!("{f:?}")))
             }
         };
-        let blank = if kind == "number" { "NaN" } else { "\"\"" };
+        let blank = if kind == "number" {
+            "NaN is a missing cell"
+        } else {
+            "a text `cell` reads as missing is a missing cell"
+        };
         let (ty, missing) = match fill {
             Some(fill) => (
                 format!("Option<{ty}>"),
-                format!("; `None` or {blank} is a missing cell and counts as {fill}"),
+                format!("; `None` or {blank} and counts as {fill}"),
             ),
             None => (ty.to_string(), String::new()),
         };
@@ -73,25 +114,16 @@ pub fn to_rust(file: &ModelFile) -> String {
         );
     }
     let _ = writeln!(s, "}}\n");
+}
 
-    // Constants.
+/// `INPUTS`, every network's weights and biases, and (for a classifier) `CLASSES`.
+fn emit_constants(s: &mut String, encoding: &Encoding, networks: &[&[LayerRecord]]) {
+    let width = encoding.input_width();
     let _ = writeln!(
         s,
         "/// Network inputs after encoding.\npub const INPUTS: usize = {width};"
     );
-    // Every network of a k-fold ensemble: `W{m}_{l}` is network m's layer l; a single
-    // network's are plain `W{l}`.
-    let networks: Vec<&[LayerRecord]> = std::iter::once(&file.layers[..])
-        .chain(file.ensemble.iter().map(Vec::as_slice))
-        .collect();
     let k = networks.len();
-    let name = |m: usize, l: usize| {
-        if k == 1 {
-            format!("{l}")
-        } else {
-            format!("{m}_{l}")
-        }
-    };
     for (m, layers) in networks.iter().enumerate() {
         let mut linear = 0;
         let of = if k == 1 {
@@ -107,7 +139,7 @@ pub fn to_rust(file: &ModelFile) -> String {
                 bias,
             } = layer
             {
-                let id = name(m, linear);
+                let id = layer_id(k, m, linear);
                 let _ = writeln!(
                     s,
                     "\n/// Layer {linear}{of} weights, ({inputs} inputs, {outputs} outputs), row-major."
@@ -133,8 +165,13 @@ pub fn to_rust(file: &ModelFile) -> String {
             quoted.join(", ")
         );
     }
+}
 
-    // Encoding.
+/// `encode`: a row's network inputs, feature by feature (after `cell`, for text).
+fn emit_encode(s: &mut String, encoding: &Encoding, fields: &[String], input_type: &str) {
+    if has_text(encoding) {
+        emit_cell(s);
+    }
     let _ = writeln!(
         s,
         "\n/// The network inputs for a row: numbers standardised, texts one-hot encoded.\n\
@@ -142,75 +179,142 @@ pub fn to_rust(file: &ModelFile) -> String {
          let mut x = [0.0f32; INPUTS];"
     );
     let mut offset = 0;
-    for (feature, field) in encoding.features.iter().zip(&fields) {
+    for (feature, field) in encoding.features.iter().zip(fields) {
         match feature {
-            Feature::Numeric {
-                mean, std, fill, ..
-            }
-            | Feature::Piecewise {
-                mean, std, fill, ..
-            } => {
-                let value = match fill {
-                    Some(fill) => {
-                        let _ = writeln!(
-                            s,
-                            "    let v = match input.{field} {{\n        \
-                             Some(v) if !v.is_nan() => v,\n        _ => {fill:?},\n    }};"
-                        );
-                        "v".to_string()
-                    }
-                    None => format!("input.{field}"),
-                };
-                let _ = writeln!(
-                    s,
-                    "    x[{offset}] = (({value} as f64 - {}) / {}) as f32;",
-                    f64_literal(*mean),
-                    f64_literal(*std)
-                );
-                if let Feature::Piecewise { edges, .. } = feature
-                    && !edges.is_empty()
-                {
-                    // One input per quantile bin: how far into [lo, hi] the value is.
-                    let edges: Vec<String> = edges.iter().map(|e| f64_literal(*e)).collect();
-                    let _ = writeln!(
-                        s,
-                        "    let edges = [{}];\n    \
-                         for (t, bin) in edges.windows(2).enumerate() {{\n        \
-                         x[{} + t] = (({value} as f64 - bin[0]) / (bin[1] - bin[0])).clamp(0.0, 1.0) as f32;\n    \
-                         }}",
-                        edges.join(", "),
-                        offset + 1
-                    );
-                }
+            Feature::Numeric { .. } | Feature::Piecewise { .. } => {
+                emit_encode_number(s, feature, field, offset)
             }
             Feature::Robust { .. } => unreachable!("refused by check_exportable"),
             Feature::Categorical {
                 categories, fill, ..
-            } => {
-                let value = match fill {
-                    Some(fill) => {
-                        let _ = writeln!(
-                            s,
-                            "    let text = match input.{field} {{\n        \
-                             None | Some(\"\") => {fill:?},\n        Some(text) => text,\n    }};"
-                        );
-                        "text".to_string()
-                    }
-                    None => format!("input.{field}"),
-                };
-                let _ = writeln!(s, "    match {value} {{");
-                for (i, c) in categories.iter().enumerate() {
-                    let _ = writeln!(s, "        {c:?} => x[{}] = 1.0,", offset + i);
-                }
-                let _ = writeln!(s, "        _ => {{}}\n    }}");
-            }
+            } => emit_encode_text(s, categories, fill.as_deref(), field, offset),
         }
         offset += feature.width();
     }
     let _ = writeln!(s, "    x\n}}\n");
+}
 
-    // The network.
-    let outputs = encoding.target.width();
+/// `cell`, which reads a text cell as `mlp` does, from the constants of
+/// [`crate::data::cell`].
+fn emit_cell(s: &mut String) {
+    // Eight a line, as `f32s` writes numbers.
+    let mut whitespace = String::new();
+    for (i, c) in cell::WHITESPACE.iter().enumerate() {
+        whitespace.push_str(if i % 8 == 0 { "\n    " } else { " " });
+        let _ = write!(whitespace, "'\\u{{{:x}}}',", *c as u32);
+    }
+    let tokens: Vec<String> = cell::MISSING_TOKENS
+        .iter()
+        .map(|t| format!("{t:?}"))
+        .collect();
+    let _ = writeln!(
+        s,
+        "\n/// What is trimmed from both ends of a cell: Unicode `White_Space`.\n\
+         const WHITESPACE: [char; {}] = [{}\n];\n\
+         /// What a cell is missing as, in any ASCII case, besides empty.\n\
+         const MISSING: [&str; {}] = [{}];\n\n\
+         /// A text cell as `mlp` reads it: without `WHITESPACE` at its ends, and `None` if it \
+         is\n/// then empty or one of `MISSING` (in any ASCII case).\n\
+         pub fn cell(text: &str) -> Option<&str> {{\n    \
+         let text = text.trim_matches(WHITESPACE);\n    \
+         let missing = text.is_empty() || MISSING.iter().any(|m| text.eq_ignore_ascii_case(m));\n    \
+         (!missing).then_some(text)\n}}",
+        cell::WHITESPACE.len(),
+        whitespace,
+        tokens.len(),
+        tokens.join(", ")
+    );
+}
+
+/// The statements of `encode` for a numeric feature at input `offset`: its fill, its
+/// standardised value and (piecewise) its quantile bins.
+fn emit_encode_number(s: &mut String, feature: &Feature, field: &str, offset: usize) {
+    let (Feature::Numeric {
+        mean, std, fill, ..
+    }
+    | Feature::Piecewise {
+        mean, std, fill, ..
+    }) = feature
+    else {
+        unreachable!("called for numbers")
+    };
+    let value = match fill {
+        Some(fill) => {
+            let _ = writeln!(
+                s,
+                "    let v = match input.{field} {{\n        \
+                 Some(v) if !v.is_nan() => v,\n        _ => {fill:?},\n    }};"
+            );
+            "v".to_string()
+        }
+        None => format!("input.{field}"),
+    };
+    let _ = writeln!(
+        s,
+        "    x[{offset}] = (({value} as f64 - {}) / {}) as f32;",
+        f64_literal(*mean),
+        f64_literal(*std)
+    );
+    if let Feature::Piecewise { edges, .. } = feature
+        && !edges.is_empty()
+    {
+        // One input per quantile bin: how far into [lo, hi] the value is.
+        let edges: Vec<String> = edges.iter().map(|e| f64_literal(*e)).collect();
+        let _ = writeln!(
+            s,
+            "    let edges = [{}];\n    \
+             for (t, bin) in edges.windows(2).enumerate() {{\n        \
+             x[{} + t] = (({value} as f64 - bin[0]) / (bin[1] - bin[0])).clamp(0.0, 1.0) as f32;\n    \
+             }}",
+            edges.join(", "),
+            offset + 1
+        );
+    }
+}
+
+/// The statements of `encode` for a text feature at input `offset`: its fill, then one
+/// arm per category.
+fn emit_encode_text(
+    s: &mut String,
+    categories: &[String],
+    fill: Option<&str>,
+    field: &str,
+    offset: usize,
+) {
+    // The cell as `cell` reads it, a missing one filled; without a fill, `None` (missing)
+    // matches no category.
+    let value = match fill {
+        Some(fill) => {
+            let _ = writeln!(
+                s,
+                "    let text = input.{field}.and_then(cell).unwrap_or({fill:?});"
+            );
+            "text".to_string()
+        }
+        None => format!("cell(input.{field})"),
+    };
+    let _ = writeln!(s, "    match {value} {{");
+    for (i, c) in categories.iter().enumerate() {
+        let arm = if fill.is_some() {
+            format!("{c:?}")
+        } else {
+            format!("Some({c:?})")
+        };
+        let _ = writeln!(s, "        {arm} => x[{}] = 1.0,", offset + i);
+    }
+    let _ = writeln!(s, "        _ => {{}}\n    }}");
+}
+
+/// `outputs` and `predict` (and `predict_proba`): one network's, or every network's and
+/// their average.
+fn emit_networks(
+    s: &mut String,
+    target: &TargetEncoding,
+    networks: &[&[LayerRecord]],
+    input_type: &str,
+) {
+    let outputs = target.width();
+    let k = networks.len();
     if k == 1 {
         let _ = writeln!(
             s,
@@ -218,8 +322,8 @@ pub fn to_rust(file: &ModelFile) -> String {
              pub fn outputs(input: &{input_type}) -> [f32; {outputs}] {{\n    \
              let x = encode(input);"
         );
-        network_body(&mut s, networks[0], |l| name(0, l));
-        single_predict(&mut s, &encoding.target, input_type);
+        network_body(s, networks[0], |l| layer_id(k, 0, l));
+        single_predict(s, target, input_type);
     } else {
         for (m, layers) in networks.iter().enumerate() {
             let _ = writeln!(
@@ -227,7 +331,7 @@ pub fn to_rust(file: &ModelFile) -> String {
                 "/// Network {m}'s raw outputs for encoded inputs.\n\
                  fn network{m}(x: [f32; INPUTS]) -> [f32; {outputs}] {{"
             );
-            network_body(&mut s, layers, |l| name(m, l));
+            network_body(s, layers, |l| layer_id(k, m, l));
         }
         let calls: Vec<String> = (0..k).map(|m| format!("network{m}(x)")).collect();
         let _ = writeln!(
@@ -238,10 +342,13 @@ pub fn to_rust(file: &ModelFile) -> String {
              let x = encode(input);\n    [{}]\n}}\n",
             calls.join(", ")
         );
-        ensemble_predict(&mut s, &encoding.target, input_type, k);
+        ensemble_predict(s, target, input_type, k);
     }
+}
 
-    // Helpers: only those the network uses, so that `-D warnings` finds nothing unused.
+/// `linear`, and only those of `sigmoid`, `exp` and `tanh` the networks use, so that
+/// `-D warnings` finds nothing unused.
+fn emit_helpers(s: &mut String, target: &TargetEncoding, networks: &[&[LayerRecord]]) {
     let _ = writeln!(
         s,
         "/// `out = x·W + b` with `W` stored (inputs, outputs), row-major.\n\
@@ -251,7 +358,7 @@ pub fn to_rust(file: &ModelFile) -> String {
          for (o, &wij) in out.iter_mut().zip(row) {{\n            *o += xi * wij;\n        }}\n    }}\n}}"
     );
     let uses = |f: fn(&LayerRecord) -> bool| networks.iter().any(|n| n.iter().any(f));
-    let needs_exp = matches!(encoding.target, TargetEncoding::Classes { .. })
+    let needs_exp = matches!(target, TargetEncoding::Classes { .. })
         || uses(|l| matches!(l, LayerRecord::Sigmoid));
     if uses(|l| matches!(l, LayerRecord::Sigmoid)) {
         let _ = writeln!(
@@ -276,7 +383,6 @@ pub fn to_rust(file: &ModelFile) -> String {
              fn tanh(x: f32) -> f32 {{\n    x.tanh()\n}}"
         );
     }
-    s
 }
 
 /// The statements of one network's forward pass, from `x` (its encoded inputs) to the
@@ -547,8 +653,48 @@ mod tests {
         );
         assert!(
             source.contains(
-                "    let text = match input.plan {\n        None | Some(\"\") => \"pro\",\n        \
-                 Some(text) => text,\n    };\n    match text {\n        \"basic\" => x[2] = 1.0,"
+                "    let text = input.plan.and_then(cell).unwrap_or(\"pro\");\n    \
+                 match text {\n        \"basic\" => x[2] = 1.0,"
+            ),
+            "{source}"
+        );
+    }
+
+    #[test]
+    fn text_is_read_with_a_cell_function_made_from_the_readers_constants() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/corpus/models/valid.json"
+        );
+        // No fill values: a missing `plan` matches no category.
+        let file = crate::model::Model::load(path.as_ref()).unwrap().file;
+        let source = to_rust(&file);
+        assert!(
+            source.contains(
+                "    match cell(input.plan) {\n        Some(\"basic\") => x[2] = 1.0,\n        \
+                 Some(\"plus\") => x[3] = 1.0,\n        Some(\"pro\") => x[4] = 1.0,\n        \
+                 _ => {}\n    }\n"
+            ),
+            "{source}"
+        );
+        assert!(
+            source.contains(
+                "const WHITESPACE: [char; 25] = [\n    \
+                 '\\u{9}', '\\u{a}', '\\u{b}', '\\u{c}', '\\u{d}', '\\u{20}', '\\u{85}', '\\u{a0}',\n    \
+                 '\\u{1680}', '\\u{2000}', "
+            ),
+            "{source}"
+        );
+        assert!(
+            source.contains(
+                "const MISSING: [&str; 5] = [\"?\", \"NA\", \"N/A\", \"NaN\", \"null\"];\n"
+            ),
+            "{source}"
+        );
+        assert!(
+            source.contains(
+                "pub fn cell(text: &str) -> Option<&str> {\n    \
+                 let text = text.trim_matches(WHITESPACE);\n"
             ),
             "{source}"
         );

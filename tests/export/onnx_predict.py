@@ -5,7 +5,9 @@
 Checks the model with onnx.checker (full check, with shape inference), feeds every input
 column by name (float32 [N, 1] or string [N, 1], as the graph declares), and writes the
 outputs as CSV: `label` and one column per class probability, or `prediction`, with full
-precision. Cells mlp reads as missing become NaN (numbers) or '' (text).
+precision. Text goes in as the file has it (the graph trims it and knows the missing
+tokens, as mlp does); a number cell Python cannot read as a float (NA, ?, an empty cell)
+becomes NaN, which the graph fills as mlp does.
 """
 
 import csv
@@ -15,7 +17,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-MISSING = {"", "?", "na", "n/a", "nan", "null"}
+
+def number(cell):
+    try:
+        return float(cell)
+    except ValueError:
+        return np.nan
 
 
 def main(model_path, data_path, out_path):
@@ -26,13 +33,12 @@ def main(model_path, data_path, out_path):
         rows = list(csv.DictReader(f))
     feed = {}
     for i in session.get_inputs():
-        cells = [row[i.name].strip() for row in rows]
+        cells = [row[i.name] for row in rows]
         if i.type == "tensor(float)":
-            values = [np.nan if c.lower() in MISSING else float(c) for c in cells]
+            values = [number(c) for c in cells]
             feed[i.name] = np.array(values, dtype=np.float32).reshape(-1, 1)
         else:
-            texts = ["" if c.lower() in MISSING else c for c in cells]
-            feed[i.name] = np.array(texts, dtype=object).reshape(-1, 1)
+            feed[i.name] = np.array(cells, dtype=object).reshape(-1, 1)
     names = [o.name for o in session.get_outputs()]
     outputs = dict(zip(names, session.run(names, feed)))
     with open(out_path, "w", newline="") as f:
