@@ -713,7 +713,7 @@ mod tests {
             assert_eq!(one.features.len(), 3);
             let budget = StreamBudget {
                 chunk_bytes: 1 << 10,
-                held_bytes: 1 << 20,
+                ..StreamBudget::within(64 << 20, 5)
             };
             let streamed = prepare_streamed_shared(&request, budget, &crate::comm::Solo);
             assert_eq!(streamed.unwrap().scan.encoding, one, "streamed");
