@@ -120,7 +120,7 @@ fn gemm(c: &mut Criterion) {
     let b = Array2::<f32>::random_using((1024, 1024), StandardNormal, &mut rng);
     let mut out = Array2::<f32>::zeros((1024, 1024));
     c.bench_function("matmul_1024", |bench| {
-        bench.iter(|| mlp::linalg::matmul(a.view(), b.view(), out.view_mut()))
+        bench.iter(|| mlp::nn::linalg::matmul(a.view(), b.view(), out.view_mut()))
     });
 }
 

@@ -4,12 +4,12 @@
 //!     cargo run --example backprop
 //!
 //! Every calculation is a chain of multiplication and addition nodes
-//! ([`mlp::graph::MulNode`], [`mlp::graph::AddNode`]). Going forward each node keeps its
+//! ([`mlp::nn::graph::MulNode`], [`mlp::nn::graph::AddNode`]). Going forward each node keeps its
 //! inputs; going backward each node multiplies the upstream gradient by its local derivative:
 //! a multiplication node hands each input the upstream gradient times the *other* input, an
 //! addition node hands the upstream gradient through unchanged.
 
-use mlp::graph::{AddNode, MulNode};
+use mlp::nn::graph::{AddNode, MulNode};
 
 /// A number as a person would write it: `3.3`, not `3.3000000000000003`.
 fn n(x: f64) -> String {

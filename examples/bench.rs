@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use mlp::loss::Target;
+use mlp::nn::loss::Target;
 use mlp::train::{Batch, Batches, EpochEnd, evaluate, train_step};
 use mlp::{Init, Linear, Mse, Relu, Sequential, Sgd, Sigmoid, SoftmaxCrossEntropy};
 use ndarray::{Array2, s};
@@ -149,8 +149,8 @@ fn w2(threads: usize, reps: usize) {
     let x = m.slice(s![.., ..64]).to_owned();
     let labels: Vec<usize> = m.column(64).iter().map(|&v| v as usize).collect();
     let (x_train, x_test) = (x.slice(s![..1437, ..]), x.slice(s![1437.., ..]));
-    let y_train = mlp::dataset::Targets::Classes(labels[..1437].to_vec());
-    let y_test = mlp::dataset::Targets::Classes(labels[1437..].to_vec());
+    let y_train = mlp::tabular::encoding::Targets::Classes(labels[..1437].to_vec());
+    let y_test = mlp::tabular::encoding::Targets::Classes(labels[1437..].to_vec());
     let (mut accuracy, mut final_loss) = (0.0, 0.0);
     let t = bench(reps, || {
         let mut model = relu_net(widths("W2"), &mut StdRng::seed_from_u64(2));
@@ -334,7 +334,7 @@ fn sgemm(threads: usize, reps: usize) {
     let t = bench(reps, || {
         let start = Instant::now();
         for _ in 0..INNER {
-            mlp::linalg::matmul(a.view(), b.view(), c.view_mut());
+            mlp::nn::linalg::matmul(a.view(), b.view(), c.view_mut());
         }
         start.elapsed().as_secs_f64() / INNER as f64
     });
@@ -364,7 +364,7 @@ fn main() {
                     .next()
                     .and_then(|n| n.parse().ok())
                     .expect("--threads N");
-                mlp::threads::set_num_threads(n);
+                mlp::nn::linalg::threads::set_num_threads(n);
             }
             "--reps" => reps = args.next().and_then(|n| n.parse().ok()).expect("--reps N"),
             "--w5" => w5_path = args.next().map(PathBuf::from),
@@ -379,7 +379,7 @@ fn main() {
             .map(String::from)
             .to_vec();
     }
-    let threads = mlp::threads::num_threads();
+    let threads = mlp::nn::linalg::threads::num_threads();
     for w in &workloads {
         match w.as_str() {
             "W1" => w1(threads, reps),

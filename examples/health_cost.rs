@@ -10,8 +10,8 @@
 use std::time::Instant;
 
 use mlp::Sequential;
-use mlp::health::{HealthMonitor, activation_health};
 use mlp::pipeline::{TrainRequest, prepare, train, train_observed};
+use mlp::train::health::{HealthMonitor, activation_health};
 use mlp::train::{EpochReport, Observer};
 
 /// Times every call into the monitor.

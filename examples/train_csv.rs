@@ -6,10 +6,10 @@
 
 use std::path::PathBuf;
 
-use mlp::dataset::TargetEncoding;
-use mlp::metrics::classification;
-use mlp::model::{Model, Predictions};
 use mlp::pipeline::{TrainRequest, Truth, prepare, score, train};
+use mlp::tabular::encoding::TargetEncoding;
+use mlp::tabular::model::{Model, Predictions};
+use mlp::train::metrics::classification;
 
 fn main() -> Result<(), mlp::Error> {
     let mut args = std::env::args().skip(1);
@@ -75,7 +75,7 @@ fn main() -> Result<(), mlp::Error> {
             );
         }
         (Predictions::Values(values), Some(Truth::Values(truth)), _) => {
-            let report = mlp::metrics::regression(truth, values);
+            let report = mlp::train::metrics::regression(truth, values);
             println!("R² on all {} rows: {:.4}", scored.rows, report.r2);
         }
         _ => unreachable!("a model's predictions match its task"),

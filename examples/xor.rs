@@ -10,9 +10,9 @@
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use mlp::boundary::{BoundaryPlot, Plane, RESOLUTION, surface};
-use mlp::dataset::{TargetEncoding, Targets};
-use mlp::plot::LossCurve;
+use mlp::inspect::boundary::{BoundaryPlot, Plane, RESOLUTION, surface};
+use mlp::tabular::encoding::{TargetEncoding, Targets};
+use mlp::train::plot::LossCurve;
 use mlp::{Init, Linear, Loss, Mse, Optimizer, Sequential, Sgd, Sigmoid, Target};
 use ndarray::array;
 use ndarray_rand::rand::{SeedableRng, rngs::StdRng};

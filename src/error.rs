@@ -352,7 +352,7 @@ pub enum Error {
     Interrupted(String),
 
     /// Another process of a data-parallel run failed (it reports why), so this one stops
-    /// too ([`crate::comm::Communicator::settle`]).
+    /// too ([`crate::train::comm::Communicator::settle`]).
     #[error("process {rank} stopped the run")]
     Elsewhere {
         /// The rank of the process that failed.

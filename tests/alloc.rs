@@ -157,7 +157,7 @@ fn check(
     for (k, hidden) in ["relu", "sigmoid", "tanh"].into_iter().enumerate() {
         // Two threads (so the pool's workers are covered) and the default count (so is
         // working it out, which must not cost an allocation per product).
-        mlp::threads::set_num_threads(if k % 2 == 0 { 2 } else { 0 });
+        mlp::nn::linalg::threads::set_num_threads(if k % 2 == 0 { 2 } else { 0 });
         for (name, mut opt) in optimizers() {
             for classes in [true, false] {
                 let mut model = build(hidden, &mut StdRng::seed_from_u64(1));
@@ -193,7 +193,7 @@ fn check(
             }
         }
     }
-    mlp::threads::set_num_threads(0);
+    mlp::nn::linalg::threads::set_num_threads(0);
     failures
 }
 

@@ -7,8 +7,8 @@ use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use mlp::model::Model;
 use mlp::pipeline::{TrainRequest, prepare_bytes, score_bytes, train};
+use mlp::tabular::model::Model;
 use proptest::prelude::*;
 
 const MLP: &str = env!("CARGO_BIN_EXE_mlp");
@@ -210,10 +210,10 @@ fn load_and_use(bytes: &[u8]) -> Result<(), TestCaseError> {
             let data = fixture_head(12);
             if let Ok(scored) = score_bytes(&mut model, Path::new("f.csv"), &data, false) {
                 match scored.predictions {
-                    mlp::model::Predictions::Classes { probabilities, .. } => {
+                    mlp::tabular::model::Predictions::Classes { probabilities, .. } => {
                         prop_assert!(probabilities.iter().all(|p| p.is_finite()))
                     }
-                    mlp::model::Predictions::Values(v) => {
+                    mlp::tabular::model::Predictions::Values(v) => {
                         prop_assert!(v.iter().all(|p| p.is_finite()))
                     }
                 }
@@ -313,7 +313,7 @@ fn declared_dimensions_cost_nothing_until_checked() {
 #[test]
 fn a_model_with_non_finite_weights_is_never_written() {
     let mut model = Model::from_json(Path::new("m.json"), &valid_model()).unwrap();
-    if let mlp::model::LayerRecord::Linear { weight, .. } = &mut model.file.layers[0] {
+    if let mlp::tabular::model::LayerRecord::Linear { weight, .. } = &mut model.file.layers[0] {
         weight[0] = f32::NAN;
     }
     let dir = tempfile::tempdir().unwrap();

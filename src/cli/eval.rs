@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 use mlp::Error;
-use mlp::dataset::TargetEncoding;
-use mlp::metrics::{ClassificationReport, RegressionReport, classification, regression};
-use mlp::model::{Model, Predictions};
 use mlp::pipeline::{Scored, Truth, score_within};
+use mlp::tabular::encoding::TargetEncoding;
+use mlp::tabular::model::{Model, Predictions};
+use mlp::train::metrics::{ClassificationReport, RegressionReport, classification, regression};
 
 use super::{UnknownArg, made_up_note};
 use serde_json::json;
@@ -56,7 +56,7 @@ pub struct EvalArgs {
 
     /// Most memory to use, e.g. 256M or 2G (default: half the machine's memory); a larger
     /// file is read in chunks
-    #[arg(long, value_name = "SIZE", value_parser = mlp::memory::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = mlp::pipeline::memory::parse_size)]
     memory_limit: Option<u64>,
 }
 

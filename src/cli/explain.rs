@@ -7,8 +7,8 @@ use clap::Args;
 use mlp::Error;
 
 use super::out::{outln, write_stdout};
-use mlp::explain::explain_file;
-use mlp::model::Model;
+use mlp::inspect::explain::explain_file;
+use mlp::tabular::model::Model;
 
 const EXAMPLE: &str = "Examples:
   mlp explain model.json data/iris.csv

@@ -8,7 +8,7 @@ use mlp::Error;
 use mlp::error::Setting;
 use mlp::export::{Format, export};
 use mlp::fsutil::{check_output_path, same_file, write_output};
-use mlp::model::Model;
+use mlp::tabular::model::Model;
 
 use super::out::errln;
 

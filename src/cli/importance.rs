@@ -9,8 +9,8 @@ use mlp::Error;
 use super::out::{outln, write_stdout};
 use mlp::error::{Hint, Setting};
 use mlp::fsutil::check_output_path;
-use mlp::importance::importance_file;
-use mlp::model::Model;
+use mlp::inspect::importance::importance_file;
+use mlp::tabular::model::Model;
 
 const EXAMPLE: &str = "Examples:
   mlp importance model.json test.csv

@@ -9,7 +9,7 @@ use mlp::Error;
 use super::out::outln;
 use mlp::error::Setting;
 use mlp::fsutil::check_output_path;
-use mlp::lr_find::{RULE, Sweep, lr_find};
+use mlp::inspect::lr_find::{RULE, Sweep, lr_find};
 use mlp::pipeline::prepare;
 
 use super::train::Settings;

@@ -67,7 +67,7 @@ enum UnknownArg {
     Ignore,
 }
 
-impl From<UnknownArg> for mlp::dataset::UnknownCategory {
+impl From<UnknownArg> for mlp::tabular::encoding::UnknownCategory {
     fn from(arg: UnknownArg) -> Self {
         match arg {
             UnknownArg::Error => Self::Error,
@@ -158,11 +158,11 @@ fn run(cli: Cli) -> ExitCode {
             "for example --threads 4; without it, MLP_THREADS or else every core",
         )),
         Some(n) => Ok(Some(n)),
-        None => mlp::threads::from_env(),
+        None => mlp::nn::linalg::threads::from_env(),
     };
     let result = threads.and_then(|threads| {
         if let Some(n) = threads {
-            mlp::threads::set_num_threads(n);
+            mlp::nn::linalg::threads::set_num_threads(n);
             THREADS_SET.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         match cli.command {

@@ -5,13 +5,13 @@ use std::process::ExitCode;
 
 use clap::Args;
 use mlp::Error;
-use mlp::dataset::TargetEncoding;
 use mlp::error::Setting;
 use mlp::fsutil::{check_output_path, read_data, same_file, write_output};
-use mlp::memory::scoring_estimate;
-use mlp::model::Model;
+use mlp::pipeline::memory::scoring_estimate;
+use mlp::pipeline::predict::{predict_streamed, write_predictions};
 use mlp::pipeline::{score_bytes_with, score_within};
-use mlp::predict::{predict_streamed, write_predictions};
+use mlp::tabular::encoding::TargetEncoding;
+use mlp::tabular::model::Model;
 
 use super::{UnknownArg, made_up_note};
 
@@ -56,7 +56,7 @@ pub struct PredictArgs {
 
     /// Most memory to use, e.g. 256M or 2G (default: half the machine's memory); a larger
     /// file is read in chunks
-    #[arg(long, value_name = "SIZE", value_parser = mlp::memory::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = mlp::pipeline::memory::parse_size)]
     memory_limit: Option<u64>,
 }
 
@@ -84,7 +84,9 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
         ));
     }
     let unknown = args.unknown_category.into();
-    let limit = args.memory_limit.unwrap_or_else(mlp::memory::default_limit);
+    let limit = args
+        .memory_limit
+        .unwrap_or_else(mlp::pipeline::memory::default_limit);
     let too_big = std::fs::metadata(&args.data)
         .ok()
         .filter(|m| m.is_file())

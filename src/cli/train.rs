@@ -7,18 +7,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mlp::Error;
-use mlp::boundary::{BoundaryPlot, BoundaryRecorder, Plane, RESOLUTION, model_surface};
-use mlp::comm::{Communicator, Solo};
-use mlp::dataset::{Encoding, Feature, Scaling, TargetEncoding, Task};
 use mlp::error::{Hint, Setting};
 use mlp::fsutil::{check_output_path, is_device_or_pipe, remove_temporary_files, same_file};
-use mlp::health::{HealthMonitor, activation_health, diagnose};
-use mlp::memory::{format_size, parse_size, training_estimate, training_factor};
+use mlp::inspect::boundary::{BoundaryPlot, BoundaryRecorder, Plane, RESOLUTION, model_surface};
+use mlp::pipeline::memory::{format_size, parse_size, training_estimate, training_factor};
 use mlp::pipeline::{
     MissingPolicy, Prepared, StreamBudget, Streamed, TrainRequest, Trained, prepare,
     prepare_streamed_shared, train_streamed, train_with,
 };
-use mlp::plot::LossCurve;
+use mlp::tabular::encoding::{Encoding, Feature, Scaling, TargetEncoding, Task};
+use mlp::train::comm::{Communicator, Solo};
+use mlp::train::health::{HealthMonitor, activation_health, diagnose};
+use mlp::train::plot::LossCurve;
 use mlp::train::{
     Activation, Batch, DEFAULT_FOLDS, DEFAULT_HELD_ROWS, DEFAULT_SHUFFLE_WINDOW, Hooks, Observer,
     OptimizerKind, StopReason, TrainConfig, format_loss,
@@ -373,11 +373,13 @@ impl Settings {
 pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
     #[cfg(feature = "mpi")]
     {
-        if let Some(mpi) = mlp::mpi::Mpi::start() {
+        if let Some(mpi) = mlp::train::mpi::Mpi::start() {
             // Processes on one machine share its cores, unless the user said otherwise.
-            let local = mlp::mpi::Mpi::local_size();
+            let local = mlp::train::mpi::Mpi::local_size();
             if local > 1 && std::env::var_os("MLP_THREADS").is_none() && !super::threads_set() {
-                mlp::threads::set_num_threads((mlp::threads::num_threads() / local).max(1));
+                mlp::nn::linalg::threads::set_num_threads(
+                    (mlp::nn::linalg::threads::num_threads() / local).max(1),
+                );
             }
             return run_in(&args, &mpi);
         }
@@ -462,7 +464,9 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
             std::process::exit(EXIT_INTERRUPTED as i32);
         }
     });
-    let limit = args.memory_limit.unwrap_or_else(mlp::memory::default_limit);
+    let limit = args
+        .memory_limit
+        .unwrap_or_else(mlp::pipeline::memory::default_limit);
     let mut prepared_slot = None;
     let mut streamed_slot = None;
     // The data, read whole or scanned for streaming, and the rows in memory that the
@@ -483,7 +487,7 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
     let (data, source, rows) = match streaming {
         None => {
             let prepared = if comm.size() > 1 {
-                mlp::share::prepare_shared(&request, comm)
+                mlp::pipeline::share::prepare_shared(&request, comm)
             } else {
                 prepare(&request)
             };
@@ -644,7 +648,7 @@ struct DataSummary {
     dropped: usize,
     filled: Vec<(String, usize)>,
     delimiter: u8,
-    encoding: mlp::dataset::Encoding,
+    encoding: mlp::tabular::encoding::Encoding,
     task: Task,
     train_rows: usize,
     validation_rows: usize,
@@ -1026,7 +1030,7 @@ fn report_and_write(
 }
 
 /// The title of a training run's pictures.
-fn title(data: &DataSummary, model: &mlp::model::Model) -> String {
+fn title(data: &DataSummary, model: &mlp::tabular::model::Model) -> String {
     let encoding = &data.encoding;
     format!(
         "{}: {}",

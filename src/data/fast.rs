@@ -65,7 +65,7 @@ pub(super) fn parse_numeric_body(
     if width == 0 {
         return None;
     }
-    let threads = crate::threads::num_threads()
+    let threads = crate::nn::linalg::threads::num_threads()
         .min(body.len() / MIN_CHUNK)
         .max(1);
     if threads == 1 {

@@ -16,13 +16,13 @@
 //! Purely numeric files without quotes or missing cells take a byte-level fast path that
 //! parses in parallel; anything else goes through the `csv` crate. Both give the same values:
 //! every number is parsed as `f64` (correctly rounded) and then rounded to `f32`.
-
 //!
 //! The reader is three parts: `prologue` (what every file goes through first: encoding
 //! checks, byte-order mark, delimiter, header), `fast` (the numeric fast path) and
 //! `general` (everything else, through the `csv` crate).
 
 pub mod cell;
+pub mod chunks;
 mod fast;
 mod general;
 mod prologue;
@@ -356,7 +356,7 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>> {
 
 /// Reads a CSV file of numbers with a header into one row-major matrix.
 ///
-/// Uses the byte-level fast path (split over [`num_threads`](crate::threads::num_threads)
+/// Uses the byte-level fast path (split over [`num_threads`](crate::nn::linalg::threads::num_threads)
 /// chunks on rayon for large files) when the file is plain numbers; otherwise reads it with the
 /// general reader and refuses missing or non-numeric cells with their location.
 pub fn read_matrix(path: &Path) -> Result<(Vec<String>, Array2<f32>)> {

@@ -11,10 +11,10 @@ pub mod rust;
 
 use std::path::Path;
 
-use crate::dataset::Feature;
 use crate::error::{Error, Hint, Result, Setting};
 use crate::fsutil::write_output;
-use crate::model::ModelFile;
+use crate::tabular::encoding::Feature;
+use crate::tabular::model::ModelFile;
 
 /// What to export a model as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

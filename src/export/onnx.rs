@@ -32,8 +32,8 @@ use super::proto::{
     ValueInfoProto, attribute_type, data_type,
 };
 use crate::data::cell;
-use crate::dataset::{Feature, TargetEncoding};
-use crate::model::{LayerRecord, ModelFile};
+use crate::tabular::encoding::{Feature, TargetEncoding};
+use crate::tabular::model::{LayerRecord, ModelFile};
 
 /// IR version 9 (ONNX 1.15) and the opsets it pairs with: opset 20 is the first with
 /// `RegexFullMatch`, which reads a text cell as `mlp` does (onnxruntime 1.17 and later).
@@ -514,7 +514,7 @@ fn strings_attr(name: &str, strings: &[String]) -> AttributeProto {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Model;
+    use crate::tabular::model::Model;
 
     /// The corpus's control model: numbers `x`, `age`, text `plan` (3 categories),
     /// 5 → 2 ReLU → 2, classes `no`, `yes`.
@@ -695,7 +695,7 @@ mod tests {
     #[test]
     fn regression_graph_maps_back_to_target_units() {
         let mut file = valid();
-        file.task = crate::dataset::Task::Regression;
+        file.task = crate::tabular::encoding::Task::Regression;
         file.encoding.target = TargetEncoding::Values {
             name: "churned".into(),
             mean: 10.0,

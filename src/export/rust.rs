@@ -13,8 +13,8 @@ use std::collections::HashSet;
 use std::fmt::Write;
 
 use crate::data::cell;
-use crate::dataset::{Encoding, Feature, TargetEncoding};
-use crate::model::{LayerRecord, ModelFile};
+use crate::tabular::encoding::{Encoding, Feature, TargetEncoding};
+use crate::tabular::model::{LayerRecord, ModelFile};
 
 /// The Rust source for a validated model file.
 pub fn to_rust(file: &ModelFile) -> String {
@@ -618,7 +618,9 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/tests/corpus/models/valid.json"
         );
-        let mut file = crate::model::Model::load(path.as_ref()).unwrap().file;
+        let mut file = crate::tabular::model::Model::load(path.as_ref())
+            .unwrap()
+            .file;
         for feature in &mut file.encoding.features {
             match feature {
                 Feature::Numeric { name, fill, .. } if name == "age" => *fill = Some(45.5),
@@ -667,7 +669,9 @@ mod tests {
             "/tests/corpus/models/valid.json"
         );
         // No fill values: a missing `plan` matches no category.
-        let file = crate::model::Model::load(path.as_ref()).unwrap().file;
+        let file = crate::tabular::model::Model::load(path.as_ref())
+            .unwrap()
+            .file;
         let source = to_rust(&file);
         assert!(
             source.contains(

@@ -1,0 +1,187 @@
+//! How much memory training may take: `--memory-limit` sizes, the machine's memory, and what
+//! reading a file into memory costs.
+
+/// Parses a size as people write it: plain bytes (`1000000`), or a number with a unit `K`,
+/// `M`, `G` or `T` (powers of 1024, optionally followed by `B` or `iB`, any case):
+/// `256M`, `2G`, `1.5GiB`.
+///
+/// The error says what was wrong and shows accepted forms (for `--memory-limit`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    const FORMS: &str = "write bytes or a number with K, M, G or T, e.g. 256M or 2G";
+    let t = text.trim();
+    let digits_end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits_end);
+    let value: f64 = match number.parse() {
+        Ok(v) if !number.is_empty() => v,
+        _ => return Err(format!("'{text}' is not a size; {FORMS}")),
+    };
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => {
+            return Err(format!(
+                "'{text}' has an unknown unit '{}'; {FORMS}",
+                unit.trim()
+            ));
+        }
+    };
+    let bytes = value * (1u64 << shift) as f64;
+    if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(format!(
+            "'{text}' is not a usable amount of memory; {FORMS}"
+        ));
+    }
+    Ok(bytes as u64)
+}
+
+/// A size for people: `256 MiB`, `1.5 GiB`, `812 KiB`, `17 B`.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || value >= 100.0 || value.fract() == 0.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// The machine's memory in bytes (`MemTotal` of `/proc/meminfo`), if it can be read.
+pub fn total_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The default `--memory-limit`: half the machine's memory (the rest is for the system and
+/// other programs), or 4 GiB where the machine's memory cannot be read.
+pub fn default_limit() -> u64 {
+    total_memory().map_or(4 << 30, |m| m / 2)
+}
+
+/// About how much memory holding a CSV file of `file_bytes` in memory takes: the file
+/// itself and its parsed columns, each roughly as large as the file for numeric data, the
+/// encoded input matrix, `encoded` times the file's size (see [`encoded_factor`]), and the
+/// program itself. Measured peak resident memory on numeric files was 2.4 to 2.9 times the
+/// file's size with numbers standardised alone (BENCHMARKS.md); on a 15.7 MB file of 20
+/// numeric columns, 2.5 times, 6.5 times with the quantile bins, and 9.8 times with the bins
+/// and a 3-fold ensemble.
+pub fn in_memory_estimate(file_bytes: u64, encoded: u64) -> u64 {
+    const PROGRAM: u64 = 32 << 20;
+    file_bytes
+        .saturating_mul(2 + encoded)
+        .saturating_add(PROGRAM)
+}
+
+/// The encoded input matrix's size in file sizes, for [`in_memory_estimate`]: about once
+/// with numbers standardised alone (4 bytes per number, against about as many characters of
+/// text), about 5 times with quantile bins (up to 9 inputs per number).
+pub fn encoded_factor(bins: bool) -> u64 {
+    if bins { 5 } else { 1 }
+}
+
+/// [`encoded_factor`] for training with `config`: the bins if its scaling makes them.
+pub fn training_factor(config: &crate::train::settings::TrainConfig) -> u64 {
+    encoded_factor(config.scaling == crate::tabular::encoding::Scaling::Piecewise)
+}
+
+/// [`encoded_factor`] for scoring with a model of `encoding`: the bins if it has them.
+pub fn scoring_factor(encoding: &crate::tabular::encoding::Encoding) -> u64 {
+    encoded_factor(
+        (encoding.features.iter())
+            .any(|f| matches!(f, crate::tabular::encoding::Feature::Piecewise { .. })),
+    )
+}
+
+/// [`in_memory_estimate`] for training with `config`; a k-fold ensemble holds one more copy
+/// of the inputs (each network's training and validation rows, taken from them).
+pub fn training_estimate(file_bytes: u64, config: &crate::train::settings::TrainConfig) -> u64 {
+    let copies = if config.folds >= 2 { 2 } else { 1 };
+    in_memory_estimate(file_bytes, training_factor(config) * copies)
+}
+
+/// [`in_memory_estimate`] for scoring a file with a model of `encoding`.
+pub fn scoring_estimate(file_bytes: u64, encoding: &crate::tabular::encoding::Encoding) -> u64 {
+    in_memory_estimate(file_bytes, scoring_factor(encoding))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_and_without_units() {
+        assert_eq!(parse_size("1000000"), Ok(1_000_000));
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("1.5GB"), Ok(3 << 29));
+        assert_eq!(parse_size(" 64 MB "), Ok(64 << 20));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+    }
+
+    #[test]
+    fn malformed_sizes_say_what_is_accepted() {
+        for (bad, want) in [
+            ("", "'' is not a size"),
+            ("G", "'G' is not a size"),
+            ("-5M", "'-5M' is not a size"),
+            ("1.2.3G", "'1.2.3G' is not a size"),
+            ("256X", "'256X' has an unknown unit 'X'"),
+            ("2 gigs", "'2 gigs' has an unknown unit 'gigs'"),
+            ("0", "'0' is not a usable amount of memory"),
+            (
+                "99999999999T",
+                "'99999999999T' is not a usable amount of memory",
+            ),
+        ] {
+            let e = parse_size(bad).unwrap_err();
+            assert!(e.starts_with(want), "{bad}: {e}");
+            assert!(e.ends_with("e.g. 256M or 2G"), "{e}");
+        }
+    }
+
+    #[test]
+    fn sizes_print_for_people() {
+        assert_eq!(format_size(17), "17 B");
+        assert_eq!(format_size(256 << 20), "256 MiB");
+        assert_eq!(format_size(3 << 29), "1.5 GiB");
+        assert_eq!(format_size(1_000_000), "977 KiB");
+        assert_eq!(format_size(20_000), "19.5 KiB");
+    }
+
+    #[test]
+    fn the_estimate_grows_with_the_file_its_encoding_and_folds() {
+        assert_eq!(in_memory_estimate(0, 1), 32 << 20);
+        assert_eq!(in_memory_estimate(1 << 30, 1), (3 << 30) + (32 << 20));
+        assert_eq!(in_memory_estimate(u64::MAX, 5), u64::MAX);
+        // Numbers standardised alone, one network: the file three times over.
+        let mut config = crate::train::settings::TrainConfig {
+            scaling: crate::tabular::encoding::Scaling::Standard,
+            folds: 0,
+            ..Default::default()
+        };
+        let gib = 1u64 << 30;
+        assert_eq!(training_estimate(gib, &config), 3 * gib + (32 << 20));
+        // Quantile bins: 7 times; and with the default 3 folds' copy of the inputs, 12.
+        config.scaling = crate::tabular::encoding::Scaling::Piecewise;
+        assert_eq!(training_estimate(gib, &config), 7 * gib + (32 << 20));
+        config.folds = 3;
+        assert_eq!(training_estimate(gib, &config), 12 * gib + (32 << 20));
+        assert_eq!(
+            training_estimate(gib, &crate::train::settings::TrainConfig::default()),
+            12 * gib + (32 << 20)
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! A CSV file read for a model that already exists, with its target column: what
+//! `explain` and `importance` start from.
+
+use std::path::Path;
+
+use ndarray::Array2;
+
+use crate::data::{ReadOptions, Table};
+use crate::error::{Error, Result};
+use crate::tabular::encoding::{TargetEncoding, Targets, number_label};
+use crate::tabular::model::Model;
+
+/// Reads `bytes` (the CSV at `path`) as `model` reads files: its categorical features and
+/// any class labels that do not look like canonical numbers as text. Refuses a file
+/// without every feature column or without the target column.
+pub fn read_table(model: &Model, path: &Path, bytes: &[u8]) -> Result<Table> {
+    let encoding = &model.file.encoding;
+    let mut categorical = encoding.categorical_names();
+    // Class labels written like numbers but not as this reader would print them ("01")
+    // must be read as text to match.
+    if let TargetEncoding::Classes { labels, .. } = &encoding.target {
+        let canonical = |l: &String| l.parse::<f32>().is_ok_and(|v| number_label(v) == *l);
+        if !labels.iter().all(canonical) {
+            categorical.push(encoding.target.name().to_string());
+        }
+    }
+    let table = Table::from_bytes(path, bytes, &ReadOptions { categorical })?;
+    encoding.check_columns(&table)?;
+    if table.column(encoding.target.name()).is_none() {
+        let mut location = table.location(None, None);
+        location.line = Some(1);
+        return Err(Error::data(
+            location,
+            format!(
+                "the target column '{}' is not in the header, so there is nothing to compare with",
+                encoding.target.name()
+            ),
+            "this needs rows with the true values; use `mlp predict` for files without them",
+        ));
+    }
+    Ok(table)
+}
+
+/// Every row of a labelled file, encoded for the model.
+pub struct Labelled {
+    /// The table (for locating rows in messages).
+    pub table: Table,
+    /// Network inputs, (rows, inputs).
+    pub inputs: Array2<f32>,
+    /// The true targets.
+    pub targets: Targets,
+}
+
+/// Reads the CSV at `path` and encodes every row for `model`.
+pub fn read_labelled(model: &Model, path: &Path) -> Result<Labelled> {
+    let bytes = crate::fsutil::read_data(path)?;
+    let table = read_table(model, path, &bytes)?;
+    let rows: Vec<usize> = (0..table.rows()).collect();
+    let encoding = &model.file.encoding;
+    let inputs = encoding.inputs(&table, &rows)?;
+    let targets = encoding.targets(&table, &rows)?;
+    Ok(Labelled {
+        table,
+        inputs,
+        targets,
+    })
+}

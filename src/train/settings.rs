@@ -1,0 +1,429 @@
+//! The settings of a training run and their validation: what `mlp train`'s flags decide,
+//! checked once where a request enters the library ([`crate::pipeline::prepare`]), and
+//! stored in the model file.
+
+use crate::tabular::encoding::Scaling;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Hint, Result, Setting};
+use crate::nn::optim::{Adam, Momentum, Optimizer, Sgd};
+#[cfg(doc)]
+use crate::{Relu, Sigmoid, Tanh, loss::SoftmaxCrossEntropy};
+
+/// Most units a hidden layer may have (the flag check; buffers scale with it).
+pub const MAX_LAYER_WIDTH: usize = 65_536;
+/// Most parameters a network may have: 2²⁷, half a gigabyte of weights, which with
+/// gradients, optimizer state and the best epoch's copy is a few gigabytes of memory.
+pub const MAX_PARAMETERS: usize = 1 << 27;
+
+/// The number of weights and biases of an `inputs → hidden… → outputs` network, or `None`
+/// if it does not fit in `usize`.
+pub fn parameter_count(inputs: usize, hidden: &[usize], outputs: usize) -> Option<usize> {
+    let mut total = 0usize;
+    let mut width = inputs;
+    for &next in hidden.iter().chain([&outputs]) {
+        total = total.checked_add(width.checked_add(1)?.checked_mul(next)?)?;
+        width = next;
+    }
+    Some(total)
+}
+
+/// The hidden layers' activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// [`Relu`], with He initialisation.
+    Relu,
+    /// [`Sigmoid`], with Glorot initialisation.
+    Sigmoid,
+    /// [`Tanh`], with Glorot initialisation.
+    Tanh,
+}
+
+/// Which optimizer to train with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// [`Adam`].
+    Adam,
+    /// [`Sgd`].
+    Sgd,
+    /// [`Momentum`].
+    Momentum,
+}
+
+impl OptimizerKind {
+    /// The learning rate used when none is given: 1e-3 for Adam, 0.01 for the SGDs.
+    pub fn default_learning_rate(self) -> f32 {
+        match self {
+            OptimizerKind::Adam => 1e-3,
+            OptimizerKind::Sgd | OptimizerKind::Momentum => 0.01,
+        }
+    }
+}
+
+/// Networks in a k-fold ensemble by default: on the quality suite 3 folds scored higher than
+/// one network on 17 of 25 data sets (worse on 4), at about twice the fit time; 5 folds
+/// added little more for a further 1.7 times the time (`QUALITY.md`).
+pub const DEFAULT_FOLDS: usize = 3;
+
+/// Training rows shuffled together when a file is streamed ([`TrainConfig::shuffle_window`]):
+/// 1024 batches of 32, about 23 MiB encoded for 180 inputs.
+pub const DEFAULT_SHUFFLE_WINDOW: usize = 32_768;
+/// Most rows kept in memory to judge every epoch on when a file is streamed
+/// ([`TrainConfig::held_rows`]): enough that the validation loss of a regression moves by
+/// well under 1% between two draws, about 35 MiB encoded for 180 inputs.
+pub const DEFAULT_HELD_ROWS: usize = 50_000;
+
+fn default_shuffle_window() -> usize {
+    DEFAULT_SHUFFLE_WINDOW
+}
+
+fn default_held_rows() -> usize {
+    DEFAULT_HELD_ROWS
+}
+
+/// Everything that decides how a network is trained. Stored in the model file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Widths of the hidden layers.
+    pub hidden: Vec<usize>,
+    /// Activation after each hidden layer.
+    pub activation: Activation,
+    /// The optimizer.
+    pub optimizer: OptimizerKind,
+    /// Learning rate.
+    pub learning_rate: f32,
+    /// Momentum (for [`OptimizerKind::Momentum`]).
+    pub momentum: f32,
+    /// Nesterov momentum (for [`OptimizerKind::Momentum`]).
+    pub nesterov: bool,
+    /// L2 weight decay on weights (not biases).
+    pub weight_decay: f32,
+    /// Label smoothing for classification (see [`SoftmaxCrossEntropy`]).
+    pub label_smoothing: f32,
+    /// Most epochs to train.
+    pub epochs: usize,
+    /// Rows per mini-batch.
+    pub batch_size: usize,
+    /// Fraction of rows held out for validation, in [0, 1).
+    pub val_split: f32,
+    /// Stop after this many epochs without a better validation loss (0: never stop early).
+    pub patience: usize,
+    /// Seed for initialisation, the split and the shuffles.
+    pub seed: u64,
+    /// After choosing the number of epochs on the validation split, train a fresh network
+    /// on all rows (training and validation) for that many epochs and keep it.
+    #[serde(default)]
+    pub refit: bool,
+    /// Dropout rate after each hidden layer's activation while training (0: none).
+    #[serde(default)]
+    pub dropout: f32,
+    /// How numeric feature columns are scaled.
+    #[serde(default)]
+    pub scaling: Scaling,
+    /// With 2 or more: k-fold cross-fitting. The rows are cut into this many folds; one
+    /// network per fold trains on the others and early-stops on its own, and the model
+    /// averages the networks' predictions. Every row is trained on, and the ensemble is
+    /// steadier than one network. 0 or 1: one network and `val_split`. In memory and in
+    /// one process only: streamed and data-parallel training refuse 2 or more.
+    #[serde(default)]
+    pub folds: usize,
+    /// Streaming: the training rows are read in file order and shuffled in windows of this
+    /// many (the last one smaller), freshly every epoch. Fixed, not derived from the memory
+    /// limit, so that the same file, settings and seed train the same network on any
+    /// machine. Not used in memory, where every epoch shuffles all the rows.
+    #[serde(default = "default_shuffle_window")]
+    pub shuffle_window: usize,
+    /// Streaming: at most this many rows are kept in memory to judge every epoch on, the
+    /// first validation rows of the file (or without a validation split, the first training
+    /// rows); in a data-parallel run, shared out over the processes. Not used in memory,
+    /// where every validation row judges.
+    #[serde(default = "default_held_rows")]
+    pub held_rows: usize,
+}
+
+impl Default for TrainConfig {
+    /// Defaults chosen on the tabular quality suite of 25 public data sets (`QUALITY.md`,
+    /// `bench/quality/`): numbers as their standardised value plus piecewise-linear quantile
+    /// bins, two ReLU layers of 128 and 64, Adam at 1e-3, batches of 32, up to 200 epochs
+    /// with patience 20, weight decay 1e-4, label smoothing 0.1, no dropout, and 3 networks
+    /// by k-fold cross-fitting (each validated on its own third of the rows, `val_split`
+    /// being for one network: `folds` 0).
+    fn default() -> Self {
+        Self {
+            hidden: vec![128, 64],
+            activation: Activation::Relu,
+            optimizer: OptimizerKind::Adam,
+            learning_rate: OptimizerKind::Adam.default_learning_rate(),
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 1e-4,
+            label_smoothing: 0.1,
+            epochs: 200,
+            batch_size: 32,
+            val_split: 0.2,
+            patience: 20,
+            seed: 0,
+            refit: false,
+            dropout: 0.0,
+            scaling: Scaling::Piecewise,
+            folds: DEFAULT_FOLDS,
+            shuffle_window: DEFAULT_SHUFFLE_WINDOW,
+            held_rows: DEFAULT_HELD_ROWS,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Refuses settings that cannot train, or that could not take effect together, naming
+    /// the setting.
+    pub fn validate(&self) -> Result<()> {
+        self.validate_hidden()?;
+        self.validate_ranges()?;
+        self.validate_combinations()
+    }
+
+    /// Every hidden layer has between one and [`MAX_LAYER_WIDTH`] units.
+    fn validate_hidden(&self) -> Result<()> {
+        if let Some(&w) = self.hidden.iter().find(|&&w| w == 0) {
+            return refuse(
+                Setting::Hidden,
+                &w,
+                "every hidden layer needs at least one unit",
+                Hint::text("for example ").setting(Setting::Hidden, "64,32"),
+            );
+        }
+        if let Some(&w) = self.hidden.iter().find(|&&w| w > MAX_LAYER_WIDTH) {
+            return refuse(
+                Setting::Hidden,
+                &w,
+                &format!("a hidden layer may have at most {MAX_LAYER_WIDTH} units"),
+                Hint::text("for example ").setting(Setting::Hidden, "256,128"),
+            );
+        }
+        Ok(())
+    }
+
+    /// Each number within its own range.
+    fn validate_ranges(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return refuse(
+                Setting::Epochs,
+                &0,
+                "train for at least one epoch",
+                Hint::text("for example ").setting(Setting::Epochs, 200),
+            );
+        }
+        if self.batch_size == 0 {
+            return refuse(
+                Setting::BatchSize,
+                &0,
+                "a batch needs at least one row",
+                Hint::text("for example ").setting(Setting::BatchSize, 32),
+            );
+        }
+        let val_split = self.val_split;
+        fraction(
+            Setting::ValSplit,
+            val_split,
+            0.2,
+            ", or 0 to train on every row",
+        )?;
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return refuse(
+                Setting::LearningRate,
+                &self.learning_rate,
+                "must be a positive, finite number",
+                Hint::text("for example ").setting(Setting::LearningRate, 0.001),
+            );
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return refuse(
+                Setting::WeightDecay,
+                &self.weight_decay,
+                "must be zero or a small positive number",
+                Hint::text("for example ").setting(Setting::WeightDecay, 0.0001),
+            );
+        }
+        let smoothing = self.label_smoothing;
+        fraction(
+            Setting::LabelSmoothing,
+            smoothing,
+            0.1,
+            ", or 0 to turn it off",
+        )?;
+        if self.folds > 100 {
+            return refuse(
+                Setting::Folds,
+                &self.folds,
+                "at most 100 folds (each trains a network)",
+                Hint::text("for example ")
+                    .setting(Setting::Folds, 5)
+                    .then(", or 0 to train one network"),
+            );
+        }
+        fraction(Setting::Dropout, self.dropout, 0.1, ", or 0 to turn it off")?;
+        fraction(Setting::Momentum, self.momentum, 0.9, "")?;
+        if self.shuffle_window == 0 {
+            return refuse(
+                Setting::ShuffleWindow,
+                &0,
+                "a shuffle window needs at least one row",
+                Hint::text("for example ").setting(Setting::ShuffleWindow, DEFAULT_SHUFFLE_WINDOW),
+            );
+        }
+        if self.held_rows == 0 {
+            return refuse(
+                Setting::HeldRows,
+                &0,
+                "every epoch is judged on at least one row",
+                Hint::text("for example ").setting(Setting::HeldRows, DEFAULT_HELD_ROWS),
+            );
+        }
+        Ok(())
+    }
+
+    /// Settings that only take effect with others: Nesterov with momentum, refitting with
+    /// one network and validation rows.
+    fn validate_combinations(&self) -> Result<()> {
+        if self.nesterov && self.optimizer != OptimizerKind::Momentum {
+            return refuse(
+                Setting::Nesterov,
+                &"",
+                &format!(
+                    "Nesterov momentum applies to the momentum optimizer, not to {:?}",
+                    self.optimizer
+                ),
+                Hint::text("use ")
+                    .setting(Setting::Optimizer, "momentum")
+                    .then(", or leave out ")
+                    .name(Setting::Nesterov),
+            );
+        }
+        if self.refit && self.folds >= 2 {
+            return refuse(
+                Setting::Refit,
+                &"",
+                &format!(
+                    "refitting retrains one network on every row; the {} networks of a \
+                     k-fold ensemble train on every row already",
+                    self.folds
+                ),
+                Hint::text("use ")
+                    .setting(Setting::Folds, 0)
+                    .then(" with it, or leave out ")
+                    .name(Setting::Refit),
+            );
+        }
+        if self.refit && self.val_split == 0.0 {
+            return refuse(
+                Setting::Refit,
+                &"",
+                "refitting retrains on the validation rows, and there are none",
+                Hint::text("hold out rows with ")
+                    .setting(Setting::ValSplit, 0.2)
+                    .then(", or leave out ")
+                    .name(Setting::Refit),
+            );
+        }
+        Ok(())
+    }
+
+    /// The optimizer these settings describe.
+    pub fn build_optimizer(&self) -> Result<Box<dyn Optimizer>> {
+        let lr = self.learning_rate;
+        Ok(match self.optimizer {
+            OptimizerKind::Adam => Box::new(Adam::new(lr)?.with_weight_decay(self.weight_decay)?),
+            OptimizerKind::Sgd => Box::new(Sgd::new(lr)?.with_weight_decay(self.weight_decay)?),
+            OptimizerKind::Momentum => Box::new(
+                Momentum::new(lr, self.momentum, self.nesterov)?
+                    .with_weight_decay(self.weight_decay)?,
+            ),
+        })
+    }
+}
+
+/// The error for `setting` at `value`.
+fn refuse(
+    setting: Setting,
+    value: &dyn std::fmt::Display,
+    message: &str,
+    hint: Hint,
+) -> Result<()> {
+    Err(Error::config(setting, value, message, hint))
+}
+
+/// Refuses `value` for `setting` unless it is at least 0 and below 1; the hint suggests
+/// `example`, then `tail`.
+fn fraction(setting: Setting, value: f32, example: f32, tail: &str) -> Result<()> {
+    if (0.0..1.0).contains(&value) {
+        return Ok(());
+    }
+    let hint = Hint::text("for example ").setting(setting, example);
+    let hint = if tail.is_empty() {
+        hint
+    } else {
+        hint.then(tail)
+    };
+    refuse(setting, &value, "must be at least 0 and below 1", hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_settings_name_the_setting() {
+        type Change = fn(&mut TrainConfig);
+        let cases: [(Change, &str); 14] = [
+            (|c| c.shuffle_window = 0, "invalid `shuffle_window` 0"),
+            (|c| c.held_rows = 0, "invalid `held_rows` 0"),
+            (|c| c.learning_rate = -1.0, "invalid `learning_rate` -1"),
+            (|c| c.learning_rate = 0.0, "invalid `learning_rate` 0"),
+            (|c| c.epochs = 0, "invalid `epochs` 0"),
+            (|c| c.hidden = vec![8, 0], "invalid `hidden` 0"),
+            (|c| c.dropout = 1.0, "invalid `dropout` 1"),
+            (|c| c.folds = 101, "invalid `folds` 101"),
+            (
+                |c| c.hidden = vec![99_999_999_999],
+                "invalid `hidden` 99999999999",
+            ),
+            (|c| c.val_split = 1.0, "invalid `val_split` 1"),
+            (|c| c.batch_size = 0, "invalid `batch_size` 0"),
+            (
+                |c| c.nesterov = true,
+                "invalid `nesterov`: Nesterov momentum applies to the momentum optimizer, \
+                 not to Adam\n  hint: use `optimizer = momentum`, or leave out `nesterov`",
+            ),
+            (
+                |c| {
+                    c.refit = true;
+                    c.folds = 0;
+                    c.val_split = 0.0
+                },
+                "invalid `refit`: refitting retrains on the validation rows, and there are none",
+            ),
+            (
+                |c| c.refit = true,
+                "invalid `refit`: refitting retrains one network on every row; the 3 networks \
+                 of a k-fold ensemble train on every row already\n  hint: use `folds = 0` with \
+                 it, or leave out `refit`",
+            ),
+        ];
+        for (change, want) in cases {
+            let mut c = TrainConfig::default();
+            change(&mut c);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.starts_with(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn parameter_count_checks_overflow() {
+        // 4·128 + 128 + 128·64 + 64 + 64·3 + 3
+        assert_eq!(parameter_count(4, &[128, 64], 3), Some(9091));
+        assert_eq!(parameter_count(usize::MAX, &[2], 1), None);
+        assert_eq!(parameter_count(1 << 40, &[1 << 30], 1), None);
+    }
+}
