@@ -329,6 +329,11 @@ impl Settings {
             },
             categorical: column_list(Setting::Categorical, &self.categorical)?,
             ignore: column_list(Setting::Ignore, &self.ignore)?,
+            scaling: match self.scaling {
+                ScalingArg::Standard => Scaling::Standard,
+                ScalingArg::Robust => Scaling::Robust,
+                ScalingArg::Piecewise => Scaling::Piecewise,
+            },
             config: TrainConfig {
                 hidden: self.hidden.clone(),
                 activation: match self.activation {
@@ -356,11 +361,6 @@ impl Settings {
                     } else {
                         DEFAULT_FOLDS
                     }),
-                scaling: match self.scaling {
-                    ScalingArg::Standard => Scaling::Standard,
-                    ScalingArg::Robust => Scaling::Robust,
-                    ScalingArg::Piecewise => Scaling::Piecewise,
-                },
                 shuffle_window: self.shuffle_window,
                 held_rows: self.held_rows,
             },
@@ -478,7 +478,7 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
     if default_folds && comm.size() > 1 {
         request.config.folds = 0;
     }
-    let streaming = agree(comm, why_stream(args, &request.config, limit))?;
+    let streaming = agree(comm, why_stream(args, &request, limit))?;
     if default_folds && streaming.is_some() {
         request.config.folds = 0;
     }
@@ -514,7 +514,7 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
                 "streaming {}: {reason}",
                 args.settings.data.display()
             ));
-            let budget = StreamBudget::within(limit, training_factor(config));
+            let budget = StreamBudget::within(limit, training_factor(&request));
             let streamed: &Streamed = streamed_slot.insert(agree(
                 comm,
                 prepare_streamed_shared(&request, budget, comm),
@@ -707,7 +707,11 @@ fn check_outputs(args: &TrainArgs) -> Result<(), Error> {
 }
 
 /// Why the file is to be streamed rather than read into memory, or `None` to read it.
-fn why_stream(args: &TrainArgs, config: &TrainConfig, limit: u64) -> Result<Option<String>, Error> {
+fn why_stream(
+    args: &TrainArgs,
+    request: &TrainRequest,
+    limit: u64,
+) -> Result<Option<String>, Error> {
     let meta = std::fs::metadata(&args.settings.data);
     let regular = meta.as_ref().is_ok_and(|m| m.is_file());
     if args.stream {
@@ -727,7 +731,7 @@ fn why_stream(args: &TrainArgs, config: &TrainConfig, limit: u64) -> Result<Opti
         // file is reported by the reader.
         _ => return Ok(None),
     };
-    let need = training_estimate(size, config);
+    let need = training_estimate(size, request);
     Ok((need > limit).then(|| {
         format!(
             "the file is {}, and reading it into memory would take about {}, more than the \

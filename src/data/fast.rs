@@ -9,7 +9,7 @@ use ndarray::Array2;
 use rayon::prelude::*;
 
 use super::prologue::Prologue;
-use super::{Column, Table};
+use super::table::{Column, Table};
 
 /// Reads a plain numeric file into a [`Table`]; `None` on anything else.
 pub(super) fn fast_numeric(path: &Path, p: &Prologue<'_>) -> Option<Table> {
@@ -37,7 +37,7 @@ pub(super) fn fast_numeric(path: &Path, p: &Prologue<'_>) -> Option<Table> {
         lines: (0..rows as u32).map(|r| r + 2).collect(),
         forced: Vec::new(),
         tallies: vec![
-            super::Tally {
+            super::table::Tally {
                 numbers: rows as u64,
                 ..Default::default()
             };

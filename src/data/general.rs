@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::cell::cell;
 use super::prologue::{LineCounter, csv_reader, line_of};
-use super::{Column, ReadOptions, Table, Tally};
+use super::table::{Column, ReadOptions, Table, Tally};
 use crate::error::{Error, Hint, Location, Result, Setting};
 
 /// What a cell holds.

@@ -1,6 +1,9 @@
 //! How much memory training may take: `--memory-limit` sizes, the machine's memory, and what
 //! reading a file into memory costs.
 
+use crate::pipeline::prepare::TrainRequest;
+use crate::tabular::encoding::Scaling;
+
 /// Parses a size as people write it: plain bytes (`1000000`), or a number with a unit `K`,
 /// `M`, `G` or `T` (powers of 1024, optionally followed by `B` or `iB`, any case):
 /// `256M`, `2G`, `1.5GiB`.
@@ -90,9 +93,9 @@ pub fn encoded_factor(bins: bool) -> u64 {
     if bins { 5 } else { 1 }
 }
 
-/// [`encoded_factor`] for training with `config`: the bins if its scaling makes them.
-pub fn training_factor(config: &crate::train::settings::TrainConfig) -> u64 {
-    encoded_factor(config.scaling == crate::tabular::encoding::Scaling::Piecewise)
+/// [`encoded_factor`] for training as `request` asks: the bins if its scaling makes them.
+pub fn training_factor(request: &TrainRequest) -> u64 {
+    encoded_factor(request.scaling == Scaling::Piecewise)
 }
 
 /// [`encoded_factor`] for scoring with a model of `encoding`: the bins if it has them.
@@ -103,11 +106,11 @@ pub fn scoring_factor(encoding: &crate::tabular::encoding::Encoding) -> u64 {
     )
 }
 
-/// [`in_memory_estimate`] for training with `config`; a k-fold ensemble holds one more copy
-/// of the inputs (each network's training and validation rows, taken from them).
-pub fn training_estimate(file_bytes: u64, config: &crate::train::settings::TrainConfig) -> u64 {
-    let copies = if config.folds >= 2 { 2 } else { 1 };
-    in_memory_estimate(file_bytes, training_factor(config) * copies)
+/// [`in_memory_estimate`] for training as `request` asks; a k-fold ensemble holds one more
+/// copy of the inputs (each network's training and validation rows, taken from them).
+pub fn training_estimate(file_bytes: u64, request: &TrainRequest) -> u64 {
+    let copies = if request.config.folds >= 2 { 2 } else { 1 };
+    in_memory_estimate(file_bytes, training_factor(request) * copies)
 }
 
 /// [`in_memory_estimate`] for scoring a file with a model of `encoding`.
@@ -167,20 +170,18 @@ mod tests {
         assert_eq!(in_memory_estimate(1 << 30, 1), (3 << 30) + (32 << 20));
         assert_eq!(in_memory_estimate(u64::MAX, 5), u64::MAX);
         // Numbers standardised alone, one network: the file three times over.
-        let mut config = crate::train::settings::TrainConfig {
-            scaling: crate::tabular::encoding::Scaling::Standard,
-            folds: 0,
-            ..Default::default()
-        };
+        let mut request = TrainRequest::new("big.csv");
+        request.scaling = Scaling::Standard;
+        request.config.folds = 0;
         let gib = 1u64 << 30;
-        assert_eq!(training_estimate(gib, &config), 3 * gib + (32 << 20));
+        assert_eq!(training_estimate(gib, &request), 3 * gib + (32 << 20));
         // Quantile bins: 7 times; and with the default 3 folds' copy of the inputs, 12.
-        config.scaling = crate::tabular::encoding::Scaling::Piecewise;
-        assert_eq!(training_estimate(gib, &config), 7 * gib + (32 << 20));
-        config.folds = 3;
-        assert_eq!(training_estimate(gib, &config), 12 * gib + (32 << 20));
+        request.scaling = Scaling::Piecewise;
+        assert_eq!(training_estimate(gib, &request), 7 * gib + (32 << 20));
+        request.config.folds = 3;
+        assert_eq!(training_estimate(gib, &request), 12 * gib + (32 << 20));
         assert_eq!(
-            training_estimate(gib, &crate::train::settings::TrainConfig::default()),
+            training_estimate(gib, &TrainRequest::new("big.csv")),
             12 * gib + (32 << 20)
         );
     }

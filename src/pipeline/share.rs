@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::chunks::{Chunk, Chunks, count_lines, line_start, quoted_record_starts};
 use crate::data::{Column, ReadOptions, Table, Tally};
 use crate::error::{Error, Result};
-use crate::pipeline::{
+use crate::pipeline::prepare::{
     MissingPolicy, Prepared, TrainRequest, check_network_size, check_spread, check_table,
     checked_split, fit_spec, missing_error, nothing_kept, rows_to_keep,
 };
@@ -251,7 +251,7 @@ fn first_with(counts: &[usize]) -> usize {
 /// the others [`Error::Elsewhere`].
 pub fn prepare_shared(request: &TrainRequest, comm: &dyn Communicator) -> Result<Prepared> {
     settle(comm, request.config.validate())?;
-    settle(comm, check_spread(&request.config, "shared over processes"))?;
+    settle(comm, check_spread(request, "shared over processes"))?;
     let (chunk, table, target) = read_shared(request, comm)?;
     let locate = |e| chunk.locate(e);
     let (table, kept) = keep_shared(request, comm, &chunk, table, &target)?;
@@ -638,7 +638,7 @@ mod tests {
             request.missing = missing;
             request.config.folds = 0; // shared over processes: one network
             request.config.seed = 4;
-            request.config.scaling = scaling;
+            request.scaling = scaling;
             let one = prepare(&request).unwrap();
             let numeric = (one.encoding.features.iter())
                 .filter(|f| !matches!(f, Feature::Categorical { .. }))
@@ -745,7 +745,7 @@ mod tests {
         std::fs::write(&path, uneven(40, false)).unwrap();
         let mut request = TrainRequest::new(&path);
         request.config.folds = 0;
-        request.config.scaling = Scaling::Robust;
+        request.scaling = Scaling::Robust;
         let out = on_ranks(2, move |c| {
             prepare_shared(&request, &c).err().unwrap().to_string()
         });

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Column, Table};
 use crate::error::{Error, Hint, Location, Result, Setting};
 use crate::tabular::stats::{Cells, ColumnStats, MAX_DISTINCT, Moments, Order, table_stats};
+pub use crate::train::task::{Targets, Task};
 
 /// Most distinct integer values a numeric target may have and still be taken as classes.
 pub const MAX_INTEGER_CLASSES: usize = 20;
@@ -27,25 +28,6 @@ pub const MAX_INPUT_VALUES: usize = 1 << 28;
 /// a free-text field, or numbers written as text).
 fn too_many_categories(distinct: usize, present: usize) -> bool {
     distinct > MAX_INTEGER_CLASSES && distinct * 2 > present
-}
-
-/// What the network predicts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Task {
-    /// One of a fixed set of labels (softmax cross-entropy).
-    Classification,
-    /// A number (linear output, mean squared error).
-    Regression,
-}
-
-impl std::fmt::Display for Task {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Task::Classification => "classification",
-            Task::Regression => "regression",
-        })
-    }
 }
 
 /// How one input column becomes network inputs.
@@ -255,30 +237,6 @@ impl TargetEncoding {
             TargetEncoding::Classes { labels, .. } => labels.len(),
             TargetEncoding::Values { .. } => 1,
         }
-    }
-}
-
-/// Targets ready for a loss.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Targets {
-    /// Class indices into [`TargetEncoding::Classes::labels`].
-    Classes(Vec<usize>),
-    /// Standardised values, shape (rows, 1).
-    Values(Array2<f32>),
-}
-
-impl Targets {
-    /// Number of rows.
-    pub fn len(&self) -> usize {
-        match self {
-            Targets::Classes(c) => c.len(),
-            Targets::Values(v) => v.nrows(),
-        }
-    }
-
-    /// Whether there are no rows.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

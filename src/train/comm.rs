@@ -124,7 +124,7 @@ impl Communicator for Solo {
 pub mod threads {
     use std::sync::{Arc, Barrier, Mutex};
 
-    use super::Communicator;
+    use crate::train::comm::Communicator;
 
     struct Shared {
         barrier: Barrier,

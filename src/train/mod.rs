@@ -12,6 +12,7 @@ pub mod mpi;
 pub mod outcome;
 pub mod plot;
 pub mod settings;
+pub mod task;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -24,10 +25,10 @@ use crate::nn::layers::linear::{Init, Linear};
 use crate::nn::loss::{Loss, Mse, SoftmaxCrossEntropy, Target};
 use crate::nn::optim::Optimizer;
 use crate::nn::sequential::Sequential;
-use crate::tabular::encoding::{Targets, Task};
 use crate::train::comm::{Communicator, Solo};
 use crate::train::metrics::argmax;
 use crate::{Dropout, Relu, Sigmoid, Tanh};
+use task::{Targets, Task};
 
 pub use crate::train::outcome::{History, StopReason};
 pub use crate::train::settings::{

@@ -2,7 +2,6 @@
 //! checked once where a request enters the library ([`crate::pipeline::prepare`]), and
 //! stored in the model file.
 
-use crate::tabular::encoding::Scaling;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Hint, Result, Setting};
@@ -119,9 +118,6 @@ pub struct TrainConfig {
     /// Dropout rate after each hidden layer's activation while training (0: none).
     #[serde(default)]
     pub dropout: f32,
-    /// How numeric feature columns are scaled.
-    #[serde(default)]
-    pub scaling: Scaling,
     /// With 2 or more: k-fold cross-fitting. The rows are cut into this many folds; one
     /// network per fold trains on the others and early-stops on its own, and the model
     /// averages the networks' predictions. Every row is trained on, and the ensemble is
@@ -167,7 +163,6 @@ impl Default for TrainConfig {
             seed: 0,
             refit: false,
             dropout: 0.0,
-            scaling: Scaling::Piecewise,
             folds: DEFAULT_FOLDS,
             shuffle_window: DEFAULT_SHUFFLE_WINDOW,
             held_rows: DEFAULT_HELD_ROWS,

@@ -9,10 +9,10 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use super::{ReadChunk, Scan, read_chunk};
+use super::scan::{ReadChunk, Scan, read_chunk};
 use crate::data::chunks::Chunks;
 use crate::error::Result;
-use crate::pipeline::TrainRequest;
+use crate::pipeline::prepare::TrainRequest;
 use crate::tabular::encoding::{Targets, Task};
 
 /// Most rows encoded at a time, so that encoding adds little to the window itself.
