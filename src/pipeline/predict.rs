@@ -16,7 +16,7 @@ use crate::data::{ReadOptions, Table, cell::cell};
 use crate::error::Result;
 use crate::nn::loss::softmax_rows;
 use crate::pipeline::{Scored, score_bytes};
-use crate::tabular::encoding::{Feature, TargetEncoding, bin_input};
+use crate::tabular::encoding::{Encoding, Feature, TargetEncoding, bin_input};
 use crate::tabular::model::{Model, Predictions};
 
 /// Rows per batch through the network (as in [`Model::predict_encoded`], so that both
@@ -160,83 +160,13 @@ pub fn predict_streamed(
     let text = std::str::from_utf8(bytes).ok()?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text).as_bytes();
     let header_end = memchr::memchr(b'\n', text)?;
-    let header = &text[..header_end];
-    let header = header.strip_suffix(b"\r").unwrap_or(header);
-    if header.is_empty() || header.contains(&b'"') || header.contains(&b'\r') {
-        return None;
-    }
-    // The header and delimiter as the general reader sees them, from the first two lines.
-    let second_end =
-        memchr::memchr(b'\n', &text[header_end + 1..]).map_or(text.len(), |i| header_end + 1 + i);
-    let encoding = &model.file.encoding;
-    // Robust scaling goes through the general reader.
-    if (encoding.features.iter()).any(|f| matches!(f, Feature::Robust { .. })) {
-        return None;
-    }
-    let options = ReadOptions {
-        categorical: encoding.categorical_names(),
-    };
-    let head = Table::from_bytes(path, &text[..second_end], &options).ok()?;
-    let delimiter = head.delimiter();
-    let names: Vec<&str> = header
-        .split(|&b| b == delimiter)
-        .map(|n| std::str::from_utf8(n).map(str::trim))
-        .collect::<std::result::Result<_, _>>()
-        .ok()?;
-    if names != head.headers() {
-        return None;
-    }
-
-    let mut slots: Vec<Slot> = names.iter().map(|_| Slot::Skip).collect();
-    let mut at = 0;
-    for feature in &encoding.features {
-        let column = names.iter().position(|n| *n == feature.name())?;
-        slots[column] = match feature {
-            Feature::Numeric { .. } => Slot::Number { at, edges: vec![] },
-            Feature::Piecewise { edges, .. } => Slot::Number {
-                at,
-                edges: edges.clone(),
-            },
-            Feature::Robust { .. } => return None,
-            Feature::Categorical { categories, .. } => Slot::Category {
-                at,
-                categories: categories.clone(),
-            },
-        };
-        at += feature.width();
-    }
-    let width = at;
-    // Every input's mean and deviation; one-hot inputs pass through as (x − 0) / 1.
-    let (mut mean, mut std) = (Vec::with_capacity(width), Vec::with_capacity(width));
-    // A piecewise feature's value is standardised; its bins pass through.
-    for feature in &encoding.features {
-        let first = match feature {
-            Feature::Numeric { mean, std, .. } | Feature::Piecewise { mean, std, .. } => {
-                Some((*mean, *std))
-            }
-            Feature::Categorical { .. } | Feature::Robust { .. } => None,
-        };
-        let rest = feature.width() - usize::from(first.is_some());
-        if let Some((m, s)) = first {
-            mean.push(m);
-            std.push(s);
-        }
-        mean.extend(std::iter::repeat_n(0.0, rest));
-        std.extend(std::iter::repeat_n(1.0, rest));
-    }
-    let columns = slots.len();
-    let outputs = encoding.target.width();
-    let target = encoding.target.clone();
-
-    let mut x = Array2::<f32>::zeros((BATCH, width));
-    let mut buffers = Outputs::new(BATCH, outputs, 1 + model.ensemble.len());
+    let layout = Layout::of(&model.file.encoding, path, text, header_end)?;
+    let target = model.file.encoding.target.clone();
+    let mut x = Array2::<f32>::zeros((BATCH, layout.width));
+    let mut buffers = Outputs::new(BATCH, target.width(), 1 + model.ensemble.len());
     let mut out = Vec::with_capacity(text.len() / 8);
     let writer = RowWriter::new(&target, proba, &mut out);
     let (mut rows, mut filled) = (0, 0);
-    // One pass over the body: each cell is read where it starts, and what follows it must
-    // be the delimiter or (after the last column) a line end. Blank lines, quotes, spaces
-    // around numbers, missing cells, a carriage return inside a line (an old Mac line end)
-    // and ragged rows all fail that, and are the general reader's business.
     let body = &text[header_end + 1..];
     if body.is_empty() {
         return None;
@@ -244,41 +174,128 @@ pub fn predict_streamed(
     let mut i = 0;
     while i < body.len() {
         let inputs = x.row_mut(filled).into_slice().expect("standard layout");
-        inputs.fill(0.0);
-        for (column, slot) in slots.iter().enumerate() {
-            let rest = &body[i..];
-            match slot {
-                Slot::Number { at, edges } => {
-                    let (v, used) = parse_number(rest)?;
-                    // As the general reader: finite, within f32 (`nan`, a missing token,
-                    // parses, and is refused here).
-                    if !(v.is_finite() && v.abs() <= f32::MAX as f64) {
-                        return None;
-                    }
-                    inputs[*at] = v as f32;
-                    for (t, bin) in edges.windows(2).enumerate() {
-                        inputs[at + 1 + t] = bin_input(v as f32 as f64, bin[0], bin[1]) as f32;
-                    }
-                    i += used;
+        i = layout.read_row(body, i, inputs)?;
+        filled += 1;
+        if filled == BATCH || i >= body.len() {
+            standardise(&mut x, filled, &layout.mean, &layout.std)?;
+            run_batch(model, &x, filled, &mut buffers, &writer, &mut out)?;
+            rows += filled;
+            filled = 0;
+        }
+    }
+    Some((out, rows))
+}
+
+/// Where each column of a file goes in the network's inputs, and every input's mean and
+/// deviation: what the streamed path needs to encode a row as [`Encoding::encode`] does.
+struct Layout {
+    delimiter: u8,
+    slots: Vec<Slot>,
+    width: usize,
+    mean: Vec<f64>,
+    std: Vec<f64>,
+}
+
+impl Layout {
+    /// The layout for `encoding` of the file `text` whose header ends at `header_end`, or
+    /// `None` when the file or the model is for the general reader (a quoted header,
+    /// robust scaling, a missing feature column).
+    fn of(encoding: &Encoding, path: &Path, text: &[u8], header_end: usize) -> Option<Layout> {
+        let header = &text[..header_end];
+        let header = header.strip_suffix(b"\r").unwrap_or(header);
+        if header.is_empty() || header.contains(&b'"') || header.contains(&b'\r') {
+            return None;
+        }
+        // Robust scaling goes through the general reader.
+        if (encoding.features.iter()).any(|f| matches!(f, Feature::Robust { .. })) {
+            return None;
+        }
+        // The header and delimiter as the general reader sees them, from the first two lines.
+        let second_end = memchr::memchr(b'\n', &text[header_end + 1..])
+            .map_or(text.len(), |i| header_end + 1 + i);
+        let options = ReadOptions {
+            categorical: encoding.categorical_names(),
+        };
+        let head = Table::from_bytes(path, &text[..second_end], &options).ok()?;
+        let delimiter = head.delimiter();
+        let names: Vec<&str> = header
+            .split(|&b| b == delimiter)
+            .map(|n| std::str::from_utf8(n).map(str::trim))
+            .collect::<std::result::Result<_, _>>()
+            .ok()?;
+        if names != head.headers() {
+            return None;
+        }
+        let (slots, width) = Layout::slots(encoding, &names)?;
+        let (mean, std) = Layout::scales(encoding, width);
+        Some(Layout {
+            delimiter,
+            slots,
+            width,
+            mean,
+            std,
+        })
+    }
+
+    /// Each of the file's columns (`names`) as a slot, and the number of inputs.
+    fn slots(encoding: &Encoding, names: &[&str]) -> Option<(Vec<Slot>, usize)> {
+        let mut slots: Vec<Slot> = names.iter().map(|_| Slot::Skip).collect();
+        let mut at = 0;
+        for feature in &encoding.features {
+            let column = names.iter().position(|n| *n == feature.name())?;
+            slots[column] = match feature {
+                Feature::Numeric { .. } => Slot::Number { at, edges: vec![] },
+                Feature::Piecewise { edges, .. } => Slot::Number {
+                    at,
+                    edges: edges.clone(),
+                },
+                Feature::Robust { .. } => return None,
+                Feature::Categorical { categories, .. } => Slot::Category {
+                    at,
+                    categories: categories.clone(),
+                },
+            };
+            at += feature.width();
+        }
+        Some((slots, at))
+    }
+
+    /// Every input's mean and deviation: a number (a piecewise feature's first input) is
+    /// standardised; one-hot and bin inputs pass through as (x − 0) / 1.
+    fn scales(encoding: &Encoding, width: usize) -> (Vec<f64>, Vec<f64>) {
+        let (mut mean, mut std) = (Vec::with_capacity(width), Vec::with_capacity(width));
+        for feature in &encoding.features {
+            let first = match feature {
+                Feature::Numeric { mean, std, .. } | Feature::Piecewise { mean, std, .. } => {
+                    Some((*mean, *std))
                 }
-                Slot::Skip | Slot::Category { .. } => {
-                    let len = rest
-                        .iter()
-                        .position(|&b| b == delimiter || b == b'\n' || b == b'\r' || b == b'"')
-                        .unwrap_or(rest.len());
-                    if let Slot::Category { at, categories } = slot {
-                        // Valid UTF-8 (checked above), cut at ASCII bytes, read as the
-                        // general reader reads a cell; a missing one (to fill) goes there.
-                        let text = cell(std::str::from_utf8(&rest[..len]).ok()?)?;
-                        let k = categories.iter().position(|c| c == text)?;
-                        inputs[at + k] = 1.0;
-                    }
-                    i += len;
-                }
+                Feature::Categorical { .. } | Feature::Robust { .. } => None,
+            };
+            let rest = feature.width() - usize::from(first.is_some());
+            if let Some((m, s)) = first {
+                mean.push(m);
+                std.push(s);
             }
+            mean.extend(std::iter::repeat_n(0.0, rest));
+            std.extend(std::iter::repeat_n(1.0, rest));
+        }
+        (mean, std)
+    }
+
+    /// Reads the row starting at `body[i]` into `inputs` (numbers not yet standardised);
+    /// the position after its line end. Each cell is read where it starts, and what follows
+    /// it must be the delimiter or (after the last column) a line end. Blank lines, quotes,
+    /// spaces around numbers, missing cells, a carriage return inside a line (an old Mac
+    /// line end) and ragged rows all fail that (`None`), and are the general reader's
+    /// business.
+    fn read_row(&self, body: &[u8], mut i: usize, inputs: &mut [f32]) -> Option<usize> {
+        inputs.fill(0.0);
+        let columns = self.slots.len();
+        for (column, slot) in self.slots.iter().enumerate() {
+            i += self.read_cell(slot, &body[i..], inputs)?;
             let next = body.get(i).copied();
             if column + 1 < columns {
-                if next != Some(delimiter) {
+                if next != Some(self.delimiter) {
                     return None;
                 }
                 i += 1;
@@ -291,15 +308,37 @@ pub fn predict_streamed(
                 }
             }
         }
-        filled += 1;
-        if filled == BATCH || i >= body.len() {
-            standardise(&mut x, filled, &mean, &std)?;
-            run_batch(model, &x, filled, &mut buffers, &writer, &mut out)?;
-            rows += filled;
-            filled = 0;
-        }
+        Some(i)
     }
-    Some((out, rows))
+
+    /// Reads the cell at the start of `rest` into its `slot` of `inputs`; the bytes it took.
+    fn read_cell(&self, slot: &Slot, rest: &[u8], inputs: &mut [f32]) -> Option<usize> {
+        if let Slot::Number { at, edges } = slot {
+            let (v, used) = parse_number(rest)?;
+            // As the general reader: finite, within f32 (`nan`, a missing token, parses,
+            // and is refused here).
+            if !(v.is_finite() && v.abs() <= f32::MAX as f64) {
+                return None;
+            }
+            inputs[*at] = v as f32;
+            for (t, bin) in edges.windows(2).enumerate() {
+                inputs[at + 1 + t] = bin_input(v as f32 as f64, bin[0], bin[1]) as f32;
+            }
+            return Some(used);
+        }
+        let delimiter = self.delimiter;
+        let len = (rest.iter())
+            .position(|&b| b == delimiter || b == b'\n' || b == b'\r' || b == b'"')
+            .unwrap_or(rest.len());
+        if let Slot::Category { at, categories } = slot {
+            // Valid UTF-8 (checked above), cut at ASCII bytes, read as the general reader
+            // reads a cell; a missing one (to fill) goes there.
+            let text = cell(std::str::from_utf8(&rest[..len]).ok()?)?;
+            let k = categories.iter().position(|c| c == text)?;
+            inputs[at + k] = 1.0;
+        }
+        Some(len)
+    }
 }
 
 /// The number at the start of `text` and the bytes it takes, correctly rounded to `f64`
