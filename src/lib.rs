@@ -20,6 +20,7 @@
 //! | the learning-rate range test | `lr_find.rs` |
 //! | data-parallel training: [`comm::Communicator`] (and MPI with the `mpi` feature) | `comm.rs`, `mpi.rs` |
 //! | each process's share of the file, and statistics combined over processes | `share.rs`, `median.rs` |
+//! | training as one call: the mode (memory, streamed, shared), health, outputs ([`run::run`]) | `run.rs` |
 //!
 //! Arrays are `f32` with one row per sample: a batch is `(B, features)`.
 #![warn(missing_docs)]
@@ -54,6 +55,7 @@ mod parallel;
 pub mod pipeline;
 pub mod plot;
 pub mod predict;
+pub mod run;
 pub mod sequential;
 pub mod settings;
 pub mod share;
