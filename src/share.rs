@@ -712,8 +712,9 @@ mod tests {
             let one = prepare(&request).unwrap().encoding;
             assert_eq!(one.features.len(), 3);
             let budget = StreamBudget {
+                limit: 1 << 24,
                 chunk_bytes: 1 << 10,
-                held_bytes: 1 << 20,
+                rows_bytes: 1 << 20,
             };
             let streamed = prepare_streamed_shared(&request, budget, &crate::comm::Solo);
             assert_eq!(streamed.unwrap().scan.encoding, one, "streamed");
