@@ -678,3 +678,141 @@ fn curve<'a>(
     }
     curve
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::comm::Solo;
+
+    fn iris() -> TrainRequest {
+        let mut request = TrainRequest::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv"));
+        request.target = Some("species".into());
+        request
+    }
+
+    /// A short name for each event, to check their order.
+    fn name(event: &Event<'_>) -> &'static str {
+        match event {
+            Event::Mode(_) => "mode",
+            Event::Data(_) => "data",
+            Event::Scanned(_) => "scanned",
+            Event::TrainingStarts { .. } => "starts",
+            Event::Epoch(_) => "epoch",
+            Event::TrainingEnds => "ends",
+            Event::StreamedEpochs(_) => "streamed epochs",
+            Event::Trained { .. } => "trained",
+            Event::Wrote(_) => "wrote",
+        }
+    }
+
+    #[test]
+    fn trains_iris_in_memory_and_writes_the_model_and_its_pictures() {
+        let dir = tempfile::tempdir().unwrap();
+        let outputs = Outputs {
+            model: Some(dir.path().join("iris.json")),
+            loss_curve: Some(dir.path().join("iris.png")),
+            health: Some(dir.path().join("health.png")),
+            ..Outputs::default()
+        };
+        let mut events = Vec::new();
+        let mut on_event = |e: &Event<'_>| events.push(name(e));
+        let options = RunOptions {
+            outputs: outputs.clone(),
+            on_event: Some(&mut on_event),
+            ..RunOptions::default()
+        };
+        let report = run(iris(), options, &Solo).unwrap();
+
+        assert_eq!(report.mode, Mode::Memory);
+        assert!(report.scan.is_none() && report.streamed_epochs.is_none());
+        // The default of 3 folds holds in memory: an ensemble of 3.
+        assert_eq!(report.request.config.folds, 3);
+        assert_eq!(report.data.folds, 3);
+        assert_eq!(report.trained.fold_epochs.len(), 3);
+        assert_eq!(report.data.rows, 150);
+        let written: Vec<Output> = report.written.iter().map(|w| w.output).collect();
+        assert_eq!(written, [Output::Model, Output::LossCurve, Output::Health]);
+        for path in [&outputs.model, &outputs.loss_curve, &outputs.health] {
+            assert!(path.as_ref().unwrap().is_file(), "{path:?}");
+        }
+        let model = Model::load(outputs.model.as_ref().unwrap()).unwrap();
+        let accuracy = model.file.metrics.validation_accuracy.unwrap();
+        assert!(accuracy > 0.9, "validation accuracy {accuracy}");
+        assert!(model.file.health.is_some());
+
+        let epochs = report.trained.outcome.history.train_loss.len();
+        drop(on_event);
+        let mut expected = vec!["mode", "data", "starts"];
+        // Each network of the ensemble tells its epochs.
+        assert!(events.iter().filter(|&&e| e == "epoch").count() >= epochs);
+        events.retain(|&e| e != "epoch");
+        expected.extend(["ends", "trained", "wrote", "wrote", "wrote"]);
+        assert_eq!(events, expected);
+    }
+
+    #[test]
+    fn streams_when_asked_and_says_why() {
+        let mut request = iris();
+        request.config.epochs = 5;
+        let options = RunOptions {
+            stream: true,
+            ..RunOptions::default()
+        };
+        let report = run(request, options, &Solo).unwrap();
+        assert_eq!(
+            report.mode,
+            Mode::Streamed {
+                reason: "asked for with --stream".into(),
+                processes: 1
+            }
+        );
+        // The default folds give way to one network when streaming.
+        assert_eq!(report.request.config.folds, 0);
+        // Every epoch is judged on all 38 validation rows (the streamed split is by line).
+        let scan = report.scan.unwrap();
+        assert_eq!(report.data.validation_rows, 38);
+        assert_eq!(
+            (scan.held_rows, scan.held_of, scan.held_validation),
+            (38, 38, true)
+        );
+        assert_eq!(report.streamed_epochs.unwrap().epochs, 5);
+        assert!(report.written.is_empty());
+    }
+
+    #[test]
+    fn streams_a_file_over_the_memory_limit_and_refuses_folds_given_there() {
+        let mut request = iris();
+        request.config.epochs = 2;
+        let options = RunOptions {
+            memory_limit: Some(1024),
+            ..RunOptions::default()
+        };
+        let report = run(request.clone(), options, &Solo).unwrap();
+        let Mode::Streamed { reason, .. } = report.mode else {
+            panic!("{:?}", report.mode);
+        };
+        assert!(
+            reason.contains("more than the memory limit of 1 KiB"),
+            "{reason}"
+        );
+
+        let options = RunOptions {
+            stream: true,
+            folds_given: true,
+            ..RunOptions::default()
+        };
+        let e = run(request, options, &Solo).err().unwrap();
+        assert!(matches!(e, Error::Config { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_raised_interrupt_before_the_first_epoch_keeps_nothing() {
+        let interrupt = AtomicBool::new(true);
+        let options = RunOptions {
+            interrupt: Some(&interrupt),
+            ..RunOptions::default()
+        };
+        let e = run(iris(), options, &Solo).err().unwrap();
+        assert!(matches!(e, Error::Interrupted(_)), "{e}");
+    }
+}
