@@ -741,7 +741,6 @@ mod tests {
         assert!(model.file.health.is_some());
 
         let epochs = report.trained.outcome.history.train_loss.len();
-        drop(on_event);
         let mut expected = vec!["mode", "data", "starts"];
         // Each network of the ensemble tells its epochs.
         assert!(events.iter().filter(|&&e| e == "epoch").count() >= epochs);
