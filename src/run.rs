@@ -47,7 +47,7 @@ use crate::pipeline::{
 use crate::plot::LossCurve;
 use crate::share::prepare_shared;
 use crate::stream::Scan;
-use crate::train::{Batch, EpochReport, FitOutcome, Hooks, Observer, TrainConfig};
+use crate::train::{Batch, EpochReport, FitOutcome, Hooks, Observer, StopReason, TrainConfig};
 
 /// How a run reads its data, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +98,7 @@ pub struct RunOptions<'a> {
     /// What to write.
     pub outputs: Outputs,
     /// Checked after every batch: when raised, training stops, keeps the best epoch's
-    /// weights and writes them ([`crate::train::StopReason::Interrupted`]).
+    /// weights and writes them ([`StopReason::Interrupted`]).
     pub interrupt: Option<&'a AtomicBool>,
     /// Told each step as it happens, on every process.
     pub on_event: Option<&'a mut dyn FnMut(&Event<'_>)>,
@@ -497,10 +497,7 @@ fn train_and_write(
     let trained = train_source(cx, source, data, &mut observers);
     drop(observers);
     let (mut trained, streamed_epochs) = settle(comm, trained)?;
-    let diverged = matches!(
-        trained.outcome.stop,
-        crate::train::StopReason::Diverged { .. }
-    );
+    let diverged = matches!(trained.outcome.stop, StopReason::Diverged { .. });
     let activations = activation_health(&mut trained.model.network, rows.x);
     let health = diagnose(monitor.linear().to_vec(), activations, config, diverged);
     trained.model.file.health = Some(health);
@@ -535,14 +532,14 @@ fn boundary_plane(
     rows: Batch<'_>,
     comm: &dyn Communicator,
 ) -> Result<Option<Plane>> {
+    if outputs.boundary.is_none() && outputs.boundary_gif.is_none() {
+        return Ok(None);
+    }
     let setting = if outputs.boundary.is_some() {
         Setting::Boundary
     } else {
         Setting::BoundaryGif
     };
-    if outputs.boundary.is_none() && outputs.boundary_gif.is_none() {
-        return Ok(None);
-    }
     let plane = Plane::for_model(&data.encoding, rows.x, setting);
     Ok(Some(settle(comm, plane)?))
 }
