@@ -14,6 +14,7 @@
 //! | `tabular/` | column statistics that merge ([`tabular::stats`]), the one encoding fitted from them ([`tabular::encoding::Encoding`]), the model file | `tabular/encoding.rs` |
 //! | `pipeline/` | a training request prepared in memory, streamed, or shared over processes, trained, and scored; predicting CSV files | `pipeline/mod.rs` |
 //! | `inspect/` | one row through the network and back, importance, decision boundaries, the learning-rate range test | `inspect/explain.rs` |
+//! | `run/` | training as one call ([`run::run`]): memory, streamed or shared (and why), the health monitor, the decision-boundary recorder, interruption, and the outputs written | `run/mod.rs` |
 //! | `export/` | ONNX and Rust source | `export/mod.rs` |
 //!
 //! Below them all, [`error`] (one error type, whose messages name file, row and column) and
@@ -37,6 +38,8 @@ pub mod tabular;
 pub mod pipeline;
 
 pub mod inspect;
+
+pub mod run;
 
 pub mod export;
 

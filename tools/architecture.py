@@ -18,7 +18,9 @@ import sys
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 
 # Bottom to top. A file of one layer may import its own layer and those before it.
-LAYERS = ["error", "fsutil", "nn", "train", "data", "tabular", "pipeline", "inspect", "export"]
+LAYERS = [
+    "error", "fsutil", "nn", "train", "data", "tabular", "pipeline", "inspect", "run", "export",
+]
 # The binary (main.rs, cli/) sits on top and may use everything; lib.rs only re-exports.
 TOP = {"cli", "main", "lib"}
 

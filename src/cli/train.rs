@@ -9,19 +9,14 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mlp::Error;
 use mlp::error::{Hint, Setting};
 use mlp::fsutil::{check_output_path, is_device_or_pipe, remove_temporary_files, same_file};
-use mlp::inspect::boundary::{BoundaryPlot, BoundaryRecorder, Plane, RESOLUTION, model_surface};
-use mlp::pipeline::memory::{format_size, parse_size, training_estimate, training_factor};
-use mlp::pipeline::{
-    MissingPolicy, Prepared, StreamBudget, Streamed, TrainRequest, Trained, prepare,
-    prepare_streamed_shared, train_streamed, train_with,
-};
+use mlp::pipeline::memory::{format_size, parse_size};
+use mlp::pipeline::{MissingPolicy, TrainRequest, Trained};
+use mlp::run::{DataSummary, Event, Mode, Output, Outputs, RunOptions, ScanFigures};
 use mlp::tabular::encoding::{Encoding, Feature, Scaling, TargetEncoding, Task};
 use mlp::train::comm::{Communicator, Solo};
-use mlp::train::health::{HealthMonitor, activation_health, diagnose};
-use mlp::train::plot::LossCurve;
 use mlp::train::{
-    Activation, Batch, DEFAULT_FOLDS, DEFAULT_HELD_ROWS, DEFAULT_SHUFFLE_WINDOW, Hooks, Observer,
-    OptimizerKind, StopReason, TrainConfig, format_loss,
+    Activation, DEFAULT_FOLDS, DEFAULT_HELD_ROWS, DEFAULT_SHUFFLE_WINDOW, OptimizerKind,
+    StopReason, TrainConfig, format_loss,
 };
 
 use super::out::{self, errln, outln};
@@ -390,9 +385,9 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, Error> {
 /// Ends every process when one of them failed at this point, with the message once.
 ///
 /// A single process just returns its error. In a group, every process calls this at the
-/// same points (after reading, after training, after writing), so no process is left
-/// waiting for a failed one; rank 0 prints the first failure and every process exits
-/// with its code.
+/// same points (after parsing, after checking the outputs, after the run, which stops
+/// every process at the same point when one fails), so no process is left waiting for a
+/// failed one; rank 0 prints the first failure and every process exits with its code.
 fn agree<T>(comm: &dyn Communicator, result: Result<T, Error>) -> Result<T, Agreed> {
     if comm.size() == 1 {
         return result.map_err(Agreed::Error);
@@ -447,13 +442,7 @@ fn run_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Error> 
 }
 
 fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agreed> {
-    let mut request = agree(comm, args.settings.request())?;
-    let leader = comm.is_leader();
-    let say = |line: String| {
-        if !args.quiet && leader {
-            outln!("{line}");
-        }
-    };
+    let request = agree(comm, args.settings.request())?;
     agree(comm, check_outputs(args))?;
     // Set before reading, so that a Ctrl-C while reading stops at the first batch.
     // First Ctrl-C: finish the batch, save the best model so far. Second: leave at once,
@@ -464,194 +453,344 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
             std::process::exit(EXIT_INTERRUPTED as i32);
         }
     });
-    let limit = args
-        .memory_limit
-        .unwrap_or_else(mlp::pipeline::memory::default_limit);
-    let mut prepared_slot = None;
-    let mut streamed_slot = None;
-    // The data, read whole or scanned for streaming, and the rows in memory that the
-    // decision boundary and the activation health are drawn from: the training rows, or
-    // when streaming the rows held to judge every epoch.
-    // k-fold ensembles train in memory in one process; elsewhere the default is one network
-    // (and --folds given there is refused, by the library, naming the reason).
-    let default_folds = args.settings.folds.is_none();
-    if default_folds && comm.size() > 1 {
-        request.config.folds = 0;
-    }
-    let streaming = agree(comm, why_stream(args, &request, limit))?;
-    if default_folds && streaming.is_some() {
-        request.config.folds = 0;
-    }
-    let request = request;
-    let config = &request.config;
-    let (data, source, rows) = match streaming {
-        None => {
-            let prepared = if comm.size() > 1 {
-                mlp::pipeline::share::prepare_shared(&request, comm)
-            } else {
-                prepare(&request)
-            };
-            let prepared: &Prepared = prepared_slot.insert(agree(comm, prepared)?);
-            let data = DataSummary {
-                rows: prepared.rows,
-                dropped: prepared.dropped,
-                filled: prepared.filled.clone(),
-                delimiter: prepared.delimiter,
-                encoding: prepared.encoding.clone(),
-                task: prepared.task,
-                train_rows: prepared.train_rows,
-                validation_rows: prepared.validation_rows,
-            };
-            describe(args, &data, request.missing, config, &say);
-            let rows = Batch {
-                x: prepared.x_train.view(),
-                y: &prepared.y_train,
-            };
-            (data, Source::Memory(prepared), rows)
+    let mut printer = Printer {
+        args,
+        request: request.clone(),
+        say: !args.quiet && comm.is_leader(),
+        leader: comm.is_leader(),
+        bar: None,
+    };
+    let mut on_event = |event: &Event<'_>| printer.event(event);
+    let options = RunOptions {
+        memory_limit: args.memory_limit,
+        stream: args.stream,
+        folds_given: args.settings.folds.is_some(),
+        outputs: Outputs {
+            model: Some(args.model.clone()),
+            loss_curve: Some(
+                args.plot
+                    .clone()
+                    .unwrap_or_else(|| plot_path_for(&args.model)),
+            ),
+            health: args.health.clone(),
+            boundary: args.boundary.clone(),
+            boundary_gif: args.boundary_gif.clone(),
+        },
+        interrupt: Some(&INTERRUPT),
+        on_event: Some(&mut on_event),
+    };
+    let report = agree(comm, mlp::run::run(request, options, comm))?;
+    let outcome = &report.trained.outcome;
+    if outcome.stop == StopReason::Interrupted {
+        if comm.is_leader() {
+            errln!(
+                "interrupted: saved the best model so far (epoch {})",
+                outcome.best_epoch
+            );
         }
-        Some(reason) => {
-            say(format!(
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what a run tells as it goes (on rank 0): the data, the progress bar, how
+/// training went and the files written.
+struct Printer<'a> {
+    args: &'a TrainArgs,
+    /// The request as the flags gave it (the run's folds are in [`DataSummary::folds`]).
+    request: TrainRequest,
+    /// Whether to print the summary: rank 0, not `--quiet`.
+    say: bool,
+    /// Whether this is rank 0, which prints warnings even with `--quiet`.
+    leader: bool,
+    /// The progress bar while training.
+    bar: Option<(ProgressBar, &'static str)>,
+}
+
+impl Printer<'_> {
+    fn say(&self, line: String) {
+        if self.say {
+            outln!("{line}");
+        }
+    }
+
+    fn event(&mut self, event: &Event<'_>) {
+        match event {
+            Event::Mode(Mode::Streamed { reason, .. }) => self.say(format!(
                 "streaming {}: {reason}",
-                args.settings.data.display()
-            ));
-            let budget = StreamBudget::within(limit, training_factor(&request));
-            let streamed: &Streamed = streamed_slot.insert(agree(
-                comm,
-                prepare_streamed_shared(&request, budget, comm),
-            )?);
-            let scan = &streamed.scan;
-            let data = DataSummary {
-                rows: scan.rows,
-                dropped: scan.dropped,
-                filled: scan.filled.clone(),
-                delimiter: scan.delimiter,
-                encoding: scan.encoding.clone(),
-                task: scan.task,
-                train_rows: scan.train_rows,
-                validation_rows: scan.validation_rows,
-            };
-            describe(args, &data, request.missing, config, &say);
-            let held = &streamed.held;
-            // In a data-parallel run each process holds its own share of them.
-            let held_rows: usize = comm.all_counts(held.x.nrows()).iter().sum();
-            let rows_read = scan.rows + scan.dropped;
-            say(format!(
-                "streaming: first pass (reading and parsing alone) {:.1} s, {:.0} rows/s",
-                streamed.scan_seconds,
-                rows_read as f64 / streamed.scan_seconds.max(1e-9)
-            ));
-            say(format!(
-                "streaming: chunks of {} read each epoch, the training rows shuffled in \
-                 windows of {}; every epoch judged on {} {} rows{} kept in memory",
-                format_size(budget.chunk_bytes as u64),
-                config.shuffle_window.min(scan.train_rows),
-                held_rows,
-                if config.val_split > 0.0 {
-                    "validation"
-                } else {
-                    "training"
-                },
-                if held_rows < held.of {
-                    format!(" (the first of {})", held.of)
-                } else {
-                    String::new()
+                self.args.settings.data.display()
+            )),
+            Event::Mode(_) => {}
+            Event::Data(data) => self.describe(data),
+            Event::Scanned(figures) => self.scanned(figures),
+            Event::TrainingStarts {
+                epochs,
+                task,
+                processes,
+                batch_size,
+            } => self.start(*epochs, *task, *processes, *batch_size),
+            Event::Epoch(report) => self.epoch(report),
+            Event::TrainingEnds => {
+                if let Some((bar, _)) = self.bar.take() {
+                    bar.finish_and_clear();
                 }
-            ));
-            (data, Source::Streamed(streamed, budget), held.batch())
-        }
-    };
-
-    // Refuse --boundary on a model that is not two-dimensional before training, not after.
-    let boundary_flag = if args.boundary.is_some() {
-        Setting::Boundary
-    } else {
-        Setting::BoundaryGif
-    };
-    let plane = if args.boundary.is_some() || args.boundary_gif.is_some() {
-        Some(agree(
-            comm,
-            Plane::for_model(&data.encoding, rows.x, boundary_flag),
-        )?)
-    } else {
-        None
-    };
-    let mut monitor = HealthMonitor::new();
-    let mut recorder = match (&plane, &args.boundary_gif) {
-        (Some(plane), Some(_)) => Some(BoundaryRecorder::new(
-            plane,
-            &data.encoding.target,
-            config.epochs,
-            60,
-        )),
-        _ => None,
-    };
-    let mut observers: Vec<&mut dyn Observer> = vec![&mut monitor];
-    if let Some(r) = recorder.as_mut() {
-        observers.push(r);
-    }
-    let trained = match source {
-        Source::Memory(prepared) => {
-            with_progress(args, comm, config, data.task, &mut observers, |hooks| {
-                train_with(prepared, config, hooks)
-            })
-        }
-        Source::Streamed(streamed, budget) => {
-            let start = std::time::Instant::now();
-            let trained = with_progress(args, comm, config, data.task, &mut observers, |hooks| {
-                train_streamed(&request, streamed, budget, hooks)
-            });
-            if let Ok(trained) = &trained {
-                let epochs = trained.outcome.history.train_loss.len();
-                let seconds = start.elapsed().as_secs_f64();
-                say(format!(
-                    "streaming: {epochs} epochs in {seconds:.1} s, {:.0} training rows/s \
-                     (reading, training and judging each epoch)",
-                    (epochs * data.train_rows) as f64 / seconds.max(1e-9)
-                ));
             }
-            trained
+            Event::StreamedEpochs(f) => self.say(format!(
+                "streaming: {} epochs in {:.1} s, {:.0} training rows/s \
+                 (reading, training and judging each epoch)",
+                f.epochs, f.seconds, f.rows_per_second
+            )),
+            Event::Trained { trained, data } => self.trained(trained, data),
+            Event::Wrote(w) => self.say(match w.output {
+                Output::BoundaryGif { frames } => {
+                    format!("wrote {} ({frames} frames)", w.path.display())
+                }
+                _ => format!("wrote {}", w.path.display()),
+            }),
         }
+    }
+
+    /// The lines about the data, its task, features and split.
+    fn describe(&self, data: &DataSummary) {
+        let (seed, folds, missing) = (self.request.config.seed, data.folds, self.request.missing);
+        let delimiter = match data.delimiter {
+            b',' => String::new(),
+            b'\t' => ", tab-separated".into(),
+            d => format!(", '{}'-separated", d as char),
+        };
+        self.say(format!(
+            "read {}: {} rows{delimiter}{}",
+            self.args.settings.data.display(),
+            data.rows,
+            match (data.dropped, missing) {
+                (0, _) => String::new(),
+                (n, MissingPolicy::Impute) => format!(" (dropped {n} without a target value)"),
+                (n, _) => format!(" (dropped {n} with missing values)"),
+            }
+        ));
+        if !data.filled.is_empty() {
+            self.say(format!(
+                "missing: filled {} cells: {}",
+                data.filled.iter().map(|(_, n)| n).sum::<usize>(),
+                fill_summary(&data.encoding, &data.filled)
+            ));
+        }
+        let encoding = &data.encoding;
+        self.say(match &encoding.target {
+            TargetEncoding::Classes { name, labels } => format!(
+                "task: classification of '{name}' into {} classes: {}",
+                labels.len(),
+                short_list(labels)
+            ),
+            TargetEncoding::Values { name, .. } => format!("task: regression of '{name}'"),
+        });
+        let categorical = encoding.categorical_names().len();
+        let bins: usize = (encoding.features.iter())
+            .map(|f| match f {
+                Feature::Piecewise { edges, .. } => edges.len().saturating_sub(1),
+                _ => 0,
+            })
+            .sum();
+        self.say(format!(
+            "features: {} columns ({} numeric, {categorical} categorical) → {} inputs{}",
+            encoding.features.len(),
+            encoding.features.len() - categorical,
+            encoding.input_width(),
+            if bins > 0 {
+                format!(", {bins} of them quantile bins of the numbers")
+            } else {
+                String::new()
+            }
+        ));
+        self.say(if folds >= 2 {
+            format!(
+                "split: {folds} folds of about {} rows; each network validates on one (seed {seed})",
+                (data.train_rows + data.validation_rows) / folds,
+            )
+        } else {
+            format!(
+                "split: {} training rows, {} validation rows (seed {seed})",
+                data.train_rows, data.validation_rows,
+            )
+        });
+    }
+
+    /// The lines about the first pass of a streamed file.
+    fn scanned(&self, f: &ScanFigures) {
+        self.say(format!(
+            "streaming: first pass (reading and parsing alone) {:.1} s, {:.0} rows/s",
+            f.seconds, f.rows_per_second
+        ));
+        self.say(format!(
+            "streaming: chunks of {} read each epoch, the training rows shuffled in \
+             windows of {}; every epoch judged on {} {} rows{} kept in memory",
+            format_size(f.chunk_bytes as u64),
+            f.window,
+            f.held_rows,
+            if f.held_validation {
+                "validation"
+            } else {
+                "training"
+            },
+            if f.held_rows < f.held_of {
+                format!(" (the first of {})", f.held_of)
+            } else {
+                String::new()
+            }
+        ));
+    }
+
+    /// The data-parallel line, and the progress bar (on rank 0, not `--quiet`).
+    fn start(&mut self, epochs: usize, task: Task, processes: usize, batch_size: usize) {
+        if processes > 1 {
+            self.say(format!(
+                "data parallel: {processes} processes, each computing gradients on its share \
+                 of every batch of {batch_size}"
+            ));
+        }
+        let bar = if self.say {
+            ProgressBar::with_draw_target(Some(epochs as u64), ProgressDrawTarget::stderr())
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg} ETA {eta}")
+                .expect("a valid template"),
+        );
+        let metric_name = match task {
+            Task::Classification => "val acc",
+            Task::Regression => "val R²",
+        };
+        self.bar = Some((bar, metric_name));
+    }
+
+    fn epoch(&self, r: &mlp::train::EpochReport) {
+        let Some((bar, metric_name)) = &self.bar else {
+            return;
+        };
+        bar.set_position(r.epoch as u64);
+        let mut msg = format!("train loss {:.4}", r.train_loss);
+        if let (Some(l), Some(m)) = (r.val_loss, r.val_metric) {
+            msg.push_str(&format!("  val loss {l:.4}  {metric_name} {m:.3}"));
+        }
+        bar.set_message(msg);
+    }
+
+    /// Reports how training went.
+    fn trained(&self, trained: &Trained, data: &DataSummary) {
+        let config = &self.request.config;
+        let network = &trained.model.network;
+        self.say(format!(
+            "network: {}; {} parameters; {:?}, lr {}",
+            network
+                .specs()
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            network.param_count(),
+            config.optimizer,
+            config.learning_rate
+        ));
+        if !trained.model.ensemble.is_empty() {
+            self.say(format!(
+                "ensemble: {} networks, one per fold (best epochs {}); the loss curve, the \
+                 next line and the health report are the first network's, the validation \
+                 figures out-of-fold (each row scored by the network that did not train on it)",
+                1 + trained.model.ensemble.len(),
+                trained
+                    .fold_epochs
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let outcome = &trained.outcome;
+        let epochs_run = outcome.history.train_loss.len();
+        self.say(match &outcome.stop {
+            StopReason::Completed => format!("trained {epochs_run} epochs"),
+            StopReason::EarlyStopped => format!(
+                "stopped early after epoch {epochs_run}: no better validation loss for {} epochs",
+                config.patience
+            ),
+            StopReason::Interrupted => format!("interrupted during epoch {}", epochs_run + 1),
+            StopReason::Diverged { epoch } => format!(
+                "training diverged in epoch {epoch} (the loss or a weight became infinite or NaN)"
+            ),
+        });
+        if self.leader {
+            warn_outcome(outcome, data, config);
+        }
+        self.results(&trained.model, data);
+    }
+
+    /// The best epoch's figures, the refit and the health report.
+    fn results(&self, model: &mlp::tabular::model::Model, data: &DataSummary) {
+        let m = &model.file.metrics;
+        let mut summary = format!(
+            "best epoch {}: train loss {:.4}",
+            m.best_epoch, m.train_loss
+        );
+        if let Some(l) = m.validation_loss {
+            summary.push_str(&format!(", validation loss {l:.4}"));
+        }
+        if let Some(a) = m.validation_accuracy {
+            summary.push_str(&format!(", validation accuracy {a:.4}"));
+        }
+        if let Some(r2) = m.validation_r2 {
+            summary.push_str(&format!(", validation R² {r2:.4}"));
+        }
+        self.say(summary);
+        if let Some(epochs) = model.file.training.refit_epochs {
+            self.say(format!(
+                "refit: trained a fresh network on all {} rows for {epochs} epochs, and saved it",
+                data.rows
+            ));
+        }
+        if let Some(health) = &model.file.health {
+            self.say(health.to_string().trim_end().to_string());
+        }
+    }
+}
+
+/// Warns of a run that diverged, or that did no better than the untrained network.
+fn warn_outcome(outcome: &mlp::train::FitOutcome, data: &DataSummary, config: &TrainConfig) {
+    let monitored = if data.validation_rows > 0 || data.folds >= 2 {
+        "validation loss"
+    } else {
+        "training loss"
     };
-    drop(observers);
-    let mut trained = agree(comm, trained)?;
-    let diverged = matches!(trained.outcome.stop, StopReason::Diverged { .. });
-    let activations = activation_health(&mut trained.model.network, rows.x);
-    let health = diagnose(monitor.linear().to_vec(), activations, config, diverged);
-    trained.model.file.health = Some(health);
-    let pictures = Pictures {
-        plane: plane.as_ref(),
-        recorder,
-        rows,
-    };
-    report_and_write(args, comm, &request, &data, trained, pictures, &say)
-}
-
-/// Where the data of a run is: read into memory, or to be streamed.
-enum Source<'a> {
-    Memory(&'a Prepared),
-    Streamed(&'a Streamed, StreamBudget),
-}
-
-/// What the decision-boundary pictures are drawn from.
-struct Pictures<'a> {
-    /// The plane, with `--boundary` or `--boundary-gif`.
-    plane: Option<&'a Plane>,
-    /// The frames recorded during training, with `--boundary-gif`.
-    recorder: Option<BoundaryRecorder<'a>>,
-    /// The points drawn on top.
-    rows: Batch<'a>,
-}
-
-/// What `mlp train` says about the data it read.
-struct DataSummary {
-    rows: usize,
-    dropped: usize,
-    filled: Vec<(String, usize)>,
-    delimiter: u8,
-    encoding: mlp::tabular::encoding::Encoding,
-    task: Task,
-    train_rows: usize,
-    validation_rows: usize,
+    if let StopReason::Diverged { .. } = outcome.stop {
+        out::warning(
+            &format!(
+                "kept the weights of epoch {}, the best before training diverged \
+                 ({monitored} {}, {} before training)",
+                outcome.best_epoch,
+                format_loss(outcome.best_loss),
+                format_loss(outcome.initial_loss),
+            ),
+            &Hint::text(format!(
+                "lower the learning rate (it is {}), and check the data for extreme or \
+                 unscaled values",
+                config.learning_rate
+            )),
+        );
+    } else if !outcome.improved() {
+        out::warning(
+            &format!(
+                "no epoch did better than the untrained network ({monitored} {} before \
+                 training, {} at best); the model predicts no better than a constant",
+                format_loss(outcome.initial_loss),
+                format_loss(outcome.best_loss),
+            ),
+            &Hint::text(format!(
+                "lower the learning rate (it is {}), or check that the features relate to \
+                 the target",
+                config.learning_rate
+            )),
+        );
+    }
 }
 
 /// Refuses outputs that would replace the data or each other, or cannot be written.
@@ -704,367 +843,6 @@ fn check_outputs(args: &TrainArgs) -> Result<(), Error> {
     check_output_path(&args.model)?;
     check_output_path(&plot_path)?;
     Ok(())
-}
-
-/// Why the file is to be streamed rather than read into memory, or `None` to read it.
-fn why_stream(
-    args: &TrainArgs,
-    request: &TrainRequest,
-    limit: u64,
-) -> Result<Option<String>, Error> {
-    let meta = std::fs::metadata(&args.settings.data);
-    let regular = meta.as_ref().is_ok_and(|m| m.is_file());
-    if args.stream {
-        if meta.is_ok() && !regular {
-            return Err(Error::config(
-                Setting::Stream,
-                args.settings.data.display(),
-                "streaming reads the file once per epoch, which a pipe or device cannot give",
-                "save the data to a file first",
-            ));
-        }
-        return Ok(Some("asked for with --stream".into()));
-    }
-    let size = match meta {
-        Ok(m) if regular => m.len(),
-        // Pipes and devices are read into memory (the reader bounds them); a missing
-        // file is reported by the reader.
-        _ => return Ok(None),
-    };
-    let need = training_estimate(size, request);
-    Ok((need > limit).then(|| {
-        format!(
-            "the file is {}, and reading it into memory would take about {}, more than the \
-             memory limit of {} (--memory-limit)",
-            format_size(size),
-            format_size(need),
-            format_size(limit)
-        )
-    }))
-}
-
-/// The lines about the data, its task, features and split.
-fn describe(
-    args: &TrainArgs,
-    data: &DataSummary,
-    missing: MissingPolicy,
-    config: &TrainConfig,
-    say: &dyn Fn(String),
-) {
-    let (seed, folds) = (config.seed, config.folds);
-    let delimiter = match data.delimiter {
-        b',' => String::new(),
-        b'\t' => ", tab-separated".into(),
-        d => format!(", '{}'-separated", d as char),
-    };
-    say(format!(
-        "read {}: {} rows{delimiter}{}",
-        args.settings.data.display(),
-        data.rows,
-        match (data.dropped, missing) {
-            (0, _) => String::new(),
-            (n, MissingPolicy::Impute) => format!(" (dropped {n} without a target value)"),
-            (n, _) => format!(" (dropped {n} with missing values)"),
-        }
-    ));
-    if !data.filled.is_empty() {
-        say(format!(
-            "missing: filled {} cells: {}",
-            data.filled.iter().map(|(_, n)| n).sum::<usize>(),
-            fill_summary(&data.encoding, &data.filled)
-        ));
-    }
-    let encoding = &data.encoding;
-    say(match &encoding.target {
-        TargetEncoding::Classes { name, labels } => format!(
-            "task: classification of '{name}' into {} classes: {}",
-            labels.len(),
-            short_list(labels)
-        ),
-        TargetEncoding::Values { name, .. } => format!("task: regression of '{name}'"),
-    });
-    let categorical = encoding.categorical_names().len();
-    let bins: usize = (encoding.features.iter())
-        .map(|f| match f {
-            Feature::Piecewise { edges, .. } => edges.len().saturating_sub(1),
-            _ => 0,
-        })
-        .sum();
-    say(format!(
-        "features: {} columns ({} numeric, {categorical} categorical) → {} inputs{}",
-        encoding.features.len(),
-        encoding.features.len() - categorical,
-        encoding.input_width(),
-        if bins > 0 {
-            format!(", {bins} of them quantile bins of the numbers")
-        } else {
-            String::new()
-        }
-    ));
-    say(if folds >= 2 {
-        format!(
-            "split: {folds} folds of about {} rows; each network validates on one (seed {seed})",
-            (data.train_rows + data.validation_rows) / folds,
-        )
-    } else {
-        format!(
-            "split: {} training rows, {} validation rows (seed {seed})",
-            data.train_rows, data.validation_rows,
-        )
-    });
-}
-
-/// Runs `train` with a progress bar (on rank 0), the interrupt flag, `observer` and `comm`.
-fn with_progress(
-    args: &TrainArgs,
-    comm: &dyn Communicator,
-    config: &TrainConfig,
-    task: Task,
-    observer: &mut dyn Observer,
-    train: impl FnOnce(Hooks<'_>) -> Result<Trained, Error>,
-) -> Result<Trained, Error> {
-    if comm.size() > 1 && comm.is_leader() && !args.quiet {
-        outln!(
-            "data parallel: {} processes, each computing gradients on its share of every \
-             batch of {}",
-            comm.size(),
-            config.batch_size
-        );
-    }
-    let bar = if args.quiet || !comm.is_leader() {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::with_draw_target(Some(config.epochs as u64), ProgressDrawTarget::stderr())
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg} ETA {eta}")
-            .expect("a valid template"),
-    );
-    let metric_name = match task {
-        Task::Classification => "val acc",
-        Task::Regression => "val R²",
-    };
-    let mut on_epoch = |r: &mlp::train::EpochReport| {
-        bar.set_position(r.epoch as u64);
-        let mut msg = format!("train loss {:.4}", r.train_loss);
-        if let (Some(l), Some(m)) = (r.val_loss, r.val_metric) {
-            msg.push_str(&format!("  val loss {l:.4}  {metric_name} {m:.3}"));
-        }
-        bar.set_message(msg);
-    };
-    let hooks = Hooks {
-        interrupt: Some(&INTERRUPT),
-        on_epoch: Some(&mut on_epoch),
-        observer: Some(observer),
-        comm: (comm.size() > 1).then_some(comm),
-    };
-    let trained = train(hooks);
-    bar.finish_and_clear();
-    trained
-}
-
-/// Reports how training went, and (rank 0) writes the model and its picture.
-fn report_and_write(
-    args: &TrainArgs,
-    comm: &dyn Communicator,
-    request: &TrainRequest,
-    data: &DataSummary,
-    trained: Trained,
-    pictures: Pictures<'_>,
-    say: &dyn Fn(String),
-) -> Result<ExitCode, Agreed> {
-    let leader = comm.is_leader();
-    let config = &request.config;
-    let plot_path = args
-        .plot
-        .clone()
-        .unwrap_or_else(|| plot_path_for(&args.model));
-    let network = &trained.model.network;
-    say(format!(
-        "network: {}; {} parameters; {:?}, lr {}",
-        network
-            .specs()
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        network.param_count(),
-        config.optimizer,
-        config.learning_rate
-    ));
-    if !trained.model.ensemble.is_empty() {
-        say(format!(
-            "ensemble: {} networks, one per fold (best epochs {}); the loss curve, the \
-             next line and the health report are the first network's, the validation figures \
-             out-of-fold (each row scored by the network that did not train on it)",
-            1 + trained.model.ensemble.len(),
-            trained
-                .fold_epochs
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    let Trained {
-        mut model, outcome, ..
-    } = trained;
-    let outcome = &outcome;
-    let epochs_run = outcome.history.train_loss.len();
-    say(match &outcome.stop {
-        StopReason::Completed => format!("trained {epochs_run} epochs"),
-        StopReason::EarlyStopped => format!(
-            "stopped early after epoch {epochs_run}: no better validation loss for {} epochs",
-            config.patience
-        ),
-        StopReason::Interrupted => format!("interrupted during epoch {}", epochs_run + 1),
-        StopReason::Diverged { epoch } => format!(
-            "training diverged in epoch {epoch} (the loss or a weight became infinite or NaN)"
-        ),
-    });
-    let monitored = if data.validation_rows > 0 || config.folds >= 2 {
-        "validation loss"
-    } else {
-        "training loss"
-    };
-    if !leader {
-    } else if let StopReason::Diverged { .. } = outcome.stop {
-        out::warning(
-            &format!(
-                "kept the weights of epoch {}, the best before training diverged \
-                 ({monitored} {}, {} before training)",
-                outcome.best_epoch,
-                format_loss(outcome.best_loss),
-                format_loss(outcome.initial_loss),
-            ),
-            &Hint::text(format!(
-                "lower the learning rate (it is {}), and check the data for extreme or \
-                 unscaled values",
-                config.learning_rate
-            )),
-        );
-    } else if !outcome.improved() {
-        out::warning(
-            &format!(
-                "no epoch did better than the untrained network ({monitored} {} before \
-                 training, {} at best); the model predicts no better than a constant",
-                format_loss(outcome.initial_loss),
-                format_loss(outcome.best_loss),
-            ),
-            &Hint::text(format!(
-                "lower the learning rate (it is {}), or check that the features relate to \
-                 the target",
-                config.learning_rate
-            )),
-        );
-    }
-    let m = &model.file.metrics;
-    let mut summary = format!(
-        "best epoch {}: train loss {:.4}",
-        m.best_epoch, m.train_loss
-    );
-    if let Some(l) = m.validation_loss {
-        summary.push_str(&format!(", validation loss {l:.4}"));
-    }
-    if let Some(a) = m.validation_accuracy {
-        summary.push_str(&format!(", validation accuracy {a:.4}"));
-    }
-    if let Some(r2) = m.validation_r2 {
-        summary.push_str(&format!(", validation R² {r2:.4}"));
-    }
-    say(summary);
-    if let Some(epochs) = model.file.training.refit_epochs {
-        say(format!(
-            "refit: trained a fresh network on all {} rows for {epochs} epochs, and saved it",
-            data.rows
-        ));
-    }
-
-    if let Some(health) = &model.file.health {
-        say(health.to_string().trim_end().to_string());
-    }
-    let mut write = || -> Result<(), Error> {
-        model.save(&args.model)?;
-        say(format!("wrote {}", args.model.display()));
-        let title = title(data, &model);
-        curve(data, config, title.clone(), outcome).write_png(&plot_path)?;
-        say(format!("wrote {}", plot_path.display()));
-        if let (Some(path), Some(health)) = (&args.health, &model.file.health) {
-            health.write_png(&format!("{title}: gradient norm per layer"), path)?;
-            say(format!("wrote {}", path.display()));
-        }
-        if let Some(plane) = pictures.plane {
-            let target = &data.encoding.target;
-            let points = BoundaryPlot {
-                plane,
-                target,
-                points: pictures.rows.x,
-                targets: pictures.rows.y,
-                title: title.clone(),
-            };
-            if let Some(path) = &args.boundary {
-                let s = model_surface(&mut model, plane, RESOLUTION);
-                points.write_png(&s, path)?;
-                say(format!("wrote {}", path.display()));
-            }
-            if let (Some(path), Some(recorder)) = (&args.boundary_gif, &pictures.recorder) {
-                points.write_gif(&recorder.frames, path)?;
-                say(format!(
-                    "wrote {} ({} frames)",
-                    path.display(),
-                    recorder.frames.len()
-                ));
-            }
-        }
-        Ok(())
-    };
-    // Rank 0 writes; the others wait to hear whether it could.
-    agree(comm, if leader { write() } else { Ok(()) })?;
-
-    if outcome.stop == StopReason::Interrupted {
-        if leader {
-            errln!(
-                "interrupted: saved the best model so far (epoch {})",
-                outcome.best_epoch
-            );
-        }
-        return Ok(ExitCode::from(EXIT_INTERRUPTED));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The title of a training run's pictures.
-fn title(data: &DataSummary, model: &mlp::tabular::model::Model) -> String {
-    let encoding = &data.encoding;
-    format!(
-        "{}: {}",
-        model.file.training.data_file,
-        match &encoding.target {
-            TargetEncoding::Classes { name, .. } => format!("classifying '{name}'"),
-            TargetEncoding::Values { name, .. } => format!("predicting '{name}'"),
-        }
-    )
-}
-
-/// The loss-curve picture of a training run.
-fn curve<'a>(
-    data: &DataSummary,
-    config: &TrainConfig,
-    title: String,
-    outcome: &'a mlp::train::FitOutcome,
-) -> LossCurve<'a> {
-    let h = &outcome.history;
-    let mut curve = LossCurve::new(title, &h.train_loss).best_epoch(outcome.best_epoch);
-    if data.task == Task::Classification && config.label_smoothing > 0.0 {
-        curve = curve.train_label("training loss (smoothed labels)");
-    }
-    if !h.val_loss.is_empty() {
-        curve = curve.validation(&h.val_loss);
-        if data.task == Task::Classification {
-            curve = curve.metric("validation accuracy", &h.val_metric);
-        }
-    }
-    curve
 }
 
 fn fill_summary(encoding: &Encoding, filled: &[(String, usize)]) -> String {
