@@ -765,6 +765,29 @@ fn bin_inputs(
     }
 }
 
+/// The error for a numeric feature whose `column` in a file to encode holds text, or a
+/// cell the reader could not read as a number.
+fn not_a_number(table: &Table, column: &Column, name: &str) -> Error {
+    match column {
+        // The reader's hint is for training (--categorical); here the model decides.
+        Column::Invalid {
+            row, value, reason, ..
+        } => Error::data(
+            table.location(Some(*row), Some(name)),
+            format!("'{value}' {reason}"),
+            "the model needs a number here: fix the value, or leave the row out",
+        ),
+        _ => {
+            let (row, value) = column.first_text().unwrap_or((0, ""));
+            Error::data(
+                table.location(Some(row), Some(name)),
+                format!("'{value}' is not a number, but the model was trained on numbers here"),
+                "check that this is the same kind of file the model was trained on",
+            )
+        }
+    }
+}
+
 /// Writes `rows` of `column`, encoded as `feature`, into `out` (rows, the feature's
 /// width). Returns the cells filled in and the unseen categories let through.
 fn encode_feature(
@@ -777,16 +800,8 @@ fn encode_feature(
 ) -> Result<(usize, usize)> {
     let name = feature.name();
     let (mut filled, mut unseen) = (0, 0);
-    if let Column::Invalid {
-        row, value, reason, ..
-    } = column
-    {
-        // The reader's hint is for training (--categorical); here the model decides.
-        return Err(Error::data(
-            table.location(Some(*row), Some(name)),
-            format!("'{value}' {reason}"),
-            "the model needs a number here: fix the value, or leave the row out",
-        ));
+    if let Column::Invalid { .. } = column {
+        return Err(not_a_number(table, column, name));
     }
     match (feature, column) {
         (
@@ -842,12 +857,7 @@ fn encode_feature(
             Feature::Numeric { .. } | Feature::Robust { .. } | Feature::Piecewise { .. },
             Column::Text { .. },
         ) => {
-            let (row, value) = column.first_text().unwrap_or((0, ""));
-            return Err(Error::data(
-                table.location(Some(row), Some(name)),
-                format!("'{value}' is not a number, but the model was trained on numbers here"),
-                "check that this is the same kind of file the model was trained on",
-            ));
+            return Err(not_a_number(table, column, name));
         }
         (Feature::Categorical { .. }, _) => {
             unreachable!("categorical features are read as text")

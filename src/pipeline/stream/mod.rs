@@ -132,6 +132,28 @@ impl<'a> StreamEpochs<'a> {
 
     /// The seed of the `index`th window (from 1) of this epoch, read by process `rank`: a
     /// fresh order every epoch and window, the same on every run.
+    /// The next window of this process's part (its targets, and the shuffled order its rows
+    /// train in), `None` at the end of the part; `index` counts the windows.
+    fn next_window(
+        &self,
+        windows: &mut Result<Windows>,
+        index: &mut u64,
+        rank: usize,
+    ) -> Result<Option<(Targets, Vec<usize>)>> {
+        let windows = match windows.as_mut() {
+            Ok(windows) => windows,
+            Err(e) => return Err(std::mem::replace(e, Error::Interrupted(String::new()))),
+        };
+        match windows.next_window()? {
+            0 => Ok(None),
+            n => {
+                *index += 1;
+                let seed = self.window_seed(*index, rank);
+                Ok(Some((windows.targets(), shuffled(n, seed))))
+            }
+        }
+    }
+
     fn window_seed(&self, index: u64, rank: usize) -> u64 {
         self.request.config.seed ^ (self.epoch << 32) ^ index ^ ((rank as u64) << 48)
     }
@@ -209,46 +231,26 @@ impl<'a> StreamEpochs<'a> {
         let end = loop {
             // The next rows of this process's part, reading on when a window is used up.
             if failure.is_none() && current.as_ref().is_none_or(|(_, order)| at >= order.len()) {
-                let next = match windows.as_mut() {
-                    Ok(windows) => windows.next_window(),
-                    Err(e) => Err(std::mem::replace(e, Error::Interrupted(String::new()))),
-                };
-                current = match (next, windows.as_ref()) {
-                    (Ok(n @ 1..), Ok(windows)) => {
-                        index += 1;
-                        let seed = self.window_seed(index, rank);
-                        let mut order: Vec<usize> = (0..n).collect();
-                        use ndarray_rand::rand::SeedableRng;
-                        use ndarray_rand::rand::seq::SliceRandom;
-                        order.shuffle(&mut ndarray_rand::rand::rngs::StdRng::seed_from_u64(seed));
-                        at = 0;
-                        Some((windows.targets(), order))
-                    }
-                    (Ok(_), _) => None,
-                    (Err(e), _) => {
+                at = 0;
+                current = self
+                    .next_window(&mut windows, &mut index, rank)
+                    .unwrap_or_else(|e| {
                         failure = Some(e);
                         None
-                    }
-                };
+                    });
             }
             let stop = interrupted() || failure.is_some();
             let step = match (&current, windows.as_ref()) {
                 (Some((y, order)), Ok(windows)) if at < order.len() => {
                     let picked = &order[at..(at + local_batch).min(order.len())];
                     at += picked.len();
-                    let xb = windows.x().select(ndarray::Axis(0), picked);
-                    match y {
-                        Targets::Classes(c) => {
-                            let cb: Vec<usize> = picked.iter().map(|&r| c[r]).collect();
-                            let rows = Some((xb.view(), crate::nn::loss::Target::Classes(&cb)));
-                            step_together(model, loss, optimizer, comm, rows, &mut buffer, stop)
-                        }
-                        Targets::Values(v) => {
-                            let vb = v.select(ndarray::Axis(0), picked);
-                            let rows = Some((xb.view(), crate::nn::loss::Target::Dense(vb.view())));
-                            step_together(model, loss, optimizer, comm, rows, &mut buffer, stop)
-                        }
-                    }
+                    let step = Step {
+                        model: &mut *model,
+                        loss: &mut *loss,
+                        optimizer: &mut *optimizer,
+                        comm,
+                    };
+                    step.on_rows(windows.x(), y, picked, &mut buffer, stop)
                 }
                 _ => step_together(model, loss, optimizer, comm, None, &mut buffer, stop),
             };
@@ -275,6 +277,56 @@ impl<'a> StreamEpochs<'a> {
         // A process that could not read stops every process here, and says why.
         settle(comm, failure.map_or(Ok(()), Err))?;
         Ok(end)
+    }
+}
+
+/// The numbers `0..n` in a seeded shuffled order.
+fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    use ndarray_rand::rand::SeedableRng;
+    use ndarray_rand::rand::seq::SliceRandom;
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut ndarray_rand::rand::rngs::StdRng::seed_from_u64(seed));
+    order
+}
+
+/// What one training step of a data-parallel streamed epoch works with.
+struct Step<'a> {
+    model: &'a mut Sequential,
+    loss: &'a mut dyn Loss,
+    optimizer: &'a mut dyn Optimizer,
+    comm: &'a dyn Communicator,
+}
+
+impl Step<'_> {
+    /// One step on the `picked` rows of a window (`x`, `y`), together with every process
+    /// ([`step_together`]): the loss, the rows, and whether training was interrupted.
+    fn on_rows(
+        self,
+        x: ndarray::ArrayView2<f32>,
+        y: &Targets,
+        picked: &[usize],
+        buffer: &mut Vec<f32>,
+        stop: bool,
+    ) -> Result<(f32, usize, bool)> {
+        let Step {
+            model,
+            loss,
+            optimizer,
+            comm,
+        } = self;
+        let xb = x.select(ndarray::Axis(0), picked);
+        match y {
+            Targets::Classes(c) => {
+                let cb: Vec<usize> = picked.iter().map(|&r| c[r]).collect();
+                let rows = Some((xb.view(), crate::nn::loss::Target::Classes(&cb)));
+                step_together(model, loss, optimizer, comm, rows, buffer, stop)
+            }
+            Targets::Values(v) => {
+                let vb = v.select(ndarray::Axis(0), picked);
+                let rows = Some((xb.view(), crate::nn::loss::Target::Dense(vb.view())));
+                step_together(model, loss, optimizer, comm, rows, buffer, stop)
+            }
+        }
     }
 }
 

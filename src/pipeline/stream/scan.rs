@@ -254,6 +254,28 @@ fn median_bytes(chunk_bytes: usize) -> usize {
     chunk_bytes.max(1 << 20)
 }
 
+/// The first passes of the medians (`--missing impute`) and of the quantiles of the bin
+/// edges ([`Scaling::Piecewise`]) over `columns` columns, sharing the memory for counts in
+/// proportion to the ranks each wants.
+fn order_counters(
+    request: &TrainRequest,
+    columns: usize,
+    chunk_bytes: usize,
+) -> (Option<Medians>, Option<OrderStats>) {
+    let (impute, bin) = (
+        request.missing == MissingPolicy::Impute,
+        request.scaling == Scaling::Piecewise,
+    );
+    let ranks = 2 * impute as usize + (BINS + 1) * bin as usize;
+    let bytes_per_rank = median_bytes(chunk_bytes) / ranks.max(1);
+    let medians = impute.then(|| Medians::new(columns, 2 * bytes_per_rank));
+    let quantiles = bin.then(|| {
+        let bytes = (BINS + 1) * bytes_per_rank;
+        OrderStats::new(columns, BINS + 1, bin_ranks, bytes)
+    });
+    (medians, quantiles)
+}
+
 /// One pass over this process's part of the file, or the name of a column found to hold
 /// text that was read as numbers until then.
 fn scan_part(
@@ -280,22 +302,7 @@ fn scan_part(
     let mut stats: Vec<ColumnStats> = (header.columns().iter())
         .map(|c| ColumnStats::new(c, c.name() == target))
         .collect();
-    // The memory for counts, shared by the medians and quantiles as their ranks wanted.
-    let (impute, bin) = (
-        request.missing == MissingPolicy::Impute,
-        request.scaling == Scaling::Piecewise,
-    );
-    let ranks = 2 * impute as usize + (BINS + 1) * bin as usize;
-    let bytes_per_rank = median_bytes(chunk_bytes) / ranks.max(1);
-    let mut medians = impute.then(|| Medians::new(stats.len(), 2 * bytes_per_rank));
-    let mut quantiles = bin.then(|| {
-        OrderStats::new(
-            stats.len(),
-            BINS + 1,
-            bin_ranks,
-            (BINS + 1) * bytes_per_rank,
-        )
-    });
+    let (mut medians, mut quantiles) = order_counters(request, stats.len(), chunk_bytes);
     let mut counts = PartCounts::default();
     while let Some(chunk) = chunks.next_chunk()? {
         let read = read_chunk(request, text_columns, chunk)?;
