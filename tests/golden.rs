@@ -1,7 +1,7 @@
 //! Golden loss trajectory of a seeded run: the network of `examples/xor.rs` (seed 42,
 //! Glorot initialisation from `StdRng`), trained with SGD at lr = 1.0 on XOR.
 //!
-//! The optimizer's arithmetic is checked against PyTorch in `src/optim.rs`; this pins the
+//! The optimizer's arithmetic is checked against PyTorch in `src/nn/optim.rs`; this pins the
 //! whole seeded path (random initialisation included), so a change to the initialisation,
 //! the RNG or the order of parameters shows up as a failing test, not as a silently
 //! different XOR example.

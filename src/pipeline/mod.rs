@@ -51,6 +51,21 @@ pub struct Trained {
     pub fold_epochs: Vec<usize>,
 }
 
+impl Trained {
+    /// One network (not an ensemble), saved with its model `file`.
+    fn one(file: ModelFile, network: Sequential, outcome: FitOutcome) -> Trained {
+        Trained {
+            model: Model {
+                file,
+                network,
+                ensemble: Vec::new(),
+            },
+            outcome,
+            fold_epochs: Vec::new(),
+        }
+    }
+}
+
 /// Trains a network on `prepared` with `config`, the settings `prepared` was made with
 /// (checked there).
 ///
@@ -154,15 +169,7 @@ pub fn train_with(prepared: &Prepared, config: &TrainConfig, hooks: Hooks<'_>) -
         &outcome,
         refit_epochs,
     );
-    Ok(Trained {
-        model: Model {
-            file,
-            network,
-            ensemble: Vec::new(),
-        },
-        outcome,
-        fold_epochs: Vec::new(),
-    })
+    Ok(Trained::one(file, network, outcome))
 }
 
 /// The untrained network for `prepared`'s inputs and outputs, its weights (and dropout
@@ -692,15 +699,7 @@ pub fn train_streamed(
         validation_rows: scan.validation_rows,
     };
     let file = model_file(&source, config, &mut network, &mut [], &outcome, None);
-    Ok(Trained {
-        model: Model {
-            file,
-            network,
-            ensemble: Vec::new(),
-        },
-        outcome,
-        fold_epochs: Vec::new(),
-    })
+    Ok(Trained::one(file, network, outcome))
 }
 
 /// The true targets of scored rows.
