@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Hint, Result, Setting};
 use crate::nn::optim::{Adam, Momentum, Optimizer, Sgd};
 #[cfg(doc)]
-use crate::{Relu, Sigmoid, Tanh, loss::SoftmaxCrossEntropy};
+use crate::{Relu, Sigmoid, Tanh, nn::loss::SoftmaxCrossEntropy};
 
 /// Most units a hidden layer may have (the flag check; buffers scale with it).
 pub const MAX_LAYER_WIDTH: usize = 65_536;
