@@ -807,3 +807,94 @@ fn bad_formats_and_outputs_are_refused_and_nothing_is_half_written() {
     );
     assert_eq!(std::fs::read(&copy).unwrap(), before);
 }
+
+/// Column names no Rust field can have as they are: keywords (`self`, `Self`, `super` and
+/// `crate` cannot even be raw identifiers), a keyword's escape taken by another column,
+/// a leading digit, non-ASCII letters, names differing only by case or punctuation, bare
+/// underscores and a text-direction control. The last column is the target.
+const NASTY_COLUMNS: &[&str] = &[
+    "type",
+    "type_",
+    "type_2",
+    "self",
+    "Self",
+    "super",
+    "crate",
+    "1st",
+    "c_1st",
+    "Ünïcode",
+    "ünïcode",
+    "a-b",
+    "a_b",
+    "A B",
+    "aB",
+    "_",
+    "__",
+    "gen",
+    "x\u{202e}y",
+    "target",
+];
+
+/// The fields of an exported `Input`, each with the column its doc comment names.
+fn exported_fields(source: &str) -> Vec<(String, String)> {
+    let lines: Vec<&str> = source.lines().collect();
+    (lines.windows(2))
+        .filter_map(|pair| {
+            let column = pair[0].strip_prefix("    /// Column `")?;
+            let column = &column[..column.rfind("` (")?];
+            let field = pair[1].strip_prefix("    pub ")?;
+            Some((column.to_string(), field[..field.find(':')?].to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn rust_export_of_nasty_column_names_compiles_warning_free_with_distinct_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("nasty.csv");
+    let mut writer = csv::Writer::from_path(&data).unwrap();
+    writer.write_record(NASTY_COLUMNS).unwrap();
+    for r in 0..120 {
+        let row: Vec<String> = (0..NASTY_COLUMNS.len())
+            .map(|j| match j {
+                // A text column, so that the export also writes a `cell` reader.
+                1 => ["red", "green"][r % 2].to_string(),
+                j if j == NASTY_COLUMNS.len() - 1 => ["yes", "no"][r % 2].to_string(),
+                j => format!("{}", (r * (j + 3)) % 11),
+            })
+            .collect();
+        writer.write_record(&row).unwrap();
+    }
+    writer.flush().unwrap();
+    let model = dir.path().join("nasty.json");
+    let (data_arg, model_arg) = (data.to_str().unwrap(), model.to_str().unwrap());
+    ok(&[
+        "train", data_arg, "-q", "--model", model_arg, "--epochs", "3",
+    ]);
+    let model_rs = dir.path().join("model.rs");
+    ok(&["export", model_arg, "--output", model_rs.to_str().unwrap()]);
+    let source = std::fs::read_to_string(&model_rs).unwrap();
+    rustc(
+        &[
+            "--edition=2021",
+            "--crate-type=lib",
+            "-D",
+            "warnings",
+            "model.rs",
+        ],
+        dir.path(),
+    );
+    let fields = exported_fields(&source);
+    assert_eq!(fields.len(), NASTY_COLUMNS.len() - 1, "{source}");
+    let distinct: std::collections::HashSet<&str> =
+        fields.iter().map(|(_, f)| f.as_str()).collect();
+    assert_eq!(distinct.len(), fields.len(), "{fields:?}");
+    // And the fields are the columns: the compiled model predicts what `mlp predict` does.
+    let fields: Vec<(&str, &str)> = (NASTY_COLUMNS.iter().zip(&fields))
+        .map(|(column, (_, field))| (*column, field.as_str()))
+        .collect();
+    let work = dir.path().join("run");
+    std::fs::create_dir(&work).unwrap();
+    let actual = rust_predictions(&source, &data, &fields, &work);
+    assert_same("nasty", &mlp_predictions(&model, &data), &actual);
+}

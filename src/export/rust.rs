@@ -544,10 +544,15 @@ pub fn field_names<'a>(columns: impl Iterator<Item = &'a str>) -> Vec<String> {
                 name = "column".into();
             } else if name.starts_with(|c: char| c.is_ascii_digit()) {
                 name.insert_str(0, "c_");
-            } else if KEYWORDS.contains(&name.as_str()) {
+            }
+            // `type_` for `type`: a raw identifier (`r#type`) would do for most keywords, but
+            // not for `self`, `Self`, `super` or `crate`.
+            let keyword = KEYWORDS.contains(&name.as_str());
+            let base = name.clone();
+            if keyword {
                 name.push('_');
             }
-            let base = name.clone();
+            // `type_2`, not `type__2`: a double underscore is not snake case to rustc.
             let mut n = 2;
             while !used.insert(name.clone()) {
                 name = format!("{base}_{n}");
@@ -574,9 +579,16 @@ fn f64_literal(v: f64) -> String {
     format!("{v:?}")
 }
 
-/// Column names go into doc comments; a newline there would end the comment.
+/// Column names go into doc comments; a newline there would end the comment, and rustc
+/// refuses text-direction controls (U+202A-202E, U+2066-2069) in comments.
 fn escape_comment(text: &str) -> String {
-    text.replace(['\n', '\r'], " ")
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\r' => ' ',
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => '?',
+            c => c,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -595,6 +607,10 @@ mod tests {
             "",
             "€",
             "self",
+            "type_",
+            "Self",
+            "super",
+            "type_2",
         ];
         assert_eq!(
             field_names(columns.into_iter()),
@@ -608,6 +624,10 @@ mod tests {
                 "column",
                 "column_2",
                 "self_",
+                "type_2",
+                "self_2",
+                "super_",
+                "type_2_2",
             ]
         );
     }
