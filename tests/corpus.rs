@@ -885,6 +885,68 @@ const MODELS: &[(&str, &str, &str)] = &[
         "'churned' is both a feature and the target",
         "retrain",
     ),
+    // Unknown keys are refused at every level, not only at the top: a misspelt `fill`
+    // would otherwise be dropped without a word.
+    (
+        "fill_key_misspelt.json",
+        "the model file is damaged: unknown field `Fill`",
+        "retrain",
+    ),
+    (
+        "config_unknown_key.json",
+        "the model file is damaged: unknown field `learning_rat`",
+        "retrain",
+    ),
+    (
+        "target_unknown_key.json",
+        "the model file is damaged: unknown field `label_order`",
+        "retrain",
+    ),
+    (
+        "history_unknown_key.json",
+        "the model file is damaged: unknown field `lr`",
+        "retrain",
+    ),
+    (
+        "metrics_unknown_key.json",
+        "the model file is damaged: unknown field `f1`",
+        "retrain",
+    ),
+    (
+        "health_unknown_key.json",
+        "the model file is damaged: unknown field `bias_norm`",
+        "retrain",
+    ),
+    (
+        "health_curves_differ.json",
+        "`health.linear (layer 0)` has curves of different lengths",
+        "retrain",
+    ),
+    (
+        "ensemble_without_folds.json",
+        "the file holds 2 networks but `training.config.folds` is 0",
+        "retrain",
+    ),
+    (
+        "more_networks_than_folds.json",
+        "the file holds 3 networks but `training.config.folds` is 2",
+        "retrain",
+    ),
+    (
+        "history_lengths_differ.json",
+        "`training.history` has curves of different lengths (3 `train_loss`, 2 `val_loss`, 3 `val_metric`)",
+        "retrain",
+    ),
+    (
+        "history_not_finite.json",
+        "`training.history.train_loss` holds a number out of range at epoch 2",
+        "retrain",
+    ),
+    (
+        "empty_class_label.json",
+        "a class label in `encoding.target.labels` is empty",
+        "retrain",
+    ),
 ];
 
 #[test]
@@ -899,6 +961,22 @@ fn bad_model_files_are_refused_by_predict_and_eval() {
     // The control the damaged files were made from loads and predicts.
     let out = mlp(&["eval", "models/valid.json", "fixture.csv", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// Model files written before `scaling` moved out of the training settings have it in
+/// `training.config`: that one legacy key is read and ignored, not refused.
+#[test]
+fn model_files_with_the_legacy_scaling_setting_still_load() {
+    let valid = std::fs::read_to_string(corpus().join("models/valid.json")).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&valid).unwrap();
+    json["training"]["config"]["scaling"] = "standard".into();
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy.json");
+    std::fs::write(&legacy, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    let out = mlp(&["eval", legacy.to_str().unwrap(), "fixture.csv", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let control = mlp(&["eval", "models/valid.json", "fixture.csv", "--json"]);
+    assert_eq!(text(&out.stdout), text(&control.stdout));
 }
 
 /// Awkward files that must train: file, extra flags, the feature names the model must have,

@@ -581,6 +581,7 @@ mod tests {
             }
             file.ensemble.push(layers);
         }
+        file.training.config.folds = 3;
         let json = serde_json::to_vec(&file).unwrap();
         Model::from_json(Path::new("e.json"), &json).unwrap()
     }

@@ -32,7 +32,7 @@ fn too_many_categories(distinct: usize, present: usize) -> bool {
 
 /// How one input column becomes network inputs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Feature {
     /// A number, standardised: `(x − mean) / std`. A constant column has `std = 1`, so it
     /// becomes zeros rather than `NaN`. Mean and deviation are those of the values present.
@@ -195,7 +195,7 @@ pub fn smooth_clip(z: f64) -> f64 {
 
 /// How the target column becomes what the network is trained on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TargetEncoding {
     /// Class labels, as written in the file; the network's output `i` is `labels[i]`.
     Classes {
@@ -264,6 +264,7 @@ pub struct Encoded {
 
 /// Everything needed to turn a table into network inputs and targets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Encoding {
     /// Input columns in network order.
     pub features: Vec<Feature>,

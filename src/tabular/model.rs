@@ -67,6 +67,7 @@ pub enum LayerRecord {
 
 /// How the model was trained: enough to reproduce it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrainingRecord {
     /// The training file's name (without its directory).
     pub data_file: String,
@@ -84,6 +85,7 @@ pub struct TrainingRecord {
     /// Rows in the validation split.
     pub validation_rows: usize,
     /// The settings, including the seed.
+    #[serde(deserialize_with = "config_without_legacy_keys")]
     pub config: TrainConfig,
     /// Epochs that ran.
     pub epochs_run: usize,
@@ -98,6 +100,7 @@ pub struct TrainingRecord {
 
 /// The numbers of the saved (best) epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Metrics {
     /// The epoch whose weights were saved (1-based).
     pub best_epoch: usize,
@@ -137,6 +140,20 @@ pub struct ModelFile {
     /// The training-health report (files from before it existed have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<crate::train::health::Health>,
+}
+
+/// Reads `training.config`, ignoring the one key older files of this project have there and
+/// this build does not: `scaling`, which moved out of the training settings (the encoding
+/// records how each feature is scaled). Any other unknown key is refused.
+fn config_without_legacy_keys<'de, D>(deserializer: D) -> std::result::Result<TrainConfig, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let mut value = serde_json::Value::deserialize(deserializer)?;
+    if let Some(keys) = value.as_object_mut() {
+        keys.remove("scaling");
+    }
+    TrainConfig::deserialize(value).map_err(serde::de::Error::custom)
 }
 
 /// Just enough of a file to tell what it is before reading the rest.
@@ -435,6 +452,7 @@ fn validate(file: &ModelFile) -> std::result::Result<(), String> {
         ));
     }
     validate_encoding(&file.encoding)?;
+    validate_training(file)?;
     let (inputs, outputs) = validate_layers(&file.layers)?;
     for (m, member) in file.ensemble.iter().enumerate() {
         let shape = |layers: &[LayerRecord]| -> Vec<String> {
@@ -468,6 +486,64 @@ fn validate(file: &ModelFile) -> std::result::Result<(), String> {
             "the target needs {} outputs but the last layer gives {outputs}",
             encoding.target.width()
         ));
+    }
+    Ok(())
+}
+
+/// The networks agree with `training.config.folds`, and the history and health sections
+/// hold finite numbers in curves of consistent lengths.
+fn validate_training(file: &ModelFile) -> std::result::Result<(), String> {
+    let networks = 1 + file.ensemble.len();
+    let folds = file.training.config.folds;
+    // Fewer networks than folds is a run interrupted between folds; more is never written.
+    if (folds < 2 && networks > 1) || (folds >= 2 && networks > folds) {
+        return Err(format!(
+            "the file holds {networks} networks but `training.config.folds` is {folds} \
+             (an ensemble of K networks is trained with `folds` K)"
+        ));
+    }
+    let history = &file.training.history;
+    let epochs = history.train_loss.len();
+    if !(history.val_loss.is_empty() || history.val_loss.len() == epochs)
+        || history.val_metric.len() != history.val_loss.len()
+    {
+        return Err(format!(
+            "`training.history` has curves of different lengths ({epochs} `train_loss`, \
+             {} `val_loss`, {} `val_metric`)",
+            history.val_loss.len(),
+            history.val_metric.len()
+        ));
+    }
+    let curves = [
+        ("train_loss", &history.train_loss),
+        ("val_loss", &history.val_loss),
+        ("val_metric", &history.val_metric),
+    ];
+    finite_curves("training.history", &curves)?;
+    for layer in file.health.iter().flat_map(|h| &h.linear) {
+        let section = format!("health.linear (layer {})", layer.layer);
+        let curves = [
+            ("grad_norm", &layer.grad_norm),
+            ("weight_norm", &layer.weight_norm),
+            ("update_ratio", &layer.update_ratio),
+        ];
+        if curves.iter().any(|(_, c)| c.len() != layer.grad_norm.len()) {
+            return Err(format!("`{section}` has curves of different lengths"));
+        }
+        finite_curves(&section, &curves)?;
+    }
+    Ok(())
+}
+
+/// Every number of the named curves of `section` is finite.
+fn finite_curves(section: &str, curves: &[(&str, &Vec<f32>)]) -> std::result::Result<(), String> {
+    for (name, curve) in curves {
+        if let Some(e) = curve.iter().position(|v| !v.is_finite()) {
+            return Err(format!(
+                "`{section}.{name}` holds a number out of range at epoch {}",
+                e + 1
+            ));
+        }
     }
     Ok(())
 }
@@ -594,6 +670,9 @@ fn validate_target(target: &TargetEncoding) -> std::result::Result<(), String> {
     match target {
         TargetEncoding::Classes { labels, .. } if labels.len() < 2 => {
             Err("a classifier needs at least two class labels".into())
+        }
+        TargetEncoding::Classes { labels, .. } if labels.iter().any(String::is_empty) => {
+            Err("a class label in `encoding.target.labels` is empty".into())
         }
         TargetEncoding::Classes { labels, .. } if first_duplicate(labels).is_some() => {
             Err(format!(

@@ -33,6 +33,7 @@ pub const EXPLODING_RATIO: f32 = 100.0;
 
 /// The numbers of one linear layer over the epochs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LinearHealth {
     /// Position in the network.
     pub layer: usize,
@@ -50,6 +51,7 @@ pub struct LinearHealth {
 
 /// The units of one activation layer on the training rows, after training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ActivationHealth {
     /// Position in the network.
     pub layer: usize,
@@ -81,6 +83,7 @@ pub enum ProblemKind {
 
 /// One problem found, in plain words.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Problem {
     /// What kind.
     pub kind: ProblemKind,
@@ -92,6 +95,7 @@ pub struct Problem {
 
 /// The whole report; stored under `"health"` in the model file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Health {
     /// Per linear layer, first to last.
     pub linear: Vec<LinearHealth>,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Why training ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "reason")]
+#[serde(rename_all = "snake_case", tag = "reason", deny_unknown_fields)]
 pub enum StopReason {
     /// All epochs ran.
     Completed,
@@ -22,6 +22,7 @@ pub enum StopReason {
 
 /// Per-epoch curves.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct History {
     /// Mean training loss per epoch.
     pub train_loss: Vec<f32>,

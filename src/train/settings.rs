@@ -84,6 +84,7 @@ fn default_held_rows() -> usize {
 
 /// Everything that decides how a network is trained. Stored in the model file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrainConfig {
     /// Widths of the hidden layers.
     pub hidden: Vec<usize>,
