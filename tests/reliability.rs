@@ -829,3 +829,36 @@ fn messages_found_wrong_or_without_a_hint_are_right() {
         assert!(!stderr.contains("--categorical"), "{context}");
     }
 }
+
+/// Issue 20, item 9: settings that cannot take effect are refused before training, with
+/// exit 2 and a hint.
+#[test]
+fn settings_that_cannot_take_effect_are_refused() {
+    let dir = workspace();
+    let d = dir.path();
+    for (args, head, hint) in [
+        (
+            &["train", "data.csv", "--folds", "1"][..],
+            "invalid --folds 1: cross-fitting needs at least 2 folds",
+            "use --folds 0 to train one network, or 2 or more",
+        ),
+        (
+            &["train", "data.csv", "--folds", "1", "--stream"][..],
+            "invalid --folds 1",
+            "--folds 0",
+        ),
+        (
+            &["train", "data.csv", "--folds", "1", "--val-split", "0.3"][..],
+            "invalid --folds 1",
+            "--folds 0",
+        ),
+    ] {
+        let out = run(d, args);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        let context = format!("mlp {args:?}\n{stdout}\n{stderr}");
+        assert_eq!(out.status.code(), Some(2), "{context}");
+        one_error(&stderr, head, &context);
+        assert!(stderr.contains(hint), "{context}");
+        assert!(!stdout.contains("wrote"), "{context}");
+    }
+}
