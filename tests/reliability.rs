@@ -852,6 +852,23 @@ fn settings_that_cannot_take_effect_are_refused() {
             "invalid --folds 1",
             "--folds 0",
         ),
+        (
+            &["train", "data.csv", "--momentum", "0.5"][..],
+            "invalid --momentum 0.5: momentum applies to the momentum optimizer, not to Adam",
+            "use --optimizer momentum, or leave out --momentum",
+        ),
+        (
+            &[
+                "train",
+                "data.csv",
+                "--optimizer",
+                "sgd",
+                "--momentum",
+                "0.9",
+            ][..],
+            "invalid --momentum 0.9: momentum applies to the momentum optimizer, not to Sgd",
+            "leave out --momentum",
+        ),
     ] {
         let out = run(d, args);
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));

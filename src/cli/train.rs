@@ -115,14 +115,9 @@ pub struct Settings {
     #[arg(long, value_name = "F", allow_negative_numbers = true)]
     lr: Option<f32>,
 
-    /// Momentum for --optimizer momentum
-    #[arg(
-        long,
-        value_name = "F",
-        default_value_t = 0.9,
-        allow_negative_numbers = true
-    )]
-    momentum: f32,
+    /// Momentum for --optimizer momentum [default: 0.9]
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    momentum: Option<f32>,
 
     /// Use Nesterov momentum (with --optimizer momentum)
     #[arg(long)]
@@ -287,8 +282,8 @@ fn column_list(setting: Setting, values: &[String]) -> Result<Vec<String>, Error
 }
 
 impl Settings {
-    /// The library request these flags describe.
-    pub fn request(&self) -> Result<TrainRequest, Error> {
+    /// Refuses flags given where they cannot take effect.
+    fn refuse_ineffective(&self, optimizer: OptimizerKind) -> Result<(), Error> {
         if let (Some(k @ 2..), Some(v)) = (self.folds, self.val_split) {
             return Err(Error::config(
                 Setting::ValSplit,
@@ -304,11 +299,31 @@ impl Settings {
                     .then(" to train one network validated on it"),
             ));
         }
+        // Given with another optimizer, it would be recorded in the model and do nothing.
+        if let Some(m) = self.momentum
+            && optimizer != OptimizerKind::Momentum
+        {
+            return Err(Error::config(
+                Setting::Momentum,
+                m,
+                format!("momentum applies to the momentum optimizer, not to {optimizer:?}"),
+                Hint::text("use ")
+                    .setting(Setting::Optimizer, "momentum")
+                    .then(", or leave out ")
+                    .name(Setting::Momentum),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The library request these flags describe.
+    pub fn request(&self) -> Result<TrainRequest, Error> {
         let optimizer = match self.optimizer {
             OptimizerArg::Adam => OptimizerKind::Adam,
             OptimizerArg::Sgd => OptimizerKind::Sgd,
             OptimizerArg::Momentum => OptimizerKind::Momentum,
         };
+        self.refuse_ineffective(optimizer)?;
         Ok(TrainRequest {
             data: self.data.clone(),
             target: self.target.clone(),
@@ -338,7 +353,7 @@ impl Settings {
                 },
                 optimizer,
                 learning_rate: self.lr.unwrap_or(optimizer.default_learning_rate()),
-                momentum: self.momentum,
+                momentum: self.momentum.unwrap_or(TrainConfig::default().momentum),
                 nesterov: self.nesterov,
                 weight_decay: self.weight_decay,
                 label_smoothing: self.label_smoothing,
