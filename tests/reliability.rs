@@ -879,3 +879,81 @@ fn settings_that_cannot_take_effect_are_refused() {
         assert!(!stdout.contains("wrote"), "{context}");
     }
 }
+
+/// Issue 20, item 5: two outputs on one path (one of them would be lost) are refused before
+/// training, naming both flags and the path; `./` and `dir/..` name the same file.
+#[test]
+fn two_outputs_on_one_path_are_refused_before_training() {
+    let dir = workspace();
+    let d = dir.path();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    for (args, head) in [
+        (
+            &[
+                "train",
+                "data.csv",
+                "--boundary",
+                "p.png",
+                "--health",
+                "p.png",
+            ][..],
+            "invalid --health p.png: --boundary writes this file too",
+        ),
+        (
+            &[
+                "train",
+                "data.csv",
+                "--boundary",
+                "./p.png",
+                "--health",
+                "p.png",
+            ][..],
+            "invalid --health p.png: --boundary writes this file too",
+        ),
+        (
+            &[
+                "train",
+                "data.csv",
+                "--plot",
+                "c.png",
+                "--boundary",
+                "sub/../c.png",
+            ][..],
+            "invalid --boundary sub/../c.png: --plot writes this file too",
+        ),
+        (
+            &["train", "data.csv", "--health", "model.png"][..],
+            "invalid --health model.png: the loss curve (next to --model) writes this file too",
+        ),
+        (
+            &[
+                "train",
+                "data.csv",
+                "--boundary-gif",
+                "b.gif",
+                "--health",
+                "b.gif",
+            ][..],
+            "invalid --health b.gif: --boundary-gif writes this file too",
+        ),
+        (
+            &[
+                "train",
+                "data.csv",
+                "--model",
+                "m.json",
+                "--boundary-gif",
+                "m.json",
+            ][..],
+            "invalid --boundary-gif m.json: --model writes this file too",
+        ),
+    ] {
+        let out = run(d, args);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        let context = format!("mlp {args:?}\n{stdout}\n{stderr}");
+        assert_eq!(out.status.code(), Some(2), "{context}");
+        one_error(&stderr, head, &context);
+        assert!(stderr.contains("hint: give --"), "{context}");
+        assert_eq!(stdout, "", "{context}");
+    }
+}

@@ -1,6 +1,6 @@
 //! `mlp train`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -839,6 +839,7 @@ fn check_outputs(args: &TrainArgs) -> Result<(), Error> {
             "give --model a .json name, or choose another --plot path",
         ));
     }
+    refuse_shared_outputs(args, &plot_path)?;
     let inputs = [
         args.settings.data.as_path(),
         args.model.as_path(),
@@ -857,6 +858,60 @@ fn check_outputs(args: &TrainArgs) -> Result<(), Error> {
     // Found now rather than after the training: a missing directory, a directory in the way.
     check_output_path(&args.model)?;
     check_output_path(&plot_path)?;
+    Ok(())
+}
+
+/// Refuses two outputs on one file (`--boundary p.png --health p.png`), of which one would
+/// be lost, naming both flags; a device or pipe (`/dev/null`) may take several.
+fn refuse_shared_outputs(args: &TrainArgs, plot_path: &Path) -> Result<(), Error> {
+    let plot = if args.plot.is_some() {
+        out::words(Setting::Plot, None)
+    } else {
+        format!(
+            "the loss curve (next to {})",
+            out::words(Setting::Model, None)
+        )
+    };
+    let outputs = [
+        (
+            Setting::Model,
+            out::words(Setting::Model, None),
+            Some(args.model.as_path()),
+        ),
+        (Setting::Plot, plot, Some(plot_path)),
+        (
+            Setting::Boundary,
+            out::words(Setting::Boundary, None),
+            args.boundary.as_deref(),
+        ),
+        (
+            Setting::BoundaryGif,
+            out::words(Setting::BoundaryGif, None),
+            args.boundary_gif.as_deref(),
+        ),
+        (
+            Setting::Health,
+            out::words(Setting::Health, None),
+            args.health.as_deref(),
+        ),
+    ];
+    let given: Vec<_> = (outputs.iter())
+        .filter_map(|(setting, flag, path)| Some((*setting, flag, (*path)?)))
+        .collect();
+    for (i, &(setting, flag, path)) in given.iter().enumerate() {
+        for &(_, earlier, other) in &given[..i] {
+            if same_file(path, other) && !is_device_or_pipe(path) {
+                return Err(Error::config(
+                    setting,
+                    path.display(),
+                    format!(
+                        "{earlier} writes this file too, and one picture or model would be lost"
+                    ),
+                    format!("give {flag} and {earlier} different paths"),
+                ));
+            }
+        }
+    }
     Ok(())
 }
 
