@@ -880,6 +880,47 @@ fn settings_that_cannot_take_effect_are_refused() {
     }
 }
 
+/// Issue 20, item 9: a label smoothing given for a target found to be regression is refused
+/// once the task is known (in memory and streamed); its default, and 0, train as before.
+#[test]
+fn label_smoothing_on_a_regression_target_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut csv = String::from("x,y\n");
+    for i in 0..40 {
+        csv.push_str(&format!("{i},{}.25\n", i * 3));
+    }
+    std::fs::write(d.join("reg.csv"), &csv).unwrap();
+    let base = ["train", "reg.csv", "--epochs", "2", "--hidden", "4"];
+    for extra in [
+        &["--label-smoothing", "0.2"][..],
+        &["--label-smoothing", "0.1", "--stream"],
+    ] {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let out = run(d, &args);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        let context = format!("mlp {args:?}\n{stdout}\n{stderr}");
+        assert_eq!(out.status.code(), Some(2), "{context}");
+        one_error(&stderr, "invalid --label-smoothing 0.", &context);
+        assert!(
+            stderr.contains(
+                "label smoothing applies to classification, and 'y' is a regression target"
+            ),
+            "{context}"
+        );
+        assert!(
+            stderr.contains("hint: leave out --label-smoothing"),
+            "{context}"
+        );
+        assert!(!stdout.contains("wrote"), "{context}");
+    }
+    for extra in [&[][..], &["--label-smoothing", "0"]] {
+        let args: Vec<&str> = base.iter().chain(extra).chain(&["-q"]).copied().collect();
+        let out = run(d, &args);
+        assert!(out.status.success(), "mlp {args:?}\n{}", text(&out.stderr));
+    }
+}
+
 /// Issue 20, item 5: two outputs on one path (one of them would be lost) are refused before
 /// training, naming both flags and the path; `./` and `dir/..` name the same file.
 #[test]

@@ -133,13 +133,9 @@ pub struct Settings {
     weight_decay: f32,
 
     /// Label smoothing for classification: train towards (1 − F) on the true class
-    #[arg(
-        long,
-        value_name = "F",
-        default_value_t = 0.1,
-        allow_negative_numbers = true
-    )]
-    label_smoothing: f32,
+    /// [default: 0.1]
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    label_smoothing: Option<f32>,
 
     /// Most epochs to train
     #[arg(long, value_name = "N", default_value_t = 200)]
@@ -356,7 +352,8 @@ impl Settings {
                 momentum: self.momentum.unwrap_or(TrainConfig::default().momentum),
                 nesterov: self.nesterov,
                 weight_decay: self.weight_decay,
-                label_smoothing: self.label_smoothing,
+                label_smoothing: (self.label_smoothing)
+                    .unwrap_or(TrainConfig::default().label_smoothing),
                 epochs: self.epochs,
                 batch_size: self.batch_size,
                 val_split: self.val_split.unwrap_or(TrainConfig::default().val_split),
@@ -480,6 +477,7 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
         memory_limit: args.memory_limit,
         stream: args.stream,
         folds_given: args.settings.folds.is_some(),
+        label_smoothing_given: args.settings.label_smoothing.is_some(),
         outputs: Outputs {
             model: Some(args.model.clone()),
             loss_curve: Some(
