@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mlp::Error;
 use mlp::error::{Hint, Setting};
 use mlp::fsutil::{check_output_path, is_device_or_pipe, remove_temporary_files, same_file};
-use mlp::pipeline::memory::{format_size, parse_size};
+use mlp::pipeline::memory::{format_size, parse_limit};
 use mlp::pipeline::{MissingPolicy, TrainRequest, Trained};
 use mlp::run::{DataSummary, Event, Mode, Output, Outputs, RunOptions, ScanFigures};
 use mlp::tabular::encoding::{Encoding, Feature, Scaling, TargetEncoding, Task};
@@ -64,9 +64,9 @@ pub struct TrainArgs {
     #[arg(long, value_name = "PATH")]
     health: Option<PathBuf>,
 
-    /// Most memory to use, e.g. 256M or 2G (default: half the machine's memory); a file
+    /// Most memory to use, at least 16M, e.g. 256M or 2G (default: half the machine's memory); a file
     /// that would need more to be read into memory is streamed: read in chunks, every epoch
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_limit)]
     memory_limit: Option<u64>,
 
     /// Stream the file (read it in chunks every epoch) even if it fits in memory
