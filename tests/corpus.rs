@@ -411,7 +411,7 @@ const FLAGS: &[(&[&str], &str, &str)] = &[
         "for example --batch-size 32",
     ),
     (
-        &["--momentum", "1.5"],
+        &["--optimizer", "momentum", "--momentum", "1.5"],
         "invalid --momentum 1.5: must be at least 0 and below 1",
         "for example --momentum 0.9",
     ),

@@ -349,7 +349,7 @@ fn two_ranks_streaming_their_halves_learn_the_whole_files_statistics() {
             "uneven.csv",
             "--stream",
             "--memory-limit",
-            "512K",
+            "16M",
             "--epochs",
             "10",
             "--seed",
@@ -409,7 +409,7 @@ fn memory_streaming_and_two_ranks_fit_the_same_encoding() {
         let mut args = vec!["train", "uneven.csv", "--epochs", "1", "--val-split", "0"];
         args.extend(["--folds", "0", "--model", model]);
         if stream {
-            args.extend(["--stream", "--memory-limit", "512K"]);
+            args.extend(["--stream", "--memory-limit", "16M"]);
         }
         ok(dir.path(), ranks, &args);
         let text = std::fs::read_to_string(dir.path().join(model)).unwrap();

@@ -829,3 +829,172 @@ fn messages_found_wrong_or_without_a_hint_are_right() {
         assert!(!stderr.contains("--categorical"), "{context}");
     }
 }
+
+/// Issue 20, item 9: settings that cannot take effect are refused before training, with
+/// exit 2 and a hint.
+#[test]
+fn settings_that_cannot_take_effect_are_refused() {
+    let dir = workspace();
+    let d = dir.path();
+    for (args, head, hint) in [
+        (
+            &["train", "data.csv", "--folds", "1"][..],
+            "invalid --folds 1: cross-fitting needs at least 2 folds",
+            "use --folds 0 to train one network, or 2 or more",
+        ),
+        (
+            &["train", "data.csv", "--folds", "1", "--stream"][..],
+            "invalid --folds 1",
+            "--folds 0",
+        ),
+        (
+            &["train", "data.csv", "--folds", "1", "--val-split", "0.3"][..],
+            "invalid --folds 1",
+            "--folds 0",
+        ),
+        (
+            &["train", "data.csv", "--momentum", "0.5"][..],
+            "invalid --momentum 0.5: momentum applies to the momentum optimizer, not to Adam",
+            "use --optimizer momentum, or leave out --momentum",
+        ),
+        (
+            &[
+                "train",
+                "data.csv",
+                "--optimizer",
+                "sgd",
+                "--momentum",
+                "0.9",
+            ][..],
+            "invalid --momentum 0.9: momentum applies to the momentum optimizer, not to Sgd",
+            "leave out --momentum",
+        ),
+    ] {
+        let out = run(d, args);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        let context = format!("mlp {args:?}\n{stdout}\n{stderr}");
+        assert_eq!(out.status.code(), Some(2), "{context}");
+        one_error(&stderr, head, &context);
+        assert!(stderr.contains(hint), "{context}");
+        assert!(!stdout.contains("wrote"), "{context}");
+    }
+}
+
+/// Issue 20, item 9: a label smoothing given for a target found to be regression is refused
+/// once the task is known (in memory and streamed); its default, and 0, train as before.
+#[test]
+fn label_smoothing_on_a_regression_target_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut csv = String::from("x,y\n");
+    for i in 0..40 {
+        csv.push_str(&format!("{i},{}.25\n", i * 3));
+    }
+    std::fs::write(d.join("reg.csv"), &csv).unwrap();
+    let base = ["train", "reg.csv", "--epochs", "2", "--hidden", "4"];
+    for extra in [
+        &["--label-smoothing", "0.2"][..],
+        &["--label-smoothing", "0.1", "--stream"],
+    ] {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let out = run(d, &args);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        let context = format!("mlp {args:?}\n{stdout}\n{stderr}");
+        assert_eq!(out.status.code(), Some(2), "{context}");
+        one_error(&stderr, "invalid --label-smoothing 0.", &context);
+        assert!(
+            stderr.contains(
+                "label smoothing applies to classification, and 'y' is a regression target"
+            ),
+            "{context}"
+        );
+        assert!(
+            stderr.contains("hint: leave out --label-smoothing"),
+            "{context}"
+        );
+        assert!(!stdout.contains("wrote"), "{context}");
+    }
+    for extra in [&[][..], &["--label-smoothing", "0"]] {
+        let args: Vec<&str> = base.iter().chain(extra).chain(&["-q"]).copied().collect();
+        let out = run(d, &args);
+        assert!(out.status.success(), "mlp {args:?}\n{}", text(&out.stderr));
+    }
+}
+
+/// Issue 20, item 5: two outputs on one path (one of them would be lost) are refused before
+/// training, naming both flags and the path; `./` and `dir/..` name the same file.
+#[test]
+fn two_outputs_on_one_path_are_refused_before_training() {
+    let dir = workspace();
+    let d = dir.path();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    for (args, head) in [
+        (
+            &[
+                "train",
+                "data.csv",
+                "--boundary",
+                "p.png",
+                "--health",
+                "p.png",
+            ][..],
+            "invalid --health p.png: --boundary writes this file too",
+        ),
+        (
+            &[
+                "train",
+                "data.csv",
+                "--boundary",
+                "./p.png",
+                "--health",
+                "p.png",
+            ][..],
+            "invalid --health p.png: --boundary writes this file too",
+        ),
+        (
+            &[
+                "train",
+                "data.csv",
+                "--plot",
+                "c.png",
+                "--boundary",
+                "sub/../c.png",
+            ][..],
+            "invalid --boundary sub/../c.png: --plot writes this file too",
+        ),
+        (
+            &["train", "data.csv", "--health", "model.png"][..],
+            "invalid --health model.png: the loss curve (next to --model) writes this file too",
+        ),
+        (
+            &[
+                "train",
+                "data.csv",
+                "--boundary-gif",
+                "b.gif",
+                "--health",
+                "b.gif",
+            ][..],
+            "invalid --health b.gif: --boundary-gif writes this file too",
+        ),
+        (
+            &[
+                "train",
+                "data.csv",
+                "--model",
+                "m.json",
+                "--boundary-gif",
+                "m.json",
+            ][..],
+            "invalid --boundary-gif m.json: --model writes this file too",
+        ),
+    ] {
+        let out = run(d, args);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        let context = format!("mlp {args:?}\n{stdout}\n{stderr}");
+        assert_eq!(out.status.code(), Some(2), "{context}");
+        one_error(&stderr, head, &context);
+        assert!(stderr.contains("hint: give --"), "{context}");
+        assert_eq!(stdout, "", "{context}");
+    }
+}

@@ -79,9 +79,8 @@ fn streaming_a_file_that_fits_reaches_the_in_memory_accuracy() {
     };
     // One network in memory too (the default there is a 3-fold ensemble): like for like.
     train("memory.json", &["--folds", "0"]);
-    // Small chunks (a 1 MiB limit reads the 64 KiB least at a time, as the quantile bins
-    // make the inputs about 5 times the text): several per epoch.
-    let out = train("stream.json", &["--stream", "--memory-limit", "1M"]);
+    // The least limit (16M): the file streamed, read every epoch.
+    let out = train("stream.json", &["--stream", "--memory-limit", "16M"]);
     assert!(
         out.contains("streaming train.csv: asked for with --stream"),
         "{out}"
@@ -92,7 +91,7 @@ fn streaming_a_file_that_fits_reaches_the_in_memory_accuracy() {
         "{out}"
     );
     assert!(!out.contains("ensemble:"), "{out}");
-    assert!(out.contains("streaming: chunks of 64 KiB"), "{out}");
+    assert!(out.contains("streaming: chunks of "), "{out}");
     let memory = eval_json(d, "memory.json", &[])["accuracy"]
         .as_f64()
         .unwrap();
@@ -104,8 +103,8 @@ fn streaming_a_file_that_fits_reaches_the_in_memory_accuracy() {
         (streamed - memory).abs() <= 0.03,
         "streamed {streamed}, in memory {memory}"
     );
-    // Evaluating in chunks gives the same numbers as in memory.
-    let chunked = eval_json(d, "stream.json", &["--memory-limit", "64K"]);
+    // Evaluating under the least limit gives the same numbers as in memory.
+    let chunked = eval_json(d, "stream.json", &["--memory-limit", "16M"]);
     assert_eq!(chunked, eval_json(d, "stream.json", &[]));
 
     // Regression, with a categorical column and quoted numbers.
@@ -113,7 +112,7 @@ fn streaming_a_file_that_fits_reaches_the_in_memory_accuracy() {
     train("memory.json", &["--target", "price", "--folds", "0"]);
     train(
         "stream.json",
-        &["--target", "price", "--stream", "--memory-limit", "1M"],
+        &["--target", "price", "--stream", "--memory-limit", "16M"],
     );
     let r2 = |m| eval_json(d, m, &[])["r2"].as_f64().unwrap();
     let (memory, streamed) = (r2("memory.json"), r2("stream.json"));
@@ -177,7 +176,7 @@ fn a_streamed_file_with_missing_cells_is_filled_as_in_memory() {
     };
     let memory = train("memory.json", &[]);
     // A 512 KiB limit reads 64 KiB at a time: three chunks of this 150 KiB file.
-    let streamed = train("stream.json", &["--stream", "--memory-limit", "512K"]);
+    let streamed = train("stream.json", &["--stream", "--memory-limit", "16M"]);
     let filled = |out: &str| {
         out.lines()
             .find(|l| l.starts_with("missing: filled"))
@@ -234,7 +233,7 @@ fn a_streamed_file_gets_the_in_memory_bin_edges() {
         ok(d, &args)
     };
     train("memory.json", &[]);
-    train("stream.json", &["--stream", "--memory-limit", "512K"]);
+    train("stream.json", &["--stream", "--memory-limit", "16M"]);
     let edges = |name: &str| -> Vec<Value> {
         let model: Value =
             serde_json::from_str(&std::fs::read_to_string(d.join(name)).unwrap()).unwrap();
@@ -288,14 +287,14 @@ fn numeric_file(path: &Path, rows: usize, bad_row: usize, bad_cell: &str) {
 fn errors_deep_in_a_streamed_file_name_the_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    // Row 50,000 (from 0) is on line 50,002 (the header is line 1), some seven chunks of
-    // 64 KiB into the file.
+    // Row 50,000 (from 0) is on line 50,002 (the header is line 1), about 740 KiB into the
+    // file: past the first chunk (683 KiB under the least limit, 16M).
     numeric_file(&d.join("big.csv"), 60_000, 50_000, "");
     let args = [
         "train",
         "big.csv",
         "--memory-limit",
-        "512K",
+        "16M",
         "--missing",
         "error",
     ];
@@ -312,7 +311,7 @@ fn errors_deep_in_a_streamed_file_name_the_line_and_column() {
     numeric_file(&d.join("big.csv"), 60_000, 50_000, "1.2.3");
     let err = user_error(
         d,
-        &["train", "big.csv", "--stream", "--memory-limit", "512K"],
+        &["train", "big.csv", "--stream", "--memory-limit", "16M"],
     );
     assert!(err.contains("column 'b'"), "{err}");
 
@@ -322,7 +321,7 @@ fn errors_deep_in_a_streamed_file_name_the_line_and_column() {
     numeric_file(&d.join("big.csv"), 60_000, 50_000, "x");
     let err = user_error(
         d,
-        &["predict", "model.json", "big.csv", "--memory-limit", "512K"],
+        &["predict", "model.json", "big.csv", "--memory-limit", "16M"],
     );
     assert!(
         err.contains("big.csv, line 50002, column 'b': 'x' is not a number"),
@@ -331,7 +330,7 @@ fn errors_deep_in_a_streamed_file_name_the_line_and_column() {
     numeric_file(&d.join("big.csv"), 60_000, usize::MAX, "");
     let chunked = ok(
         d,
-        &["predict", "model.json", "big.csv", "--memory-limit", "512K"],
+        &["predict", "model.json", "big.csv", "--memory-limit", "16M"],
     );
     let whole = ok(d, &["predict", "model.json", "big.csv"]);
     assert_eq!(chunked.lines().count(), 60_001);
@@ -356,19 +355,12 @@ fn a_file_above_the_memory_limit_streams_and_says_why() {
     numeric_file(&d.join("big.csv"), 20_000, usize::MAX, "");
     let out = ok(
         d,
-        &[
-            "train",
-            "big.csv",
-            "--epochs",
-            "2",
-            "--memory-limit",
-            "256K",
-        ],
+        &["train", "big.csv", "--epochs", "2", "--memory-limit", "16M"],
     );
     assert!(
         out.contains(
             "streaming big.csv: the file is 295 KiB, and reading it into memory would take \
-             about 35.5 MiB, more than the memory limit of 256 KiB (--memory-limit)"
+             about 35.5 MiB, more than the memory limit of 16 MiB (--memory-limit)"
         ),
         "{out}"
     );
@@ -392,7 +384,7 @@ fn a_file_above_the_memory_limit_streams_and_says_why() {
             "--epochs",
             "1",
             "--memory-limit",
-            "256K",
+            "16M",
             "--model",
             "m2.json",
         ],
@@ -411,7 +403,7 @@ fn a_file_above_the_memory_limit_streams_and_says_why() {
 #[test]
 fn malformed_memory_limits_exit_2_with_the_accepted_forms() {
     let dir = tempfile::tempdir().unwrap();
-    for bad in ["lots", "12X", "0", "-1G"] {
+    for bad in ["lots", "12X", "0", "-1G", "1", "100", "1K", "15M"] {
         let o = mlp(
             dir.path(),
             &["train", "x.csv", &format!("--memory-limit={bad}")],
@@ -427,7 +419,7 @@ fn malformed_memory_limits_exit_2_with_the_accepted_forms() {
 fn a_streamed_model_does_not_depend_on_the_memory_limit() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    // About 885 KiB: a 8 MiB limit reads it in chunks of 341 KiB (three of them), a 64 MiB
+    // About 885 KiB: a 16 MiB limit reads it in chunks of 683 KiB (two of them), a 64 MiB
     // limit in one of 2.7 MiB.
     numeric_file(&d.join("big.csv"), 60_000, usize::MAX, "");
     let train = |limit: &str, model: &str| {
@@ -448,7 +440,7 @@ fn a_streamed_model_does_not_depend_on_the_memory_limit() {
         ];
         ok(d, &args)
     };
-    let small_out = train("8M", "small.json");
+    let small_out = train("16M", "small.json");
     let large_out = train("64M", "large.json");
     let chunks = |out: &str| {
         out.lines()
@@ -457,7 +449,7 @@ fn a_streamed_model_does_not_depend_on_the_memory_limit() {
     };
     assert_eq!(
         chunks(&small_out).as_deref(),
-        Some("streaming: chunks of 341 KiB")
+        Some("streaming: chunks of 683 KiB")
     );
     assert_eq!(
         chunks(&large_out).as_deref(),
@@ -487,7 +479,7 @@ fn a_window_or_held_rows_the_memory_limit_cannot_hold_are_refused() {
     let d = dir.path();
     numeric_file(&d.join("big.csv"), 60_000, usize::MAX, "");
     // About 48,000 training rows of 18 inputs (88 bytes encoded): a window of all of them
-    // and the 12,000 validation rows take 5 MiB, more than the 4 MiB an 8 MiB limit keeps.
+    // and the 12,000 validation rows take 5 MiB, more than the 4 MiB a 16 MiB limit keeps.
     let err = user_error(
         d,
         &[
@@ -495,13 +487,13 @@ fn a_window_or_held_rows_the_memory_limit_cannot_hold_are_refused() {
             "big.csv",
             "--stream",
             "--memory-limit",
-            "8M",
+            "16M",
             "--shuffle-window",
             "60000",
         ],
     );
     assert!(
-        err.contains("error: invalid --memory-limit 8M: a streamed run keeps the shuffle window"),
+        err.contains("error: invalid --memory-limit 16M: a streamed run keeps the shuffle window"),
         "{err}"
     );
     assert!(

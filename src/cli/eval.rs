@@ -54,9 +54,9 @@ pub struct EvalArgs {
     #[arg(long, value_enum, value_name = "WHAT", default_value = "error")]
     unknown_category: UnknownArg,
 
-    /// Most memory to use, e.g. 256M or 2G (default: half the machine's memory); a larger
+    /// Most memory to use, at least 16M, e.g. 256M or 2G (default: half the machine's memory); a larger
     /// file is read in chunks
-    #[arg(long, value_name = "SIZE", value_parser = mlp::pipeline::memory::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = mlp::pipeline::memory::parse_limit)]
     memory_limit: Option<u64>,
 }
 

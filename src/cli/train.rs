@@ -1,6 +1,6 @@
 //! `mlp train`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mlp::Error;
 use mlp::error::{Hint, Setting};
 use mlp::fsutil::{check_output_path, is_device_or_pipe, remove_temporary_files, same_file};
-use mlp::pipeline::memory::{format_size, parse_size};
+use mlp::pipeline::memory::{format_size, parse_limit};
 use mlp::pipeline::{MissingPolicy, TrainRequest, Trained};
 use mlp::run::{DataSummary, Event, Mode, Output, Outputs, RunOptions, ScanFigures};
 use mlp::tabular::encoding::{Encoding, Feature, Scaling, TargetEncoding, Task};
@@ -64,9 +64,9 @@ pub struct TrainArgs {
     #[arg(long, value_name = "PATH")]
     health: Option<PathBuf>,
 
-    /// Most memory to use, e.g. 256M or 2G (default: half the machine's memory); a file
+    /// Most memory to use, at least 16M, e.g. 256M or 2G (default: half the machine's memory); a file
     /// that would need more to be read into memory is streamed: read in chunks, every epoch
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_limit)]
     memory_limit: Option<u64>,
 
     /// Stream the file (read it in chunks every epoch) even if it fits in memory
@@ -115,14 +115,9 @@ pub struct Settings {
     #[arg(long, value_name = "F", allow_negative_numbers = true)]
     lr: Option<f32>,
 
-    /// Momentum for --optimizer momentum
-    #[arg(
-        long,
-        value_name = "F",
-        default_value_t = 0.9,
-        allow_negative_numbers = true
-    )]
-    momentum: f32,
+    /// Momentum for --optimizer momentum [default: 0.9]
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    momentum: Option<f32>,
 
     /// Use Nesterov momentum (with --optimizer momentum)
     #[arg(long)]
@@ -138,13 +133,9 @@ pub struct Settings {
     weight_decay: f32,
 
     /// Label smoothing for classification: train towards (1 − F) on the true class
-    #[arg(
-        long,
-        value_name = "F",
-        default_value_t = 0.1,
-        allow_negative_numbers = true
-    )]
-    label_smoothing: f32,
+    /// [default: 0.1]
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    label_smoothing: Option<f32>,
 
     /// Most epochs to train
     #[arg(long, value_name = "N", default_value_t = 200)]
@@ -287,8 +278,8 @@ fn column_list(setting: Setting, values: &[String]) -> Result<Vec<String>, Error
 }
 
 impl Settings {
-    /// The library request these flags describe.
-    pub fn request(&self) -> Result<TrainRequest, Error> {
+    /// Refuses flags given where they cannot take effect.
+    fn refuse_ineffective(&self, optimizer: OptimizerKind) -> Result<(), Error> {
         if let (Some(k @ 2..), Some(v)) = (self.folds, self.val_split) {
             return Err(Error::config(
                 Setting::ValSplit,
@@ -304,11 +295,31 @@ impl Settings {
                     .then(" to train one network validated on it"),
             ));
         }
+        // Given with another optimizer, it would be recorded in the model and do nothing.
+        if let Some(m) = self.momentum
+            && optimizer != OptimizerKind::Momentum
+        {
+            return Err(Error::config(
+                Setting::Momentum,
+                m,
+                format!("momentum applies to the momentum optimizer, not to {optimizer:?}"),
+                Hint::text("use ")
+                    .setting(Setting::Optimizer, "momentum")
+                    .then(", or leave out ")
+                    .name(Setting::Momentum),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The library request these flags describe.
+    pub fn request(&self) -> Result<TrainRequest, Error> {
         let optimizer = match self.optimizer {
             OptimizerArg::Adam => OptimizerKind::Adam,
             OptimizerArg::Sgd => OptimizerKind::Sgd,
             OptimizerArg::Momentum => OptimizerKind::Momentum,
         };
+        self.refuse_ineffective(optimizer)?;
         Ok(TrainRequest {
             data: self.data.clone(),
             target: self.target.clone(),
@@ -338,10 +349,11 @@ impl Settings {
                 },
                 optimizer,
                 learning_rate: self.lr.unwrap_or(optimizer.default_learning_rate()),
-                momentum: self.momentum,
+                momentum: self.momentum.unwrap_or(TrainConfig::default().momentum),
                 nesterov: self.nesterov,
                 weight_decay: self.weight_decay,
-                label_smoothing: self.label_smoothing,
+                label_smoothing: (self.label_smoothing)
+                    .unwrap_or(TrainConfig::default().label_smoothing),
                 epochs: self.epochs,
                 batch_size: self.batch_size,
                 val_split: self.val_split.unwrap_or(TrainConfig::default().val_split),
@@ -465,6 +477,7 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
         memory_limit: args.memory_limit,
         stream: args.stream,
         folds_given: args.settings.folds.is_some(),
+        label_smoothing_given: args.settings.label_smoothing.is_some(),
         outputs: Outputs {
             model: Some(args.model.clone()),
             loss_curve: Some(
@@ -824,6 +837,7 @@ fn check_outputs(args: &TrainArgs) -> Result<(), Error> {
             "give --model a .json name, or choose another --plot path",
         ));
     }
+    refuse_shared_outputs(args, &plot_path)?;
     let inputs = [
         args.settings.data.as_path(),
         args.model.as_path(),
@@ -842,6 +856,60 @@ fn check_outputs(args: &TrainArgs) -> Result<(), Error> {
     // Found now rather than after the training: a missing directory, a directory in the way.
     check_output_path(&args.model)?;
     check_output_path(&plot_path)?;
+    Ok(())
+}
+
+/// Refuses two outputs on one file (`--boundary p.png --health p.png`), of which one would
+/// be lost, naming both flags; a device or pipe (`/dev/null`) may take several.
+fn refuse_shared_outputs(args: &TrainArgs, plot_path: &Path) -> Result<(), Error> {
+    let plot = if args.plot.is_some() {
+        out::words(Setting::Plot, None)
+    } else {
+        format!(
+            "the loss curve (next to {})",
+            out::words(Setting::Model, None)
+        )
+    };
+    let outputs = [
+        (
+            Setting::Model,
+            out::words(Setting::Model, None),
+            Some(args.model.as_path()),
+        ),
+        (Setting::Plot, plot, Some(plot_path)),
+        (
+            Setting::Boundary,
+            out::words(Setting::Boundary, None),
+            args.boundary.as_deref(),
+        ),
+        (
+            Setting::BoundaryGif,
+            out::words(Setting::BoundaryGif, None),
+            args.boundary_gif.as_deref(),
+        ),
+        (
+            Setting::Health,
+            out::words(Setting::Health, None),
+            args.health.as_deref(),
+        ),
+    ];
+    let given: Vec<_> = (outputs.iter())
+        .filter_map(|(setting, flag, path)| Some((*setting, flag, (*path)?)))
+        .collect();
+    for (i, &(setting, flag, path)) in given.iter().enumerate() {
+        for &(_, earlier, other) in &given[..i] {
+            if same_file(path, other) && !is_device_or_pipe(path) {
+                return Err(Error::config(
+                    setting,
+                    path.display(),
+                    format!(
+                        "{earlier} writes this file too, and one picture or model would be lost"
+                    ),
+                    format!("give {flag} and {earlier} different paths"),
+                ));
+            }
+        }
+    }
     Ok(())
 }
 

@@ -4,6 +4,22 @@
 use crate::pipeline::prepare::TrainRequest;
 use crate::tabular::encoding::Scaling;
 
+/// The least memory limit accepted: below it the program itself (its code, a chunk of the
+/// file and a network) does not fit, and a run would take more than the limit says.
+pub const MIN_MEMORY_LIMIT: u64 = 16 << 20;
+
+/// A `--memory-limit`: a size ([`parse_size`]) of at least [`MIN_MEMORY_LIMIT`].
+pub fn parse_limit(text: &str) -> Result<u64, String> {
+    let bytes = parse_size(text)?;
+    if bytes < MIN_MEMORY_LIMIT {
+        return Err(format!(
+            "'{text}' is less than 16M, the least the program itself needs; give 16M or \
+             more, e.g. 256M or 2G"
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Parses a size as people write it: plain bytes (`1000000`), or a number with a unit `K`,
 /// `M`, `G` or `T` (powers of 1024, optionally followed by `B` or `iB`, any case):
 /// `256M`, `2G`, `1.5GiB`.

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use crate::error::{Error, Result, Setting};
+use crate::error::{Error, Hint, Result, Setting};
 use crate::inspect::boundary::{BoundaryPlot, BoundaryRecorder, Plane, RESOLUTION, model_surface};
 use crate::pipeline::memory::{default_limit, format_size, training_estimate, training_factor};
 use crate::pipeline::share::prepare_shared;
@@ -95,6 +95,10 @@ pub struct RunOptions<'a> {
     /// default that holds in memory in one process only: streamed or shared runs train
     /// one network (`folds` 0). A chosen `folds` of 2 or more there is refused.
     pub folds_given: bool,
+    /// Whether the request's `config.label_smoothing` was chosen by the user. If so, and
+    /// not 0, a regression target (known once the data is read) refuses it, as it
+    /// cannot take effect there; the default is left unused.
+    pub label_smoothing_given: bool,
     /// What to write.
     pub outputs: Outputs,
     /// Checked after every batch: when raised, training stops, keeps the best epoch's
@@ -297,6 +301,7 @@ pub fn run(
         request: &request,
         outputs: &options.outputs,
         interrupt: options.interrupt,
+        label_smoothing_given: options.label_smoothing_given,
         comm,
         emit,
     };
@@ -320,6 +325,7 @@ struct Context<'c> {
     request: &'c TrainRequest,
     outputs: &'c Outputs,
     interrupt: Option<&'c AtomicBool>,
+    label_smoothing_given: bool,
     comm: &'c dyn Communicator,
     emit: &'c mut dyn FnMut(&Event<'_>),
 }
@@ -387,6 +393,28 @@ pub fn why_stream(request: &TrainRequest, stream: bool, limit: u64) -> Result<Op
     }))
 }
 
+/// Refuses a label smoothing the user gave for a target found to be regression, where it
+/// cannot take effect.
+fn refuse_smoothing_for_regression(cx: &Context<'_>, data: &DataSummary) -> Result<()> {
+    let smoothing = cx.request.config.label_smoothing;
+    if !cx.label_smoothing_given || smoothing == 0.0 || data.task != Task::Regression {
+        return Ok(());
+    }
+    let name = match &data.encoding.target {
+        TargetEncoding::Classes { name, .. } | TargetEncoding::Values { name, .. } => name,
+    };
+    Err(Error::config(
+        Setting::LabelSmoothing,
+        smoothing,
+        format!("label smoothing applies to classification, and '{name}' is a regression target"),
+        Hint::text("leave out ")
+            .name(Setting::LabelSmoothing)
+            .then(", or use ")
+            .setting(Setting::Task, "classification")
+            .then(format!(" if '{name}' holds classes")),
+    ))
+}
+
 /// How a run ended, after its outputs were written.
 struct Finished {
     trained: Trained,
@@ -405,6 +433,7 @@ fn in_memory(cx: &mut Context<'_>) -> Result<(DataSummary, Option<ScanFigures>, 
     let prepared = settle(comm, prepared)?;
     let data = DataSummary::of_prepared(&prepared, request.config.folds);
     (cx.emit)(&Event::Data(&data));
+    refuse_smoothing_for_regression(cx, &data)?;
     // The decision boundary and the activation health are drawn from the training rows.
     let rows = Batch {
         x: prepared.x_train.view(),
@@ -426,6 +455,7 @@ fn streamed(
     let scan = &streamed.scan;
     let data = DataSummary::of_scan(scan, config.folds);
     (cx.emit)(&Event::Data(&data));
+    refuse_smoothing_for_regression(cx, &data)?;
     let held = &streamed.held;
     // In a data-parallel run each process holds its own share of them.
     let held_rows: usize = comm.all_counts(held.x.nrows()).iter().sum();

@@ -249,16 +249,7 @@ impl TrainConfig {
             0.1,
             ", or 0 to turn it off",
         )?;
-        if self.folds > 100 {
-            return refuse(
-                Setting::Folds,
-                &self.folds,
-                "at most 100 folds (each trains a network)",
-                Hint::text("for example ")
-                    .setting(Setting::Folds, 5)
-                    .then(", or 0 to train one network"),
-            );
-        }
+        self.validate_folds()?;
         fraction(Setting::Dropout, self.dropout, 0.1, ", or 0 to turn it off")?;
         fraction(Setting::Momentum, self.momentum, 0.9, "")?;
         if self.shuffle_window == 0 {
@@ -275,6 +266,33 @@ impl TrainConfig {
                 &0,
                 "every epoch is judged on at least one row",
                 Hint::text("for example ").setting(Setting::HeldRows, DEFAULT_HELD_ROWS),
+            );
+        }
+        Ok(())
+    }
+
+    /// No folds (one network), or between 2 and 100: one fold would leave no rows to train
+    /// on besides its own, so `--folds 1` trained one network as `--folds 0` does.
+    fn validate_folds(&self) -> Result<()> {
+        if self.folds == 1 {
+            return refuse(
+                Setting::Folds,
+                &1,
+                "cross-fitting needs at least 2 folds (each network validates on one and \
+                 trains on the others)",
+                Hint::text("use ")
+                    .setting(Setting::Folds, 0)
+                    .then(" to train one network, or 2 or more for an ensemble"),
+            );
+        }
+        if self.folds > 100 {
+            return refuse(
+                Setting::Folds,
+                &self.folds,
+                "at most 100 folds (each trains a network)",
+                Hint::text("for example ")
+                    .setting(Setting::Folds, 5)
+                    .then(", or 0 to train one network"),
             );
         }
         Ok(())
