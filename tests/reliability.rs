@@ -829,3 +829,29 @@ fn messages_found_wrong_or_without_a_hint_are_right() {
         assert!(!stderr.contains("--categorical"), "{context}");
     }
 }
+
+/// Issue 20, item 1: a count that cannot be met is refused up front, naming the flag and
+/// the most it may be, instead of a panic (capacity overflow), an aborted allocation, or
+/// hours of work.
+#[test]
+fn importance_refuses_more_repeats_than_it_can_do() {
+    let dir = workspace();
+    let d = dir.path();
+    for repeats in ["1001", "4294967296", "18446744073709551615"] {
+        let args = ["importance", "model.json", "data.csv", "--repeats", repeats];
+        let out = run(d, &args);
+        let stderr = text(&out.stderr);
+        let context = format!("mlp {args:?}\n{stderr}");
+        assert_eq!(out.status.code(), Some(2), "{context}");
+        one_error(
+            &stderr,
+            &format!("invalid --repeats {repeats}: at most 1000"),
+            &context,
+        );
+        let hint = stderr.lines().nth(1).unwrap();
+        assert!(
+            hint.contains("--repeats") && hint.contains("1000"),
+            "{context}"
+        );
+    }
+}

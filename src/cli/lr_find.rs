@@ -51,7 +51,8 @@ pub fn run(args: LrFindArgs) -> Result<ExitCode, Error> {
         found.learning_rates.first().copied().unwrap_or(0.0),
         found.learning_rates.last().copied().unwrap_or(0.0),
         prepared.x_train.nrows(),
-        request.config.batch_size
+        // As the sweep takes them: no batch is larger than the training rows.
+        request.config.batch_size.min(prepared.x_train.nrows())
     );
     outln!("lowest smoothed loss at lr {:.2e}", found.lowest);
     outln!("suggested lr: {:.2e}", found.suggested);

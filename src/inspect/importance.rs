@@ -22,6 +22,13 @@ use crate::tabular::model::{Model, Predictions};
 use crate::train::plot::{Frame, canvas, render_png_with, write_png_with};
 use crate::train::{Batch, evaluate};
 
+/// The most shuffles per column a caller may ask for. The spread over repeats settles
+/// within tens of shuffles (scikit-learn's default is 5), so 1000 is far past any use; and
+/// each repeat scores the model once per column on every row, so an unbounded count is
+/// unbounded work (10⁶ repeats ran for about 18 minutes on a small file) and an
+/// allocation that cannot succeed (`repeats` drops are kept per column).
+pub const MAX_REPEATS: usize = 1000;
+
 /// The importance of one CSV column.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ColumnImportance {
@@ -49,7 +56,8 @@ pub struct Importance {
 /// Permutation importance of every feature column of `model` on encoded rows `x` with
 /// targets `y`: each column is shuffled `repeats` times (from `seed`) and the model scored.
 ///
-/// **Panics** if `repeats` is 0 or `x` does not have the model's input width.
+/// **Panics** if `repeats` is 0 or over [`MAX_REPEATS`], or `x` does not have the model's
+/// input width.
 pub fn permutation_importance(
     model: &mut Model,
     x: ArrayView2<f32>,
@@ -57,7 +65,10 @@ pub fn permutation_importance(
     repeats: usize,
     seed: u64,
 ) -> Result<Importance> {
-    assert!(repeats > 0, "permutation_importance: at least one repeat");
+    assert!(
+        (1..=MAX_REPEATS).contains(&repeats),
+        "permutation_importance: between 1 and {MAX_REPEATS} repeats"
+    );
     let score = |model: &mut Model, x: ArrayView2<f32>| -> Result<f64> {
         if model.ensemble.is_empty() {
             Ok(evaluate(&mut model.network, Batch { x, y })?.1 as f64)
