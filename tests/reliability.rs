@@ -855,3 +855,44 @@ fn importance_refuses_more_repeats_than_it_can_do() {
         );
     }
 }
+
+/// Issue 20, item 3 (part of 9): a flag of `mlp train` that the learning-rate sweep takes
+/// no notice of is refused, naming it, instead of printing the same numbers as a run
+/// without it. The flags that do reach the sweep still work.
+#[test]
+fn lr_find_refuses_train_flags_it_cannot_use() {
+    let dir = workspace();
+    let d = dir.path();
+    let sweep = ["lr-find", "data.csv", "--hidden", "4"];
+    for (flag, value) in [
+        ("--lr", "0.5"),
+        ("--epochs", "3"),
+        ("--patience", "2"),
+        ("--folds", "5"),
+        ("--momentum", "0.5"),
+        ("--shuffle-window", "5"),
+        ("--held-rows", "5"),
+    ] {
+        let args = [&sweep[..], &[flag, value]].concat();
+        let out = run(d, &args);
+        let stderr = text(&out.stderr);
+        let context = format!("mlp {args:?}\n{stderr}");
+        assert_eq!(out.status.code(), Some(2), "{context}");
+        one_error(&stderr, &format!("invalid {flag} {value}: "), &context);
+        let hint = stderr.lines().nth(1).unwrap();
+        assert!(
+            hint.contains(&format!("leave out {flag}")) && hint.contains("lr-find ignores it"),
+            "{context}"
+        );
+        assert!(out.stdout.is_empty(), "{context}");
+    }
+    for extra in [
+        &["--optimizer", "momentum", "--momentum", "0.5"][..],
+        &["--folds", "0"][..],
+        &["--batch-size", "8"][..],
+    ] {
+        let args = [&sweep[..], extra].concat();
+        let out = run(d, &args);
+        assert!(out.status.success(), "{args:?}\n{}", text(&out.stderr));
+    }
+}
