@@ -896,3 +896,49 @@ fn lr_find_refuses_train_flags_it_cannot_use() {
         assert!(out.status.success(), "{args:?}\n{}", text(&out.stderr));
     }
 }
+
+/// Issue 20, item 2 (item 10): on data with no answer, `importance` and `lr-find` say so
+/// and why (exit 2, with a hint) instead of printing meaningless numbers: a 0 for every
+/// column, or a learning rate below the range swept.
+#[test]
+fn degenerate_data_gets_no_answer_and_a_reason() {
+    let dir = workspace();
+    let d = dir.path();
+    let fixture = std::fs::read_to_string(d.join("data.csv")).unwrap();
+    let mut lines = fixture.lines();
+    let header = lines.next().unwrap();
+    let first = lines.next().unwrap();
+    std::fs::write(d.join("one.csv"), format!("{header}\n{first}\n")).unwrap();
+    // Every row churned "no".
+    let same: String = fixture
+        .lines()
+        .skip(1)
+        .map(|l| format!("{},no\n", &l[..l.rfind(',').unwrap()]))
+        .collect();
+    std::fs::write(d.join("same.csv"), format!("{header}\n{same}")).unwrap();
+    let flat: String = std::iter::once("x,y\n".to_string())
+        .chain((0..40).map(|i| format!("{i},5\n")))
+        .collect();
+    std::fs::write(d.join("flat.csv"), flat).unwrap();
+    for (args, head) in [
+        (
+            &["importance", "model.json", "one.csv"][..],
+            "one.csv: 1 row: shuffling a column needs at least two rows",
+        ),
+        (
+            &["importance", "model.json", "same.csv"][..],
+            "same.csv: every row has the same target",
+        ),
+        (
+            &["lr-find", "flat.csv", "--task", "regression"][..],
+            "flat.csv: every training row has the same target",
+        ),
+    ] {
+        let out = run(d, args);
+        let stderr = text(&out.stderr);
+        let context = format!("mlp {args:?}\n{}\n{stderr}", text(&out.stdout));
+        assert_eq!(out.status.code(), Some(2), "{context}");
+        one_error(&stderr, head, &context);
+        assert!(out.stdout.is_empty(), "{context}");
+    }
+}

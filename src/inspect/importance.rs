@@ -15,7 +15,7 @@ use ndarray_rand::rand::{SeedableRng, rngs::StdRng};
 use plotters::prelude::*;
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Error, Location, Result};
 use crate::tabular::encoding::TargetEncoding;
 use crate::tabular::encoding::{Targets, Task};
 use crate::tabular::model::{Model, Predictions};
@@ -150,7 +150,9 @@ fn ensemble_score(model: &mut Model, x: ArrayView2<f32>, y: &Targets) -> f64 {
 }
 
 /// [`permutation_importance`] on every row of the CSV at `path` (which needs the target
-/// column).
+/// column). Fewer than two rows, or rows that all have the same target, have no answer (a
+/// shuffle changes nothing, or no column can explain a target that does not vary): an
+/// error says so rather than a 0 for every column.
 pub fn importance_file(
     model: &mut Model,
     path: &Path,
@@ -158,7 +160,43 @@ pub fn importance_file(
     seed: u64,
 ) -> Result<Importance> {
     let rows = crate::tabular::labelled::read_labelled(model, path)?;
+    if let Some((why, hint)) = no_answer(&rows.targets) {
+        let location = Location {
+            path: path.to_path_buf(),
+            line: None,
+            column: None,
+        };
+        return Err(Error::data(location, why, hint));
+    }
     permutation_importance(model, rows.inputs.view(), &rows.targets, repeats, seed)
+}
+
+/// Why permutation importance means nothing on rows with these targets, if it does not,
+/// and what to do instead.
+fn no_answer(targets: &Targets) -> Option<(String, &'static str)> {
+    let (rows, same) = match targets {
+        Targets::Classes(c) => (c.len(), c.windows(2).all(|w| w[0] == w[1])),
+        Targets::Values(v) => {
+            let first = v.iter().next();
+            (v.nrows(), v.iter().all(|t| Some(t) == first))
+        }
+    };
+    if rows < 2 {
+        let why = format!(
+            "{rows} row{}: shuffling a column needs at least two rows to change anything, so \
+             every importance would be 0",
+            if rows == 1 { "" } else { "s" }
+        );
+        let hint = "give it more rows with known targets, ideally ones the model did not \
+                    train on";
+        Some((why, hint))
+    } else if same {
+        let why = "every row has the same target, so no column can explain it and every \
+                   importance would be 0";
+        Some((why.to_string(), "give it rows whose targets vary"))
+    } else {
+        None
+    }
 }
 
 impl std::fmt::Display for Importance {
