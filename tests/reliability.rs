@@ -869,7 +869,6 @@ fn lr_find_refuses_train_flags_it_cannot_use() {
         ("--epochs", "3"),
         ("--patience", "2"),
         ("--folds", "5"),
-        ("--momentum", "0.5"),
         ("--shuffle-window", "5"),
         ("--held-rows", "5"),
     ] {

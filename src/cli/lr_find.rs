@@ -11,7 +11,7 @@ use mlp::error::{Hint, Setting};
 use mlp::fsutil::check_output_path;
 use mlp::inspect::lr_find::{RULE, Sweep, lr_find};
 use mlp::pipeline::prepare;
-use mlp::train::{DEFAULT_HELD_ROWS, DEFAULT_SHUFFLE_WINDOW, OptimizerKind, TrainConfig};
+use mlp::train::{DEFAULT_HELD_ROWS, DEFAULT_SHUFFLE_WINDOW, TrainConfig};
 
 use super::train::Settings;
 
@@ -23,8 +23,8 @@ Trains a fresh network for 100 mini-batches on the training split while the lear
 rate grows from 1e-7 to 10, records the loss, and suggests a learning rate (Smith 2015,
 fastai's lr_find). Takes `mlp train`'s flags for the data, the network, the optimizer
 and the batch size, and refuses those the sweep cannot use (--lr, --epochs, --patience,
---folds 2 or more, --momentum without --optimizer momentum, and the streaming
---shuffle-window and --held-rows); writes no model. Then:
+--folds 2 or more, and the streaming --shuffle-window and --held-rows); writes no model.
+Then:
   mlp train DATA.csv --lr SUGGESTED ...";
 
 /// Find a learning rate: a short sweep of growing rates, the loss against each
@@ -41,7 +41,7 @@ pub struct LrFindArgs {
 
 pub fn run(args: LrFindArgs) -> Result<ExitCode, Error> {
     let request = args.settings.request()?;
-    refuse_what_the_sweep_ignores(&args.settings, &request.config)?;
+    refuse_what_the_sweep_ignores(&args.settings)?;
     super::refuse_overwrite(args.plot.as_deref(), Setting::Plot, &[&request.data])?;
     if let Some(plot) = &args.plot {
         check_output_path(plot)?;
@@ -79,7 +79,7 @@ pub fn run(args: LrFindArgs) -> Result<ExitCode, Error> {
 /// Refuses a flag of `mlp train` that the sweep takes no notice of, so that a run with it
 /// never prints the same numbers as one without it. A flag given at its default value
 /// cannot be told apart from one left out, and changes nothing either.
-fn refuse_what_the_sweep_ignores(settings: &Settings, config: &TrainConfig) -> Result<(), Error> {
+fn refuse_what_the_sweep_ignores(settings: &Settings) -> Result<(), Error> {
     let defaults = TrainConfig::default();
     let ignored = [
         (
@@ -101,12 +101,6 @@ fn refuse_what_the_sweep_ignores(settings: &Settings, config: &TrainConfig) -> R
             settings.folds.filter(|&k| k >= 2).map(|k| k.to_string()),
             Setting::Folds,
             "the sweep trains one network on every row; folds only divide the training",
-        ),
-        (
-            (config.optimizer != OptimizerKind::Momentum && settings.momentum != defaults.momentum)
-                .then(|| settings.momentum.to_string()),
-            Setting::Momentum,
-            "momentum applies to --optimizer momentum only",
         ),
         (
             (settings.shuffle_window != DEFAULT_SHUFFLE_WINDOW)

@@ -122,7 +122,7 @@ pub struct Settings {
         default_value_t = 0.9,
         allow_negative_numbers = true
     )]
-    pub(super) momentum: f32,
+    momentum: f32,
 
     /// Use Nesterov momentum (with --optimizer momentum)
     #[arg(long)]
