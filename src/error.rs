@@ -70,6 +70,8 @@ pub enum Setting {
     Epochs,
     /// Rows per mini-batch.
     BatchSize,
+    /// Epochs without a better validation loss before training stops.
+    Patience,
     /// Fraction of rows held out for validation.
     ValSplit,
     /// Learning rate.
@@ -147,6 +149,7 @@ impl Setting {
             Setting::Hidden => "hidden",
             Setting::Epochs => "epochs",
             Setting::BatchSize => "batch_size",
+            Setting::Patience => "patience",
             Setting::ValSplit => "val_split",
             Setting::LearningRate => "learning_rate",
             Setting::WeightDecay => "weight_decay",

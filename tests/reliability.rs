@@ -998,3 +998,115 @@ fn two_outputs_on_one_path_are_refused_before_training() {
         assert_eq!(stdout, "", "{context}");
     }
 }
+
+/// Issue 20, item 1: a count that cannot be met is refused up front, naming the flag and
+/// the most it may be, instead of a panic (capacity overflow), an aborted allocation, or
+/// hours of work.
+#[test]
+fn importance_refuses_more_repeats_than_it_can_do() {
+    let dir = workspace();
+    let d = dir.path();
+    for repeats in ["1001", "4294967296", "18446744073709551615"] {
+        let args = ["importance", "model.json", "data.csv", "--repeats", repeats];
+        let out = run(d, &args);
+        let stderr = text(&out.stderr);
+        let context = format!("mlp {args:?}\n{stderr}");
+        assert_eq!(out.status.code(), Some(2), "{context}");
+        one_error(
+            &stderr,
+            &format!("invalid --repeats {repeats}: at most 1000"),
+            &context,
+        );
+        let hint = stderr.lines().nth(1).unwrap();
+        assert!(
+            hint.contains("--repeats") && hint.contains("1000"),
+            "{context}"
+        );
+    }
+}
+
+/// Issue 20, item 3 (part of 9): a flag of `mlp train` that the learning-rate sweep takes
+/// no notice of is refused, naming it, instead of printing the same numbers as a run
+/// without it. The flags that do reach the sweep still work.
+#[test]
+fn lr_find_refuses_train_flags_it_cannot_use() {
+    let dir = workspace();
+    let d = dir.path();
+    let sweep = ["lr-find", "data.csv", "--hidden", "4"];
+    for (flag, value) in [
+        ("--lr", "0.5"),
+        ("--epochs", "3"),
+        ("--patience", "2"),
+        ("--folds", "5"),
+        ("--shuffle-window", "5"),
+        ("--held-rows", "5"),
+    ] {
+        let args = [&sweep[..], &[flag, value]].concat();
+        let out = run(d, &args);
+        let stderr = text(&out.stderr);
+        let context = format!("mlp {args:?}\n{stderr}");
+        assert_eq!(out.status.code(), Some(2), "{context}");
+        one_error(&stderr, &format!("invalid {flag} {value}: "), &context);
+        let hint = stderr.lines().nth(1).unwrap();
+        assert!(
+            hint.contains(&format!("leave out {flag}")) && hint.contains("lr-find ignores it"),
+            "{context}"
+        );
+        assert!(out.stdout.is_empty(), "{context}");
+    }
+    for extra in [
+        &["--optimizer", "momentum", "--momentum", "0.5"][..],
+        &["--folds", "0"][..],
+        &["--batch-size", "8"][..],
+    ] {
+        let args = [&sweep[..], extra].concat();
+        let out = run(d, &args);
+        assert!(out.status.success(), "{args:?}\n{}", text(&out.stderr));
+    }
+}
+
+/// Issue 20, item 2 (item 10): on data with no answer, `importance` and `lr-find` say so
+/// and why (exit 2, with a hint) instead of printing meaningless numbers: a 0 for every
+/// column, or a learning rate below the range swept.
+#[test]
+fn degenerate_data_gets_no_answer_and_a_reason() {
+    let dir = workspace();
+    let d = dir.path();
+    let fixture = std::fs::read_to_string(d.join("data.csv")).unwrap();
+    let mut lines = fixture.lines();
+    let header = lines.next().unwrap();
+    let first = lines.next().unwrap();
+    std::fs::write(d.join("one.csv"), format!("{header}\n{first}\n")).unwrap();
+    // Every row churned "no".
+    let same: String = fixture
+        .lines()
+        .skip(1)
+        .map(|l| format!("{},no\n", &l[..l.rfind(',').unwrap()]))
+        .collect();
+    std::fs::write(d.join("same.csv"), format!("{header}\n{same}")).unwrap();
+    let flat: String = std::iter::once("x,y\n".to_string())
+        .chain((0..40).map(|i| format!("{i},5\n")))
+        .collect();
+    std::fs::write(d.join("flat.csv"), flat).unwrap();
+    for (args, head) in [
+        (
+            &["importance", "model.json", "one.csv"][..],
+            "one.csv: 1 row: shuffling a column needs at least two rows",
+        ),
+        (
+            &["importance", "model.json", "same.csv"][..],
+            "same.csv: every row has the same target",
+        ),
+        (
+            &["lr-find", "flat.csv", "--task", "regression"][..],
+            "flat.csv: every training row has the same target",
+        ),
+    ] {
+        let out = run(d, args);
+        let stderr = text(&out.stderr);
+        let context = format!("mlp {args:?}\n{}\n{stderr}", text(&out.stdout));
+        assert_eq!(out.status.code(), Some(2), "{context}");
+        one_error(&stderr, head, &context);
+        assert!(out.stdout.is_empty(), "{context}");
+    }
+}

@@ -9,7 +9,7 @@ use mlp::Error;
 use super::out::{outln, write_stdout};
 use mlp::error::{Hint, Setting};
 use mlp::fsutil::check_output_path;
-use mlp::inspect::importance::importance_file;
+use mlp::inspect::importance::{MAX_REPEATS, importance_file};
 use mlp::tabular::model::Model;
 
 const EXAMPLE: &str = "Examples:
@@ -57,6 +57,19 @@ pub fn run(args: ImportanceArgs) -> Result<ExitCode, Error> {
             0,
             "each column must be shuffled at least once",
             Hint::text("for example ").setting(Setting::Repeats, 5),
+        ));
+    }
+    if args.repeats > MAX_REPEATS {
+        return Err(Error::config(
+            Setting::Repeats,
+            args.repeats,
+            format!(
+                "at most {MAX_REPEATS} shuffles per column: the spread settles within tens, \
+                 and each repeat scores the model once per column"
+            ),
+            Hint::text("for example ")
+                .setting(Setting::Repeats, 5)
+                .then(format!("; the most is {MAX_REPEATS}")),
         ));
     }
     super::refuse_overwrite(

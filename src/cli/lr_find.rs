@@ -7,10 +7,11 @@ use clap::Args;
 use mlp::Error;
 
 use super::out::outln;
-use mlp::error::Setting;
+use mlp::error::{Hint, Setting};
 use mlp::fsutil::check_output_path;
 use mlp::inspect::lr_find::{RULE, Sweep, lr_find};
 use mlp::pipeline::prepare;
+use mlp::train::{DEFAULT_HELD_ROWS, DEFAULT_SHUFFLE_WINDOW, TrainConfig};
 
 use super::train::Settings;
 
@@ -20,7 +21,10 @@ const EXAMPLE: &str = "Examples:
 
 Trains a fresh network for 100 mini-batches on the training split while the learning
 rate grows from 1e-7 to 10, records the loss, and suggests a learning rate (Smith 2015,
-fastai's lr_find). Takes the same flags as `mlp train`; writes no model. Then:
+fastai's lr_find). Takes `mlp train`'s flags for the data, the network, the optimizer
+and the batch size, and refuses those the sweep cannot use (--lr, --epochs, --patience,
+--folds 2 or more, and the streaming --shuffle-window and --held-rows); writes no model.
+Then:
   mlp train DATA.csv --lr SUGGESTED ...";
 
 /// Find a learning rate: a short sweep of growing rates, the loss against each
@@ -37,6 +41,7 @@ pub struct LrFindArgs {
 
 pub fn run(args: LrFindArgs) -> Result<ExitCode, Error> {
     let request = args.settings.request()?;
+    refuse_what_the_sweep_ignores(&args.settings)?;
     super::refuse_overwrite(args.plot.as_deref(), Setting::Plot, &[&request.data])?;
     if let Some(plot) = &args.plot {
         check_output_path(plot)?;
@@ -51,7 +56,8 @@ pub fn run(args: LrFindArgs) -> Result<ExitCode, Error> {
         found.learning_rates.first().copied().unwrap_or(0.0),
         found.learning_rates.last().copied().unwrap_or(0.0),
         prepared.x_train.nrows(),
-        request.config.batch_size
+        // As the sweep takes them: no batch is larger than the training rows.
+        request.config.batch_size.min(prepared.x_train.nrows())
     );
     outln!("lowest smoothed loss at lr {:.2e}", found.lowest);
     outln!("suggested lr: {:.2e}", found.suggested);
@@ -68,4 +74,55 @@ pub fn run(args: LrFindArgs) -> Result<ExitCode, Error> {
         outln!("wrote {}", plot.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses a flag of `mlp train` that the sweep takes no notice of, so that a run with it
+/// never prints the same numbers as one without it. A flag given at its default value
+/// cannot be told apart from one left out, and changes nothing either.
+fn refuse_what_the_sweep_ignores(settings: &Settings) -> Result<(), Error> {
+    let defaults = TrainConfig::default();
+    let ignored = [
+        (
+            settings.lr.map(|lr| lr.to_string()),
+            Setting::LearningRate,
+            "lr-find sweeps the learning rate itself, from 1e-7 to 10",
+        ),
+        (
+            (settings.epochs != defaults.epochs).then(|| settings.epochs.to_string()),
+            Setting::Epochs,
+            "the sweep is 100 mini-batches, not a number of epochs",
+        ),
+        (
+            (settings.patience != defaults.patience).then(|| settings.patience.to_string()),
+            Setting::Patience,
+            "the sweep does not stop early on a validation loss",
+        ),
+        (
+            settings.folds.filter(|&k| k >= 2).map(|k| k.to_string()),
+            Setting::Folds,
+            "the sweep trains one network on every row; folds only divide the training",
+        ),
+        (
+            (settings.shuffle_window != DEFAULT_SHUFFLE_WINDOW)
+                .then(|| settings.shuffle_window.to_string()),
+            Setting::ShuffleWindow,
+            "lr-find reads the file into memory and does not stream it",
+        ),
+        (
+            (settings.held_rows != DEFAULT_HELD_ROWS).then(|| settings.held_rows.to_string()),
+            Setting::HeldRows,
+            "lr-find reads the file into memory and does not stream it",
+        ),
+    ];
+    match ignored.into_iter().find(|(given, ..)| given.is_some()) {
+        Some((Some(value), setting, why)) => Err(Error::config(
+            setting,
+            value,
+            format!("{why}, so the setting would change nothing"),
+            Hint::text("leave out ")
+                .name(setting)
+                .then("; lr-find ignores it (use it with `mlp train`)"),
+        )),
+        _ => Ok(()),
+    }
 }

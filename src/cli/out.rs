@@ -121,6 +121,7 @@ pub fn words(setting: Setting, value: Option<&str>) -> String {
         Setting::Hidden => "--hidden",
         Setting::Epochs => "--epochs",
         Setting::BatchSize => "--batch-size",
+        Setting::Patience => "--patience",
         Setting::ValSplit => "--val-split",
         Setting::LearningRate => "--lr",
         Setting::WeightDecay => "--weight-decay",

@@ -113,7 +113,7 @@ pub struct Settings {
 
     /// Learning rate (default: 0.001 for adam, 0.01 for sgd and momentum)
     #[arg(long, value_name = "F", allow_negative_numbers = true)]
-    lr: Option<f32>,
+    pub(super) lr: Option<f32>,
 
     /// Momentum for --optimizer momentum [default: 0.9]
     #[arg(long, value_name = "F", allow_negative_numbers = true)]
@@ -139,7 +139,7 @@ pub struct Settings {
 
     /// Most epochs to train
     #[arg(long, value_name = "N", default_value_t = 200)]
-    epochs: usize,
+    pub(super) epochs: usize,
 
     /// Rows per mini-batch
     #[arg(long, value_name = "N", default_value_t = 32)]
@@ -153,21 +153,21 @@ pub struct Settings {
 
     /// Stop after N epochs without a better validation loss (0: never stop early)
     #[arg(long, value_name = "N", default_value_t = 20)]
-    patience: usize,
+    pub(super) patience: usize,
 
     /// One network: after early stopping picks the number of epochs, train again on all
     /// rows (training and validation) for that many and save that network, at twice the
     /// training time; the validation figures are those of the first run (not with --folds
     /// 2 or more, whose networks train on every row already)
     #[arg(long)]
-    refit: bool,
+    pub(super) refit: bool,
 
     /// Train K networks by k-fold cross-fitting: each trains on all folds but one and
     /// early-stops on that one, and the model averages their predictions, so every row is
     /// trained on (0: one network, validated on --val-split) [default: 3 in memory; 0 when
     /// streaming, under mpirun, or with --val-split or --refit]
     #[arg(long, value_name = "K")]
-    folds: Option<usize>,
+    pub(super) folds: Option<usize>,
 
     /// Dropout rate after each hidden layer while training (0: none)
     #[arg(
@@ -194,12 +194,12 @@ pub struct Settings {
     /// the machine. The window and the held rows, encoded, must fit in a quarter of
     /// --memory-limit
     #[arg(long, value_name = "ROWS", default_value_t = DEFAULT_SHUFFLE_WINDOW)]
-    shuffle_window: usize,
+    pub(super) shuffle_window: usize,
 
     /// Streaming: judge every epoch on at most this many rows kept in memory (the file's
     /// first validation rows, or with --val-split 0 its first training rows)
     #[arg(long, value_name = "ROWS", default_value_t = DEFAULT_HELD_ROWS)]
-    held_rows: usize,
+    pub(super) held_rows: usize,
 
     /// Missing cells (empty, NA, NaN, null, ?): impute fills each with the training
     /// rows' median (numbers) or most frequent category (text), values the model keeps to

@@ -15,12 +15,19 @@ use ndarray_rand::rand::{SeedableRng, rngs::StdRng};
 use plotters::prelude::*;
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Error, Location, Result};
 use crate::tabular::encoding::TargetEncoding;
 use crate::tabular::encoding::{Targets, Task};
 use crate::tabular::model::{Model, Predictions};
 use crate::train::plot::{Frame, canvas, render_png_with, write_png_with};
 use crate::train::{Batch, evaluate};
+
+/// The most shuffles per column a caller may ask for. The spread over repeats settles
+/// within tens of shuffles (scikit-learn's default is 5), so 1000 is far past any use; and
+/// each repeat scores the model once per column on every row, so an unbounded count is
+/// unbounded work (10⁶ repeats ran for about 18 minutes on a small file) and an
+/// allocation that cannot succeed (`repeats` drops are kept per column).
+pub const MAX_REPEATS: usize = 1000;
 
 /// The importance of one CSV column.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -49,7 +56,8 @@ pub struct Importance {
 /// Permutation importance of every feature column of `model` on encoded rows `x` with
 /// targets `y`: each column is shuffled `repeats` times (from `seed`) and the model scored.
 ///
-/// **Panics** if `repeats` is 0 or `x` does not have the model's input width.
+/// **Panics** if `repeats` is 0 or over [`MAX_REPEATS`], or `x` does not have the model's
+/// input width.
 pub fn permutation_importance(
     model: &mut Model,
     x: ArrayView2<f32>,
@@ -57,7 +65,10 @@ pub fn permutation_importance(
     repeats: usize,
     seed: u64,
 ) -> Result<Importance> {
-    assert!(repeats > 0, "permutation_importance: at least one repeat");
+    assert!(
+        (1..=MAX_REPEATS).contains(&repeats),
+        "permutation_importance: between 1 and {MAX_REPEATS} repeats"
+    );
     let score = |model: &mut Model, x: ArrayView2<f32>| -> Result<f64> {
         if model.ensemble.is_empty() {
             Ok(evaluate(&mut model.network, Batch { x, y })?.1 as f64)
@@ -139,7 +150,9 @@ fn ensemble_score(model: &mut Model, x: ArrayView2<f32>, y: &Targets) -> f64 {
 }
 
 /// [`permutation_importance`] on every row of the CSV at `path` (which needs the target
-/// column).
+/// column). Fewer than two rows, or rows that all have the same target, have no answer (a
+/// shuffle changes nothing, or no column can explain a target that does not vary): an
+/// error says so rather than a 0 for every column.
 pub fn importance_file(
     model: &mut Model,
     path: &Path,
@@ -147,7 +160,43 @@ pub fn importance_file(
     seed: u64,
 ) -> Result<Importance> {
     let rows = crate::tabular::labelled::read_labelled(model, path)?;
+    if let Some((why, hint)) = no_answer(&rows.targets) {
+        let location = Location {
+            path: path.to_path_buf(),
+            line: None,
+            column: None,
+        };
+        return Err(Error::data(location, why, hint));
+    }
     permutation_importance(model, rows.inputs.view(), &rows.targets, repeats, seed)
+}
+
+/// Why permutation importance means nothing on rows with these targets, if it does not,
+/// and what to do instead.
+fn no_answer(targets: &Targets) -> Option<(String, &'static str)> {
+    let (rows, same) = match targets {
+        Targets::Classes(c) => (c.len(), c.windows(2).all(|w| w[0] == w[1])),
+        Targets::Values(v) => {
+            let first = v.iter().next();
+            (v.nrows(), v.iter().all(|t| Some(t) == first))
+        }
+    };
+    if rows < 2 {
+        let why = format!(
+            "{rows} row{}: shuffling a column needs at least two rows to change anything, so \
+             every importance would be 0",
+            if rows == 1 { "" } else { "s" }
+        );
+        let hint = "give it more rows with known targets, ideally ones the model did not \
+                    train on";
+        Some((why, hint))
+    } else if same {
+        let why = "every row has the same target, so no column can explain it and every \
+                   importance would be 0";
+        Some((why.to_string(), "give it rows whose targets vary"))
+    } else {
+        None
+    }
 }
 
 impl std::fmt::Display for Importance {

@@ -10,7 +10,7 @@ use ndarray_rand::rand::seq::SliceRandom;
 use ndarray_rand::rand::{SeedableRng, rngs::StdRng};
 use plotters::prelude::*;
 
-use crate::error::Result;
+use crate::error::{Error, Hint, Location, Result, Setting};
 use crate::nn::loss::Target;
 use crate::pipeline::{Prepared, new_network};
 use crate::tabular::encoding::Targets;
@@ -64,8 +64,15 @@ pub struct LrFind {
 /// training builds it, dropout included), optimizer and batch size of `config` (its
 /// learning rate is ignored). Stops early once the smoothed loss is four times its minimum
 /// or not finite, as fastai does.
+///
+/// A sweep has no answer, and returns an error saying why, when every training row has the
+/// same target (nothing to learn) or when the smoothed loss never falls clearly below its
+/// first value (the rule would point below the rates swept).
 pub fn lr_find(prepared: &Prepared, config: &TrainConfig, sweep: Sweep) -> Result<LrFind> {
     config.validate()?;
+    if let Some(why) = one_target(&prepared.y_train) {
+        return Err(no_answer(prepared, why));
+    }
     let mut network = new_network(prepared, config, config.seed);
     let mut loss = loss_for(prepared.task, config)?;
     let mut optimizer = config.build_optimizer()?;
@@ -91,11 +98,17 @@ pub fn lr_find(prepared: &Prepared, config: &TrainConfig, sweep: Sweep) -> Resul
             break;
         }
     }
-    let lowest = smoothed
-        .iter()
-        .enumerate()
-        .min_by(|a, b| a.1.total_cmp(b.1))
-        .map_or(sweep.start, |(i, _)| learning_rates[i]);
+    let lowest = match lowest_after_a_fall(&smoothed) {
+        Some(i) => learning_rates[i],
+        None => {
+            let why = format!(
+                "the loss never fell as the learning rate grew from {:.0e}, so there is no \
+                 rate to suggest",
+                sweep.start
+            );
+            return Err(no_answer(prepared, why));
+        }
+    };
     Ok(LrFind {
         learning_rates,
         losses,
@@ -103,6 +116,51 @@ pub fn lr_find(prepared: &Prepared, config: &TrainConfig, sweep: Sweep) -> Resul
         suggested: lowest / 10.0,
         lowest,
     })
+}
+
+/// The step of the lowest smoothed loss, if it is at least 1% below the first: a minimum at
+/// the first step (or a fall within noise) would suggest a rate below the sweep's range.
+fn lowest_after_a_fall(smoothed: &[f32]) -> Option<usize> {
+    let (i, &low) = smoothed
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(b.1))?;
+    (i > 0 && low < 0.99 * smoothed[0]).then_some(i)
+}
+
+/// Why a sweep on these targets has no answer: every row has the same one.
+fn one_target(targets: &Targets) -> Option<String> {
+    let same = match targets {
+        Targets::Classes(c) => c.windows(2).all(|w| w[0] == w[1]),
+        Targets::Values(v) => {
+            let first = v.iter().next();
+            v.iter().all(|t| Some(t) == first)
+        }
+    };
+    same.then(|| {
+        "every training row has the same target, so there is nothing to learn and no \
+         learning rate to suggest"
+            .to_string()
+    })
+}
+
+/// The error for a sweep without an answer on the file of `prepared`.
+fn no_answer(prepared: &Prepared, why: String) -> Error {
+    let location = Location {
+        path: prepared.data.clone(),
+        line: None,
+        column: None,
+    };
+    Error::data(
+        location,
+        why,
+        Hint::text("check that ")
+            .name(Setting::Target)
+            .then(" names the column to predict and that it varies; or try another ")
+            .name(Setting::Optimizer)
+            .then(" or ")
+            .name(Setting::BatchSize),
+    )
 }
 
 /// The loss's exponential moving average (β = 0.98, bias-corrected) and its lowest value.
@@ -355,6 +413,17 @@ mod tests {
                 found.suggested
             );
         }
+    }
+
+    /// A minimum at the first step, or a fall within 1%, would put the suggestion below
+    /// the rates swept: no answer.
+    #[test]
+    fn a_loss_that_never_falls_has_no_lowest_point() {
+        assert_eq!(lowest_after_a_fall(&[1.0, 1.0, 1.0]), None);
+        assert_eq!(lowest_after_a_fall(&[1.0, 1.2, 4.5]), None);
+        assert_eq!(lowest_after_a_fall(&[1.0, 0.995, 1.3]), None);
+        assert_eq!(lowest_after_a_fall(&[]), None);
+        assert_eq!(lowest_after_a_fall(&[1.0, 0.9, 0.5, 2.0]), Some(2));
     }
 
     #[test]
