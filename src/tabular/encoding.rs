@@ -688,10 +688,7 @@ fn fit_categorical(
         ));
     }
     let fill = if spec.impute {
-        // `max_by_key` keeps the last of equal maxima; reversed, that is the first.
-        let best = categories.iter().rev().max_by_key(|(_, n)| **n);
-        let best = best.filter(|(_, n)| **n > 0).map(|(c, _)| c.clone());
-        Some(best.ok_or_else(|| no_fill(name, spec))?)
+        Some(most_frequent(categories).ok_or_else(|| no_fill(name, spec))?)
     } else {
         None
     };
@@ -1145,27 +1142,13 @@ pub fn median(values: impl Iterator<Item = f32>) -> Option<f32> {
     })
 }
 
-/// The entry of `categories` that `values` holds most often; a tie goes to the one listed
-/// first (the model's categories are sorted, so the result does not depend on row order).
-/// `None` if there are no values.
-pub fn most_frequent<'a>(
-    values: impl Iterator<Item = &'a str>,
-    categories: &[String],
-) -> Option<String> {
-    let position: HashMap<&str, usize> = categories
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.as_str(), i))
-        .collect();
-    let mut counts = vec![0usize; categories.len()];
-    for v in values {
-        if let Some(&i) = position.get(v) {
-            counts[i] += 1;
-        }
-    }
+/// The category the training rows hold most often, from each category's count in them; a
+/// tie goes to the one that sorts first (the map is sorted, so the result does not depend
+/// on row order). `None` if no training row holds any.
+pub fn most_frequent(counts: &BTreeMap<String, u64>) -> Option<String> {
     // `max_by_key` keeps the last of equal maxima; reversed, that is the first.
-    let (best, &count) = counts.iter().enumerate().rev().max_by_key(|&(_, n)| *n)?;
-    (count > 0).then(|| categories[best].clone())
+    let (best, &n) = counts.iter().rev().max_by_key(|(_, n)| **n)?;
+    (n > 0).then(|| best.clone())
 }
 
 /// A number for a message: plain when moderate, scientific when huge or tiny.
@@ -1456,8 +1439,14 @@ mod tests {
 
     #[test]
     fn most_frequent_category_ties_go_to_the_first_in_sorted_order() {
-        let categories: Vec<String> = ["blue", "green", "red"].map(String::from).to_vec();
-        let mode = |values: &[&'static str]| most_frequent(values.iter().copied(), &categories);
+        let mode = |values: &[&'static str]| {
+            let mut counts: BTreeMap<String, u64> =
+                ["blue", "green", "red"].map(|c| (c.to_string(), 0)).into();
+            values
+                .iter()
+                .for_each(|v| *counts.get_mut(*v).unwrap() += 1);
+            most_frequent(&counts)
+        };
         assert_eq!(mode(&["red", "green", "red"]), Some("red".into()));
         // Two each of red and blue, in either order: blue sorts first.
         assert_eq!(
