@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::data::{ReadOptions, Table};
 use crate::error::{Error, Hint, Result, Setting};
-use crate::tabular::encoding::{Encoding, FitSpec, Scaling, Targets, Task, detect_task};
+use crate::tabular::encoding::{Encoding, FitSpec, Scaling, Targets, Task, task_of};
 use crate::tabular::stats::ColumnStats;
 use crate::train::{MAX_PARAMETERS, Split, TrainConfig, parameter_count, split_rows};
 
@@ -137,12 +137,15 @@ fn prepare_checked(request: &TrainRequest, bytes: &[u8]) -> Result<Prepared> {
     if rows == 0 {
         return Err(nothing_kept(&table, total, request.missing));
     }
-    let task = match request.task {
-        Some(t) => t,
-        None => detect_task(&table, &target)?,
-    };
+    // The target over every row kept: the task, and the classes to split by.
+    let column = table.column(&target).expect("the target was checked");
+    let all: Vec<usize> = (0..rows).collect();
+    let mut target_stats = ColumnStats::new(column, true);
+    target_stats.add(column, &all, &[], |r| table.line(r));
+    let task = request.task.unwrap_or_else(|| task_of(&target_stats));
     let spec = fit_spec(request, &target, task, 0);
-    let split = split_table(&table, &spec, &request.config)?;
+    let labels = Encoding::fit_target(&target_stats, &spec)?;
+    let split = split_table(&table, &labels, &request.config)?;
     let spec = FitSpec {
         train_rows: split.train.len(),
         ..spec
@@ -386,14 +389,11 @@ pub(crate) fn fit_spec<'a>(
 }
 
 /// Splits the rows for training and validation (stratified by class for classification).
-fn split_table(table: &Table, spec: &FitSpec, config: &TrainConfig) -> Result<Split> {
+/// `labels` is the target's encoding alone: class labels do not depend on the split, so
+/// the stratification can use them.
+fn split_table(table: &Table, labels: &Encoding, config: &TrainConfig) -> Result<Split> {
     let rows = table.rows();
     let all: Vec<usize> = (0..rows).collect();
-    // Class labels do not depend on the split, so the stratification can use them.
-    let column = table.column(spec.target).expect("the target was checked");
-    let mut target = ColumnStats::new(column, true);
-    target.add(column, &all, &[], |r| table.line(r));
-    let labels = Encoding::fit_target(&target, spec)?;
     let classes = match labels.targets(table, &all)? {
         Targets::Classes(c) => Some(c),
         Targets::Values(_) => None,
