@@ -215,6 +215,43 @@ fn flush_subnormal(x: f32) -> f32 {
     if x.abs() < f32::MIN_POSITIVE { 0.0 } else { x }
 }
 
+/// One Adam step's constants (see [`adam_update`]).
+struct AdamStep {
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    /// `lr / (1 − β₁ᵗ)`: the bias correction of `m` folded into the learning rate.
+    lr_over_bias1: f32,
+    /// `1 / (1 − β₂ᵗ)`: the bias correction of `v`.
+    inv_bias2: f32,
+}
+
+/// Adam's update of one run of weights with their gradients and moments:
+/// `g ← g + λw`, `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`, `w ← w − lr·m̂ / (√v̂ + ε)`.
+///
+/// Compiled for wider vectors too, chosen at run time (`multiversion`): the same IEEE
+/// operations in the same order, so the same bits on any processor, several times faster
+/// where the square roots and divisions of eight or sixteen weights go at once.
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2", "x86_64+avx"))]
+fn adam_update(s: &AdamStep, value: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
+    for (((w, &g), m), v) in value.iter_mut().zip(grad).zip(m).zip(v) {
+        let g = g + s.weight_decay * *w;
+        *m = s.beta1 * *m + (1.0 - s.beta1) * g;
+        *v = s.beta2 * *v + (1.0 - s.beta2) * g * g;
+        let lr_m_hat = s.lr_over_bias1 * *m;
+        let v_hat = *v * s.inv_bias2;
+        *w -= lr_m_hat / (v_hat.sqrt() + s.eps);
+        // A weight whose only gradient is its decay is pushed back and forth across 0 by
+        // ever smaller steps. Left alone it ends subnormal, where every product it enters
+        // (and its own update) runs tens of times slower: a negligible weight becomes 0,
+        // and so do subnormal moments.
+        *w = if w.abs() < NEGLIGIBLE { 0.0 } else { *w };
+        *m = flush_subnormal(*m);
+        *v = flush_subnormal(*v);
+    }
+}
+
 /// Adam (Kingma & Ba, 2015), as PyTorch's `torch.optim.Adam` defines it:
 /// `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
 /// `w ← w − lr·m̂ / (√v̂ + ε)` with `m̂ = m/(1−β₁ᵗ)`, `v̂ = v/(1−β₂ᵗ)`.
@@ -271,25 +308,17 @@ impl Optimizer for Adam {
             let n = p.value.len();
             let (m, v) = (ms.get(index, n), vs.get(index, n));
             index += 1;
+            let step = AdamStep {
+                beta1,
+                beta2,
+                eps,
+                weight_decay: wd,
+                lr_over_bias1,
+                inv_bias2,
+            };
             for_each_part(
                 (p.value, &*p.grad, &mut m[..], &mut v[..]),
-                |(value, grad, m, v)| {
-                    for (((w, &g), m), v) in value.iter_mut().zip(grad).zip(m).zip(v) {
-                        let g = g + wd * *w;
-                        *m = beta1 * *m + (1.0 - beta1) * g;
-                        *v = beta2 * *v + (1.0 - beta2) * g * g;
-                        let lr_m_hat = lr_over_bias1 * *m;
-                        let v_hat = *v * inv_bias2;
-                        *w -= lr_m_hat / (v_hat.sqrt() + eps);
-                        // A weight whose only gradient is its decay is pushed back and forth
-                        // across 0 by ever smaller steps. Left alone it ends subnormal, where
-                        // every product it enters (and its own update) runs tens of times
-                        // slower: a negligible weight becomes 0, and so do subnormal moments.
-                        *w = if w.abs() < NEGLIGIBLE { 0.0 } else { *w };
-                        *m = flush_subnormal(*m);
-                        *v = flush_subnormal(*v);
-                    }
-                },
+                |(value, grad, m, v)| adam_update(&step, value, grad, m, v),
             );
         });
     }

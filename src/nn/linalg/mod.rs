@@ -135,8 +135,46 @@ fn gemm_call(
     }
 }
 
-/// Plain loops for tiny products: one dot product per element of `c`.
+/// Plain loops for tiny products. Every element of `c` is the sum over `k` in ascending
+/// order, then the bias: `((0 + a₀b₀) + a₁b₁) + … + bias`. The loop runs over `k` outside,
+/// so consecutive additions into one element are a whole pass of `c` apart and never wait
+/// on each other (a dot product per element waits on every previous addition).
 fn small_product(
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    bias: Option<ArrayView1<f32>>,
+    mut c: ArrayViewMut2<f32>,
+) {
+    let n = b.ncols();
+    let Some(out) = c.as_slice_mut().filter(|_| n > 0 && n <= SMALL) else {
+        return dot_product_per_element(a, b, bias, c);
+    };
+    out.fill(0.0);
+    let mut b_row = [0.0f32; SMALL];
+    for (k, a_column) in a.columns().into_iter().enumerate() {
+        let b_row = &mut b_row[..n];
+        for (slot, &y) in b_row.iter_mut().zip(b.row(k)) {
+            *slot = y;
+        }
+        for (&x, c_row) in a_column.iter().zip(out.chunks_exact_mut(n)) {
+            for (c, &y) in c_row.iter_mut().zip(b_row.iter()) {
+                // Not `mul_add`: without FMA in the target that is a slow library call.
+                *c += x * y;
+            }
+        }
+    }
+    if let Some(bias) = bias {
+        for c_row in out.chunks_exact_mut(n) {
+            for (c, &b) in c_row.iter_mut().zip(bias) {
+                *c += b;
+            }
+        }
+    }
+}
+
+/// [`small_product`] for an output that is not one contiguous block: one dot product per
+/// element, the same additions in the same order.
+fn dot_product_per_element(
     a: ArrayView2<f32>,
     b: ArrayView2<f32>,
     bias: Option<ArrayView1<f32>>,
@@ -146,7 +184,6 @@ fn small_product(
         for (j, c) in row.iter_mut().enumerate() {
             let mut acc = 0.0;
             for (&x, &y) in a.row(i).iter().zip(b.column(j)) {
-                // Not `mul_add`: without FMA in the target that is a slow library call.
                 acc += x * y;
             }
             *c = acc + bias.map_or(0.0, |bias| bias[j]);
@@ -266,6 +303,34 @@ mod tests {
                 let bias = random(1, n, 3).row(0).to_owned();
                 matmul_bias(a, b, bias.view(), c.view_mut());
                 assert_close(c.view(), &reference(a, b, &bias), k, &what);
+            }
+        }
+    }
+
+    #[test]
+    fn small_products_equal_a_dot_product_per_element_to_the_bit() {
+        for &(m, k, n) in &[
+            (32, 64, 2),
+            (64, 32, 2),
+            (32, 2, 64),
+            (3, 7, 5),
+            (1, 1, 1),
+            (0, 3, 5000),
+        ] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a_store = if ta { random(k, m, 4) } else { random(m, k, 4) };
+                let b_store = if tb { random(n, k, 5) } else { random(k, n, 5) };
+                let a = if ta { a_store.t() } else { a_store.view() };
+                let b = if tb { b_store.t() } else { b_store.view() };
+                let bias = random(1, n, 6).row(0).to_owned();
+                for bias in [None, Some(bias.view())] {
+                    let mut fast = Array2::from_elem((m, n), f32::NAN);
+                    let mut slow = Array2::from_elem((m, n), f32::NAN);
+                    small_product(a, b, bias, fast.view_mut());
+                    dot_product_per_element(a, b, bias, slow.view_mut());
+                    let bits = |c: &Array2<f32>| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&fast), bits(&slow), "{m}x{k}x{n} ta={ta} tb={tb}");
+                }
             }
         }
     }
