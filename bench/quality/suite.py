@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 ROOT = HERE.parent.parent
 MANIFEST = HERE / "manifest.json"
 ANCHOR_CACHE = HERE / "anchors.json"
@@ -106,9 +107,9 @@ def run_mlp_once(mlp, ds, seed, flags, workdir, impute):
         cmd += ["--ignore", ",".join(ds["ignore"])]
     cmd += missing
     cmd += flags
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), children_cpu()
     done = subprocess.run(cmd, capture_output=True, text=True)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, children_cpu() - c0
     if done.returncode != 0:
         return {"error": (done.stderr.strip() or done.stdout.strip())[:300]}
     out = subprocess.run([mlp, "eval", str(model), str(test), "--json"], capture_output=True, text=True)
@@ -116,7 +117,36 @@ def run_mlp_once(mlp, ds, seed, flags, workdir, impute):
         return {"error": out.stderr.strip()[:300]}
     metrics = json.loads(out.stdout)
     score = metrics["accuracy"] if ds["task"] == "classification" else metrics["r2"]
-    return {"score": score, "seconds": seconds}
+    result = {"score": score, "seconds": seconds, "cpu": cpu}
+    if ds["task"] == "classification":
+        result.update(mlp_proba(mlp, model, test, ds["target"]))
+    return result
+
+
+def children_cpu():
+    """User + system CPU seconds of the finished child processes so far."""
+    import resource
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def mlp_proba(mlp, model, test, target):
+    """Log loss, Brier and ECE of `mlp predict --proba` on the test file (proba.py)."""
+    import csv
+    import io
+    import proba
+    out = subprocess.run([mlp, "predict", str(model), str(test), "--proba"], capture_output=True,
+                         text=True)
+    if out.returncode != 0:
+        return {"proba_error": out.stderr.strip()[:300]}
+    rows = list(csv.reader(io.StringIO(out.stdout)))
+    classes = [c[len("prob_"):] for c in rows[0] if c.startswith("prob_")]
+    first = rows[0].index("prob_" + classes[0])
+    p = [[float(v) for v in r[first:first + len(classes)]] for r in rows[1:]]
+    with open(test, newline="") as f:
+        y = [proba.normalize_label(r[target]) for r in csv.DictReader(f)]
+    s = proba.scores(y, [proba.normalize_label(c) for c in classes], p)
+    return {k: s[k] for k in ("log_loss", "brier", "ece")}
 
 
 def fill_like_impute(train, test, ds, workdir):
@@ -156,12 +186,21 @@ def run_mlp(args):
         score = sum(r["score"] for r in runs) / len(runs)
         seconds = sum(r["seconds"] for r in runs) / len(runs)
         entry["results"][ds["name"]] = {"score": score, "s_per_fit": seconds,
+                                        "cpu_per_fit": sum(r["cpu"] for r in runs) / len(runs),
                                         "scores": [r["score"] for r in runs]}
-        print(f"{ds['name']:14s} {score:.4f} ({seconds:.2f}s)", flush=True)
+        extra = ""
+        for k in ("log_loss", "brier", "ece"):
+            if all(k in r for r in runs):
+                entry["results"][ds["name"]][k] = sum(r[k] for r in runs) / len(runs)
+                extra += f" {k} {entry['results'][ds['name']][k]:.4f}"
+        print(f"{ds['name']:14s} {score:.4f} ({seconds:.2f}s){extra}", flush=True)
     results = entry["results"]
     scores = [r["score"] for r in results.values() if "score" in r]
     if scores:
         print(f"{'mean':14s} {sum(scores) / len(scores):.4f} over {len(scores)} data sets")
+        losses = [r["log_loss"] for r in results.values() if "log_loss" in r]
+        if losses:
+            print(f"{'log loss':14s} {sum(losses) / len(losses):.4f} over {len(losses)} data sets")
     if not args.names:
         cache = load(MLP_CACHE, {})
         cache[args.label] = entry
@@ -289,6 +328,7 @@ def write_table(args):
         lines += ["", f"Largest shortfall against the better MLP anchor: {n}, {g:+.4f}. "
                   f"Data sets where mlp is more than 0.02 below it: "
                   f"{', '.join(f'{n} ({g:+.4f})' for g, n in sorted(worst) if g < -0.02) or 'none'}."]
+    lines += log_loss_table(sets, anchors, mlp)
     lines += ["", "## Experiments", "",
               f"mlp with other settings (`bench/quality/mlp.json`): the flags shown on top of the "
               f"defaults, against the run `{args.label}` on the same data sets. Runs cut short "
@@ -321,6 +361,37 @@ def write_table(args):
     (ROOT / "QUALITY.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     readme_table(table_lines)
+
+
+def log_loss_table(sets, anchors, mlp):
+    """Probability quality on the classification sets: log loss of every model, and mlp's
+    Brier score and expected calibration error beside LightGBM's (bench/quality/proba.py)."""
+    names = ["sklearn", "realmlp", "hgb", "lightgbm"]
+    lines = ["", "## Probabilities", "",
+             "Log loss on the test split of each classification set (lower is better; mean "
+             "of the same seeds as above, RealMLP-TD one seed), from each model's class "
+             "probabilities (`mlp predict --proba` for mlp; `predict_proba` for the anchors, "
+             "built as in `anchors.py` by `bench/quality/anchors_proba.py`). Brier is the "
+             "multi-class form (sum over classes), ECE the top-label expected calibration "
+             "error over 15 bins; both are defined in `bench/quality/proba.py`.", "",
+             "| data set | mlp | sklearn MLP | RealMLP-TD | HGB | LightGBM | mlp Brier | "
+             "LightGBM Brier | mlp ECE | LightGBM ECE |", "|" + "---|" * 10]
+    cols = {k: [] for k in ["mlp"] + names}
+    for ds in sets:
+        if ds["task"] != "classification":
+            continue
+        a, m = anchors.get(ds["name"], {}), mlp.get(ds["name"], {})
+        get = lambda r, k="log_loss": f"{r[k]:.4f}" if k in r else "—"
+        cols["mlp"].append(m.get("log_loss"))
+        for n in names:
+            cols[n].append(a.get(n, {}).get("log_loss"))
+        lines.append("| " + " | ".join([ds["name"], get(m)] + [get(a.get(n, {})) for n in names] + [
+            get(m, "brier"), get(a.get("lightgbm", {}), "brier"), get(m, "ece"),
+            get(a.get("lightgbm", {}), "ece")]) + " |")
+    mean = lambda k: (f"{sum(cols[k]) / len(cols[k]):.4f}" if cols[k] and None not in cols[k] else "—")
+    lines.append("| " + " | ".join([f"**mean of {len(cols['mlp'])}**"] + [mean(k) for k in ["mlp"] + names]
+                                   + ["", "", "", ""]) + " |")
+    return lines
 
 
 README_START, README_END = "<!-- quality table: suite.py table -->", "<!-- end of quality table -->"
