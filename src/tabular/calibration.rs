@@ -356,3 +356,60 @@ mod tests {
         assert!(r.validate().is_ok());
     }
 }
+
+#[cfg(test)]
+mod model_tests {
+    use crate::tabular::model::{Model, Predictions};
+
+    /// The corpus's control model, from before calibration existed.
+    fn valid() -> Model {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/corpus/models/valid.json"
+        );
+        Model::load(path.as_ref()).unwrap()
+    }
+
+    fn probabilities(model: &mut Model) -> Vec<f32> {
+        let inputs = ndarray::array![[0.5f32, -1.0, 1.0, 0.0, 0.0], [-0.3, 0.8, 0.0, 0.0, 1.0]];
+        match model.predict_encoded(inputs.view()) {
+            Predictions::Classes { probabilities, .. } => probabilities.iter().copied().collect(),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn old_models_load_uncalibrated_and_the_temperature_round_trips() {
+        let mut old = valid();
+        assert_eq!(old.file.calibration.temperature, 1.0);
+        assert!(old.file.residuals.is_none());
+        let plain = probabilities(&mut old);
+        // softmax(z / 2) of the same networks: softer, the classes kept.
+        old.file.calibration.temperature = 2.0;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        old.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"temperature\": 2.0"), "{text}");
+        let mut loaded = Model::load(&path).unwrap();
+        assert_eq!(loaded.file, old.file);
+        let soft = probabilities(&mut loaded);
+        for (p, s) in plain.chunks(2).zip(soft.chunks(2)) {
+            assert_eq!(p[0] > p[1], s[0] > s[1]);
+            assert!((s[0] - 0.5).abs() < (p[0] - 0.5).abs(), "{p:?} {s:?}");
+        }
+        // Two classes: p = sigmoid(d) becomes sigmoid(d / 2), exactly.
+        let d = (plain[0] / plain[1]).ln();
+        let expected = 1.0 / (1.0 + (-d / 2.0).exp());
+        assert!(
+            (soft[0] - expected).abs() < 1e-5,
+            "{} vs {expected}",
+            soft[0]
+        );
+        // An uncalibrated model writes no calibration field.
+        let uncalibrated = dir.path().join("u.json");
+        valid().save(&uncalibrated).unwrap();
+        let text = std::fs::read_to_string(&uncalibrated).unwrap();
+        assert!(!text.contains("calibration\": {"), "{text}");
+    }
+}
