@@ -68,41 +68,32 @@ fn emit_interval(
     let TargetEncoding::Values { mean, std, .. } = target else {
         panic!("intervals are for regression");
     };
+    // The mean of the networks' outputs, summed in order and divided in f32, as `predict`.
     let z = if k == 1 {
         "outputs(input)[0]".to_string()
     } else {
-        "{
-        let mut z = 0.0f32;
-                 for out in outputs(input) {
-            z += out[0];
-        }
-                 z / "
-            .to_string()
-            + &format!(
-                "{k}.0
-    }}"
-            )
+        format!(
+            "{{\n        let mut z = 0.0f32;\n        \
+             for out in outputs(input) {{\n            z += out[0];\n        }}\n        \
+             z / {k}.0\n    }}"
+        )
     };
     let _ = writeln!(
         s,
-        "/// The level of `predict_interval`: the share of new rows whose value it holds.
-         pub const INTERVAL_LEVEL: f64 = {level};
-
-         /// The interval's half-width in the target's units: the conformal quantile of the
-         /// held-out rows' absolute residuals at `INTERVAL_LEVEL`.
-         pub const INTERVAL_HALF_WIDTH: f64 = {half};
-
-         /// The prediction interval of a row at `INTERVAL_LEVEL`: `(lower, prediction, upper)`.
-         pub fn predict_interval(input: &{input_type}) -> (f32, f32, f32) {{
-             let z = {z};
-             let v = z as f64 * {std} + {mean};
-             (
-        (v - INTERVAL_HALF_WIDTH) as f32,
-        v as f32,
-                 (v + INTERVAL_HALF_WIDTH) as f32,
-    )
-}}
-",
+        "/// The level of `predict_interval`: the share of new rows whose value it holds.\n\
+         pub const INTERVAL_LEVEL: f64 = {level};\n\n\
+         /// The interval's half-width in the target's units: the conformal quantile of the\n\
+         /// held-out rows' absolute residuals at `INTERVAL_LEVEL`.\n\
+         pub const INTERVAL_HALF_WIDTH: f64 = {half};\n\n\
+         /// The prediction interval of a row at `INTERVAL_LEVEL`: `(lower, prediction, upper)`.\n\
+         pub fn predict_interval(input: &{input_type}) -> (f32, f32, f32) {{\n    \
+         let z = {z};\n    \
+         let v = z as f64 * {std} + {mean};\n    \
+         (\n        \
+         (v - INTERVAL_HALF_WIDTH) as f32,\n        \
+         v as f32,\n        \
+         (v + INTERVAL_HALF_WIDTH) as f32,\n    \
+         )\n}}\n",
         level = f64_literal(interval.level),
         half = f64_literal(interval.half_width),
         std = f64_literal(*std),
@@ -390,10 +381,9 @@ fn emit_networks(
     if temperature != 1.0 {
         let _ = writeln!(
             s,
-            "/// The calibration temperature: every network's outputs are divided by it before
-             /// the softmax (fitted on the held-out rows; it changes no predicted class).
-             pub const TEMPERATURE: f32 = {};
-",
+            "/// The calibration temperature: every network's outputs are divided by it before\n\
+             /// the softmax (fitted on the held-out rows; it changes no predicted class).\n\
+             pub const TEMPERATURE: f32 = {};\n",
             f32_literal(temperature)
         );
     }
