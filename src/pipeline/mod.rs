@@ -222,10 +222,7 @@ fn train_folds<'a>(
     let mut networks = Vec::with_capacity(k);
     let mut best_epochs = Vec::with_capacity(k);
     let mut first_outcome = None;
-    let mut out_of_fold = OutOfFold::default();
-    // Every held-out row's raw outputs, from the network that did not train on it.
-    let mut outputs = ndarray::Array2::<f32>::zeros((rows, prepared.encoding.target.width()));
-    let mut scored = Vec::with_capacity(rows);
+    let mut out_of_fold = OutOfFold::new(rows, prepared.encoding.target.width());
     for f in 0..k {
         let train_rows: Vec<usize> = (0..rows).filter(|&r| fold[r] != f).collect();
         let val_rows: Vec<usize> = (0..rows).filter(|&r| fold[r] == f).collect();
@@ -252,12 +249,7 @@ fn train_folds<'a>(
             x: x_va.view(),
             y: &y_va,
         };
-        out_of_fold.add(&mut network, validation)?;
-        let held_out = calibrate::raw_outputs(&mut network, x_va.view());
-        for (i, &r) in val_rows.iter().enumerate() {
-            outputs.row_mut(r).assign(&held_out.row(i));
-        }
-        scored.extend_from_slice(&val_rows);
+        out_of_fold.add(&mut network, validation, &val_rows)?;
         networks.push(network);
         best_epochs.push(outcome.best_epoch);
         let stopped = outcome.stop == StopReason::Interrupted;
@@ -275,11 +267,7 @@ fn train_folds<'a>(
     let source = Source::of(prepared);
     let mut file = model_file(&source, config, &mut network, &mut ensemble, &outcome, None);
     file.metrics = out_of_fold.metrics(y, prepared.task, &outcome);
-    // An interrupted run scored only the folds that ran.
-    scored.sort_unstable();
-    let (outputs, y_scored) = (outputs.select(Axis(0), &scored), select(y, &scored));
-    (file.calibration, file.residuals) =
-        calibrate::held_out(config, &prepared.encoding, outputs.view(), &y_scored);
+    (file.calibration, file.residuals) = out_of_fold.calibration(config, &prepared.encoding, y);
     Ok(Trained {
         model: Model {
             file,
@@ -332,17 +320,53 @@ fn fit_fold(
 }
 
 /// Out-of-fold totals over the folds' held-out rows: loss, correct classes, and R²'s
-/// residual sum of squares.
-#[derive(Default)]
+/// residual sum of squares; and every held-out row's raw outputs, from the network that did
+/// not train on it, to calibrate on.
 struct OutOfFold {
     loss: f64,
     correct: usize,
     ss_res: f64,
+    /// (rows, outputs): the rows of the folds that ran filled in.
+    outputs: ndarray::Array2<f32>,
+    /// The rows scored so far.
+    scored: Vec<usize>,
 }
 
 impl OutOfFold {
-    /// Adds how `network` does on its fold's held-out rows.
-    fn add(&mut self, network: &mut Sequential, held_out: Batch) -> Result<()> {
+    /// Nothing scored yet, of `rows` rows and `outputs` outputs.
+    fn new(rows: usize, outputs: usize) -> OutOfFold {
+        OutOfFold {
+            loss: 0.0,
+            correct: 0,
+            ss_res: 0.0,
+            outputs: ndarray::Array2::zeros((rows, outputs)),
+            scored: Vec::with_capacity(rows),
+        }
+    }
+
+    /// The temperature or residuals of the rows scored (an interrupted run scored only the
+    /// folds that ran), whose targets are those rows of `y`.
+    fn calibration(
+        &mut self,
+        config: &TrainConfig,
+        encoding: &Encoding,
+        y: &Targets,
+    ) -> (
+        crate::tabular::calibration::Calibration,
+        Option<crate::tabular::calibration::Residuals>,
+    ) {
+        self.scored.sort_unstable();
+        let outputs = self.outputs.select(Axis(0), &self.scored);
+        calibrate::held_out(config, encoding, outputs.view(), &select(y, &self.scored))
+    }
+
+    /// Adds how `network` does on its fold's held-out rows, rows `rows` of the training rows.
+    fn add(&mut self, network: &mut Sequential, held_out: Batch, rows: &[usize]) -> Result<()> {
+        let outputs = calibrate::raw_outputs(network, held_out.x);
+        for (i, &r) in rows.iter().enumerate() {
+            self.outputs.row_mut(r).assign(&outputs.row(i));
+        }
+        self.scored.extend_from_slice(rows);
         let n = held_out.x.nrows() as f64;
         let (l, m) = crate::train::evaluate(network, held_out)?;
         self.loss += l as f64 * n;
