@@ -138,6 +138,10 @@ pub enum Setting {
     ShuffleWindow,
     /// Most rows kept in memory to judge every epoch on when streaming.
     HeldRows,
+    /// How class probabilities are calibrated.
+    Calibration,
+    /// The level of prediction intervals.
+    Interval,
 }
 
 impl Setting {
@@ -183,6 +187,8 @@ impl Setting {
             Setting::Dropout => "dropout",
             Setting::ShuffleWindow => "shuffle_window",
             Setting::HeldRows => "held_rows",
+            Setting::Calibration => "calibration",
+            Setting::Interval => "interval",
         }
     }
 }

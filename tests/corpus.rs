@@ -947,6 +947,16 @@ const MODELS: &[(&str, &str, &str)] = &[
         "a class label in `encoding.target.labels` is empty",
         "retrain",
     ),
+    (
+        "temperature_not_positive.json",
+        "`calibration.temperature` is -0.5, not a positive finite number",
+        "retrain",
+    ),
+    (
+        "residuals_on_a_classifier.json",
+        "a classification model has no `residuals` (they are for regression)",
+        "retrain",
+    ),
 ];
 
 #[test]

@@ -159,6 +159,24 @@ fn train(case: &Case, data: &Path, dir: &Path) -> PathBuf {
     ];
     args.extend_from_slice(case.flags);
     ok(&args);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    // Every case has held-out rows: classifiers are calibrated (so the exports must apply
+    // the temperature), regressions keep residuals (so they can export intervals).
+    if json["task"] == "classification" {
+        let t = json["calibration"]["temperature"].as_f64().unwrap();
+        assert!(
+            t > 0.0 && (t - 1.0).abs() > 1e-3,
+            "{}: temperature {t}",
+            case.name
+        );
+    } else {
+        assert!(
+            json["residuals"]["rows"].as_u64().unwrap() > 0,
+            "{}",
+            case.name
+        );
+    }
     if case.flags.contains(&"--folds") {
         // Three networks: the first in `layers`, two more in `ensemble`.
         let json: serde_json::Value =
@@ -173,7 +191,7 @@ fn train(case: &Case, data: &Path, dir: &Path) -> PathBuf {
     model
 }
 
-/// One prediction of `mlp predict --proba`, or of an exported model.
+/// One prediction of `mlp predict --proba` (or `--interval`), or of an exported model.
 #[derive(Debug)]
 enum Prediction {
     Class {
@@ -181,19 +199,27 @@ enum Prediction {
         probabilities: Vec<f64>,
     },
     Value(f64),
+    /// A value and its interval's lower and upper ends.
+    Interval(f64, f64, f64),
 }
+
+/// The interval level the regression cases are exported and predicted with.
+const LEVEL: &str = "0.9";
 
 /// Reads prediction CSV: a label column then probabilities, or one value column.
 fn read_predictions(csv_text: &str) -> Vec<Prediction> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(csv_text.as_bytes());
+    let interval = reader.headers().unwrap().iter().any(|h| h == "lower");
     reader
         .records()
         .map(|r| {
             let r = r.unwrap();
             let number = |s: &str| s.parse::<f64>().unwrap_or_else(|_| panic!("{s:?}"));
-            if r.len() == 1 {
+            if interval {
+                Prediction::Interval(number(&r[0]), number(&r[1]), number(&r[2]))
+            } else if r.len() == 1 {
                 Prediction::Value(number(&r[0]))
             } else {
                 Prediction::Class {
@@ -213,6 +239,8 @@ fn mlp_predictions(model: &Path, data: &Path) -> Vec<Prediction> {
     let mut args = vec!["predict", model, data];
     if classifier {
         args.push("--proba");
+    } else {
+        args.extend(["--interval", LEVEL]);
     }
     read_predictions(&ok(&args))
 }
@@ -245,6 +273,18 @@ fn assert_same(what: &str, expected: &[Prediction], actual: &[Prediction]) {
                     (x - y).abs() <= 1e-5 * x.abs().max(1.0),
                     "{what}: row {row}: {x} vs {y}",
                 );
+            }
+            (Prediction::Interval(x, xl, xu), Prediction::Interval(y, yl, yu)) => {
+                // Each end is the value ± a constant: its error is the value's.
+                let scale = x.abs().max(xl.abs()).max(xu.abs()).max(1.0);
+                for (x, y) in [(x, y), (xl, yl), (xu, yu)] {
+                    assert!(
+                        (x - y).abs() <= 1e-5 * scale,
+                        "{what}: row {row}: {e:?} vs {a:?}",
+                    );
+                }
+                // A real interval: the value inside, some width.
+                assert!(xl < x && x < xu, "{what}: row {row}: {e:?}");
             }
             _ => panic!("{what}: row {row}: {e:?} vs {a:?}"),
         }
@@ -282,17 +322,28 @@ fn onnx_export_matches_mlp_predict_in_onnxruntime() {
         let data = data_file(case, dir.path());
         let model = train(case, &data, dir.path());
         let onnx = dir.path().join(format!("{}.onnx", case.name));
-        ok(&[
-            "export",
-            model.to_str().unwrap(),
-            "--format",
-            "onnx",
-            "--output",
-            onnx.to_str().unwrap(),
-        ]);
+        ok(&export_args(&model, "onnx", &onnx));
         let actual = onnx_predictions(&python, &onnx, &data);
         assert_same(case.name, &mlp_predictions(&model, &data), &actual);
     }
+}
+
+/// `mlp export` of `model` as `format` to `output`; a regression model with its interval at
+/// [`LEVEL`].
+fn export_args<'a>(model: &'a Path, format: &'a str, output: &'a Path) -> Vec<&'a str> {
+    let mut args = vec![
+        "export",
+        model.to_str().unwrap(),
+        "--format",
+        format,
+        "--output",
+        output.to_str().unwrap(),
+    ];
+    let text = std::fs::read_to_string(model).unwrap();
+    if text.contains("\"task\": \"regression\"") {
+        args.extend(["--interval", LEVEL]);
+    }
+    args
 }
 
 /// What the ONNX model at `onnx` predicts for `data` in onnxruntime, through
@@ -319,6 +370,7 @@ fn harness(model_rs: &str, data: &Path, fields: &[(&str, &str)]) -> String {
     let mut reader = csv::Reader::from_path(data).unwrap();
     let headers = reader.headers().unwrap().clone();
     let classifier = model_rs.contains("pub fn predict_proba");
+    let interval = model_rs.contains("pub fn predict_interval");
     let mut rows = String::new();
     for record in reader.records() {
         let record = record.unwrap();
@@ -336,11 +388,18 @@ fn harness(model_rs: &str, data: &Path, fields: &[(&str, &str)]) -> String {
         "let p = model::predict_proba(row);\n        \
          let probs: Vec<String> = p.iter().map(|v| v.to_string()).collect();\n        \
          println!(\"{},{}\", model::predict(row), probs.join(\",\"));"
+    } else if interval {
+        "let (lower, value, upper) = model::predict_interval(row);\n        \
+         assert_eq!(value, model::predict(row));\n        \
+         assert_eq!(model::INTERVAL_LEVEL, 0.9);\n        \
+         println!(\"{value},{lower},{upper}\");"
     } else {
         "println!(\"{}\", model::predict(row));"
     };
     let header = if classifier {
         "label,probabilities"
+    } else if interval {
+        "prediction,lower,upper"
     } else {
         "prediction"
     };
@@ -475,14 +534,7 @@ fn rust_export_compiles_warning_free_and_matches_mlp_predict() {
         let work = dir.path().join(case.name);
         std::fs::create_dir(&work).unwrap();
         let model_rs = work.join("model.rs");
-        ok(&[
-            "export",
-            model.to_str().unwrap(),
-            "--format",
-            "rust",
-            "--output",
-            model_rs.to_str().unwrap(),
-        ]);
+        ok(&export_args(&model, "rust", &model_rs));
         // As the README promises: a library on its own, no warnings.
         rustc(
             &[
@@ -632,7 +684,7 @@ fn onnx_export_reads_padded_and_missing_cells_as_mlp_predict_does() {
         let (data, model) = untidy_model(name, data, flags, dir.path());
         let onnx = dir.path().join(format!("{name}.onnx"));
         let model = model.to_str().unwrap();
-        ok(&["export", model, "--output", onnx.to_str().unwrap()]);
+        ok(&export_args(model.as_ref(), "onnx", &onnx));
         let actual = onnx_predictions(&python, &onnx, &data);
         assert_same(name, &mlp_predictions(model.as_ref(), &data), &actual);
     }
@@ -645,7 +697,7 @@ fn rust_export_reads_padded_and_missing_cells_as_mlp_predict_does() {
         let (data, model) = untidy_model(name, data, flags, dir.path());
         let model_rs = dir.path().join(format!("{name}.rs"));
         let model = model.to_str().unwrap();
-        ok(&["export", model, "--output", model_rs.to_str().unwrap()]);
+        ok(&export_args(model.as_ref(), "rust", &model_rs));
         let headers = csv::Reader::from_path(&data)
             .unwrap()
             .headers()

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use mlp::Error;
 use mlp::pipeline::{Scored, Truth, score_within};
+use mlp::tabular::calibration::{Coverage, coverage};
 use mlp::tabular::encoding::TargetEncoding;
 use mlp::tabular::model::{Model, Predictions};
 use mlp::train::metrics::{ClassificationReport, RegressionReport, classification, regression};
@@ -25,6 +26,7 @@ macro_rules! outp {
 const EXAMPLE: &str = "Examples:
   mlp eval model.json test.csv
   mlp eval model.json test.csv --json
+  mlp eval model.json test.csv --interval 0.9    regression: coverage of the intervals
 
 Classification: accuracy, per-class precision, recall and F1, and a confusion matrix.
 Regression: MSE, RMSE, MAE and R². The file needs the target column and the model's
@@ -49,6 +51,12 @@ pub struct EvalArgs {
     #[arg(long)]
     json: bool,
 
+    /// Regression: also report how many rows lie within the conformal prediction
+    /// intervals at LEVEL (such as 0.9) that `mlp predict --interval` gives, and their
+    /// mean width
+    #[arg(long, value_name = "LEVEL", allow_negative_numbers = true)]
+    interval: Option<f64>,
+
     /// A category the model did not see in training: refuse the file, or ignore it
     /// (encode it with none of its column's categories on)
     #[arg(long, value_enum, value_name = "WHAT", default_value = "error")]
@@ -62,6 +70,10 @@ pub struct EvalArgs {
 
 pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
     let mut model = Model::load(&args.model)?;
+    let half_width = match args.interval {
+        Some(level) => Some((level, model.interval_half_width(level)?)),
+        None => None,
+    };
     let scored = score_within(
         &mut model,
         &args.data,
@@ -92,10 +104,21 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
             TargetEncoding::Values { name, .. },
         ) => {
             let report = regression(truth, predicted);
+            let interval =
+                half_width.map(|(level, half)| (level, coverage(truth, predicted, half)));
             if args.json {
-                print_values_json(&scored, &report);
+                print_values_json(&scored, &report, interval.as_ref());
             } else {
                 print_values(&args, &scored, &report, name);
+                if let Some((level, c)) = &interval {
+                    outln!(
+                        "interval {level}: coverage {:.4} ({}/{}), mean width {}",
+                        c.coverage,
+                        c.covered,
+                        c.rows,
+                        c.mean_width as f32
+                    );
+                }
             }
         }
         _ => unreachable!("the model's task, its predictions and the targets agree"),
@@ -184,10 +207,8 @@ fn print_confusion(labels: &[String], confusion: &[Vec<usize>], w: usize) {
 }
 
 /// The regression figures as one JSON object.
-fn print_values_json(scored: &Scored, r: &RegressionReport) {
-    outln!(
-        "{}",
-        json!({
+fn print_values_json(scored: &Scored, r: &RegressionReport, interval: Option<&(f64, Coverage)>) {
+    let mut object = json!({
             "task": "regression",
             "rows": scored.rows,
             "mse": r.mse,
@@ -196,8 +217,16 @@ fn print_values_json(scored: &Scored, r: &RegressionReport) {
             "r2": r.r2,
             "filled_cells": scored.filled,
             "unseen_categories": scored.unseen,
-        })
-    );
+    });
+    if let Some((level, c)) = interval {
+        object["interval"] = json!({
+            "level": level,
+            "coverage": c.coverage,
+            "covered": c.covered,
+            "mean_width": c.mean_width,
+        });
+    }
+    outln!("{object}");
 }
 
 /// The regression report: MSE, RMSE, MAE and R².

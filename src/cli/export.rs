@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use mlp::Error;
 use mlp::error::Setting;
-use mlp::export::{Format, export};
+use mlp::export::{Format, Interval, export_with};
 use mlp::fsutil::{check_output_path, same_file, write_output};
 use mlp::tabular::model::Model;
 
@@ -15,11 +15,13 @@ use super::out::errln;
 const EXAMPLE: &str = "Examples:
   mlp export model.json --output model.onnx        for onnxruntime (Python, C#, JavaScript, ...)
   mlp export model.json --output model.rs          one Rust file, no dependencies
+  mlp export model.json --output model.onnx --interval 0.9   regression: lower, upper too
 
 The format comes from the output's extension (.onnx, .rs) unless --format says.
 The ONNX graph takes one input per feature column, named as in the CSV: numbers as
 float32 [N, 1], text as string [N, 1]. It gives `label` and `probabilities` for a
-classifier, `prediction` for a regression model.";
+classifier (calibrated as `mlp predict --proba`), `prediction` for a regression model,
+and with --interval also `lower` and `upper` (the Rust file: `predict_interval`).";
 
 /// Write a model as ONNX or as a self-contained Rust source file
 #[derive(Args, Debug)]
@@ -36,6 +38,12 @@ pub struct ExportArgs {
     /// Where to write the exported model
     #[arg(long, short, value_name = "PATH")]
     output: PathBuf,
+
+    /// Regression: also give the conformal prediction interval at LEVEL (such as 0.9), as
+    /// `mlp predict --interval` does: ONNX outputs `lower` and `upper`, a Rust function
+    /// `predict_interval`
+    #[arg(long, value_name = "LEVEL", allow_negative_numbers = true)]
+    interval: Option<f64>,
 }
 
 pub fn run(args: ExportArgs) -> Result<ExitCode, Error> {
@@ -75,7 +83,14 @@ pub fn run(args: ExportArgs) -> Result<ExitCode, Error> {
     check_output_path(&args.output)?;
     let model = Model::load(&args.model)?;
     mlp::export::check_exportable(&model.file)?;
-    write_output(&args.output, &export(&model.file, format))?;
+    let interval = match args.interval {
+        Some(level) => Some(Interval {
+            level,
+            half_width: model.interval_half_width(level)?,
+        }),
+        None => None,
+    };
+    write_output(&args.output, &export_with(&model.file, format, interval))?;
     let what = match format {
         Format::Onnx => "ONNX model",
         Format::Rust => "Rust source",

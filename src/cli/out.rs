@@ -154,6 +154,8 @@ pub fn words(setting: Setting, value: Option<&str>) -> String {
         Setting::Dropout => "--dropout",
         Setting::ShuffleWindow => "--shuffle-window",
         Setting::HeldRows => "--held-rows",
+        Setting::Calibration => "--calibration",
+        Setting::Interval => "--interval",
         Setting::ThreadsVariable => {
             return match value {
                 Some(v) => format!("MLP_THREADS={}", shell_quoted(v)),

@@ -20,6 +20,7 @@ use super::out::{errln, write_stdout};
 const EXAMPLE: &str = "Examples:
   mlp predict model.json new.csv                  predictions to standard output
   mlp predict model.json new.csv --proba --output predictions.csv
+  mlp predict model.json new.csv --interval 0.9   regression: add lower and upper
 
 The output has one row per input row: a `prediction` column (the class label or the
 value, in the target's units) and, with --proba, a `prob_<label>` column per class.
@@ -48,6 +49,12 @@ pub struct PredictArgs {
     /// Add one probability column per class (classification models)
     #[arg(long)]
     proba: bool,
+
+    /// Regression: add `lower` and `upper` columns, a conformal prediction interval that
+    /// holds a new row's value with probability LEVEL (such as 0.9), made from the
+    /// held-out residuals the model stored at training time
+    #[arg(long, value_name = "LEVEL", allow_negative_numbers = true)]
+    interval: Option<f64>,
 
     /// A category the model did not see in training: refuse the file, or ignore it
     /// (encode it with none of its column's categories on, as a missing-category row)
@@ -83,6 +90,10 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
             "leave out --proba",
         ));
     }
+    let interval = match args.interval {
+        Some(level) => Some(model.interval_half_width(level)?),
+        None => None,
+    };
     let unknown = args.unknown_category.into();
     let limit = args
         .memory_limit
@@ -98,12 +109,13 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
             errln!("note: {note}");
         }
         let target = &model.file.encoding.target;
-        (write_predictions(target, &scored, args.proba), scored.rows)
+        let out = write_predictions(target, &scored, args.proba, interval);
+        (out, scored.rows)
     } else {
         let data = read_data(&args.data)?;
         // Plain files stream; anything else (including cells to fill or unseen categories
         // to ignore, which the notes report) goes through the general reader.
-        match predict_streamed(&mut model, &args.data, &data, args.proba) {
+        match predict_streamed(&mut model, &args.data, &data, args.proba, interval) {
             Some(done) => done,
             None => {
                 let scored = score_bytes_with(&mut model, &args.data, &data, false, unknown)?;
@@ -111,7 +123,8 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
                     errln!("note: {note}");
                 }
                 let target = &model.file.encoding.target;
-                (write_predictions(target, &scored, args.proba), scored.rows)
+                let out = write_predictions(target, &scored, args.proba, interval);
+                (out, scored.rows)
             }
         }
     };

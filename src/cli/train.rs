@@ -15,8 +15,8 @@ use mlp::run::{DataSummary, Event, Mode, Output, Outputs, RunOptions, ScanFigure
 use mlp::tabular::encoding::{Encoding, Feature, Scaling, TargetEncoding, Task};
 use mlp::train::comm::{Communicator, Solo};
 use mlp::train::{
-    Activation, DEFAULT_FOLDS, DEFAULT_HELD_ROWS, DEFAULT_SHUFFLE_WINDOW, OptimizerKind,
-    StopReason, TrainConfig, format_loss,
+    Activation, CalibrationMethod, DEFAULT_FOLDS, DEFAULT_HELD_ROWS, DEFAULT_SHUFFLE_WINDOW,
+    OptimizerKind, StopReason, TrainConfig, format_loss,
 };
 
 use super::out::{self, errln, outln};
@@ -137,6 +137,12 @@ pub struct Settings {
     #[arg(long, value_name = "F", allow_negative_numbers = true)]
     label_smoothing: Option<f32>,
 
+    /// Classification: calibrate the probabilities after training with a temperature
+    /// fitted on the held-out rows (out-of-fold, or validation), which minimises their log
+    /// loss and changes no predicted class; none keeps the softmax as trained
+    #[arg(long, value_enum, value_name = "HOW", default_value = "temperature")]
+    calibration: CalibrationArg,
+
     /// Most epochs to train
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub(super) epochs: usize,
@@ -217,6 +223,12 @@ pub struct Settings {
     /// record, so '"a,b"' names a column with a comma); may be repeated
     #[arg(long, value_name = "COL,...")]
     ignore: Vec<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum CalibrationArg {
+    Temperature,
+    None,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -370,6 +382,10 @@ impl Settings {
                     }),
                 shuffle_window: self.shuffle_window,
                 held_rows: self.held_rows,
+                calibration: match self.calibration {
+                    CalibrationArg::Temperature => CalibrationMethod::Temperature,
+                    CalibrationArg::None => CalibrationMethod::None,
+                },
             },
         })
     }
@@ -755,6 +771,9 @@ impl Printer<'_> {
             summary.push_str(&format!(", validation R² {r2:.4}"));
         }
         self.say(summary);
+        if let Some(line) = calibration_line(model) {
+            self.say(line);
+        }
         if let Some(epochs) = model.file.training.refit_epochs {
             self.say(format!(
                 "refit: trained a fresh network on all {} rows for {epochs} epochs, and saved it",
@@ -765,6 +784,28 @@ impl Printer<'_> {
             self.say(health.to_string().trim_end().to_string());
         }
     }
+}
+
+/// The line about the calibration fitted on the held-out rows: the temperature and what it
+/// did to their log loss, or the residuals' 90% interval.
+fn calibration_line(model: &mlp::tabular::model::Model) -> Option<String> {
+    let file = &model.file;
+    if let Some(fitted) = &file.calibration.fitted {
+        return Some(format!(
+            "calibration: temperature {:.3}, fitted on {} held-out rows (their log loss {:.4} → {:.4})",
+            file.calibration.temperature,
+            fitted.rows,
+            fitted.log_loss_before,
+            fitted.log_loss_after
+        ));
+    }
+    let residuals = file.residuals.as_ref()?;
+    let half = residuals.half_width(0.9).ok()?;
+    Some(format!(
+        "intervals: 90% of new rows are expected within ±{} of their prediction, from {} \
+         held-out residuals (mlp predict --interval 0.9)",
+        half as f32, residuals.rows
+    ))
 }
 
 /// Warns of a run that diverged, or that did no better than the untrained network.

@@ -25,6 +25,17 @@ pub enum Format {
     Rust,
 }
 
+/// A conformal prediction interval to export with a regression model: `lower` and `upper`
+/// outputs, the prediction minus and plus `half_width`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interval {
+    /// The share of new rows whose value the interval should hold, such as 0.9.
+    pub level: f64,
+    /// Its half-width in the target's units
+    /// ([`crate::tabular::model::Model::interval_half_width`] at `level`).
+    pub half_width: f64,
+}
+
 /// Refuses what the exports do not reproduce yet: robustly scaled features ([`Feature::Robust`]). [`export`] expects a model that passed.
 pub fn check_exportable(file: &ModelFile) -> Result<()> {
     let refuse = |what: String| {
@@ -44,9 +55,16 @@ pub fn check_exportable(file: &ModelFile) -> Result<()> {
 
 /// The exported model's bytes, for a model that passed [`check_exportable`].
 pub fn export(file: &ModelFile, format: Format) -> Vec<u8> {
+    export_with(file, format, None)
+}
+
+/// [`export`], a regression model with its prediction `interval`.
+///
+/// **Panics** if `interval` is given for a classifier.
+pub fn export_with(file: &ModelFile, format: Format, interval: Option<Interval>) -> Vec<u8> {
     match format {
-        Format::Onnx => onnx::to_onnx(file),
-        Format::Rust => rust::to_rust(file).into_bytes(),
+        Format::Onnx => onnx::to_onnx_with(file, interval),
+        Format::Rust => rust::to_rust_with(file, interval).into_bytes(),
     }
 }
 

@@ -10,11 +10,15 @@
 //! Concat (model's feature order)                         [N, I]
 //! Cast f64 ─ Sub mean ─ Div std ─ Cast f32               (as mlp: in f64, then f32)
 //! Gemm (x·W + b) and activations, per network            [N, O]
-//! classification: Softmax → probabilities [N, C]; ArgMax ─ LabelEncoder → label [N]
+//! classification: (Div T) ─ Softmax → probabilities [N, C]; ArgMax ─ LabelEncoder → label [N]
 //! regression:     Cast f64 ─ Mul std ─ Add mean ─ Cast f32 → prediction [N, 1]
+//!                 (with an interval: ─ Sub/Add half-width ─ Cast f32 → lower, upper [N, 1])
 //! ensemble of K:  every network on the same x; Softmax each, Sum, Div K → probabilities
 //!                 (ArgMax of the mean), or Sum, Div K of the raw outputs → as above
 //! ```
+//!
+//! A calibrated classifier divides every network's outputs by its temperature `T` before
+//! the Softmax, as `mlp predict` does.
 //!
 //! Text goes in as the file has it: the graph reads a cell as [`crate::data::cell`] defines
 //! (whitespace at its ends trimmed; empty, `NA`, `N/A`, `NaN`, `null` or `?` in any case is
@@ -26,6 +30,7 @@
 
 use prost::Message;
 
+use super::Interval;
 use super::proto::{
     AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
     StringStringEntryProto, TensorProto, TensorShapeProto, TensorTypeProto, TypeProto,
@@ -44,6 +49,15 @@ const ML: &str = "ai.onnx.ml";
 
 /// The ONNX model (protobuf bytes) for a validated model file.
 pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
+    to_onnx_with(file, None)
+}
+
+/// [`to_onnx`], a regression model's graph with two more outputs, `lower` and `upper`: the
+/// prediction minus and plus the `interval`'s half-width (its level in the metadata,
+/// `interval_level`).
+///
+/// **Panics** if `interval` is given for a classifier.
+pub fn to_onnx_with(file: &ModelFile, interval: Option<Interval>) -> Vec<u8> {
     let mut g = GraphBuilder::default();
     let encoding = &file.encoding;
     let x = emit_features(&mut g, &encoding.features);
@@ -56,10 +70,23 @@ pub fn to_onnx(file: &ModelFile) -> Vec<u8> {
         .map(|layers| network(&mut g, &x, layers))
         .collect();
     match &encoding.target {
-        TargetEncoding::Classes { labels, .. } => emit_classes(&mut g, &outs, labels),
-        TargetEncoding::Values { mean, std, .. } => emit_values(&mut g, &outs, *mean, *std),
+        TargetEncoding::Classes { labels, .. } => {
+            assert!(interval.is_none(), "intervals are for regression");
+            let t = file.calibration.temperature;
+            emit_classes(&mut g, &outs, labels, t)
+        }
+        TargetEncoding::Values { mean, std, .. } => {
+            emit_values(&mut g, &outs, (*mean, *std), interval.map(|i| i.half_width))
+        }
     }
-    model_proto(file, g).encode_to_vec()
+    let mut model = model_proto(file, g);
+    if let Some(interval) = interval {
+        model.metadata_props.push(StringStringEntryProto {
+            key: "interval_level".into(),
+            value: interval.level.to_string(),
+        });
+    }
+    model.encode_to_vec()
 }
 
 /// Every feature as a float block, in the model's input order, concatenated: the encoded
@@ -225,7 +252,16 @@ fn ensemble_mean(g: &mut GraphBuilder, refs: &[&str]) -> String {
 
 /// A classifier's outputs from the networks' raw outputs `outs`: `label` and
 /// `probabilities` (an ensemble's mean probabilities).
-fn emit_classes(g: &mut GraphBuilder, outs: &[String], labels: &[String]) {
+fn emit_classes(g: &mut GraphBuilder, outs: &[String], labels: &[String], temperature: f32) {
+    // A calibrated model's outputs divided by its temperature (which changes no argmax).
+    let outs: Vec<String> = if temperature == 1.0 {
+        outs.to_vec()
+    } else {
+        let t = g.floats(&[], vec![temperature]);
+        outs.iter()
+            .map(|z| g.node("Div", &[z, &t], vec![]))
+            .collect()
+    };
     let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
     let c = labels.len() as i64;
     // mlp takes the first of equal values; so does ArgMax (select_last_index = 0).
@@ -262,8 +298,14 @@ fn emit_classes(g: &mut GraphBuilder, outs: &[String], labels: &[String]) {
 }
 
 /// A regressor's output `prediction` from the networks' raw outputs `outs` (an
-/// ensemble's mean), in the target's units: `z · std + mean` in f64.
-fn emit_values(g: &mut GraphBuilder, outs: &[String], mean: f64, std: f64) {
+/// ensemble's mean), in the target's units: `z · std + mean` in f64; with an `interval`
+/// half-width, also `lower` and `upper`, that value minus and plus it (in f64, as mlp).
+fn emit_values(
+    g: &mut GraphBuilder,
+    outs: &[String],
+    (mean, std): (f64, f64),
+    interval: Option<f64>,
+) {
     let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
     let x = if refs.len() == 1 {
         outs[0].clone()
@@ -279,13 +321,17 @@ fn emit_values(g: &mut GraphBuilder, outs: &[String], mean: f64, std: f64) {
     let m = g.doubles(&[1], vec![mean]);
     let y = g.node("Mul", &[&y, &std], vec![]);
     let y = g.node("Add", &[&y, &m], vec![]);
-    g.node_named(
-        "Cast",
-        &[&y],
-        "prediction",
-        vec![int_attr("to", data_type::FLOAT as i64)],
-    );
+    let float = || vec![int_attr("to", data_type::FLOAT as i64)];
+    g.node_named("Cast", &[&y], "prediction", float());
     g.output("prediction", data_type::FLOAT, Some(1));
+    if let Some(half) = interval {
+        let half = g.doubles(&[1], vec![half]);
+        for (op, name) in [("Sub", "lower"), ("Add", "upper")] {
+            let end = g.node(op, &[&y, &half], vec![]);
+            g.node_named("Cast", &[&end], name, float());
+            g.output(name, data_type::FLOAT, Some(1));
+        }
+    }
 }
 
 /// The model around the graph `g`: versions, producer, and what it was trained on.

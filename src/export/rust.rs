@@ -12,12 +12,21 @@
 use std::collections::HashSet;
 use std::fmt::Write;
 
+use super::Interval;
 use crate::data::cell;
 use crate::tabular::encoding::{Encoding, Feature, TargetEncoding};
 use crate::tabular::model::{LayerRecord, ModelFile};
 
 /// The Rust source for a validated model file.
 pub fn to_rust(file: &ModelFile) -> String {
+    to_rust_with(file, None)
+}
+
+/// [`to_rust`], a regression model's source with `predict_interval`, which gives the
+/// `interval` around the prediction: `(lower, prediction, upper)`.
+///
+/// **Panics** if `interval` is given for a classifier.
+pub fn to_rust_with(file: &ModelFile, interval: Option<Interval>) -> String {
     let encoding = &file.encoding;
     let fields = field_names(encoding.features.iter().map(Feature::name));
     let has_text = has_text(encoding);
@@ -32,9 +41,64 @@ pub fn to_rust(file: &ModelFile) -> String {
     emit_input_struct(&mut s, encoding, &fields, has_text);
     emit_constants(&mut s, encoding, &networks);
     emit_encode(&mut s, encoding, &fields, input_type);
-    emit_networks(&mut s, &encoding.target, &networks, input_type);
+    let temperature = file.calibration.temperature;
+    emit_networks(&mut s, &encoding.target, &networks, input_type, temperature);
+    if let Some(interval) = interval {
+        emit_interval(
+            &mut s,
+            &encoding.target,
+            networks.len(),
+            input_type,
+            interval,
+        );
+    }
     emit_helpers(&mut s, &encoding.target, &networks);
     s
+}
+
+/// `predict_interval`: the prediction as `predict` computes it, in f64, and the interval's
+/// ends around it, each rounded to f32 (as `mlp predict --interval` does).
+fn emit_interval(
+    s: &mut String,
+    target: &TargetEncoding,
+    k: usize,
+    input_type: &str,
+    interval: Interval,
+) {
+    let TargetEncoding::Values { mean, std, .. } = target else {
+        panic!("intervals are for regression");
+    };
+    // The mean of the networks' outputs, summed in order and divided in f32, as `predict`.
+    let z = if k == 1 {
+        "outputs(input)[0]".to_string()
+    } else {
+        format!(
+            "{{\n        let mut z = 0.0f32;\n        \
+             for out in outputs(input) {{\n            z += out[0];\n        }}\n        \
+             z / {k}.0\n    }}"
+        )
+    };
+    let _ = writeln!(
+        s,
+        "/// The level of `predict_interval`: the share of new rows whose value it holds.\n\
+         pub const INTERVAL_LEVEL: f64 = {level};\n\n\
+         /// The interval's half-width in the target's units: the conformal quantile of the\n\
+         /// held-out rows' absolute residuals at `INTERVAL_LEVEL`.\n\
+         pub const INTERVAL_HALF_WIDTH: f64 = {half};\n\n\
+         /// The prediction interval of a row at `INTERVAL_LEVEL`: `(lower, prediction, upper)`.\n\
+         pub fn predict_interval(input: &{input_type}) -> (f32, f32, f32) {{\n    \
+         let z = {z};\n    \
+         let v = z as f64 * {std} + {mean};\n    \
+         (\n        \
+         (v - INTERVAL_HALF_WIDTH) as f32,\n        \
+         v as f32,\n        \
+         (v + INTERVAL_HALF_WIDTH) as f32,\n    \
+         )\n}}\n",
+        level = f64_literal(interval.level),
+        half = f64_literal(interval.half_width),
+        std = f64_literal(*std),
+        mean = f64_literal(*mean),
+    );
 }
 
 /// Whether the model has a text feature (and the file `cell` and a lifetime on `Input`).
@@ -312,7 +376,22 @@ fn emit_networks(
     target: &TargetEncoding,
     networks: &[&[LayerRecord]],
     input_type: &str,
+    temperature: f32,
 ) {
+    if temperature != 1.0 {
+        let _ = writeln!(
+            s,
+            "/// The calibration temperature: every network's outputs are divided by it before\n\
+             /// the softmax (fitted on the held-out rows; it changes no predicted class).\n\
+             pub const TEMPERATURE: f32 = {};\n",
+            f32_literal(temperature)
+        );
+    }
+    let softmax_arg = if temperature != 1.0 {
+        "(z - max) / TEMPERATURE"
+    } else {
+        "z - max"
+    };
     let outputs = target.width();
     let k = networks.len();
     if k == 1 {
@@ -323,7 +402,7 @@ fn emit_networks(
              let x = encode(input);"
         );
         network_body(s, networks[0], |l| layer_id(k, 0, l));
-        single_predict(s, target, input_type);
+        single_predict(s, target, input_type, softmax_arg);
     } else {
         for (m, layers) in networks.iter().enumerate() {
             let _ = writeln!(
@@ -342,7 +421,7 @@ fn emit_networks(
              let x = encode(input);\n    [{}]\n}}\n",
             calls.join(", ")
         );
-        ensemble_predict(s, target, input_type, k);
+        ensemble_predict(s, target, input_type, k, softmax_arg);
     }
 }
 
@@ -422,7 +501,7 @@ fn network_body(s: &mut String, layers: &[LayerRecord], name: impl Fn(usize) -> 
 }
 
 /// `predict` (and `predict_proba`) of a single network.
-fn single_predict(s: &mut String, target: &TargetEncoding, input_type: &str) {
+fn single_predict(s: &mut String, target: &TargetEncoding, input_type: &str, softmax_arg: &str) {
     match target {
         TargetEncoding::Classes { labels, .. } => {
             let c = labels.len();
@@ -442,7 +521,7 @@ fn single_predict(s: &mut String, target: &TargetEncoding, input_type: &str) {
                  let mut p = [0.0f32; {c}];\n    \
                  let mut sum = 0.0f32;\n    \
                  for (p, &z) in p.iter_mut().zip(&z) {{\n        \
-                 *p = exp(z - max);\n        sum += *p;\n    }}\n    \
+                 *p = exp({softmax_arg});\n        sum += *p;\n    }}\n    \
                  let inv = 1.0 / sum;\n    \
                  p.iter_mut().for_each(|p| *p *= inv);\n    \
                  p\n}}\n"
@@ -463,7 +542,13 @@ fn single_predict(s: &mut String, target: &TargetEncoding, input_type: &str) {
 
 /// `predict` (and `predict_proba`) of an ensemble of `k` networks: the mean of their
 /// softmax probabilities (the class is its argmax), or of their raw outputs.
-fn ensemble_predict(s: &mut String, target: &TargetEncoding, input_type: &str, k: usize) {
+fn ensemble_predict(
+    s: &mut String,
+    target: &TargetEncoding,
+    input_type: &str,
+    k: usize,
+    softmax_arg: &str,
+) {
     match target {
         TargetEncoding::Classes { labels, .. } => {
             let c = labels.len();
@@ -485,7 +570,7 @@ fn ensemble_predict(s: &mut String, target: &TargetEncoding, input_type: &str, k
                  let mut p = [0.0f32; {c}];\n        \
                  let mut sum = 0.0f32;\n        \
                  for (p, &z) in p.iter_mut().zip(&z) {{\n            \
-                 *p = exp(z - max);\n            sum += *p;\n        }}\n        \
+                 *p = exp({softmax_arg});\n            sum += *p;\n        }}\n        \
                  let inv = 1.0 / sum;\n        \
                  for (m, p) in mean.iter_mut().zip(p) {{\n            \
                  *m += p * inv;\n        }}\n    }}\n    \
@@ -576,6 +661,11 @@ fn f32s(values: &[f32]) -> String {
 }
 
 fn f64_literal(v: f64) -> String {
+    format!("{v:?}")
+}
+
+/// `v` as a Rust literal that reads back as the same `f32`.
+fn f32_literal(v: f32) -> String {
     format!("{v:?}")
 }
 

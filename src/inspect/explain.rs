@@ -668,6 +668,8 @@ mod tests {
                 validation_r2: None,
             },
             health: None,
+            calibration: Default::default(),
+            residuals: None,
         };
         Model {
             file,

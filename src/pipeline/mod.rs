@@ -11,6 +11,7 @@
 //! # Ok::<(), mlp::Error>(())
 //! ```
 
+pub mod calibrate;
 pub mod memory;
 pub mod predict;
 pub mod prepare;
@@ -141,6 +142,15 @@ pub fn train_with(prepared: &Prepared, config: &TrainConfig, hooks: Hooks<'_>) -
         },
     )?;
 
+    // Calibrated on the validation rows by the network that did not train on them (with
+    // --refit, the first one: the refit network has seen them). One process's rows alone
+    // would make each process's model differ, so a data-parallel run has none.
+    let solo = comm.is_none_or(|c| c.size() == 1);
+    let calibration = (validation.is_some() && solo).then(|| {
+        let outputs = calibrate::raw_outputs(&mut network, prepared.x_val.view());
+        let encoding = &prepared.encoding;
+        calibrate::held_out(config, encoding, outputs.view(), &prepared.y_val)
+    });
     // With --refit, a fresh network learns from every row for the chosen number of epochs
     // (the validation rows are too valuable to leave out of small data sets).
     let mut refit_epochs = None;
@@ -161,7 +171,7 @@ pub fn train_with(prepared: &Prepared, config: &TrainConfig, hooks: Hooks<'_>) -
         network = refit(prepared, config, loss.as_mut(), epochs, hooks)?;
         refit_epochs = Some(epochs);
     }
-    let file = model_file(
+    let mut file = model_file(
         &Source::of(prepared),
         config,
         &mut network,
@@ -169,6 +179,9 @@ pub fn train_with(prepared: &Prepared, config: &TrainConfig, hooks: Hooks<'_>) -
         &outcome,
         refit_epochs,
     );
+    if let Some((calibration, residuals)) = calibration {
+        (file.calibration, file.residuals) = (calibration, residuals);
+    }
     Ok(Trained::one(file, network, outcome))
 }
 
@@ -209,7 +222,7 @@ fn train_folds<'a>(
     let mut networks = Vec::with_capacity(k);
     let mut best_epochs = Vec::with_capacity(k);
     let mut first_outcome = None;
-    let mut out_of_fold = OutOfFold::default();
+    let mut out_of_fold = OutOfFold::new(rows, prepared.encoding.target.width());
     for f in 0..k {
         let train_rows: Vec<usize> = (0..rows).filter(|&r| fold[r] != f).collect();
         let val_rows: Vec<usize> = (0..rows).filter(|&r| fold[r] == f).collect();
@@ -236,7 +249,7 @@ fn train_folds<'a>(
             x: x_va.view(),
             y: &y_va,
         };
-        out_of_fold.add(&mut network, validation)?;
+        out_of_fold.add(&mut network, validation, &val_rows)?;
         networks.push(network);
         best_epochs.push(outcome.best_epoch);
         let stopped = outcome.stop == StopReason::Interrupted;
@@ -254,6 +267,7 @@ fn train_folds<'a>(
     let source = Source::of(prepared);
     let mut file = model_file(&source, config, &mut network, &mut ensemble, &outcome, None);
     file.metrics = out_of_fold.metrics(y, prepared.task, &outcome);
+    (file.calibration, file.residuals) = out_of_fold.calibration(config, &prepared.encoding, y);
     Ok(Trained {
         model: Model {
             file,
@@ -306,17 +320,53 @@ fn fit_fold(
 }
 
 /// Out-of-fold totals over the folds' held-out rows: loss, correct classes, and R²'s
-/// residual sum of squares.
-#[derive(Default)]
+/// residual sum of squares; and every held-out row's raw outputs, from the network that did
+/// not train on it, to calibrate on.
 struct OutOfFold {
     loss: f64,
     correct: usize,
     ss_res: f64,
+    /// (rows, outputs): the rows of the folds that ran filled in.
+    outputs: ndarray::Array2<f32>,
+    /// The rows scored so far.
+    scored: Vec<usize>,
 }
 
 impl OutOfFold {
-    /// Adds how `network` does on its fold's held-out rows.
-    fn add(&mut self, network: &mut Sequential, held_out: Batch) -> Result<()> {
+    /// Nothing scored yet, of `rows` rows and `outputs` outputs.
+    fn new(rows: usize, outputs: usize) -> OutOfFold {
+        OutOfFold {
+            loss: 0.0,
+            correct: 0,
+            ss_res: 0.0,
+            outputs: ndarray::Array2::zeros((rows, outputs)),
+            scored: Vec::with_capacity(rows),
+        }
+    }
+
+    /// The temperature or residuals of the rows scored (an interrupted run scored only the
+    /// folds that ran), whose targets are those rows of `y`.
+    fn calibration(
+        &mut self,
+        config: &TrainConfig,
+        encoding: &Encoding,
+        y: &Targets,
+    ) -> (
+        crate::tabular::calibration::Calibration,
+        Option<crate::tabular::calibration::Residuals>,
+    ) {
+        self.scored.sort_unstable();
+        let outputs = self.outputs.select(Axis(0), &self.scored);
+        calibrate::held_out(config, encoding, outputs.view(), &select(y, &self.scored))
+    }
+
+    /// Adds how `network` does on its fold's held-out rows, rows `rows` of the training rows.
+    fn add(&mut self, network: &mut Sequential, held_out: Batch, rows: &[usize]) -> Result<()> {
+        let outputs = calibrate::raw_outputs(network, held_out.x);
+        for (i, &r) in rows.iter().enumerate() {
+            self.outputs.row_mut(r).assign(&outputs.row(i));
+        }
+        self.scored.extend_from_slice(rows);
         let n = held_out.x.nrows() as f64;
         let (l, m) = crate::train::evaluate(network, held_out)?;
         self.loss += l as f64 * n;
@@ -491,6 +541,8 @@ fn model_file(
         },
         metrics,
         health: None,
+        calibration: Default::default(),
+        residuals: None,
     }
 }
 
@@ -672,6 +724,7 @@ pub fn train_streamed(
     );
     let mut loss = loss_for(scan.task, config)?;
     let mut optimizer = config.build_optimizer()?;
+    let hooks_comm_size = hooks.comm.map_or(1, |c| c.size());
     let mut epochs = StreamEpochs::new(request, scan, budget.chunk_bytes, hooks.comm);
     let monitor = if config.val_split > 0.0 {
         Monitor::Validation(streamed.held.batch())
@@ -698,7 +751,15 @@ pub fn train_streamed(
         train_rows: scan.train_rows,
         validation_rows: scan.validation_rows,
     };
-    let file = model_file(&source, config, &mut network, &mut [], &outcome, None);
+    let mut file = model_file(&source, config, &mut network, &mut [], &outcome, None);
+    // The held validation rows calibrate, as in memory (not those of one process alone).
+    let solo = hooks_comm_size <= 1;
+    if config.val_split > 0.0 && solo {
+        let held = streamed.held.batch();
+        let outputs = calibrate::raw_outputs(&mut network, held.x);
+        (file.calibration, file.residuals) =
+            calibrate::held_out(config, encoding, outputs.view(), held.y);
+    }
     Ok(Trained::one(file, network, outcome))
 }
 

@@ -14,7 +14,7 @@ use ndarray::{Array2, ArrayViewMut2, s};
 
 use crate::data::{ReadOptions, Table, cell::cell};
 use crate::error::Result;
-use crate::nn::loss::softmax_rows;
+use crate::nn::loss::softmax_rows_tempered;
 use crate::pipeline::{Scored, score_bytes};
 use crate::tabular::encoding::{Encoding, Feature, TargetEncoding, bin_input};
 use crate::tabular::model::{Model, Predictions};
@@ -24,34 +24,49 @@ use crate::tabular::model::{Model, Predictions};
 const BATCH: usize = 512;
 
 /// The prediction CSV for the CSV file `bytes` (`path` names it in messages), and the
-/// number of rows. With `proba`, a classifier adds one `prob_<label>` column per class.
+/// number of rows. With `proba`, a classifier adds one `prob_<label>` column per class;
+/// with an `interval` half-width ([`Model::interval_half_width`]), a regression adds
+/// `lower` and `upper`: the prediction minus and plus it.
 ///
-/// **Panics** if `proba` is set for a regression model (callers refuse that flag first).
+/// **Panics** if `proba` is set for a regression model, or `interval` for a classifier
+/// (callers refuse those flags first).
 pub fn predict_csv(
     model: &mut Model,
     path: &Path,
     bytes: &[u8],
     proba: bool,
+    interval: Option<f64>,
 ) -> Result<(Vec<u8>, usize)> {
-    match predict_streamed(model, path, bytes, proba) {
+    match predict_streamed(model, path, bytes, proba, interval) {
         Some(done) => Ok(done),
-        None => general(model, path, bytes, proba),
+        None => general(model, path, bytes, proba, interval),
     }
 }
 
 /// The general path: the whole file through [`score_bytes`], then out as CSV.
-fn general(model: &mut Model, path: &Path, bytes: &[u8], proba: bool) -> Result<(Vec<u8>, usize)> {
+fn general(
+    model: &mut Model,
+    path: &Path,
+    bytes: &[u8],
+    proba: bool,
+    interval: Option<f64>,
+) -> Result<(Vec<u8>, usize)> {
     let scored = score_bytes(model, path, bytes, false)?;
-    let out = write_predictions(&model.file.encoding.target, &scored, proba);
+    let out = write_predictions(&model.file.encoding.target, &scored, proba, interval);
     Ok((out, scored.rows))
 }
 
 /// The prediction CSV of scored rows, as the streamed path writes it.
 ///
-/// **Panics** if `proba` is set for a regression model.
-pub fn write_predictions(target: &TargetEncoding, scored: &Scored, proba: bool) -> Vec<u8> {
+/// **Panics** if `proba` is set for a regression model, or `interval` for a classifier.
+pub fn write_predictions(
+    target: &TargetEncoding,
+    scored: &Scored,
+    proba: bool,
+    interval: Option<f64>,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(scored.rows * 16);
-    let writer = RowWriter::new(target, proba, &mut out);
+    let writer = RowWriter::new(target, proba, interval, &mut out);
     match &scored.predictions {
         Predictions::Classes {
             classes,
@@ -75,13 +90,20 @@ pub fn write_predictions(target: &TargetEncoding, scored: &Scored, proba: bool) 
 struct RowWriter {
     labels: Vec<Vec<u8>>,
     proba: bool,
+    interval: Option<f64>,
 }
 
 impl RowWriter {
     /// Writes the header line.
-    fn new(target: &TargetEncoding, proba: bool, out: &mut Vec<u8>) -> RowWriter {
+    fn new(
+        target: &TargetEncoding,
+        proba: bool,
+        interval: Option<f64>,
+        out: &mut Vec<u8>,
+    ) -> RowWriter {
         match target {
             TargetEncoding::Classes { labels, .. } => {
+                assert!(interval.is_none(), "intervals exist only for regression");
                 let mut header = vec!["prediction".to_string()];
                 if proba {
                     header.extend(labels.iter().map(|l| format!("prob_{l}")));
@@ -95,14 +117,23 @@ impl RowWriter {
                         cell
                     })
                     .collect();
-                RowWriter { labels, proba }
+                RowWriter {
+                    labels,
+                    proba,
+                    interval: None,
+                }
             }
             TargetEncoding::Values { .. } => {
                 assert!(!proba, "probabilities exist only for classifiers");
-                out.extend_from_slice(b"prediction\n");
+                out.extend_from_slice(if interval.is_some() {
+                    b"prediction,lower,upper\n".as_slice()
+                } else {
+                    b"prediction\n"
+                });
                 RowWriter {
                     labels: Vec::new(),
                     proba,
+                    interval,
                 }
             }
         }
@@ -121,7 +152,16 @@ impl RowWriter {
 
     fn value(&self, v: f64, out: &mut Vec<u8>) {
         // The shortest text that reads back as the same f32.
-        let _ = writeln!(out, "{}", v as f32);
+        let _ = match self.interval {
+            Some(half) => writeln!(
+                out,
+                "{},{},{}",
+                v as f32,
+                (v - half) as f32,
+                (v + half) as f32
+            ),
+            None => writeln!(out, "{}", v as f32),
+        };
     }
 }
 
@@ -149,12 +189,13 @@ enum Slot {
 /// needs the general reader (quotes, blank lines, a missing cell to fill, a category the
 /// model does not know, anything the general reader would refuse).
 ///
-/// **Panics** if `proba` is set for a regression model.
+/// **Panics** if `proba` is set for a regression model, or `interval` for a classifier.
 pub fn predict_streamed(
     model: &mut Model,
     path: &Path,
     bytes: &[u8],
     proba: bool,
+    interval: Option<f64>,
 ) -> Option<(Vec<u8>, usize)> {
     // The general reader refuses what is not UTF-8; so must this path.
     let text = std::str::from_utf8(bytes).ok()?;
@@ -165,7 +206,7 @@ pub fn predict_streamed(
     let mut x = Array2::<f32>::zeros((BATCH, layout.width));
     let mut buffers = Outputs::new(BATCH, target.width(), 1 + model.ensemble.len());
     let mut out = Vec::with_capacity(text.len() / 8);
-    let writer = RowWriter::new(&target, proba, &mut out);
+    let writer = RowWriter::new(&target, proba, interval, &mut out);
     let (mut rows, mut filled) = (0, 0);
     let body = &text[header_end + 1..];
     if body.is_empty() {
@@ -425,6 +466,7 @@ fn run_batch(
 ) -> Option<()> {
     let classify = matches!(model.file.encoding.target, TargetEncoding::Classes { .. });
     let networks = 1 + model.ensemble.len();
+    let temperature = model.file.calibration.temperature;
     let mut mean = buffers.model.slice_mut(s![..rows, ..]);
     for (k, network) in std::iter::once(&mut model.network)
         .chain(model.ensemble.iter_mut())
@@ -434,7 +476,7 @@ fn run_batch(
         let raw = network.forward(x.slice(s![..rows, ..]));
         let write = |mut to: ArrayViewMut2<f32>| {
             if classify {
-                softmax_rows(raw, to);
+                softmax_rows_tempered(raw, temperature, to);
             } else {
                 to.assign(&raw);
             }
@@ -529,10 +571,20 @@ mod tests {
     /// Streams `text` (which must take the streamed path) and checks it against the
     /// general reader, byte for byte.
     fn same_as_general(model: &mut Model, text: &str, proba: bool) -> Vec<u8> {
+        same_as_general_with(model, text, proba, None)
+    }
+
+    /// [`same_as_general`] with an interval's half-width for a regression.
+    fn same_as_general_with(
+        model: &mut Model,
+        text: &str,
+        proba: bool,
+        interval: Option<f64>,
+    ) -> Vec<u8> {
         let path = Path::new("t.csv");
-        let streamed = predict_streamed(model, path, text.as_bytes(), proba)
+        let streamed = predict_streamed(model, path, text.as_bytes(), proba, interval)
             .unwrap_or_else(|| panic!("not streamed: {text:?}"));
-        let general = general(model, path, text.as_bytes(), proba).unwrap();
+        let general = general(model, path, text.as_bytes(), proba, interval).unwrap();
         assert_eq!(
             String::from_utf8_lossy(&streamed.0),
             String::from_utf8_lossy(&general.0)
@@ -729,24 +781,74 @@ mod tests {
         ];
         for text in cases {
             assert!(
-                predict_streamed(&mut model, path, text.as_bytes(), false).is_none(),
+                predict_streamed(&mut model, path, text.as_bytes(), false, None).is_none(),
                 "{text:?}"
             );
         }
         // Where the general reader refuses, predict_csv gives its message.
-        let e = predict_csv(&mut model, path, cases[3].as_bytes(), false).unwrap_err();
+        let e = predict_csv(&mut model, path, cases[3].as_bytes(), false, None).unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("t.csv, line 2, column 'plan': category 'gold' was not seen"),
             "{e}"
         );
         // Where it accepts, the same predictions: quoted numbers, spaces around numbers.
-        let plain = predict_csv(&mut model, path, b"x,age,plan\n0.5,30,basic\n", true).unwrap();
-        let quoted = predict_csv(&mut model, path, cases[0].as_bytes(), true).unwrap();
+        let plain =
+            predict_csv(&mut model, path, b"x,age,plan\n0.5,30,basic\n", true, None).unwrap();
+        let quoted = predict_csv(&mut model, path, cases[0].as_bytes(), true, None).unwrap();
         assert_eq!(quoted, plain);
         let spaced = b"x,age,plan\n0.5, 30 ,basic\n";
-        assert!(predict_streamed(&mut model, path, spaced, true).is_none());
-        assert_eq!(predict_csv(&mut model, path, spaced, true).unwrap(), plain);
+        assert!(predict_streamed(&mut model, path, spaced, true, None).is_none());
+        assert_eq!(
+            predict_csv(&mut model, path, spaced, true, None).unwrap(),
+            plain
+        );
         assert_eq!(plain.1, 1);
+    }
+
+    #[test]
+    fn streamed_path_applies_the_temperature_and_the_interval() {
+        // A temperature of 2 halves every logit: the probabilities are softer, on both paths.
+        let text = rows(600, ',', "\n");
+        let plain = same_as_general(&mut classifier(), &text, true);
+        let mut tempered = classifier();
+        tempered.file.calibration.temperature = 2.0;
+        let soft = same_as_general(&mut tempered, &text, true);
+        let first = |out: &[u8]| -> f32 {
+            let line = String::from_utf8_lossy(out)
+                .lines()
+                .nth(1)
+                .unwrap()
+                .to_string();
+            let cells: Vec<f32> = line
+                .split(',')
+                .skip(1)
+                .map(|c| c.parse().unwrap())
+                .collect();
+            cells.iter().cloned().fold(0.0, f32::max)
+        };
+        assert!(
+            first(&soft) < first(&plain),
+            "{} {}",
+            first(&soft),
+            first(&plain)
+        );
+        assert!(first(&soft) > 0.5);
+        // The classes are the same.
+        let classes = |out: &[u8]| -> Vec<String> {
+            let text = String::from_utf8_lossy(out).to_string();
+            text.lines()
+                .map(|l| l.split(',').next().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(classes(&soft), classes(&plain));
+        // An interval of ±1.5 around each value, on both paths.
+        let out = same_as_general_with(&mut regressor(), &text, false, Some(1.5));
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.starts_with("prediction,lower,upper\n"));
+        for line in out.lines().skip(1) {
+            let v: Vec<f32> = line.split(',').map(|c| c.parse().unwrap()).collect();
+            assert!((v[0] - v[1] - 1.5).abs() < 1e-4 && (v[2] - v[0] - 1.5).abs() < 1e-4);
+        }
     }
 }

@@ -22,11 +22,13 @@ use ndarray::{Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::error::{Hint, Setting};
 use crate::fsutil::{ReadLimit, read_limited, write_output};
 use crate::nn::layer::{Layer, LayerSpec};
 use crate::nn::layers::linear::Linear;
-use crate::nn::loss::softmax_rows;
+use crate::nn::loss::softmax_rows_tempered;
 use crate::nn::sequential::Sequential;
+use crate::tabular::calibration::{Calibration, NoInterval, Residuals};
 use crate::tabular::encoding::{Encoding, Feature, TargetEncoding, Task};
 use crate::train::outcome::{History, StopReason};
 use crate::train::settings::TrainConfig;
@@ -140,6 +142,14 @@ pub struct ModelFile {
     /// The training-health report (files from before it existed have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<crate::train::health::Health>,
+    /// Classification: the temperature the probabilities are calibrated with (files from
+    /// before it, and `--calibration none`: 1, the softmax as trained).
+    #[serde(default, skip_serializing_if = "Calibration::is_identity")]
+    pub calibration: Calibration,
+    /// Regression: the held-out rows' absolute residuals, for conformal prediction
+    /// intervals (files from before them, and runs without held-out rows: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residuals: Option<Residuals>,
 }
 
 /// Reads `training.config`, ignoring the one key older files of this project have there and
@@ -296,6 +306,61 @@ impl Model {
         })
     }
 
+    /// The half-width of the conformal prediction interval at `level` (such as 0.9), in
+    /// the target's units: a new row's value lies within the prediction ± this with
+    /// probability at least `level` (over rows like the held-out ones, see
+    /// [`Residuals`]). Refused for a classifier, a level outside (0, 1), a model without
+    /// residuals, or too few held-out rows for the level.
+    pub fn interval_half_width(&self, level: f64) -> Result<f64> {
+        let refuse = |message: String, hint: Hint| {
+            Err(Error::config(Setting::Interval, level, message, hint))
+        };
+        if self.file.task == Task::Classification {
+            return refuse(
+                "prediction intervals are for regression models; this model predicts classes"
+                    .into(),
+                Hint::text("leave it out (for class probabilities use ")
+                    .name(Setting::Proba)
+                    .then(")"),
+            );
+        }
+        let Some(residuals) = &self.file.residuals else {
+            return refuse(
+                "this model holds no held-out residuals to make intervals from (it was \
+                 trained before intervals existed, or without held-out rows)"
+                    .into(),
+                Hint::text("retrain it with the default ")
+                    .setting(Setting::Folds, 3)
+                    .then(", or with a validation split"),
+            );
+        };
+        match residuals.half_width(level) {
+            Ok(width) => Ok(width),
+            Err(NoInterval::Level) => refuse(
+                "the level is the share of rows an interval should hold, strictly between 0 \
+                 and 1"
+                    .into(),
+                Hint::text("for example ").setting(Setting::Interval, 0.9),
+            ),
+            Err(NoInterval::TooFewRows(needed)) => {
+                let most = most_level(residuals.rows);
+                refuse(
+                    format!(
+                        "an interval at this level needs at least {needed} held-out rows; the \
+                         model was trained with {}",
+                        residuals.rows
+                    ),
+                    match most {
+                        Some(most) => Hint::text("use a level of at most ")
+                            .setting(Setting::Interval, most)
+                            .then(", or retrain on more rows"),
+                        None => Hint::text("retrain on more rows"),
+                    },
+                )
+            }
+        }
+    }
+
     /// What the model predicts for `inputs` (already encoded), in chunks so that buffers
     /// stay small.
     pub fn predict_encoded(&mut self, inputs: ArrayView2<f32>) -> Predictions {
@@ -308,6 +373,7 @@ impl Model {
         let mut sum = Array2::<f32>::zeros((rows, outputs));
         let mut probabilities = Array2::<f32>::zeros((CHUNK.min(rows), outputs));
         let members = 1 + self.ensemble.len();
+        let temperature = self.file.calibration.temperature;
         for network in std::iter::once(&mut self.network).chain(self.ensemble.iter_mut()) {
             network.set_training(false);
             for start in (0..rows).step_by(CHUNK) {
@@ -316,7 +382,7 @@ impl Model {
                 let mut target = sum.slice_mut(ndarray::s![start..end, ..]);
                 if classify {
                     let mut p = probabilities.slice_mut(ndarray::s![..end - start, ..]);
-                    softmax_rows(out, p.view_mut());
+                    softmax_rows_tempered(out, temperature, p.view_mut());
                     target += &p;
                 } else {
                     target += &out;
@@ -442,6 +508,14 @@ fn near_end(bytes: &[u8], e: &serde_json::Error) -> bool {
     line_start.is_some_and(|start| start + e.column() + 1 >= end)
 }
 
+/// The highest level with two decimals that `rows` held-out residuals give an interval at.
+fn most_level(rows: usize) -> Option<f64> {
+    (1..100)
+        .rev()
+        .map(|p| p as f64 / 100.0)
+        .find(|&level| crate::tabular::calibration::rows_for(level) <= rows)
+}
+
 /// Every rule a loaded file must satisfy; the message says which one failed.
 fn validate(file: &ModelFile) -> std::result::Result<(), String> {
     if file.task != file.encoding.target.task() {
@@ -453,6 +527,7 @@ fn validate(file: &ModelFile) -> std::result::Result<(), String> {
     }
     validate_encoding(&file.encoding)?;
     validate_training(file)?;
+    validate_calibration(file)?;
     let (inputs, outputs) = validate_layers(&file.layers)?;
     for (m, member) in file.ensemble.iter().enumerate() {
         let shape = |layers: &[LayerRecord]| -> Vec<String> {
@@ -488,6 +563,28 @@ fn validate(file: &ModelFile) -> std::result::Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A usable temperature, and residuals for regression only.
+fn validate_calibration(file: &ModelFile) -> std::result::Result<(), String> {
+    let t = file.calibration.temperature;
+    if !(t.is_finite() && t > 0.0) {
+        return Err(format!(
+            "`calibration.temperature` is {t}, not a positive finite number"
+        ));
+    }
+    if file.task == Task::Regression && !file.calibration.is_identity() {
+        return Err(
+            "a regression model has no `calibration` (it is for class probabilities)".into(),
+        );
+    }
+    match &file.residuals {
+        Some(_) if file.task == Task::Classification => {
+            Err("a classification model has no `residuals` (they are for regression)".into())
+        }
+        Some(r) => r.validate(),
+        None => Ok(()),
+    }
 }
 
 /// The networks agree with `training.config.folds`, and the history and health sections

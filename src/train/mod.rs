@@ -31,6 +31,7 @@ use crate::{Dropout, Relu, Sigmoid, Tanh};
 use task::{Targets, Task};
 
 pub use crate::train::outcome::{History, StopReason};
+pub use crate::train::settings::CalibrationMethod;
 pub use crate::train::settings::{
     Activation, DEFAULT_FOLDS, DEFAULT_HELD_ROWS, DEFAULT_SHUFFLE_WINDOW, MAX_LAYER_WIDTH,
     MAX_PARAMETERS, OptimizerKind, TrainConfig, parameter_count,

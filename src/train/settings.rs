@@ -82,6 +82,24 @@ fn default_held_rows() -> usize {
     DEFAULT_HELD_ROWS
 }
 
+/// How a classifier's probabilities are calibrated after training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CalibrationMethod {
+    /// Temperature scaling fitted on the held-out rows (out-of-fold, or validation): one
+    /// number dividing the networks' outputs before the softmax, chosen to minimise the
+    /// held-out log loss. No predicted class changes.
+    Temperature,
+    /// The networks' softmax as trained (with label smoothing, less confident than the
+    /// data warrant).
+    None,
+}
+
+/// Files from before calibration existed were not calibrated.
+fn no_calibration() -> CalibrationMethod {
+    CalibrationMethod::None
+}
+
 /// Everything that decides how a network is trained. Stored in the model file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,6 +156,11 @@ pub struct TrainConfig {
     /// where every validation row judges.
     #[serde(default = "default_held_rows")]
     pub held_rows: usize,
+    /// Classification: how the probabilities are calibrated on the held-out rows after
+    /// training (the model file stores the result). Needs held-out rows: k folds, or a
+    /// validation split.
+    #[serde(default = "no_calibration")]
+    pub calibration: CalibrationMethod,
 }
 
 impl Default for TrainConfig {
@@ -167,6 +190,7 @@ impl Default for TrainConfig {
             folds: DEFAULT_FOLDS,
             shuffle_window: DEFAULT_SHUFFLE_WINDOW,
             held_rows: DEFAULT_HELD_ROWS,
+            calibration: CalibrationMethod::Temperature,
         }
     }
 }

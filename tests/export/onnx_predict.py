@@ -4,7 +4,8 @@
 
 Checks the model with onnx.checker (full check, with shape inference), feeds every input
 column by name (float32 [N, 1] or string [N, 1], as the graph declares), and writes the
-outputs as CSV: `label` and one column per class probability, or `prediction`, with full
+outputs as CSV: `label` and one column per class probability, or `prediction` (and
+`lower`, `upper` if the graph has them), with full
 precision. Text goes in as the file has it (the graph trims it and knows the missing
 tokens, as mlp does); a number cell Python cannot read as a float (NA, ?, an empty cell)
 becomes NaN, which the graph fills as mlp does.
@@ -48,6 +49,11 @@ def main(model_path, data_path, out_path):
             w.writerow(["label"] + [f"p{j}" for j in range(probabilities.shape[1])])
             for label, p in zip(outputs["label"], probabilities):
                 w.writerow([label] + [repr(float(v)) for v in p])
+        elif "lower" in outputs:
+            w.writerow(["prediction", "lower", "upper"])
+            columns = [outputs[n].reshape(-1) for n in ("prediction", "lower", "upper")]
+            for row in zip(*columns):
+                w.writerow([repr(float(v)) for v in row])
         else:
             w.writerow(["prediction"])
             for v in outputs["prediction"].reshape(-1):

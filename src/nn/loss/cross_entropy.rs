@@ -89,6 +89,36 @@ pub fn softmax_rows(logits: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
     }
 }
 
+/// Row-wise softmax of `logits / temperature` (B, C) into `out` (B, C): probabilities made
+/// softer (`temperature` > 1) or sharper (< 1), the class order unchanged. A temperature of
+/// 1 gives exactly [`softmax_rows`].
+///
+/// **Panics** if the shapes differ.
+pub fn softmax_rows_tempered(
+    logits: ArrayView2<f32>,
+    temperature: f32,
+    mut out: ArrayViewMut2<f32>,
+) {
+    assert_eq!(
+        logits.dim(),
+        out.dim(),
+        "softmax_rows_tempered: shapes differ"
+    );
+    if temperature == 1.0 {
+        return softmax_rows(logits, out);
+    }
+    for (z, mut o) in logits.rows().into_iter().zip(out.rows_mut()) {
+        let max = z.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let mut sum = 0.0f32;
+        Zip::from(&mut o).and(&z).for_each(|o, &v| {
+            *o = ((v - max) / temperature).exp();
+            sum += *o;
+        });
+        let inv = 1.0 / sum;
+        o.mapv_inplace(|p| p * inv);
+    }
+}
+
 impl Loss for SoftmaxCrossEntropy {
     fn forward(&mut self, logits: ArrayView2<f32>, target: Target<'_>) -> Result<f32> {
         let (rows, classes) = logits.dim();

@@ -6,7 +6,7 @@
 mod cross_entropy;
 mod mse;
 
-pub use cross_entropy::{SoftmaxCrossEntropy, softmax_rows};
+pub use cross_entropy::{SoftmaxCrossEntropy, softmax_rows, softmax_rows_tempered};
 pub use mse::Mse;
 
 use ndarray::ArrayView2;

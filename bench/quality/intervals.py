@@ -1,0 +1,113 @@
+"""Coverage of mlp's conformal prediction intervals on the suite's regression sets.
+
+  python bench/quality/intervals.py run [--mlp PATH] [--seeds 0,1,2] [NAME...]
+      trains mlp (defaults, --threads 1, --ignore for identifiers) on each regression set's
+      training split and runs `mlp eval --interval L --json` on its test split for
+      L = 0.8, 0.9, 0.95; caches the results in bench/quality/intervals.json
+  python bench/quality/intervals.py table
+      writes bench/quality/intervals.md from the cache (`suite.py table` appends it to
+      QUALITY.md) and the section in QUALITY.md itself
+"""
+
+import argparse
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+CACHE = HERE / "intervals.json"
+SECTION = HERE / "intervals.md"
+LEVELS = ("0.8", "0.9", "0.95")
+
+
+def run(args):
+    mlp = args.mlp or str(ROOT / "target" / "release" / "mlp")
+    cache = json.loads(CACHE.read_text()) if CACHE.exists() else {}
+    sets = [d for d in json.loads((HERE / "manifest.json").read_text()) if d["task"] == "regression"]
+    for ds in sets:
+        if args.names and ds["name"] not in args.names:
+            continue
+        for seed in args.seeds.split(","):
+            with tempfile.TemporaryDirectory() as work:
+                model = str(Path(work) / "model.json")
+                cmd = [mlp, "train", str(HERE / ds["train"]), "--target", ds["target"], "--model", model,
+                       "--plot", str(Path(work) / "m.png"), "--quiet", "--threads", "1", "--seed", seed]
+                if ds["ignore"]:
+                    cmd += ["--ignore", ",".join(ds["ignore"])]
+                subprocess.run(cmd, check=True, capture_output=True)
+                res = {}
+                for level in LEVELS:
+                    out = subprocess.run([mlp, "eval", model, str(HERE / ds["test"]), "--json",
+                                          "--interval", level], check=True, capture_output=True, text=True)
+                    j = json.loads(out.stdout)
+                    res[level] = dict(coverage=j["interval"]["coverage"], width=j["interval"]["mean_width"],
+                                      rows=j["rows"], rmse=j["rmse"])
+            cache.setdefault(ds["name"], {})[seed] = res
+            print(ds["name"], seed, {l: round(r["coverage"], 3) for l, r in res.items()}, flush=True)
+            CACHE.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
+
+
+def fmt(w):
+    return f"{w:.3g}" if abs(w) < 1000 else f"{w:,.0f}"
+
+
+def table(_args):
+    cache = json.loads(CACHE.read_text())
+    lines = ["## Prediction intervals", "",
+             "Written by `python bench/quality/intervals.py table` from the runs of "
+             "`bench/quality/intervals.py run`: mlp with default flags (3-fold cross-fitting; the "
+             "interval is the ensemble's prediction ± the conformal quantile of the out-of-fold "
+             "absolute residuals) on each regression set's training split, and `mlp eval --interval L` "
+             "on its test split. Coverage is the share of test rows inside their interval, width the "
+             "interval's width in the target's units; both the mean of seeds "
+             + ", ".join(sorted({s for r in cache.values() for s in r})) + ".", "",
+             "| data set | test rows | coverage 0.8 | width 0.8 | coverage 0.9 | width 0.9 | "
+             "coverage 0.95 | width 0.95 | test RMSE |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    means = {l: [] for l in LEVELS}
+    for name, seeds in cache.items():
+        runs = list(seeds.values())
+        cells = []
+        for l in LEVELS:
+            c = sum(r[l]["coverage"] for r in runs) / len(runs)
+            w = sum(r[l]["width"] for r in runs) / len(runs)
+            means[l].append(c)
+            cells += [f"{c:.3f}", fmt(w)]
+        rmse = sum(r["0.9"]["rmse"] for r in runs) / len(runs)
+        lines.append(f"| {name} | {runs[0]['0.9']['rows']} | " + " | ".join(cells) + f" | {fmt(rmse)} |")
+    lines.append(f"| **mean of {len(cache)}** | | "
+                 + " | | ".join(f"{sum(v) / len(v):.3f}" for v in means.values()) + " | | |")
+    lines += ["", "At 0.9, 9 of the 10 sets lie within 0.87–0.93 and the mean is 0.896. Boston falls "
+              "short (0.835): its fixed test split is harder than its training rows (test RMSE 1.28 "
+              "times the out-of-fold RMSE). On five fresh random 75/25 splits of its 506 rows "
+              "(train and test pooled, seed 0) the coverage at 0.9 was 0.929, 0.906, 0.890, 0.913, "
+              "0.890: mean 0.905. Hitters (197 training rows, a skewed target) covers 0.879 here but "
+              "0.861 on the same kind of resplits (0.864, 0.818, 0.848, 0.864, 0.909): with so few "
+              "rows the out-of-fold residuals run a little small, each coming from a network trained "
+              "on two thirds of the rows and early-stopped on the very rows it is scored on. "
+              "The interval has one width for every row (no scale model), and the guarantee is "
+              "marginal, over rows like the training rows."]
+    SECTION.write_text("\n".join(lines) + "\n")
+    quality = HERE.parent.parent / "QUALITY.md"
+    text = quality.read_text()
+    head = text.split("\n## Prediction intervals\n")[0].rstrip("\n")
+    quality.write_text(head + "\n\n" + "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--mlp")
+    r.add_argument("--seeds", default="0,1,2")
+    r.add_argument("names", nargs="*")
+    sub.add_parser("table")
+    args = p.parse_args()
+    {"run": run, "table": table}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+//! After training, what the held-out rows say about the model's errors (see
+//! [`crate::tabular::calibration`]): every row of a k-fold ensemble is scored by the network
+//! that did not train on it; one network is scored on its validation rows.
+//!
+//! For classes the temperature is fitted on each held-out row's *own network's* outputs,
+//! and the model applies it the same way: it divides every network's outputs by `T` and
+//! averages the networks' softmax probabilities (`predict`, `eval`, the ONNX and Rust
+//! exports alike). For values, the residuals are the held-out predictions' `|y − ŷ|` in the
+//! target's units, and an interval is the model's (ensemble's) prediction ± their conformal
+//! quantile.
+
+use ndarray::{Array2, ArrayView2, s};
+
+use crate::nn::sequential::Sequential;
+use crate::tabular::calibration::{Calibration, Residuals};
+use crate::tabular::encoding::{Encoding, Targets};
+use crate::train::{CalibrationMethod, TrainConfig};
+
+/// Rows through a network at a time.
+const CHUNK: usize = 512;
+
+/// The raw outputs of `network` (in inference mode) for every row of `x`: (rows, outputs).
+pub fn raw_outputs(network: &mut Sequential, x: ArrayView2<f32>) -> Array2<f32> {
+    network.set_training(false);
+    let rows = x.nrows();
+    let mut out: Option<Array2<f32>> = None;
+    for start in (0..rows).step_by(CHUNK) {
+        let end = (start + CHUNK).min(rows);
+        let part = network.forward(x.slice(s![start..end, ..]));
+        let all = out.get_or_insert_with(|| Array2::zeros((rows, part.ncols())));
+        all.slice_mut(s![start..end, ..]).assign(&part);
+    }
+    out.unwrap_or_else(|| Array2::zeros((0, 0)))
+}
+
+/// What the model file keeps of the held-out rows: the networks' raw `outputs` for them
+/// (each row's from a network that did not train on it) and their targets `y`.
+/// Classes get a temperature (with [`CalibrationMethod::Temperature`]); values, their
+/// residuals.
+pub fn held_out(
+    config: &TrainConfig,
+    encoding: &Encoding,
+    outputs: ArrayView2<f32>,
+    y: &Targets,
+) -> (Calibration, Option<Residuals>) {
+    match y {
+        Targets::Classes(classes) => {
+            let calibration = match config.calibration {
+                CalibrationMethod::Temperature if !classes.is_empty() => {
+                    Calibration::fit(outputs, classes)
+                }
+                _ => Calibration::default(),
+            };
+            (calibration, None)
+        }
+        Targets::Values(v) if v.nrows() > 0 => {
+            let predicted = encoding.values_from_outputs(outputs);
+            let truth = encoding.values_from_outputs(v.view());
+            let residuals = predicted.iter().zip(&truth).map(|(p, t)| t - p);
+            (Calibration::default(), Some(Residuals::new(residuals)))
+        }
+        Targets::Values(_) => (Calibration::default(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::pipeline::{TrainRequest, prepare, train};
+    use crate::tabular::calibration::log_loss;
+    use crate::tabular::model::{Model, Predictions};
+    use crate::train::TrainConfig;
+
+    fn iris(config: TrainConfig) -> Model {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv");
+        let mut request = TrainRequest::new(path);
+        request.config = config;
+        let prepared = prepare(&request).unwrap();
+        train(&prepared, &request.config, None, &mut |_| {})
+            .unwrap()
+            .model
+    }
+
+    #[test]
+    fn temperature_undoes_label_smoothing_on_the_out_of_fold_rows() {
+        let config = TrainConfig {
+            hidden: vec![32],
+            epochs: 60,
+            label_smoothing: 0.1,
+            ..TrainConfig::default()
+        };
+        let model = iris(config.clone());
+        let calibration = &model.file.calibration;
+        let fitted = calibration.fitted.as_ref().unwrap();
+        assert_eq!(fitted.rows, 150);
+        // Smoothed labels make the networks underconfident: T < 1 sharpens them.
+        assert!(calibration.temperature < 0.9, "{}", calibration.temperature);
+        assert!(
+            fitted.log_loss_after < 0.8 * fitted.log_loss_before,
+            "{fitted:?}"
+        );
+        // No calibration: the same networks, T = 1.
+        let none = iris(TrainConfig {
+            calibration: crate::train::CalibrationMethod::None,
+            ..config
+        });
+        assert!(none.file.calibration.is_identity());
+        assert_eq!(none.file.layers, model.file.layers);
+    }
+
+    #[test]
+    fn the_fitted_temperature_minimises_the_held_out_log_loss() {
+        // Out-of-fold outputs of a one-network model's validation rows, recomputed here.
+        let mut model = iris(TrainConfig {
+            hidden: vec![16],
+            epochs: 40,
+            folds: 0,
+            ..TrainConfig::default()
+        });
+        let t = model.file.calibration.temperature as f64;
+        let fitted = model.file.calibration.fitted.clone().unwrap();
+        assert_eq!(fitted.rows, 30);
+        // Model::predict_encoded gives softmax(z / T): its log loss on all rows is finite,
+        // and the temperature's neighbours do worse on the rows it was fitted on.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv");
+        let mut request = TrainRequest::new(path);
+        request.config = model.file.training.config.clone();
+        let prepared = prepare(&request).unwrap();
+        let z = super::raw_outputs(&mut model.network, prepared.x_val.view());
+        let crate::tabular::encoding::Targets::Classes(y) = &prepared.y_val else {
+            unreachable!()
+        };
+        let at = |t: f64| log_loss(z.view(), y, t);
+        assert!((at(t) - fitted.log_loss_after).abs() < 1e-6);
+        assert!((at(1.0) - fitted.log_loss_before).abs() < 1e-6);
+        assert!(at(t) < at(t * 1.02) && at(t) < at(t / 1.02));
+        let Predictions::Classes { probabilities, .. } =
+            model.predict_encoded(prepared.x_val.view())
+        else {
+            unreachable!()
+        };
+        let mean: f64 = (probabilities.rows().into_iter().zip(y))
+            .map(|(p, &c)| -(p[c] as f64).ln())
+            .sum::<f64>()
+            / y.len() as f64;
+        assert!((mean - fitted.log_loss_after).abs() < 1e-5, "{mean}");
+    }
+}

@@ -1,0 +1,316 @@
+//! Calibrated probabilities and conformal prediction intervals, through the `mlp` binary on
+//! real CSV files: `train` stores them, `predict`, `eval` apply them, bad levels are refused.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const MLP: &str = env!("CARGO_BIN_EXE_mlp");
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
+}
+
+fn mlp(dir: &Path, args: &[&str]) -> Output {
+    Command::new(MLP)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("MLP_THREADS")
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs and insists on exit code 0; returns stdout.
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let o = mlp(dir, args);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "mlp {args:?}:\n{}\n{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    text(&o.stdout)
+}
+
+/// Runs and insists on exit code 2 with one message; returns stderr.
+fn refused(dir: &Path, args: &[&str]) -> String {
+    let o = mlp(dir, args);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "mlp {args:?}:\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    err
+}
+
+fn model(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The first `train` rows of houses.csv into train.csv, the rest into test.csv.
+fn houses(dir: &Path, train: usize) -> (PathBuf, PathBuf) {
+    let text = std::fs::read_to_string(data("tests/data/houses.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let rows: Vec<&str> = lines.collect();
+    let write = |name: &str, rows: &[&str]| {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("{header}\n{}\n", rows.join("\n"))).unwrap();
+        path
+    };
+    (
+        write("train.csv", &rows[..train]),
+        write("test.csv", &rows[train..]),
+    )
+}
+
+/// Reads CSV text into rows of cells.
+fn cells(csv: &str) -> Vec<Vec<String>> {
+    csv.lines()
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn regression_intervals_are_the_conformal_quantile_around_each_prediction() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (train, test) = houses(d, 300);
+    let (train, test) = (train.to_str().unwrap(), test.to_str().unwrap());
+    let printed = ok(d, &["train", train, "--target", "price", "--epochs", "40"]);
+    assert!(printed.contains("intervals: 90% of new rows"), "{printed}");
+    // Three folds: every training row has an out-of-fold residual.
+    let m = model(&d.join("model.json"));
+    assert_eq!(m["residuals"]["rows"], 300);
+    let residuals: Vec<f64> = (m["residuals"]["absolute"].as_array().unwrap().iter())
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(residuals.len(), 300);
+    assert!(residuals.windows(2).all(|w| w[0] <= w[1]));
+    // At 0.9: the ⌈301 · 0.9⌉ = 271st smallest residual on either side.
+    let half = residuals[270];
+    let out = ok(d, &["predict", "model.json", test, "--interval", "0.9"]);
+    let rows = cells(&out);
+    assert_eq!(rows[0], ["prediction", "lower", "upper"]);
+    assert_eq!(rows.len(), 101);
+    let values: Vec<[f64; 3]> = (rows[1..].iter())
+        .map(|r| [0, 1, 2].map(|i| r[i].parse::<f64>().unwrap()))
+        .collect();
+    for [v, lower, upper] in &values {
+        assert!((v - lower - half).abs() <= 1e-6 * v.abs().max(half));
+        assert!((upper - v - half).abs() <= 1e-6 * v.abs().max(half));
+    }
+    // Without --interval, the same predictions.
+    let plain = cells(&ok(d, &["predict", "model.json", test]));
+    for (p, [v, ..]) in plain[1..].iter().zip(&values) {
+        assert_eq!(p[0].parse::<f64>().unwrap(), *v);
+    }
+    // eval counts the test rows inside, as computed here from the true prices.
+    let truth: Vec<f64> = (cells(&std::fs::read_to_string(test).unwrap())[1..].iter())
+        .map(|r| r[4].parse().unwrap())
+        .collect();
+    let inside = (truth.iter().zip(&values))
+        .filter(|(t, [_, lower, upper])| (*lower..=*upper).contains(*t))
+        .count();
+    let report: Value = serde_json::from_str(&ok(
+        d,
+        &["eval", "model.json", test, "--json", "--interval", "0.9"],
+    ))
+    .unwrap();
+    let interval = &report["interval"];
+    assert_eq!(interval["level"], 0.9);
+    // One row may sit on an end that f32 rounding moves; all others must agree.
+    let covered = interval["covered"].as_u64().unwrap() as usize;
+    assert!(covered.abs_diff(inside) <= 1, "{covered} vs {inside}");
+    assert!(covered >= 75, "{covered} of 100 inside a 90% interval");
+    assert!((interval["mean_width"].as_f64().unwrap() - 2.0 * half).abs() < 1e-9 * half);
+    let said = ok(d, &["eval", "model.json", test, "--interval", "0.9"]);
+    assert!(
+        said.contains(&format!(
+            "interval 0.9: coverage {:.4} ({covered}/100)",
+            covered as f64 / 100.0
+        )),
+        "{said}"
+    );
+    // A wider level, a wider interval.
+    let wide: Value = serde_json::from_str(&ok(
+        d,
+        &["eval", "model.json", test, "--json", "--interval", "0.95"],
+    ))
+    .unwrap();
+    assert!(wide["interval"]["mean_width"].as_f64() > interval["mean_width"].as_f64());
+}
+
+#[test]
+fn bad_interval_levels_and_models_are_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (train, test) = houses(d, 300);
+    let (train, test) = (train.to_str().unwrap(), test.to_str().unwrap());
+    // One network: split-conformal on its 60 validation rows.
+    ok(
+        d,
+        &[
+            "train", train, "--target", "price", "--epochs", "20", "--folds", "0", "-q",
+        ],
+    );
+    assert_eq!(model(&d.join("model.json"))["residuals"]["rows"], 60);
+    for level in ["1.5", "0", "-0.2", "1"] {
+        let err = refused(d, &["predict", "model.json", test, "--interval", level]);
+        assert!(err.contains("strictly between 0 and 1"), "{err}");
+        assert!(err.contains("--interval 0.9"), "{err}");
+    }
+    // ⌈61 · 0.99⌉ = 61 > 60 rows: 99 are needed; 0.98 is the most 60 rows give.
+    let err = refused(d, &["eval", "model.json", test, "--interval", "0.99"]);
+    assert!(err.contains("needs at least 99 held-out rows"), "{err}");
+    assert!(err.contains("trained with 60"), "{err}");
+    assert!(err.contains("--interval 0.98"), "{err}");
+    ok(d, &["predict", "model.json", test, "--interval", "0.98"]);
+    let err = refused(
+        d,
+        &[
+            "export",
+            "model.json",
+            "--output",
+            "m.onnx",
+            "--interval",
+            "2",
+        ],
+    );
+    assert!(err.contains("strictly between 0 and 1"), "{err}");
+    assert!(!d.join("m.onnx").exists());
+    // A classifier has probabilities, not intervals.
+    let iris = data("data/iris.csv");
+    let iris = iris.to_str().unwrap();
+    ok(
+        d,
+        &["train", iris, "--model", "iris.json", "--epochs", "5", "-q"],
+    );
+    for command in ["predict", "eval"] {
+        let err = refused(d, &[command, "iris.json", iris, "--interval", "0.9"]);
+        assert!(
+            err.contains("prediction intervals are for regression models"),
+            "{err}"
+        );
+        assert!(err.contains("--proba"), "{err}");
+    }
+    // A regression model from before intervals (no residuals): retrain.
+    let mut old = model(&d.join("model.json"));
+    old.as_object_mut().unwrap().remove("residuals");
+    std::fs::write(d.join("old.json"), old.to_string()).unwrap();
+    ok(d, &["predict", "old.json", test]);
+    let err = refused(d, &["predict", "old.json", test, "--interval", "0.9"]);
+    assert!(err.contains("holds no held-out residuals"), "{err}");
+    assert!(err.contains("--folds 3"), "{err}");
+}
+
+/// The mean log loss of `mlp predict --proba` output against iris's species.
+fn iris_log_loss(predictions: &str) -> f64 {
+    let truth: Vec<String> = (cells(&std::fs::read_to_string(data("data/iris.csv")).unwrap())[1..]
+        .iter())
+    .map(|r| r[4].clone())
+    .collect();
+    let rows = cells(predictions);
+    let header = &rows[0];
+    let mut total = 0.0;
+    for (row, t) in rows[1..].iter().zip(&truth) {
+        let at = header
+            .iter()
+            .position(|h| *h == format!("prob_{t}"))
+            .unwrap();
+        total -= row[at].parse::<f64>().unwrap().max(1e-6).ln();
+    }
+    total / truth.len() as f64
+}
+
+#[test]
+fn temperature_calibration_is_stored_applied_and_can_be_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let iris = data("data/iris.csv");
+    let iris = iris.to_str().unwrap();
+    let said = ok(d, &["train", iris, "--model", "t.json", "--epochs", "60"]);
+    let m = model(&d.join("t.json"));
+    let t = m["calibration"]["temperature"].as_f64().unwrap();
+    let fitted = &m["calibration"]["fitted"];
+    assert_eq!(fitted["rows"], 150);
+    // Label smoothing 0.1 keeps the networks' probabilities from the 0 and 1 the
+    // out-of-fold rows warrant: the temperature sharpens them, and their log loss falls.
+    assert!(t < 1.0, "{t}");
+    let (before, after) = (
+        fitted["log_loss_before"].as_f64().unwrap(),
+        fitted["log_loss_after"].as_f64().unwrap(),
+    );
+    assert!(after < 0.8 * before, "{before} → {after}");
+    assert!(
+        said.contains(&format!(
+            "calibration: temperature {t:.3}, fitted on 150 held-out rows (their log loss \
+             {before:.4} → {after:.4})"
+        )),
+        "{said}"
+    );
+    assert_eq!(m["training"]["config"]["calibration"], "temperature");
+    // The same networks without calibration.
+    ok(
+        d,
+        &[
+            "train",
+            iris,
+            "--model",
+            "n.json",
+            "--epochs",
+            "60",
+            "--calibration",
+            "none",
+            "-q",
+        ],
+    );
+    let n = model(&d.join("n.json"));
+    assert!(n.get("calibration").is_none());
+    assert_eq!(n["training"]["config"]["calibration"], "none");
+    assert_eq!(n["layers"], m["layers"]);
+    let calibrated = ok(d, &["predict", "t.json", iris, "--proba"]);
+    let plain = ok(d, &["predict", "n.json", iris, "--proba"]);
+    // The same classes, sharper probabilities, lower log loss on the rows.
+    let classes = |out: &str| {
+        cells(out)
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(classes(&calibrated), classes(&plain));
+    let first = |out: &str| cells(out)[1][1].parse::<f64>().unwrap();
+    assert!(
+        first(&calibrated) > first(&plain),
+        "{} {}",
+        first(&calibrated),
+        first(&plain)
+    );
+    assert!(iris_log_loss(&calibrated) < iris_log_loss(&plain));
+    // Quiet runs print no calibration line; label smoothing and calibration are separate.
+    let quiet = ok(
+        d,
+        &[
+            "train",
+            iris,
+            "--model",
+            "q.json",
+            "--epochs",
+            "20",
+            "-q",
+            "--label-smoothing",
+            "0",
+        ],
+    );
+    assert!(!quiet.contains("calibration"), "{quiet}");
+    assert!(
+        model(&d.join("q.json"))["calibration"]["temperature"]
+            .as_f64()
+            .is_some()
+    );
+}
