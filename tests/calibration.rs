@@ -234,7 +234,11 @@ fn temperature_calibration_is_stored_applied_and_can_be_turned_off() {
     let d = dir.path();
     let iris = data("data/iris.csv");
     let iris = iris.to_str().unwrap();
-    let said = ok(d, &["train", iris, "--model", "t.json", "--epochs", "60"]);
+    // Label smoothing (not the default) is what a temperature has most to undo.
+    let said = ok(
+        d,
+        &["train", iris, "--model", "t.json", "--epochs", "60", "--label-smoothing", "0.1"],
+    );
     let m = model(&d.join("t.json"));
     let t = m["calibration"]["temperature"].as_f64().unwrap();
     let fitted = &m["calibration"]["fitted"];
@@ -265,6 +269,8 @@ fn temperature_calibration_is_stored_applied_and_can_be_turned_off() {
             "n.json",
             "--epochs",
             "60",
+            "--label-smoothing",
+            "0.1",
             "--calibration",
             "none",
             "-q",

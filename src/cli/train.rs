@@ -158,7 +158,7 @@ pub struct Settings {
     val_split: Option<f32>,
 
     /// Stop after N epochs without a better validation loss (0: never stop early)
-    #[arg(long, value_name = "N", default_value_t = 20)]
+    #[arg(long, value_name = "N", default_value_t = TrainConfig::default().patience)]
     pub(super) patience: usize,
 
     /// One network: after early stopping picks the number of epochs, train again on all
