@@ -138,6 +138,10 @@ pub enum Setting {
     ShuffleWindow,
     /// Most rows kept in memory to judge every epoch on when streaming.
     HeldRows,
+    /// Weights of the classes in the training loss.
+    ClassWeight,
+    /// What early stopping and the validation line judge by.
+    Metric,
 }
 
 impl Setting {
@@ -154,6 +158,8 @@ impl Setting {
             Setting::LearningRate => "learning_rate",
             Setting::WeightDecay => "weight_decay",
             Setting::LabelSmoothing => "label_smoothing",
+            Setting::ClassWeight => "class_weight",
+            Setting::Metric => "metric",
             Setting::Momentum => "momentum",
             Setting::Nesterov => "nesterov",
             Setting::Refit => "refit",

@@ -32,8 +32,8 @@ use task::{Targets, Task};
 
 pub use crate::train::outcome::{History, StopReason};
 pub use crate::train::settings::{
-    Activation, DEFAULT_FOLDS, DEFAULT_HELD_ROWS, DEFAULT_SHUFFLE_WINDOW, MAX_LAYER_WIDTH,
-    MAX_PARAMETERS, OptimizerKind, TrainConfig, parameter_count,
+    Activation, ClassWeight, DEFAULT_FOLDS, DEFAULT_HELD_ROWS, DEFAULT_SHUFFLE_WINDOW,
+    MAX_LAYER_WIDTH, MAX_PARAMETERS, Metric, OptimizerKind, TrainConfig, parameter_count,
 };
 
 /// A multi-layer perceptron: `inputs → hidden[0] → … → outputs`, the activation after each
@@ -89,11 +89,20 @@ pub fn build_network_with_dropout(
 }
 
 /// The training loss for a task: softmax cross-entropy (with the configured label
-/// smoothing) for classes, MSE for values.
-pub fn loss_for(task: Task, config: &TrainConfig) -> Result<Box<dyn Loss>> {
+/// smoothing, and with `--class-weight balanced` the weights from `class_counts`, the
+/// training rows per class) for classes, MSE for values. Refuses settings that do not
+/// apply to the task ([`TrainConfig::validate_for`]).
+pub fn loss_for(task: Task, config: &TrainConfig, class_counts: &[u64]) -> Result<Box<dyn Loss>> {
+    config.validate_for(task)?;
     Ok(match task {
         Task::Classification => {
-            Box::new(SoftmaxCrossEntropy::new().with_label_smoothing(config.label_smoothing)?)
+            let loss = SoftmaxCrossEntropy::new().with_label_smoothing(config.label_smoothing)?;
+            Box::new(match config.class_weight {
+                ClassWeight::None => loss,
+                ClassWeight::Balanced => {
+                    loss.with_class_weights(crate::nn::loss::balanced_class_weights(class_counts))
+                }
+            })
         }
         Task::Regression => Box::new(Mse::new()),
     })
@@ -219,9 +228,52 @@ pub fn evaluate_together(
     data: Batch<'_>,
     comm: &dyn Communicator,
 ) -> Result<(f32, f32)> {
+    let judged = judge(model, data, comm, Metric::Loss)?;
+    Ok((judged.loss, judged.metric))
+}
+
+/// How a model does on some rows: what [`evaluate`] reports, and the [`Metric`] it is
+/// judged by.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Judged {
+    /// Mean unsmoothed, unweighted loss.
+    pub loss: f32,
+    /// Accuracy for classes, R² for values.
+    pub metric: f32,
+    /// The judged metric's value (the loss for [`Metric::Loss`] and [`Metric::LogLoss`]).
+    pub score: f32,
+}
+
+impl Judged {
+    /// The value to minimise for `metric`: the score, negated when higher is better.
+    fn key(&self, metric: Metric) -> f32 {
+        if metric.higher_is_better() {
+            -self.score
+        } else {
+            self.score
+        }
+    }
+}
+
+/// What [`judge`] sums over the rows (and over the processes).
+struct Tally {
+    /// Loss summed over rows, and for values: residual and total sums of squares,
+    /// absolute errors.
+    sums: [f64; 4],
+    /// `confusion[true][predicted]` row-major, for classes.
+    confusion: Vec<f64>,
+    /// (positive-class or per-class probabilities, class) of each row, for the ROC AUC.
+    scored: Vec<(Vec<f32>, usize)>,
+}
+
+/// [`evaluate_together`] with `metric` computed too (over every process's rows). Collective.
+pub fn judge(
+    model: &mut Sequential,
+    data: Batch<'_>,
+    comm: &dyn Communicator,
+    metric: Metric,
+) -> Result<Judged> {
     model.set_training(false);
-    let mut ce = SoftmaxCrossEntropy::new();
-    let mut mse = Mse::new();
     let rows = data.x.nrows();
     // Rows, then (for values) their sum: the mean the R² compares with.
     let mut count = [rows as f64, 0.0];
@@ -230,8 +282,72 @@ pub fn evaluate_together(
     }
     comm.sum_f64(&mut count);
     let (all_rows, mean) = (count[0].max(1.0), count[1] / count[0].max(1.0));
-    // Loss summed over rows, right answers, and the R²'s two sums of squares.
-    let [mut total, mut correct, mut ss_res, mut ss_tot] = [0f64; 4];
+    let mut tally = tally_rows(model, data, mean, metric == Metric::RocAuc)?;
+    comm.sum_f64(&mut tally.sums);
+    comm.sum_f64(&mut tally.confusion);
+    let [total, ss_res, ss_tot, abs] = tally.sums;
+    let loss = (total / all_rows) as f32;
+    let (metric_value, score) = match data.y {
+        Targets::Classes(_) => {
+            let k = (tally.confusion.len() as f64).sqrt() as usize;
+            let confusion: Vec<Vec<usize>> = (tally.confusion.chunks(k.max(1)))
+                .map(|r| r.iter().map(|&n| n as usize).collect())
+                .collect();
+            let report = metrics::from_confusion(confusion, &vec![String::new(); k]);
+            let score = match metric {
+                Metric::Accuracy => report.accuracy,
+                Metric::BalancedAccuracy => report.balanced_accuracy,
+                Metric::MacroF1 => report.macro_f1,
+                Metric::RocAuc => gathered_auc(tally.scored, k, comm),
+                _ => loss as f64,
+            };
+            (report.accuracy, score)
+        }
+        Targets::Values(_) => {
+            let r2 = if ss_tot > 0.0 {
+                1.0 - ss_res / ss_tot
+            } else {
+                0.0
+            };
+            let score = match metric {
+                Metric::R2 => r2,
+                Metric::Mae => abs / all_rows,
+                _ => loss as f64,
+            };
+            (r2, score)
+        }
+    };
+    Ok(Judged {
+        loss,
+        metric: metric_value as f32,
+        score: score as f32,
+    })
+}
+
+/// One process's sums over its rows of `data`; `mean` is the values' mean over every
+/// process, and with `probabilities` each row's class probabilities are kept.
+fn tally_rows(
+    model: &mut Sequential,
+    data: Batch<'_>,
+    mean: f64,
+    probabilities: bool,
+) -> Result<Tally> {
+    let mut ce = SoftmaxCrossEntropy::new();
+    let mut mse = Mse::new();
+    let rows = data.x.nrows();
+    let k = model_outputs(model, data);
+    let mut tally = Tally {
+        sums: [0.0; 4],
+        confusion: vec![
+            0.0;
+            if matches!(data.y, Targets::Classes(_)) {
+                k * k
+            } else {
+                0
+            }
+        ],
+        scored: Vec::new(),
+    };
     for start in (0..rows).step_by(EVAL_CHUNK) {
         let end = (start + EVAL_CHUNK).min(rows);
         let x = data.x.slice(ndarray::s![start..end, ..]);
@@ -240,29 +356,49 @@ pub fn evaluate_together(
             Targets::Classes(c) => {
                 let c = &c[start..end];
                 for (row, &want) in out.rows().into_iter().zip(c) {
-                    correct += f64::from(u8::from(argmax(row) == want));
+                    tally.confusion[want * k + argmax(row)] += 1.0;
                 }
-                total += ce.forward(out, Target::Classes(c))? as f64 * (end - start) as f64;
+                if probabilities {
+                    let mut p = Array2::zeros(out.dim());
+                    crate::nn::loss::softmax_rows(out, p.view_mut());
+                    (tally.scored)
+                        .extend(p.rows().into_iter().zip(c).map(|(r, &t)| (r.to_vec(), t)));
+                }
+                tally.sums[0] += ce.forward(out, Target::Classes(c))? as f64 * (end - start) as f64;
             }
             Targets::Values(y) => {
                 let y = y.slice(ndarray::s![start..end, ..]);
                 for (&p, &t) in out.iter().zip(y.iter()) {
-                    ss_res += (p as f64 - t as f64).powi(2);
-                    ss_tot += (t as f64 - mean).powi(2);
+                    tally.sums[1] += (p as f64 - t as f64).powi(2);
+                    tally.sums[2] += (t as f64 - mean).powi(2);
+                    tally.sums[3] += (p as f64 - t as f64).abs();
                 }
-                total += mse.forward(out, Target::Dense(y))? as f64 * (end - start) as f64;
+                tally.sums[0] += mse.forward(out, Target::Dense(y))? as f64 * (end - start) as f64;
             }
         }
     }
-    let mut sums = [total, correct, ss_res, ss_tot];
-    comm.sum_f64(&mut sums);
-    let [total, correct, ss_res, ss_tot] = sums;
-    let metric = match data.y {
-        Targets::Classes(_) => correct / all_rows,
-        Targets::Values(_) if ss_tot > 0.0 => 1.0 - ss_res / ss_tot,
-        Targets::Values(_) => 0.0,
-    };
-    Ok(((total / all_rows) as f32, metric as f32))
+    Ok(tally)
+}
+
+/// The network's output width (the number of classes for a classifier).
+fn model_outputs(model: &mut Sequential, data: Batch<'_>) -> usize {
+    let probe = data.x.slice(ndarray::s![..data.x.nrows().min(1), ..]);
+    model.forward(probe).ncols()
+}
+
+/// The ROC AUC over every process's scored rows (`k` classes); 0.5 when it is undefined
+/// (the rows hold one class), which ranks no epoch above another. Collective.
+fn gathered_auc(scored: Vec<(Vec<f32>, usize)>, k: usize, comm: &dyn Communicator) -> f64 {
+    let mut all = scored;
+    if comm.size() > 1 {
+        let bytes = serde_json::to_vec(&all).expect("plain numbers serialise");
+        all = (comm.all_gather(&bytes).iter())
+            .flat_map(|b| serde_json::from_slice::<Vec<(Vec<f32>, usize)>>(b).unwrap_or_default())
+            .collect();
+    }
+    let truth: Vec<usize> = all.iter().map(|(_, t)| *t).collect();
+    let p = Array2::from_shape_fn((all.len(), k), |(r, c)| all[r].0[c]);
+    metrics::roc_auc(&truth, p.view()).unwrap_or(0.5)
 }
 
 /// What happened in one epoch, for progress displays.
@@ -278,6 +414,9 @@ pub struct EpochReport {
     pub val_loss: Option<f32>,
     /// Validation accuracy or R², if there is a validation split.
     pub val_metric: Option<f32>,
+    /// The validation value of the metric training is judged by ([`TrainConfig::metric`]),
+    /// if there is a validation split.
+    pub val_score: Option<f32>,
     /// Best epoch so far (1-based).
     pub best_epoch: usize,
 }
@@ -459,11 +598,12 @@ pub fn fit_epochs(
     // What the monitored loss is measured on: validation rows, else the training rows
     // (with other processes: theirs too).
     let comm = hooks.comm.unwrap_or(&Solo);
+    let metric = config.metric;
     let monitor = |model: &mut Sequential| match validation {
-        Some(v) => evaluate_together(model, v, comm),
-        None => evaluate_together(model, train, comm),
+        Some(v) => judge(model, v, comm, metric),
+        None => judge(model, train, comm, metric),
     };
-    let initial_loss = monitor(model)?.0;
+    let initial_loss = monitor(model)?.loss;
     let mut best = Best::new(model.param_count());
     let mut history = History::default();
     let mut stop = StopReason::Completed;
@@ -485,23 +625,25 @@ pub fn fit_epochs(
         };
         // The running training loss describes the weights *during* the epoch; the weights
         // kept must be judged as they are now.
-        let (monitored, metric) = monitor(model)?;
+        let judged = monitor(model)?;
+        let monitored = judged.loss;
         history.train_loss.push(train_loss);
         if validation.is_some() {
             history.val_loss.push(monitored);
-            history.val_metric.push(metric);
+            history.val_metric.push(judged.metric);
         }
         if !monitored.is_finite() {
             stop = StopReason::Diverged { epoch };
             break;
         }
-        let best_epoch = best.update(epoch, monitored, model);
+        let best_epoch = best.update(epoch, judged.key(metric), monitored, model);
         let report = EpochReport {
             epoch,
             epochs: config.epochs,
             train_loss,
             val_loss: validation.map(|_| monitored),
-            val_metric: validation.map(|_| metric),
+            val_metric: validation.map(|_| judged.metric),
+            val_score: validation.map(|_| judged.score),
             best_epoch,
         };
         announce(&mut hooks, &report, model);
@@ -552,7 +694,7 @@ fn finish(
     initial_loss: f32,
     diverged: impl Fn(usize, &str) -> Error,
 ) -> Result<FitOutcome> {
-    let Some((best_epoch, best_loss)) = best.found else {
+    let Some((best_epoch, _, best_loss)) = best.found else {
         return Err(match stop {
             StopReason::Diverged { epoch } => diverged(epoch, ""),
             _ => Error::Interrupted("the first epoch had not finished; nothing to keep".into()),
@@ -582,10 +724,11 @@ fn finish(
     Ok(outcome)
 }
 
-/// The epoch with the lowest monitored loss so far, and a copy of its weights.
+/// The epoch with the lowest monitored key so far (the loss, or the judged metric made
+/// lower-is-better), and a copy of its weights.
 struct Best {
-    /// (1-based epoch, monitored loss), once an epoch has finished.
-    found: Option<(usize, f32)>,
+    /// (1-based epoch, key, monitored loss), once an epoch has finished.
+    found: Option<(usize, f32, f32)>,
     weights: Vec<f32>,
 }
 
@@ -597,13 +740,14 @@ impl Best {
         }
     }
 
-    /// Keeps `model`'s weights if `loss` is the lowest yet; returns the best epoch.
-    fn update(&mut self, epoch: usize, loss: f32, model: &mut Sequential) -> usize {
-        if self.found.is_none_or(|(_, best)| loss < best) {
-            self.found = Some((epoch, loss));
+    /// Keeps `model`'s weights if `key` is the lowest yet (a NaN key never is, after the
+    /// first epoch); returns the best epoch.
+    fn update(&mut self, epoch: usize, key: f32, loss: f32, model: &mut Sequential) -> usize {
+        if self.found.is_none_or(|(_, best, _)| key < best) {
+            self.found = Some((epoch, key, loss));
             model.copy_param_values(&mut self.weights);
         }
-        self.found.map_or(epoch, |(e, _)| e)
+        self.found.map_or(epoch, |(e, _, _)| e)
     }
 }
 

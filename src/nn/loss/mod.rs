@@ -6,7 +6,7 @@
 mod cross_entropy;
 mod mse;
 
-pub use cross_entropy::{SoftmaxCrossEntropy, softmax_rows};
+pub use cross_entropy::{SoftmaxCrossEntropy, balanced_class_weights, softmax_rows};
 pub use mse::Mse;
 
 use ndarray::ArrayView2;
