@@ -643,25 +643,7 @@ impl Printer<'_> {
             ));
         }
         let encoding = &data.encoding;
-        if self.request.target.is_none() {
-            self.say(format!(
-                "target: '{}', the last column (no --target given)",
-                encoding.target.name()
-            ));
-        }
-        if self.leader {
-            for name in &data.identifiers {
-                out::warning(
-                    &format!(
-                        "column '{name}' looks like a row identifier (whole numbers, all \
-                         different): it predicts nothing about new rows, and in a file sorted \
-                         by the target it passes for a strong feature"
-                    ),
-                    &Hint::text("if it is an identifier, leave it out with ")
-                        .setting(Setting::Ignore, name),
-                );
-            }
-        }
+        self.columns_chosen(data);
         self.say(match &encoding.target {
             TargetEncoding::Classes { name, labels, .. } => format!(
                 "task: classification of '{name}' into {} classes: {}",
@@ -699,6 +681,31 @@ impl Printer<'_> {
                 data.train_rows, data.validation_rows,
             )
         });
+    }
+
+    /// The target taken without `--target`, and warnings for columns that look like row
+    /// identifiers.
+    fn columns_chosen(&self, data: &DataSummary) {
+        let encoding = &data.encoding;
+        if self.request.target.is_none() {
+            self.say(format!(
+                "target: '{}', the last column (no --target given)",
+                encoding.target.name()
+            ));
+        }
+        if self.leader {
+            for name in &data.identifiers {
+                out::warning(
+                    &format!(
+                        "column '{name}' looks like a row identifier (whole numbers, all \
+                         different): it predicts nothing about new rows, and in a file sorted \
+                         by the target it passes for a strong feature"
+                    ),
+                    &Hint::text("if it is an identifier, leave it out with ")
+                        .setting(Setting::Ignore, name),
+                );
+            }
+        }
     }
 
     /// The lines about the first pass of a streamed file.

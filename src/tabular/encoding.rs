@@ -654,24 +654,29 @@ fn fit_target(stats: &ColumnStats, spec: &FitSpec) -> Result<TargetEncoding> {
     };
     let (labels, counts): (Vec<String>, Vec<u64>) = labels;
     if labels.len() < 2 {
-        return Err(Error::data(
-            spec.at(&name, None),
-            format!(
-                "classification needs at least two classes, but every row has {}",
-                labels
-                    .first()
-                    .map_or("no label".to_string(), |l| format!("'{l}'"))
-            ),
-            Hint::text("check that ")
-                .name(Setting::Target)
-                .then(" names the column to predict"),
-        ));
+        return Err(one_class(spec, &name, &labels));
     }
     Ok(TargetEncoding::Classes {
         name,
         labels,
         counts,
     })
+}
+
+/// The error for a classification target with fewer than two classes.
+fn one_class(spec: &FitSpec, name: &str, labels: &[String]) -> Error {
+    Error::data(
+        spec.at(name, None),
+        format!(
+            "classification needs at least two classes, but every row has {}",
+            labels
+                .first()
+                .map_or("no label".to_string(), |l| format!("'{l}'"))
+        ),
+        Hint::text("check that ")
+            .name(Setting::Target)
+            .then(" names the column to predict"),
+    )
 }
 
 /// A numeric feature's encoding from its statistics: standardisation, robust scaling or

@@ -108,6 +108,26 @@ fn softmax_row(z: ndarray::ArrayView1<f32>, mut out: ArrayViewMut1<f32>) -> f32 
     max + sum.ln()
 }
 
+/// Refuses class indices that are not one per row of `logits` (B, C), or out of range.
+fn check_classes(logits: ArrayView2<f32>, labels: &[usize]) -> Result<()> {
+    let (rows, classes) = logits.dim();
+    if labels.len() != rows {
+        return Err(Error::Shape {
+            prediction: logits.shape().to_vec(),
+            target: vec![labels.len()],
+            message: "give one class index per prediction row".into(),
+        });
+    }
+    if let Some(&bad) = labels.iter().find(|&&c| c >= classes) {
+        return Err(Error::Shape {
+            prediction: logits.shape().to_vec(),
+            target: vec![labels.len()],
+            message: format!("class index {bad} is out of range for {classes} output columns"),
+        });
+    }
+    Ok(())
+}
+
 /// Row-wise softmax of `logits` (B, C) into `out` (B, C): class probabilities per sample.
 ///
 /// **Panics** if the shapes differ.
@@ -127,22 +147,7 @@ impl Loss for SoftmaxCrossEntropy {
         let mut total = 0.0f32;
         match target {
             Target::Classes(labels) => {
-                if labels.len() != rows {
-                    return Err(Error::Shape {
-                        prediction: logits.shape().to_vec(),
-                        target: vec![labels.len()],
-                        message: "give one class index per prediction row".into(),
-                    });
-                }
-                if let Some(&bad) = labels.iter().find(|&&c| c >= classes) {
-                    return Err(Error::Shape {
-                        prediction: logits.shape().to_vec(),
-                        target: vec![labels.len()],
-                        message: format!(
-                            "class index {bad} is out of range for {classes} output columns"
-                        ),
-                    });
-                }
+                check_classes(logits, labels)?;
                 assert!(
                     weights.is_empty() || weights.len() == classes,
                     "one class weight per output column"
