@@ -1463,6 +1463,35 @@ mod tests {
         }
     }
 
+    /// The class counts (for class weights and the majority baseline) are of the fit rows
+    /// alone, in label order, for number and text labels alike; a class seen only outside
+    /// the fit rows counts 0.
+    #[test]
+    fn class_counts_are_the_fit_rows_per_class() {
+        let t = table("x,y\n1,10\n2,2\n3,2\n4,3\n5,2\n6,10\n");
+        let enc = fit(
+            &t,
+            "y",
+            Task::Classification,
+            &[0, 1, 2, 3, 4],
+            Scaling::Standard,
+            false,
+        )
+        .unwrap();
+        assert_eq!(enc.target.class_counts(), &[3, 1, 1]);
+        let t = table("x,y\n1,b\n2,a\n3,b\n4,c\n");
+        let enc = fit(
+            &t,
+            "y",
+            Task::Classification,
+            &[0, 1, 2],
+            Scaling::Standard,
+            false,
+        )
+        .unwrap();
+        assert_eq!(enc.target.class_counts(), &[1, 2, 0]);
+    }
+
     #[test]
     fn statistics_come_from_the_fit_rows_only() {
         let t = table("x,y\n0,1.5\n2,2.5\n100,3.5\n");

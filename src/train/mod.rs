@@ -1105,6 +1105,7 @@ fn params_finite(model: &mut Sequential) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use approx::assert_abs_diff_eq;
     use ndarray::array;
 
     #[test]
@@ -1170,6 +1171,39 @@ mod tests {
         let data = Batch { x: x.view(), y: &y };
         let first = evaluate(&mut net, data).unwrap();
         assert_eq!(first, evaluate(&mut net, data).unwrap());
+    }
+
+    /// An untrained network (zero output layer) gives every class the same probability,
+    /// so argmax answers class 0: the figures of that answer on classes [0, 0, 1].
+    #[test]
+    fn judge_computes_the_chosen_metric() {
+        let mut model = build_network(2, &[3], 2, Activation::Relu, 1);
+        let x = ndarray::array![[0.1, 0.2], [0.3, -0.4], [1.0, 0.5]];
+        let y = Targets::Classes(vec![0, 0, 1]);
+        let data = Batch { x: x.view(), y: &y };
+        let at = |model: &mut Sequential, metric| judge(model, data, &Solo, metric).unwrap();
+        let loss = at(&mut model, Metric::Loss);
+        assert_abs_diff_eq!(loss.loss, 2f32.ln(), epsilon = 1e-6);
+        assert_abs_diff_eq!(loss.metric, 2.0 / 3.0, epsilon = 1e-6);
+        assert_eq!(loss.score, loss.loss);
+        assert_abs_diff_eq!(at(&mut model, Metric::BalancedAccuracy).score, 0.5);
+        // F1 of class 0: precision 2/3, recall 1, so 0.8; of class 1: 0.
+        assert_abs_diff_eq!(at(&mut model, Metric::MacroF1).score, 0.4, epsilon = 1e-6);
+        // Every row tied: the area is a half.
+        assert_abs_diff_eq!(at(&mut model, Metric::RocAuc).score, 0.5);
+        let judged = at(&mut model, Metric::Accuracy);
+        assert_abs_diff_eq!(judged.key(Metric::Accuracy), -2.0 / 3.0, epsilon = 1e-6);
+        let values = Targets::Values(ndarray::array![[1.0], [-1.0], [0.0]]);
+        let mut regressor = build_network(2, &[3], 1, Activation::Relu, 1);
+        let data = Batch {
+            x: x.view(),
+            y: &values,
+        };
+        // Predicting 0 everywhere: MAE 2/3, R² 0 (the mean), MSE 2/3.
+        let mae = judge(&mut regressor, data, &Solo, Metric::Mae).unwrap();
+        assert_abs_diff_eq!(mae.score, 2.0 / 3.0, epsilon = 1e-6);
+        assert_abs_diff_eq!(mae.loss, 2.0 / 3.0, epsilon = 1e-6);
+        assert_abs_diff_eq!(mae.metric, 0.0, epsilon = 1e-6);
     }
 
     fn xor() -> (Array2<f32>, Targets) {
