@@ -274,6 +274,13 @@ enum MetricArg {
     Mae,
 }
 
+impl Settings {
+    /// The `--metric` given, unless it is the default.
+    pub(super) fn metric_given(&self) -> Option<&'static str> {
+        Some(Metric::from(self.metric).name()).filter(|&m| m != Metric::Loss.name())
+    }
+}
+
 impl From<MetricArg> for Metric {
     fn from(arg: MetricArg) -> Metric {
         match arg {
