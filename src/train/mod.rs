@@ -1106,7 +1106,7 @@ fn params_finite(model: &mut Sequential) -> bool {
 mod tests {
     use super::*;
     use approx::assert_abs_diff_eq;
-    use ndarray::array;
+    use ndarray::{array, s};
 
     #[test]
     fn stratified_split_keeps_class_proportions() {
@@ -1204,6 +1204,79 @@ mod tests {
         assert_abs_diff_eq!(mae.score, 2.0 / 3.0, epsilon = 1e-6);
         assert_abs_diff_eq!(mae.loss, 2.0 / 3.0, epsilon = 1e-6);
         assert_abs_diff_eq!(mae.metric, 0.0, epsilon = 1e-6);
+    }
+
+    /// With `--metric accuracy` the epoch kept is the first with the best validation
+    /// accuracy, not the one with the lowest validation loss.
+    #[test]
+    fn the_chosen_metric_picks_the_best_epoch() {
+        let (all, Targets::Classes(classes)) = blobs(90) else {
+            unreachable!("blobs are classes")
+        };
+        let (x, y) = (
+            all.slice(s![..60, ..]),
+            Targets::Classes(classes[..60].to_vec()),
+        );
+        let (xv, yv) = (
+            all.slice(s![60.., ..]),
+            Targets::Classes(classes[60..].to_vec()),
+        );
+        for metric in [Metric::Loss, Metric::Accuracy, Metric::BalancedAccuracy] {
+            let config = TrainConfig {
+                hidden: vec![4],
+                learning_rate: 0.01,
+                epochs: 15,
+                batch_size: 8,
+                patience: 0,
+                metric,
+                ..TrainConfig::default()
+            };
+            let mut model = build_network(4, &config.hidden, 3, config.activation, 5);
+            let mut loss = SoftmaxCrossEntropy::new();
+            let mut opt = config.build_optimizer().unwrap();
+            let mut scores = Vec::new();
+            let mut record = |r: &EpochReport| scores.push(r.val_score.unwrap());
+            let hooks = Hooks {
+                on_epoch: Some(&mut record),
+                ..Hooks::default()
+            };
+            let train = Batch { x, y: &y };
+            let validation = Batch { x: xv, y: &yv };
+            let out = fit(
+                &mut model,
+                &mut loss,
+                opt.as_mut(),
+                train,
+                Some(validation),
+                &config,
+                hooks,
+            )
+            .unwrap();
+            let history = &out.history;
+            let want = match metric {
+                Metric::Loss => {
+                    assert_eq!(scores, history.val_loss);
+                    first_best(&history.val_loss, |a, b| a < b)
+                }
+                Metric::Accuracy => {
+                    assert_eq!(scores, history.val_metric);
+                    first_best(&history.val_metric, |a, b| a > b)
+                }
+                _ => first_best(&scores, |a, b| a > b),
+            };
+            assert_eq!(out.best_epoch, want + 1, "{metric:?}: {scores:?}");
+        }
+    }
+
+    /// The index of the first value that `better` ranks above all before it and none after.
+    fn first_best(values: &[f32], better: impl Fn(f32, f32) -> bool) -> usize {
+        let mut best = 0;
+        for (i, &v) in values.iter().enumerate() {
+            if better(v, values[best]) {
+                best = i;
+            }
+        }
+        best
     }
 
     fn xor() -> (Array2<f32>, Targets) {

@@ -66,14 +66,7 @@ impl SoftmaxCrossEntropy {
         self.weights = weights;
         self
     }
-}
 
-/// The weight of class `c` in `weights` (1 without weights).
-fn weight_of(weights: &[f32], c: usize) -> f32 {
-    weights.get(c).copied().unwrap_or(1.0)
-}
-
-impl SoftmaxCrossEntropy {
     /// The same loss with label smoothing `epsilon` in [0, 1).
     pub fn with_label_smoothing(mut self, epsilon: f32) -> Result<Self> {
         if !(0.0..1.0).contains(&epsilon) {
@@ -106,6 +99,11 @@ fn softmax_row(z: ndarray::ArrayView1<f32>, mut out: ArrayViewMut1<f32>) -> f32 
     let inv = 1.0 / sum;
     out.mapv_inplace(|o| o * inv);
     max + sum.ln()
+}
+
+/// The weight of class `c` in `weights` (1 without weights).
+fn weight_of(weights: &[f32], c: usize) -> f32 {
+    weights.get(c).copied().unwrap_or(1.0)
 }
 
 /// Refuses class indices that are not one per row of `logits` (B, C), or out of range.
