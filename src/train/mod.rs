@@ -1206,6 +1206,64 @@ mod tests {
         assert_abs_diff_eq!(mae.metric, 0.0, epsilon = 1e-6);
     }
 
+    /// Over processes (threads standing in for MPI ranks), each holding a share of the
+    /// rows, every metric is that of all the rows in one process: the confusion counts are
+    /// summed, and the ROC AUC's probabilities gathered.
+    #[test]
+    fn judging_over_processes_equals_one_process() {
+        let (x, y) = blobs(45);
+        let Targets::Classes(classes) = y else {
+            unreachable!("blobs are classes")
+        };
+        // Fixed weights that score the rows unevenly.
+        let params: Vec<f32> = (0..build_network(4, &[5], 3, Activation::Tanh, 2).param_count())
+            .map(|i| ((i * 37 % 19) as f32 - 9.0) / 10.0)
+            .collect();
+        let metrics = [Metric::RocAuc, Metric::MacroF1, Metric::BalancedAccuracy];
+        let solo: Vec<Judged> = (metrics.iter())
+            .map(|&metric| {
+                let mut m = build_network(4, &[5], 3, Activation::Tanh, 2);
+                m.set_param_values(&params);
+                let data = Batch {
+                    x: x.view(),
+                    y: &Targets::Classes(classes.clone()),
+                };
+                judge(&mut m, data, &Solo, metric).unwrap()
+            })
+            .collect();
+        let shares = [0..20, 20..45];
+        let handles: Vec<_> = comm::threads::group(2)
+            .into_iter()
+            .zip(shares)
+            .map(|(rank, rows)| {
+                let (x, classes, params) = (x.clone(), classes.clone(), params.clone());
+                std::thread::spawn(move || {
+                    let mut m = build_network(4, &[5], 3, Activation::Tanh, 2);
+                    m.set_param_values(&params);
+                    let y = Targets::Classes(classes[rows.clone()].to_vec());
+                    let data = Batch {
+                        x: x.slice(s![rows, ..]),
+                        y: &y,
+                    };
+                    (metrics.iter())
+                        .map(|&metric| judge(&mut m, data, &rank, metric).unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for handle in handles {
+            let shared = handle.join().unwrap();
+            for (a, b) in shared.iter().zip(&solo) {
+                assert_abs_diff_eq!(a.score, b.score, epsilon = 1e-6);
+                assert_abs_diff_eq!(a.metric, b.metric, epsilon = 1e-6);
+                assert_abs_diff_eq!(a.loss, b.loss, epsilon = 1e-5);
+            }
+        }
+        // Not a trivial case: the weights do not score every row alike (0.5 would be
+        // ties everywhere).
+        assert!((solo[0].score - 0.5).abs() > 0.1, "{:?}", solo[0]);
+    }
+
     /// With `--metric accuracy` the epoch kept is the first with the best validation
     /// accuracy, not the one with the lowest validation loss.
     #[test]
