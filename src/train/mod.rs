@@ -498,7 +498,8 @@ impl FitOutcome {
 /// * Mini-batches of `config.batch_size` rows, reshuffled every epoch from `config.seed`.
 /// * The monitored loss is measured on the weights as they are at the end of each epoch:
 ///   the validation loss, or without validation the (unsmoothed) loss on the training rows.
-///   The weights of the epoch where it was lowest are kept and restored at the end, whether
+///   The weights of the epoch where it was lowest (or, with another `config.metric`, where
+///   that metric was best; see [`judge`]) are kept and restored at the end, whether
 ///   training ran out of epochs, stopped early after `config.patience` epochs without
 ///   improvement, was interrupted, or diverged.
 /// * If the loss or a weight becomes non-finite, training stops at once and the best
