@@ -142,6 +142,10 @@ pub enum Setting {
     Calibration,
     /// The level of prediction intervals.
     Interval,
+    /// Weights of the classes in the training loss.
+    ClassWeight,
+    /// What early stopping and the validation line judge by.
+    Metric,
 }
 
 impl Setting {
@@ -158,6 +162,8 @@ impl Setting {
             Setting::LearningRate => "learning_rate",
             Setting::WeightDecay => "weight_decay",
             Setting::LabelSmoothing => "label_smoothing",
+            Setting::ClassWeight => "class_weight",
+            Setting::Metric => "metric",
             Setting::Momentum => "momentum",
             Setting::Nesterov => "nesterov",
             Setting::Refit => "refit",

@@ -237,7 +237,16 @@ fn temperature_calibration_is_stored_applied_and_can_be_turned_off() {
     // Label smoothing (not the default) is what a temperature has most to undo.
     let said = ok(
         d,
-        &["train", iris, "--model", "t.json", "--epochs", "60", "--label-smoothing", "0.1"],
+        &[
+            "train",
+            iris,
+            "--model",
+            "t.json",
+            "--epochs",
+            "60",
+            "--label-smoothing",
+            "0.1",
+        ],
     );
     let m = model(&d.join("t.json"));
     let t = m["calibration"]["temperature"].as_f64().unwrap();

@@ -361,10 +361,11 @@ fn missing_values_round_trip_through_train_predict_and_eval() {
         .filter(|(p, row)| row.ends_with(&format!(",{p}")))
         .count();
     assert_eq!(report["accuracy"], correct as f64 / 300.0);
-    let text = ok(d, &["eval", "model.json", customers]);
+    let o = mlp(d, &["eval", "model.json", customers]);
     assert!(
-        text.contains("filled 3 missing cells with the model's fill values"),
-        "{text}"
+        stderr(&o).contains("note: filled 3 missing cells with the model's fill values"),
+        "{}",
+        stderr(&o)
     );
 }
 
@@ -404,7 +405,7 @@ fn a_model_without_fill_values_refuses_a_missing_cell_naming_the_option() {
 }
 
 #[test]
-fn unseen_categories_are_refused_unless_asked_to_ignore_them() {
+fn unseen_categories_are_scored_and_counted_unless_asked_to_refuse_them() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let customers = data("tests/data/customers.csv");
@@ -425,17 +426,23 @@ fn unseen_categories_are_refused_unless_asked_to_ignore_them() {
         d.join("new.csv"),
         "age,income,plan,region,country,churned\n\
          40,30000,pro,east,NZ,no\n\
-         40,30000,platinum,east,NZ,yes\n",
+         40,30000,platinum,east,NZ,yes\n\
+         41,30000,platinum,moon,NZ,yes\n\
+         42,30000,basic,moon,NZ,no\n",
     )
     .unwrap();
-    let err = user_error(d, &["predict", "model.json", "new.csv"]);
+    // By default every row is scored, and the rows, cells and columns are counted.
+    let o = mlp(d, &["predict", "model.json", "new.csv"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 5, "{}", stdout(&o));
     assert_eq!(
-        err,
-        "error: new.csv, line 3, column 'plan': category 'platinum' was not seen in training\n  \
-         hint: the model knows: basic, plus, pro; to predict anyway, with no category's input \
-         on, use --unknown-category ignore\n"
+        stderr(&o),
+        "note: 3 rows (4 cells) had categories not seen in training, scored with no category \
+         on: plan (2), region (2) (--unknown-category error refuses them)\n"
     );
-    let o = mlp(
+    // The row with an unseen category is scored as the row with no category on: the same
+    // prediction as through --unknown-category ignore given by name.
+    let named = ok(
         d,
         &[
             "predict",
@@ -445,28 +452,278 @@ fn unseen_categories_are_refused_unless_asked_to_ignore_them() {
             "ignore",
         ],
     );
+    assert_eq!(named, stdout(&o));
+    // -q keeps the note out.
+    let quiet = mlp(d, &["predict", "model.json", "new.csv", "-q"]);
+    assert_eq!(stderr(&quiet), "");
+    // The strict behaviour on request, located.
+    let err = user_error(
+        d,
+        &[
+            "predict",
+            "model.json",
+            "new.csv",
+            "--unknown-category",
+            "error",
+        ],
+    );
+    assert_eq!(
+        err,
+        "error: new.csv, line 3, column 'plan': category 'platinum' was not seen in training\n  \
+         hint: the model knows: basic, plus, pro; to predict anyway, with no category's input \
+         on, use --unknown-category ignore\n"
+    );
+    let o = mlp(d, &["eval", "model.json", "new.csv", "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(stdout(&o).lines().count(), 3, "{}", stdout(&o));
+    let report = json(&stdout(&o));
+    assert_eq!(report["unseen_categories"], 4);
+    assert_eq!(report["unseen_rows"], 3);
+    assert_eq!(report["unseen_columns"]["plan"], 2);
+    assert_eq!(report["unseen_columns"]["region"], 2);
+    assert_eq!(report["rows"], 4);
     assert!(
-        stderr(&o).starts_with("note: 1 cells held categories the model has not seen"),
+        stderr(&o).contains("note: 3 rows (4 cells)"),
         "{}",
         stderr(&o)
     );
-    let report = json(&ok(
+    let help = ok(d, &["predict", "--help"]);
+    assert!(help.contains("--unknown-category error"), "{help}");
+}
+
+/// The figures of `mlp eval` on a hand-made model file, checked against scikit-learn.
+#[test]
+fn eval_reports_the_metrics_that_matter_and_the_majority_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let customers = data("tests/data/customers.csv");
+    let customers = customers.to_str().unwrap();
+    ok(
         d,
         &[
-            "eval",
-            "model.json",
-            "new.csv",
-            "--json",
-            "--unknown-category",
-            "ignore",
+            "train",
+            customers,
+            "--missing",
+            "impute",
+            "--epochs",
+            "30",
+            "-q",
         ],
-    ));
-    assert_eq!(report["unseen_categories"], 1);
+    );
+    // The figures recomputed from the predicted probabilities.
+    let o = mlp(d, &["eval", "model.json", customers, "--json"]);
+    let report = json(&stdout(&o));
+    let probs = ok(d, &["predict", "model.json", customers, "--proba"]);
+    let truth: Vec<usize> = std::fs::read_to_string(customers)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| usize::from(l.ends_with(",yes")))
+        .collect();
+    let p_yes: Vec<f64> = (probs.lines().skip(1))
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    let log_loss: f64 = (truth.iter().zip(&p_yes))
+        .map(|(&t, &p)| -(if t == 1 { p } else { 1.0 - p }).max(1e-15).ln())
+        .sum::<f64>()
+        / truth.len() as f64;
+    let got = report["log_loss"].as_f64().unwrap();
+    assert!((got - log_loss).abs() < 1e-4, "{got} against {log_loss}");
+    let auc = report["roc_auc"].as_f64().unwrap();
+    assert!((0.5..=1.0).contains(&auc), "{auc}");
+    // 'no' is the most frequent class of the training rows; the baseline is its share here.
+    let no = truth.iter().filter(|&&t| t == 0).count() as f64 / truth.len() as f64;
+    assert_eq!(report["majority_baseline"]["class"], "no");
+    assert!((report["majority_baseline"]["accuracy"].as_f64().unwrap() - no).abs() < 1e-12);
+    let recalls: Vec<f64> = (report["classes"].as_array().unwrap().iter())
+        .map(|c| c["recall"].as_f64().unwrap())
+        .collect();
+    let balanced = report["balanced_accuracy"].as_f64().unwrap();
+    assert!((balanced - (recalls[0] + recalls[1]) / 2.0).abs() < 1e-12);
+    // The same file the model was trained on: the figures are in-sample, and it says so.
+    assert_eq!(report["in_sample"], true);
+    assert!(
+        stderr(&o).contains("is the file the model was trained on (same SHA-256)"),
+        "{}",
+        stderr(&o)
+    );
+    let text = ok(d, &["eval", "model.json", customers]);
+    assert!(text.contains("; always \"no\": "), "{text}");
+    for line in [
+        "balanced accuracy: ",
+        "macro F1: ",
+        "log loss: ",
+        "ROC AUC: ",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    // A copy with another name is still the training file; a changed file is not.
+    let changed = d.join("changed.csv");
+    let mut bytes = std::fs::read(customers).unwrap();
+    bytes.extend_from_slice(b"30,40000,pro,north,NZ,no\n");
+    std::fs::write(&changed, bytes).unwrap();
+    let o = mlp(d, &["eval", "model.json", "changed.csv", "--json"]);
+    assert_eq!(json(&stdout(&o))["in_sample"], false);
+    assert!(!stderr(&o).contains("trained on"), "{}", stderr(&o));
+}
+
+#[test]
+fn eval_and_importance_leave_out_rows_without_a_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let customers = data("tests/data/customers.csv");
+    let customers = customers.to_str().unwrap();
+    ok(
+        d,
+        &[
+            "train",
+            customers,
+            "--missing",
+            "impute",
+            "--epochs",
+            "5",
+            "-q",
+        ],
+    );
+    std::fs::write(
+        d.join("test.csv"),
+        "age,income,plan,region,country,churned\n\
+         40,30000,pro,east,NZ,no\n\
+         40,30000,basic,east,NZ,\n\
+         35,50000,plus,west,NZ,yes\n\
+         52,20000,basic,north,NZ,\n",
+    )
+    .unwrap();
+    let o = mlp(d, &["eval", "model.json", "test.csv", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report = json(&stdout(&o));
     assert_eq!(report["rows"], 2);
-    let help = ok(d, &["predict", "--help"]);
-    assert!(help.contains("--unknown-category ignore"), "{help}");
+    assert_eq!(report["missing_targets"], 2);
+    assert_eq!(
+        stderr(&o),
+        "note: left out 2 rows whose target 'churned' is missing\n"
+    );
+    let o = mlp(
+        d,
+        &["importance", "model.json", "test.csv", "--repeats", "2"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("accuracy without shuffling"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        stderr(&o),
+        "note: left out 2 rows whose target 'churned' is missing\n"
+    );
+    std::fs::write(
+        d.join("none.csv"),
+        "age,income,plan,region,country,churned\n40,30000,pro,east,NZ,\n",
+    )
+    .unwrap();
+    assert_eq!(
+        user_error(d, &["eval", "model.json", "none.csv"]),
+        "error: none.csv: every row (1) has its target missing, so there is nothing to compare \
+         with\n  hint: give it rows whose target is filled in\n"
+    );
+    let err = user_error(d, &["importance", "model.json", "none.csv"]);
+    assert!(
+        err.contains("every row (1) has its target missing"),
+        "{err}"
+    );
+}
+
+#[test]
+fn class_weights_and_metrics_are_recorded_and_refused_where_they_do_not_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let customers = data("tests/data/customers.csv");
+    let customers = customers.to_str().unwrap();
+    let out = ok(
+        d,
+        &[
+            "train",
+            customers,
+            "--missing",
+            "impute",
+            "--epochs",
+            "5",
+            "--class-weight",
+            "balanced",
+            "--metric",
+            "balanced_accuracy",
+        ],
+    );
+    // No --target: the line says which column was taken.
+    assert!(
+        out.contains("target: 'churned', the last column (no --target given)"),
+        "{out}"
+    );
+    // The accuracy beside always answering the most frequent class.
+    assert!(out.contains("(always \"no\": 0."), "{out}");
+    let m = model(&d.join("model.json"));
+    let config = &m["training"]["config"];
+    assert_eq!(config["class_weight"], "balanced");
+    assert_eq!(config["metric"], "balanced_accuracy");
+    let counts = m["encoding"]["target"]["counts"].as_array().unwrap();
+    assert_eq!(counts.len(), 2);
+    let houses = data("tests/data/houses.csv");
+    let houses = houses.to_str().unwrap();
+    let err = user_error(d, &["train", houses, "--class-weight", "balanced"]);
+    assert_eq!(
+        err,
+        "error: invalid --class-weight balanced: class weights apply to classification, and \
+         this target is a regression\n  hint: leave out --class-weight\n"
+    );
+    let err = user_error(d, &["train", houses, "--metric", "roc_auc"]);
+    assert!(
+        err.starts_with(
+            "error: invalid --metric roc_auc: this metric does not apply to regression"
+        ) && err.contains("--metric r2"),
+        "{err}"
+    );
+    let err = user_error(d, &["train", customers, "--metric", "mae"]);
+    assert!(err.contains("does not apply to classification"), "{err}");
+    let err = user_error(d, &["train", customers, "--metric", "f1"]);
+    assert!(err.contains("balanced_accuracy"), "{err}");
+}
+
+#[test]
+fn a_row_number_column_is_named_with_the_ignore_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let iris = std::fs::read_to_string(data("data/iris.csv")).unwrap();
+    let mut numbered = String::from("id,");
+    for (i, line) in iris.lines().enumerate() {
+        if i > 0 {
+            numbered.push_str(&format!("{},", i + 100));
+        }
+        numbered.push_str(line);
+        numbered.push('\n');
+    }
+    std::fs::write(d.join("iris.csv"), numbered).unwrap();
+    let o = mlp(
+        d,
+        &[
+            "train", "iris.csv", "--target", "species", "--epochs", "3", "-q",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "warning: column 'id' looks like a row identifier (whole numbers, all different): it \
+         predicts nothing about new rows, and in a file sorted by the target it passes for a \
+         strong feature\n  hint: if it is an identifier, leave it out with --ignore id\n"
+    );
+    // Kept as a feature unless left out; with --ignore there is no warning.
+    assert!(model(&d.join("model.json"))["encoding"]["features"][0]["name"] == "id");
+    let o = mlp(
+        d,
+        &[
+            "train", "iris.csv", "--target", "species", "--epochs", "3", "-q", "--ignore", "id",
+        ],
+    );
+    assert_eq!(stderr(&o), "");
 }
 
 #[test]

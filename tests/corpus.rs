@@ -591,9 +591,9 @@ const PREDICT: &[(&str, &str, &str)] = &[
     ),
     (
         "eval_missing_target.csv",
-        "predict/eval_missing_target.csv, line 3, column 'churned': the target is missing in \
-         this row",
-        "fill it in",
+        "predict/eval_missing_target.csv: every row (2) has its target missing, so there is \
+         nothing to compare with",
+        "give it rows whose target is filled in",
     ),
     (
         "eval_without_target.csv",
@@ -641,7 +641,12 @@ fn bad_files_at_predict_and_eval_time_are_refused_with_their_location() {
             refused(&["eval", model, &path], head, hint);
         } else {
             let out = output.to_str().unwrap();
-            refused(&["predict", model, &path, "--output", out], head, hint);
+            let mut args = vec!["predict", model, &path, "--output", out];
+            // Unseen categories are scored by default; refused on request.
+            if file.starts_with("unseen_") {
+                args.extend(["--unknown-category", "error"]);
+            }
+            refused(&args, head, hint);
             assert_eq!(
                 std::fs::read_to_string(&output).unwrap(),
                 "earlier predictions\n",

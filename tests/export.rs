@@ -78,6 +78,41 @@ fn data_file(case: &Case, dir: &Path) -> PathBuf {
     path
 }
 
+/// Text columns of the cases' files that [`with_unseen`] gives categories never seen.
+const TEXT_COLUMNS: &[&str] = &["plan", "region", "neighborhood"];
+
+/// `data` with every 9th row's text cells (of [`TEXT_COLUMNS`]) replaced by a category
+/// the model never saw, or `None` if the file has no such column. `mlp predict` scores
+/// them with none of the column's inputs on, and so must the exports.
+fn with_unseen(data: &Path, dir: &Path) -> Option<PathBuf> {
+    let mut reader = csv::Reader::from_path(data).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let text: Vec<usize> = (headers.iter().enumerate())
+        .filter(|(_, h)| TEXT_COLUMNS.contains(h))
+        .map(|(i, _)| i)
+        .collect();
+    if text.is_empty() {
+        return None;
+    }
+    let name = data.file_stem().unwrap().to_string_lossy();
+    let path = dir.join(format!("{name}-unseen.csv"));
+    let mut writer = csv::Writer::from_path(&path).unwrap();
+    writer.write_record(&headers).unwrap();
+    for (row, record) in reader.records().enumerate() {
+        let record = record.unwrap();
+        let cells = record.iter().enumerate().map(|(i, cell)| {
+            if row % 9 == 4 && text.contains(&i) {
+                "never-seen"
+            } else {
+                cell
+            }
+        });
+        writer.write_record(cells.collect::<Vec<_>>()).unwrap();
+    }
+    writer.flush().unwrap();
+    Some(path)
+}
+
 const CASES: &[Case] = &[
     // Numbers only, three classes.
     Case {
@@ -325,6 +360,11 @@ fn onnx_export_matches_mlp_predict_in_onnxruntime() {
         ok(&export_args(&model, "onnx", &onnx));
         let actual = onnx_predictions(&python, &onnx, &data);
         assert_same(case.name, &mlp_predictions(&model, &data), &actual);
+        if let Some(unseen) = with_unseen(&data, dir.path()) {
+            let actual = onnx_predictions(&python, &onnx, &unseen);
+            let what = format!("{} with unseen categories", case.name);
+            assert_same(&what, &mlp_predictions(&model, &unseen), &actual);
+        }
     }
 }
 
@@ -569,6 +609,11 @@ fn rust_export_compiles_warning_free_and_matches_mlp_predict() {
         );
         let actual = rust_predictions(&source, &data, fields, &work);
         assert_same(case.name, &mlp_predictions(&model, &data), &actual);
+        if let Some(unseen) = with_unseen(&data, dir.path()) {
+            let actual = rust_predictions(&source, &unseen, fields, &work);
+            let what = format!("{} with unseen categories", case.name);
+            assert_same(&what, &mlp_predictions(&model, &unseen), &actual);
+        }
     }
 }
 

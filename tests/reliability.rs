@@ -38,6 +38,12 @@ fn workspace() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::copy(corpus("fixture.csv"), d.join("data.csv")).unwrap();
+    // Rows to evaluate on that are not the training file (eval warns on that one): the
+    // same rows in reverse order.
+    let fixture = std::fs::read_to_string(corpus("fixture.csv")).unwrap();
+    let mut lines: Vec<&str> = fixture.lines().collect();
+    lines[1..].reverse();
+    std::fs::write(d.join("test.csv"), lines.join("\n") + "\n").unwrap();
     let out = run(
         d,
         &["train", "data.csv", "--hidden", "4", "--epochs", "3", "-q"],
@@ -84,10 +90,10 @@ fn commands() -> Vec<(&'static str, Vec<&'static str>)> {
             ],
         ),
         ("predict", vec!["predict", "model.json", "data.csv"]),
-        ("eval", vec!["eval", "model.json", "data.csv"]),
+        ("eval", vec!["eval", "model.json", "test.csv"]),
         (
             "eval --json",
-            vec!["eval", "model.json", "data.csv", "--json"],
+            vec!["eval", "model.json", "test.csv", "--json"],
         ),
         ("bad file", vec!["eval", "model.json", "missing.csv"]),
         ("help", vec!["train", "--help"]),
@@ -566,7 +572,7 @@ fn a_constant_target_trains_with_a_warning_as_the_readme_says() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let csv: String = std::iter::once("x,y\n".to_string())
-        .chain((0..40).map(|i| format!("{i},5\n")))
+        .chain((0..40).map(|i| format!("{i}.5,5\n")))
         .collect();
     std::fs::write(d.join("flat.csv"), csv).unwrap();
     let out = run(
@@ -887,8 +893,9 @@ fn label_smoothing_on_a_regression_target_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let mut csv = String::from("x,y\n");
+    // x in halves, so that it is not taken for a row number.
     for i in 0..40 {
-        csv.push_str(&format!("{i},{}.25\n", i * 3));
+        csv.push_str(&format!("{i}.5,{}.25\n", i * 3));
     }
     std::fs::write(d.join("reg.csv"), &csv).unwrap();
     let base = ["train", "reg.csv", "--epochs", "2", "--hidden", "4"];
@@ -1085,7 +1092,7 @@ fn degenerate_data_gets_no_answer_and_a_reason() {
         .collect();
     std::fs::write(d.join("same.csv"), format!("{header}\n{same}")).unwrap();
     let flat: String = std::iter::once("x,y\n".to_string())
-        .chain((0..40).map(|i| format!("{i},5\n")))
+        .chain((0..40).map(|i| format!("{i}.5,5\n")))
         .collect();
     std::fs::write(d.join("flat.csv"), flat).unwrap();
     for (args, head) in [

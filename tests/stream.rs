@@ -522,3 +522,44 @@ fn a_window_or_held_rows_the_memory_limit_cannot_hold_are_refused() {
     let err = user_error(d, &["train", "big.csv", "--held-rows", "0"]);
     assert!(err.contains("invalid --held-rows 0"), "{err}");
 }
+
+/// `--class-weight balanced` streams: the class counts come from the first pass's
+/// statistics of the training rows, as in memory they come from the training split.
+#[test]
+fn class_weights_count_the_training_rows_when_streamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    split_file(d, &data("tests/data/customers.csv"), 240);
+    for (model, extra) in [
+        ("stream.json", &["--stream", "--memory-limit", "16M"][..]),
+        ("memory.json", &["--folds", "0"][..]),
+    ] {
+        let mut args = vec![
+            "train",
+            "train.csv",
+            "--epochs",
+            "5",
+            "--class-weight",
+            "balanced",
+            "--model",
+            model,
+            "-q",
+        ];
+        args.extend_from_slice(extra);
+        ok(d, &args);
+        let file: Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join(model)).unwrap()).unwrap();
+        assert_eq!(file["training"]["config"]["class_weight"], "balanced");
+        let counts: Vec<u64> = (file["encoding"]["target"]["counts"].as_array().unwrap())
+            .iter()
+            .map(|c| c.as_u64().unwrap())
+            .collect();
+        assert_eq!(counts.len(), 2, "{model}");
+        assert_eq!(
+            counts.iter().sum::<u64>(),
+            file["training"]["train_rows"].as_u64().unwrap(),
+            "{model}"
+        );
+        assert!(eval_json(d, model, &[])["balanced_accuracy"].is_f64());
+    }
+}

@@ -358,9 +358,11 @@ def write_table(args):
               "`…-interpolated` runs come from builds whose bin edges were interpolated between "
               "values of the column (and one with 16 bins); the default takes values of the "
               "column as edges."]
-    intervals = HERE / "intervals.md"  # written by intervals.py
-    if intervals.exists():
-        lines += ["", intervals.read_text().rstrip("\n")]
+    # Sections measured by other scripts, kept as they wrote them: intervals.py's, and the
+    # class-weight table (written by hand from its runs).
+    for section in ("intervals.md", "class_weights.md"):
+        if (HERE / section).exists():
+            lines += ["", (HERE / section).read_text().rstrip("\n")]
     (ROOT / "QUALITY.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     readme_table(table_lines)

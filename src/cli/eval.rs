@@ -9,12 +9,15 @@ use mlp::pipeline::{Scored, Truth, score_within};
 use mlp::tabular::calibration::{Coverage, coverage};
 use mlp::tabular::encoding::TargetEncoding;
 use mlp::tabular::model::{Model, Predictions};
-use mlp::train::metrics::{ClassificationReport, RegressionReport, classification, regression};
+use mlp::train::metrics::{
+    ClassificationReport, RegressionReport, classification, log_loss, majority_baseline,
+    regression, roc_auc,
+};
 
-use super::{UnknownArg, made_up_note};
+use super::{UnknownArg, in_sample_warning, made_up_note, missing_target_note, refuse_no_rows};
 use serde_json::json;
 
-use super::out::{outln, write_stdout};
+use super::out::{errln, outln, write_stdout};
 
 /// `print!` that never panics (see `out`).
 macro_rules! outp {
@@ -28,12 +31,14 @@ const EXAMPLE: &str = "Examples:
   mlp eval model.json test.csv --json
   mlp eval model.json test.csv --interval 0.9    regression: coverage of the intervals
 
-Classification: accuracy, per-class precision, recall and F1, and a confusion matrix.
-Regression: MSE, RMSE, MAE and R². The file needs the target column and the model's
-feature columns (by name, in any order). Missing feature cells and unseen categories are
-handled as by `mlp predict`: filled if the model was trained with --missing impute, and
-with --unknown-category ignore encoded with none of their column's categories on.
-  mlp eval model.json test.csv --unknown-category ignore";
+Classification: accuracy (beside always answering the most frequent training class),
+balanced accuracy, macro F1, log loss, ROC AUC, per-class precision, recall and F1, and a
+confusion matrix. Regression: MSE, RMSE, MAE and R². The file needs the target column and
+the model's feature columns (by name, in any order); rows whose target is missing are left
+out and counted. Missing feature cells and unseen categories are handled as by
+`mlp predict`: filled if the model was trained with --missing impute, and encoded with none
+of their column's categories on (and counted) unless --unknown-category error.
+  mlp eval model.json test.csv --unknown-category error";
 
 /// Measure a model on a CSV file that has the true target values
 #[derive(Args, Debug)]
@@ -57,15 +62,19 @@ pub struct EvalArgs {
     #[arg(long, value_name = "LEVEL", allow_negative_numbers = true)]
     interval: Option<f64>,
 
-    /// A category the model did not see in training: refuse the file, or ignore it
-    /// (encode it with none of its column's categories on)
-    #[arg(long, value_enum, value_name = "WHAT", default_value = "error")]
+    /// A category the model did not see in training: ignore it (encode it with none of its
+    /// column's categories on, and count it), or refuse the file
+    #[arg(long, value_enum, value_name = "WHAT", default_value = "ignore")]
     unknown_category: UnknownArg,
 
     /// Most memory to use, at least 16M, e.g. 256M or 2G (default: half the machine's memory); a larger
     /// file is read in chunks
     #[arg(long, value_name = "SIZE", value_parser = mlp::pipeline::memory::parse_limit)]
     memory_limit: Option<u64>,
+
+    /// Print no notes (unseen categories, filled cells, rows left out) on standard error
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
@@ -81,21 +90,51 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
         args.unknown_category.into(),
         args.memory_limit,
     )?;
+    refuse_no_rows(&args.data, scored.rows, scored.missing_targets)?;
+    let in_sample = in_sample_warning(&model, &args.data);
+    if !args.quiet {
+        let target = model.file.encoding.target.name();
+        let notes = (made_up_note(&scored).into_iter())
+            .chain(missing_target_note(scored.missing_targets, target));
+        for note in notes {
+            errln!("note: {note}");
+        }
+    }
+    // Shown even with --quiet: it says the figures cannot be trusted as they look.
+    if let Some(warning) = &in_sample {
+        errln!("{warning}");
+    }
+    let notes = Notes {
+        scored: &scored,
+        in_sample: in_sample.is_some(),
+    };
     match (
         &scored.predictions,
         scored.truth.as_ref(),
         &model.file.encoding.target,
     ) {
         (
-            Predictions::Classes { classes, .. },
+            Predictions::Classes {
+                classes,
+                probabilities,
+            },
             Some(Truth::Classes(truth)),
-            TargetEncoding::Classes { labels, name },
+            TargetEncoding::Classes {
+                labels,
+                name,
+                counts,
+            },
         ) => {
-            let report = classification(truth, classes, labels);
+            let figures = Figures {
+                report: classification(truth, classes, labels),
+                log_loss: log_loss(truth, probabilities.view()),
+                roc_auc: roc_auc(truth, probabilities.view()),
+                baseline: majority_baseline(counts, truth),
+            };
             if args.json {
-                print_classes_json(&scored, &report, labels);
+                print_classes_json(&notes, &figures, labels);
             } else {
-                print_classes(&args, &scored, &report, labels, name);
+                print_classes(&args, &scored, &figures, labels, name);
             }
         }
         (
@@ -107,7 +146,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
             let interval =
                 half_width.map(|(level, half)| (level, coverage(truth, predicted, half)));
             if args.json {
-                print_values_json(&scored, &report, interval.as_ref());
+                print_values_json(&notes, &report, interval.as_ref());
             } else {
                 print_values(&args, &scored, &report, name);
                 if let Some((level, c)) = &interval {
@@ -126,41 +165,91 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The classification figures as one JSON object.
-fn print_classes_json(scored: &Scored, r: &ClassificationReport, labels: &[String]) {
-    outln!(
-        "{}",
-        json!({
-            "task": "classification",
-            "rows": scored.rows,
-            "accuracy": r.accuracy,
-            "filled_cells": scored.filled,
-            "unseen_categories": scored.unseen,
-            "classes": r.classes,
-            "labels": labels,
-            "confusion": r.confusion,
-        })
-    );
+/// What the JSON output says about the rows besides the figures.
+struct Notes<'a> {
+    scored: &'a Scored,
+    in_sample: bool,
 }
 
-/// The classification report: accuracy, the per-class table and the confusion matrix.
-fn print_classes(
-    args: &EvalArgs,
-    scored: &Scored,
-    r: &ClassificationReport,
-    labels: &[String],
-    name: &str,
-) {
-    let rows = scored.rows;
+impl Notes<'_> {
+    /// The fields every JSON report carries.
+    fn fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        let s = self.scored;
+        let columns: serde_json::Map<String, serde_json::Value> = (s.unseen.columns.iter())
+            .map(|(name, n)| (name.clone(), json!(n)))
+            .collect();
+        let fields = json!({
+            "rows": s.rows,
+            "missing_targets": s.missing_targets,
+            "filled_cells": s.filled,
+            "unseen_categories": s.unseen.cells,
+            "unseen_rows": s.unseen.rows,
+            "unseen_columns": columns,
+            "in_sample": self.in_sample,
+        });
+        match fields {
+            serde_json::Value::Object(map) => map,
+            _ => unreachable!("an object"),
+        }
+    }
+}
+
+/// A classifier's figures on the rows.
+struct Figures {
+    report: ClassificationReport,
+    log_loss: f64,
+    /// `None` when the rows hold a single class.
+    roc_auc: Option<f64>,
+    /// The class most frequent in training, and the accuracy of always answering it here.
+    baseline: Option<(usize, f64)>,
+}
+
+/// The classification figures as one JSON object.
+fn print_classes_json(notes: &Notes, f: &Figures, labels: &[String]) {
+    let r = &f.report;
+    let mut out = json!({
+        "task": "classification",
+        "accuracy": r.accuracy,
+        "balanced_accuracy": r.balanced_accuracy,
+        "macro_f1": r.macro_f1,
+        "log_loss": f.log_loss,
+        "roc_auc": f.roc_auc,
+        "majority_baseline": f.baseline.map(|(c, a)| json!({"class": labels[c], "accuracy": a})),
+        "classes": r.classes,
+        "labels": labels,
+        "confusion": r.confusion,
+    });
+    if let serde_json::Value::Object(map) = &mut out {
+        map.extend(notes.fields());
+    }
+    outln!("{out}");
+}
+
+/// The classification report: accuracy beside the majority-class baseline, the other
+/// figures, the per-class table and the confusion matrix.
+fn print_classes(args: &EvalArgs, scored: &Scored, f: &Figures, labels: &[String], name: &str) {
+    let (r, rows) = (&f.report, scored.rows);
     let correct = (r.accuracy * rows as f64).round() as usize;
     outln!(
         "{}: {rows} rows, classification of '{name}'",
         args.data.display()
     );
-    for note in &made_up_note(scored) {
-        outln!("{note}");
-    }
-    outln!("accuracy: {:.4} ({correct}/{rows})", r.accuracy);
+    let baseline = f.baseline.map_or(String::new(), |(c, a)| {
+        format!("; always \"{}\": {a:.4}", labels[c])
+    });
+    outln!(
+        "accuracy:          {:.4} ({correct}/{rows}{baseline})",
+        r.accuracy
+    );
+    outln!("balanced accuracy: {:.4}", r.balanced_accuracy);
+    outln!("macro F1:          {:.4}", r.macro_f1);
+    outln!("log loss:          {:.4}", f.log_loss);
+    let auc = match f.roc_auc {
+        Some(auc) if labels.len() == 2 => format!("{auc:.4} (of '{}')", labels[1]),
+        Some(auc) => format!("{auc:.4} (macro, each class against the rest)"),
+        None => "- (the rows hold one class)".to_string(),
+    };
+    outln!("ROC AUC:           {auc}");
     outln!();
     let w = labels
         .iter()
@@ -207,26 +296,26 @@ fn print_confusion(labels: &[String], confusion: &[Vec<usize>], w: usize) {
 }
 
 /// The regression figures as one JSON object.
-fn print_values_json(scored: &Scored, r: &RegressionReport, interval: Option<&(f64, Coverage)>) {
-    let mut object = json!({
-            "task": "regression",
-            "rows": scored.rows,
-            "mse": r.mse,
-            "rmse": r.rmse,
-            "mae": r.mae,
-            "r2": r.r2,
-            "filled_cells": scored.filled,
-            "unseen_categories": scored.unseen,
+fn print_values_json(notes: &Notes, r: &RegressionReport, interval: Option<&(f64, Coverage)>) {
+    let mut out = json!({
+        "task": "regression",
+        "mse": r.mse,
+        "rmse": r.rmse,
+        "mae": r.mae,
+        "r2": r.r2,
     });
     if let Some((level, c)) = interval {
-        object["interval"] = json!({
+        out["interval"] = json!({
             "level": level,
             "coverage": c.coverage,
             "covered": c.covered,
             "mean_width": c.mean_width,
         });
     }
-    outln!("{object}");
+    if let serde_json::Value::Object(map) = &mut out {
+        map.extend(notes.fields());
+    }
+    outln!("{out}");
 }
 
 /// The regression report: MSE, RMSE, MAE and R².
@@ -236,9 +325,6 @@ fn print_values(args: &EvalArgs, scored: &Scored, r: &RegressionReport, name: &s
         args.data.display(),
         scored.rows
     );
-    for note in &made_up_note(scored) {
-        outln!("{note}");
-    }
     outln!("MSE:  {:.6}", r.mse);
     outln!("RMSE: {:.6}", r.rmse);
     outln!("MAE:  {:.6}", r.mae);

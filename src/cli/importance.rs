@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use mlp::Error;
 
-use super::out::{outln, write_stdout};
+use super::out::{errln, outln, write_stdout};
 use mlp::error::{Hint, Setting};
 use mlp::fsutil::check_output_path;
 use mlp::inspect::importance::{MAX_REPEATS, importance_file};
@@ -82,6 +82,16 @@ pub fn run(args: ImportanceArgs) -> Result<ExitCode, Error> {
     }
     let mut model = Model::load(&args.model)?;
     let importance = importance_file(&mut model, &args.data, args.repeats, args.seed)?;
+    let target = model.file.encoding.target.name();
+    let notes = (super::unseen_note(&importance.unseen).into_iter()).chain(
+        super::missing_target_note(importance.missing_targets, target),
+    );
+    for note in notes {
+        errln!("note: {note}");
+    }
+    if let Some(warning) = super::in_sample_warning(&model, &args.data) {
+        errln!("{warning}");
+    }
     if args.json {
         let json = serde_json::json!({
             "metric": importance.metric,

@@ -23,7 +23,8 @@ Trains a fresh network for 100 mini-batches on the training split while the lear
 rate grows from 1e-7 to 10, records the loss, and suggests a learning rate (Smith 2015,
 fastai's lr_find). Takes `mlp train`'s flags for the data, the network, the optimizer
 and the batch size, and refuses those the sweep cannot use (--lr, --epochs, --patience,
---folds 2 or more, and the streaming --shuffle-window and --held-rows); writes no model.
+--folds 2 or more, --metric, and the streaming --shuffle-window and --held-rows); writes no
+model.
 Then:
   mlp train DATA.csv --lr SUGGESTED ...";
 
@@ -112,6 +113,11 @@ fn refuse_what_the_sweep_ignores(settings: &Settings) -> Result<(), Error> {
             (settings.held_rows != DEFAULT_HELD_ROWS).then(|| settings.held_rows.to_string()),
             Setting::HeldRows,
             "lr-find reads the file into memory and does not stream it",
+        ),
+        (
+            settings.metric_given().map(str::to_string),
+            Setting::Metric,
+            "the sweep judges by the training loss, not by a validation metric",
         ),
     ];
     match ignored.into_iter().find(|(given, ..)| given.is_some()) {

@@ -87,14 +87,70 @@ fn made_up_note(scored: &mlp::pipeline::Scored) -> Vec<String> {
             scored.filled
         ));
     }
-    if scored.unseen > 0 {
-        notes.push(format!(
-            "{} cells held categories the model has not seen; they were encoded with no \
-             category of their column on (--unknown-category ignore)",
-            scored.unseen
-        ));
-    }
+    notes.extend(unseen_note(&scored.unseen));
     notes
+}
+
+/// One line on the categories not seen in training that were scored with none of their
+/// column's inputs on: rows, cells and columns. Nothing when there were none.
+fn unseen_note(unseen: &mlp::tabular::encoding::Unseen) -> Option<String> {
+    (unseen.cells > 0).then(|| {
+        let columns: Vec<String> = (unseen.columns.iter())
+            .map(|(name, n)| format!("{name} ({n})"))
+            .collect();
+        format!(
+            "{} row{} ({} cell{}) had categories not seen in training, scored with no \
+             category on: {} (--unknown-category error refuses them)",
+            unseen.rows,
+            if unseen.rows == 1 { "" } else { "s" },
+            unseen.cells,
+            if unseen.cells == 1 { "" } else { "s" },
+            columns.join(", ")
+        )
+    })
+}
+
+/// The line on rows left out of an evaluation because their target is missing.
+fn missing_target_note(rows: usize, target: &str) -> Option<String> {
+    (rows > 0).then(|| {
+        format!(
+            "left out {rows} row{} whose target '{target}' is missing",
+            if rows == 1 { "" } else { "s" }
+        )
+    })
+}
+
+/// Refuses an evaluation with no row left to score: every target missing, or no rows.
+fn refuse_no_rows(data: &std::path::Path, rows: usize, missing: usize) -> Result<(), mlp::Error> {
+    if rows > 0 {
+        return Ok(());
+    }
+    let why = if missing > 0 {
+        format!("every row ({missing}) has its target missing, so there is nothing to compare with")
+    } else {
+        "the file has no data rows, so there is nothing to compare with".to_string()
+    };
+    let location = mlp::error::Location {
+        path: data.to_path_buf(),
+        line: None,
+        column: None,
+    };
+    Err(mlp::Error::data(
+        location,
+        why,
+        "give it rows whose target is filled in",
+    ))
+}
+
+/// The warning for figures measured on the very file the model was trained on.
+fn in_sample_warning(model: &mlp::tabular::model::Model, data: &std::path::Path) -> Option<String> {
+    mlp::pipeline::trained_on(model, data).then(|| {
+        format!(
+            "warning: {} is the file the model was trained on (same SHA-256): these figures \
+             are in-sample and overstate how it does on new rows; use a held-out file",
+            data.display()
+        )
+    })
 }
 
 /// Whether the thread count was chosen (`--threads` or `MLP_THREADS`).

@@ -126,6 +126,8 @@ pub fn words(setting: Setting, value: Option<&str>) -> String {
         Setting::LearningRate => "--lr",
         Setting::WeightDecay => "--weight-decay",
         Setting::LabelSmoothing => "--label-smoothing",
+        Setting::ClassWeight => "--class-weight",
+        Setting::Metric => "--metric",
         Setting::Momentum => "--momentum",
         Setting::Nesterov => "--nesterov",
         Setting::Refit => "--refit",

@@ -26,9 +26,10 @@ The output has one row per input row: a `prediction` column (the class label or 
 value, in the target's units) and, with --proba, a `prob_<label>` column per class.
 Feature columns are matched by name, in any order; other columns are ignored.
 A missing cell gets the model's fill value if it was trained with --missing impute,
-and is refused otherwise. A category the model never saw is refused, unless
---unknown-category ignore: then it is encoded with none of its column's categories on.
-  mlp predict model.json new.csv --unknown-category ignore";
+and is refused otherwise. A category the model never saw is encoded with none of its
+column's categories on, and the rows and columns concerned are counted on standard error;
+--unknown-category error refuses the file instead, naming the cell.
+  mlp predict model.json new.csv --unknown-category error";
 
 /// Predict the target for every row of a CSV file
 #[derive(Args, Debug)]
@@ -56,15 +57,19 @@ pub struct PredictArgs {
     #[arg(long, value_name = "LEVEL", allow_negative_numbers = true)]
     interval: Option<f64>,
 
-    /// A category the model did not see in training: refuse the file, or ignore it
-    /// (encode it with none of its column's categories on, as a missing-category row)
-    #[arg(long, value_enum, value_name = "WHAT", default_value = "error")]
+    /// A category the model did not see in training: ignore it (encode it with none of its
+    /// column's categories on, and count it), or refuse the file
+    #[arg(long, value_enum, value_name = "WHAT", default_value = "ignore")]
     unknown_category: UnknownArg,
 
     /// Most memory to use, at least 16M, e.g. 256M or 2G (default: half the machine's memory); a larger
     /// file is read in chunks
     #[arg(long, value_name = "SIZE", value_parser = mlp::pipeline::memory::parse_limit)]
     memory_limit: Option<u64>,
+
+    /// Print no notes (unseen categories, filled cells, rows left out) on standard error
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
@@ -105,7 +110,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
     let (bytes, rows) = if too_big {
         // More than the memory limit allows to read at once: read in chunks.
         let scored = score_within(&mut model, &args.data, false, unknown, Some(limit))?;
-        for note in made_up_note(&scored) {
+        for note in made_up_note(&scored).iter().filter(|_| !args.quiet) {
             errln!("note: {note}");
         }
         let target = &model.file.encoding.target;
@@ -119,7 +124,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
             Some(done) => done,
             None => {
                 let scored = score_bytes_with(&mut model, &args.data, &data, false, unknown)?;
-                for note in made_up_note(&scored) {
+                for note in made_up_note(&scored).iter().filter(|_| !args.quiet) {
                     errln!("note: {note}");
                 }
                 let target = &model.file.encoding.target;

@@ -15,8 +15,8 @@ use mlp::run::{DataSummary, Event, Mode, Output, Outputs, RunOptions, ScanFigure
 use mlp::tabular::encoding::{Encoding, Feature, Scaling, TargetEncoding, Task};
 use mlp::train::comm::{Communicator, Solo};
 use mlp::train::{
-    Activation, CalibrationMethod, DEFAULT_FOLDS, DEFAULT_HELD_ROWS, DEFAULT_SHUFFLE_WINDOW,
-    OptimizerKind, StopReason, TrainConfig, format_loss,
+    Activation, CalibrationMethod, ClassWeight, DEFAULT_FOLDS, DEFAULT_HELD_ROWS,
+    DEFAULT_SHUFFLE_WINDOW, Metric, OptimizerKind, StopReason, TrainConfig, format_loss,
 };
 
 use super::out::{self, errln, outln};
@@ -143,6 +143,18 @@ pub struct Settings {
     #[arg(long, value_enum, value_name = "HOW", default_value = "temperature")]
     calibration: CalibrationArg,
 
+    /// Weights of the classes in the loss: balanced weighs each class as much in total
+    /// (scikit-learn's class_weight="balanced"), for a rare class that matters;
+    /// classification only
+    #[arg(long, value_enum, value_name = "HOW", default_value = "none")]
+    class_weight: ClassWeightArg,
+
+    /// What keeps the best epoch (early stopping) and the validation line shows: loss
+    /// (log loss for classes, MSE for values); accuracy, log_loss, balanced_accuracy,
+    /// macro_f1 or roc_auc for classes; r2 or mae for values
+    #[arg(long, value_enum, value_name = "NAME", default_value = "loss")]
+    metric: MetricArg,
+
     /// Most epochs to train
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub(super) epochs: usize,
@@ -250,6 +262,50 @@ enum ScalingArg {
     Standard,
     Robust,
     Piecewise,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum ClassWeightArg {
+    None,
+    Balanced,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum MetricArg {
+    Loss,
+    Accuracy,
+    #[value(name = "log_loss")]
+    LogLoss,
+    #[value(name = "balanced_accuracy")]
+    BalancedAccuracy,
+    #[value(name = "macro_f1")]
+    MacroF1,
+    #[value(name = "roc_auc")]
+    RocAuc,
+    R2,
+    Mae,
+}
+
+impl Settings {
+    /// The `--metric` given, unless it is the default.
+    pub(super) fn metric_given(&self) -> Option<&'static str> {
+        Some(Metric::from(self.metric).name()).filter(|&m| m != Metric::Loss.name())
+    }
+}
+
+impl From<MetricArg> for Metric {
+    fn from(arg: MetricArg) -> Metric {
+        match arg {
+            MetricArg::Loss => Metric::Loss,
+            MetricArg::Accuracy => Metric::Accuracy,
+            MetricArg::LogLoss => Metric::LogLoss,
+            MetricArg::BalancedAccuracy => Metric::BalancedAccuracy,
+            MetricArg::MacroF1 => Metric::MacroF1,
+            MetricArg::RocAuc => Metric::RocAuc,
+            MetricArg::R2 => Metric::R2,
+            MetricArg::Mae => Metric::Mae,
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -386,6 +442,11 @@ impl Settings {
                     CalibrationArg::Temperature => CalibrationMethod::Temperature,
                     CalibrationArg::None => CalibrationMethod::None,
                 },
+                class_weight: match self.class_weight {
+                    ClassWeightArg::None => ClassWeight::None,
+                    ClassWeightArg::Balanced => ClassWeight::Balanced,
+                },
+                metric: self.metric.into(),
             },
         })
     }
@@ -605,8 +666,9 @@ impl Printer<'_> {
             ));
         }
         let encoding = &data.encoding;
+        self.columns_chosen(data);
         self.say(match &encoding.target {
-            TargetEncoding::Classes { name, labels } => format!(
+            TargetEncoding::Classes { name, labels, .. } => format!(
                 "task: classification of '{name}' into {} classes: {}",
                 labels.len(),
                 short_list(labels)
@@ -642,6 +704,31 @@ impl Printer<'_> {
                 data.train_rows, data.validation_rows,
             )
         });
+    }
+
+    /// The target taken without `--target`, and warnings for columns that look like row
+    /// identifiers.
+    fn columns_chosen(&self, data: &DataSummary) {
+        let encoding = &data.encoding;
+        if self.request.target.is_none() {
+            self.say(format!(
+                "target: '{}', the last column (no --target given)",
+                encoding.target.name()
+            ));
+        }
+        if self.leader {
+            for name in &data.identifiers {
+                out::warning(
+                    &format!(
+                        "column '{name}' looks like a row identifier (whole numbers, all \
+                         different): it predicts nothing about new rows, and in a file sorted \
+                         by the target it passes for a strong feature"
+                    ),
+                    &Hint::text("if it is an identifier, leave it out with ")
+                        .setting(Setting::Ignore, name),
+                );
+            }
+        }
     }
 
     /// The lines about the first pass of a streamed file.
@@ -686,9 +773,10 @@ impl Printer<'_> {
             ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg} ETA {eta}")
                 .expect("a valid template"),
         );
-        let metric_name = match task {
-            Task::Classification => "val acc",
-            Task::Regression => "val R²",
+        let metric_name = match (self.request.config.metric, task) {
+            (Metric::Loss | Metric::LogLoss, Task::Classification) => "val acc",
+            (Metric::Loss, Task::Regression) => "val R²",
+            (m, _) => m.name(),
         };
         self.bar = Some((bar, metric_name));
     }
@@ -699,8 +787,12 @@ impl Printer<'_> {
         };
         bar.set_position(r.epoch as u64);
         let mut msg = format!("train loss {:.4}", r.train_loss);
-        if let (Some(l), Some(m)) = (r.val_loss, r.val_metric) {
-            msg.push_str(&format!("  val loss {l:.4}  {metric_name} {m:.3}"));
+        let judged = match self.request.config.metric {
+            Metric::Loss | Metric::LogLoss => r.val_metric,
+            _ => r.val_score,
+        };
+        if let (Some(l), Some(m)) = (r.val_loss, judged) {
+            msg.push_str(&format!("  val loss {l:.4}  {metric_name} {m:.4}"));
         }
         bar.set_message(msg);
     }
@@ -766,6 +858,14 @@ impl Printer<'_> {
         }
         if let Some(a) = m.validation_accuracy {
             summary.push_str(&format!(", validation accuracy {a:.4}"));
+            let target = &model.file.encoding.target;
+            if let Some((class, share)) = majority_share(target.class_counts()) {
+                let label = match target {
+                    TargetEncoding::Classes { labels, .. } => labels[class].as_str(),
+                    TargetEncoding::Values { .. } => "",
+                };
+                summary.push_str(&format!(" (always \"{label}\": {share:.4})"));
+            }
         }
         if let Some(r2) = m.validation_r2 {
             summary.push_str(&format!(", validation R² {r2:.4}"));
@@ -806,6 +906,14 @@ fn calibration_line(model: &mlp::tabular::model::Model) -> Option<String> {
          held-out residuals (mlp predict --interval 0.9)",
         half as f32, residuals.rows
     ))
+}
+
+/// The most frequent class of the training rows and its share: the accuracy of always
+/// answering it, beside which a validation accuracy means something. `None` without counts.
+fn majority_share(counts: &[u64]) -> Option<(usize, f64)> {
+    let rows: u64 = counts.iter().sum();
+    let (class, &n) = counts.iter().enumerate().rev().max_by_key(|(_, n)| **n)?;
+    (rows > 0).then(|| (class, n as f64 / rows as f64))
 }
 
 /// Warns of a run that diverged, or that did no better than the untrained network.

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::nn::layer::{Layer, LayerSpec};
 use crate::nn::loss::{Loss, Mse, SoftmaxCrossEntropy, Target, softmax_rows};
-use crate::tabular::encoding::{Feature, TargetEncoding, Targets, Task};
+use crate::tabular::encoding::{Feature, TargetEncoding, Targets, Task, UnknownCategory};
 use crate::tabular::labelled::read_table;
 use crate::tabular::model::{Model, Predictions};
 
@@ -155,7 +155,9 @@ pub fn explain_file(model: &mut Model, path: &Path, row: usize) -> Result<Explan
     }
     let index = row - 1;
     let encoding = &model.file.encoding;
-    let x = encoding.inputs(&table, &[index])?;
+    let x = encoding
+        .encode(&table, &[index], UnknownCategory::default())?
+        .inputs;
     let y = encoding.targets(&table, &[index])?;
     let mut explanation = explain(model, x.view(), &y);
     explanation.file = path.display().to_string();
@@ -606,6 +608,7 @@ mod tests {
                 TargetEncoding::Classes {
                     name: "kind".into(),
                     labels: vec!["a".into(), "b".into(), "c".into()],
+                    counts: vec![5, 3, 2],
                 },
                 3,
             ),

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Location, Result};
 use crate::tabular::encoding::TargetEncoding;
-use crate::tabular::encoding::{Targets, Task};
+use crate::tabular::encoding::{Targets, Task, Unseen};
 use crate::tabular::model::{Model, Predictions};
 use crate::train::plot::{Frame, canvas, render_png_with, write_png_with};
 use crate::train::{Batch, evaluate};
@@ -51,6 +51,12 @@ pub struct Importance {
     pub repeats: usize,
     /// Columns sorted by mean importance, largest first (ties keep the file's order).
     pub importance: Vec<ColumnImportance>,
+    /// Rows of the file left out because their target is missing.
+    #[serde(skip)]
+    pub missing_targets: usize,
+    /// Categories not seen in training, scored with none of their column's inputs on.
+    #[serde(skip)]
+    pub unseen: Unseen,
 }
 
 /// Permutation importance of every feature column of `model` on encoded rows `x` with
@@ -115,6 +121,8 @@ pub fn permutation_importance(
         baseline,
         repeats,
         importance,
+        missing_targets: 0,
+        unseen: Unseen::default(),
     })
 }
 
@@ -160,7 +168,7 @@ pub fn importance_file(
     seed: u64,
 ) -> Result<Importance> {
     let rows = crate::tabular::labelled::read_labelled(model, path)?;
-    if let Some((why, hint)) = no_answer(&rows.targets) {
+    if let Some((why, hint)) = no_answer(&rows.targets, rows.missing_targets) {
         let location = Location {
             path: path.to_path_buf(),
             line: None,
@@ -168,12 +176,16 @@ pub fn importance_file(
         };
         return Err(Error::data(location, why, hint));
     }
-    permutation_importance(model, rows.inputs.view(), &rows.targets, repeats, seed)
+    let mut importance =
+        permutation_importance(model, rows.inputs.view(), &rows.targets, repeats, seed)?;
+    importance.missing_targets = rows.missing_targets;
+    importance.unseen = rows.unseen;
+    Ok(importance)
 }
 
 /// Why permutation importance means nothing on rows with these targets, if it does not,
 /// and what to do instead.
-fn no_answer(targets: &Targets) -> Option<(String, &'static str)> {
+fn no_answer(targets: &Targets, missing_targets: usize) -> Option<(String, &'static str)> {
     let (rows, same) = match targets {
         Targets::Classes(c) => (c.len(), c.windows(2).all(|w| w[0] == w[1])),
         Targets::Values(v) => {
@@ -181,7 +193,13 @@ fn no_answer(targets: &Targets) -> Option<(String, &'static str)> {
             (v.nrows(), v.iter().all(|t| Some(t) == first))
         }
     };
-    if rows < 2 {
+    if rows == 0 && missing_targets > 0 {
+        let why = format!(
+            "every row ({missing_targets}) has its target missing, so there is nothing to \
+             compare with"
+        );
+        Some((why, "give it rows whose target is filled in"))
+    } else if rows < 2 {
         let why = format!(
             "{rows} row{}: shuffling a column needs at least two rows to change anything, so \
              every importance would be 0",

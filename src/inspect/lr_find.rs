@@ -74,7 +74,11 @@ pub fn lr_find(prepared: &Prepared, config: &TrainConfig, sweep: Sweep) -> Resul
         return Err(no_answer(prepared, why));
     }
     let mut network = new_network(prepared, config, config.seed);
-    let mut loss = loss_for(prepared.task, config)?;
+    let mut loss = loss_for(
+        prepared.task,
+        config,
+        prepared.encoding.target.class_counts(),
+    )?;
     let mut optimizer = config.build_optimizer()?;
     let mut batches = SweepBatches::new(prepared, config.batch_size, config.seed);
 

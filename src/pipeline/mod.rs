@@ -30,7 +30,7 @@ use crate::error::{Error, Hint, Result, Setting};
 use crate::nn::loss::Loss;
 use crate::nn::sequential::Sequential;
 use crate::pipeline::memory::{format_size, scoring_estimate, scoring_factor};
-use crate::tabular::encoding::{Encoding, Targets, Task, UnknownCategory};
+use crate::tabular::encoding::{Encoding, Targets, Task, UnknownCategory, Unseen};
 use crate::tabular::model::{
     FORMAT, Metrics, Model, ModelFile, Predictions, TrainingRecord, VERSION, layer_records,
 };
@@ -116,7 +116,11 @@ pub fn train_with(prepared: &Prepared, config: &TrainConfig, hooks: Hooks<'_>) -
         return train_folds(prepared, config, interrupt, on_epoch, observer, comm);
     }
     let mut network = new_network(prepared, config, config.seed);
-    let mut loss = loss_for(prepared.task, config)?;
+    let mut loss = loss_for(
+        prepared.task,
+        config,
+        prepared.encoding.target.class_counts(),
+    )?;
     let mut optimizer = config.build_optimizer()?;
     let train_data = Batch {
         x: prepared.x_train.view(),
@@ -218,7 +222,11 @@ fn train_folds<'a>(
         Targets::Values(_) => None,
     };
     let fold = fold_rows(rows, classes, k, config.seed);
-    let mut loss = loss_for(prepared.task, config)?;
+    let mut loss = loss_for(
+        prepared.task,
+        config,
+        prepared.encoding.target.class_counts(),
+    )?;
     let mut networks = Vec::with_capacity(k);
     let mut best_epochs = Vec::with_capacity(k);
     let mut first_outcome = None;
@@ -722,7 +730,7 @@ pub fn train_streamed(
         config.activation,
         config.seed,
     );
-    let mut loss = loss_for(scan.task, config)?;
+    let mut loss = loss_for(scan.task, config, encoding.target.class_counts())?;
     let mut optimizer = config.build_optimizer()?;
     let hooks_comm_size = hooks.comm.map_or(1, |c| c.size());
     let mut epochs = StreamEpochs::new(request, scan, budget.chunk_bytes, hooks.comm);
@@ -763,6 +771,14 @@ pub fn train_streamed(
     Ok(Trained::one(file, network, outcome))
 }
 
+/// Whether the file at `path` is, byte for byte, the one `model` was trained on (its
+/// SHA-256 is the one the model file records): figures measured on it are in-sample.
+/// A file that cannot be read, or a model without the record, is taken as another file.
+pub fn trained_on(model: &Model, path: &Path) -> bool {
+    let recorded = &model.file.training.data_sha256;
+    !recorded.is_empty() && share::file_sha256(path).is_ok_and(|hex| hex == *recorded)
+}
+
 /// The true targets of scored rows.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Truth {
@@ -779,22 +795,26 @@ pub struct Scored {
     pub predictions: Predictions,
     /// The true targets (class indices, or values in the file's units), when asked for.
     pub truth: Option<Truth>,
-    /// Rows read.
+    /// Rows scored.
     pub rows: usize,
+    /// Rows left out because their target cell is missing (only when the target is needed).
+    pub missing_targets: usize,
     /// Missing cells filled with the model's fill values.
     pub filled: usize,
     /// Unseen categories encoded as all zeros (with [`UnknownCategory::Ignore`]).
-    pub unseen: usize,
+    pub unseen: Unseen,
 }
 
 /// Runs `model` on every row of the CSV at `path`. Feature columns are matched by name in
 /// any order; other columns are ignored. With `need_target`, the target column must be
-/// there too (for `eval`).
+/// there too (for `eval`), and rows whose target cell is missing are left out (counted in
+/// [`Scored::missing_targets`]).
 ///
 /// A missing cell gets the model's fill value (`--missing impute`) or is refused; a category
-/// the model has not seen is refused (see [`score_with`]).
+/// the model has not seen is encoded with none of its column's inputs on, and counted (see
+/// [`score_with`] for the strict choice).
 pub fn score(model: &mut Model, path: &Path, need_target: bool) -> Result<Scored> {
-    score_with(model, path, need_target, UnknownCategory::Error)
+    score_with(model, path, need_target, UnknownCategory::default())
 }
 
 /// [`score`], with a choice for categories the model has not seen.
@@ -865,8 +885,9 @@ impl Scored {
     /// Adds the rows of `more` after these.
     fn append(&mut self, more: Scored) {
         self.rows += more.rows;
+        self.missing_targets += more.missing_targets;
         self.filled += more.filled;
-        self.unseen += more.unseen;
+        self.unseen.add(&more.unseen);
         match (&mut self.predictions, more.predictions) {
             (
                 Predictions::Classes {
@@ -901,7 +922,7 @@ pub fn score_bytes(
     bytes: &[u8],
     need_target: bool,
 ) -> Result<Scored> {
-    score_bytes_with(model, path, bytes, need_target, UnknownCategory::Error)
+    score_bytes_with(model, path, bytes, need_target, UnknownCategory::default())
 }
 
 /// [`score_with`] for a CSV file already in memory (`path` names it in messages).
@@ -940,7 +961,12 @@ pub fn score_bytes_with(
             "eval needs the true values; use `mlp predict` for files without them",
         ));
     }
-    let rows: Vec<usize> = (0..table.rows()).collect();
+    // Rows without a target are left out of an evaluation, as training leaves them out.
+    let rows: Vec<usize> = if need_target {
+        encoding.rows_with_target(&table)?
+    } else {
+        (0..table.rows()).collect()
+    };
     let encoded = encoding.encode(&table, &rows, unknown)?;
     let inputs = encoded.inputs;
     let truth = if need_target {
@@ -964,7 +990,7 @@ pub fn score_bytes_with(
     };
     if let Some(row) = bad_row {
         return Err(Error::data(
-            table.location(Some(row), None),
+            table.location(Some(rows[row]), None),
             "the model's output for this row is not a finite number",
             "the row's values are probably far outside those the model was trained on; \
              check them and their units",
@@ -973,7 +999,8 @@ pub fn score_bytes_with(
     Ok(Scored {
         predictions,
         truth,
-        rows: table.rows(),
+        rows: rows.len(),
+        missing_targets: table.rows() - rows.len(),
         filled: encoded.filled,
         unseen: encoded.unseen,
     })

@@ -786,12 +786,15 @@ mod tests {
             );
         }
         // Where the general reader refuses, predict_csv gives its message.
-        let e = predict_csv(&mut model, path, cases[3].as_bytes(), false, None).unwrap_err();
+        let e = predict_csv(&mut model, path, cases[7].as_bytes(), false, None).unwrap_err();
         assert!(
-            e.to_string()
-                .starts_with("t.csv, line 2, column 'plan': category 'gold' was not seen"),
+            e.to_string().starts_with("t.csv, line 2, column 'age': "),
             "{e}"
         );
+        // An unseen category is scored by the general reader, with no category on.
+        let (gold, rows) = predict_csv(&mut model, path, cases[3].as_bytes(), false, None).unwrap();
+        assert_eq!(rows, 1);
+        assert!(gold.starts_with(b"prediction\n"));
         // Where it accepts, the same predictions: quoted numbers, spaces around numbers.
         let plain =
             predict_csv(&mut model, path, b"x,age,plan\n0.5,30,basic\n", true, None).unwrap();

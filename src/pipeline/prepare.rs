@@ -101,6 +101,42 @@ pub struct Prepared {
     pub train_rows: usize,
     /// Validation rows, of every process as `train_rows`.
     pub validation_rows: usize,
+    /// Numeric feature columns that look like row identifiers ([`identifier_columns`]):
+    /// kept as features, but worth a warning. Found in memory only (empty for a run over
+    /// processes).
+    pub identifiers: Vec<String>,
+}
+
+/// Fewest rows for [`identifier_columns`] to judge a column: in a smaller file any column
+/// of whole numbers can easily be all different.
+pub const IDENTIFIER_MIN_ROWS: usize = 20;
+
+/// The numeric feature columns of `table` (besides `target`) that look like row
+/// identifiers rather than measurements: every cell present, a whole number, and
+/// different from every other (which a row number, counted from any offset, also is). A
+/// row number predicts nothing about new rows, and in a file sorted by the target it
+/// passes as a strong feature. Nothing in a table of fewer than [`IDENTIFIER_MIN_ROWS`]
+/// rows.
+pub fn identifier_columns(table: &Table, target: &str) -> Vec<String> {
+    if table.rows() < IDENTIFIER_MIN_ROWS {
+        return Vec::new();
+    }
+    let identifier = |values: &[f32]| {
+        if values.iter().any(|v| v.is_nan() || v.fract() != 0.0) {
+            return false;
+        }
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f32::total_cmp);
+        sorted.windows(2).all(|w| w[0] != w[1])
+    };
+    (table.columns().iter())
+        .filter(|c| c.name() != target)
+        .filter(|c| match c {
+            crate::data::Column::Numeric { values, .. } => identifier(values),
+            _ => false,
+        })
+        .map(|c| c.name().to_string())
+        .collect()
 }
 
 /// SHA-256 of `bytes` as lowercase hex.
@@ -173,6 +209,7 @@ fn prepare_checked(request: &TrainRequest, bytes: &[u8]) -> Result<Prepared> {
         y_val: encoding.targets(&table, &split.validation)?,
         train_rows: split.train.len(),
         validation_rows: split.validation.len(),
+        identifiers: identifier_columns(&table, &target),
         encoding,
     })
 }

@@ -190,7 +190,8 @@ pub fn shared_sha256(path: &Path, comm: &dyn Communicator) -> Result<String> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-fn file_sha256(path: &Path) -> Result<String> {
+/// The SHA-256 of the file at `path` in hex, read a megabyte at a time.
+pub fn file_sha256(path: &Path) -> Result<String> {
     use sha2::{Digest, Sha256};
     let io = |e| Error::io(path, e);
     let mut file = File::open(path).map_err(io)?;
@@ -306,6 +307,7 @@ pub fn prepare_shared(request: &TrainRequest, comm: &dyn Communicator) -> Result
         y_val,
         train_rows: split.train.len(),
         validation_rows: split.validation.len(),
+        identifiers: Vec::new(),
     })
 }
 

@@ -165,6 +165,9 @@ pub struct DataSummary {
     pub validation_rows: usize,
     /// Folds of a k-fold ensemble, each network validating on one; 0 or 1: one network.
     pub folds: usize,
+    /// Numeric feature columns that look like row identifiers (see
+    /// [`crate::pipeline::prepare::identifier_columns`]; found in memory only).
+    pub identifiers: Vec<String>,
 }
 
 impl DataSummary {
@@ -179,6 +182,7 @@ impl DataSummary {
             train_rows: p.train_rows,
             validation_rows: p.validation_rows,
             folds,
+            identifiers: p.identifiers.clone(),
         }
     }
 
@@ -193,6 +197,7 @@ impl DataSummary {
             train_rows: s.train_rows,
             validation_rows: s.validation_rows,
             folds,
+            identifiers: Vec::new(),
         }
     }
 }

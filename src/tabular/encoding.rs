@@ -203,6 +203,11 @@ pub enum TargetEncoding {
         name: String,
         /// Labels in output order (numbers sorted numerically, text alphabetically).
         labels: Vec<String>,
+        /// Training rows of each class, in label order (empty in model files written
+        /// before they were kept). Class weights and the majority-class baseline come
+        /// from them.
+        #[serde(default)]
+        counts: Vec<u64>,
     },
     /// A number, standardised for training; predictions are mapped back.
     Values {
@@ -231,6 +236,15 @@ impl TargetEncoding {
         }
     }
 
+    /// Training rows per class in label order (empty for values, or a model file from
+    /// before they were kept).
+    pub fn class_counts(&self) -> &[u64] {
+        match self {
+            TargetEncoding::Classes { counts, .. } => counts,
+            TargetEncoding::Values { .. } => &[],
+        }
+    }
+
     /// Network outputs needed: one per class, or one value.
     pub fn width(&self) -> usize {
         match self {
@@ -244,11 +258,38 @@ impl TargetEncoding {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UnknownCategory {
     /// Refuse the file, naming the cell and the categories the model knows.
-    #[default]
     Error,
     /// Encode it with every one-hot input of the column off (all zeros), as scikit-learn's
-    /// `OneHotEncoder(handle_unknown="ignore")` does.
+    /// `OneHotEncoder(handle_unknown="ignore")` does: the default, so that every row is
+    /// scored, as the reference models do.
+    #[default]
     Ignore,
+}
+
+/// Categories not seen in training that were encoded as all zeros
+/// ([`UnknownCategory::Ignore`]): how many cells, in how many rows, in which columns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unseen {
+    /// Cells holding an unseen category.
+    pub cells: usize,
+    /// Rows with at least one such cell.
+    pub rows: usize,
+    /// Columns with such cells and how many each, in the model's feature order.
+    pub columns: Vec<(String, usize)>,
+}
+
+impl Unseen {
+    /// Adds the counts of `more` (later rows of the same file).
+    pub fn add(&mut self, more: &Unseen) {
+        self.cells += more.cells;
+        self.rows += more.rows;
+        for (name, n) in &more.columns {
+            match self.columns.iter_mut().find(|(c, _)| c == name) {
+                Some((_, m)) => *m += n,
+                None => self.columns.push((name.clone(), *n)),
+            }
+        }
+    }
 }
 
 /// Network inputs, with what had to be made up for them.
@@ -259,7 +300,7 @@ pub struct Encoded {
     /// Missing cells replaced by the model's fill values.
     pub filled: usize,
     /// Unseen categories encoded as all zeros ([`UnknownCategory::Ignore`]).
-    pub unseen: usize,
+    pub unseen: Unseen,
 }
 
 /// Everything needed to turn a table into network inputs and targets.
@@ -453,7 +494,7 @@ fn one_hot(
     (codes, seen): (&[u32], &[String]),
     (categories, fill): (&[String], Option<&str>),
     rows: &[usize],
-    unknown: UnknownCategory,
+    (unknown, hit): (UnknownCategory, &mut [bool]),
     mut out: ArrayViewMut2<f32>,
 ) -> Result<(usize, usize)> {
     // Map the file's codes to the model's one-hot positions.
@@ -479,7 +520,10 @@ fn one_hot(
         match (k, unknown) {
             (Some(k), _) => out[[i, k]] = 1.0,
             // All zeros: none of the column's inputs is on.
-            (None, UnknownCategory::Ignore) => unseen += 1,
+            (None, UnknownCategory::Ignore) => {
+                unseen += 1;
+                hit[i] = true;
+            }
             (None, UnknownCategory::Error) => {
                 return Err(Error::data(
                     table.location(Some(r), Some(name)),
@@ -570,7 +614,7 @@ fn fit_target(stats: &ColumnStats, spec: &FitSpec) -> Result<TargetEncoding> {
                     .name(Setting::Target),
                 ));
             }
-            categories.keys().cloned().collect::<Vec<_>>()
+            categories.iter().map(|(l, &n)| (l.clone(), n)).unzip()
         }
         (Task::Classification, Cells::Numbers { distinct, .. }) => {
             let distinct = distinct.as_ref().expect("the target's numbers are kept");
@@ -589,8 +633,8 @@ fn fit_target(stats: &ColumnStats, spec: &FitSpec) -> Result<TargetEncoding> {
             }
             // Keys sort as the numbers do.
             (distinct.iter())
-                .map(|&k| number_label(crate::tabular::median::from_key(k)))
-                .collect()
+                .map(|(&k, &n)| (number_label(crate::tabular::median::from_key(k)), n))
+                .unzip()
         }
         (Task::Regression, Cells::Numbers { moments, .. }) => {
             let (mean, std) = moments.mean_std();
@@ -608,21 +652,31 @@ fn fit_target(stats: &ColumnStats, spec: &FitSpec) -> Result<TargetEncoding> {
             ));
         }
     };
+    let (labels, counts): (Vec<String>, Vec<u64>) = labels;
     if labels.len() < 2 {
-        return Err(Error::data(
-            spec.at(&name, None),
-            format!(
-                "classification needs at least two classes, but every row has {}",
-                labels
-                    .first()
-                    .map_or("no label".to_string(), |l| format!("'{l}'"))
-            ),
-            Hint::text("check that ")
-                .name(Setting::Target)
-                .then(" names the column to predict"),
-        ));
+        return Err(one_class(spec, &name, &labels));
     }
-    Ok(TargetEncoding::Classes { name, labels })
+    Ok(TargetEncoding::Classes {
+        name,
+        labels,
+        counts,
+    })
+}
+
+/// The error for a classification target with fewer than two classes.
+fn one_class(spec: &FitSpec, name: &str, labels: &[String]) -> Error {
+    Error::data(
+        spec.at(name, None),
+        format!(
+            "classification needs at least two classes, but every row has {}",
+            labels
+                .first()
+                .map_or("no label".to_string(), |l| format!("'{l}'"))
+        ),
+        Hint::text("check that ")
+            .name(Setting::Target)
+            .then(" names the column to predict"),
+    )
 }
 
 /// A numeric feature's encoding from its statistics: standardisation, robust scaling or
@@ -793,7 +847,7 @@ fn encode_feature(
     feature: &Feature,
     column: &Column,
     rows: &[usize],
-    unknown: UnknownCategory,
+    unknown: (UnknownCategory, &mut [bool]),
     mut out: ArrayViewMut2<f32>,
 ) -> Result<(usize, usize)> {
     let name = feature.name();
@@ -988,16 +1042,21 @@ impl Encoding {
             return Err(self.too_many_inputs(table, rows.len()));
         }
         let mut x = Array2::zeros((rows.len(), width));
-        let (mut filled, mut unseen) = (0, 0);
+        let (mut filled, mut unseen) = (0, Unseen::default());
+        let mut hit = vec![false; rows.len()];
         let mut offset = 0;
         for feature in &self.features {
             let column = table.column(feature.name()).expect("checked above");
             let out = x.slice_mut(ndarray::s![.., offset..offset + feature.width()]);
-            let (f, u) = encode_feature(table, feature, column, rows, unknown, out)?;
+            let (f, u) = encode_feature(table, feature, column, rows, (unknown, &mut hit), out)?;
             filled += f;
-            unseen += u;
+            if u > 0 {
+                unseen.cells += u;
+                unseen.columns.push((feature.name().to_string(), u));
+            }
             offset += feature.width();
         }
+        unseen.rows = hit.iter().filter(|&&h| h).count();
         Ok(Encoded {
             inputs: x,
             filled,
@@ -1027,6 +1086,17 @@ impl Encoding {
             ),
             "use fewer rows or columns, or leave out columns with many categories",
         )
+    }
+
+    /// The rows of `table` whose target cell is present (in order), as training keeps
+    /// them: `eval` and `importance` score only these. Refuses a table without the target
+    /// column, or whose numeric target holds an unreadable cell.
+    pub fn rows_with_target(&self, table: &Table) -> Result<Vec<usize>> {
+        let rows = 0..table.rows();
+        Ok(match target_column(table, self.target.name())? {
+            TargetColumn::Numbers(values) => rows.filter(|&r| !values[r].is_nan()).collect(),
+            TargetColumn::Text(codes, _) => rows.filter(|&r| codes[r] != Column::MISSING).collect(),
+        })
     }
 
     /// The training targets for `rows` of `table`.
@@ -1393,6 +1463,35 @@ mod tests {
         }
     }
 
+    /// The class counts (for class weights and the majority baseline) are of the fit rows
+    /// alone, in label order, for number and text labels alike; a class seen only outside
+    /// the fit rows counts 0.
+    #[test]
+    fn class_counts_are_the_fit_rows_per_class() {
+        let t = table("x,y\n1,10\n2,2\n3,2\n4,3\n5,2\n6,10\n");
+        let enc = fit(
+            &t,
+            "y",
+            Task::Classification,
+            &[0, 1, 2, 3, 4],
+            Scaling::Standard,
+            false,
+        )
+        .unwrap();
+        assert_eq!(enc.target.class_counts(), &[3, 1, 1]);
+        let t = table("x,y\n1,b\n2,a\n3,b\n4,c\n");
+        let enc = fit(
+            &t,
+            "y",
+            Task::Classification,
+            &[0, 1, 2],
+            Scaling::Standard,
+            false,
+        )
+        .unwrap();
+        assert_eq!(enc.target.class_counts(), &[1, 2, 0]);
+    }
+
     #[test]
     fn statistics_come_from_the_fit_rows_only() {
         let t = table("x,y\n0,1.5\n2,2.5\n100,3.5\n");
@@ -1615,7 +1714,10 @@ NA,a
         let err = enc.inputs(&new, &[0, 1]).unwrap_err().to_string();
         assert!(err.ends_with("use `unknown_category = ignore`"), "{err}");
         let encoded = enc.encode(&new, &[0, 1], UnknownCategory::Ignore).unwrap();
-        assert_eq!((encoded.filled, encoded.unseen), (0, 1));
+        assert_eq!(
+            (encoded.filled, encoded.unseen.cells, encoded.unseen.rows),
+            (0, 1, 1)
+        );
         // x: mean 1.5, std 0.5; c: blue, red.
         assert_eq!(
             encoded.inputs,

@@ -7,7 +7,7 @@ use ndarray::Array2;
 
 use crate::data::{ReadOptions, Table};
 use crate::error::{Error, Result};
-use crate::tabular::encoding::{TargetEncoding, Targets, number_label};
+use crate::tabular::encoding::{TargetEncoding, Targets, UnknownCategory, Unseen, number_label};
 use crate::tabular::model::Model;
 
 /// Reads `bytes` (the CSV at `path`) as `model` reads files: its categorical features and
@@ -41,7 +41,7 @@ pub fn read_table(model: &Model, path: &Path, bytes: &[u8]) -> Result<Table> {
     Ok(table)
 }
 
-/// Every row of a labelled file, encoded for the model.
+/// The rows of a labelled file that have a target, encoded for the model.
 pub struct Labelled {
     /// The table (for locating rows in messages).
     pub table: Table,
@@ -49,19 +49,26 @@ pub struct Labelled {
     pub inputs: Array2<f32>,
     /// The true targets.
     pub targets: Targets,
+    /// Rows left out because their target cell is missing.
+    pub missing_targets: usize,
+    /// Categories not seen in training, encoded with none of their column's inputs on.
+    pub unseen: Unseen,
 }
 
-/// Reads the CSV at `path` and encodes every row for `model`.
+/// Reads the CSV at `path` and encodes for `model` every row whose target is present
+/// (rows without one are left out and counted, as training leaves them out).
 pub fn read_labelled(model: &Model, path: &Path) -> Result<Labelled> {
     let bytes = crate::fsutil::read_data(path)?;
     let table = read_table(model, path, &bytes)?;
-    let rows: Vec<usize> = (0..table.rows()).collect();
     let encoding = &model.file.encoding;
-    let inputs = encoding.inputs(&table, &rows)?;
+    let rows = encoding.rows_with_target(&table)?;
+    let encoded = encoding.encode(&table, &rows, UnknownCategory::default())?;
     let targets = encoding.targets(&table, &rows)?;
     Ok(Labelled {
+        missing_targets: table.rows() - rows.len(),
         table,
-        inputs,
+        inputs: encoded.inputs,
         targets,
+        unseen: encoded.unseen,
     })
 }

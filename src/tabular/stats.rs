@@ -9,7 +9,7 @@
 //! after the counts, exactly ([`OrderStats`](crate::tabular::median::OrderStats) over passes and
 //! processes, or by sorting in memory), and writes them into [`Order`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use num_bigint::BigInt;
 use num_traits::ToPrimitive;
@@ -149,8 +149,9 @@ pub enum Cells {
         /// Whether every number in the rows kept is an integer.
         integer: bool,
         /// For the target: the distinct numbers in the rows kept (their
-        /// [`key`](crate::tabular::median::key)s), up to [`MAX_DISTINCT`] and one more.
-        distinct: Option<BTreeSet<u32>>,
+        /// [`key`](crate::tabular::median::key)s), up to [`MAX_DISTINCT`] and one more, each
+        /// with how often the training rows hold it (the class counts).
+        distinct: Option<BTreeMap<u32, u64>>,
         /// Filled in after the counts.
         order: Order,
     },
@@ -185,7 +186,7 @@ impl ColumnStats {
                 moments: Moments::default(),
                 missing: 0,
                 integer: true,
-                distinct: target.then(BTreeSet::new),
+                distinct: target.then(BTreeMap::new),
                 order: Order::default(),
             },
         };
@@ -216,6 +217,8 @@ impl ColumnStats {
                 Column::Numeric { values, .. },
             ) => {
                 train.iter().for_each(|&r| moments.add(values[r]));
+                // 0 and -0 are one class, as they are one number.
+                let key = |v: f32| crate::tabular::median::key(if v == 0.0 { 0.0 } else { v });
                 for &r in kept {
                     let v = values[r];
                     if v.is_nan() {
@@ -224,8 +227,14 @@ impl ColumnStats {
                     }
                     *integer &= v.fract() == 0.0;
                     if let Some(d) = distinct.as_mut().filter(|d| d.len() <= MAX_DISTINCT) {
-                        // 0 and -0 are one class, as they are one number.
-                        d.insert(crate::tabular::median::key(if v == 0.0 { 0.0 } else { v }));
+                        d.entry(key(v)).or_insert(0);
+                    }
+                }
+                if let Some(d) = distinct.as_mut() {
+                    for &r in train.iter().filter(|&&r| !values[r].is_nan()) {
+                        if let Some(n) = d.get_mut(&key(values[r])) {
+                            *n += 1;
+                        }
                     }
                 }
             }
@@ -289,11 +298,11 @@ impl ColumnStats {
                 *missing += n;
                 *integer &= i;
                 if let (Some(mine), Some(theirs)) = (distinct.as_mut(), d) {
-                    for &key in theirs {
-                        if mine.len() > MAX_DISTINCT {
-                            break;
+                    for (&key, &n) in theirs {
+                        if mine.len() > MAX_DISTINCT && !mine.contains_key(&key) {
+                            continue;
                         }
-                        mine.insert(key);
+                        *mine.entry(key).or_default() += n;
                     }
                 }
             }

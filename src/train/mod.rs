@@ -33,8 +33,8 @@ use task::{Targets, Task};
 pub use crate::train::outcome::{History, StopReason};
 pub use crate::train::settings::CalibrationMethod;
 pub use crate::train::settings::{
-    Activation, DEFAULT_FOLDS, DEFAULT_HELD_ROWS, DEFAULT_SHUFFLE_WINDOW, MAX_LAYER_WIDTH,
-    MAX_PARAMETERS, OptimizerKind, TrainConfig, parameter_count,
+    Activation, ClassWeight, DEFAULT_FOLDS, DEFAULT_HELD_ROWS, DEFAULT_SHUFFLE_WINDOW,
+    MAX_LAYER_WIDTH, MAX_PARAMETERS, Metric, OptimizerKind, TrainConfig, parameter_count,
 };
 
 /// A multi-layer perceptron: `inputs → hidden[0] → … → outputs`, the activation after each
@@ -90,11 +90,20 @@ pub fn build_network_with_dropout(
 }
 
 /// The training loss for a task: softmax cross-entropy (with the configured label
-/// smoothing) for classes, MSE for values.
-pub fn loss_for(task: Task, config: &TrainConfig) -> Result<Box<dyn Loss>> {
+/// smoothing, and with `--class-weight balanced` the weights from `class_counts`, the
+/// training rows per class) for classes, MSE for values. Refuses settings that do not
+/// apply to the task ([`TrainConfig::validate_for`]).
+pub fn loss_for(task: Task, config: &TrainConfig, class_counts: &[u64]) -> Result<Box<dyn Loss>> {
+    config.validate_for(task)?;
     Ok(match task {
         Task::Classification => {
-            Box::new(SoftmaxCrossEntropy::new().with_label_smoothing(config.label_smoothing)?)
+            let loss = SoftmaxCrossEntropy::new().with_label_smoothing(config.label_smoothing)?;
+            Box::new(match config.class_weight {
+                ClassWeight::None => loss,
+                ClassWeight::Balanced => {
+                    loss.with_class_weights(crate::nn::loss::balanced_class_weights(class_counts))
+                }
+            })
         }
         Task::Regression => Box::new(Mse::new()),
     })
@@ -220,9 +229,52 @@ pub fn evaluate_together(
     data: Batch<'_>,
     comm: &dyn Communicator,
 ) -> Result<(f32, f32)> {
+    let judged = judge(model, data, comm, Metric::Loss)?;
+    Ok((judged.loss, judged.metric))
+}
+
+/// How a model does on some rows: what [`evaluate`] reports, and the [`Metric`] it is
+/// judged by.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Judged {
+    /// Mean unsmoothed, unweighted loss.
+    pub loss: f32,
+    /// Accuracy for classes, R² for values.
+    pub metric: f32,
+    /// The judged metric's value (the loss for [`Metric::Loss`] and [`Metric::LogLoss`]).
+    pub score: f32,
+}
+
+impl Judged {
+    /// The value to minimise for `metric`: the score, negated when higher is better.
+    fn key(&self, metric: Metric) -> f32 {
+        if metric.higher_is_better() {
+            -self.score
+        } else {
+            self.score
+        }
+    }
+}
+
+/// What [`judge`] sums over the rows (and over the processes).
+struct Tally {
+    /// Loss summed over rows, and for values: residual and total sums of squares,
+    /// absolute errors.
+    sums: [f64; 4],
+    /// `confusion[true][predicted]` row-major, for classes.
+    confusion: Vec<f64>,
+    /// (positive-class or per-class probabilities, class) of each row, for the ROC AUC.
+    scored: Vec<(Vec<f32>, usize)>,
+}
+
+/// [`evaluate_together`] with `metric` computed too (over every process's rows). Collective.
+pub fn judge(
+    model: &mut Sequential,
+    data: Batch<'_>,
+    comm: &dyn Communicator,
+    metric: Metric,
+) -> Result<Judged> {
     model.set_training(false);
-    let mut ce = SoftmaxCrossEntropy::new();
-    let mut mse = Mse::new();
     let rows = data.x.nrows();
     // Rows, then (for values) their sum: the mean the R² compares with.
     let mut count = [rows as f64, 0.0];
@@ -231,8 +283,72 @@ pub fn evaluate_together(
     }
     comm.sum_f64(&mut count);
     let (all_rows, mean) = (count[0].max(1.0), count[1] / count[0].max(1.0));
-    // Loss summed over rows, right answers, and the R²'s two sums of squares.
-    let [mut total, mut correct, mut ss_res, mut ss_tot] = [0f64; 4];
+    let mut tally = tally_rows(model, data, mean, metric == Metric::RocAuc)?;
+    comm.sum_f64(&mut tally.sums);
+    comm.sum_f64(&mut tally.confusion);
+    let [total, ss_res, ss_tot, abs] = tally.sums;
+    let loss = (total / all_rows) as f32;
+    let (metric_value, score) = match data.y {
+        Targets::Classes(_) => {
+            let k = (tally.confusion.len() as f64).sqrt() as usize;
+            let confusion: Vec<Vec<usize>> = (tally.confusion.chunks(k.max(1)))
+                .map(|r| r.iter().map(|&n| n as usize).collect())
+                .collect();
+            let report = metrics::from_confusion(confusion, &vec![String::new(); k]);
+            let score = match metric {
+                Metric::Accuracy => report.accuracy,
+                Metric::BalancedAccuracy => report.balanced_accuracy,
+                Metric::MacroF1 => report.macro_f1,
+                Metric::RocAuc => gathered_auc(tally.scored, k, comm),
+                _ => loss as f64,
+            };
+            (report.accuracy, score)
+        }
+        Targets::Values(_) => {
+            let r2 = if ss_tot > 0.0 {
+                1.0 - ss_res / ss_tot
+            } else {
+                0.0
+            };
+            let score = match metric {
+                Metric::R2 => r2,
+                Metric::Mae => abs / all_rows,
+                _ => loss as f64,
+            };
+            (r2, score)
+        }
+    };
+    Ok(Judged {
+        loss,
+        metric: metric_value as f32,
+        score: score as f32,
+    })
+}
+
+/// One process's sums over its rows of `data`; `mean` is the values' mean over every
+/// process, and with `probabilities` each row's class probabilities are kept.
+fn tally_rows(
+    model: &mut Sequential,
+    data: Batch<'_>,
+    mean: f64,
+    probabilities: bool,
+) -> Result<Tally> {
+    let mut ce = SoftmaxCrossEntropy::new();
+    let mut mse = Mse::new();
+    let rows = data.x.nrows();
+    let k = model_outputs(model, data);
+    let mut tally = Tally {
+        sums: [0.0; 4],
+        confusion: vec![
+            0.0;
+            if matches!(data.y, Targets::Classes(_)) {
+                k * k
+            } else {
+                0
+            }
+        ],
+        scored: Vec::new(),
+    };
     for start in (0..rows).step_by(EVAL_CHUNK) {
         let end = (start + EVAL_CHUNK).min(rows);
         let x = data.x.slice(ndarray::s![start..end, ..]);
@@ -241,29 +357,49 @@ pub fn evaluate_together(
             Targets::Classes(c) => {
                 let c = &c[start..end];
                 for (row, &want) in out.rows().into_iter().zip(c) {
-                    correct += f64::from(u8::from(argmax(row) == want));
+                    tally.confusion[want * k + argmax(row)] += 1.0;
                 }
-                total += ce.forward(out, Target::Classes(c))? as f64 * (end - start) as f64;
+                if probabilities {
+                    let mut p = Array2::zeros(out.dim());
+                    crate::nn::loss::softmax_rows(out, p.view_mut());
+                    (tally.scored)
+                        .extend(p.rows().into_iter().zip(c).map(|(r, &t)| (r.to_vec(), t)));
+                }
+                tally.sums[0] += ce.forward(out, Target::Classes(c))? as f64 * (end - start) as f64;
             }
             Targets::Values(y) => {
                 let y = y.slice(ndarray::s![start..end, ..]);
                 for (&p, &t) in out.iter().zip(y.iter()) {
-                    ss_res += (p as f64 - t as f64).powi(2);
-                    ss_tot += (t as f64 - mean).powi(2);
+                    tally.sums[1] += (p as f64 - t as f64).powi(2);
+                    tally.sums[2] += (t as f64 - mean).powi(2);
+                    tally.sums[3] += (p as f64 - t as f64).abs();
                 }
-                total += mse.forward(out, Target::Dense(y))? as f64 * (end - start) as f64;
+                tally.sums[0] += mse.forward(out, Target::Dense(y))? as f64 * (end - start) as f64;
             }
         }
     }
-    let mut sums = [total, correct, ss_res, ss_tot];
-    comm.sum_f64(&mut sums);
-    let [total, correct, ss_res, ss_tot] = sums;
-    let metric = match data.y {
-        Targets::Classes(_) => correct / all_rows,
-        Targets::Values(_) if ss_tot > 0.0 => 1.0 - ss_res / ss_tot,
-        Targets::Values(_) => 0.0,
-    };
-    Ok(((total / all_rows) as f32, metric as f32))
+    Ok(tally)
+}
+
+/// The network's output width (the number of classes for a classifier).
+fn model_outputs(model: &mut Sequential, data: Batch<'_>) -> usize {
+    let probe = data.x.slice(ndarray::s![..data.x.nrows().min(1), ..]);
+    model.forward(probe).ncols()
+}
+
+/// The ROC AUC over every process's scored rows (`k` classes); 0.5 when it is undefined
+/// (the rows hold one class), which ranks no epoch above another. Collective.
+fn gathered_auc(scored: Vec<(Vec<f32>, usize)>, k: usize, comm: &dyn Communicator) -> f64 {
+    let mut all = scored;
+    if comm.size() > 1 {
+        let bytes = serde_json::to_vec(&all).expect("plain numbers serialise");
+        all = (comm.all_gather(&bytes).iter())
+            .flat_map(|b| serde_json::from_slice::<Vec<(Vec<f32>, usize)>>(b).unwrap_or_default())
+            .collect();
+    }
+    let truth: Vec<usize> = all.iter().map(|(_, t)| *t).collect();
+    let p = Array2::from_shape_fn((all.len(), k), |(r, c)| all[r].0[c]);
+    metrics::roc_auc(&truth, p.view()).unwrap_or(0.5)
 }
 
 /// What happened in one epoch, for progress displays.
@@ -279,6 +415,9 @@ pub struct EpochReport {
     pub val_loss: Option<f32>,
     /// Validation accuracy or R², if there is a validation split.
     pub val_metric: Option<f32>,
+    /// The validation value of the metric training is judged by ([`TrainConfig::metric`]),
+    /// if there is a validation split.
+    pub val_score: Option<f32>,
     /// Best epoch so far (1-based).
     pub best_epoch: usize,
 }
@@ -360,7 +499,8 @@ impl FitOutcome {
 /// * Mini-batches of `config.batch_size` rows, reshuffled every epoch from `config.seed`.
 /// * The monitored loss is measured on the weights as they are at the end of each epoch:
 ///   the validation loss, or without validation the (unsmoothed) loss on the training rows.
-///   The weights of the epoch where it was lowest are kept and restored at the end, whether
+///   The weights of the epoch where it was lowest (or, with another `config.metric`, where
+///   that metric was best; see [`judge`]) are kept and restored at the end, whether
 ///   training ran out of epochs, stopped early after `config.patience` epochs without
 ///   improvement, was interrupted, or diverged.
 /// * If the loss or a weight becomes non-finite, training stops at once and the best
@@ -460,11 +600,12 @@ pub fn fit_epochs(
     // What the monitored loss is measured on: validation rows, else the training rows
     // (with other processes: theirs too).
     let comm = hooks.comm.unwrap_or(&Solo);
+    let metric = config.metric;
     let monitor = |model: &mut Sequential| match validation {
-        Some(v) => evaluate_together(model, v, comm),
-        None => evaluate_together(model, train, comm),
+        Some(v) => judge(model, v, comm, metric),
+        None => judge(model, train, comm, metric),
     };
-    let initial_loss = monitor(model)?.0;
+    let initial_loss = monitor(model)?.loss;
     let mut best = Best::new(model.param_count());
     let mut history = History::default();
     let mut stop = StopReason::Completed;
@@ -486,23 +627,25 @@ pub fn fit_epochs(
         };
         // The running training loss describes the weights *during* the epoch; the weights
         // kept must be judged as they are now.
-        let (monitored, metric) = monitor(model)?;
+        let judged = monitor(model)?;
+        let monitored = judged.loss;
         history.train_loss.push(train_loss);
         if validation.is_some() {
             history.val_loss.push(monitored);
-            history.val_metric.push(metric);
+            history.val_metric.push(judged.metric);
         }
         if !monitored.is_finite() {
             stop = StopReason::Diverged { epoch };
             break;
         }
-        let best_epoch = best.update(epoch, monitored, model);
+        let best_epoch = best.update(epoch, judged.key(metric), monitored, model);
         let report = EpochReport {
             epoch,
             epochs: config.epochs,
             train_loss,
             val_loss: validation.map(|_| monitored),
-            val_metric: validation.map(|_| metric),
+            val_metric: validation.map(|_| judged.metric),
+            val_score: validation.map(|_| judged.score),
             best_epoch,
         };
         announce(&mut hooks, &report, model);
@@ -553,7 +696,7 @@ fn finish(
     initial_loss: f32,
     diverged: impl Fn(usize, &str) -> Error,
 ) -> Result<FitOutcome> {
-    let Some((best_epoch, best_loss)) = best.found else {
+    let Some((best_epoch, _, best_loss)) = best.found else {
         return Err(match stop {
             StopReason::Diverged { epoch } => diverged(epoch, ""),
             _ => Error::Interrupted("the first epoch had not finished; nothing to keep".into()),
@@ -583,10 +726,11 @@ fn finish(
     Ok(outcome)
 }
 
-/// The epoch with the lowest monitored loss so far, and a copy of its weights.
+/// The epoch with the lowest monitored key so far (the loss, or the judged metric made
+/// lower-is-better), and a copy of its weights.
 struct Best {
-    /// (1-based epoch, monitored loss), once an epoch has finished.
-    found: Option<(usize, f32)>,
+    /// (1-based epoch, key, monitored loss), once an epoch has finished.
+    found: Option<(usize, f32, f32)>,
     weights: Vec<f32>,
 }
 
@@ -598,13 +742,14 @@ impl Best {
         }
     }
 
-    /// Keeps `model`'s weights if `loss` is the lowest yet; returns the best epoch.
-    fn update(&mut self, epoch: usize, loss: f32, model: &mut Sequential) -> usize {
-        if self.found.is_none_or(|(_, best)| loss < best) {
-            self.found = Some((epoch, loss));
+    /// Keeps `model`'s weights if `key` is the lowest yet (a NaN key never is, after the
+    /// first epoch); returns the best epoch.
+    fn update(&mut self, epoch: usize, key: f32, loss: f32, model: &mut Sequential) -> usize {
+        if self.found.is_none_or(|(_, best, _)| key < best) {
+            self.found = Some((epoch, key, loss));
             model.copy_param_values(&mut self.weights);
         }
-        self.found.map_or(epoch, |(e, _)| e)
+        self.found.map_or(epoch, |(e, _, _)| e)
     }
 }
 
@@ -962,7 +1107,8 @@ fn params_finite(model: &mut Sequential) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::array;
+    use approx::assert_abs_diff_eq;
+    use ndarray::{array, s};
 
     #[test]
     fn stratified_split_keeps_class_proportions() {
@@ -1027,6 +1173,170 @@ mod tests {
         let data = Batch { x: x.view(), y: &y };
         let first = evaluate(&mut net, data).unwrap();
         assert_eq!(first, evaluate(&mut net, data).unwrap());
+    }
+
+    /// An untrained network (zero output layer) gives every class the same probability,
+    /// so argmax answers class 0: the figures of that answer on classes [0, 0, 1].
+    #[test]
+    fn judge_computes_the_chosen_metric() {
+        let mut model = build_network(2, &[3], 2, Activation::Relu, 1);
+        let x = ndarray::array![[0.1, 0.2], [0.3, -0.4], [1.0, 0.5]];
+        let y = Targets::Classes(vec![0, 0, 1]);
+        let data = Batch { x: x.view(), y: &y };
+        let at = |model: &mut Sequential, metric| judge(model, data, &Solo, metric).unwrap();
+        let loss = at(&mut model, Metric::Loss);
+        assert_abs_diff_eq!(loss.loss, 2f32.ln(), epsilon = 1e-6);
+        assert_abs_diff_eq!(loss.metric, 2.0 / 3.0, epsilon = 1e-6);
+        assert_eq!(loss.score, loss.loss);
+        assert_abs_diff_eq!(at(&mut model, Metric::BalancedAccuracy).score, 0.5);
+        // F1 of class 0: precision 2/3, recall 1, so 0.8; of class 1: 0.
+        assert_abs_diff_eq!(at(&mut model, Metric::MacroF1).score, 0.4, epsilon = 1e-6);
+        // Every row tied: the area is a half.
+        assert_abs_diff_eq!(at(&mut model, Metric::RocAuc).score, 0.5);
+        let judged = at(&mut model, Metric::Accuracy);
+        assert_abs_diff_eq!(judged.key(Metric::Accuracy), -2.0 / 3.0, epsilon = 1e-6);
+        let values = Targets::Values(ndarray::array![[1.0], [-1.0], [0.0]]);
+        let mut regressor = build_network(2, &[3], 1, Activation::Relu, 1);
+        let data = Batch {
+            x: x.view(),
+            y: &values,
+        };
+        // Predicting 0 everywhere: MAE 2/3, R² 0 (the mean), MSE 2/3.
+        let mae = judge(&mut regressor, data, &Solo, Metric::Mae).unwrap();
+        assert_abs_diff_eq!(mae.score, 2.0 / 3.0, epsilon = 1e-6);
+        assert_abs_diff_eq!(mae.loss, 2.0 / 3.0, epsilon = 1e-6);
+        assert_abs_diff_eq!(mae.metric, 0.0, epsilon = 1e-6);
+    }
+
+    /// Over processes (threads standing in for MPI ranks), each holding a share of the
+    /// rows, every metric is that of all the rows in one process: the confusion counts are
+    /// summed, and the ROC AUC's probabilities gathered.
+    #[test]
+    fn judging_over_processes_equals_one_process() {
+        let (x, y) = blobs(45);
+        let Targets::Classes(classes) = y else {
+            unreachable!("blobs are classes")
+        };
+        // Fixed weights that score the rows unevenly.
+        let params: Vec<f32> = (0..build_network(4, &[5], 3, Activation::Tanh, 2).param_count())
+            .map(|i| ((i * 37 % 19) as f32 - 9.0) / 10.0)
+            .collect();
+        let metrics = [Metric::RocAuc, Metric::MacroF1, Metric::BalancedAccuracy];
+        let solo: Vec<Judged> = (metrics.iter())
+            .map(|&metric| {
+                let mut m = build_network(4, &[5], 3, Activation::Tanh, 2);
+                m.set_param_values(&params);
+                let data = Batch {
+                    x: x.view(),
+                    y: &Targets::Classes(classes.clone()),
+                };
+                judge(&mut m, data, &Solo, metric).unwrap()
+            })
+            .collect();
+        let shares = [0..20, 20..45];
+        let handles: Vec<_> = comm::threads::group(2)
+            .into_iter()
+            .zip(shares)
+            .map(|(rank, rows)| {
+                let (x, classes, params) = (x.clone(), classes.clone(), params.clone());
+                std::thread::spawn(move || {
+                    let mut m = build_network(4, &[5], 3, Activation::Tanh, 2);
+                    m.set_param_values(&params);
+                    let y = Targets::Classes(classes[rows.clone()].to_vec());
+                    let data = Batch {
+                        x: x.slice(s![rows, ..]),
+                        y: &y,
+                    };
+                    (metrics.iter())
+                        .map(|&metric| judge(&mut m, data, &rank, metric).unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for handle in handles {
+            let shared = handle.join().unwrap();
+            for (a, b) in shared.iter().zip(&solo) {
+                assert_abs_diff_eq!(a.score, b.score, epsilon = 1e-6);
+                assert_abs_diff_eq!(a.metric, b.metric, epsilon = 1e-6);
+                assert_abs_diff_eq!(a.loss, b.loss, epsilon = 1e-5);
+            }
+        }
+        // Not a trivial case: the weights do not score every row alike (0.5 would be
+        // ties everywhere).
+        assert!((solo[0].score - 0.5).abs() > 0.1, "{:?}", solo[0]);
+    }
+
+    /// With `--metric accuracy` the epoch kept is the first with the best validation
+    /// accuracy, not the one with the lowest validation loss.
+    #[test]
+    fn the_chosen_metric_picks_the_best_epoch() {
+        let (all, Targets::Classes(classes)) = blobs(90) else {
+            unreachable!("blobs are classes")
+        };
+        let (x, y) = (
+            all.slice(s![..60, ..]),
+            Targets::Classes(classes[..60].to_vec()),
+        );
+        let (xv, yv) = (
+            all.slice(s![60.., ..]),
+            Targets::Classes(classes[60..].to_vec()),
+        );
+        for metric in [Metric::Loss, Metric::Accuracy, Metric::BalancedAccuracy] {
+            let config = TrainConfig {
+                hidden: vec![4],
+                learning_rate: 0.01,
+                epochs: 15,
+                batch_size: 8,
+                patience: 0,
+                metric,
+                ..TrainConfig::default()
+            };
+            let mut model = build_network(4, &config.hidden, 3, config.activation, 5);
+            let mut loss = SoftmaxCrossEntropy::new();
+            let mut opt = config.build_optimizer().unwrap();
+            let mut scores = Vec::new();
+            let mut record = |r: &EpochReport| scores.push(r.val_score.unwrap());
+            let hooks = Hooks {
+                on_epoch: Some(&mut record),
+                ..Hooks::default()
+            };
+            let train = Batch { x, y: &y };
+            let validation = Batch { x: xv, y: &yv };
+            let out = fit(
+                &mut model,
+                &mut loss,
+                opt.as_mut(),
+                train,
+                Some(validation),
+                &config,
+                hooks,
+            )
+            .unwrap();
+            let history = &out.history;
+            let want = match metric {
+                Metric::Loss => {
+                    assert_eq!(scores, history.val_loss);
+                    first_best(&history.val_loss, |a, b| a < b)
+                }
+                Metric::Accuracy => {
+                    assert_eq!(scores, history.val_metric);
+                    first_best(&history.val_metric, |a, b| a > b)
+                }
+                _ => first_best(&scores, |a, b| a > b),
+            };
+            assert_eq!(out.best_epoch, want + 1, "{metric:?}: {scores:?}");
+        }
+    }
+
+    /// The index of the first value that `better` ranks above all before it and none after.
+    fn first_best(values: &[f32], better: impl Fn(f32, f32) -> bool) -> usize {
+        let mut best = 0;
+        for (i, &v) in values.iter().enumerate() {
+            if better(v, values[best]) {
+                best = i;
+            }
+        }
+        best
     }
 
     fn xor() -> (Array2<f32>, Targets) {

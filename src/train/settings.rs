@@ -61,6 +61,80 @@ impl OptimizerKind {
     }
 }
 
+/// How much each class weighs in the training loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassWeight {
+    /// Every row weighs 1.
+    #[default]
+    None,
+    /// scikit-learn's `"balanced"`: a row of class `c` weighs `n / (K · n_c)` over the
+    /// training rows, so every class weighs as much in total (see
+    /// [`balanced_class_weights`](crate::nn::loss::balanced_class_weights)). For
+    /// classification only.
+    Balanced,
+}
+
+/// What early stopping keeps the best epoch by, and the validation line shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// The validation loss, unsmoothed and unweighted: log loss for classes, mean squared
+    /// error (of the standardised target) for values.
+    #[default]
+    Loss,
+    /// Fraction of rows classified right (higher is better).
+    Accuracy,
+    /// Log loss of the class probabilities: the classification loss by name.
+    LogLoss,
+    /// Mean recall over the classes (higher is better).
+    BalancedAccuracy,
+    /// Mean F1 over the classes (higher is better).
+    MacroF1,
+    /// Area under the ROC curve; macro one-against-the-rest beyond two classes (higher is
+    /// better).
+    RocAuc,
+    /// Coefficient of determination of the values (higher is better).
+    R2,
+    /// Mean absolute error of the standardised target (lower is better).
+    Mae,
+}
+
+impl Metric {
+    /// Whether the metric scores classifiers (`Some(true)`), regressors (`Some(false)`),
+    /// or both (`None`).
+    pub fn for_classes(self) -> Option<bool> {
+        match self {
+            Metric::Loss => None,
+            Metric::Accuracy
+            | Metric::LogLoss
+            | Metric::BalancedAccuracy
+            | Metric::MacroF1
+            | Metric::RocAuc => Some(true),
+            Metric::R2 | Metric::Mae => Some(false),
+        }
+    }
+
+    /// Whether a larger value is better.
+    pub fn higher_is_better(self) -> bool {
+        !matches!(self, Metric::Loss | Metric::LogLoss | Metric::Mae)
+    }
+
+    /// The metric's name, as the flag takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Loss => "loss",
+            Metric::Accuracy => "accuracy",
+            Metric::LogLoss => "log_loss",
+            Metric::BalancedAccuracy => "balanced_accuracy",
+            Metric::MacroF1 => "macro_f1",
+            Metric::RocAuc => "roc_auc",
+            Metric::R2 => "r2",
+            Metric::Mae => "mae",
+        }
+    }
+}
+
 /// Networks in a k-fold ensemble by default: on the quality suite 3 folds scored higher than
 /// one network on 17 of 25 data sets (worse on 4), at about twice the fit time; 5 folds
 /// added little more for a further 1.7 times the time (`QUALITY.md`).
@@ -161,6 +235,12 @@ pub struct TrainConfig {
     /// validation split.
     #[serde(default = "no_calibration")]
     pub calibration: CalibrationMethod,
+    /// Weights of the classes in the training loss (classification only).
+    #[serde(default)]
+    pub class_weight: ClassWeight,
+    /// What the best epoch is chosen by (early stopping) and the validation line shows.
+    #[serde(default)]
+    pub metric: Metric,
 }
 
 impl Default for TrainConfig {
@@ -195,11 +275,47 @@ impl Default for TrainConfig {
             shuffle_window: DEFAULT_SHUFFLE_WINDOW,
             held_rows: DEFAULT_HELD_ROWS,
             calibration: CalibrationMethod::Temperature,
+            class_weight: ClassWeight::None,
+            metric: Metric::Loss,
         }
     }
 }
 
 impl TrainConfig {
+    /// Refuses settings that do not apply to `task`: class weights and classification
+    /// metrics for regression, regression metrics for classification.
+    pub fn validate_for(&self, task: crate::train::task::Task) -> Result<()> {
+        let classes = task == crate::train::task::Task::Classification;
+        if !classes && self.class_weight != ClassWeight::None {
+            return refuse(
+                Setting::ClassWeight,
+                &"balanced",
+                "class weights apply to classification, and this target is a regression",
+                Hint::text("leave out ").name(Setting::ClassWeight),
+            );
+        }
+        if self.metric.for_classes().is_some_and(|c| c != classes) {
+            let (task, choices) = if classes {
+                (
+                    "classification",
+                    "accuracy, log_loss, balanced_accuracy, macro_f1 or roc_auc",
+                )
+            } else {
+                ("regression", "r2 or mae")
+            };
+            return refuse(
+                Setting::Metric,
+                &self.metric.name(),
+                &format!("this metric does not apply to {task}"),
+                Hint::text(format!("for {task} use loss, {choices}, e.g. ")).setting(
+                    Setting::Metric,
+                    if classes { "balanced_accuracy" } else { "r2" },
+                ),
+            );
+        }
+        Ok(())
+    }
+
     /// Refuses settings that cannot train, or that could not take effect together, naming
     /// the setting.
     pub fn validate(&self) -> Result<()> {

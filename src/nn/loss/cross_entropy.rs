@@ -20,6 +20,11 @@ use crate::nn::layer::resized;
 /// `t ← (1 − ε)·t + ε·Σⱼtⱼ/K`, as in PyTorch's `label_smoothing`: the network is never
 /// pushed towards infinite confidence, which generalises better on small tabular data.
 ///
+/// With class weights `w` ([`with_class_weights`](Self::with_class_weights)) each row's
+/// loss and gradient are multiplied by the weight of its class (for a probability row,
+/// by `Σⱼ wⱼtⱼ / Σⱼ tⱼ`), and the batch loss stays the mean over its `B` rows:
+/// `L = (1/B)·Σᵢ w_{cᵢ}·Lᵢ`, as scikit-learn's `class_weight` weights samples.
+///
 /// ```
 /// use mlp::{Loss, SoftmaxCrossEntropy, Target};
 /// use ndarray::array;
@@ -33,6 +38,7 @@ pub struct SoftmaxCrossEntropy {
     grad: Array2<f32>, // (B, C)
     forwarded: bool,
     smoothing: f32,
+    weights: Vec<f32>, // (C) or empty: every row weighs 1
 }
 
 impl SoftmaxCrossEntropy {
@@ -42,7 +48,23 @@ impl SoftmaxCrossEntropy {
             grad: Array2::zeros((0, 0)),
             forwarded: false,
             smoothing: 0.0,
+            weights: Vec::new(),
         }
+    }
+
+    /// The same loss with each row weighted by its class's entry of `weights` (one per
+    /// output column; see the type's documentation). Every weight must be finite and at
+    /// least 0.
+    ///
+    /// **Panics** if a weight is negative or not finite (programmer misuse: the weights
+    /// come from [`balanced_class_weights`] or the caller's own checks).
+    pub fn with_class_weights(mut self, weights: Vec<f32>) -> Self {
+        assert!(
+            weights.iter().all(|w| w.is_finite() && *w >= 0.0),
+            "class weights must be finite and at least 0"
+        );
+        self.weights = weights;
+        self
     }
 
     /// The same loss with label smoothing `epsilon` in [0, 1).
@@ -77,6 +99,31 @@ fn softmax_row(z: ndarray::ArrayView1<f32>, mut out: ArrayViewMut1<f32>) -> f32 
     let inv = 1.0 / sum;
     out.mapv_inplace(|o| o * inv);
     max + sum.ln()
+}
+
+/// The weight of class `c` in `weights` (1 without weights).
+fn weight_of(weights: &[f32], c: usize) -> f32 {
+    weights.get(c).copied().unwrap_or(1.0)
+}
+
+/// Refuses class indices that are not one per row of `logits` (B, C), or out of range.
+fn check_classes(logits: ArrayView2<f32>, labels: &[usize]) -> Result<()> {
+    let (rows, classes) = logits.dim();
+    if labels.len() != rows {
+        return Err(Error::Shape {
+            prediction: logits.shape().to_vec(),
+            target: vec![labels.len()],
+            message: "give one class index per prediction row".into(),
+        });
+    }
+    if let Some(&bad) = labels.iter().find(|&&c| c >= classes) {
+        return Err(Error::Shape {
+            prediction: logits.shape().to_vec(),
+            target: vec![labels.len()],
+            message: format!("class index {bad} is out of range for {classes} output columns"),
+        });
+    }
+    Ok(())
 }
 
 /// Row-wise softmax of `logits` (B, C) into `out` (B, C): class probabilities per sample.
@@ -122,38 +169,31 @@ pub fn softmax_rows_tempered(
 impl Loss for SoftmaxCrossEntropy {
     fn forward(&mut self, logits: ArrayView2<f32>, target: Target<'_>) -> Result<f32> {
         let (rows, classes) = logits.dim();
+        let weights = &self.weights;
         let mut grad = resized(&mut self.grad, rows, classes);
         let scale = 1.0 / rows as f32;
         let mut total = 0.0f32;
         match target {
             Target::Classes(labels) => {
-                if labels.len() != rows {
-                    return Err(Error::Shape {
-                        prediction: logits.shape().to_vec(),
-                        target: vec![labels.len()],
-                        message: "give one class index per prediction row".into(),
-                    });
-                }
-                if let Some(&bad) = labels.iter().find(|&&c| c >= classes) {
-                    return Err(Error::Shape {
-                        prediction: logits.shape().to_vec(),
-                        target: vec![labels.len()],
-                        message: format!(
-                            "class index {bad} is out of range for {classes} output columns"
-                        ),
-                    });
-                }
+                check_classes(logits, labels)?;
+                assert!(
+                    weights.is_empty() || weights.len() == classes,
+                    "one class weight per output column"
+                );
                 // Smoothed target: (1 − ε) on the class, ε/K spread over all K classes.
                 let spread = self.smoothing / classes as f32;
                 let on_class = 1.0 - self.smoothing;
                 for ((z, mut g), &c) in logits.rows().into_iter().zip(grad.rows_mut()).zip(labels) {
                     let lse = softmax_row(z, g.view_mut());
-                    total += on_class * (lse - z[c]);
+                    let weight = weight_of(weights, c);
+                    let mut row = on_class * (lse - z[c]);
                     if spread > 0.0 {
-                        total += spread * z.iter().map(|&zj| lse - zj).sum::<f32>();
+                        row += spread * z.iter().map(|&zj| lse - zj).sum::<f32>();
                     }
+                    total += weight * row;
                     g[c] -= on_class;
-                    g.mapv_inplace(|v| (v - spread) * scale);
+                    let row_scale = weight * scale;
+                    g.mapv_inplace(|v| (v - spread) * row_scale);
                 }
             }
             Target::Dense(t) => {
@@ -170,12 +210,24 @@ impl Loss for SoftmaxCrossEntropy {
                     let mass = t.sum();
                     let keep = 1.0 - self.smoothing;
                     let spread = self.smoothing * mass / classes as f32;
+                    let weight = if weights.is_empty() || mass == 0.0 {
+                        1.0
+                    } else {
+                        let weighted = t
+                            .iter()
+                            .enumerate()
+                            .map(|(j, &tj)| weight_of(weights, j) * tj);
+                        weighted.sum::<f32>() / mass
+                    };
+                    let mut row = 0.0;
                     Zip::from(&z)
                         .and(&t)
-                        .for_each(|&z, &t| total += (keep * t + spread) * (lse - z));
+                        .for_each(|&z, &t| row += (keep * t + spread) * (lse - z));
+                    total += weight * row;
+                    let row_scale = weight * scale;
                     Zip::from(&mut g)
                         .and(&t)
-                        .for_each(|g, &t| *g = (*g * mass - (keep * t + spread)) * scale);
+                        .for_each(|g, &t| *g = (*g * mass - (keep * t + spread)) * row_scale);
                 }
             }
         }
@@ -190,6 +242,27 @@ impl Loss for SoftmaxCrossEntropy {
         );
         self.grad.view()
     }
+}
+
+/// scikit-learn's `class_weight="balanced"` from the training rows per class:
+/// `w_c = n / (K · n_c)` for `n` rows and `K` classes, so that every class weighs as much in
+/// total and the weights average 1 over the rows. A class with no rows gets 0 (it cannot
+/// be the target of a training row); classes whose counts are all 0 give an empty list.
+pub fn balanced_class_weights(counts: &[u64]) -> Vec<f32> {
+    let rows: u64 = counts.iter().sum();
+    if rows == 0 {
+        return Vec::new();
+    }
+    let k = counts.len() as f64;
+    (counts.iter())
+        .map(|&n| {
+            if n == 0 {
+                0.0
+            } else {
+                (rows as f64 / (k * n as f64)) as f32
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -357,6 +430,109 @@ mod tests {
                 .with_label_smoothing(1.0)
                 .is_err()
         );
+    }
+
+    // PyTorch 2 (float32), w = tensor([0.5, 2.0, 1.5]), y = tensor([2,0,1]), z as above:
+    //   L = (F.cross_entropy(z, y, reduction="none") * w[y]).mean() -> 3.7263545989990234
+    //   z.grad -> [[ .04501529, .12236425,-.16737950],
+    //              [-.11111112, .05555555, .05555555],
+    //              [ .00163741,-.66221577, .66057837]]
+    //   with label_smoothing=0.1 -> 3.6874656677246094
+    //   z.grad -> [[ .02834862, .10569758,-.13404617],
+    //              [-.10000001, .05000000, .05000000],
+    //              [-.02058481,-.61777133, .63835615]]
+    #[test]
+    fn class_weights_match_pytorch() {
+        let mut ce = SoftmaxCrossEntropy::new().with_class_weights(vec![0.5, 2.0, 1.5]);
+        let loss = ce
+            .forward(logits().view(), Target::Classes(&[2, 0, 1]))
+            .unwrap();
+        assert_abs_diff_eq!(loss, 3.7263546, epsilon = 1e-5);
+        assert_abs_diff_eq!(
+            ce.backward().to_owned(),
+            array![
+                [0.04501529, 0.12236425, -0.16737950],
+                [-0.11111112, 0.05555555, 0.05555555],
+                [0.00163741, -0.66221577, 0.66057837]
+            ],
+            epsilon = 1e-6
+        );
+        let mut ce = SoftmaxCrossEntropy::new()
+            .with_label_smoothing(0.1)
+            .unwrap()
+            .with_class_weights(vec![0.5, 2.0, 1.5]);
+        let loss = ce
+            .forward(logits().view(), Target::Classes(&[2, 0, 1]))
+            .unwrap();
+        assert_abs_diff_eq!(loss, 3.6874657, epsilon = 1e-5);
+        assert_abs_diff_eq!(
+            ce.backward().to_owned(),
+            array![
+                [0.02834862, 0.10569758, -0.13404617],
+                [-0.10000001, 0.05000000, 0.05000000],
+                [-0.02058481, -0.61777133, 0.63835615]
+            ],
+            epsilon = 1e-6
+        );
+        // One-hot rows weigh as their class does.
+        let onehot = array![[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]];
+        let mut dense = SoftmaxCrossEntropy::new().with_class_weights(vec![0.5, 2.0, 1.5]);
+        let loss = dense
+            .forward(logits().view(), Target::Dense(onehot.view()))
+            .unwrap();
+        assert_abs_diff_eq!(loss, 3.7263546, epsilon = 1e-5);
+    }
+
+    /// Central differences of the weighted, smoothed loss in each logit against its
+    /// backward pass.
+    #[test]
+    fn class_weighted_gradient_matches_finite_differences() {
+        let labels = [2, 0, 1, 1];
+        let z = array![
+            [0.3, -1.2, 0.8],
+            [1.5, 0.2, -0.4],
+            [-0.7, 0.9, 0.1],
+            [0.0, 2.0, -1.0]
+        ];
+        let new = || {
+            SoftmaxCrossEntropy::new()
+                .with_label_smoothing(0.05)
+                .unwrap()
+                .with_class_weights(vec![0.4, 1.7, 2.9])
+        };
+        let mut ce = new();
+        ce.forward(z.view(), Target::Classes(&labels)).unwrap();
+        let analytic = ce.backward().to_owned();
+        let h = 1e-2f32;
+        for ((r, c), &want) in analytic.indexed_iter() {
+            let at = |d: f32| {
+                let mut moved = z.clone();
+                moved[[r, c]] += d;
+                new()
+                    .forward(moved.view(), Target::Classes(&labels))
+                    .unwrap()
+            };
+            let numeric = (at(h) - at(-h)) / (2.0 * h);
+            assert_abs_diff_eq!(numeric, want, epsilon = 2e-4);
+        }
+    }
+
+    // scikit-learn: compute_class_weight("balanced", classes=[0,1,2], y=[0]*6+[1]*3+[2])
+    //   -> [0.5555555555555556, 1.1111111111111112, 3.3333333333333335]
+    #[test]
+    fn balanced_weights_match_scikit_learn() {
+        let w = balanced_class_weights(&[6, 3, 1]);
+        assert_abs_diff_eq!(
+            ndarray::Array1::from(w),
+            array![
+                0.5555555555555556f32,
+                1.1111111111111112,
+                3.3333333333333335
+            ],
+            epsilon = 1e-6
+        );
+        assert_eq!(balanced_class_weights(&[4, 0]), vec![0.5, 0.0]);
+        assert!(balanced_class_weights(&[0, 0]).is_empty());
     }
 
     #[test]

@@ -6,7 +6,9 @@
 mod cross_entropy;
 mod mse;
 
-pub use cross_entropy::{SoftmaxCrossEntropy, softmax_rows, softmax_rows_tempered};
+pub use cross_entropy::{
+    SoftmaxCrossEntropy, balanced_class_weights, softmax_rows, softmax_rows_tempered,
+};
 pub use mse::Mse;
 
 use ndarray::ArrayView2;
