@@ -1110,3 +1110,102 @@ fn degenerate_data_gets_no_answer_and_a_reason() {
         assert!(out.stdout.is_empty(), "{context}");
     }
 }
+
+/// Issue 20, item 6: escape sequences and line breaks in column names and labels (a
+/// terminal title, a colour, a bidirectional override, a line break) are shown escaped by
+/// every command that prints them, as errors already are, and its JSON stays valid JSON
+/// holding the same strings.
+#[test]
+fn values_from_files_never_reach_the_terminal_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let title = "\u{1b}]0;pwned\u{7}";
+    let mut csv = format!("\"wid\nth\",\"size{title}\",\"kind\u{202e}\"\n");
+    for i in 0..60 {
+        let (label, w) = if i % 2 == 0 {
+            ("\u{1b}[31mred", i % 7)
+        } else {
+            ("blue\u{9b}2J", i % 5 + 3)
+        };
+        csv.push_str(&format!("{w},{},{label}\n", i % 10));
+    }
+    std::fs::write(d.join("ctl.csv"), csv).unwrap();
+    let raw = |bytes: &[u8]| {
+        let t = text(bytes);
+        t.contains(['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}']) || t.contains("wid\nth")
+    };
+    let commands: Vec<Vec<&str>> = vec![
+        vec![
+            "train",
+            "ctl.csv",
+            "--target",
+            "kind\u{202e}",
+            "--epochs",
+            "3",
+        ],
+        vec!["eval", "model.json", "ctl.csv"],
+        vec!["importance", "model.json", "ctl.csv", "--repeats", "1"],
+        vec!["explain", "model.json", "ctl.csv", "--row", "2"],
+        vec!["predict", "model.json", "ctl.csv", "--output", "p.csv"],
+        vec!["lr-find", "ctl.csv", "--target", "kind\u{202e}"],
+    ];
+    for args in &commands {
+        let out = run(d, args);
+        let context = format!("mlp {args:?}\n{}\n{}", text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "{context}");
+        assert!(!raw(&out.stdout) && !raw(&out.stderr), "{context}");
+    }
+    // The values are there, escaped, where a reader looks for them.
+    let train = text(&run(d, &commands[0][..]).stdout);
+    assert!(
+        train.contains(
+            "task: classification of 'kind\\u{202e}' into 2 classes: \\x1b[31mred, blue\\u{9b}2J"
+        ),
+        "{train}"
+    );
+    let eval = text(&run(d, &commands[1][..]).stdout);
+    assert!(eval.contains("\n\\x1b[31mred  "), "{eval}");
+    let importance = text(&run(d, &commands[2][..]).stdout);
+    assert!(importance.contains("\nwid\\nth  "), "{importance}");
+    assert!(
+        importance.contains("\nsize\\x1b]0;pwned\\x07  "),
+        "{importance}"
+    );
+    let explain = text(&run(d, &commands[3][..]).stdout);
+    assert!(explain.contains("x (standardised): wid\\nth "), "{explain}");
+    assert!(
+        explain.contains("true target: blue\\u{9b}2J\n"),
+        "{explain}"
+    );
+    // JSON: no raw control either, and a JSON reader gets the strings back as they were.
+    for args in [
+        vec!["eval", "model.json", "ctl.csv", "--json"],
+        vec![
+            "importance",
+            "model.json",
+            "ctl.csv",
+            "--repeats",
+            "1",
+            "--json",
+        ],
+        vec!["explain", "model.json", "ctl.csv", "--json"],
+    ] {
+        let out = run(d, &args);
+        assert!(
+            out.status.success() && !raw(&out.stdout),
+            "{}",
+            text(&out.stdout)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let all = json.to_string();
+        assert!(all.contains("\\u001b"), "{all}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&run(d, &["eval", "model.json", "ctl.csv", "--json"]).stdout)
+            .unwrap();
+    assert_eq!(json["labels"][0], "\u{1b}[31mred");
+    assert_eq!(json["labels"][1], "blue\u{9b}2J");
+    // Predictions into a file are the data, byte for byte.
+    let p = std::fs::read_to_string(d.join("p.csv")).unwrap();
+    assert!(p.contains("\u{1b}[31mred"), "{p}");
+}

@@ -13,12 +13,13 @@ use mlp::train::metrics::{ClassificationReport, RegressionReport, classification
 use super::{UnknownArg, made_up_note};
 use serde_json::json;
 
-use super::out::{outln, write_stdout};
+use super::out::{json_line, outln, write_stdout_text};
+use mlp::error::escape_controls;
 
-/// `print!` that never panics (see `out`).
+/// `print!` that never panics nor lets a control character through (see `out`).
 macro_rules! outp {
     ($($arg:tt)*) => {
-        write_stdout(format!($($arg)*).as_bytes())
+        write_stdout_text(&format!($($arg)*))
     };
 }
 
@@ -107,7 +108,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
 fn print_classes_json(scored: &Scored, r: &ClassificationReport, labels: &[String]) {
     outln!(
         "{}",
-        json!({
+        json_line(&json!({
             "task": "classification",
             "rows": scored.rows,
             "accuracy": r.accuracy,
@@ -116,7 +117,7 @@ fn print_classes_json(scored: &Scored, r: &ClassificationReport, labels: &[Strin
             "classes": r.classes,
             "labels": labels,
             "confusion": r.confusion,
-        })
+        }))
     );
 }
 
@@ -130,9 +131,12 @@ fn print_classes(
 ) {
     let rows = scored.rows;
     let correct = (r.accuracy * rows as f64).round() as usize;
+    // Labels and the target's name come from files: shown escaped, widths measured so.
+    let labels: Vec<String> = labels.iter().map(|l| escape_controls(l)).collect();
     outln!(
-        "{}: {rows} rows, classification of '{name}'",
-        args.data.display()
+        "{}: {rows} rows, classification of '{}'",
+        args.data.display(),
+        escape_controls(name)
     );
     for note in &made_up_note(scored) {
         outln!("{note}");
@@ -149,7 +153,7 @@ fn print_classes(
     for c in &r.classes {
         outln!(
             "{:<w$}  {:<9.4}  {:<6.4}  {:<6.4}  {}",
-            c.label,
+            escape_controls(&c.label),
             c.precision,
             c.recall,
             c.f1,
@@ -157,7 +161,7 @@ fn print_classes(
         );
     }
     outln!();
-    print_confusion(labels, &r.confusion, w);
+    print_confusion(&labels, &r.confusion, w);
 }
 
 /// The confusion matrix, its first column `w` wide.
@@ -187,7 +191,7 @@ fn print_confusion(labels: &[String], confusion: &[Vec<usize>], w: usize) {
 fn print_values_json(scored: &Scored, r: &RegressionReport) {
     outln!(
         "{}",
-        json!({
+        json_line(&json!({
             "task": "regression",
             "rows": scored.rows,
             "mse": r.mse,
@@ -196,16 +200,17 @@ fn print_values_json(scored: &Scored, r: &RegressionReport) {
             "r2": r.r2,
             "filled_cells": scored.filled,
             "unseen_categories": scored.unseen,
-        })
+        }))
     );
 }
 
 /// The regression report: MSE, RMSE, MAE and R².
 fn print_values(args: &EvalArgs, scored: &Scored, r: &RegressionReport, name: &str) {
     outln!(
-        "{}: {} rows, regression of '{name}'",
+        "{}: {} rows, regression of '{}'",
         args.data.display(),
-        scored.rows
+        scored.rows,
+        escape_controls(name)
     );
     for note in &made_up_note(scored) {
         outln!("{note}");

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use mlp::Error;
 
-use super::out::{outln, write_stdout};
+use super::out::{json_line, outln, write_stdout_text};
 use mlp::error::{Hint, Setting};
 use mlp::fsutil::check_output_path;
 use mlp::inspect::importance::{MAX_REPEATS, importance_file};
@@ -89,9 +89,9 @@ pub fn run(args: ImportanceArgs) -> Result<ExitCode, Error> {
             "repeats": importance.repeats,
             "importance": importance.importance,
         });
-        outln!("{json}");
+        outln!("{}", json_line(&json));
     } else {
-        write_stdout(importance.to_string().as_bytes());
+        write_stdout_text(&importance.to_string());
     }
     if let Some(plot) = &args.plot {
         let name = args

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mlp::Error;
-use mlp::error::{Hint, Setting};
+use mlp::error::{Hint, Setting, escape_controls};
 use mlp::fsutil::{check_output_path, is_device_or_pipe, remove_temporary_files, same_file};
 use mlp::pipeline::memory::{format_size, parse_limit};
 use mlp::pipeline::{MissingPolicy, TrainRequest, Trained};
@@ -591,11 +591,14 @@ impl Printer<'_> {
         let encoding = &data.encoding;
         self.say(match &encoding.target {
             TargetEncoding::Classes { name, labels } => format!(
-                "task: classification of '{name}' into {} classes: {}",
+                "task: classification of '{}' into {} classes: {}",
+                escape_controls(name),
                 labels.len(),
                 short_list(labels)
             ),
-            TargetEncoding::Values { name, .. } => format!("task: regression of '{name}'"),
+            TargetEncoding::Values { name, .. } => {
+                format!("task: regression of '{}'", escape_controls(name))
+            }
         });
         let categorical = encoding.categorical_names().len();
         let bins: usize = (encoding.features.iter())
@@ -930,10 +933,10 @@ fn fill_summary(encoding: &Encoding, filled: &[(String, usize)]) -> String {
             ) => format!("the median {fill}"),
             Some(Feature::Categorical {
                 fill: Some(fill), ..
-            }) => format!("the most frequent '{fill}'"),
+            }) => format!("the most frequent '{}'", escape_controls(fill)),
             _ => continue,
         };
-        parts.push(format!("{name}: {n} with {how}"));
+        parts.push(format!("{}: {n} with {how}", escape_controls(name)));
     }
     let shown = parts.len().min(10);
     let mut text = parts[..shown].join(", ");
@@ -943,10 +946,12 @@ fn fill_summary(encoding: &Encoding, filled: &[(String, usize)]) -> String {
     text
 }
 
+/// Values from a file, escaped: the first ten, and how many there are.
 fn short_list(items: &[String]) -> String {
+    let shown: Vec<String> = items.iter().take(10).map(|i| escape_controls(i)).collect();
     if items.len() <= 10 {
-        items.join(", ")
+        shown.join(", ")
     } else {
-        format!("{}, … ({} in all)", items[..10].join(", "), items.len())
+        format!("{}, … ({} in all)", shown.join(", "), items.len())
     }
 }

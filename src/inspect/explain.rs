@@ -12,7 +12,7 @@ use std::path::Path;
 use ndarray::{Array2, ArrayView2, Axis};
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, escape_controls};
 use crate::nn::layer::{Layer, LayerSpec};
 use crate::nn::loss::{Loss, Mse, SoftmaxCrossEntropy, Target, softmax_rows};
 use crate::tabular::encoding::{Feature, TargetEncoding, Targets, Task};
@@ -382,9 +382,13 @@ fn prediction_text(prediction: &Prediction) -> String {
         } => {
             let p: Vec<String> = probabilities
                 .iter()
-                .map(|(l, p)| format!("{l} {p:.4}"))
+                .map(|(l, p)| format!("{} {p:.4}", escape_controls(l)))
                 .collect();
-            format!("{predicted}; probabilities: {}", p.join(", "))
+            format!(
+                "{}; probabilities: {}",
+                escape_controls(predicted),
+                p.join(", ")
+            )
         }
         Prediction::Regression { predicted, .. } => predicted.to_string(),
     }
@@ -463,13 +467,15 @@ impl Explanation {
     /// The row, its true target and, for an ensemble, which network is walked.
     fn write_header(&self, s: &mut String) {
         let truth = match &self.prediction {
-            Prediction::Classification { target, .. } => target.clone(),
+            Prediction::Classification { target, .. } => escape_controls(target),
             Prediction::Regression { target, .. } => format!("{target}"),
         };
         let _ = writeln!(
             s,
             "{}, row {} (line {}), true target: {truth}",
-            self.file, self.row, self.line
+            escape_controls(&self.file),
+            self.row,
+            self.line
         );
         if let Some(e) = &self.ensemble {
             let _ = writeln!(
@@ -490,7 +496,7 @@ impl Explanation {
             .iter()
             .zip(input)
             .take(SHOW)
-            .map(|(n, &v)| format!("{n} {}", number(v)))
+            .map(|(n, &v)| format!("{} {}", escape_controls(n), number(v)))
             .collect();
         let more = if input.len() > SHOW {
             format!(", … ({} inputs)", input.len())
