@@ -1209,3 +1209,109 @@ fn values_from_files_never_reach_the_terminal_raw() {
     let p = std::fs::read_to_string(d.join("p.csv")).unwrap();
     assert!(p.contains("\u{1b}[31mred"), "{p}");
 }
+
+/// Sends `signal` (`INT`, `TERM`) to `child`.
+fn signal(child: &std::process::Child, signal: &str) {
+    let kill = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+}
+
+/// Waits until a file whose name starts with `prefix` appears in `dir` (true), or `child`
+/// ends first (false).
+fn await_file(dir: &Path, prefix: &str, child: &mut std::process::Child) -> bool {
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(120) {
+        if names(dir).iter().any(|n| n.starts_with(prefix)) {
+            return true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    false
+}
+
+/// Issue 20, item 8: SIGINT or SIGTERM while `export` writes, or SIGTERM while `train`
+/// writes its model, leaves no temporary file, and the destination whole: the old file
+/// untouched (export, which stops at once), or the new one complete (train, which finishes
+/// the write it had started).
+#[test]
+fn a_signal_during_any_write_leaves_no_temporary_file() {
+    let dir = workspace();
+    let d = dir.path();
+    // One network of about 1.3 million weights: a model file of about 30 MB.
+    let big = [
+        "train",
+        "data.csv",
+        "--hidden",
+        "1000,1000",
+        "--epochs",
+        "1",
+        "--folds",
+        "0",
+        "-q",
+        "--model",
+        "big.json",
+    ];
+    let out = run(d, &big);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::write(d.join("big.rs"), "old").unwrap();
+    let before = names(d);
+    for sig in ["INT", "TERM"] {
+        let mut caught = false;
+        for _ in 0..5 {
+            std::fs::write(d.join("big.rs"), "old").unwrap();
+            let mut child = mlp(d)
+                .args(["export", "big.json", "--output", "big.rs"])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let during = await_file(d, ".big.rs.tmp-", &mut child);
+            if during {
+                signal(&child, sig);
+            }
+            let out = child.wait_with_output().unwrap();
+            let stderr = text(&out.stderr);
+            assert_eq!(names(d), before, "SIG{sig}: no temporary file\n{stderr}");
+            let now = std::fs::read(d.join("big.rs")).unwrap();
+            // Untouched, or (the rename came before the signal) the whole new file.
+            let whole = now == b"old" || now.ends_with(b"\n}\n");
+            assert!(whole, "SIG{sig}: {} bytes, not whole\n{stderr}", now.len());
+            if during && out.status.code() == Some(130) {
+                caught = now == b"old";
+                if caught {
+                    break;
+                }
+                continue;
+            }
+            // The write was over before the signal came.
+            assert!(out.status.success(), "SIG{sig}\n{stderr}");
+        }
+        assert!(caught, "SIG{sig}: never caught an export write in progress");
+    }
+    // SIGTERM during train's model write: the write it started is finished, then it ends.
+    let mut caught = false;
+    for _ in 0..5 {
+        let mut child = mlp(d).args(&big).stderr(Stdio::piped()).spawn().unwrap();
+        let during = await_file(d, ".big.json.tmp-", &mut child);
+        if during {
+            signal(&child, "TERM");
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(names(d), before, "no temporary file\n{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let model: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join("big.json")).unwrap()).unwrap();
+        assert_eq!(model["training"]["config"]["hidden"][0], 1000);
+        if during {
+            caught = true;
+            break;
+        }
+    }
+    assert!(caught, "never caught a model write in progress");
+}

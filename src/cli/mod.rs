@@ -165,6 +165,9 @@ fn run(cli: Cli) -> ExitCode {
             mlp::nn::linalg::threads::set_num_threads(n);
             THREADS_SET.store(true, std::sync::atomic::Ordering::Relaxed);
         }
+        if !matches!(cli.command, Command::Train(_)) {
+            on_signals(None);
+        }
         match cli.command {
             Command::Train(args) => train::run(args),
             Command::Predict(args) => predict::run(args),
@@ -182,6 +185,23 @@ fn run(cli: Cli) -> ExitCode {
             exit_for(&e)
         }
     }
+}
+
+/// What Ctrl-C, SIGTERM and SIGHUP do. With `stop` (`train`), the first raises it: the
+/// command stops after the batch under way and saves what it has. Otherwise, and at the
+/// next signal, the process leaves at once with exit code 130, first removing the temporary
+/// file of any write under way: no output is left half-written, and no temporary file is
+/// left behind.
+pub fn on_signals(stop: Option<&'static std::sync::atomic::AtomicBool>) {
+    let _ = ctrlc::set_handler(move || {
+        if let Some(flag) = stop
+            && !flag.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        mlp::fsutil::remove_temporary_files();
+        std::process::exit(EXIT_INTERRUPTED as i32);
+    });
 }
 
 /// Shows clap's message (help, version, or a refused command line) in the CLI's form: help

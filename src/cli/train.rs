@@ -2,13 +2,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mlp::Error;
 use mlp::error::{Hint, Setting, escape_controls};
-use mlp::fsutil::{check_output_path, is_device_or_pipe, remove_temporary_files, same_file};
+use mlp::fsutil::{check_output_path, is_device_or_pipe, same_file};
 use mlp::pipeline::memory::{format_size, parse_limit};
 use mlp::pipeline::{MissingPolicy, TrainRequest, Trained};
 use mlp::run::{DataSummary, Event, Mode, Output, Outputs, RunOptions, ScanFigures};
@@ -457,14 +457,9 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
     let request = agree(comm, args.settings.request())?;
     agree(comm, check_outputs(args))?;
     // Set before reading, so that a Ctrl-C while reading stops at the first batch.
-    // First Ctrl-C: finish the batch, save the best model so far. Second: leave at once,
-    // removing the temporary file of a write under way.
-    let _ = ctrlc::set_handler(|| {
-        if INTERRUPT.swap(true, Ordering::SeqCst) {
-            remove_temporary_files();
-            std::process::exit(EXIT_INTERRUPTED as i32);
-        }
-    });
+    // First Ctrl-C (or SIGTERM): finish the batch, save the best model so far. Second:
+    // leave at once, removing the temporary file of a write under way.
+    super::on_signals(Some(&INTERRUPT));
     let mut printer = Printer {
         args,
         request: request.clone(),
