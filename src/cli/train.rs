@@ -752,6 +752,13 @@ impl Printer<'_> {
         if let Some(r2) = m.validation_r2 {
             summary.push_str(&format!(", validation R² {r2:.4}"));
         }
+        let t = &model.file.training;
+        if t.config.folds >= 2 && t.validation_rows < t.train_rows {
+            summary.push_str(&format!(
+                " (out of fold on {} of {} rows: the folds trained before the interruption)",
+                t.validation_rows, t.train_rows
+            ));
+        }
         self.say(summary);
         if let Some(epochs) = model.file.training.refit_epochs {
             self.say(format!(

@@ -236,7 +236,7 @@ fn train_folds<'a>(
             x: x_va.view(),
             y: &y_va,
         };
-        out_of_fold.add(&mut network, validation)?;
+        out_of_fold.add(&mut network, validation, &val_rows)?;
         networks.push(network);
         best_epochs.push(outcome.best_epoch);
         let stopped = outcome.stop == StopReason::Interrupted;
@@ -254,6 +254,8 @@ fn train_folds<'a>(
     let source = Source::of(prepared);
     let mut file = model_file(&source, config, &mut network, &mut ensemble, &outcome, None);
     file.metrics = out_of_fold.metrics(y, prepared.task, &outcome);
+    // The figures' rows: every row, or (interrupted) those of the folds that were trained.
+    file.training.validation_rows = out_of_fold.rows.len();
     Ok(Trained {
         model: Model {
             file,
@@ -306,17 +308,19 @@ fn fit_fold(
 }
 
 /// Out-of-fold totals over the folds' held-out rows: loss, correct classes, and R²'s
-/// residual sum of squares.
+/// residual sum of squares, and which rows they cover (all of them once every fold is
+/// trained; those of the folds trained before an interruption otherwise).
 #[derive(Default)]
 struct OutOfFold {
     loss: f64,
     correct: usize,
     ss_res: f64,
+    rows: Vec<usize>,
 }
 
 impl OutOfFold {
-    /// Adds how `network` does on its fold's held-out rows.
-    fn add(&mut self, network: &mut Sequential, held_out: Batch) -> Result<()> {
+    /// Adds how `network` does on its fold's held-out rows, `rows` of the training rows.
+    fn add(&mut self, network: &mut Sequential, held_out: Batch, rows: &[usize]) -> Result<()> {
         let n = held_out.x.nrows() as f64;
         let (l, m) = crate::train::evaluate(network, held_out)?;
         self.loss += l as f64 * n;
@@ -325,18 +329,24 @@ impl OutOfFold {
             // The MSE of standardised targets is the residual sum of squares per row.
             Targets::Values(_) => self.ss_res += l as f64 * n,
         }
+        self.rows.extend_from_slice(rows);
         Ok(())
     }
 
     /// The model's figures: the first network's best epoch and training loss, and the
-    /// out-of-fold loss and accuracy or R² over every row `y`.
+    /// out-of-fold loss and accuracy or R² over the rows scored, of the targets `y`.
     fn metrics(&self, y: &Targets, task: Task, outcome: &FitOutcome) -> Metrics {
-        let rows = y.len() as f64;
+        let rows = self.rows.len() as f64;
         let metric = match y {
             Targets::Classes(_) => self.correct as f64 / rows,
             Targets::Values(v) => {
-                let mean = v.iter().map(|&t| t as f64).sum::<f64>() / rows;
-                let ss_tot: f64 = v.iter().map(|&t| (t as f64 - mean).powi(2)).sum();
+                let scored = || {
+                    (self.rows.iter())
+                        .flat_map(|&r| v.row(r).to_vec())
+                        .map(f64::from)
+                };
+                let mean = scored().sum::<f64>() / rows;
+                let ss_tot: f64 = scored().map(|t| (t - mean).powi(2)).sum();
                 if ss_tot > 0.0 {
                     1.0 - self.ss_res / ss_tot
                 } else {
