@@ -1377,3 +1377,71 @@ fn an_interrupted_k_fold_run_reports_the_rows_its_networks_were_judged_on() {
         "{rest}"
     );
 }
+
+/// Issue 20, item 4: a streamed file that grows, shrinks or is rewritten between passes
+/// stops the run with exit 2 and a message naming the file and what changed, rather than
+/// judging on rows the split never had or training on made-up statistics.
+#[test]
+fn a_file_that_changes_while_it_is_streamed_stops_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut csv = String::from("a,b,y\n");
+    for i in 0..3000 {
+        csv.push_str(&format!("{},{},{}\n", i % 17, i % 5, (i % 17) * 2 + i % 5));
+    }
+    for (change, what) in [
+        ("grow", "it grew from"),
+        ("truncate", "it shrank from"),
+        ("rewrite", "it was modified (same size, newer time)"),
+    ] {
+        let path = d.join(format!("{change}.csv"));
+        std::fs::write(&path, &csv).unwrap();
+        let mut child = mlp(d)
+            .args([
+                "train",
+                &format!("{change}.csv"),
+                "--stream",
+                "--epochs",
+                "100000",
+                "--patience",
+                "0",
+                "--hidden",
+                "4",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut seen = String::new();
+        while !seen.contains("streaming: first pass") {
+            let mut line = String::new();
+            assert!(stdout.read_line(&mut line).unwrap() > 0, "{seen}");
+            seen.push_str(&line);
+        }
+        match change {
+            "grow" => {
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .unwrap();
+                f.write_all(csv.split_once('\n').unwrap().1.as_bytes())
+                    .unwrap();
+            }
+            "truncate" => {
+                let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                f.set_len(csv.len() as u64 / 2).unwrap();
+            }
+            _ => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                std::fs::write(&path, csv.replace("\n3,", "\n4,")).unwrap();
+            }
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{change}: {stderr}");
+        let head = format!("{change}.csv: the file changed while it was being streamed ({what}");
+        one_error(&stderr, &head, &stderr);
+        assert!(!d.join("model.json").exists(), "{change}: no model");
+    }
+}
