@@ -500,6 +500,19 @@ impl Error {
         }
     }
 
+    /// A model-file error with its own hint.
+    pub fn model_with_hint(
+        path: impl Into<PathBuf>,
+        message: impl Into<String>,
+        hint: impl Into<Hint>,
+    ) -> Self {
+        Error::Model {
+            path: path.into(),
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
     /// A bad setting: `value` refused because of `message`; `hint` says what would do.
     pub fn config(
         setting: Setting,

@@ -438,7 +438,15 @@ fn more_processes_than_rows_give_the_result_of_one() {
         m["layers"].clone()
     };
     for stream in [false, true] {
-        let mut args = vec!["train", "two.csv", "--val-split", "0", "--epochs", "2", "-q"];
+        let mut args = vec![
+            "train",
+            "two.csv",
+            "--val-split",
+            "0",
+            "--epochs",
+            "2",
+            "-q",
+        ];
         if stream {
             args.push("--stream");
         }
@@ -460,6 +468,13 @@ fn more_processes_than_rows_give_the_result_of_one() {
     assert_eq!(alone.status.code(), Some(2));
     assert_eq!(three.status.code(), Some(2));
     let message = text(&alone.stderr);
-    assert!(message.starts_with("error: two.csv: only 2 rows"), "{message}");
-    assert!(text(&three.stderr).starts_with(&message), "{}", text(&three.stderr));
+    assert!(
+        message.starts_with("error: two.csv: only 2 rows"),
+        "{message}"
+    );
+    assert!(
+        text(&three.stderr).starts_with(&message),
+        "{}",
+        text(&three.stderr)
+    );
 }

@@ -1445,3 +1445,120 @@ fn a_file_that_changes_while_it_is_streamed_stops_the_run() {
         assert!(!d.join("model.json").exists(), "{change}: no model");
     }
 }
+
+/// Issue 20, item 11: hints that pointed the wrong way. Each now names something that
+/// works for the case at hand.
+#[test]
+fn hints_fit_the_case_they_are_given_for() {
+    let dir = workspace();
+    let d = dir.path();
+    std::fs::write(d.join("one.csv"), "x,y\n1,0\n2,1\n3,0\n4,1\n5,0\n6,1\n").unwrap();
+    std::fs::write(
+        d.join("cat.csv"),
+        "x,c,y\n1,a,0\n2,b,1\n3,a,0\n4,b,1\n5,a,0\n6,b,1\n",
+    )
+    .unwrap();
+    let hint_of = |args: &[&str]| -> String {
+        let out = run(d, args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}\n{stderr}");
+        let hint = stderr.lines().find_map(|l| l.strip_prefix("  hint: "));
+        hint.unwrap_or_else(|| panic!("{args:?}: no hint\n{stderr}"))
+            .to_string()
+    };
+    // A negative number is the flag's value, refused as such (`-- -1` did not work).
+    let h = hint_of(&["explain", "model.json", "data.csv", "--row", "-1"]);
+    assert_eq!(h, "--row takes a whole number such as 10");
+    // A bad size says what a size is, for every command that takes one.
+    for command in ["train", "predict", "eval"] {
+        let mut args = vec![command];
+        if command != "train" {
+            args.push("model.json");
+        }
+        args.extend(["data.csv", "--memory-limit", "12Q"]);
+        let h = hint_of(&args);
+        assert_eq!(
+            h,
+            "--memory-limit takes a size: bytes, or a number with K, M, G or T, such as 256M or 2G",
+            "{command}"
+        );
+    }
+    // A picture of a decision boundary: what to do depends on what the file lacks.
+    let h = hint_of(&[
+        "train",
+        "one.csv",
+        "--boundary",
+        "b.png",
+        "--val-split",
+        "0",
+    ]);
+    assert_eq!(
+        h,
+        "train on a file with two numeric feature columns (besides the target)"
+    );
+    let h = hint_of(&[
+        "train",
+        "cat.csv",
+        "--boundary",
+        "b.png",
+        "--val-split",
+        "0",
+    ]);
+    assert!(
+        h.starts_with(
+            "retrain on two numeric columns, leaving the categorical ones out with --ignore"
+        ),
+        "{h}"
+    );
+    let h = hint_of(&["train", "data.csv", "--boundary", "b.png"]);
+    assert_eq!(h, "retrain with the other columns left out with --ignore");
+    // Export names the model file, not a flag it does not have.
+    let out = run(
+        d,
+        &[
+            "train",
+            "data.csv",
+            "--scaling",
+            "robust",
+            "--epochs",
+            "1",
+            "--model",
+            "r.json",
+            "-q",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(d, &["export", "r.json", "--output", "r.rs"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    one_error(&stderr, "r.json: feature '", &stderr);
+    assert!(!stderr.contains("--model"), "{stderr}");
+    assert!(
+        stderr.contains("hint: retrain it with the standard --scaling"),
+        "{stderr}"
+    );
+    // Early stopping without validation rows watches the training loss, and says so.
+    let out = run(
+        d,
+        &[
+            "train",
+            "data.csv",
+            "--val-split",
+            "0",
+            "--folds",
+            "0",
+            "--patience",
+            "1",
+            "--epochs",
+            "200",
+            "--model",
+            "p.json",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains(": no better training loss for 1 epochs"),
+        "{stdout}"
+    );
+}

@@ -74,7 +74,7 @@ pub fn run(args: ExportArgs) -> Result<ExitCode, Error> {
     }
     check_output_path(&args.output)?;
     let model = Model::load(&args.model)?;
-    mlp::export::check_exportable(&model.file)?;
+    mlp::export::check_exportable(&model.file, &args.model)?;
     write_output(&args.output, &export(&model.file, format))?;
     let what = match format {
         Format::Onnx => "ONNX model",

@@ -722,7 +722,12 @@ impl Printer<'_> {
         self.say(match &outcome.stop {
             StopReason::Completed => format!("trained {epochs_run} epochs"),
             StopReason::EarlyStopped => format!(
-                "stopped early after epoch {epochs_run}: no better validation loss for {} epochs",
+                "stopped early after epoch {epochs_run}: no better {} for {} epochs",
+                if data.validation_rows > 0 || data.folds >= 2 {
+                    "validation loss"
+                } else {
+                    "training loss"
+                },
                 config.patience
             ),
             StopReason::Interrupted => format!("interrupted during epoch {}", epochs_run + 1),
