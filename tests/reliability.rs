@@ -1562,3 +1562,65 @@ fn hints_fit_the_case_they_are_given_for() {
         "{stdout}"
     );
 }
+
+/// Issue 20, item 3: under an address-space limit (`ulimit -v`), the commands end cleanly:
+/// the default memory limit follows what the process may have, so `predict` and `eval`
+/// read in chunks within it and succeed, and `importance` and `explain`, which hold the
+/// file in memory, refuse it up front with exit 2 and what to do (they aborted with 134).
+#[test]
+fn commands_under_ulimit_v_end_cleanly() {
+    let dir = workspace();
+    let d = dir.path();
+    let mut big = String::from("x,age,plan,churned\n");
+    let plans = ["pro", "basic", "plus"];
+    for i in 0..600_000u64 {
+        let (x, age) = ((i * 7919 % 1000) as f64 / 1000.0, 18 + i * 31 % 60);
+        let churned = if (i * 13 % 7) < 3 { "yes" } else { "no" };
+        big.push_str(&format!(
+            "{x},{age},{},{churned}\n",
+            plans[(i % 3) as usize]
+        ));
+    }
+    std::fs::write(d.join("big.csv"), big).unwrap();
+    let limited = |args: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -v 300000; exec {MLP} {args}"))
+            .current_dir(d)
+            .env_remove("MLP_THREADS")
+            .output()
+            .unwrap()
+    };
+    for args in [
+        "predict model.json big.csv --output p.csv",
+        "eval model.json big.csv",
+    ] {
+        let out = limited(args);
+        assert!(
+            out.status.success(),
+            "{args}: {:?}\n{}",
+            out.status,
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(d.join("p.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        600_001
+    );
+    let out = limited("importance model.json big.csv");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    one_error(&stderr, "big.csv: holding this file of ", &stderr);
+    assert!(stderr.contains("this command may use"), "{stderr}");
+    // Explain holds no shuffled copy: it fits, or is refused so; it never aborts.
+    let out = limited("explain model.json big.csv");
+    let stderr = text(&out.stderr);
+    match out.status.code() {
+        Some(0) => assert!(text(&out.stdout).contains("big.csv, row 1 (line 2)")),
+        Some(2) => one_error(&stderr, "big.csv: holding this file of ", &stderr),
+        other => panic!("{other:?}\n{stderr}"),
+    }
+}

@@ -42,6 +42,8 @@ pub struct ExplainArgs {
 
 pub fn run(args: ExplainArgs) -> Result<ExitCode, Error> {
     let mut model = Model::load(&args.model)?;
+    let limit = mlp::pipeline::memory::default_limit();
+    mlp::pipeline::memory::check_scoring_fits(&args.data, &model.file.encoding, 0, limit)?;
     let explanation = explain_file(&mut model, &args.data, args.row)?;
     if args.json {
         outln!("{}", json_line(&explanation));

@@ -81,6 +81,9 @@ pub fn run(args: ImportanceArgs) -> Result<ExitCode, Error> {
         check_output_path(plot)?;
     }
     let mut model = Model::load(&args.model)?;
+    // The file is held in memory, with a shuffled copy of its inputs.
+    let limit = mlp::pipeline::memory::default_limit();
+    mlp::pipeline::memory::check_scoring_fits(&args.data, &model.file.encoding, 1, limit)?;
     let importance = importance_file(&mut model, &args.data, args.repeats, args.seed)?;
     if args.json {
         let json = serde_json::json!({
