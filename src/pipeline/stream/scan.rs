@@ -392,12 +392,7 @@ fn finish_scan(
     text_columns: Vec<String>,
     part: PartScan,
 ) -> Result<Scan> {
-    let Passes {
-        chunk_bytes,
-        comm,
-        range,
-        stamp,
-    } = passes;
+    let comm = passes.comm;
     let path = &request.data;
     let PartScan {
         header: table,
@@ -427,11 +422,11 @@ fn finish_scan(
     };
     let order = OrderPasses {
         request,
-        chunk_bytes,
+        chunk_bytes: passes.chunk_bytes,
         comm,
-        range,
+        range: passes.range,
         text_columns: &text_columns,
-        stamp,
+        stamp: passes.stamp,
     };
     order.finish(&mut medians, &mut quantiles)?;
     for (i, s) in stats.iter_mut().enumerate() {
@@ -464,9 +459,9 @@ fn finish_scan(
         bytes,
         sha256,
         filled,
-        range,
+        range: passes.range,
         text_columns,
-        stamp,
+        stamp: passes.stamp,
     })
 }
 
