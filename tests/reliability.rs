@@ -1296,7 +1296,7 @@ fn a_signal_during_any_write_leaves_no_temporary_file() {
     // SIGTERM during train's model write: the write it started is finished, then it ends.
     let mut caught = false;
     for _ in 0..5 {
-        let mut child = mlp(d).args(&big).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = mlp(d).args(big).stderr(Stdio::piped()).spawn().unwrap();
         let during = await_file(d, ".big.json.tmp-", &mut child);
         if during {
             signal(&child, "TERM");

@@ -152,7 +152,7 @@ fn address_space_left() -> Option<u64> {
             .find_map(|l| l.strip_prefix("VmSize:"))
             .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
             .map_or(0, |kib| kib * 1024);
-        Some((limit.rlim_cur as u64).saturating_sub(mapped))
+        Some(limit.rlim_cur.saturating_sub(mapped))
     }
     #[cfg(not(unix))]
     None
