@@ -1624,3 +1624,50 @@ fn commands_under_ulimit_v_end_cleanly() {
         other => panic!("{other:?}\n{stderr}"),
     }
 }
+
+/// Issue 20, item 16: `explain` on a row with missing cells says which were filled, and
+/// with what (the network saw the fill values, not the data); `--json` lists them.
+#[test]
+fn explain_shows_the_cells_it_filled() {
+    let dir = workspace();
+    let d = dir.path();
+    let model: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("model.json")).unwrap()).unwrap();
+    let features = model["encoding"]["features"].as_array().unwrap();
+    let fill = |name: &str| -> String {
+        let f = features.iter().find(|f| f["name"] == name).unwrap();
+        match &f["fill"] {
+            serde_json::Value::String(s) => s.clone(),
+            v => (v.as_f64().unwrap() as f32).to_string(),
+        }
+    };
+    std::fs::write(
+        d.join("miss.csv"),
+        "x,age,plan,churned\n0.5,,,no\n0.2,30,pro,yes\n",
+    )
+    .unwrap();
+    let out = run(d, &["explain", "model.json", "miss.csv"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let line = format!(
+        "missing cells, filled with the model's values (the network sees these, not the \
+         data): age = {}, plan = {}\n",
+        fill("age"),
+        fill("plan")
+    );
+    assert!(stdout.contains(&line), "{stdout}");
+    let out = run(d, &["explain", "model.json", "miss.csv", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["filled"][0]["column"], "age");
+    assert_eq!(json["filled"][0]["value"], fill("age"));
+    assert_eq!(json["filled"][1]["column"], "plan");
+    // A complete row has nothing filled, and says nothing of it.
+    let out = run(d, &["explain", "model.json", "miss.csv", "--row", "2"]);
+    assert!(!text(&out.stdout).contains("missing cells"));
+    let out = run(
+        d,
+        &["explain", "model.json", "miss.csv", "--row", "2", "--json"],
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json.get("filled").is_none());
+}
