@@ -38,26 +38,43 @@ impl std::fmt::Display for Location {
 
 /// `text` with control characters written as escapes (`\x1b`, `\n`, `\u{202e}`), so that
 /// a value from a file can neither split a message over lines nor drive the terminal.
+/// Every value taken from a data or model file goes through it before it is shown.
 pub fn escape_controls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+    escape(text, false)
+}
+
+/// `text` with control characters escaped as by [`escape_controls`], except line breaks
+/// (`\n`), which are kept: for whole lines of output already made of escaped values, as a
+/// last guard that nothing in them drives the terminal.
+pub fn escape_controls_but_lines(text: &str) -> String {
+    escape(text, true)
+}
+
+fn escape(text: &str, keep_lines: bool) -> String {
+    if !text.chars().any(needs_escape) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         match c {
+            '\n' if keep_lines => out.push('\n'),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             c if (c as u32) < 0x80 && c.is_control() => {
                 out.push_str(&format!("\\x{:02x}", c as u32));
             }
-            // C1 controls, and the marks that reorder text (bidirectional overrides).
-            c if c.is_control()
-                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
-            {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32));
-            }
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
             c => out.push(c),
         }
     }
     out
+}
+
+/// Control characters (C0, DEL, C1), and the marks that reorder text (bidirectional
+/// overrides and isolates).
+pub fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// A setting the user chose. The library names it; a front end words it (the CLI as a
@@ -492,6 +509,19 @@ impl Error {
             message: message.into(),
             hint: "retrain with `mlp train`, or point to the model file that `mlp train` wrote"
                 .into(),
+        }
+    }
+
+    /// A model-file error with its own hint.
+    pub fn model_with_hint(
+        path: impl Into<PathBuf>,
+        message: impl Into<String>,
+        hint: impl Into<Hint>,
+    ) -> Self {
+        Error::Model {
+            path: path.into(),
+            message: message.into(),
+            hint: hint.into(),
         }
     }
 

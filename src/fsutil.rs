@@ -13,15 +13,19 @@ use crate::error::{Error, Result};
 /// Ctrl-C) can remove them: [`remove_temporary_files`].
 static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-/// Removes the temporary files of writes still under way. For a handler that ends the
-/// process without unwinding (the CLI's second Ctrl-C); the files they were to replace are
-/// untouched.
+/// Removes the temporary files of writes still under way, and keeps any other write from
+/// starting: for a signal handler that ends the process right after (the CLI's Ctrl-C or
+/// SIGTERM). A write that has created its temporary file is done or removed; one that has
+/// not waits for ever, so it cannot leave a file behind either. The files the writes were
+/// to replace are untouched, whole.
 pub fn remove_temporary_files() {
     // A poisoned lock still holds the list.
     let pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
     for tmp in pending.iter() {
         let _ = fs::remove_file(tmp);
     }
+    // Held until the process ends: no write registers (so creates) a file after this.
+    std::mem::forget(pending);
 }
 
 /// Writes `bytes` to `path`, the way an output file should be written.
@@ -138,31 +142,33 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let pending = |add: bool| {
+    let unregister = || {
         let mut list = PENDING.lock().unwrap_or_else(|e| e.into_inner());
-        if add {
-            list.push(tmp.clone());
-        } else {
-            list.retain(|p| p != &tmp);
-        }
+        list.retain(|p| p != &tmp);
     };
     let result = (|| {
-        // `create_new`: never write through a file (or link) someone else put there.
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        pending(true);
+        // Created and registered under the lock, so that `remove_temporary_files` sees
+        // every temporary file that exists. `create_new`: never write through a file (or
+        // link) someone else put there.
+        let mut f = {
+            let mut list = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
+            list.push(tmp.clone());
+            f
+        };
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
     })();
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
-        pending(false);
+        unregister();
         return Err(Error::write(path, e, true));
     }
-    pending(false);
+    unregister();
     // Make the rename itself durable; a directory that cannot be synced is not an error.
     if let Ok(d) = fs::File::open(&dir) {
         let _ = d.sync_all();

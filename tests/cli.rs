@@ -871,9 +871,10 @@ fn folds_dropout_and_robust_scaling_train_an_ensemble_that_loads_and_scores() {
     );
     assert!(out.contains("ensemble: 3 networks, one per fold"), "{out}");
     let m = model(&d.join("f.json"));
-    // Every row trains; the other two networks are stored beside the first.
+    // Every row trains, and every row is scored out of fold; the other two networks are
+    // stored beside the first.
     assert_eq!(m["training"]["train_rows"].as_u64(), Some(150));
-    assert_eq!(m["training"]["validation_rows"].as_u64(), Some(0));
+    assert_eq!(m["training"]["validation_rows"].as_u64(), Some(150));
     assert_eq!(m["ensemble"].as_array().unwrap().len(), 2);
     let kinds: Vec<&str> = m["layers"]
         .as_array()

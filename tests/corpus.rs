@@ -356,8 +356,8 @@ const FLAGS: &[(&[&str], &str, &str)] = &[
     ),
     (
         &["--epochs", "-3"],
-        "unexpected argument '-3' found",
-        "to pass '-3' as a value, use '-- -3'",
+        "invalid value '-3' for '--epochs <N>'",
+        "--epochs takes a whole number such as 10",
     ),
     (
         &["--epochs", "ten"],

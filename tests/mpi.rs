@@ -422,3 +422,59 @@ fn memory_streaming_and_two_ranks_fit_the_same_encoding() {
     assert_eq!(encoding(2, false, "shared.json"), memory);
     assert_eq!(encoding(2, true, "shared_streamed.json"), memory);
 }
+
+/// Issue 20, item 2: more processes than rows. Some processes then have no rows at all;
+/// every rank count gives the model one process trains (in memory and streamed), or the
+/// error one process gives, instead of dying inside MPI (an empty buffer taken for the same
+/// send and receive buffer: MPI_ERR_ARG, exit 13, no message).
+#[test]
+fn more_processes_than_rows_give_the_result_of_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("two.csv"), "x,y\n1,2\n3,4\n").unwrap();
+    let layers = |name: &str| -> serde_json::Value {
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join(name)).unwrap()).unwrap();
+        m["layers"].clone()
+    };
+    for stream in [false, true] {
+        let mut args = vec![
+            "train",
+            "two.csv",
+            "--val-split",
+            "0",
+            "--epochs",
+            "2",
+            "-q",
+        ];
+        if stream {
+            args.push("--stream");
+        }
+        let model = |ranks: usize| format!("m{ranks}-{stream}.json");
+        for ranks in [0, 3, 4] {
+            let name = model(ranks);
+            ok(d, ranks, &[&args[..], &["--model", &name]].concat());
+        }
+        let one = layers(&model(0));
+        assert!(one.as_array().is_some_and(|l| !l.is_empty()));
+        for ranks in [3, 4] {
+            assert_eq!(layers(&model(ranks)), one, "{ranks} ranks, stream {stream}");
+        }
+    }
+    // Too few rows to validate on: the error of one process, once.
+    let args = ["train", "two.csv", "--folds", "0", "--epochs", "2", "-q"];
+    let alone = run(d, 0, &args);
+    let three = run(d, 3, &args);
+    assert_eq!(alone.status.code(), Some(2));
+    assert_eq!(three.status.code(), Some(2));
+    let message = text(&alone.stderr);
+    assert!(
+        message.starts_with("error: two.csv: only 2 rows"),
+        "{message}"
+    );
+    assert!(
+        text(&three.stderr).starts_with(&message),
+        "{}",
+        text(&three.stderr)
+    );
+}

@@ -1117,3 +1117,564 @@ fn degenerate_data_gets_no_answer_and_a_reason() {
         assert!(out.stdout.is_empty(), "{context}");
     }
 }
+
+/// Issue 20, item 6: escape sequences and line breaks in column names and labels (a
+/// terminal title, a colour, a bidirectional override, a line break) are shown escaped by
+/// every command that prints them, as errors already are, and its JSON stays valid JSON
+/// holding the same strings.
+#[test]
+fn values_from_files_never_reach_the_terminal_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let title = "\u{1b}]0;pwned\u{7}";
+    let mut csv = format!("\"wid\nth\",\"size{title}\",\"kind\u{202e}\"\n");
+    for i in 0..60 {
+        let (label, w) = if i % 2 == 0 {
+            ("\u{1b}[31mred", i % 7)
+        } else {
+            ("blue\u{9b}2J", i % 5 + 3)
+        };
+        csv.push_str(&format!("{w},{},{label}\n", i % 10));
+    }
+    std::fs::write(d.join("ctl.csv"), csv).unwrap();
+    let raw = |bytes: &[u8]| {
+        let t = text(bytes);
+        t.contains(['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}']) || t.contains("wid\nth")
+    };
+    let commands: Vec<Vec<&str>> = vec![
+        vec![
+            "train",
+            "ctl.csv",
+            "--target",
+            "kind\u{202e}",
+            "--epochs",
+            "3",
+        ],
+        vec!["eval", "model.json", "ctl.csv"],
+        vec!["importance", "model.json", "ctl.csv", "--repeats", "1"],
+        vec!["explain", "model.json", "ctl.csv", "--row", "2"],
+        vec!["predict", "model.json", "ctl.csv", "--output", "p.csv"],
+        vec!["lr-find", "ctl.csv", "--target", "kind\u{202e}"],
+    ];
+    for args in &commands {
+        let out = run(d, args);
+        let context = format!("mlp {args:?}\n{}\n{}", text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "{context}");
+        assert!(!raw(&out.stdout) && !raw(&out.stderr), "{context}");
+    }
+    // The values are there, escaped, where a reader looks for them.
+    let train = text(&run(d, &commands[0][..]).stdout);
+    assert!(
+        train.contains(
+            "task: classification of 'kind\\u{202e}' into 2 classes: \\x1b[31mred, blue\\u{9b}2J"
+        ),
+        "{train}"
+    );
+    let eval = text(&run(d, &commands[1][..]).stdout);
+    assert!(eval.contains("\n\\x1b[31mred  "), "{eval}");
+    let importance = text(&run(d, &commands[2][..]).stdout);
+    assert!(importance.contains("\nwid\\nth  "), "{importance}");
+    assert!(
+        importance.contains("\nsize\\x1b]0;pwned\\x07  "),
+        "{importance}"
+    );
+    let explain = text(&run(d, &commands[3][..]).stdout);
+    assert!(explain.contains("x (standardised): wid\\nth "), "{explain}");
+    assert!(
+        explain.contains("true target: blue\\u{9b}2J\n"),
+        "{explain}"
+    );
+    // JSON: no raw control either, and a JSON reader gets the strings back as they were.
+    for args in [
+        vec!["eval", "model.json", "ctl.csv", "--json"],
+        vec![
+            "importance",
+            "model.json",
+            "ctl.csv",
+            "--repeats",
+            "1",
+            "--json",
+        ],
+        vec!["explain", "model.json", "ctl.csv", "--json"],
+    ] {
+        let out = run(d, &args);
+        assert!(
+            out.status.success() && !raw(&out.stdout),
+            "{}",
+            text(&out.stdout)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let all = json.to_string();
+        assert!(all.contains("\\u001b"), "{all}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&run(d, &["eval", "model.json", "ctl.csv", "--json"]).stdout)
+            .unwrap();
+    assert_eq!(json["labels"][0], "\u{1b}[31mred");
+    assert_eq!(json["labels"][1], "blue\u{9b}2J");
+    // Predictions into a file are the data, byte for byte.
+    let p = std::fs::read_to_string(d.join("p.csv")).unwrap();
+    assert!(p.contains("\u{1b}[31mred"), "{p}");
+}
+
+/// Sends `signal` (`INT`, `TERM`) to `child`.
+fn signal(child: &std::process::Child, signal: &str) {
+    let kill = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+}
+
+/// Waits until a file whose name starts with `prefix` appears in `dir` (true), or `child`
+/// ends first (false).
+fn await_file(dir: &Path, prefix: &str, child: &mut std::process::Child) -> bool {
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(120) {
+        if names(dir).iter().any(|n| n.starts_with(prefix)) {
+            return true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    false
+}
+
+/// Issue 20, item 8: SIGINT or SIGTERM while `export` writes, or SIGTERM while `train`
+/// writes its model, leaves no temporary file, and the destination whole: the old file
+/// untouched (export, which stops at once), or the new one complete (train, which finishes
+/// the write it had started).
+#[test]
+fn a_signal_during_any_write_leaves_no_temporary_file() {
+    let dir = workspace();
+    let d = dir.path();
+    // One network of about 1.3 million weights: a model file of about 30 MB.
+    let big = [
+        "train",
+        "data.csv",
+        "--hidden",
+        "1000,1000",
+        "--epochs",
+        "1",
+        "--folds",
+        "0",
+        "-q",
+        "--model",
+        "big.json",
+    ];
+    let out = run(d, &big);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::write(d.join("big.rs"), "old").unwrap();
+    let before = names(d);
+    for sig in ["INT", "TERM"] {
+        let mut caught = false;
+        for _ in 0..5 {
+            std::fs::write(d.join("big.rs"), "old").unwrap();
+            let mut child = mlp(d)
+                .args(["export", "big.json", "--output", "big.rs"])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let during = await_file(d, ".big.rs.tmp-", &mut child);
+            if during {
+                signal(&child, sig);
+            }
+            let out = child.wait_with_output().unwrap();
+            let stderr = text(&out.stderr);
+            assert_eq!(names(d), before, "SIG{sig}: no temporary file\n{stderr}");
+            let now = std::fs::read(d.join("big.rs")).unwrap();
+            // Untouched, or (the rename came before the signal) the whole new file.
+            let whole = now == b"old" || now.ends_with(b"\n}\n");
+            assert!(whole, "SIG{sig}: {} bytes, not whole\n{stderr}", now.len());
+            if during && out.status.code() == Some(130) {
+                caught = now == b"old";
+                if caught {
+                    break;
+                }
+                continue;
+            }
+            // The write was over before the signal came.
+            assert!(out.status.success(), "SIG{sig}\n{stderr}");
+        }
+        assert!(caught, "SIG{sig}: never caught an export write in progress");
+    }
+    // SIGTERM during train's model write: the write it started is finished, then it ends.
+    let mut caught = false;
+    for _ in 0..5 {
+        let mut child = mlp(d).args(big).stderr(Stdio::piped()).spawn().unwrap();
+        let during = await_file(d, ".big.json.tmp-", &mut child);
+        if during {
+            signal(&child, "TERM");
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(names(d), before, "no temporary file\n{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let model: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join("big.json")).unwrap()).unwrap();
+        assert_eq!(model["training"]["config"]["hidden"][0], 1000);
+        if during {
+            caught = true;
+            break;
+        }
+    }
+    assert!(caught, "never caught a model write in progress");
+}
+
+/// Issue 20, item 12: Ctrl-C during the first network of the default 3-fold training
+/// saves that network with figures that describe it: out-of-fold over the 50 rows it did
+/// not train on (it read 0.32, a third of the truth, over all 150), and says so.
+#[test]
+fn an_interrupted_k_fold_run_reports_the_rows_its_networks_were_judged_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let iris = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/iris.csv");
+    // Patience 0: the first network trains until interrupted.
+    let mut child = mlp(d)
+        .args([
+            "train",
+            iris.to_str().unwrap(),
+            "--epochs",
+            "1000000",
+            "--patience",
+            "0",
+            "--model",
+            "f.json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("split: 3 folds") {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "{seen}");
+        seen.push_str(&line);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    signal(&child, "INT");
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    let model: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("f.json")).unwrap()).unwrap();
+    assert_eq!(
+        model["ensemble"].as_array().map_or(0, Vec::len),
+        0,
+        "one network"
+    );
+    assert_eq!(model["training"]["train_rows"], 150);
+    assert_eq!(model["training"]["validation_rows"], 50);
+    let accuracy = model["metrics"]["validation_accuracy"].as_f64().unwrap();
+    // 50 rows: a whole number of them right, and iris is learned within a second.
+    assert!(
+        ((accuracy * 50.0).round() - accuracy * 50.0).abs() < 1e-4,
+        "{accuracy}"
+    );
+    assert!(accuracy >= 0.85, "{accuracy}\n{rest}");
+    assert!(
+        rest.contains(&format!(
+            "validation accuracy {accuracy:.4} (always \"setosa\": 0.3333) (out of fold on 50 \
+             of 150 rows: the folds trained before the interruption)"
+        )),
+        "{rest}"
+    );
+}
+
+/// Issue 20, item 4: a streamed file that grows, shrinks or is rewritten between passes
+/// stops the run with exit 2 and a message naming the file and what changed, rather than
+/// judging on rows the split never had or training on made-up statistics.
+#[test]
+fn a_file_that_changes_while_it_is_streamed_stops_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut csv = String::from("a,b,y\n");
+    for i in 0..3000 {
+        csv.push_str(&format!("{},{},{}\n", i % 17, i % 5, (i % 17) * 2 + i % 5));
+    }
+    for (change, what) in [
+        ("grow", "it grew from"),
+        ("truncate", "it shrank from"),
+        ("rewrite", "it was modified (same size, newer time)"),
+    ] {
+        let path = d.join(format!("{change}.csv"));
+        std::fs::write(&path, &csv).unwrap();
+        let mut child = mlp(d)
+            .args([
+                "train",
+                &format!("{change}.csv"),
+                "--stream",
+                "--epochs",
+                "100000",
+                "--patience",
+                "0",
+                "--hidden",
+                "4",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut seen = String::new();
+        while !seen.contains("streaming: first pass") {
+            let mut line = String::new();
+            assert!(stdout.read_line(&mut line).unwrap() > 0, "{seen}");
+            seen.push_str(&line);
+        }
+        match change {
+            "grow" => {
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .unwrap();
+                f.write_all(csv.split_once('\n').unwrap().1.as_bytes())
+                    .unwrap();
+            }
+            "truncate" => {
+                let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                f.set_len(csv.len() as u64 / 2).unwrap();
+            }
+            _ => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                std::fs::write(&path, csv.replace("\n3,", "\n4,")).unwrap();
+            }
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{change}: {stderr}");
+        let head = format!("{change}.csv: the file changed while it was being streamed ({what}");
+        one_error(&stderr, &head, &stderr);
+        assert!(!d.join("model.json").exists(), "{change}: no model");
+    }
+}
+
+/// Issue 20, item 11: hints that pointed the wrong way. Each now names something that
+/// works for the case at hand.
+#[test]
+fn hints_fit_the_case_they_are_given_for() {
+    let dir = workspace();
+    let d = dir.path();
+    std::fs::write(d.join("one.csv"), "x,y\n1,0\n2,1\n3,0\n4,1\n5,0\n6,1\n").unwrap();
+    std::fs::write(
+        d.join("cat.csv"),
+        "x,c,y\n1,a,0\n2,b,1\n3,a,0\n4,b,1\n5,a,0\n6,b,1\n",
+    )
+    .unwrap();
+    let hint_of = |args: &[&str]| -> String {
+        let out = run(d, args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}\n{stderr}");
+        let hint = stderr.lines().find_map(|l| l.strip_prefix("  hint: "));
+        hint.unwrap_or_else(|| panic!("{args:?}: no hint\n{stderr}"))
+            .to_string()
+    };
+    // A negative number is the flag's value, refused as such (`-- -1` did not work).
+    let h = hint_of(&["explain", "model.json", "data.csv", "--row", "-1"]);
+    assert_eq!(h, "--row takes a whole number such as 10");
+    // A bad size says what a size is, for every command that takes one.
+    for command in ["train", "predict", "eval"] {
+        let mut args = vec![command];
+        if command != "train" {
+            args.push("model.json");
+        }
+        args.extend(["data.csv", "--memory-limit", "12Q"]);
+        let h = hint_of(&args);
+        assert_eq!(
+            h,
+            "--memory-limit takes a size: bytes, or a number with K, M, G or T, such as 256M or 2G",
+            "{command}"
+        );
+    }
+    // A picture of a decision boundary: what to do depends on what the file lacks.
+    let h = hint_of(&[
+        "train",
+        "one.csv",
+        "--boundary",
+        "b.png",
+        "--val-split",
+        "0",
+    ]);
+    assert_eq!(
+        h,
+        "train on a file with two numeric feature columns (besides the target)"
+    );
+    let h = hint_of(&[
+        "train",
+        "cat.csv",
+        "--boundary",
+        "b.png",
+        "--val-split",
+        "0",
+    ]);
+    assert!(
+        h.starts_with(
+            "retrain on two numeric columns, leaving the categorical ones out with --ignore"
+        ),
+        "{h}"
+    );
+    let h = hint_of(&["train", "data.csv", "--boundary", "b.png"]);
+    assert_eq!(h, "retrain with the other columns left out with --ignore");
+    // Export names the model file, not a flag it does not have.
+    let out = run(
+        d,
+        &[
+            "train",
+            "data.csv",
+            "--scaling",
+            "robust",
+            "--epochs",
+            "1",
+            "--model",
+            "r.json",
+            "-q",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(d, &["export", "r.json", "--output", "r.rs"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    one_error(&stderr, "r.json: feature '", &stderr);
+    assert!(!stderr.contains("--model"), "{stderr}");
+    assert!(
+        stderr.contains("hint: retrain it with the standard --scaling"),
+        "{stderr}"
+    );
+    // Early stopping without validation rows watches the training loss, and says so.
+    let out = run(
+        d,
+        &[
+            "train",
+            "data.csv",
+            "--val-split",
+            "0",
+            "--folds",
+            "0",
+            "--patience",
+            "1",
+            "--epochs",
+            "200",
+            "--model",
+            "p.json",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains(": no better training loss for 1 epochs"),
+        "{stdout}"
+    );
+}
+
+/// Issue 20, item 3: under an address-space limit (`ulimit -v`), the commands end cleanly:
+/// the default memory limit follows what the process may have, so `predict` and `eval`
+/// read in chunks within it and succeed, and `importance` and `explain`, which hold the
+/// file in memory, refuse it up front with exit 2 and what to do (they aborted with 134).
+#[test]
+fn commands_under_ulimit_v_end_cleanly() {
+    let dir = workspace();
+    let d = dir.path();
+    let mut big = String::from("x,age,plan,churned\n");
+    let plans = ["pro", "basic", "plus"];
+    for i in 0..600_000u64 {
+        let (x, age) = ((i * 7919 % 1000) as f64 / 1000.0, 18 + i * 31 % 60);
+        let churned = if (i * 13 % 7) < 3 { "yes" } else { "no" };
+        big.push_str(&format!(
+            "{x},{age},{},{churned}\n",
+            plans[(i % 3) as usize]
+        ));
+    }
+    std::fs::write(d.join("big.csv"), big).unwrap();
+    let limited = |args: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -v 300000; exec {MLP} {args}"))
+            .current_dir(d)
+            .env_remove("MLP_THREADS")
+            .output()
+            .unwrap()
+    };
+    for args in [
+        "predict model.json big.csv --output p.csv",
+        "eval model.json big.csv",
+    ] {
+        let out = limited(args);
+        assert!(
+            out.status.success(),
+            "{args}: {:?}\n{}",
+            out.status,
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(d.join("p.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        600_001
+    );
+    let out = limited("importance model.json big.csv");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    one_error(&stderr, "big.csv: holding this file of ", &stderr);
+    assert!(stderr.contains("this command may use"), "{stderr}");
+    // Explain holds no shuffled copy: it fits, or is refused so; it never aborts.
+    let out = limited("explain model.json big.csv");
+    let stderr = text(&out.stderr);
+    match out.status.code() {
+        Some(0) => assert!(text(&out.stdout).contains("big.csv, row 1 (line 2)")),
+        Some(2) => one_error(&stderr, "big.csv: holding this file of ", &stderr),
+        other => panic!("{other:?}\n{stderr}"),
+    }
+}
+
+/// Issue 20, item 16: `explain` on a row with missing cells says which were filled, and
+/// with what (the network saw the fill values, not the data); `--json` lists them.
+#[test]
+fn explain_shows_the_cells_it_filled() {
+    let dir = workspace();
+    let d = dir.path();
+    let model: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("model.json")).unwrap()).unwrap();
+    let features = model["encoding"]["features"].as_array().unwrap();
+    let fill = |name: &str| -> String {
+        let f = features.iter().find(|f| f["name"] == name).unwrap();
+        match &f["fill"] {
+            serde_json::Value::String(s) => s.clone(),
+            v => (v.as_f64().unwrap() as f32).to_string(),
+        }
+    };
+    std::fs::write(
+        d.join("miss.csv"),
+        "x,age,plan,churned\n0.5,,,no\n0.2,30,pro,yes\n",
+    )
+    .unwrap();
+    let out = run(d, &["explain", "model.json", "miss.csv"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let line = format!(
+        "missing cells, filled with the model's values (the network sees these, not the \
+         data): age = {}, plan = {}\n",
+        fill("age"),
+        fill("plan")
+    );
+    assert!(stdout.contains(&line), "{stdout}");
+    let out = run(d, &["explain", "model.json", "miss.csv", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["filled"][0]["column"], "age");
+    assert_eq!(json["filled"][0]["value"], fill("age"));
+    assert_eq!(json["filled"][1]["column"], "plan");
+    // A complete row has nothing filled, and says nothing of it.
+    let out = run(d, &["explain", "model.json", "miss.csv", "--row", "2"]);
+    assert!(!text(&out.stdout).contains("missing cells"));
+    let out = run(
+        d,
+        &["explain", "model.json", "miss.csv", "--row", "2", "--json"],
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json.get("filled").is_none());
+}

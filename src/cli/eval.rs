@@ -17,12 +17,13 @@ use mlp::train::metrics::{
 use super::{UnknownArg, in_sample_warning, made_up_note, missing_target_note, refuse_no_rows};
 use serde_json::json;
 
-use super::out::{errln, outln, write_stdout};
+use super::out::{errln, json_line, outln, write_stdout_text};
+use mlp::error::escape_controls;
 
-/// `print!` that never panics (see `out`).
+/// `print!` that never panics nor lets a control character through (see `out`).
 macro_rules! outp {
     ($($arg:tt)*) => {
-        write_stdout(format!($($arg)*).as_bytes())
+        write_stdout_text(&format!($($arg)*))
     };
 }
 
@@ -222,7 +223,7 @@ fn print_classes_json(notes: &Notes, f: &Figures, labels: &[String]) {
     if let serde_json::Value::Object(map) = &mut out {
         map.extend(notes.fields());
     }
-    outln!("{out}");
+    outln!("{}", json_line(&out));
 }
 
 /// The classification report: accuracy beside the majority-class baseline, the other
@@ -230,9 +231,12 @@ fn print_classes_json(notes: &Notes, f: &Figures, labels: &[String]) {
 fn print_classes(args: &EvalArgs, scored: &Scored, f: &Figures, labels: &[String], name: &str) {
     let (r, rows) = (&f.report, scored.rows);
     let correct = (r.accuracy * rows as f64).round() as usize;
+    // Labels and the target's name come from files: shown escaped, widths measured so.
+    let labels: Vec<String> = labels.iter().map(|l| escape_controls(l)).collect();
     outln!(
-        "{}: {rows} rows, classification of '{name}'",
-        args.data.display()
+        "{}: {rows} rows, classification of '{}'",
+        args.data.display(),
+        escape_controls(name)
     );
     let baseline = f.baseline.map_or(String::new(), |(c, a)| {
         format!("; always \"{}\": {a:.4}", labels[c])
@@ -261,7 +265,7 @@ fn print_classes(args: &EvalArgs, scored: &Scored, f: &Figures, labels: &[String
     for c in &r.classes {
         outln!(
             "{:<w$}  {:<9.4}  {:<6.4}  {:<6.4}  {}",
-            c.label,
+            escape_controls(&c.label),
             c.precision,
             c.recall,
             c.f1,
@@ -269,7 +273,7 @@ fn print_classes(args: &EvalArgs, scored: &Scored, f: &Figures, labels: &[String
         );
     }
     outln!();
-    print_confusion(labels, &r.confusion, w);
+    print_confusion(&labels, &r.confusion, w);
 }
 
 /// The confusion matrix, its first column `w` wide.
@@ -315,15 +319,16 @@ fn print_values_json(notes: &Notes, r: &RegressionReport, interval: Option<&(f64
     if let serde_json::Value::Object(map) = &mut out {
         map.extend(notes.fields());
     }
-    outln!("{out}");
+    outln!("{}", json_line(&out));
 }
 
 /// The regression report: MSE, RMSE, MAE and R².
 fn print_values(args: &EvalArgs, scored: &Scored, r: &RegressionReport, name: &str) {
     outln!(
-        "{}: {} rows, regression of '{name}'",
+        "{}: {} rows, regression of '{}'",
         args.data.display(),
-        scored.rows
+        scored.rows,
+        escape_controls(name)
     );
     outln!("MSE:  {:.6}", r.mse);
     outln!("RMSE: {:.6}", r.rmse);

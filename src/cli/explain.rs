@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use mlp::Error;
 
-use super::out::{outln, write_stdout};
+use super::out::{json_line, outln, write_stdout_text};
 use mlp::inspect::explain::explain_file;
 use mlp::tabular::model::Model;
 
@@ -42,12 +42,13 @@ pub struct ExplainArgs {
 
 pub fn run(args: ExplainArgs) -> Result<ExitCode, Error> {
     let mut model = Model::load(&args.model)?;
+    let limit = mlp::pipeline::memory::default_limit();
+    mlp::pipeline::memory::check_scoring_fits(&args.data, &model.file.encoding, 0, limit)?;
     let explanation = explain_file(&mut model, &args.data, args.row)?;
     if args.json {
-        let json = serde_json::to_string(&explanation).expect("plain numbers and strings");
-        outln!("{json}");
+        outln!("{}", json_line(&explanation));
     } else {
-        write_stdout(explanation.to_string().as_bytes());
+        write_stdout_text(&explanation.to_string());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -82,7 +82,7 @@ pub fn run(args: ExportArgs) -> Result<ExitCode, Error> {
     }
     check_output_path(&args.output)?;
     let model = Model::load(&args.model)?;
-    mlp::export::check_exportable(&model.file)?;
+    mlp::export::check_exportable(&model.file, &args.model)?;
     let interval = match args.interval {
         Some(level) => Some(Interval {
             level,

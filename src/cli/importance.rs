@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use mlp::Error;
 
-use super::out::{errln, outln, write_stdout};
+use super::out::{errln, json_line, outln, write_stdout_text};
 use mlp::error::{Hint, Setting};
 use mlp::fsutil::check_output_path;
 use mlp::inspect::importance::{MAX_REPEATS, importance_file};
@@ -81,6 +81,9 @@ pub fn run(args: ImportanceArgs) -> Result<ExitCode, Error> {
         check_output_path(plot)?;
     }
     let mut model = Model::load(&args.model)?;
+    // The file is held in memory, with a shuffled copy of its inputs.
+    let limit = mlp::pipeline::memory::default_limit();
+    mlp::pipeline::memory::check_scoring_fits(&args.data, &model.file.encoding, 1, limit)?;
     let importance = importance_file(&mut model, &args.data, args.repeats, args.seed)?;
     let target = model.file.encoding.target.name();
     let notes = (super::unseen_note(&importance.unseen).into_iter()).chain(
@@ -99,9 +102,9 @@ pub fn run(args: ImportanceArgs) -> Result<ExitCode, Error> {
             "repeats": importance.repeats,
             "importance": importance.importance,
         });
-        outln!("{json}");
+        outln!("{}", json_line(&json));
     } else {
-        write_stdout(importance.to_string().as_bytes());
+        write_stdout_text(&importance.to_string());
     }
     if let Some(plot) = &args.plot {
         let name = args

@@ -198,7 +198,14 @@ pub fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
-    let code = match Cli::try_parse() {
+    // A negative number is a flag's value (`--row -1`), refused by the flag's own check
+    // with its own hint, not taken for an unknown flag.
+    let command = <Cli as clap::CommandFactory>::command()
+        .mut_subcommands(|sub| sub.allow_negative_numbers(true));
+    let parsed = command
+        .try_get_matches()
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let code = match parsed {
         Ok(cli) => run(cli),
         Err(e) => clap_error(&e),
     };
@@ -221,6 +228,9 @@ fn run(cli: Cli) -> ExitCode {
             mlp::nn::linalg::threads::set_num_threads(n);
             THREADS_SET.store(true, std::sync::atomic::Ordering::Relaxed);
         }
+        if !matches!(cli.command, Command::Train(_)) {
+            on_signals(None);
+        }
         match cli.command {
             Command::Train(args) => train::run(args),
             Command::Predict(args) => predict::run(args),
@@ -238,6 +248,23 @@ fn run(cli: Cli) -> ExitCode {
             exit_for(&e)
         }
     }
+}
+
+/// What Ctrl-C, SIGTERM and SIGHUP do. With `stop` (`train`), the first raises it: the
+/// command stops after the batch under way and saves what it has. Otherwise, and at the
+/// next signal, the process leaves at once with exit code 130, first removing the temporary
+/// file of any write under way: no output is left half-written, and no temporary file is
+/// left behind.
+pub fn on_signals(stop: Option<&'static std::sync::atomic::AtomicBool>) {
+    let _ = ctrlc::set_handler(move || {
+        if let Some(flag) = stop
+            && !flag.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        mlp::fsutil::remove_temporary_files();
+        std::process::exit(EXIT_INTERRUPTED as i32);
+    });
 }
 
 /// Shows clap's message (help, version, or a refused command line) in the CLI's form: help
@@ -285,12 +312,20 @@ fn clap_error(e: &clap::Error) -> ExitCode {
         let (flag, value_name) = arg.split_once(' ').unwrap_or((arg, ""));
         let takes = match value_name.trim_matches(['<', '>']) {
             "N" => "a whole number such as 10",
+            "K" => "a whole number: 0, or 2 or more",
+            "ROWS" => "a whole number of rows such as 10000",
             "F" => "a number such as 0.01",
             "SIZES" => "whole numbers separated by commas, such as 128,64",
-            "PATH" => "a file path",
-            _ => "a value",
+            "SIZE" => "a size: bytes, or a number with K, M, G or T, such as 256M or 2G",
+            "PATH" | "MODEL" => "a file path",
+            "COL" => "a column name",
+            _ => "",
         };
-        hints.push(format!("{flag} takes {takes}"));
+        hints.push(if takes.is_empty() {
+            format!("`--help` says what {flag} takes")
+        } else {
+            format!("{flag} takes {takes}")
+        });
     }
     if let Some(usage) = usage {
         let command = usage

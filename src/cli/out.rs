@@ -14,6 +14,12 @@
 //! `warning:`) line and one `  hint:` line, with control characters in them escaped, so a
 //! value from a file can neither split the message nor drive the terminal.
 //!
+//! Text for a reader never carries a control character from a file: `outln!` and `errln!`
+//! escape every control character but the line break, a value that could hold a line break
+//! is escaped with [`escape_controls`] where it is put into the text, and JSON is written
+//! with [`json_line`]. Only data meant for a program (predictions into a pipe or a file)
+//! goes out byte for byte, through [`write_stdout`].
+//!
 //! New commands: print with `outln!`/`errln!` (or [`write_stdout`] for bulk bytes), return
 //! `mlp::Error` for failures, and word settings with [`words`].
 
@@ -21,7 +27,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::sync::Mutex;
 
-use mlp::error::{Hint, Setting, escape_controls};
+use mlp::error::{Hint, Setting, escape_controls, escape_controls_but_lines, needs_escape};
 
 use super::EXIT_USER;
 
@@ -95,20 +101,50 @@ pub fn write_stderr(bytes: &[u8]) -> bool {
     }
 }
 
-/// `println!` that never panics: see the module documentation.
+/// Writes text for a reader to standard output: control characters other than line breaks
+/// are escaped ([`escape_controls_but_lines`]), so that nothing taken from a file can drive
+/// the terminal, whatever line it reaches. Values that could hold a line break are escaped
+/// where they are put in the text ([`escape_controls`]).
+pub fn write_stdout_text(text: &str) -> bool {
+    write_stdout(escape_controls_but_lines(text).as_bytes())
+}
+
+/// [`write_stdout_text`] for standard error.
+pub fn write_stderr_text(text: &str) -> bool {
+    write_stderr(escape_controls_but_lines(text).as_bytes())
+}
+
+/// `value` as one line of JSON in which no character drives a terminal: serde escapes the
+/// C0 controls; DEL, the C1 controls and the marks that reorder text (all only ever inside
+/// strings) are written as `\uXXXX` too, which JSON readers decode to the same string.
+pub fn json_line(value: &impl serde::Serialize) -> String {
+    let text = serde_json::to_string(value).expect("plain numbers and strings");
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if needs_escape(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `println!` that never panics and never lets a control character through: see the
+/// module documentation and [`write_stdout_text`].
 macro_rules! outln {
     () => {
         $crate::cli::out::write_stdout(b"\n")
     };
     ($($arg:tt)*) => {
-        $crate::cli::out::write_stdout(format!("{}\n", format_args!($($arg)*)).as_bytes())
+        $crate::cli::out::write_stdout_text(&format!("{}\n", format_args!($($arg)*)))
     };
 }
 
-/// `eprintln!` that never panics: see the module documentation.
+/// `eprintln!` that never panics and never lets a control character through.
 macro_rules! errln {
     ($($arg:tt)*) => {
-        $crate::cli::out::write_stderr(format!("{}\n", format_args!($($arg)*)).as_bytes())
+        $crate::cli::out::write_stderr_text(&format!("{}\n", format_args!($($arg)*)))
     };
 }
 

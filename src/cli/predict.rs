@@ -15,7 +15,7 @@ use mlp::tabular::model::Model;
 
 use super::{UnknownArg, made_up_note};
 
-use super::out::{errln, write_stdout};
+use super::out::{errln, write_stdout, write_stdout_text};
 
 const EXAMPLE: &str = "Examples:
   mlp predict model.json new.csv                  predictions to standard output
@@ -138,7 +138,11 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
             write_output(path, &bytes)?;
             errln!("wrote {rows} predictions to {}", path.display());
         }
-        // A failure is the stream's: see `out`.
+        // A failure is the stream's: see `out`. Into a pipe or a file the CSV goes byte for
+        // byte; onto a terminal, labels from the model file are not let drive it.
+        None if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
+            write_stdout_text(&String::from_utf8_lossy(&bytes));
+        }
         None => {
             write_stdout(&bytes);
         }

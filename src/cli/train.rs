@@ -2,13 +2,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mlp::Error;
-use mlp::error::{Hint, Setting};
-use mlp::fsutil::{check_output_path, is_device_or_pipe, remove_temporary_files, same_file};
+use mlp::error::{Hint, Setting, escape_controls};
+use mlp::fsutil::{check_output_path, is_device_or_pipe, same_file};
 use mlp::pipeline::memory::{format_size, parse_limit};
 use mlp::pipeline::{MissingPolicy, TrainRequest, Trained};
 use mlp::run::{DataSummary, Event, Mode, Output, Outputs, RunOptions, ScanFigures};
@@ -534,14 +534,9 @@ fn train_in(args: &TrainArgs, comm: &dyn Communicator) -> Result<ExitCode, Agree
     let request = agree(comm, args.settings.request())?;
     agree(comm, check_outputs(args))?;
     // Set before reading, so that a Ctrl-C while reading stops at the first batch.
-    // First Ctrl-C: finish the batch, save the best model so far. Second: leave at once,
-    // removing the temporary file of a write under way.
-    let _ = ctrlc::set_handler(|| {
-        if INTERRUPT.swap(true, Ordering::SeqCst) {
-            remove_temporary_files();
-            std::process::exit(EXIT_INTERRUPTED as i32);
-        }
-    });
+    // First Ctrl-C (or SIGTERM): finish the batch, save the best model so far. Second:
+    // leave at once, removing the temporary file of a write under way.
+    super::on_signals(Some(&INTERRUPT));
     let mut printer = Printer {
         args,
         request: request.clone(),
@@ -669,11 +664,14 @@ impl Printer<'_> {
         self.columns_chosen(data);
         self.say(match &encoding.target {
             TargetEncoding::Classes { name, labels, .. } => format!(
-                "task: classification of '{name}' into {} classes: {}",
+                "task: classification of '{}' into {} classes: {}",
+                escape_controls(name),
                 labels.len(),
                 short_list(labels)
             ),
-            TargetEncoding::Values { name, .. } => format!("task: regression of '{name}'"),
+            TargetEncoding::Values { name, .. } => {
+                format!("task: regression of '{}'", escape_controls(name))
+            }
         });
         let categorical = encoding.categorical_names().len();
         let bins: usize = (encoding.features.iter())
@@ -832,7 +830,12 @@ impl Printer<'_> {
         self.say(match &outcome.stop {
             StopReason::Completed => format!("trained {epochs_run} epochs"),
             StopReason::EarlyStopped => format!(
-                "stopped early after epoch {epochs_run}: no better validation loss for {} epochs",
+                "stopped early after epoch {epochs_run}: no better {} for {} epochs",
+                if data.validation_rows > 0 || data.folds >= 2 {
+                    "validation loss"
+                } else {
+                    "training loss"
+                },
                 config.patience
             ),
             StopReason::Interrupted => format!("interrupted during epoch {}", epochs_run + 1),
@@ -864,11 +867,19 @@ impl Printer<'_> {
                     TargetEncoding::Classes { labels, .. } => labels[class].as_str(),
                     TargetEncoding::Values { .. } => "",
                 };
+                let label = escape_controls(label);
                 summary.push_str(&format!(" (always \"{label}\": {share:.4})"));
             }
         }
         if let Some(r2) = m.validation_r2 {
             summary.push_str(&format!(", validation R² {r2:.4}"));
+        }
+        let t = &model.file.training;
+        if t.config.folds >= 2 && t.validation_rows < t.train_rows {
+            summary.push_str(&format!(
+                " (out of fold on {} of {} rows: the folds trained before the interruption)",
+                t.validation_rows, t.train_rows
+            ));
         }
         self.say(summary);
         if let Some(line) = calibration_line(model) {
@@ -1079,10 +1090,10 @@ fn fill_summary(encoding: &Encoding, filled: &[(String, usize)]) -> String {
             ) => format!("the median {fill}"),
             Some(Feature::Categorical {
                 fill: Some(fill), ..
-            }) => format!("the most frequent '{fill}'"),
+            }) => format!("the most frequent '{}'", escape_controls(fill)),
             _ => continue,
         };
-        parts.push(format!("{name}: {n} with {how}"));
+        parts.push(format!("{}: {n} with {how}", escape_controls(name)));
     }
     let shown = parts.len().min(10);
     let mut text = parts[..shown].join(", ");
@@ -1092,10 +1103,12 @@ fn fill_summary(encoding: &Encoding, filled: &[(String, usize)]) -> String {
     text
 }
 
+/// Values from a file, escaped: the first ten, and how many there are.
 fn short_list(items: &[String]) -> String {
+    let shown: Vec<String> = items.iter().take(10).map(|i| escape_controls(i)).collect();
     if items.len() <= 10 {
-        items.join(", ")
+        shown.join(", ")
     } else {
-        format!("{}, … ({} in all)", items[..10].join(", "), items.len())
+        format!("{}, … ({} in all)", shown.join(", "), items.len())
     }
 }

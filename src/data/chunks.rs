@@ -10,6 +10,61 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
+/// What a file looked like: its length and when it was last modified. A file read in
+/// several passes (streamed training reads it once per epoch) must look the same at the
+/// start and the end of every pass, or the passes would describe different data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    /// Length in bytes.
+    pub len: u64,
+    /// Last modification, where the file system records it.
+    pub modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    /// The file at `path` as it is now.
+    pub fn of(path: &Path) -> Result<FileStamp> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        Ok(FileStamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
+
+    /// Refuses to go on when the file at `path` no longer looks as it did: grown, shrunk,
+    /// rewritten or gone since the first pass began.
+    pub fn check(&self, path: &Path) -> Result<()> {
+        let now = FileStamp::of(path).map_err(|_| self.changed(path, "it is gone"))?;
+        if now == *self {
+            return Ok(());
+        }
+        let what = match now.len.cmp(&self.len) {
+            std::cmp::Ordering::Greater => {
+                format!("it grew from {} to {} bytes", self.len, now.len)
+            }
+            std::cmp::Ordering::Less => format!("it shrank from {} to {} bytes", self.len, now.len),
+            std::cmp::Ordering::Equal => "it was modified (same size, newer time)".into(),
+        };
+        Err(self.changed(path, &what))
+    }
+
+    fn changed(&self, path: &Path, what: &str) -> Error {
+        Error::data(
+            crate::error::Location {
+                path: path.to_path_buf(),
+                line: None,
+                column: None,
+            },
+            format!(
+                "the file changed while it was being streamed ({what}): its statistics, \
+                 split and rows would no longer agree, so training stopped"
+            ),
+            "streaming reads the file once per epoch: let whatever writes it finish, or \
+             train on a copy that stays as it is",
+        )
+    }
+}
+
 /// Whole lines of a file, after its header line.
 #[derive(Debug)]
 pub struct Chunk {

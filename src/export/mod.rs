@@ -37,13 +37,15 @@ pub struct Interval {
 }
 
 /// Refuses what the exports do not reproduce yet: robustly scaled features ([`Feature::Robust`]). [`export`] expects a model that passed.
-pub fn check_exportable(file: &ModelFile) -> Result<()> {
+/// The error names the model file, `model`.
+pub fn check_exportable(file: &ModelFile, model: &Path) -> Result<()> {
     let refuse = |what: String| {
-        Err(Error::config(
-            Setting::Model,
-            "",
+        Err(Error::model_with_hint(
+            model,
             format!("{what}, which export does not reproduce yet"),
-            Hint::text("retrain with the standard ").name(Setting::Scaling),
+            Hint::text("retrain it with the standard ")
+                .name(Setting::Scaling)
+                .then(" (leave out --scaling robust)"),
         ))
     };
     if let Some(f) = (file.encoding.features.iter()).find(|f| matches!(f, Feature::Robust { .. })) {
@@ -68,9 +70,9 @@ pub fn export_with(file: &ModelFile, format: Format, interval: Option<Interval>)
     }
 }
 
-/// Writes the exported model to `path` atomically: a file already there is replaced whole
-/// or left as it was.
-pub fn export_to(file: &ModelFile, format: Format, path: &Path) -> Result<()> {
-    check_exportable(file)?;
+/// Writes the exported model of the model file `model` to `path` atomically: a file already
+/// there is replaced whole or left as it was.
+pub fn export_to(file: &ModelFile, model: &Path, format: Format, path: &Path) -> Result<()> {
+    check_exportable(file, model)?;
     write_output(path, &export(file, format))
 }

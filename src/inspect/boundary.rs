@@ -85,7 +85,7 @@ impl Plane {
                         ""
                     }
                 ),
-                Hint::text("leave the other columns out with ").name(Setting::Ignore),
+                boundary_hint(names.len(), numeric.len()),
             ));
         }
         let mean = [numeric[0].1, numeric[1].1];
@@ -528,6 +528,27 @@ impl Observer for BoundaryRecorder<'_> {
             self.frames.push((format!("epoch {}", report.epoch), s));
         }
     }
+}
+
+/// What to do about a model that has not exactly two numeric input columns (`columns`
+/// of them, `numeric` numeric and not robustly scaled).
+fn boundary_hint(columns: usize, numeric: usize) -> Hint {
+    if numeric < 2 {
+        let why = if columns < 2 {
+            "train on a file with two numeric feature columns"
+        } else {
+            "retrain on two numeric columns, leaving the categorical ones out with "
+        };
+        let hint = Hint::text(why);
+        if columns < 2 {
+            return hint.then(" (besides the target)");
+        }
+        return hint
+            .name(Setting::Ignore)
+            .then(", and without robust ")
+            .name(Setting::Scaling);
+    }
+    Hint::text("retrain with the other columns left out with ").name(Setting::Ignore)
 }
 
 #[cfg(test)]

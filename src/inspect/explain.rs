@@ -12,7 +12,7 @@ use std::path::Path;
 use ndarray::{Array2, ArrayView2, Axis};
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, escape_controls};
 use crate::nn::layer::{Layer, LayerSpec};
 use crate::nn::loss::{Loss, Mse, SoftmaxCrossEntropy, Target, softmax_rows};
 use crate::tabular::encoding::{Feature, TargetEncoding, Targets, Task, UnknownCategory};
@@ -119,6 +119,43 @@ pub struct Explanation {
     /// average over all its networks). Absent for a single network.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ensemble: Option<EnsembleNote>,
+    /// The row's missing cells, and the model's fill value each became (the network saw
+    /// the fill, not the data). Empty when no cell was missing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filled: Vec<FilledCell>,
+}
+
+/// A missing cell of the explained row, filled with the model's value for its column.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FilledCell {
+    /// The column.
+    pub column: String,
+    /// The value it was filled with: the training median, or the most frequent category.
+    pub value: String,
+}
+
+/// The missing feature cells of row `index` of `table`, with what the model fills them
+/// with (a cell with no fill value is refused before this is asked).
+fn filled_cells(features: &[Feature], table: &crate::data::Table, index: usize) -> Vec<FilledCell> {
+    features
+        .iter()
+        .filter_map(|f| {
+            let column = table.column(f.name())?;
+            if !column.is_missing(index) {
+                return None;
+            }
+            let value = match f {
+                Feature::Numeric { fill, .. }
+                | Feature::Robust { fill, .. }
+                | Feature::Piecewise { fill, .. } => fill.map(|v| v.to_string()),
+                Feature::Categorical { fill, .. } => fill.clone(),
+            }?;
+            Some(FilledCell {
+                column: f.name().to_string(),
+                value,
+            })
+        })
+        .collect()
 }
 
 /// The walk of a k-fold ensemble's first network, next to the ensemble's prediction.
@@ -160,6 +197,7 @@ pub fn explain_file(model: &mut Model, path: &Path, row: usize) -> Result<Explan
         .inputs;
     let y = encoding.targets(&table, &[index])?;
     let mut explanation = explain(model, x.view(), &y);
+    explanation.filled = filled_cells(&model.file.encoding.features, &table, index);
     explanation.file = path.display().to_string();
     explanation.row = row;
     explanation.line = table.line(index);
@@ -196,6 +234,7 @@ pub fn explain(model: &mut Model, x: ArrayView2<f32>, y: &Targets) -> Explanatio
         loss,
         prediction,
         ensemble,
+        filled: Vec::new(),
     }
 }
 
@@ -384,9 +423,13 @@ fn prediction_text(prediction: &Prediction) -> String {
         } => {
             let p: Vec<String> = probabilities
                 .iter()
-                .map(|(l, p)| format!("{l} {p:.4}"))
+                .map(|(l, p)| format!("{} {p:.4}", escape_controls(l)))
                 .collect();
-            format!("{predicted}; probabilities: {}", p.join(", "))
+            format!(
+                "{}; probabilities: {}",
+                escape_controls(predicted),
+                p.join(", ")
+            )
         }
         Prediction::Regression { predicted, .. } => predicted.to_string(),
     }
@@ -465,14 +508,30 @@ impl Explanation {
     /// The row, its true target and, for an ensemble, which network is walked.
     fn write_header(&self, s: &mut String) {
         let truth = match &self.prediction {
-            Prediction::Classification { target, .. } => target.clone(),
+            Prediction::Classification { target, .. } => escape_controls(target),
             Prediction::Regression { target, .. } => format!("{target}"),
         };
         let _ = writeln!(
             s,
             "{}, row {} (line {}), true target: {truth}",
-            self.file, self.row, self.line
+            escape_controls(&self.file),
+            self.row,
+            self.line
         );
+        if !self.filled.is_empty() {
+            let cells: Vec<String> = (self.filled.iter())
+                .map(|c| {
+                    let (column, value) = (escape_controls(&c.column), escape_controls(&c.value));
+                    format!("{column} = {value}")
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                "missing cells, filled with the model's values (the network sees these, not \
+                 the data): {}",
+                cells.join(", ")
+            );
+        }
         if let Some(e) = &self.ensemble {
             let _ = writeln!(
                 s,
@@ -492,7 +551,7 @@ impl Explanation {
             .iter()
             .zip(input)
             .take(SHOW)
-            .map(|(n, &v)| format!("{n} {}", number(v)))
+            .map(|(n, &v)| format!("{} {}", escape_controls(n), number(v)))
             .collect();
         let more = if input.len() > SHOW {
             format!(", … ({} inputs)", input.len())

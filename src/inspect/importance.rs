@@ -15,7 +15,7 @@ use ndarray_rand::rand::{SeedableRng, rngs::StdRng};
 use plotters::prelude::*;
 use serde::Serialize;
 
-use crate::error::{Error, Location, Result};
+use crate::error::{Error, Location, Result, escape_controls};
 use crate::tabular::encoding::TargetEncoding;
 use crate::tabular::encoding::{Targets, Task, Unseen};
 use crate::tabular::model::{Model, Predictions};
@@ -219,10 +219,13 @@ fn no_answer(targets: &Targets, missing_targets: usize) -> Option<(String, &'sta
 
 impl std::fmt::Display for Importance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let width = self
-            .importance
+        // Column names come from the file: shown escaped, and measured so.
+        let names: Vec<String> = (self.importance.iter())
+            .map(|c| escape_controls(&c.column))
+            .collect();
+        let width = names
             .iter()
-            .map(|c| c.column.chars().count())
+            .map(|n| n.chars().count())
             .max()
             .unwrap_or(6)
             .max(6);
@@ -232,8 +235,8 @@ impl std::fmt::Display for Importance {
             self.metric, self.baseline, self.repeats
         )?;
         writeln!(f, "{:<width$}  {:>8}  {:>7}", "column", "mean", "std")?;
-        for c in &self.importance {
-            writeln!(f, "{:<width$}  {:>8.4}  {:>7.4}", c.column, c.mean, c.std)?;
+        for (c, name) in self.importance.iter().zip(&names) {
+            writeln!(f, "{name:<width$}  {:>8.4}  {:>7.4}", c.mean, c.std)?;
         }
         Ok(())
     }

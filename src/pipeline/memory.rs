@@ -82,10 +82,120 @@ pub fn total_memory() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// The default `--memory-limit`: half the machine's memory (the rest is for the system and
-/// other programs), or 4 GiB where the machine's memory cannot be read.
+/// The memory this process may have: the least of the machine's memory, its control
+/// group's limit (`memory.max`, or `memory.limit_in_bytes` of cgroup v1), and what its
+/// address-space limit (`ulimit -v`, `RLIMIT_AS`) leaves beyond what it already maps.
+/// `None` where none of them can be read.
+pub fn available_memory() -> Option<u64> {
+    [total_memory(), cgroup_limit(), address_space_left()]
+        .into_iter()
+        .flatten()
+        .min()
+}
+
+/// The default `--memory-limit`: half of [`available_memory`] (the rest is for the system,
+/// other programs, and what the estimates leave out), or 4 GiB where it cannot be read.
 pub fn default_limit() -> u64 {
-    total_memory().map_or(4 << 30, |m| m / 2)
+    available_memory().map_or(4 << 30, |m| m / 2)
+}
+
+/// The memory limit of this process's control group, if it has one.
+fn cgroup_limit() -> Option<u64> {
+    // The group's path: "0::/user.slice/…" (v2) or "N:memory:/…" (v1).
+    let groups = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let path = |v2: bool| {
+        groups.lines().find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let wanted = if v2 {
+                controllers.is_empty()
+            } else {
+                controllers.split(',').any(|c| c == "memory")
+            };
+            wanted.then(|| path.to_string())
+        })
+    };
+    let read = |file: String| -> Option<u64> {
+        let text = std::fs::read_to_string(file).ok()?;
+        // "max" (v2) or a huge number (v1) is no limit.
+        text.trim().parse().ok().filter(|&n: &u64| n < 1 << 60)
+    };
+    let v2 = path(true).unwrap_or_default();
+    let v1 = path(false).unwrap_or_default();
+    [
+        format!("/sys/fs/cgroup{v2}/memory.max"),
+        "/sys/fs/cgroup/memory.max".to_string(),
+        format!("/sys/fs/cgroup/memory{v1}/memory.limit_in_bytes"),
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes".to_string(),
+    ]
+    .into_iter()
+    .filter_map(read)
+    .min()
+}
+
+/// What the address-space limit (`ulimit -v`) leaves: the limit less the address space
+/// already mapped (`VmSize`), if there is a limit.
+fn address_space_left() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one `rlimit` into the valid struct it is given.
+        let ok = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } == 0;
+        if !ok || limit.rlim_cur == libc::RLIM_INFINITY {
+            return None;
+        }
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let mapped = (status.lines())
+            .find_map(|l| l.strip_prefix("VmSize:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024);
+        Some(limit.rlim_cur.saturating_sub(mapped))
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+/// Refuses, before reading it, a file whose scoring with a model of `encoding` would need
+/// more memory than `limit` (see [`scoring_estimate`]): for the commands that hold a whole
+/// file in memory (importance, explain). `copies` counts the extra copies of the encoded
+/// inputs the command makes (importance shuffles one).
+pub fn check_scoring_fits(
+    path: &std::path::Path,
+    encoding: &crate::tabular::encoding::Encoding,
+    copies: u64,
+    limit: u64,
+) -> crate::error::Result<()> {
+    let Some(bytes) = std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+    else {
+        return Ok(());
+    };
+    let need = in_memory_estimate(bytes, scoring_factor(encoding) * (1 + copies));
+    if need <= limit {
+        return Ok(());
+    }
+    Err(crate::error::Error::data(
+        crate::error::Location {
+            path: path.to_path_buf(),
+            line: None,
+            column: None,
+        },
+        format!(
+            "holding this file of {} in memory would take about {}, more than the {} this \
+             command may use (half of the memory available to it: the machine's, its \
+             control group's limit, or ulimit -v)",
+            format_size(bytes),
+            format_size(need),
+            format_size(limit)
+        ),
+        "use a sample of the rows (head -n 100001 file.csv > sample.csv keeps the header \
+         and 100,000 rows), or give the process more memory",
+    ))
 }
 
 /// About how much memory holding a CSV file of `file_bytes` in memory takes: the file

@@ -276,6 +276,8 @@ fn train_folds<'a>(
     let mut file = model_file(&source, config, &mut network, &mut ensemble, &outcome, None);
     file.metrics = out_of_fold.metrics(y, prepared.task, &outcome);
     (file.calibration, file.residuals) = out_of_fold.calibration(config, &prepared.encoding, y);
+    // The figures' rows: every row, or (interrupted) those of the folds that were trained.
+    file.training.validation_rows = out_of_fold.scored.len();
     Ok(Trained {
         model: Model {
             file,
@@ -328,8 +330,9 @@ fn fit_fold(
 }
 
 /// Out-of-fold totals over the folds' held-out rows: loss, correct classes, and R²'s
-/// residual sum of squares; and every held-out row's raw outputs, from the network that did
-/// not train on it, to calibrate on.
+/// residual sum of squares; which rows they cover (all of them once every fold is trained;
+/// those of the folds trained before an interruption otherwise); and every held-out row's
+/// raw outputs, from the network that did not train on it, to calibrate on.
 struct OutOfFold {
     loss: f64,
     correct: usize,
@@ -387,14 +390,19 @@ impl OutOfFold {
     }
 
     /// The model's figures: the first network's best epoch and training loss, and the
-    /// out-of-fold loss and accuracy or R² over every row `y`.
+    /// out-of-fold loss and accuracy or R² over the rows scored, of the targets `y`.
     fn metrics(&self, y: &Targets, task: Task, outcome: &FitOutcome) -> Metrics {
-        let rows = y.len() as f64;
+        let rows = self.scored.len() as f64;
         let metric = match y {
             Targets::Classes(_) => self.correct as f64 / rows,
             Targets::Values(v) => {
-                let mean = v.iter().map(|&t| t as f64).sum::<f64>() / rows;
-                let ss_tot: f64 = v.iter().map(|&t| (t as f64 - mean).powi(2)).sum();
+                let scored = || {
+                    (self.scored.iter())
+                        .flat_map(|&r| v.row(r).to_vec())
+                        .map(f64::from)
+                };
+                let mean = scored().sum::<f64>() / rows;
+                let ss_tot: f64 = scored().map(|t| (t - mean).powi(2)).sum();
                 if ss_tot > 0.0 {
                     1.0 - self.ss_res / ss_tot
                 } else {

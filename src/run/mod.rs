@@ -45,7 +45,7 @@ use crate::pipeline::{
 use crate::tabular::encoding::{Encoding, TargetEncoding, Task};
 use crate::tabular::model::Model;
 use crate::train::comm::{Communicator, settle};
-use crate::train::health::{HealthMonitor, activation_health, diagnose};
+use crate::train::health::{HealthMonitor, LEARNED, activation_health, diagnose};
 use crate::train::plot::LossCurve;
 use crate::train::{Batch, EpochReport, FitOutcome, Hooks, Observer, StopReason, TrainConfig};
 
@@ -527,7 +527,15 @@ fn train_and_write(
     let (mut trained, streamed_epochs) = settle(comm, trained)?;
     let diverged = matches!(trained.outcome.stop, StopReason::Diverged { .. });
     let activations = activation_health(&mut trained.model.network, rows.x);
-    let health = diagnose(monitor.linear().to_vec(), activations, config, diverged);
+    let outcome = &trained.outcome;
+    let learned = outcome.best_loss < outcome.initial_loss * LEARNED;
+    let health = diagnose(
+        monitor.linear().to_vec(),
+        activations,
+        config,
+        diverged,
+        learned,
+    );
     trained.model.file.health = Some(health);
     (cx.emit)(&Event::Trained {
         trained: &trained,

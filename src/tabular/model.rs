@@ -84,7 +84,9 @@ pub struct TrainingRecord {
     pub filled_cells: usize,
     /// Rows in the training split.
     pub train_rows: usize,
-    /// Rows in the validation split.
+    /// Rows in the validation split; in a k-fold ensemble, the rows its out-of-fold
+    /// figures were scored on (every row; fewer when training was interrupted before the
+    /// last fold).
     pub validation_rows: usize,
     /// The settings, including the seed.
     #[serde(deserialize_with = "config_without_legacy_keys")]

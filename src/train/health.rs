@@ -28,6 +28,10 @@ pub const UNIT_PROBLEM_FRACTION: f32 = 0.25;
 /// The first layer's per-weight gradient this many times smaller than the last layer's
 /// means the gradient vanishes on its way down.
 pub const VANISHING_RATIO: f32 = 1e-2;
+
+/// A run whose best loss is below this fraction of its loss before training has learned
+/// (a validation R² of 0.99 is 1% of the untrained network's loss on standardised targets).
+pub const LEARNED: f32 = 1e-2;
 /// An epoch's gradient norm this many times the layer's median means it exploded.
 pub const EXPLODING_RATIO: f32 = 100.0;
 
@@ -321,19 +325,24 @@ fn median(values: &[f32]) -> f32 {
 }
 
 /// The report, with the problems named. `diverged` says whether training stopped on a
-/// non-finite loss or weight.
+/// non-finite loss or weight; `learned`, whether its loss fell below [`LEARNED`] of where
+/// it started, in which case small gradients in the first layers are those of a network
+/// that fits, not of one whose first layers cannot learn (no "vanishing gradients").
 pub fn diagnose(
     linear: Vec<LinearHealth>,
     activations: Vec<ActivationHealth>,
     config: &TrainConfig,
     diverged: bool,
+    learned: bool,
 ) -> Health {
     let lr = config.learning_rate;
     let mut problems: Vec<Problem> = activations
         .iter()
         .flat_map(|a| unit_problems(a, lr))
         .collect();
-    problems.extend(vanishing(&linear, config));
+    if !learned {
+        problems.extend(vanishing(&linear, config));
+    }
     problems.extend(exploding(&linear, diverged, lr));
     Health {
         linear,
@@ -412,6 +421,9 @@ fn vanishing(linear: &[LinearHealth], config: &TrainConfig) -> Option<Problem> {
             config.hidden.len()
         ),
         hint: match (config.activation, config.optimizer) {
+            (crate::train::Activation::Relu, crate::train::OptimizerKind::Adam) => {
+                "use fewer or wider layers".to_string()
+            }
             (crate::train::Activation::Relu, _) => {
                 "use fewer or wider layers, or --optimizer adam".to_string()
             }
@@ -651,6 +663,7 @@ mod tests {
             activations,
             &request.config,
             diverged,
+            false,
         )
     }
 
@@ -682,6 +695,44 @@ mod tests {
         );
         assert_eq!(h.linear.len(), 7);
         assert!(h.linear.iter().all(|l| l.grad_norm.len() == 30));
+    }
+
+    /// Issue 20, item 11: the vanishing-gradient hint never tells a run on Adam to use
+    /// Adam, and a run that learned (its loss under 1% of the start) is not called
+    /// vanishing, whatever the ratio of its gradients.
+    #[test]
+    fn the_vanishing_hint_fits_the_run() {
+        // The first layer's gradient per weight 1000 times below the last's.
+        let layer = |layer: usize, grad: f32| LinearHealth {
+            layer,
+            name: format!("Linear({layer})"),
+            weights: 100,
+            grad_norm: vec![grad; 10],
+            weight_norm: vec![1.0; 10],
+            update_ratio: vec![1e-3; 10],
+        };
+        let linear = vec![layer(0, 1e-3), layer(2, 1.0)];
+        let hint = |optimizer: OptimizerKind, learned: bool| {
+            let config = TrainConfig {
+                hidden: vec![8],
+                optimizer,
+                ..TrainConfig::default()
+            };
+            let h = diagnose(linear.clone(), vec![], &config, false, learned);
+            h.problems
+                .iter()
+                .find(|p| p.kind == ProblemKind::Vanishing)
+                .map(|p| p.hint.clone())
+        };
+        assert_eq!(
+            hint(OptimizerKind::Adam, false).as_deref(),
+            Some("use fewer or wider layers")
+        );
+        assert_eq!(
+            hint(OptimizerKind::Sgd, false).as_deref(),
+            Some("use fewer or wider layers, or --optimizer adam")
+        );
+        assert_eq!(hint(OptimizerKind::Sgd, true), None);
     }
 
     #[test]

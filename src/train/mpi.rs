@@ -59,6 +59,11 @@ impl Communicator for Mpi {
     }
 
     fn sum_f32(&self, values: &mut [f32]) {
+        // Nothing to sum (every process has as many values): two empty slices share their
+        // dangling address, which MPI refuses as the same send and receive buffer.
+        if values.is_empty() {
+            return;
+        }
         // MPI needs separate send and receive buffers; this one is reused between steps.
         let mut send = self.f32s.borrow_mut();
         send.clear();
@@ -68,6 +73,9 @@ impl Communicator for Mpi {
     }
 
     fn sum_f64(&self, values: &mut [f64]) {
+        if values.is_empty() {
+            return;
+        }
         let mut send = self.f64s.borrow_mut();
         send.clear();
         send.extend_from_slice(values);
@@ -80,6 +88,10 @@ impl Communicator for Mpi {
         let mut len = bytes.len() as u64;
         root.broadcast_into(&mut len);
         bytes.resize(len as usize, 0);
-        root.broadcast_into(&mut bytes[..]);
+        // Every process knows the length now: nothing more to send when it is 0 (an empty
+        // buffer is a dangling pointer, which MPI may refuse).
+        if len > 0 {
+            root.broadcast_into(&mut bytes[..]);
+        }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::data::chunks::{Chunk, Chunks};
+use crate::data::chunks::{Chunk, Chunks, FileStamp};
 use crate::data::{Column, ReadOptions, Table};
 use crate::error::{Error, Hint, Result, Setting};
 use crate::pipeline::prepare::{MissingPolicy, TrainRequest, fit_spec};
@@ -63,12 +63,21 @@ pub struct Scan {
     /// Columns read as text (the user's `--categorical`, and any column found to hold
     /// text): later passes read them so too.
     pub(super) text_columns: Vec<String>,
+    /// The file as the first pass found it: every later pass checks that it still is.
+    pub(super) stamp: FileStamp,
 }
 
 impl Scan {
-    /// Opens the part of the file this process reads, in chunks of about `chunk_bytes`.
+    /// Opens the part of the file this process reads, in chunks of about `chunk_bytes`,
+    /// once it is checked to be as the first pass found it.
     pub(super) fn open(&self, path: &Path, chunk_bytes: usize) -> Result<Chunks> {
+        self.stamp.check(path)?;
         open_part(path, chunk_bytes, self.range)
+    }
+
+    /// Ends a pass: refuses a file that changed while it was read.
+    pub(super) fn end_pass(&self, path: &Path) -> Result<()> {
+        self.stamp.check(path)
     }
 }
 
@@ -209,8 +218,14 @@ pub fn scan_shared(
         None
     };
     let mut text_columns = request.categorical.clone();
+    // Taken before the first read: a file that changes from here on is refused.
+    let stamp = settle(comm, FileStamp::of(&request.data))?;
     let part = loop {
-        let part = settle(comm, scan_part(request, chunk_bytes, &text_columns, range))?;
+        let part = scan_part(request, chunk_bytes, &text_columns, range);
+        let part = settle(
+            comm,
+            part.and_then(|p| stamp.check(&request.data).map(|()| p)),
+        )?;
         // A column read as numbers in early chunks holds text further on (here or in
         // another share): read it as text from the start, as the in-memory reader would.
         let found = crate::pipeline::share::gather(comm, &part.as_ref().err().cloned());
@@ -222,7 +237,23 @@ pub fn scan_shared(
             _ => text_columns.extend(found),
         }
     };
-    finish_scan(request, chunk_bytes, comm, range, text_columns, part)
+    let passes = Passes {
+        chunk_bytes,
+        comm,
+        range,
+        stamp,
+    };
+    finish_scan(request, passes, text_columns, part)
+}
+
+/// How the passes after the first read the file: in chunks of `chunk_bytes`, this
+/// process's share (`range`) of it, together with the other processes, and checking that
+/// it still looks as it did (`stamp`).
+struct Passes<'a> {
+    chunk_bytes: usize,
+    comm: &'a dyn Communicator,
+    range: Option<Range>,
+    stamp: FileStamp,
 }
 
 /// What one process's pass over its part of the file found.
@@ -357,12 +388,11 @@ fn scan_part(
 /// the whole file, with the extra passes the medians and quantiles need. Collective.
 fn finish_scan(
     request: &TrainRequest,
-    chunk_bytes: usize,
-    comm: &dyn Communicator,
-    range: Option<Range>,
+    passes: Passes<'_>,
     text_columns: Vec<String>,
     part: PartScan,
 ) -> Result<Scan> {
+    let comm = passes.comm;
     let path = &request.data;
     let PartScan {
         header: table,
@@ -392,10 +422,11 @@ fn finish_scan(
     };
     let order = OrderPasses {
         request,
-        chunk_bytes,
+        chunk_bytes: passes.chunk_bytes,
         comm,
-        range,
+        range: passes.range,
         text_columns: &text_columns,
+        stamp: passes.stamp,
     };
     order.finish(&mut medians, &mut quantiles)?;
     for (i, s) in stats.iter_mut().enumerate() {
@@ -428,8 +459,9 @@ fn finish_scan(
         bytes,
         sha256,
         filled,
-        range,
+        range: passes.range,
         text_columns,
+        stamp: passes.stamp,
     })
 }
 
@@ -441,6 +473,7 @@ struct OrderPasses<'a> {
     comm: &'a dyn Communicator,
     range: Option<Range>,
     text_columns: &'a [String],
+    stamp: FileStamp,
 }
 
 impl OrderPasses<'_> {
@@ -476,6 +509,7 @@ impl OrderPasses<'_> {
         medians: &mut Option<Medians>,
         quantiles: &mut Option<OrderStats>,
     ) -> Result<()> {
+        self.stamp.check(&self.request.data)?;
         let mut chunks = open_part(&self.request.data, self.chunk_bytes, self.range)?;
         while let Some(chunk) = chunks.next_chunk()? {
             let read = read_chunk(self.request, self.text_columns, chunk)?;
@@ -492,7 +526,7 @@ impl OrderPasses<'_> {
                 }
             }
         }
-        Ok(())
+        self.stamp.check(&self.request.data)
     }
 }
 

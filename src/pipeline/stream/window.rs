@@ -91,6 +91,7 @@ impl<'a> Windows<'a> {
                     }
                     None => {
                         self.current = None;
+                        self.scan.end_pass(&self.request.data)?;
                         break;
                     }
                 },
@@ -173,6 +174,7 @@ pub(super) fn first_rows(
         }
         n += rows.len();
     }
+    scan.end_pass(&request.data)?;
     let y = match scan.task {
         Task::Classification => Targets::Classes(classes),
         Task::Regression => {
