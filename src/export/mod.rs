@@ -38,6 +38,9 @@ pub fn check_exportable(file: &ModelFile) -> Result<()> {
     if let Some(f) = (file.encoding.features.iter()).find(|f| matches!(f, Feature::Robust { .. })) {
         return refuse(format!("feature '{}' is robustly scaled", f.name()));
     }
+    if let Some(f) = (file.encoding.features.iter()).find(|f| matches!(f, Feature::Date { .. })) {
+        return refuse(format!("feature '{}' is a date", f.name()));
+    }
 
     Ok(())
 }

@@ -68,7 +68,9 @@ fn emit_features(g: &mut GraphBuilder, features: &[Feature]) -> String {
     let mut blocks: Vec<String> = features
         .iter()
         .map(|feature| match feature {
-            Feature::Robust { .. } => unreachable!("refused by check_exportable"),
+            Feature::Robust { .. } | Feature::Date { .. } => {
+                unreachable!("refused by check_exportable")
+            }
             Feature::Numeric { .. } | Feature::Piecewise { .. } => emit_number(g, feature),
             Feature::Categorical {
                 name,
@@ -199,7 +201,9 @@ fn emit_standardise(g: &mut GraphBuilder, features: &[Feature], x: &str) -> Stri
                 mean.extend(std::iter::repeat_n(0.0, bins));
                 std.extend(std::iter::repeat_n(1.0, bins));
             }
-            Feature::Robust { .. } => unreachable!("refused by check_exportable"),
+            Feature::Robust { .. } | Feature::Date { .. } => {
+                unreachable!("refused by check_exportable")
+            }
             Feature::Categorical { categories, .. } => {
                 mean.extend(std::iter::repeat_n(0.0, categories.len()));
                 std.extend(std::iter::repeat_n(1.0, categories.len()));

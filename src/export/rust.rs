@@ -93,6 +93,7 @@ fn emit_input_struct(s: &mut String, encoding: &Encoding, fields: &[String], has
             Feature::Categorical { fill, .. } => {
                 ("text", "&'a str", fill.as_ref().map(|f| format!("{f:?}")))
             }
+            Feature::Date { .. } => unreachable!("refused by check_exportable"),
         };
         let blank = if kind == "number" {
             "NaN is a missing cell"
@@ -184,7 +185,9 @@ fn emit_encode(s: &mut String, encoding: &Encoding, fields: &[String], input_typ
             Feature::Numeric { .. } | Feature::Piecewise { .. } => {
                 emit_encode_number(s, feature, field, offset)
             }
-            Feature::Robust { .. } => unreachable!("refused by check_exportable"),
+            Feature::Robust { .. } | Feature::Date { .. } => {
+                unreachable!("refused by check_exportable")
+            }
             Feature::Categorical {
                 categories, fill, ..
             } => emit_encode_text(s, categories, fill.as_deref(), field, offset),

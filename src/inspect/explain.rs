@@ -408,6 +408,11 @@ fn input_names(features: &[Feature]) -> Vec<String> {
             Feature::Categorical {
                 name, categories, ..
             } => categories.iter().map(|c| format!("{name}={c}")).collect(),
+            // Each part under its own name: `time_hour.month`.
+            Feature::Date { parts, .. } => parts
+                .iter()
+                .flat_map(|p| input_names(std::slice::from_ref(&p.scale)))
+                .collect(),
         })
         .collect()
 }

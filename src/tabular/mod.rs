@@ -2,6 +2,7 @@
 //! from them, the order statistics found over passes and processes, and the model file
 //! that carries the encoding with the network.
 
+pub mod dates;
 pub mod encoding;
 pub mod labelled;
 pub mod median;
