@@ -25,7 +25,7 @@ pub enum Format {
     Rust,
 }
 
-/// Refuses what the exports do not reproduce yet: robustly scaled features ([`Feature::Robust`]). [`export`] expects a model that passed.
+/// Refuses what the exports do not reproduce yet: robustly scaled features ([`Feature::Robust`], also as a date's part). [`export`] expects a model that passed.
 pub fn check_exportable(file: &ModelFile) -> Result<()> {
     let refuse = |what: String| {
         Err(Error::config(
@@ -38,8 +38,12 @@ pub fn check_exportable(file: &ModelFile) -> Result<()> {
     if let Some(f) = (file.encoding.features.iter()).find(|f| matches!(f, Feature::Robust { .. })) {
         return refuse(format!("feature '{}' is robustly scaled", f.name()));
     }
-    if let Some(f) = (file.encoding.features.iter()).find(|f| matches!(f, Feature::Date { .. })) {
-        return refuse(format!("feature '{}' is a date", f.name()));
+    let robust_date = |f: &&Feature| match f {
+        Feature::Date { parts, .. } => (parts.iter()).any(|p| matches!(p.scale, Feature::Robust { .. })),
+        _ => false,
+    };
+    if let Some(f) = file.encoding.features.iter().find(robust_date) {
+        return refuse(format!("date feature '{}' is robustly scaled", f.name()));
     }
 
     Ok(())
