@@ -62,6 +62,23 @@ pub fn missing_pattern() -> String {
     format!("{ws}*(?:{})?{ws}*", tokens.join("|"))
 }
 
+/// An RE2 pattern that fully matches exactly the cells that read as a date
+/// ([`parse_date`] of the trimmed cell): the calendar's month lengths and leap years
+/// (divisible by 4, and by 400 if by 100) written out, as a regular expression can.
+pub fn date_pattern() -> String {
+    let ws = whitespace_class();
+    let leap = "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)";
+    let date = format!(
+        "(?:[0-9]{{4}}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)\
+         |(?:0[13578]|1[02])-31)|{leap}-02-29)"
+    );
+    let hour = "(?:[01][0-9]|2[0-3])";
+    let time = format!(
+        "(?:[T ]{hour}:[0-5][0-9](?::[0-5][0-9](?:\\.[0-9]+)?)?(?:Z|[+-]{hour}:[0-5][0-9])?)?"
+    );
+    format!("{ws}*{date}{time}{ws}*")
+}
+
 /// `[...]` of [`WHITESPACE`], each as `\x{..}`.
 fn whitespace_class() -> String {
     let chars: String = WHITESPACE
