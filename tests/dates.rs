@@ -121,7 +121,10 @@ fn a_file_with_dates_trains_with_them_expanded_and_predicts_new_dates() {
     assert!(lines[2].starts_with("quiet"), "{out}");
     // eval scores the training file itself.
     let visits = data("tests/data/visits.csv");
-    let scores = ok(dir.path(), &["eval", "m.json", visits.to_str().unwrap(), "--json"]);
+    let scores = ok(
+        dir.path(),
+        &["eval", "m.json", visits.to_str().unwrap(), "--json"],
+    );
     let scores: Value = serde_json::from_str(&scores).unwrap();
     assert!(scores["accuracy"].as_f64().unwrap() > 0.75, "{scores}");
 }
@@ -151,7 +154,10 @@ fn a_cell_that_is_not_a_date_is_refused_with_its_line_and_column() {
     cells[1] = cells[1].replace('-', "/"); // 2016/08/16
     lines[5] = cells.join(",");
     std::fs::write(dir.path().join("typo.csv"), lines.join("\n")).unwrap();
-    let err = refused(dir.path(), &["train", "typo.csv", "-q", "--model", "t.json"]);
+    let err = refused(
+        dir.path(),
+        &["train", "typo.csv", "-q", "--model", "t.json"],
+    );
     assert!(
         err.contains("typo.csv, line 6, column 'opened': '")
             && err.contains("' is not a date, but 299 of the 300 values in this column are"),

@@ -318,7 +318,13 @@ def write_table(args):
               "`…-interpolated` runs come from builds whose bin edges were interpolated between "
               "values of the column (and one with 16 bins); the default takes values of the "
               "column as edges."]
-    (ROOT / "QUALITY.md").write_text("\n".join(lines) + "\n")
+    # Hand-written sections after the generated ones ("## Date columns", measured by
+    # hand) are kept as they are.
+    quality = ROOT / "QUALITY.md"
+    kept = ""
+    if quality.exists() and "\n## Date columns" in quality.read_text():
+        kept = "\n## Date columns" + quality.read_text().split("\n## Date columns", 1)[1]
+    quality.write_text("\n".join(lines) + "\n" + kept)
     print("\n".join(lines))
     readme_table(table_lines)
 

@@ -204,7 +204,9 @@ fn time_of_day(b: &[u8]) -> Option<(f64, &[u8])> {
 
 /// The number that ASCII digits `b` write, or `None` if any byte is not a digit.
 fn digits(b: &[u8]) -> Option<u32> {
-    (b.iter()).try_fold(0u32, |n, &c| c.is_ascii_digit().then(|| n * 10 + (c - b'0') as u32))
+    (b.iter()).try_fold(0u32, |n, &c| {
+        c.is_ascii_digit().then(|| n * 10 + (c - b'0') as u32)
+    })
 }
 
 /// Whether `year` has a 29 February (Gregorian calendar, also before 1582).
@@ -297,16 +299,35 @@ mod tests {
         assert!(t.has_time);
         let t = parse_date("1999-12-31 08:05:09.25+02:30").unwrap();
         assert_eq!((t.seconds, t.offset_minutes), (29_109.25, 150));
-        assert_eq!(parse_date("2013-01-01T06:00:00Z").unwrap().seconds, 21_600.0);
+        assert_eq!(
+            parse_date("2013-01-01T06:00:00Z").unwrap().seconds,
+            21_600.0
+        );
         // Leap days exist in leap years only: 2000 (by 400) yes, 1900 (by 100) no.
         assert!(parse_date("2024-02-29").is_some() && parse_date("2000-02-29").is_some());
         assert!(parse_date("2023-02-29").is_none() && parse_date("1900-02-29").is_none());
         for bad in [
-            "2024-3-05", "24-03-05", "2024/03/05", "2024-13-01", "2024-00-10", "2024-04-31",
-            "2024-03-05T", "2024-03-05T24:00", "2024-03-05T12:60", "2024-03-05T12:00:60",
-            "2024-03-05T12:00:00.", "2024-03-05t12:00", "2024-03-05T12:00z", "2024-03-05T12:00+2",
-            "2024-03-05T12:00+02:60", "2024-03-05  12:00", "2024-03-05x", "20240305", "+2024-03-05",
-            "2024-03-05T1200", "２０２４-03-05",
+            "2024-3-05",
+            "24-03-05",
+            "2024/03/05",
+            "2024-13-01",
+            "2024-00-10",
+            "2024-04-31",
+            "2024-03-05T",
+            "2024-03-05T24:00",
+            "2024-03-05T12:60",
+            "2024-03-05T12:00:60",
+            "2024-03-05T12:00:00.",
+            "2024-03-05t12:00",
+            "2024-03-05T12:00z",
+            "2024-03-05T12:00+2",
+            "2024-03-05T12:00+02:60",
+            "2024-03-05  12:00",
+            "2024-03-05x",
+            "20240305",
+            "+2024-03-05",
+            "2024-03-05T1200",
+            "２０２４-03-05",
         ] {
             assert_eq!(parse_date(bad), None, "{bad}");
         }

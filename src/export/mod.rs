@@ -39,7 +39,9 @@ pub fn check_exportable(file: &ModelFile) -> Result<()> {
         return refuse(format!("feature '{}' is robustly scaled", f.name()));
     }
     let robust_date = |f: &&Feature| match f {
-        Feature::Date { parts, .. } => (parts.iter()).any(|p| matches!(p.scale, Feature::Robust { .. })),
+        Feature::Date { parts, .. } => {
+            (parts.iter()).any(|p| matches!(p.scale, Feature::Robust { .. }))
+        }
         _ => false,
     };
     if let Some(f) = file.encoding.features.iter().find(robust_date) {

@@ -7,6 +7,9 @@
 //!   numeric  float32 [N, 1]  (─ IsNaN ─ Where fill) (─ quantile bins, piecewise)
 //!   text     string  [N, 1]  ─ RegexFullMatch per category (─ Or missing, for the fill)
 //!                            ─ Concat ─ Cast f32                             [N, k]
+//!   date     string  [N, 1]  ─ RegexFullMatch (a date?) ─ StringSplit, Cast f64 (fields)
+//!                            ─ calendar arithmetic per part ─ Cast f32 ─ Where fill
+//!                            (─ quantile bins, piecewise)                    [N, parts]
 //! Concat (model's feature order)                         [N, I]
 //! Cast f64 ─ Sub mean ─ Div std ─ Cast f32               (as mlp: in f64, then f32)
 //! Gemm (x·W + b) and activations, per network            [N, O]
@@ -22,7 +25,11 @@
 //! Missing cells become the feature's fill value where the model has one (`--missing
 //! impute`), as in `mlp predict`. Text cells outside the model's categories encode as all
 //! zeros (the runtime cannot refuse a cell the way `mlp predict` does), and so does a
-//! missing text without a fill value; a missing number without one gives NaN.
+//! missing text without a fill value; a missing number without one gives NaN. A date cell
+//! that is missing or not a date (which `mlp predict` refuses) gives each part's fill, or
+//! NaN without one. One difference remains: the graph splits a date from its padding at
+//! ASCII whitespace only, so a date padded with other Unicode whitespace (a no-break
+//! space) reads as not a date there.
 
 use prost::Message;
 
@@ -220,7 +227,10 @@ fn emit_date(g: &mut GraphBuilder, name: &str, parts: &[DateInput]) -> String {
     let values = fields.parts(g);
     let blocks: Vec<String> = (parts.iter())
         .map(|DateInput { part, scale }| {
-            let at = DatePart::ALL.iter().position(|p| p == part).expect("listed");
+            let at = DatePart::ALL
+                .iter()
+                .position(|p| p == part)
+                .expect("listed");
             let float = int_attr("to", data_type::FLOAT as i64);
             let v = g.node("Cast", &[&values[at]], vec![float]);
             let fill = match scale {
@@ -322,8 +332,18 @@ impl DateFields {
         let [hour_sin, hour_cos] = circle(g, &hour, 24.0);
         let (year, month) = (self.year.clone(), self.month.clone());
         vec![
-            time, year, month, day_of_year, weekday, hour, day_sin, day_cos, week_sin, week_cos,
-            hour_sin, hour_cos,
+            time,
+            year,
+            month,
+            day_of_year,
+            weekday,
+            hour,
+            day_sin,
+            day_cos,
+            week_sin,
+            week_cos,
+            hour_sin,
+            hour_cos,
         ]
     }
 }
@@ -336,7 +356,11 @@ fn days_from_civil(g: &mut GraphBuilder, year: &str, month: &str, day: &str) -> 
     };
     // y = year − (month ≤ 2)
     let early = g.with("Less", month, 2.5);
-    let early = g.node("Cast", &[&early], vec![int_attr("to", data_type::DOUBLE as i64)]);
+    let early = g.node(
+        "Cast",
+        &[&early],
+        vec![int_attr("to", data_type::DOUBLE as i64)],
+    );
     let y = g.node("Sub", &[year, &early], vec![]);
     let era = floor_div(g, &y, 400.0);
     let yoe = g.sum_of_products(&[(&y, 1.0), (&era, -400.0)]);
@@ -681,7 +705,10 @@ impl GraphBuilder {
         inputs: &[&str],
         attribute: Vec<AttributeProto>,
     ) -> (String, String) {
-        let (a, b) = (self.fresh(&op.to_lowercase()), self.fresh(&op.to_lowercase()));
+        let (a, b) = (
+            self.fresh(&op.to_lowercase()),
+            self.fresh(&op.to_lowercase()),
+        );
         self.nodes.push(NodeProto {
             input: inputs.iter().map(|s| s.to_string()).collect(),
             output: vec![a.clone(), b.clone()],

@@ -7,7 +7,9 @@
 //! It computes what `mlp predict` computes, in the same order: standardisation in `f64`,
 //! then the network in `f32`. The only functions it takes from `std` are `f32::exp` and
 //! `f32::tanh`, each behind one small wrapper, so a `no_std` build swaps two lines for
-//! `libm::expf` and `libm::tanhf`.
+//! `libm::expf` and `libm::tanhf` (and, with date columns, read by the generated `date`,
+//! `f64::sin` and `f64::cos` for `libm::sin` and `libm::cos`). A date cell that is missing
+//! or not a date (which `mlp predict` refuses) gives each part's fill, or NaN without one.
 
 use std::collections::HashSet;
 use std::fmt::Write;
@@ -385,7 +387,10 @@ fn emit_encode_date(s: &mut String, parts: &[DateInput], field: &str, offset: us
     let _ = writeln!(s, "    let d = {read}.and_then(date);");
     let mut at = offset;
     for DateInput { part, scale } in parts {
-        let index = DatePart::ALL.iter().position(|p| p == part).expect("listed");
+        let index = DatePart::ALL
+            .iter()
+            .position(|p| p == part)
+            .expect("listed");
         let missing = fill_of(scale).map_or("f32::NAN".to_string(), |f| format!("{f:?}"));
         let _ = writeln!(
             s,

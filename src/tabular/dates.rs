@@ -273,7 +273,10 @@ mod tests {
         );
         assert!((a.sin() - 0.891_640).abs() < 1e-6 && (a.cos() - 0.452_745).abs() < 1e-6);
         assert_eq!(
-            parts_for(false).iter().map(|p| p.label()).collect::<Vec<_>>(),
+            parts_for(false)
+                .iter()
+                .map(|p| p.label())
+                .collect::<Vec<_>>(),
             [
                 "time",
                 "year",
@@ -337,7 +340,9 @@ mod tests {
         for part in [DatePart::Time, DatePart::Month, DatePart::DayOfYearCos] {
             let w = Weighted::of(part, counts.iter().map(|&(t, n)| (t, n)));
             let every: Vec<f32> = (counts.iter())
-                .flat_map(|&(t, n)| std::iter::repeat_n(part.input(&parse_date(t).unwrap()), n as usize))
+                .flat_map(|&(t, n)| {
+                    std::iter::repeat_n(part.input(&parse_date(t).unwrap()), n as usize)
+                })
                 .collect();
             assert_eq!(w.count(), 6);
             assert_eq!(w.moments(), Moments::of(every.iter().copied()));
@@ -346,7 +351,9 @@ mod tests {
             assert_eq!(order.robust, Some(median_scale(every.iter().copied())));
             let mut sorted = every.clone();
             sorted.sort_by(f32::total_cmp);
-            let want: Vec<f32> = (quantile_ranks(6, 4).iter()).map(|&r| sorted[r as usize]).collect();
+            let want: Vec<f32> = (quantile_ranks(6, 4).iter())
+                .map(|&r| sorted[r as usize])
+                .collect();
             assert_eq!(order.quantiles, want);
         }
     }

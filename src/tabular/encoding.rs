@@ -763,12 +763,12 @@ fn not_all_dates(
     let (line, value) = not_date.clone().unwrap_or_default();
     Error::data(
         spec.at(name, not_date.as_ref().map(|_| line)),
-        format!(
-            "'{value}' is not a date, but {dates} of the {present} values in this column are"
-        ),
-        Hint::text(format!("write dates as {DATE_FORMS}, mark it as missing (an empty cell or NA), or use "))
-            .setting(Setting::Categorical, name)
-            .then(" to read the column as categories"),
+        format!("'{value}' is not a date, but {dates} of the {present} values in this column are"),
+        Hint::text(format!(
+            "write dates as {DATE_FORMS}, mark it as missing (an empty cell or NA), or use "
+        ))
+        .setting(Setting::Categorical, name)
+        .then(" to read the column as categories"),
     )
 }
 
@@ -967,8 +967,7 @@ pub fn date_cells(
         Column::Text {
             codes, categories, ..
         } => {
-            let parsed: Vec<Option<DateTime>> =
-                categories.iter().map(|c| parse_date(c)).collect();
+            let parsed: Vec<Option<DateTime>> = categories.iter().map(|c| parse_date(c)).collect();
             (rows.iter())
                 .map(|&r| match codes[r] {
                     Column::MISSING => Ok(None),
@@ -1014,7 +1013,15 @@ fn encode_date(
             values: std::mem::take(&mut values),
             missing: 0,
         };
-        let part_filled = encode_feature(table, &renamed(scale, name), &numbers, rows, UnknownCategory::Error, slot.view_mut())?.0;
+        let part_filled = encode_feature(
+            table,
+            &renamed(scale, name),
+            &numbers,
+            rows,
+            UnknownCategory::Error,
+            slot.view_mut(),
+        )?
+        .0;
         let Column::Numeric { values: back, .. } = numbers else {
             unreachable!("made above")
         };
@@ -1071,7 +1078,13 @@ impl Encoding {
                     if !forced && *present > 0 && dates == present {
                         fit_date(&column.name, categories, spec)?
                     } else if !forced && dates * 2 > *present {
-                        return Err(not_all_dates(&column.name, *dates, *present, not_date, spec));
+                        return Err(not_all_dates(
+                            &column.name,
+                            *dates,
+                            *present,
+                            not_date,
+                            spec,
+                        ));
                     } else {
                         fit_categorical(&column.name, categories, *present, spec)?
                     }
@@ -1918,7 +1931,10 @@ NA,a
         };
         assert_eq!(name, "d");
         let labels: Vec<&str> = parts.iter().map(|p| p.part.label()).collect();
-        assert_eq!(labels[..5], ["time", "year", "month", "day_of_year", "weekday"]);
+        assert_eq!(
+            labels[..5],
+            ["time", "year", "month", "day_of_year", "weekday"]
+        );
         assert_eq!(parts.len(), 9); // no time of day
         let scale = |part: DatePart| {
             let p = parts.iter().find(|p| p.part == part).unwrap();
@@ -1935,7 +1951,10 @@ NA,a
         assert_eq!(scale(DatePart::Time), ("d.time".into(), 19_817.0, 30.0));
         assert_eq!(scale(DatePart::DayOfYear).1, 95.0);
         // A constant year: deviation 1, input 0.
-        assert_eq!(scale(DatePart::Year).1..=scale(DatePart::Year).2, 2024.0..=1.0);
+        assert_eq!(
+            scale(DatePart::Year).1..=scale(DatePart::Year).2,
+            2024.0..=1.0
+        );
         let x = enc.inputs(&table(text), &[0, 1]).unwrap();
         assert_eq!(x.row(0).to_vec()[..5], [-1.0, 0.0, -1.0, -1.0, -1.0]);
         assert_eq!(x.row(1).to_vec()[..5], [1.0, 0.0, 1.0, 1.0, 1.0]);
@@ -1965,7 +1984,9 @@ NA,a
                 fill: Some(12.0)
             }
         );
-        let encoded = enc.encode(&table(text), &[2], UnknownCategory::Error).unwrap();
+        let encoded = enc
+            .encode(&table(text), &[2], UnknownCategory::Error)
+            .unwrap();
         assert_eq!(encoded.filled, 1);
         let at = parts.iter().position(|p| p.part == DatePart::Hour).unwrap();
         assert_eq!(encoded.inputs[[0, at]], 0.0);
@@ -2004,7 +2025,9 @@ NA,a
         // `--categorical` reads it as categories, bad cell and all.
         let forced = ["d".to_string()];
         let enc = date_encoding(text, false, &forced).unwrap();
-        assert!(matches!(&enc.features[0], Feature::Categorical { categories, .. } if categories.len() == 4));
+        assert!(
+            matches!(&enc.features[0], Feature::Categorical { categories, .. } if categories.len() == 4)
+        );
         let enc = date_encoding(&text.replace("2024-02-30", "2024-02-29"), false, &forced).unwrap();
         assert!(matches!(enc.features[0], Feature::Categorical { .. }));
         // Text with a few dates in it stays text.

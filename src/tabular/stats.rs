@@ -265,7 +265,9 @@ impl ColumnStats {
                             if first.as_ref().is_none_or(|(l, _)| line(r) < *l) {
                                 *first = Some((line(r), text.clone()));
                             }
-                            if *is_date[c as usize].get_or_insert_with(|| parse_date(text).is_some()) {
+                            if *is_date[c as usize]
+                                .get_or_insert_with(|| parse_date(text).is_some())
+                            {
                                 *dates += 1;
                             } else if not_date.as_ref().is_none_or(|(l, _)| line(r) < *l) {
                                 *not_date = Some((line(r), text.clone()));
