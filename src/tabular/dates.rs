@@ -318,15 +318,15 @@ mod tests {
         let got = values("2024-03-05T23:30-05:00");
         assert_eq!(got.len(), 12);
         let by = |p: DatePart| got[parts_for(true).iter().position(|&q| q == p).unwrap()];
-        assert_eq!(by(DatePart::Time), 19_788.1875);
+        assert_eq!(by(DatePart::Time), 19_788.187_5);
         assert_eq!(by(DatePart::Month), 3.0);
         assert_eq!(by(DatePart::DayOfYear), 65.0);
         assert_eq!(by(DatePart::Weekday), 1.0); // still Tuesday where it was written
         assert_eq!(by(DatePart::Hour), 23.5);
         // The same instant in UTC, and with `Z`.
         let utc = values("2024-03-06T04:30:00Z");
-        assert_eq!(utc[0], 19_788.1875);
-        assert_eq!(values("2024-03-06 04:30")[0], 19_788.1875);
+        assert_eq!(utc[0], 19_788.187_5);
+        assert_eq!(values("2024-03-06 04:30")[0], 19_788.187_5);
     }
 
     #[test]

@@ -932,15 +932,14 @@ fn encode_feature(
             filled += standardise(table, name, values, (*mean, *std, *fill), rows, first)?;
             bin_inputs(values, *fill, edges, rows, bins);
         }
-        (Feature::Date { .. }, _) => unreachable!("encoded above"),
         (
             Feature::Numeric { .. } | Feature::Robust { .. } | Feature::Piecewise { .. },
             Column::Text { .. },
         ) => {
             return Err(not_a_number(table, column, name));
         }
-        (Feature::Categorical { .. }, _) => {
-            unreachable!("categorical features are read as text")
+        (Feature::Categorical { .. } | Feature::Date { .. }, _) => {
+            unreachable!("categorical features are read as text, dates encoded above")
         }
         (_, Column::Invalid { .. }) => unreachable!("checked above"),
     }
