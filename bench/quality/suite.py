@@ -359,8 +359,8 @@ def write_table(args):
               "values of the column (and one with 16 bins); the default takes values of the "
               "column as edges."]
     # Sections measured by other scripts, kept as they wrote them: intervals.py's, and the
-    # class-weight table (written by hand from its runs).
-    for section in ("intervals.md", "class_weights.md"):
+    # class-weight and date-column tables (written by hand from their runs).
+    for section in ("intervals.md", "class_weights.md", "dates.md"):
         if (HERE / section).exists():
             lines += ["", (HERE / section).read_text().rstrip("\n")]
     (ROOT / "QUALITY.md").write_text("\n".join(lines) + "\n")

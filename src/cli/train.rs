@@ -674,16 +674,26 @@ impl Printer<'_> {
             }
         });
         let categorical = encoding.categorical_names().len();
-        let bins: usize = (encoding.features.iter())
-            .map(|f| match f {
+        fn bins(f: &Feature) -> usize {
+            match f {
                 Feature::Piecewise { edges, .. } => edges.len().saturating_sub(1),
+                Feature::Date { parts, .. } => parts.iter().map(|p| bins(&p.scale)).sum(),
                 _ => 0,
-            })
-            .sum();
+            }
+        }
+        let bins: usize = encoding.features.iter().map(bins).sum();
+        let dates = (encoding.features.iter())
+            .filter(|f| matches!(f, Feature::Date { .. }))
+            .count();
         self.say(format!(
-            "features: {} columns ({} numeric, {categorical} categorical) → {} inputs{}",
+            "features: {} columns ({} numeric, {categorical} categorical{}) → {} inputs{}",
             encoding.features.len(),
-            encoding.features.len() - categorical,
+            encoding.features.len() - categorical - dates,
+            if dates > 0 {
+                format!(", {dates} dates")
+            } else {
+                String::new()
+            },
             encoding.input_width(),
             if bins > 0 {
                 format!(", {bins} of them quantile bins of the numbers")

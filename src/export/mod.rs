@@ -36,7 +36,7 @@ pub struct Interval {
     pub half_width: f64,
 }
 
-/// Refuses what the exports do not reproduce yet: robustly scaled features ([`Feature::Robust`]). [`export`] expects a model that passed.
+/// Refuses what the exports do not reproduce yet: robustly scaled features ([`Feature::Robust`], also as a date's part). [`export`] expects a model that passed.
 /// The error names the model file, `model`.
 pub fn check_exportable(file: &ModelFile, model: &Path) -> Result<()> {
     let refuse = |what: String| {
@@ -50,6 +50,15 @@ pub fn check_exportable(file: &ModelFile, model: &Path) -> Result<()> {
     };
     if let Some(f) = (file.encoding.features.iter()).find(|f| matches!(f, Feature::Robust { .. })) {
         return refuse(format!("feature '{}' is robustly scaled", f.name()));
+    }
+    let robust_date = |f: &&Feature| match f {
+        Feature::Date { parts, .. } => {
+            (parts.iter()).any(|p| matches!(p.scale, Feature::Robust { .. }))
+        }
+        _ => false,
+    };
+    if let Some(f) = file.encoding.features.iter().find(robust_date) {
+        return refuse(format!("date feature '{}' is robustly scaled", f.name()));
     }
 
     Ok(())

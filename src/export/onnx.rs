@@ -7,6 +7,9 @@
 //!   numeric  float32 [N, 1]  (─ IsNaN ─ Where fill) (─ quantile bins, piecewise)
 //!   text     string  [N, 1]  ─ RegexFullMatch per category (─ Or missing, for the fill)
 //!                            ─ Concat ─ Cast f32                             [N, k]
+//!   date     string  [N, 1]  ─ RegexFullMatch (a date?) ─ StringSplit, Cast f64 (fields)
+//!                            ─ calendar arithmetic per part ─ Cast f32 ─ Where fill
+//!                            (─ quantile bins, piecewise)                    [N, parts]
 //! Concat (model's feature order)                         [N, I]
 //! Cast f64 ─ Sub mean ─ Div std ─ Cast f32               (as mlp: in f64, then f32)
 //! Gemm (x·W + b) and activations, per network            [N, O]
@@ -26,7 +29,11 @@
 //! Missing cells become the feature's fill value where the model has one (`--missing
 //! impute`), as in `mlp predict`. Text cells outside the model's categories encode as all
 //! zeros (the runtime cannot refuse a cell the way `mlp predict` does), and so does a
-//! missing text without a fill value; a missing number without one gives NaN.
+//! missing text without a fill value; a missing number without one gives NaN. A date cell
+//! that is missing or not a date (which `mlp predict` refuses) gives each part's fill, or
+//! NaN without one. One difference remains: the graph splits a date from its padding at
+//! ASCII whitespace only, so a date padded with other Unicode whitespace (a no-break
+//! space) reads as not a date there.
 
 use prost::Message;
 
@@ -37,7 +44,8 @@ use super::proto::{
     ValueInfoProto, attribute_type, data_type,
 };
 use crate::data::cell;
-use crate::tabular::encoding::{Feature, TargetEncoding};
+use crate::tabular::dates::YEAR_DAYS;
+use crate::tabular::encoding::{DateInput, DatePart, Feature, TargetEncoding};
 use crate::tabular::model::{LayerRecord, ModelFile};
 
 /// IR version 9 (ONNX 1.15) and the opsets it pairs with: opset 20 is the first with
@@ -96,6 +104,7 @@ fn emit_features(g: &mut GraphBuilder, features: &[Feature]) -> String {
         .iter()
         .map(|feature| match feature {
             Feature::Robust { .. } => unreachable!("refused by check_exportable"),
+            Feature::Date { name, parts } => emit_date(g, name, parts),
             Feature::Numeric { .. } | Feature::Piecewise { .. } => emit_number(g, feature),
             Feature::Categorical {
                 name,
@@ -129,6 +138,12 @@ fn emit_number(g: &mut GraphBuilder, feature: &Feature) -> String {
         }
         None => name.clone(),
     };
+    emit_bins(g, feature, value)
+}
+
+/// The block of a number `value` scaled as `feature`: the value itself, and for a
+/// piecewise feature its quantile bins after it.
+fn emit_bins(g: &mut GraphBuilder, feature: &Feature, value: String) -> String {
     match feature {
         Feature::Piecewise { edges, .. } if !edges.is_empty() => {
             // The value, then one input per quantile bin [lo, hi]: in f64,
@@ -202,31 +217,208 @@ fn emit_text(
     )
 }
 
+/// Appends the mean and deviation of a number scaled as `feature`'s inputs: the value
+/// standardised, its bins (piecewise) passing unchanged.
+fn scales(feature: &Feature, mean: &mut Vec<f64>, std: &mut Vec<f64>) {
+    let (Feature::Numeric {
+        mean: m, std: s, ..
+    }
+    | Feature::Piecewise {
+        mean: m, std: s, ..
+    }) = feature
+    else {
+        unreachable!("refused by check_exportable")
+    };
+    mean.push(*m);
+    std.push(*s);
+    let bins = feature.width() - 1;
+    mean.extend(std::iter::repeat_n(0.0, bins));
+    std.extend(std::iter::repeat_n(1.0, bins));
+}
+
+/// A date feature's input and block: the cell checked against [`cell::date_pattern`],
+/// cut into its fields by `StringSplit`, the fields `Cast` to numbers, and each part
+/// computed from them in f64 as [`DatePart::value`] does; a cell that is missing or not a
+/// date becomes each part's fill (NaN without one). Each part is then scaled as a number.
+fn emit_date(g: &mut GraphBuilder, name: &str, parts: &[DateInput]) -> String {
+    g.input(name, data_type::STRING, Some(1));
+    let valid = g.node(
+        "RegexFullMatch",
+        &[name],
+        vec![string_attr("pattern", &cell::date_pattern())],
+    );
+    // Every cell a date from here on, so that each split below has the pieces it takes.
+    let epoch = g.strings(&[1, 1], &["1970-01-01"]);
+    let text = g.node("Where", &[&valid, name, &epoch], vec![]);
+    let fields = DateFields::emit(g, &text);
+    let values = fields.parts(g);
+    let blocks: Vec<String> = (parts.iter())
+        .map(|DateInput { part, scale }| {
+            let at = DatePart::ALL
+                .iter()
+                .position(|p| p == part)
+                .expect("listed");
+            let float = int_attr("to", data_type::FLOAT as i64);
+            let v = g.node("Cast", &[&values[at]], vec![float]);
+            let fill = match scale {
+                Feature::Numeric { fill, .. } | Feature::Piecewise { fill, .. } => *fill,
+                _ => unreachable!("refused by check_exportable"),
+            };
+            let fill = g.floats(&[1, 1], vec![fill.unwrap_or(f32::NAN)]);
+            let v = g.node("Where", &[&valid, &v, &fill], vec![]);
+            emit_bins(g, scale, v)
+        })
+        .collect();
+    let refs: Vec<&str> = blocks.iter().map(String::as_str).collect();
+    g.node("Concat", &refs, vec![int_attr("axis", 1)])
+}
+
+/// A date cell's fields as f64 tensors `[N, 1]`: year, month, day, seconds since local
+/// midnight, and the offset in minutes.
+struct DateFields {
+    year: String,
+    month: String,
+    day: String,
+    seconds: String,
+    offset: String,
+}
+
+impl DateFields {
+    /// The fields of `text`, every cell of which is a date (padded, perhaps).
+    fn emit(g: &mut GraphBuilder, text: &str) -> DateFields {
+        // Split at whitespace (which also drops padding); the " |" keeps a second piece.
+        let text = g.suffix(text, " |");
+        let date_time = g.piece(&text, None, 0);
+        let after_space = g.piece(&text, None, 1);
+        // "2024-03-05T10:00" or "2024-03-05": the date, then a time or "|".
+        let t = g.suffix(&date_time, "T|");
+        let date = g.piece(&t, Some("T"), 0);
+        let after_t = g.piece(&t, Some("T"), 1);
+        let bar = g.strings(&[1, 1], &["|"]);
+        let no_t = g.node("Equal", &[&after_t, &bar], vec![]);
+        let time = g.node("Where", &[&no_t, &after_space, &after_t], vec![]);
+        let no_time = g.node("Equal", &[&time, &bar], vec![]);
+        let midnight = g.strings(&[1, 1], &["00:00"]);
+        let time = g.node("Where", &[&no_time, &midnight, &time], vec![]);
+        // "10:00:07.5+01:00", "10:00Z", "10:00-05:00": the clock, then the offset.
+        let time = g.piece(&time, Some("Z"), 0);
+        let plus = g.suffix(&time, "+");
+        let (time, ahead) = (g.piece(&plus, Some("+"), 0), g.piece(&plus, Some("+"), 1));
+        let minus = g.suffix(&time, "-");
+        let (clock, behind) = (g.piece(&minus, Some("-"), 0), g.piece(&minus, Some("-"), 1));
+        let clock = g.suffix(&clock, ":0");
+        let [hour, minute, second] = [0, 1, 2].map(|i| g.number(&clock, ":", i));
+        let seconds = g.sum_of_products(&[(&hour, 3600.0), (&minute, 60.0), (&second, 1.0)]);
+        let minutes = |g: &mut GraphBuilder, offset: &str| {
+            let zero = g.strings(&[1, 1], &["0"]);
+            let offset = g.node("StringConcat", &[&zero, offset], vec![]);
+            let offset = g.suffix(&offset, ":0");
+            let (h, m) = (g.number(&offset, ":", 0), g.number(&offset, ":", 1));
+            g.sum_of_products(&[(&h, 60.0), (&m, 1.0)])
+        };
+        let (ahead, behind) = (minutes(g, &ahead), minutes(g, &behind));
+        let offset = g.node("Sub", &[&ahead, &behind], vec![]);
+        DateFields {
+            year: g.number(&date, "-", 0),
+            month: g.number(&date, "-", 1),
+            day: g.number(&date, "-", 2),
+            seconds,
+            offset,
+        }
+    }
+
+    /// Every [`DatePart`], in the order of [`DatePart::ALL`], as f64 `[N, 1]`.
+    fn parts(&self, g: &mut GraphBuilder) -> Vec<String> {
+        let c = |g: &mut GraphBuilder, v: f64| g.doubles(&[], vec![v]);
+        let days = days_from_civil(g, &self.year, &self.month, &self.day);
+        let one = c(g, 1.0);
+        let new_year = days_from_civil(g, &self.year, &one, &one);
+        let day_of_year = g.node("Sub", &[&days, &new_year], vec![]);
+        let day_of_year = g.node("Add", &[&day_of_year, &one], vec![]);
+        // (days + 3) mod 7, never negative: Mod takes the dividend's sign.
+        let (three, seven) = (c(g, 3.0), c(g, 7.0));
+        let weekday = g.node("Add", &[&days, &three], vec![]);
+        let weekday = g.node("Mod", &[&weekday, &seven], vec![int_attr("fmod", 1)]);
+        let weekday = g.node("Add", &[&weekday, &seven], vec![]);
+        let weekday = g.node("Mod", &[&weekday, &seven], vec![int_attr("fmod", 1)]);
+        let hour = g.with("Div", &self.seconds, 3600.0);
+        // days + (seconds − offset·60) / 86400
+        let shift = g.with("Mul", &self.offset, 60.0);
+        let time = g.node("Sub", &[&self.seconds, &shift], vec![]);
+        let time = g.with("Div", &time, 86_400.0);
+        let time = g.node("Add", &[&days, &time], vec![]);
+        let day_angle = g.node("Sub", &[&day_of_year, &one], vec![]);
+        let circle = |g: &mut GraphBuilder, v: &str, period: f64| {
+            let turn = c(g, std::f64::consts::TAU);
+            let a = g.node("Mul", &[&turn, v], vec![]);
+            let a = g.with("Div", &a, period);
+            [g.node("Sin", &[&a], vec![]), g.node("Cos", &[&a], vec![])]
+        };
+        let [day_sin, day_cos] = circle(g, &day_angle, YEAR_DAYS);
+        let [week_sin, week_cos] = circle(g, &weekday, 7.0);
+        let [hour_sin, hour_cos] = circle(g, &hour, 24.0);
+        let (year, month) = (self.year.clone(), self.month.clone());
+        vec![
+            time,
+            year,
+            month,
+            day_of_year,
+            weekday,
+            hour,
+            day_sin,
+            day_cos,
+            week_sin,
+            week_cos,
+            hour_sin,
+            hour_cos,
+        ]
+    }
+}
+
+/// Days from 1970-01-01 as [`cell::days_from_civil`] counts them, in f64 `[N, 1]`.
+fn days_from_civil(g: &mut GraphBuilder, year: &str, month: &str, day: &str) -> String {
+    let floor_div = |g: &mut GraphBuilder, a: &str, b: f64| {
+        let q = g.with("Div", a, b);
+        g.node("Floor", &[&q], vec![])
+    };
+    // y = year − (month ≤ 2)
+    let early = g.with("Less", month, 2.5);
+    let early = g.node(
+        "Cast",
+        &[&early],
+        vec![int_attr("to", data_type::DOUBLE as i64)],
+    );
+    let y = g.node("Sub", &[year, &early], vec![]);
+    let era = floor_div(g, &y, 400.0);
+    let yoe = g.sum_of_products(&[(&y, 1.0), (&era, -400.0)]);
+    // March is 0: (month + 9) mod 12
+    let mp = g.with("Add", month, 9.0);
+    let mp = g.with_attr("Mod", &mp, 12.0, vec![int_attr("fmod", 1)]);
+    let mp = g.sum_of_products(&[(&mp, 153.0)]);
+    let mp = g.with("Add", &mp, 2.0);
+    let doy = floor_div(g, &mp, 5.0);
+    let doy = g.node("Add", &[&doy, day], vec![]);
+    let doy = g.with("Sub", &doy, 1.0);
+    let (by4, by100) = (floor_div(g, &yoe, 4.0), floor_div(g, &yoe, 100.0));
+    let doe = g.sum_of_products(&[(&yoe, 365.0), (&by4, 1.0), (&by100, -1.0), (&doy, 1.0)]);
+    let days = g.sum_of_products(&[(&era, 146_097.0), (&doe, 1.0)]);
+    g.with("Sub", &days, 719_468.0)
+}
+
 /// Standardisation in f64, as `Encoding::inputs` does it; one-hot inputs pass unchanged.
 fn emit_standardise(g: &mut GraphBuilder, features: &[Feature], x: &str) -> String {
     let (mut mean, mut std) = (Vec::new(), Vec::new());
     for feature in features {
         match feature {
-            Feature::Numeric {
-                mean: m, std: s, ..
-            } => {
-                mean.push(*m);
-                std.push(*s);
-            }
-            // The value standardised; its bins pass unchanged.
-            Feature::Piecewise {
-                mean: m,
-                std: s,
-                edges,
-                ..
-            } => {
-                mean.push(*m);
-                std.push(*s);
-                let bins = edges.len().saturating_sub(1);
-                mean.extend(std::iter::repeat_n(0.0, bins));
-                std.extend(std::iter::repeat_n(1.0, bins));
+            Feature::Numeric { .. } | Feature::Piecewise { .. } => {
+                scales(feature, &mut mean, &mut std)
             }
             Feature::Robust { .. } => unreachable!("refused by check_exportable"),
+            Feature::Date { parts, .. } => {
+                for part in parts {
+                    scales(&part.scale, &mut mean, &mut std);
+                }
+            }
             Feature::Categorical { categories, .. } => {
                 mean.extend(std::iter::repeat_n(0.0, categories.len()));
                 std.extend(std::iter::repeat_n(1.0, categories.len()));
@@ -486,6 +678,92 @@ impl GraphBuilder {
             double_data: values,
             ..Default::default()
         })
+    }
+
+    fn strings(&mut self, dims: &[i64], values: &[&str]) -> String {
+        self.constant(TensorProto {
+            dims: dims.to_vec(),
+            data_type: data_type::STRING,
+            string_data: values.iter().map(|v| v.as_bytes().to_vec()).collect(),
+            ..Default::default()
+        })
+    }
+
+    /// `op` of `a` and the f64 constant `v`.
+    fn with(&mut self, op: &str, a: &str, v: f64) -> String {
+        self.with_attr(op, a, v, vec![])
+    }
+
+    fn with_attr(&mut self, op: &str, a: &str, v: f64, attribute: Vec<AttributeProto>) -> String {
+        let v = self.doubles(&[], vec![v]);
+        self.node(op, &[a, &v], attribute)
+    }
+
+    /// `text` with `suffix` after each cell.
+    fn suffix(&mut self, text: &str, suffix: &str) -> String {
+        let suffix = self.strings(&[1, 1], &[suffix]);
+        self.node("StringConcat", &[text, &suffix], vec![])
+    }
+
+    /// Piece `i` of each cell of `text` split at `delimiter` (at whitespace for `None`),
+    /// `[N, 1]`.
+    fn piece(&mut self, text: &str, delimiter: Option<&str>, i: i64) -> String {
+        let attributes = delimiter.map_or(vec![], |d| vec![string_attr("delimiter", d)]);
+        let (pieces, _) = self.node2("StringSplit", &[text], attributes);
+        let i = self.constant(TensorProto {
+            dims: vec![],
+            data_type: data_type::INT64,
+            int64_data: vec![i],
+            ..Default::default()
+        });
+        self.node("Gather", &[&pieces, &i], vec![int_attr("axis", 2)])
+    }
+
+    /// Piece `i` of each cell of `text` split at `delimiter`, as an f64 number `[N, 1]`.
+    fn number(&mut self, text: &str, delimiter: &str, i: i64) -> String {
+        let piece = self.piece(text, Some(delimiter), i);
+        let double = int_attr("to", data_type::DOUBLE as i64);
+        self.node("Cast", &[&piece], vec![double])
+    }
+
+    /// `Σ value·factor` of f64 tensors (a factor of 1 is not multiplied).
+    fn sum_of_products(&mut self, terms: &[(&str, f64)]) -> String {
+        let mut sum: Option<String> = None;
+        for &(value, factor) in terms {
+            let term = if factor == 1.0 {
+                value.to_string()
+            } else {
+                let factor = self.doubles(&[], vec![factor]);
+                self.node("Mul", &[value, &factor], vec![])
+            };
+            sum = Some(match sum {
+                None => term,
+                Some(sum) => self.node("Add", &[&sum, &term], vec![]),
+            });
+        }
+        sum.expect("at least one term")
+    }
+
+    /// An `ai.onnx` node with two outputs.
+    fn node2(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        attribute: Vec<AttributeProto>,
+    ) -> (String, String) {
+        let (a, b) = (
+            self.fresh(&op.to_lowercase()),
+            self.fresh(&op.to_lowercase()),
+        );
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![a.clone(), b.clone()],
+            name: a.clone(),
+            op_type: op.into(),
+            domain: String::new(),
+            attribute,
+        });
+        (a, b)
     }
 
     /// A graph input `[N, width]`.

@@ -10,6 +10,7 @@
 pub mod data_type {
     pub const FLOAT: i32 = 1;
     pub const STRING: i32 = 8;
+    pub const INT64: i32 = 7;
     pub const DOUBLE: i32 = 11;
 }
 

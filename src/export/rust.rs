@@ -7,14 +7,16 @@
 //! It computes what `mlp predict` computes, in the same order: standardisation in `f64`,
 //! then the network in `f32`. The only functions it takes from `std` are `f32::exp` and
 //! `f32::tanh`, each behind one small wrapper, so a `no_std` build swaps two lines for
-//! `libm::expf` and `libm::tanhf`.
+//! `libm::expf` and `libm::tanhf` (and, with date columns, read by the generated `date`,
+//! `f64::sin` and `f64::cos` for `libm::sin` and `libm::cos`). A date cell that is missing
+//! or not a date (which `mlp predict` refuses) gives each part's fill, or NaN without one.
 
 use std::collections::HashSet;
 use std::fmt::Write;
 
 use super::Interval;
 use crate::data::cell;
-use crate::tabular::encoding::{Encoding, Feature, TargetEncoding};
+use crate::tabular::encoding::{DateInput, DatePart, Encoding, Feature, TargetEncoding};
 use crate::tabular::model::{LayerRecord, ModelFile};
 
 /// The Rust source for a validated model file.
@@ -101,9 +103,16 @@ fn emit_interval(
     );
 }
 
-/// Whether the model has a text feature (and the file `cell` and a lifetime on `Input`).
+/// Whether the model has a text feature (and the file `cell` and a lifetime on `Input`):
+/// a category or a date.
 fn has_text(encoding: &Encoding) -> bool {
-    (encoding.features.iter()).any(|f| matches!(f, Feature::Categorical { .. }))
+    (encoding.features.iter())
+        .any(|f| matches!(f, Feature::Categorical { .. } | Feature::Date { .. }))
+}
+
+/// Whether the model has a date feature (and the file `date`).
+fn has_dates(encoding: &Encoding) -> bool {
+    (encoding.features.iter()).any(|f| matches!(f, Feature::Date { .. }))
 }
 
 /// The name of network `m`'s linear layer `l`'s constants among `k` networks: `W{m}_{l}`
@@ -157,9 +166,17 @@ fn emit_input_struct(s: &mut String, encoding: &Encoding, fields: &[String], has
             Feature::Categorical { fill, .. } => {
                 ("text", "&'a str", fill.as_ref().map(|f| format!("{f:?}")))
             }
+            Feature::Date { parts, .. } => (
+                "a date",
+                "&'a str",
+                (parts.iter().any(|p| fill_of(&p.scale).is_some()))
+                    .then(|| "the training medians of its parts".to_string()),
+            ),
         };
         let blank = if kind == "number" {
             "NaN is a missing cell"
+        } else if kind == "a date" {
+            "a text `cell` reads as missing, or that `date` cannot read, is a missing cell"
         } else {
             "a text `cell` reads as missing is a missing cell"
         };
@@ -236,6 +253,9 @@ fn emit_encode(s: &mut String, encoding: &Encoding, fields: &[String], input_typ
     if has_text(encoding) {
         emit_cell(s);
     }
+    if has_dates(encoding) {
+        s.push_str(DATE_SOURCE);
+    }
     let _ = writeln!(
         s,
         "\n/// The network inputs for a row: numbers standardised, texts one-hot encoded.\n\
@@ -248,6 +268,7 @@ fn emit_encode(s: &mut String, encoding: &Encoding, fields: &[String], input_typ
             Feature::Numeric { .. } | Feature::Piecewise { .. } => {
                 emit_encode_number(s, feature, field, offset)
             }
+            Feature::Date { parts, .. } => emit_encode_date(s, parts, field, offset),
             Feature::Robust { .. } => unreachable!("refused by check_exportable"),
             Feature::Categorical {
                 categories, fill, ..
@@ -290,16 +311,165 @@ fn emit_cell(s: &mut String) {
     );
 }
 
+/// A number feature's fill value.
+fn fill_of(feature: &Feature) -> Option<f32> {
+    match feature {
+        Feature::Numeric { fill, .. }
+        | Feature::Robust { fill, .. }
+        | Feature::Piecewise { fill, .. } => *fill,
+        Feature::Date { .. } | Feature::Categorical { .. } => None,
+    }
+}
+
+/// `date`, which reads a date cell as [`crate::data::cell::parse_date`] does and computes
+/// every [`DatePart`] as [`DatePart::value`] does, in the order of [`DatePart::ALL`]
+/// (`tests/export.rs` checks both against `mlp predict`).
+const DATE_SOURCE: &str = r#"
+/// The number that ASCII digits `b` write, or `None` if any byte is not a digit.
+fn digits(b: &[u8]) -> Option<u32> {
+    let mut n = 0;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + (c - b'0') as u32;
+    }
+    Some(n)
+}
+
+/// Days from 1970-01-01 to a date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = year - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
+}
+
+/// The numbers of a date cell as `mlp` computes them, or `None` if the cell (after `cell`)
+/// is not `YYYY-MM-DD`, optionally followed by `T` or a space and `HH:MM[:SS[.fff]]`, then
+/// optionally `Z` or `+HH:MM`/`-HH:MM`: days since 1970-01-01 UTC, year, month, day of the
+/// year, weekday (Monday 0), hour, then sine and cosine of the day of the year, the
+/// weekday and the hour.
+pub fn date(text: &str) -> Option<[f64; 12]> {
+    let b = text.as_bytes();
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let year = digits(&b[0..4])? as i64;
+    let (month, day) = (digits(&b[5..7])? as i64, digits(&b[8..10])? as i64);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let lengths = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&month) || day < 1 || day > lengths[month as usize - 1] {
+        return None;
+    }
+    let (mut seconds, mut offset) = (0.0f64, 0i64);
+    if b.len() > 10 {
+        if b[10] != b'T' && b[10] != b' ' {
+            return None;
+        }
+        let t = &b[11..];
+        if t.len() < 5 || t[2] != b':' {
+            return None;
+        }
+        let (hour, minute) = (digits(&t[0..2])?, digits(&t[3..5])?);
+        if hour > 23 || minute > 59 {
+            return None;
+        }
+        seconds = (hour * 3600 + minute * 60) as f64;
+        let mut rest = &t[5..];
+        if rest.len() >= 3 && rest[0] == b':' {
+            let second = digits(&rest[1..3])?;
+            if second > 59 {
+                return None;
+            }
+            seconds += second as f64;
+            rest = &rest[3..];
+            if rest.first() == Some(&b'.') {
+                let n = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+                if n == 0 {
+                    return None;
+                }
+                let fraction: f64 = core::str::from_utf8(&rest[..=n]).ok()?.parse().ok()?;
+                seconds += fraction;
+                rest = &rest[n + 1..];
+            }
+        }
+        offset = match rest {
+            [] | [b'Z'] => 0,
+            [sign, h1, h2, b':', m1, m2] if *sign == b'+' || *sign == b'-' => {
+                let (h, m) = (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?);
+                if h > 23 || m > 59 {
+                    return None;
+                }
+                let minutes = (h * 60 + m) as i64;
+                if *sign == b'-' { -minutes } else { minutes }
+            }
+            _ => return None,
+        };
+    }
+    let days = days_from_civil(year, month, day);
+    let day_of_year = (days - days_from_civil(year, 1, 1) + 1) as f64;
+    let weekday = (days + 3).rem_euclid(7) as f64;
+    let hour = seconds / 3600.0;
+    let turn = core::f64::consts::TAU;
+    Some([
+        days as f64 + (seconds - offset as f64 * 60.0) / 86_400.0,
+        year as f64,
+        month as f64,
+        day_of_year,
+        weekday,
+        hour,
+        sin(turn * (day_of_year - 1.0) / 365.25),
+        cos(turn * (day_of_year - 1.0) / 365.25),
+        sin(turn * weekday / 7.0),
+        cos(turn * weekday / 7.0),
+        sin(turn * hour / 24.0),
+        cos(turn * hour / 24.0),
+    ])
+}
+
+/// The uses of `std` for dates: under `no_std`, return `libm::sin(x)` and `libm::cos(x)`.
+fn sin(x: f64) -> f64 {
+    x.sin()
+}
+fn cos(x: f64) -> f64 {
+    x.cos()
+}
+"#;
+
+/// The statements of `encode` for a date feature at input `offset`: the cell read by
+/// `date`, then each part, filled where the cell is missing (or not a date), scaled.
+fn emit_encode_date(s: &mut String, parts: &[DateInput], field: &str, offset: usize) {
+    let optional = parts.iter().any(|p| fill_of(&p.scale).is_some());
+    let read = if optional {
+        format!("input.{field}.and_then(cell)")
+    } else {
+        format!("cell(input.{field})")
+    };
+    let _ = writeln!(s, "    let d = {read}.and_then(date);");
+    let mut at = offset;
+    for DateInput { part, scale } in parts {
+        let index = DatePart::ALL
+            .iter()
+            .position(|p| p == part)
+            .expect("listed");
+        let missing = fill_of(scale).map_or("f32::NAN".to_string(), |f| format!("{f:?}"));
+        let _ = writeln!(
+            s,
+            "    let v = d.map_or({missing}, |d| d[{index}] as f32); // {}",
+            part.label()
+        );
+        emit_scaled(s, scale, "v", at);
+        at += scale.width();
+    }
+}
+
 /// The statements of `encode` for a numeric feature at input `offset`: its fill, its
 /// standardised value and (piecewise) its quantile bins.
 fn emit_encode_number(s: &mut String, feature: &Feature, field: &str, offset: usize) {
-    let (Feature::Numeric {
-        mean, std, fill, ..
-    }
-    | Feature::Piecewise {
-        mean, std, fill, ..
-    }) = feature
-    else {
+    let (Feature::Numeric { fill, .. } | Feature::Piecewise { fill, .. }) = feature else {
         unreachable!("called for numbers")
     };
     let value = match fill {
@@ -312,6 +482,16 @@ fn emit_encode_number(s: &mut String, feature: &Feature, field: &str, offset: us
             "v".to_string()
         }
         None => format!("input.{field}"),
+    };
+    emit_scaled(s, feature, &value, offset);
+}
+
+/// The statements of `encode` that scale the number `value` as `feature` (a
+/// [`Feature::Numeric`] or [`Feature::Piecewise`]) into input `offset` (and its bins after).
+fn emit_scaled(s: &mut String, feature: &Feature, value: &str, offset: usize) {
+    let (Feature::Numeric { mean, std, .. } | Feature::Piecewise { mean, std, .. }) = feature
+    else {
+        unreachable!("refused by check_exportable")
     };
     let _ = writeln!(
         s,

@@ -66,7 +66,7 @@ impl Plane {
                     ..
                 } => Some((name.as_str(), *mean, *std, edges.as_slice())),
                 // Robust scaling is clipped, so the plane could not be mapped back.
-                Feature::Categorical { .. } | Feature::Robust { .. } => None,
+                Feature::Categorical { .. } | Feature::Robust { .. } | Feature::Date { .. } => None,
             })
             .collect();
         if encoding.features.len() != 2 || numeric.len() != 2 {

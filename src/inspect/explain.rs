@@ -144,18 +144,30 @@ fn filled_cells(features: &[Feature], table: &crate::data::Table, index: usize) 
             if !column.is_missing(index) {
                 return None;
             }
-            let value = match f {
-                Feature::Numeric { fill, .. }
-                | Feature::Robust { fill, .. }
-                | Feature::Piecewise { fill, .. } => fill.map(|v| v.to_string()),
-                Feature::Categorical { fill, .. } => fill.clone(),
-            }?;
+            let value = fill_of(f)?;
             Some(FilledCell {
                 column: f.name().to_string(),
                 value,
             })
         })
         .collect()
+}
+
+/// What a missing cell of feature `f` is filled with, as text: a date's parts each get
+/// their own median (`visit.month 6, visit.weekday 3, …`). `None` without fill values.
+fn fill_of(f: &Feature) -> Option<String> {
+    match f {
+        Feature::Numeric { fill, .. }
+        | Feature::Robust { fill, .. }
+        | Feature::Piecewise { fill, .. } => fill.map(|v| v.to_string()),
+        Feature::Categorical { fill, .. } => fill.clone(),
+        Feature::Date { parts, .. } => {
+            let parts: Option<Vec<String>> = (parts.iter())
+                .map(|p| Some(format!("{} {}", p.scale.name(), fill_of(&p.scale)?)))
+                .collect();
+            Some(parts?.join(", "))
+        }
+    }
 }
 
 /// The walk of a k-fold ensemble's first network, next to the ensemble's prediction.
@@ -453,6 +465,11 @@ fn input_names(features: &[Feature]) -> Vec<String> {
             Feature::Categorical {
                 name, categories, ..
             } => categories.iter().map(|c| format!("{name}={c}")).collect(),
+            // Each part under its own name: `time_hour.month`.
+            Feature::Date { parts, .. } => parts
+                .iter()
+                .flat_map(|p| input_names(std::slice::from_ref(&p.scale)))
+                .collect(),
         })
         .collect()
 }

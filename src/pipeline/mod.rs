@@ -942,7 +942,7 @@ pub fn score_bytes_with(
     unknown: UnknownCategory,
 ) -> Result<Scored> {
     let encoding = &model.file.encoding;
-    let mut categorical = encoding.categorical_names();
+    let mut categorical = encoding.text_names();
     // Class labels written like numbers but not as this reader would print them ("01")
     // must be read as text to match.
     if let crate::tabular::encoding::TargetEncoding::Classes { labels, .. } = &encoding.target {

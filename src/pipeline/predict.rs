@@ -255,7 +255,7 @@ impl Layout {
         let second_end = memchr::memchr(b'\n', &text[header_end + 1..])
             .map_or(text.len(), |i| header_end + 1 + i);
         let options = ReadOptions {
-            categorical: encoding.categorical_names(),
+            categorical: encoding.text_names(),
         };
         let head = Table::from_bytes(path, &text[..second_end], &options).ok()?;
         let delimiter = head.delimiter();
@@ -290,7 +290,7 @@ impl Layout {
                     at,
                     edges: edges.clone(),
                 },
-                Feature::Robust { .. } => return None,
+                Feature::Robust { .. } | Feature::Date { .. } => return None,
                 Feature::Categorical { categories, .. } => Slot::Category {
                     at,
                     categories: categories.clone(),
@@ -310,7 +310,7 @@ impl Layout {
                 Feature::Numeric { mean, std, .. } | Feature::Piecewise { mean, std, .. } => {
                     Some((*mean, *std))
                 }
-                Feature::Categorical { .. } | Feature::Robust { .. } => None,
+                Feature::Categorical { .. } | Feature::Robust { .. } | Feature::Date { .. } => None,
             };
             let rest = feature.width() - usize::from(first.is_some());
             if let Some((m, s)) = first {

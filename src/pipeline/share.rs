@@ -540,6 +540,30 @@ mod tests {
 
     /// A file whose second half has categories, classes and missing cells the first half
     /// lacks: what every share sees differs, what they learn together must not.
+    /// `text` with a date column `when` after the others: date-times at several offsets,
+    /// some missing, a few dates alone.
+    fn with_dates(text: &str) -> String {
+        let mut out = String::new();
+        for (i, line) in text.lines().enumerate() {
+            let (head, target) = line.rsplit_once(',').unwrap();
+            let when = match i {
+                0 => "when".to_string(),
+                _ if i % 17 == 0 => "NA".into(),
+                _ if i % 29 == 0 => format!("20{:02}-0{}-1{}", i % 30, 1 + i % 9, i % 10),
+                _ => format!(
+                    "2023-{:02}-{:02}T{:02}:{:02}:00{}",
+                    1 + (i * 7) % 12,
+                    1 + (i * 11) % 28,
+                    (i * 5) % 24,
+                    (i * 13) % 60,
+                    ["Z", "+02:00", "-05:30", ""][i % 4]
+                ),
+            };
+            out.push_str(&format!("{head},{when},{target}\n"));
+        }
+        out
+    }
+
     fn uneven(rows: usize, regression: bool) -> String {
         let mut text = String::from("a,b,colour,y\n");
         for i in 0..rows {
@@ -703,16 +727,22 @@ mod tests {
     fn every_mode_fits_the_same_encoding_to_the_bit() {
         use crate::pipeline::{StreamBudget, prepare_streamed_shared};
         let dir = tempfile::tempdir().unwrap();
-        for regression in [false, true] {
+        for (regression, scaling) in [
+            (false, Scaling::Standard),
+            (true, Scaling::Standard),
+            (true, Scaling::Piecewise),
+        ] {
             let path = dir.path().join("uneven.csv");
-            std::fs::write(&path, uneven(1500, regression)).unwrap();
+            std::fs::write(&path, with_dates(&uneven(1500, regression))).unwrap();
             let mut request = TrainRequest::new(&path);
             request.missing = MissingPolicy::Impute;
+            request.scaling = scaling;
             // Every row trains: the streamed split is by line, the in-memory one by shuffle.
             request.config.folds = 0;
             request.config.val_split = 0.0;
             let one = prepare(&request).unwrap().encoding;
-            assert_eq!(one.features.len(), 3);
+            assert_eq!(one.features.len(), 4);
+            assert!(matches!(&one.features[3], Feature::Date { parts, .. } if parts.len() == 12));
             let budget = StreamBudget {
                 chunk_bytes: 1 << 10,
                 ..StreamBudget::within(64 << 20, 5)

@@ -11,8 +11,11 @@ use std::path::Path;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use serde::{Deserialize, Serialize};
 
+use crate::data::cell::{DateTime, parse_date};
 use crate::data::{Column, Table};
 use crate::error::{Error, Hint, Location, Result, Setting};
+pub use crate::tabular::dates::DatePart;
+use crate::tabular::dates::{Weighted, parts_for};
 use crate::tabular::stats::{Cells, ColumnStats, MAX_DISTINCT, Moments, Order, table_stats};
 pub use crate::train::task::{Targets, Task};
 
@@ -87,6 +90,17 @@ pub enum Feature {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fill: Option<f32>,
     },
+    /// A date or date-time written in ISO 8601 (`2024-03-05`, `2024-03-05T14:30:00Z`),
+    /// turned into numbers ([`DatePart`]: its trend, year, month, day of the year, weekday,
+    /// and for date-times the hour), each then scaled as a number column is (its
+    /// [`DateInput::scale`]). A missing cell fills each number with its median
+    /// (`--missing impute`), or is refused.
+    Date {
+        /// Column name.
+        name: String,
+        /// The numbers, in input order.
+        parts: Vec<DateInput>,
+    },
     /// A category, one-hot encoded: one input per category, in this order.
     Categorical {
         /// Column name.
@@ -100,6 +114,17 @@ pub enum Feature {
     },
 }
 
+/// One number of a [`Feature::Date`] and how it is scaled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DateInput {
+    /// What is computed from the date.
+    pub part: DatePart,
+    /// How that number is scaled: a [`Feature::Numeric`], [`Feature::Robust`] or
+    /// [`Feature::Piecewise`] named `column.part` (as `time_hour.month`).
+    pub scale: Feature,
+}
+
 impl Feature {
     /// The column name.
     pub fn name(&self) -> &str {
@@ -107,6 +132,7 @@ impl Feature {
             Feature::Numeric { name, .. }
             | Feature::Robust { name, .. }
             | Feature::Piecewise { name, .. }
+            | Feature::Date { name, .. }
             | Feature::Categorical { name, .. } => name,
         }
     }
@@ -116,6 +142,7 @@ impl Feature {
         match self {
             Feature::Numeric { .. } | Feature::Robust { .. } => 1,
             Feature::Piecewise { edges, .. } => edges.len().max(1),
+            Feature::Date { parts, .. } => parts.iter().map(|p| p.scale.width()).sum(),
             Feature::Categorical { categories, .. } => categories.len(),
         }
     }
@@ -753,6 +780,56 @@ fn fit_categorical(
     })
 }
 
+/// A date column's encoding from its category counts (each date's text and how often the
+/// training rows hold it): every [`DatePart`] it gets, each fitted as a number column
+/// would be ([`fit_numeric`]) from its values over the training rows.
+fn fit_date(name: &str, categories: &BTreeMap<String, u64>, spec: &FitSpec) -> Result<Feature> {
+    let counts = || categories.iter().map(|(c, &n)| (c.as_str(), n));
+    let has_time = (categories.keys()).any(|c| parse_date(c).is_some_and(|d| d.has_time));
+    let (median, quantiles, robust) = spec.needs();
+    let mut parts = Vec::new();
+    for part in parts_for(has_time) {
+        let values = Weighted::of(part, counts());
+        if spec.impute && values.count() == 0 {
+            return Err(no_fill(name, spec));
+        }
+        let ranks = quantiles.then(|| bin_ranks(values.count()));
+        let order = values.order(median, ranks, robust);
+        let inner = format!("{name}.{}", part.label());
+        let scale = fit_numeric(&inner, &values.moments(), &order, spec)?;
+        parts.push(DateInput { part, scale });
+    }
+    Ok(Feature::Date {
+        name: name.to_string(),
+        parts,
+    })
+}
+
+/// The error for a column of mostly dates with some other text: as a column of mostly
+/// numbers, it names the first cell that is not one.
+fn not_all_dates(
+    name: &str,
+    dates: u64,
+    present: u64,
+    not_date: &Option<(usize, String)>,
+    spec: &FitSpec,
+) -> Error {
+    let (line, value) = not_date.clone().unwrap_or_default();
+    Error::data(
+        spec.at(name, not_date.as_ref().map(|_| line)),
+        format!("'{value}' is not a date, but {dates} of the {present} values in this column are"),
+        Hint::text(format!(
+            "write dates as {DATE_FORMS}, mark it as missing (an empty cell or NA), or use "
+        ))
+        .setting(Setting::Categorical, name)
+        .then(" to read the column as categories"),
+    )
+}
+
+/// How a date cell may be written, for messages.
+pub const DATE_FORMS: &str =
+    "YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS[.fff]] (a space for T, and Z or ±HH:MM after, allowed)";
+
 /// The error for a feature to fill whose training rows are all missing.
 fn no_fill(name: &str, spec: &FitSpec) -> Error {
     Error::data(
@@ -855,6 +932,10 @@ fn encode_feature(
     if let Column::Invalid { .. } = column {
         return Err(not_a_number(table, column, name));
     }
+    if let Feature::Date { parts, .. } = feature {
+        filled += encode_date(table, name, column, parts, rows, out)?;
+        return Ok((filled, unseen));
+    }
     match (feature, column) {
         (
             Feature::Numeric {
@@ -911,12 +992,113 @@ fn encode_feature(
         ) => {
             return Err(not_a_number(table, column, name));
         }
-        (Feature::Categorical { .. }, _) => {
-            unreachable!("categorical features are read as text")
+        (Feature::Categorical { .. } | Feature::Date { .. }, _) => {
+            unreachable!("categorical features are read as text, dates encoded above")
         }
         (_, Column::Invalid { .. }) => unreachable!("checked above"),
     }
     Ok((filled, unseen))
+}
+
+/// The dates of `rows` of a date column: `None` for a missing cell. Refuses a cell that is
+/// not a date, naming it. A column of numbers (one every cell of which is missing, in a
+/// file read without the model's help) has no dates.
+pub fn date_cells(
+    table: &Table,
+    name: &str,
+    column: &Column,
+    rows: &[usize],
+) -> Result<Vec<Option<DateTime>>> {
+    let not_a_date = |r: usize, value: &str| {
+        Error::data(
+            table.location(Some(r), Some(name)),
+            format!("'{value}' is not a date, but the model was trained on dates here"),
+            format!("write it as {DATE_FORMS}, or leave the row out"),
+        )
+    };
+    match column {
+        Column::Text {
+            codes, categories, ..
+        } => {
+            let parsed: Vec<Option<DateTime>> = categories.iter().map(|c| parse_date(c)).collect();
+            (rows.iter())
+                .map(|&r| match codes[r] {
+                    Column::MISSING => Ok(None),
+                    c => match parsed[c as usize] {
+                        Some(date) => Ok(Some(date)),
+                        None => Err(not_a_date(r, &categories[c as usize])),
+                    },
+                })
+                .collect()
+        }
+        Column::Numeric { values, .. } => (rows.iter())
+            .map(|&r| match values[r] {
+                v if v.is_nan() => Ok(None),
+                v => Err(not_a_date(r, &number_label(v))),
+            })
+            .collect(),
+        Column::Invalid { .. } => Err(not_a_number(table, column, name)),
+    }
+}
+
+/// Writes `rows` of a date column, each of its `parts` computed and scaled as a number
+/// column, into `out` (rows, the feature's width). A missing cell is each part's fill,
+/// or refused without one. Returns the cells filled.
+fn encode_date(
+    table: &Table,
+    name: &str,
+    column: &Column,
+    parts: &[DateInput],
+    rows: &[usize],
+    mut out: ArrayViewMut2<f32>,
+) -> Result<usize> {
+    let dates = date_cells(table, name, column, rows)?;
+    let mut values = vec![f32::NAN; table.rows()];
+    let (mut filled, mut offset) = (0, 0);
+    for DateInput { part, scale } in parts {
+        for (&r, date) in rows.iter().zip(&dates) {
+            values[r] = date.as_ref().map_or(f32::NAN, |d| part.input(d));
+        }
+        let width = scale.width();
+        let mut slot = out.slice_mut(ndarray::s![.., offset..offset + width]);
+        let numbers = Column::Numeric {
+            name: name.to_string(),
+            values: std::mem::take(&mut values),
+            missing: 0,
+        };
+        let part_filled = encode_feature(
+            table,
+            &renamed(scale, name),
+            &numbers,
+            rows,
+            (UnknownCategory::Error, &mut []),
+            slot.view_mut(),
+        )?
+        .0;
+        let Column::Numeric { values: back, .. } = numbers else {
+            unreachable!("made above")
+        };
+        values = back;
+        // Each missing cell counts once, not once per part.
+        if offset == 0 {
+            filled = part_filled;
+        }
+        offset += width;
+    }
+    Ok(filled)
+}
+
+/// A date part's scale under the column's own name, so that its messages name the column.
+fn renamed(scale: &Feature, column: &str) -> Feature {
+    let mut scale = scale.clone();
+    match &mut scale {
+        Feature::Numeric { name, .. }
+        | Feature::Robust { name, .. }
+        | Feature::Piecewise { name, .. }
+        | Feature::Date { name, .. }
+        | Feature::Categorical { name, .. } => *name = column.to_string(),
+    }
+    scale
 }
 
 impl Encoding {
@@ -941,8 +1123,25 @@ impl Encoding {
                 Cells::Text {
                     categories,
                     present,
+                    dates,
+                    not_date,
                     ..
-                } => fit_categorical(&column.name, categories, *present, spec)?,
+                } => {
+                    let forced = spec.categorical.iter().any(|c| c == &column.name);
+                    if !forced && *present > 0 && dates == present {
+                        fit_date(&column.name, categories, spec)?
+                    } else if !forced && dates * 2 > *present {
+                        return Err(not_all_dates(
+                            &column.name,
+                            *dates,
+                            *present,
+                            not_date,
+                            spec,
+                        ));
+                    } else {
+                        fit_categorical(&column.name, categories, *present, spec)?
+                    }
+                }
             });
         }
         if features.is_empty() {
@@ -998,6 +1197,16 @@ impl Encoding {
         self.features
             .iter()
             .filter(|f| matches!(f, Feature::Categorical { .. }))
+            .map(|f| f.name().to_string())
+            .collect()
+    }
+
+    /// Names of the features a new file must read as text: the categorical ones and the
+    /// dates.
+    pub fn text_names(&self) -> Vec<String> {
+        self.features
+            .iter()
+            .filter(|f| matches!(f, Feature::Categorical { .. } | Feature::Date { .. }))
             .map(|f| f.name().to_string())
             .collect()
     }
@@ -1795,5 +2004,142 @@ NA,a
             err.contains("the feature columns 'x', 'c' are not in the header"),
             "{err}"
         );
+    }
+
+    fn date_encoding(text: &str, impute: bool, categorical: &[String]) -> Result<Encoding> {
+        let t = table(text);
+        let rows: Vec<usize> = (0..t.rows()).collect();
+        let spec = FitSpec {
+            path: Path::new("t.csv"),
+            target: "y",
+            task: Task::Regression,
+            scaling: Scaling::Standard,
+            impute,
+            categorical,
+            train_rows: rows.len(),
+        };
+        Encoding::fit_table(&t, &rows, &spec)
+    }
+
+    #[test]
+    fn a_date_column_becomes_its_parts_each_standardised() {
+        // Months 3 and 5 of 2024: the month's mean 4 and deviation 1 standardise them to
+        // −1 and 1; 2024-03-05 is a Tuesday (1), 2024-05-04 a Saturday (5).
+        let text = "d,y\n2024-03-05,1\n 2024-05-04 ,2\n";
+        let enc = date_encoding(text, false, &[]).unwrap();
+        let Feature::Date { name, parts } = &enc.features[0] else {
+            panic!("{:?}", enc.features[0])
+        };
+        assert_eq!(name, "d");
+        let labels: Vec<&str> = parts.iter().map(|p| p.part.label()).collect();
+        assert_eq!(
+            labels[..5],
+            ["time", "year", "month", "day_of_year", "weekday"]
+        );
+        assert_eq!(parts.len(), 9); // no time of day
+        let scale = |part: DatePart| {
+            let p = parts.iter().find(|p| p.part == part).unwrap();
+            match &p.scale {
+                Feature::Numeric {
+                    name, mean, std, ..
+                } => (name.clone(), *mean, *std),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(scale(DatePart::Month), ("d.month".into(), 4.0, 1.0));
+        assert_eq!(scale(DatePart::Weekday), ("d.weekday".into(), 3.0, 2.0));
+        // 2024-03-05 is day 19787 of the epoch and day 65 of 2024; 2024-05-04 is 60 later.
+        assert_eq!(scale(DatePart::Time), ("d.time".into(), 19_817.0, 30.0));
+        assert_eq!(scale(DatePart::DayOfYear).1, 95.0);
+        // A constant year: deviation 1, input 0.
+        assert_eq!(
+            scale(DatePart::Year).1..=scale(DatePart::Year).2,
+            2024.0..=1.0
+        );
+        let x = enc.inputs(&table(text), &[0, 1]).unwrap();
+        assert_eq!(x.row(0).to_vec()[..5], [-1.0, 0.0, -1.0, -1.0, -1.0]);
+        assert_eq!(x.row(1).to_vec()[..5], [1.0, 0.0, 1.0, 1.0, 1.0]);
+        // Dates the model never saw encode all the same: the trend goes on.
+        let later = table("d\n2024-07-03\n");
+        let x = enc.inputs(&later, &[0]).unwrap();
+        assert_eq!(x[[0, 0]], 3.0); // 120 days after the mean of 19817, deviation 30
+        assert_eq!(x[[0, 2]], 3.0); // July: month 7
+    }
+
+    #[test]
+    fn date_times_add_the_hour_and_missing_dates_follow_the_missing_policy() {
+        let text = "d,y\n2024-03-05T06:00:00Z,1\n2024-03-05 18:00+01:00,2\nNA,3\n";
+        let enc = date_encoding(text, true, &[]).unwrap();
+        let Feature::Date { parts, .. } = &enc.features[0] else {
+            panic!("{:?}", enc.features[0])
+        };
+        assert_eq!(parts.len(), 12);
+        let hour = parts.iter().find(|p| p.part == DatePart::Hour).unwrap();
+        // Hours 6 and 18 as written: median 12 fills the missing cell.
+        assert_eq!(
+            hour.scale,
+            Feature::Numeric {
+                name: "d.hour".into(),
+                mean: 12.0,
+                std: 6.0,
+                fill: Some(12.0)
+            }
+        );
+        let encoded = enc
+            .encode(&table(text), &[2], UnknownCategory::Error)
+            .unwrap();
+        assert_eq!(encoded.filled, 1);
+        let at = parts.iter().position(|p| p.part == DatePart::Hour).unwrap();
+        assert_eq!(encoded.inputs[[0, at]], 0.0);
+        // Without imputation a missing date is refused, naming the cell.
+        let enc = date_encoding(&text.replace("NA,3\n", ""), false, &[]).unwrap();
+        let err = enc.inputs(&table(text), &[2]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("t.csv, line 4, column 'd': this cell is missing"),
+            "{err}"
+        );
+        // A cell that is not a date, at predict time.
+        let err = (enc.inputs(&table("d\n2024-02-30\n"), &[0]).unwrap_err()).to_string();
+        assert!(
+            err.starts_with(
+                "t.csv, line 2, column 'd': '2024-02-30' is not a date, but the model was \
+                 trained on dates here\n  hint: write it as YYYY-MM-DD"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn detection_needs_every_cell_a_date_and_categorical_overrides() {
+        // One bad cell among dates is refused, as one among numbers is.
+        let text = "d,y\n2024-03-05,1\n2024-03-06,2\n2024-02-30,3\n2024-03-07,4\n";
+        let err = date_encoding(text, false, &[]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "t.csv, line 4, column 'd': '2024-02-30' is not a date, but 3 of the 4 values \
+                 in this column are\n  hint: write dates as {DATE_FORMS}, mark it as missing \
+                 (an empty cell or NA), or use `categorical = d` to read the column as \
+                 categories"
+            )
+        );
+        // `--categorical` reads it as categories, bad cell and all.
+        let forced = ["d".to_string()];
+        let enc = date_encoding(text, false, &forced).unwrap();
+        assert!(
+            matches!(&enc.features[0], Feature::Categorical { categories, .. } if categories.len() == 4)
+        );
+        let enc = date_encoding(&text.replace("2024-02-30", "2024-02-29"), false, &forced).unwrap();
+        assert!(matches!(enc.features[0], Feature::Categorical { .. }));
+        // Text with a few dates in it stays text.
+        let enc = date_encoding("d,y\nsoon,1\nlater,2\n2024-01-01,3\n", false, &[]).unwrap();
+        assert!(matches!(enc.features[0], Feature::Categorical { .. }));
+        // Dates in another form are not ISO dates: categories.
+        let enc = date_encoding("d,y\n05/03/2024,1\n06/03/2024,2\n", false, &[]).unwrap();
+        assert!(matches!(enc.features[0], Feature::Categorical { .. }));
+        // A model file's date feature reads its column as text in new files.
+        let enc = date_encoding("d,c,y\n2024-01-01,a,1\n2024-01-02,b,2\n", false, &[]).unwrap();
+        assert_eq!(enc.text_names(), ["d", "c"]);
+        assert_eq!(enc.categorical_names(), ["c"]);
     }
 }

@@ -15,7 +15,7 @@ use crate::tabular::model::Model;
 /// without every feature column or without the target column.
 pub fn read_table(model: &Model, path: &Path, bytes: &[u8]) -> Result<Table> {
     let encoding = &model.file.encoding;
-    let mut categorical = encoding.categorical_names();
+    let mut categorical = encoding.text_names();
     // Class labels written like numbers but not as this reader would print them ("01")
     // must be read as text to match.
     if let TargetEncoding::Classes { labels, .. } = &encoding.target {

@@ -3,6 +3,7 @@
 //! that carries the encoding with the network.
 
 pub mod calibration;
+pub mod dates;
 pub mod encoding;
 pub mod labelled;
 pub mod median;

@@ -712,7 +712,38 @@ fn validate_feature(f: &Feature) -> std::result::Result<(), String> {
             categories,
             fill,
         } => validate_categorical(name, categories, fill.as_ref()),
+        Feature::Date { name, parts } => validate_date(name, parts),
     }
+}
+
+/// A date feature's rules: at least one part, each once, each scaled as a number.
+fn validate_date(
+    name: &str,
+    parts: &[crate::tabular::encoding::DateInput],
+) -> std::result::Result<(), String> {
+    if parts.is_empty() {
+        return Err(format!("date feature '{name}' has no parts"));
+    }
+    for (i, input) in parts.iter().enumerate() {
+        if parts[..i].iter().any(|p| p.part == input.part) {
+            return Err(format!(
+                "date feature '{name}' lists its part '{}' twice",
+                input.part.label()
+            ));
+        }
+        match &input.scale {
+            Feature::Numeric { .. } | Feature::Robust { .. } | Feature::Piecewise { .. } => {
+                validate_feature(&input.scale)?
+            }
+            Feature::Categorical { .. } | Feature::Date { .. } => {
+                return Err(format!(
+                    "date feature '{name}' scales its part '{}' as something other than a number",
+                    input.part.label()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A standardised column's rules: a finite mean, a positive deviation, and a finite fill

@@ -15,6 +15,7 @@ use num_bigint::BigInt;
 use num_traits::ToPrimitive;
 use serde::{Deserialize, Serialize};
 
+use crate::data::cell::parse_date;
 use crate::data::{Column, Table};
 
 /// Count, mean and deviation of `f32` numbers, summed exactly: each number is an integer
@@ -165,6 +166,13 @@ pub enum Cells {
         missing: u64,
         /// The first text in the rows kept: its line in the file and its value.
         first: Option<(usize, String)>,
+        /// Cells present in the rows kept that are dates
+        /// ([`parse_date`](crate::data::cell::parse_date)).
+        #[serde(default)]
+        dates: u64,
+        /// The first present cell in the rows kept that is not a date: its line and value.
+        #[serde(default)]
+        not_date: Option<(usize, String)>,
     },
 }
 
@@ -181,6 +189,8 @@ impl ColumnStats {
                 present: 0,
                 missing: 0,
                 first: None,
+                dates: 0,
+                not_date: None,
             },
             Column::Numeric { .. } | Column::Invalid { .. } => Cells::Numbers {
                 moments: Moments::default(),
@@ -244,20 +254,32 @@ impl ColumnStats {
                     present,
                     missing,
                     first,
+                    dates,
+                    not_date,
                 },
                 Column::Text {
                     codes, categories, ..
                 },
             ) => {
                 let mut used = vec![None::<u64>; categories.len()];
+                // Whether each category is a date, found once.
+                let mut is_date = vec![None::<bool>; categories.len()];
                 for &r in kept {
                     match codes[r] {
                         Column::MISSING => *missing += 1,
                         c => {
+                            let text = &categories[c as usize];
                             used[c as usize].get_or_insert(0);
                             *present += 1;
                             if first.as_ref().is_none_or(|(l, _)| line(r) < *l) {
-                                *first = Some((line(r), categories[c as usize].clone()));
+                                *first = Some((line(r), text.clone()));
+                            }
+                            if *is_date[c as usize]
+                                .get_or_insert_with(|| parse_date(text).is_some())
+                            {
+                                *dates += 1;
+                            } else if not_date.as_ref().is_none_or(|(l, _)| line(r) < *l) {
+                                *not_date = Some((line(r), text.clone()));
                             }
                         }
                     }
@@ -312,12 +334,16 @@ impl ColumnStats {
                     present,
                     missing,
                     first,
+                    dates,
+                    not_date,
                 },
                 Cells::Text {
                     categories: c,
                     present: p,
                     missing: n,
                     first: f,
+                    dates: d,
+                    not_date: nd,
                 },
             ) => {
                 for (category, count) in c {
@@ -325,10 +351,13 @@ impl ColumnStats {
                 }
                 *present += p;
                 *missing += n;
-                if let Some((line, _)) = f
-                    && first.as_ref().is_none_or(|(l, _)| line < l)
-                {
-                    *first = f.clone();
+                *dates += d;
+                for (mine, theirs) in [(first, f), (not_date, nd)] {
+                    if let Some((line, _)) = theirs
+                        && mine.as_ref().is_none_or(|(l, _)| line < l)
+                    {
+                        *mine = theirs.clone();
+                    }
                 }
             }
             _ => unreachable!("every part reads a column as the same kind"),
@@ -468,7 +497,10 @@ mod tests {
                 present,
                 missing,
                 first,
+                dates,
+                not_date,
             } => {
+                assert_eq!((*dates, not_date), (0, first));
                 let want: BTreeMap<String, u64> =
                     [("a".into(), 1), ("b".into(), 1), ("c".into(), 1)].into();
                 assert_eq!(categories, &want); // row 2's 'a' is kept, not training
