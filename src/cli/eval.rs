@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use mlp::Error;
-use mlp::pipeline::{Scored, Truth, score_within};
+use mlp::data::chunks::{Chunks, STDIN_NAME};
+use mlp::pipeline::{Scored, StreamBudget, Truth, score_chunks, score_within};
 use mlp::tabular::encoding::TargetEncoding;
 use mlp::tabular::model::{Model, Predictions};
 use mlp::train::metrics::{ClassificationReport, RegressionReport, classification, regression};
@@ -25,6 +26,7 @@ macro_rules! outp {
 const EXAMPLE: &str = "Examples:
   mlp eval model.json test.csv
   mlp eval model.json test.csv --json
+  zcat test.csv.gz | mlp eval model.json -
 
 Classification: accuracy, per-class precision, recall and F1, and a confusion matrix.
 Regression: MSE, RMSE, MAE and R². The file needs the target column and the model's
@@ -41,7 +43,8 @@ pub struct EvalArgs {
     #[arg(value_name = "MODEL")]
     model: PathBuf,
 
-    /// Rows with known targets: a CSV file with the target and feature columns
+    /// Rows with known targets: a CSV file with the target and feature columns, or - for
+    /// standard input
     #[arg(value_name = "DATA.csv")]
     data: PathBuf,
 
@@ -62,13 +65,15 @@ pub struct EvalArgs {
 
 pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
     let mut model = Model::load(&args.model)?;
-    let scored = score_within(
-        &mut model,
-        &args.data,
-        true,
-        args.unknown_category.into(),
-        args.memory_limit,
-    )?;
+    let unknown = args.unknown_category.into();
+    let scored = if args.data.as_os_str() == "-" {
+        let limit = (args.memory_limit).unwrap_or_else(mlp::pipeline::memory::default_limit);
+        let factor = mlp::pipeline::memory::scoring_factor(&model.file.encoding);
+        let chunks = Chunks::stdin(StreamBudget::within(limit, factor).chunk_bytes)?;
+        score_chunks(&mut model, chunks, true, unknown)?
+    } else {
+        score_within(&mut model, &args.data, true, unknown, args.memory_limit)?
+    };
     match (
         &scored.predictions,
         scored.truth.as_ref(),
@@ -103,6 +108,15 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The data as messages name it: its path, or `<stdin>` for `-`.
+fn data_name(args: &EvalArgs) -> String {
+    if args.data.as_os_str() == "-" {
+        STDIN_NAME.into()
+    } else {
+        args.data.display().to_string()
+    }
+}
+
 /// The classification figures as one JSON object.
 fn print_classes_json(scored: &Scored, r: &ClassificationReport, labels: &[String]) {
     outln!(
@@ -132,7 +146,7 @@ fn print_classes(
     let correct = (r.accuracy * rows as f64).round() as usize;
     outln!(
         "{}: {rows} rows, classification of '{name}'",
-        args.data.display()
+        data_name(args)
     );
     for note in &made_up_note(scored) {
         outln!("{note}");
@@ -204,7 +218,7 @@ fn print_values_json(scored: &Scored, r: &RegressionReport) {
 fn print_values(args: &EvalArgs, scored: &Scored, r: &RegressionReport, name: &str) {
     outln!(
         "{}: {} rows, regression of '{name}'",
-        args.data.display(),
+        data_name(args),
         scored.rows
     );
     for note in &made_up_note(scored) {

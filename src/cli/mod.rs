@@ -79,19 +79,24 @@ impl From<UnknownArg> for mlp::tabular::encoding::UnknownCategory {
 /// What `predict` and `eval` made up for a file: missing cells filled in, unseen
 /// categories let through. Nothing when neither happened.
 fn made_up_note(scored: &mlp::pipeline::Scored) -> Vec<String> {
+    made_up_note_counts(scored.filled, scored.unseen)
+}
+
+/// [`made_up_note`] from the counts of filled cells and unseen categories.
+fn made_up_note_counts(filled: usize, unseen: usize) -> Vec<String> {
     let mut notes = Vec::new();
-    if scored.filled > 0 {
+    if filled > 0 {
         notes.push(format!(
             "filled {} missing cells with the model's fill values (the training medians and \
              most frequent categories)",
-            scored.filled
+            filled
         ));
     }
-    if scored.unseen > 0 {
+    if unseen > 0 {
         notes.push(format!(
             "{} cells held categories the model has not seen; they were encoded with no \
              category of their column on (--unknown-category ignore)",
-            scored.unseen
+            unseen
         ));
     }
     notes

@@ -251,7 +251,7 @@ enum MissingArg {
 static INTERRUPT: AtomicBool = AtomicBool::new(false);
 
 /// The column names in the values of a repeatable flag: each value one CSV record.
-fn column_list(setting: Setting, values: &[String]) -> Result<Vec<String>, Error> {
+pub(super) fn column_list(setting: Setting, values: &[String]) -> Result<Vec<String>, Error> {
     let mut names = Vec::new();
     for value in values {
         let mut reader = csv::ReaderBuilder::new()

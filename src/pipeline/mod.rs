@@ -783,10 +783,22 @@ pub fn score_streamed(
     unknown: UnknownCategory,
     chunk_bytes: usize,
 ) -> Result<Scored> {
-    let mut chunks = crate::data::chunks::Chunks::open(path, chunk_bytes)?;
+    let chunks = crate::data::chunks::Chunks::open(path, chunk_bytes)?;
+    score_chunks(model, chunks, need_target, unknown)
+}
+
+/// [`score_streamed`] for any [`Chunks`](crate::data::chunks::Chunks), standard input too:
+/// one chunk in memory at a time, errors located in the whole input.
+pub fn score_chunks(
+    model: &mut Model,
+    mut chunks: crate::data::chunks::Chunks,
+    need_target: bool,
+    unknown: UnknownCategory,
+) -> Result<Scored> {
+    let path = chunks.path().to_path_buf();
     let mut all: Option<Scored> = None;
     while let Some(chunk) = chunks.next_chunk()? {
-        let part = score_bytes_with(model, path, &chunk.bytes, need_target, unknown)
+        let part = score_bytes_with(model, &path, &chunk.bytes, need_target, unknown)
             .map_err(|e| chunk.locate(e))?;
         match all.as_mut() {
             None => all = Some(part),
@@ -796,7 +808,7 @@ pub fn score_streamed(
     match all {
         Some(all) => Ok(all),
         // No data rows: what the in-memory path says about the header alone.
-        None => score_with(model, path, need_target, unknown),
+        None => score_bytes_with(model, &path, chunks.header(), need_target, unknown),
     }
 }
 

@@ -1,0 +1,250 @@
+//! `mlp` inside a Unix pipeline: standard input (`-`), `--keep`, JSON lines, and the
+//! conventions every command follows (`-h`/`--help`, completions, "wrote" lines on
+//! standard error, `--quiet`), plus `mlp info`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const MLP: &str = env!("CARGO_BIN_EXE_mlp");
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
+}
+
+/// Runs `mlp args` in `dir` with `input` on standard input.
+fn mlp_with_input(dir: &Path, args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(MLP)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut stdin = child.stdin.take().expect("piped");
+    let input = input.to_vec();
+    // Written from another thread, so that a large input cannot fill the pipe while the
+    // output fills the other.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("the binary ends");
+    writer.join().unwrap();
+    out
+}
+
+fn mlp(dir: &Path, args: &[&str]) -> Output {
+    mlp_with_input(dir, args, b"")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Insists on exit code `code`; returns standard output and standard error.
+fn expect(code: i32, out: Output, args: &[&str]) -> (String, String) {
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "mlp {args:?}:\n{stdout}\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (stdout, stderr)
+}
+
+fn ok(dir: &Path, args: &[&str]) -> (String, String) {
+    expect(0, mlp(dir, args), args)
+}
+
+fn ok_with_input(dir: &Path, args: &[&str], input: &[u8]) -> (String, String) {
+    expect(0, mlp_with_input(dir, args, input), args)
+}
+
+/// A quick iris classifier (one network, 30 epochs, seed 1) as `model.json` in `dir`.
+fn iris_model(dir: &Path) {
+    let iris = data("data/iris.csv");
+    let args = [
+        "train",
+        iris.to_str().unwrap(),
+        "--folds",
+        "0",
+        "--epochs",
+        "30",
+        "--seed",
+        "1",
+        "-q",
+    ];
+    ok(dir, &args);
+}
+
+/// iris with an `id` column in front (`r2` … `r151`, after the line numbers) and the
+/// rows repeated `times` times.
+fn iris_with_ids(times: usize) -> String {
+    let iris = std::fs::read_to_string(data("data/iris.csv")).unwrap();
+    let mut lines = iris.lines();
+    let mut out = format!("id,{}\n", lines.next().unwrap());
+    let rows: Vec<&str> = lines.collect();
+    for t in 0..times {
+        for (i, row) in rows.iter().enumerate() {
+            out.push_str(&format!("r{},{row}\n", t * rows.len() + i + 2));
+        }
+    }
+    out
+}
+
+fn json(line: &str) -> Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
+#[test]
+fn predict_reads_standard_input_and_carries_ids_into_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    iris_model(d);
+    let test = iris_with_ids(1);
+    std::fs::write(d.join("test.csv"), &test).unwrap();
+    // The issue's command: `cat test.csv | mlp predict m.json - --keep id --format jsonl`.
+    let args = ["predict", "model.json", "-", "--keep", "id", "--format", "jsonl"];
+    let (out, err) = ok_with_input(d, &args, test.as_bytes());
+    assert_eq!(err, "");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 150);
+    // The same predictions as the CSV path from the file.
+    let (csv, _) = ok(d, &["predict", "model.json", "test.csv", "--proba"]);
+    let csv: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        csv[0],
+        "prediction,prob_setosa,prob_versicolor,prob_virginica"
+    );
+    for (i, (line, row)) in lines.iter().zip(&csv[1..]).enumerate() {
+        let v = json(line);
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["id", "prediction", "probabilities"], "{line}");
+        assert_eq!(v["id"], format!("r{}", i + 2));
+        let fields: Vec<&str> = row.split(',').collect();
+        assert_eq!(v["prediction"], fields[0]);
+        for (k, label) in ["setosa", "versicolor", "virginica"].iter().enumerate() {
+            let p = v["probabilities"][label].as_f64().unwrap();
+            assert_eq!(format!("{p:.6}"), fields[k + 1], "{line}");
+        }
+    }
+    // Most of iris is predicted right, by a 30-epoch network.
+    let right = lines
+        .iter()
+        .zip(test.lines().skip(1))
+        .filter(|(l, row)| row.ends_with(json(l)["prediction"].as_str().unwrap()))
+        .count();
+    assert!(right >= 135, "{right}");
+}
+
+#[test]
+fn keep_copies_columns_as_the_file_has_them_on_both_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    iris_model(d);
+    // Plain (the streamed path), and with quoted cells and spaces (the general reader):
+    // the same output, the kept cells unquoted and trimmed as the reader reads cells.
+    let plain = "name,sepal_length,sepal_width,petal_length,petal_width,species\n\
+                 007,5.1,3.5,1.4,0.2,setosa\n\
+                 x y,6.4,3.2,4.5,1.5,versicolor\n";
+    let quoted = "name,sepal_length,sepal_width,petal_length,petal_width,species\n\
+                  \"007\", 5.1 ,3.5,1.4,0.2,setosa\n\
+                  \" x y \",6.4,3.2,4.5,1.5,\"versicolor\"\n";
+    let args = ["predict", "model.json", "-", "--keep", "species,name"];
+    let (a, _) = ok_with_input(d, &args, plain.as_bytes());
+    let (b, _) = ok_with_input(d, &args, quoted.as_bytes());
+    assert_eq!(a, b);
+    assert_eq!(
+        a,
+        "species,name,prediction\nsetosa,007,setosa\nversicolor,x y,versicolor\n"
+    );
+    // A cell holding a comma is quoted in the CSV output; JSON keeps numbers as strings.
+    let comma = "name;sepal_length;sepal_width;petal_length;petal_width\n\
+                 Smith, J;5.1;3.5;1.4;0.2\n";
+    let (c, _) = ok_with_input(d, &["predict", "model.json", "-", "--keep", "name"], comma.as_bytes());
+    assert_eq!(c, "name,prediction\n\"Smith, J\",setosa\n");
+    let args = ["predict", "model.json", "-", "--keep", "name,sepal_length", "--format", "jsonl"];
+    let (j, _) = ok_with_input(d, &args, comma.as_bytes());
+    let v = json(j.trim_end());
+    assert_eq!(v["name"], "Smith, J");
+    assert_eq!(v["sepal_length"], "5.1");
+    // A column that is not there: exit 2, naming the columns that are.
+    let args = ["predict", "model.json", "-", "--keep", "id"];
+    let (_, err) = expect(2, mlp_with_input(d, &args, plain.as_bytes()), &args);
+    assert_eq!(
+        err,
+        "error: invalid --keep id: <stdin> has no column 'id'\n  hint: its columns are: \
+         name, sepal_length, sepal_width, petal_length, petal_width, species\n"
+    );
+    // Nor may a kept column take an output column's name.
+    let renamed = plain.replacen("name", "prediction", 1);
+    let args = ["predict", "model.json", "-", "--keep", "prediction"];
+    let (_, err) = expect(2, mlp_with_input(d, &args, renamed.as_bytes()), &args);
+    assert!(
+        err.starts_with("error: invalid --keep prediction: 'prediction' is the name of an output column"),
+        "{err}"
+    );
+}
+
+#[test]
+fn standard_input_is_read_in_chunks_with_lines_counted_over_the_whole_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    iris_model(d);
+    // 40 copies of iris, about 1 MiB: more than one chunk at --memory-limit 16M.
+    let big = iris_with_ids(40);
+    std::fs::write(d.join("big.csv"), &big).unwrap();
+    let (whole, _) = ok(d, &["predict", "model.json", "big.csv", "--keep", "id"]);
+    let args = ["predict", "model.json", "-", "--keep", "id", "--memory-limit", "16M"];
+    let (chunked, _) = ok_with_input(d, &args, big.as_bytes());
+    assert_eq!(chunked.lines().count(), 6001);
+    assert!(chunked.lines().nth(6000).unwrap().starts_with("r6001,"));
+    assert_eq!(chunked, whole);
+    // eval from standard input gives the file's figures, and names `<stdin>`.
+    let (from_file, _) = ok(d, &["eval", "model.json", "big.csv", "--json"]);
+    let args = ["eval", "model.json", "-", "--json", "--memory-limit", "16M"];
+    let (from_stdin, _) = ok_with_input(d, &args, big.as_bytes());
+    assert_eq!(from_stdin, from_file);
+    assert_eq!(json(&from_stdin)["rows"], 6000);
+    let (report, _) = ok_with_input(d, &["eval", "model.json", "-"], big.as_bytes());
+    assert!(report.starts_with("<stdin>: 6000 rows, classification of 'species'\n"), "{report}");
+    // A bad cell deep in the input: its line in the whole input, after several chunks.
+    let bad = big.replacen("r5000,5.", "r5000,five", 1);
+    for command in ["predict", "eval"] {
+        let args = [command, "model.json", "-", "--memory-limit", "16M"];
+        let (_, err) = expect(2, mlp_with_input(d, &args, bad.as_bytes()), &args);
+        assert!(
+            err.starts_with("error: <stdin>, line 5000, column 'sepal_length': 'five"),
+            "{command}: {err}"
+        );
+    }
+}
+
+#[test]
+fn json_lines_of_a_regression_model_give_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let houses = data("tests/data/houses.csv");
+    let head: String = std::fs::read_to_string(&houses)
+        .unwrap()
+        .lines()
+        .take(6)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let args = ["train", houses.to_str().unwrap(), "--folds", "0", "--epochs", "5", "-q"];
+    ok(d, &args);
+    let (csv, _) = ok_with_input(d, &["predict", "model.json", "-"], head.as_bytes());
+    let args = ["predict", "model.json", "-", "--format", "jsonl"];
+    let (jsonl, _) = ok_with_input(d, &args, head.as_bytes());
+    let values: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(values.len(), 5);
+    for (line, value) in jsonl.lines().zip(values) {
+        let v = json(line);
+        assert_eq!(v.as_object().unwrap().len(), 1, "{line}");
+        assert_eq!(v["prediction"].as_f64().unwrap() as f32, value.parse::<f32>().unwrap());
+    }
+}
