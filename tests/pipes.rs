@@ -248,3 +248,70 @@ fn json_lines_of_a_regression_model_give_numbers() {
         assert_eq!(v["prediction"].as_f64().unwrap() as f32, value.parse::<f32>().unwrap());
     }
 }
+
+#[test]
+fn info_prints_what_the_model_file_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    iris_model(d);
+    let (out, err) = ok(d, &["info", "model.json"]);
+    assert_eq!(err, "");
+    let lines: Vec<&str> = out.lines().collect();
+    let expected_start = [
+        "model.json: mlp-model version 1",
+        "",
+        "network:",
+        "  #  layer             output     parameters",
+        "  0  Linear(35 → 128)  (N, 128)         4608",
+        "  1  ReLU              (N, 128)            0",
+        "  2  Linear(128 → 64)  (N, 64)          8256",
+        "  3  ReLU              (N, 64)             0",
+        "  4  Linear(64 → 3)    (N, 3)            195",
+        "  parameters: 13059 per network, 13059 in all",
+        "",
+        "features: 4 columns → 35 inputs",
+        "  column        kind       inputs  encoding",
+        "  sepal_length  piecewise       9  (x − 5.9067) / 0.8259, and 8 quantile bins cut at \
+         4.3, 5, 5.2, 5.6, 5.8, 6.1, 6.5, 6.9, 7.9; missing → 5.8",
+    ];
+    assert_eq!(lines[..expected_start.len()], expected_start, "{out}");
+    for line in [
+        "target: 'species', classification of 3 classes: setosa, versicolor, virginica",
+        "training data: iris.csv, SHA-256 \
+         91eb642c3adbc7bad8e99c930c11fa3a5cc8a07262c7a753b4e6ecf405f2e05e",
+        "  150 rows (120 training, 30 validation; 0 dropped for missing values, 0 missing \
+         cells filled)",
+        "  30 epochs run (completed)",
+        "settings: activation relu, batch_size 32, dropout 0, epochs 30, folds 0, held_rows \
+         50000, hidden 128, 64, label_smoothing 0.1, learning_rate 0.001, momentum 0.9, \
+         nesterov false, optimizer adam, patience 20, refit false, seed 1, shuffle_window \
+         32768, val_split 0.2, weight_decay 1e-4",
+    ] {
+        assert!(lines.contains(&line), "missing {line:?} in:\n{out}");
+    }
+    assert!(out.contains("\nmetrics: best_epoch "), "{out}");
+    // The SHA-256 is the training file's.
+    use sha2::Digest;
+    let sha = sha2::Sha256::digest(std::fs::read(data("data/iris.csv")).unwrap());
+    let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(out.contains(&hex));
+    // --json: the same facts as one object, numbers as numbers.
+    let (j, _) = ok(d, &["info", "model.json", "--json"]);
+    let v = json(j.trim_end());
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["networks"], 1);
+    assert_eq!(v["parameters"]["total"], 13059);
+    assert_eq!(v["layers"][0]["parameters"], 4608);
+    assert_eq!(v["features"][0]["kind"], "piecewise");
+    assert_eq!(v["features"][0]["fill"], 5.8);
+    assert_eq!(v["features"][1]["inputs"], 8);
+    assert_eq!(v["target"]["labels"][2], "virginica");
+    assert_eq!(v["training"]["data_sha256"], hex.as_str());
+    assert_eq!(v["settings"]["seed"], 1);
+    let model: Value = json(&std::fs::read_to_string(d.join("model.json")).unwrap());
+    assert_eq!(v["metrics"], model["metrics"]);
+    // A file that is not a model: the loader's message, exit 2.
+    std::fs::write(d.join("x.json"), "{}").unwrap();
+    let (_, err) = expect(2, mlp(d, &["info", "x.json"]), &["info"]);
+    assert!(err.starts_with("error: x.json"), "{err}");
+}

@@ -5,6 +5,7 @@ mod eval;
 mod explain;
 mod export;
 mod importance;
+mod info;
 mod lr_find;
 pub mod out;
 mod predict;
@@ -48,6 +49,7 @@ enum Command {
     Eval(eval::EvalArgs),
     Explain(explain::ExplainArgs),
     Importance(importance::ImportanceArgs),
+    Info(info::InfoArgs),
     LrFind(lr_find::LrFindArgs),
     Export(export::ExportArgs),
 }
@@ -176,6 +178,7 @@ fn run(cli: Cli) -> ExitCode {
             Command::Eval(args) => eval::run(args),
             Command::Explain(args) => explain::run(args),
             Command::Importance(args) => importance::run(args),
+            Command::Info(args) => info::run(args),
             Command::LrFind(args) => lr_find::run(args),
             Command::Export(args) => export::run(args),
         }
