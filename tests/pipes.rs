@@ -315,3 +315,95 @@ fn info_prints_what_the_model_file_holds() {
     let (_, err) = expect(2, mlp(d, &["info", "x.json"]), &["info"]);
     assert!(err.starts_with("error: x.json"), "{err}");
 }
+
+const COMMANDS: [&str; 9] = [
+    "train",
+    "predict",
+    "eval",
+    "explain",
+    "importance",
+    "info",
+    "lr-find",
+    "export",
+    "completions",
+];
+
+#[test]
+fn dash_h_is_short_and_dash_dash_help_long_on_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (short, _) = ok(d, &["-h"]);
+    let (long, _) = ok(d, &["--help"]);
+    assert!(long.contains("mlp train data/iris.csv --target species"), "{long}");
+    assert!(!short.contains("Example"), "{short}");
+    for command in COMMANDS {
+        assert!(short.contains(&format!("\n  {command} ")), "{command} missing:\n{short}");
+        let (short, _) = ok(d, &[command, "-h"]);
+        let (long, _) = ok(d, &[command, "--help"]);
+        assert!(short.len() < long.len(), "{command}:\n{short}\n{long}");
+        assert!(short.ends_with("--help gives examples and details\n"), "{command}: {short}");
+        assert!(!short.contains("Examples:"), "{command}: {short}");
+        assert!(long.contains("Examples:"), "{command}: {long}");
+        assert!(long.contains(&format!("mlp {command} ")), "{command}: {long}");
+    }
+}
+
+#[test]
+fn completions_are_printed_for_bash_zsh_and_fish() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (bash, err) = ok(d, &["completions", "bash"]);
+    assert_eq!(err, "");
+    assert!(bash.starts_with("_mlp() {"), "{bash}");
+    assert!(bash.contains("complete -F _mlp"), "{bash}");
+    for command in COMMANDS {
+        let name = command.replace('-', "__subcmd__");
+        assert!(bash.contains(&format!("mlp__subcmd__{name}")), "{command}");
+    }
+    for flag in ["--keep", "--format", "--proba", "--target", "--quiet"] {
+        assert!(bash.contains(flag), "{flag}");
+    }
+    let (zsh, _) = ok(d, &["completions", "zsh"]);
+    assert!(zsh.starts_with("#compdef mlp"), "{zsh}");
+    let (fish, _) = ok(d, &["completions", "fish"]);
+    assert!(fish.contains("complete -c mlp"), "{fish}");
+    // bash itself accepts the script, if it is there.
+    if let Ok(out) = Command::new("bash")
+        .args(["-n", "-c", &bash])
+        .output()
+    {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let (_, err) = expect(2, mlp(d, &["completions", "tcsh"]), &["completions"]);
+    assert!(err.starts_with("error: invalid value 'tcsh'"), "{err}");
+}
+
+#[test]
+fn wrote_lines_go_to_standard_error_and_quiet_leaves_them_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let iris = data("data/iris.csv");
+    let iris = iris.to_str().unwrap();
+    let runs: [&[&str]; 5] = [
+        &["train", iris, "--folds", "0", "--epochs", "3"],
+        &["predict", "model.json", iris, "--output", "p.csv"],
+        &["export", "model.json", "--output", "model.onnx"],
+        &["importance", "model.json", iris, "--repeats", "1", "--plot", "i.png"],
+        &["lr-find", iris, "--plot", "lr.png"],
+    ];
+    let wrote = [
+        "wrote model.json\nwrote model.png\n",
+        "wrote 150 predictions to p.csv\n",
+        "wrote ONNX model to model.onnx\n",
+        "wrote i.png\n",
+        "wrote lr.png\n",
+    ];
+    for (args, wrote) in runs.iter().zip(wrote) {
+        let (out, err) = ok(d, args);
+        assert!(!out.contains("wrote"), "{args:?}: {out}");
+        assert!(err.ends_with(wrote), "{args:?}: {err}");
+        let quiet: Vec<&str> = args.iter().copied().chain(["-q"]).collect();
+        let (_, err) = ok(d, &quiet);
+        assert_eq!(err, "", "{args:?}");
+    }
+}

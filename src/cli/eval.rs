@@ -37,7 +37,7 @@ with --unknown-category ignore encoded with none of their column's categories on
 
 /// Measure a model on a CSV file that has the true target values
 #[derive(Args, Debug)]
-#[command(after_help = EXAMPLE)]
+#[command(after_help = super::MORE, after_long_help = EXAMPLE)]
 pub struct EvalArgs {
     /// A model written by `mlp train`
     #[arg(value_name = "MODEL")]

@@ -23,7 +23,7 @@ classifier, `prediction` for a regression model.";
 
 /// Write a model as ONNX or as a self-contained Rust source file
 #[derive(Args, Debug)]
-#[command(after_help = EXAMPLE)]
+#[command(after_help = super::MORE, after_long_help = EXAMPLE)]
 pub struct ExportArgs {
     /// A model written by `mlp train`
     #[arg(value_name = "MODEL")]
@@ -36,6 +36,10 @@ pub struct ExportArgs {
     /// Where to write the exported model
     #[arg(long, short, value_name = "PATH")]
     output: PathBuf,
+
+    /// No "wrote" line on standard error (errors and warnings still)
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 pub fn run(args: ExportArgs) -> Result<ExitCode, Error> {
@@ -80,6 +84,8 @@ pub fn run(args: ExportArgs) -> Result<ExitCode, Error> {
         Format::Onnx => "ONNX model",
         Format::Rust => "Rust source",
     };
-    errln!("wrote {what} to {}", args.output.display());
+    if !args.quiet {
+        errln!("wrote {what} to {}", args.output.display());
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -22,7 +22,7 @@ and seed, the metrics of the saved epoch, and the file's format version.";
 
 /// Show what a model file holds: network, features, target, training data, settings
 #[derive(Args, Debug)]
-#[command(after_help = EXAMPLE)]
+#[command(after_help = super::MORE, after_long_help = EXAMPLE)]
 pub struct InfoArgs {
     /// A model written by `mlp train`
     #[arg(value_name = "MODEL")]

@@ -1,6 +1,7 @@
 //! Argument parsing and dispatch. Exit codes: 0 success, 2 bad input (flag, data or model
 //! file) or an output that cannot be written, 130 interrupted.
 
+mod completions;
 mod eval;
 mod explain;
 mod export;
@@ -14,8 +15,11 @@ mod train;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use out::outln;
+
+/// What `-h` says after a command's flags: where the examples are.
+const MORE: &str = "--help gives examples and details";
 
 /// Exit code for anything the user can fix: a flag, a data file, a model file.
 pub const EXIT_USER: u8 = 2;
@@ -27,9 +31,14 @@ pub const EXIT_INTERRUPTED: u8 = 130;
     name = "mlp",
     version,
     about = "Train a multi-layer perceptron on a CSV file, then predict and evaluate with it",
-    after_help = "Example:\n  mlp train data/iris.csv --target species\n  \
+    after_help = "`mlp --help` gives examples and details; `mlp COMMAND -h` a command's flags.",
+    after_long_help = "Example:\n  mlp train data/iris.csv --target species\n  \
                   mlp eval model.json data/iris.csv\n  \
-                  mlp predict model.json new_flowers.csv --proba --output predictions.csv\n\n\
+                  mlp predict model.json data/new_flowers.csv --proba --output predictions.csv\n  \
+                  cat data/new_flowers.csv | mlp predict model.json - --format jsonl\n  \
+                  mlp info model.json\n\n\
+                  Data goes to standard output; notes, warnings, errors and the \"wrote …\" \
+                  lines to standard error (-q leaves out the notes and \"wrote\" lines).\n\
                   Exit codes: 0 success, 2 bad flag, data or model file, 130 interrupted.",
     propagate_version = true
 )]
@@ -52,6 +61,7 @@ enum Command {
     Info(info::InfoArgs),
     LrFind(lr_find::LrFindArgs),
     Export(export::ExportArgs),
+    Completions(completions::CompletionsArgs),
 }
 
 /// `--task`.
@@ -149,11 +159,52 @@ pub fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
-    let code = match Cli::try_parse() {
+    let parsed = command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let code = match parsed {
         Ok(cli) => run(cli),
         Err(e) => clap_error(&e),
     };
     out::finish(code)
+}
+
+/// The command line's definition, with short help for `-h`: every flag's first clause
+/// (up to a semicolon, a full stop or a parenthesis giving the default or an example), its
+/// whole text kept for `--help`.
+fn command() -> clap::Command {
+    short_help(Cli::command())
+}
+
+fn short_help(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| {
+            let Some(help) = arg.get_help().map(|h| h.to_string()) else {
+                return arg;
+            };
+            let cut = first_clause(&help);
+            // A cut inside brackets (`[default: …]`) would leave them open.
+            let open = help[..cut].matches('[').count() != help[..cut].matches(']').count();
+            if arg.get_long_help().is_some() || cut == help.len() || open {
+                return arg;
+            }
+            arg.help(help[..cut].to_string()).long_help(help)
+        })
+        .mut_subcommands(short_help)
+}
+
+/// Where the first clause of a flag's help ends: at a semicolon, a full stop (not of
+/// "e.g."), or a parenthesis giving the default; the whole text if none.
+fn first_clause(help: &str) -> usize {
+    let stop = (help.match_indices(". "))
+        .map(|(i, _)| i)
+        .find(|&i| !help[..i].ends_with("e.g") && !help[..i].ends_with("i.e"));
+    ["; ", " (default"]
+        .iter()
+        .filter_map(|m| help.find(m))
+        .chain(stop)
+        .min()
+        .unwrap_or(help.len())
 }
 
 fn run(cli: Cli) -> ExitCode {
@@ -181,6 +232,7 @@ fn run(cli: Cli) -> ExitCode {
             Command::Info(args) => info::run(args),
             Command::LrFind(args) => lr_find::run(args),
             Command::Export(args) => export::run(args),
+            Command::Completions(args) => completions::run(args),
         }
     });
     match result {

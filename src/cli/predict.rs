@@ -46,7 +46,7 @@ enum FormatArg {
 
 /// Predict the target for every row of a CSV file
 #[derive(Args, Debug)]
-#[command(after_help = EXAMPLE)]
+#[command(after_help = super::MORE, after_long_help = EXAMPLE)]
 pub struct PredictArgs {
     /// A model written by `mlp train`
     #[arg(value_name = "MODEL")]

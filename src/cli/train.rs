@@ -38,7 +38,7 @@ const EXAMPLE: &str = "Examples:
 
 /// Train a network on a CSV file and write the model and its loss curve
 #[derive(Args, Debug)]
-#[command(after_help = EXAMPLE)]
+#[command(after_help = super::MORE, after_long_help = EXAMPLE)]
 pub struct TrainArgs {
     #[command(flatten)]
     settings: Settings,
@@ -554,12 +554,19 @@ impl Printer<'_> {
                 f.epochs, f.seconds, f.rows_per_second
             )),
             Event::Trained { trained, data } => self.trained(trained, data),
-            Event::Wrote(w) => self.say(match w.output {
-                Output::BoundaryGif { frames } => {
-                    format!("wrote {} ({frames} frames)", w.path.display())
-                }
-                _ => format!("wrote {}", w.path.display()),
-            }),
+            // On standard error, as every command's "wrote" lines: standard output is
+            // the report.
+            Event::Wrote(w) if self.say => {
+                errln!(
+                    "wrote {}{}",
+                    w.path.display(),
+                    match w.output {
+                        Output::BoundaryGif { frames } => format!(" ({frames} frames)"),
+                        _ => String::new(),
+                    }
+                );
+            }
+            Event::Wrote(_) => {}
         }
     }
 
