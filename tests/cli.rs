@@ -67,7 +67,9 @@ fn iris_with_text_labels_trains_predicts_and_evaluates() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let iris = data("data/iris.csv");
-    let out = ok(d, &["train", iris.to_str().unwrap(), "--target", "species"]);
+    let run = mlp(d, &["train", iris.to_str().unwrap(), "--target", "species"]);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let out = stdout(&run);
     assert!(
         out.contains(
             "task: classification of 'species' into 3 classes: setosa, versicolor, virginica"
@@ -83,10 +85,9 @@ fn iris_with_text_labels_trains_predicts_and_evaluates() {
         out.contains("ensemble: 3 networks, one per fold (best epochs "),
         "{out}"
     );
-    assert!(
-        out.contains("wrote model.json") && out.contains("wrote model.png"),
-        "{out}"
-    );
+    // The report on standard output, the "wrote" lines on standard error.
+    assert!(!out.contains("wrote"), "{out}");
+    assert_eq!(stderr(&run), "wrote model.json\nwrote model.png\n");
 
     let m = model(&d.join("model.json"));
     assert_eq!(m["format"], "mlp-model");

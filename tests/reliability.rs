@@ -876,7 +876,7 @@ fn settings_that_cannot_take_effect_are_refused() {
         assert_eq!(out.status.code(), Some(2), "{context}");
         one_error(&stderr, head, &context);
         assert!(stderr.contains(hint), "{context}");
-        assert!(!stdout.contains("wrote"), "{context}");
+        assert!(!stderr.contains("wrote"), "{context}");
     }
 }
 
@@ -912,7 +912,7 @@ fn label_smoothing_on_a_regression_target_is_refused() {
             stderr.contains("hint: leave out --label-smoothing"),
             "{context}"
         );
-        assert!(!stdout.contains("wrote"), "{context}");
+        assert!(!stderr.contains("wrote"), "{context}");
     }
     for extra in [&[][..], &["--label-smoothing", "0"]] {
         let args: Vec<&str> = base.iter().chain(extra).chain(&["-q"]).copied().collect();
