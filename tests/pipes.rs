@@ -108,7 +108,15 @@ fn predict_reads_standard_input_and_carries_ids_into_json_lines() {
     let test = iris_with_ids(1);
     std::fs::write(d.join("test.csv"), &test).unwrap();
     // The issue's command: `cat test.csv | mlp predict m.json - --keep id --format jsonl`.
-    let args = ["predict", "model.json", "-", "--keep", "id", "--format", "jsonl"];
+    let args = [
+        "predict",
+        "model.json",
+        "-",
+        "--keep",
+        "id",
+        "--format",
+        "jsonl",
+    ];
     let (out, err) = ok_with_input(d, &args, test.as_bytes());
     assert_eq!(err, "");
     let lines: Vec<&str> = out.lines().collect();
@@ -165,9 +173,21 @@ fn keep_copies_columns_as_the_file_has_them_on_both_paths() {
     // A cell holding a comma is quoted in the CSV output; JSON keeps numbers as strings.
     let comma = "name;sepal_length;sepal_width;petal_length;petal_width\n\
                  Smith, J;5.1;3.5;1.4;0.2\n";
-    let (c, _) = ok_with_input(d, &["predict", "model.json", "-", "--keep", "name"], comma.as_bytes());
+    let (c, _) = ok_with_input(
+        d,
+        &["predict", "model.json", "-", "--keep", "name"],
+        comma.as_bytes(),
+    );
     assert_eq!(c, "name,prediction\n\"Smith, J\",setosa\n");
-    let args = ["predict", "model.json", "-", "--keep", "name,sepal_length", "--format", "jsonl"];
+    let args = [
+        "predict",
+        "model.json",
+        "-",
+        "--keep",
+        "name,sepal_length",
+        "--format",
+        "jsonl",
+    ];
     let (j, _) = ok_with_input(d, &args, comma.as_bytes());
     let v = json(j.trim_end());
     assert_eq!(v["name"], "Smith, J");
@@ -185,7 +205,9 @@ fn keep_copies_columns_as_the_file_has_them_on_both_paths() {
     let args = ["predict", "model.json", "-", "--keep", "prediction"];
     let (_, err) = expect(2, mlp_with_input(d, &args, renamed.as_bytes()), &args);
     assert!(
-        err.starts_with("error: invalid --keep prediction: 'prediction' is the name of an output column"),
+        err.starts_with(
+            "error: invalid --keep prediction: 'prediction' is the name of an output column"
+        ),
         "{err}"
     );
 }
@@ -199,7 +221,15 @@ fn standard_input_is_read_in_chunks_with_lines_counted_over_the_whole_input() {
     let big = iris_with_ids(40);
     std::fs::write(d.join("big.csv"), &big).unwrap();
     let (whole, _) = ok(d, &["predict", "model.json", "big.csv", "--keep", "id"]);
-    let args = ["predict", "model.json", "-", "--keep", "id", "--memory-limit", "16M"];
+    let args = [
+        "predict",
+        "model.json",
+        "-",
+        "--keep",
+        "id",
+        "--memory-limit",
+        "16M",
+    ];
     let (chunked, _) = ok_with_input(d, &args, big.as_bytes());
     assert_eq!(chunked.lines().count(), 6001);
     assert!(chunked.lines().nth(6000).unwrap().starts_with("r6001,"));
@@ -211,7 +241,10 @@ fn standard_input_is_read_in_chunks_with_lines_counted_over_the_whole_input() {
     assert_eq!(from_stdin, from_file);
     assert_eq!(json(&from_stdin)["rows"], 6000);
     let (report, _) = ok_with_input(d, &["eval", "model.json", "-"], big.as_bytes());
-    assert!(report.starts_with("<stdin>: 6000 rows, classification of 'species'\n"), "{report}");
+    assert!(
+        report.starts_with("<stdin>: 6000 rows, classification of 'species'\n"),
+        "{report}"
+    );
     // A bad cell deep in the input: its line in the whole input, after several chunks.
     let bad = big.replacen("r5000,5.", "r5000,five", 1);
     for command in ["predict", "eval"] {
@@ -235,7 +268,15 @@ fn json_lines_of_a_regression_model_give_numbers() {
         .take(6)
         .map(|l| format!("{l}\n"))
         .collect();
-    let args = ["train", houses.to_str().unwrap(), "--folds", "0", "--epochs", "5", "-q"];
+    let args = [
+        "train",
+        houses.to_str().unwrap(),
+        "--folds",
+        "0",
+        "--epochs",
+        "5",
+        "-q",
+    ];
     ok(d, &args);
     let (csv, _) = ok_with_input(d, &["predict", "model.json", "-"], head.as_bytes());
     let args = ["predict", "model.json", "-", "--format", "jsonl"];
@@ -245,7 +286,10 @@ fn json_lines_of_a_regression_model_give_numbers() {
     for (line, value) in jsonl.lines().zip(values) {
         let v = json(line);
         assert_eq!(v.as_object().unwrap().len(), 1, "{line}");
-        assert_eq!(v["prediction"].as_f64().unwrap() as f32, value.parse::<f32>().unwrap());
+        assert_eq!(
+            v["prediction"].as_f64().unwrap() as f32,
+            value.parse::<f32>().unwrap()
+        );
     }
 }
 
@@ -334,17 +378,29 @@ fn dash_h_is_short_and_dash_dash_help_long_on_every_command() {
     let d = dir.path();
     let (short, _) = ok(d, &["-h"]);
     let (long, _) = ok(d, &["--help"]);
-    assert!(long.contains("mlp train data/iris.csv --target species"), "{long}");
+    assert!(
+        long.contains("mlp train data/iris.csv --target species"),
+        "{long}"
+    );
     assert!(!short.contains("Example"), "{short}");
     for command in COMMANDS {
-        assert!(short.contains(&format!("\n  {command} ")), "{command} missing:\n{short}");
+        assert!(
+            short.contains(&format!("\n  {command} ")),
+            "{command} missing:\n{short}"
+        );
         let (short, _) = ok(d, &[command, "-h"]);
         let (long, _) = ok(d, &[command, "--help"]);
         assert!(short.len() < long.len(), "{command}:\n{short}\n{long}");
-        assert!(short.ends_with("--help gives examples and details\n"), "{command}: {short}");
+        assert!(
+            short.ends_with("--help gives examples and details\n"),
+            "{command}: {short}"
+        );
         assert!(!short.contains("Examples:"), "{command}: {short}");
         assert!(long.contains("Examples:"), "{command}: {long}");
-        assert!(long.contains(&format!("mlp {command} ")), "{command}: {long}");
+        assert!(
+            long.contains(&format!("mlp {command} ")),
+            "{command}: {long}"
+        );
     }
 }
 
@@ -368,10 +424,7 @@ fn completions_are_printed_for_bash_zsh_and_fish() {
     let (fish, _) = ok(d, &["completions", "fish"]);
     assert!(fish.contains("complete -c mlp"), "{fish}");
     // bash itself accepts the script, if it is there.
-    if let Ok(out) = Command::new("bash")
-        .args(["-n", "-c", &bash])
-        .output()
-    {
+    if let Ok(out) = Command::new("bash").args(["-n", "-c", &bash]).output() {
         assert!(out.status.success(), "{}", text(&out.stderr));
     }
     let (_, err) = expect(2, mlp(d, &["completions", "tcsh"]), &["completions"]);
@@ -388,7 +441,15 @@ fn wrote_lines_go_to_standard_error_and_quiet_leaves_them_out() {
         &["train", iris, "--folds", "0", "--epochs", "3"],
         &["predict", "model.json", iris, "--output", "p.csv"],
         &["export", "model.json", "--output", "model.onnx"],
-        &["importance", "model.json", iris, "--repeats", "1", "--plot", "i.png"],
+        &[
+            "importance",
+            "model.json",
+            iris,
+            "--repeats",
+            "1",
+            "--plot",
+            "i.png",
+        ],
         &["lr-find", iris, "--plot", "lr.png"],
     ];
     let wrote = [

@@ -44,7 +44,9 @@ fn blocks(readme: &str) -> Vec<Block> {
             if trimmed == "```" {
                 out.extend(current.take());
             } else {
-                block.lines.push(raw[indent.min(block.indent)..].to_string());
+                block
+                    .lines
+                    .push(raw[indent.min(block.indent)..].to_string());
             }
         } else if let Some(lang) = trimmed.strip_prefix("```") {
             current = Some(Block {
@@ -127,11 +129,9 @@ fn lines_match(expected: &[String], actual: &[&str]) -> bool {
         Some((e, rest)) if is_ellipsis(e) => {
             (0..=actual.len()).any(|skip| lines_match(rest, &actual[skip..]))
         }
-        Some((e, rest)) => {
-            actual
-                .split_first()
-                .is_some_and(|(a, more)| line_matches(e, a) && lines_match(rest, more))
-        }
+        Some((e, rest)) => actual
+            .split_first()
+            .is_some_and(|(a, more)| line_matches(e, a) && lines_match(rest, more)),
     }
 }
 
@@ -149,7 +149,11 @@ impl Sandbox {
         std::fs::create_dir(dir.path().join("data")).unwrap();
         for entry in std::fs::read_dir(repo.join("data")).unwrap() {
             let entry = entry.unwrap();
-            std::fs::copy(entry.path(), dir.path().join("data").join(entry.file_name())).unwrap();
+            std::fs::copy(
+                entry.path(),
+                dir.path().join("data").join(entry.file_name()),
+            )
+            .unwrap();
         }
         std::fs::create_dir(dir.path().join("docs")).unwrap();
         let bin = dir.path().join(".bin");
@@ -194,7 +198,14 @@ fn example_binary(name: &str) -> PathBuf {
     mlp.parent().unwrap().join("examples").join(name)
 }
 
-fn check(readme_line: usize, command: &str, expected: &[String], actual: &str, code: i32, want: i32) {
+fn check(
+    readme_line: usize,
+    command: &str,
+    expected: &[String],
+    actual: &str,
+    code: i32,
+    want: i32,
+) {
     let lines: Vec<&str> = actual.lines().collect();
     assert!(
         code == want && lines_match(expected, &lines),
@@ -223,7 +234,10 @@ fn run_program(sandbox: &Sandbox, program: &Block, output: &[String], console_li
         }
         "rust" => {
             if Command::new("rustc").arg("--version").output().is_err() {
-                eprintln!("skipped the README's Rust example (line {}): no rustc", program.line);
+                eprintln!(
+                    "skipped the README's Rust example (line {}): no rustc",
+                    program.line
+                );
                 return;
             }
             std::fs::write(dir.join("readme_example.rs"), source).unwrap();
@@ -238,8 +252,8 @@ fn run_program(sandbox: &Sandbox, program: &Block, output: &[String], console_li
 
 #[test]
 fn the_readme_examples_run_in_order_and_print_what_it_shows() {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let blocks = blocks(&readme);
     let sandbox = Sandbox::new();
     let mut ran = 0;
@@ -257,7 +271,11 @@ fn the_readme_examples_run_in_order_and_print_what_it_shows() {
             );
             continue;
         }
-        let want = if block.marker.as_deref() == Some(EXIT_2) { 2 } else { 0 };
+        let want = if block.marker.as_deref() == Some(EXIT_2) {
+            2
+        } else {
+            0
+        };
         let (leading, steps) = steps(block);
         if !leading.is_empty() {
             let program = i
@@ -280,7 +298,14 @@ fn the_readme_examples_run_in_order_and_print_what_it_shows() {
                 continue;
             }
             let (actual, code) = sandbox.run(&step.command);
-            check(block.line, &step.command, &step.expected, &actual, code, want);
+            check(
+                block.line,
+                &step.command,
+                &step.expected,
+                &actual,
+                code,
+                want,
+            );
             ran += 1;
         }
     }
@@ -293,24 +318,29 @@ fn the_matcher_elides_lines_and_text_and_nothing_else() {
     assert!(lines_match(&e(&["a", "…", "d"]), &["a", "b", "c", "d"]));
     assert!(lines_match(&e(&["a", "…", "b"]), &["a", "b"]));
     assert!(!lines_match(&e(&["a", "…", "d"]), &["a", "b", "c"]));
-    assert!(lines_match(&e(&["took [..] s, [..] rows"]), &["took 1.5 s, 300 rows"]));
+    assert!(lines_match(
+        &e(&["took [..] s, [..] rows"]),
+        &["took 1.5 s, 300 rows"]
+    ));
     assert!(!lines_match(&e(&["took [..] s"]), &["took 1.5 ms!"]));
     assert!(!lines_match(&e(&["a"]), &["a", "b"]));
-    assert!(!lines_match(&e(&["accuracy: 0.9867"]), &["accuracy: 0.9866"]));
+    assert!(!lines_match(
+        &e(&["accuracy: 0.9867"]),
+        &["accuracy: 0.9866"]
+    ));
 }
 
 #[test]
 fn rust_version_is_stated_and_the_toolchain_meets_it() {
     let manifest =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-            .unwrap();
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
     let version = manifest
         .lines()
         .find_map(|l| l.strip_prefix("rust-version = \""))
         .and_then(|l| l.strip_suffix('"'))
         .expect("Cargo.toml states rust-version");
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     assert!(
         readme.contains(&format!("Rust {version} or later")),
         "the README states the minimum Rust version, {version}"
@@ -323,8 +353,17 @@ fn rust_version_is_stated_and_the_toolchain_meets_it() {
         .expect("rustc runs");
     let have = String::from_utf8_lossy(&rustc.stdout).into_owned();
     let number = |v: &str| -> Vec<u32> { v.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
-    let have_version = have.split_whitespace().nth(1).unwrap().split('-').next().unwrap();
-    assert!(number(have_version) >= number(version), "{have} < {version}");
+    let have_version = have
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .split('-')
+        .next()
+        .unwrap();
+    assert!(
+        number(have_version) >= number(version),
+        "{have} < {version}"
+    );
 }
 
 /// The README's Python snippet on a frame like penguins: three text columns, numbers, a
@@ -336,8 +375,8 @@ fn the_readme_onnx_snippet_takes_text_columns_and_ignores_the_target() {
         eprintln!("skipped: set MLP_TEST_PYTHON to a Python with onnxruntime and pandas");
         return;
     };
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let snippet = blocks(&readme)
         .into_iter()
         .find(|b| b.lang == "python")
@@ -363,11 +402,28 @@ fn the_readme_onnx_snippet_takes_text_columns_and_ignores_the_target() {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         );
-        assert!(out.status.success(), "{program} {args:?}:\n{stdout}\n{stderr}");
+        assert!(
+            out.status.success(),
+            "{program} {args:?}:\n{stdout}\n{stderr}"
+        );
         stdout
     };
-    run(MLP, &["train", "customers.csv", "--folds", "0", "--epochs", "5", "-q"]);
-    run(MLP, &["export", "model.json", "--output", "model.onnx", "-q"]);
+    run(
+        MLP,
+        &[
+            "train",
+            "customers.csv",
+            "--folds",
+            "0",
+            "--epochs",
+            "5",
+            "-q",
+        ],
+    );
+    run(
+        MLP,
+        &["export", "model.json", "--output", "model.onnx", "-q"],
+    );
     let predicted = run(MLP, &["predict", "model.json", "customers.csv"]);
     let expected: Vec<&str> = predicted.lines().skip(1).collect();
     let script = snippet.replace("\"data/new_flowers.csv\"", "\"customers.csv\"")

@@ -170,7 +170,8 @@ fn encoding(f: &Value) -> String {
         // A kind this printer does not know: its record as it is.
         _ => {
             let fields = f.as_object().into_iter().flatten();
-            let fields = fields.filter(|(k, _)| !["kind", "name", "inputs", "fill"].contains(&k.as_str()));
+            let fields =
+                fields.filter(|(k, _)| !["kind", "name", "inputs", "fill"].contains(&k.as_str()));
             fields
                 .map(|(k, v)| format!("{k} {}", text(v)))
                 .collect::<Vec<_>>()
@@ -238,7 +239,11 @@ fn print_training(s: &Value) {
         t["filled_cells"]
     );
     let stop = t["stop"]["reason"].as_str().unwrap_or("");
-    outln!("  {} epochs run ({})", t["epochs_run"], stop.replace('_', " "));
+    outln!(
+        "  {} epochs run ({})",
+        t["epochs_run"],
+        stop.replace('_', " ")
+    );
     if let Some(refit) = t["refit_epochs"].as_u64() {
         outln!("  refit on every row for {refit} epochs");
     }

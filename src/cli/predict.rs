@@ -164,7 +164,12 @@ fn predict(args: &PredictArgs, model: &mut Model, request: &Request) -> Result<W
         .filter(|m| m.is_file())
         .is_some_and(|m| scoring_estimate(m.len(), &model.file.encoding) > limit);
     if too_big {
-        return predict_chunks(model, Chunks::open(&args.data, chunk_bytes)?, request, unknown);
+        return predict_chunks(
+            model,
+            Chunks::open(&args.data, chunk_bytes)?,
+            request,
+            unknown,
+        );
     }
     let data = read_data(&args.data)?;
     predict_bytes(model, &args.data, &data, request, unknown, true)

@@ -106,7 +106,12 @@ pub fn predict_bytes(
     header: bool,
 ) -> Result<Written> {
     if !request.keep.is_empty() {
-        check_keep(&header_names(path, bytes)?, path, request, &model.file.encoding)?;
+        check_keep(
+            &header_names(path, bytes)?,
+            path,
+            request,
+            &model.file.encoding,
+        )?;
     }
     if let Some((bytes, rows)) = predict_streamed(model, path, bytes, request, header) {
         return Ok(Written {
@@ -155,7 +160,12 @@ pub fn predict_chunks(
 }
 
 /// Refuses kept columns that are not among `headers`, or that an output column is named.
-fn check_keep(headers: &[String], path: &Path, request: &Request, encoding: &Encoding) -> Result<()> {
+fn check_keep(
+    headers: &[String],
+    path: &Path,
+    request: &Request,
+    encoding: &Encoding,
+) -> Result<()> {
     if let Some(name) = request.keep.iter().find(|n| !headers.contains(n)) {
         return Err(Error::config(
             Setting::Keep,
@@ -168,7 +178,9 @@ fn check_keep(headers: &[String], path: &Path, request: &Request, encoding: &Enc
     if let TargetEncoding::Classes { labels, .. } = &encoding.target {
         match request.format {
             Format::Jsonl => outputs.push("probabilities".into()),
-            Format::Csv if request.proba => outputs.extend(labels.iter().map(|l| format!("prob_{l}"))),
+            Format::Csv if request.proba => {
+                outputs.extend(labels.iter().map(|l| format!("prob_{l}")))
+            }
             Format::Csv => {}
         }
     }
@@ -231,14 +243,22 @@ struct RowWriter {
 
 impl RowWriter {
     /// Writes the header line (CSV, if `header`).
-    fn new(target: &TargetEncoding, request: &Request, header: bool, out: &mut Vec<u8>) -> RowWriter {
+    fn new(
+        target: &TargetEncoding,
+        request: &Request,
+        header: bool,
+        out: &mut Vec<u8>,
+    ) -> RowWriter {
         let jsonl = request.format == Format::Jsonl;
         let mut columns = request.keep.clone();
         columns.push("prediction".into());
         let labels: &[String] = match target {
             TargetEncoding::Classes { labels, .. } => labels,
             TargetEncoding::Values { .. } => {
-                assert!(!request.proba || jsonl, "probabilities exist only for classifiers");
+                assert!(
+                    !request.proba || jsonl,
+                    "probabilities exist only for classifiers"
+                );
                 &[]
             }
         };
@@ -567,7 +587,11 @@ impl Layout {
         for (column, slot) in self.slots.iter().enumerate() {
             let start = i;
             i += self.read_cell(slot, &body[i..], inputs)?;
-            for (range, _) in kept.iter_mut().zip(&self.keep).filter(|(_, c)| **c == column) {
+            for (range, _) in kept
+                .iter_mut()
+                .zip(&self.keep)
+                .filter(|(_, c)| **c == column)
+            {
                 *range = (start, i);
             }
             let next = body.get(i).copied();
