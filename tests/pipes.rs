@@ -258,6 +258,25 @@ fn standard_input_is_read_in_chunks_with_lines_counted_over_the_whole_input() {
 }
 
 #[test]
+fn standard_input_refuses_a_line_longer_than_64_mib_with_its_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    iris_model(d);
+    let mut input = iris_with_ids(1).into_bytes();
+    input.extend(std::iter::repeat_n(b'1', 65 << 20));
+    input.push(b'\n');
+    for command in ["predict", "eval"] {
+        let args = [command, "model.json", "-"];
+        let (_, err) = expect(2, mlp_with_input(d, &args, &input), &args);
+        assert_eq!(
+            err.lines().next().unwrap(),
+            "error: <stdin>, line 152: this line is longer than 64 MiB",
+            "{command}"
+        );
+    }
+}
+
+#[test]
 fn json_lines_of_a_regression_model_give_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -798,6 +798,8 @@ pub fn score_chunks(
     let path = chunks.path().to_path_buf();
     let mut all: Option<Scored> = None;
     while let Some(chunk) = chunks.next_chunk()? {
+        // As a file read whole: no line longer than the reader's limit.
+        crate::fsutil::check_line_lengths(&path, &chunk.bytes).map_err(|e| chunk.locate(e))?;
         let part = score_bytes_with(model, &path, &chunk.bytes, need_target, unknown)
             .map_err(|e| chunk.locate(e))?;
         match all.as_mut() {

@@ -147,6 +147,8 @@ pub fn predict_chunks(
     let mut all = Written::default();
     let mut first = true;
     while let Some(chunk) = chunks.next_chunk()? {
+        // As a file read whole: no line longer than the reader's limit.
+        crate::fsutil::check_line_lengths(&path, &chunk.bytes).map_err(|e| chunk.locate(e))?;
         let part = predict_bytes(model, &path, &chunk.bytes, request, unknown, first)
             .map_err(|e| chunk.locate(e))?;
         first = false;
