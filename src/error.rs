@@ -125,6 +125,8 @@ pub enum Setting {
     Format,
     /// Class probabilities in the predictions.
     Proba,
+    /// Input columns copied into the predictions.
+    Keep,
     /// What predict and eval do with a category the model has not seen.
     UnknownCategory,
     /// The data row to explain.
@@ -195,6 +197,7 @@ impl Setting {
             Setting::Output => "output",
             Setting::Format => "format",
             Setting::Proba => "proba",
+            Setting::Keep => "keep",
             Setting::UnknownCategory => "unknown_category",
             Setting::Row => "row",
             Setting::Repeats => "repeats",

@@ -54,7 +54,7 @@ fn model(path: &Path) -> Value {
 
 /// The first `train` rows of houses.csv into train.csv, the rest into test.csv.
 fn houses(dir: &Path, train: usize) -> (PathBuf, PathBuf) {
-    let text = std::fs::read_to_string(data("tests/data/houses.csv")).unwrap();
+    let text = std::fs::read_to_string(data("data/houses.csv")).unwrap();
     let mut lines = text.lines();
     let header = lines.next().unwrap();
     let rows: Vec<&str> = lines.collect();

@@ -67,7 +67,9 @@ fn iris_with_text_labels_trains_predicts_and_evaluates() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let iris = data("data/iris.csv");
-    let out = ok(d, &["train", iris.to_str().unwrap(), "--target", "species"]);
+    let run = mlp(d, &["train", iris.to_str().unwrap(), "--target", "species"]);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let out = stdout(&run);
     assert!(
         out.contains(
             "task: classification of 'species' into 3 classes: setosa, versicolor, virginica"
@@ -83,10 +85,9 @@ fn iris_with_text_labels_trains_predicts_and_evaluates() {
         out.contains("ensemble: 3 networks, one per fold (best epochs "),
         "{out}"
     );
-    assert!(
-        out.contains("wrote model.json") && out.contains("wrote model.png"),
-        "{out}"
-    );
+    // The report on standard output, the "wrote" lines on standard error.
+    assert!(!out.contains("wrote"), "{out}");
+    assert_eq!(stderr(&run), "wrote model.json\nwrote model.png\n");
 
     let m = model(&d.join("model.json"));
     assert_eq!(m["format"], "mlp-model");
@@ -166,7 +167,7 @@ fn digits_beats_the_quality_bar_on_unseen_writers() {
 fn regression_with_a_categorical_feature_crlf_and_quoted_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let houses = data("tests/data/houses.csv");
+    let houses = data("data/houses.csv");
     let out = ok(
         d,
         &[
@@ -667,7 +668,7 @@ fn class_weights_and_metrics_are_recorded_and_refused_where_they_do_not_apply() 
     assert_eq!(config["metric"], "balanced_accuracy");
     let counts = m["encoding"]["target"]["counts"].as_array().unwrap();
     assert_eq!(counts.len(), 2);
-    let houses = data("tests/data/houses.csv");
+    let houses = data("data/houses.csv");
     let houses = houses.to_str().unwrap();
     let err = user_error(d, &["train", houses, "--class-weight", "balanced"]);
     assert_eq!(

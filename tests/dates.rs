@@ -40,7 +40,7 @@ fn refused(dir: &Path, args: &[&str]) -> String {
 }
 
 fn train(dir: &Path, extra: &[&str]) -> Value {
-    let visits = data("tests/data/visits.csv");
+    let visits = data("data/visits.csv");
     let mut args = vec![
         "train",
         visits.to_str().unwrap(),
@@ -120,7 +120,7 @@ fn a_file_with_dates_trains_with_them_expanded_and_predicts_new_dates() {
     assert!(lines[1].starts_with("busy"), "{out}");
     assert!(lines[2].starts_with("quiet"), "{out}");
     // eval scores the training file itself.
-    let visits = data("tests/data/visits.csv");
+    let visits = data("data/visits.csv");
     let scores = ok(
         dir.path(),
         &["eval", "m.json", visits.to_str().unwrap(), "--json"],
@@ -148,7 +148,7 @@ fn a_cell_that_is_not_a_date_is_refused_with_its_line_and_column() {
     );
 
     // In training, one bad cell among dates stops the run, naming it.
-    let visits = std::fs::read_to_string(data("tests/data/visits.csv")).unwrap();
+    let visits = std::fs::read_to_string(data("data/visits.csv")).unwrap();
     let mut lines: Vec<String> = visits.lines().map(str::to_string).collect();
     let mut cells: Vec<String> = lines[5].split(',').map(str::to_string).collect();
     cells[1] = cells[1].replace('-', "/"); // 2016/08/16

@@ -141,7 +141,7 @@ const CASES: &[Case] = &[
     // Regression with a text column, sigmoid.
     Case {
         name: "houses",
-        data: "tests/data/houses.csv",
+        data: "data/houses.csv",
         flags: &[
             "--hidden",
             "8",
@@ -166,7 +166,7 @@ const CASES: &[Case] = &[
     // A k-fold ensemble of three regressors with a text column: the mean of their values.
     Case {
         name: "houses-folds",
-        data: "tests/data/houses.csv",
+        data: "data/houses.csv",
         flags: &[
             "--hidden",
             "8",
@@ -185,7 +185,7 @@ const CASES: &[Case] = &[
     // its parts, scaled in quantile bins.
     Case {
         name: "visits",
-        data: "tests/data/visits.csv",
+        data: "data/visits.csv",
         flags: &["--hidden", "12", "--epochs", "40", "--seed", "9"],
         gaps: &["visit", "opened"],
     },
@@ -719,7 +719,7 @@ const UNTIDY: &[(&str, &str, &[&str])] = &[
     ),
     (
         "houses-untidy",
-        "tests/data/houses.csv",
+        "data/houses.csv",
         &["--hidden", "8", "--epochs", "30", "--seed", "8"],
     ),
 ];

@@ -465,9 +465,10 @@ fn interrupt_saves_the_best_model_so_far() {
             stderr.contains("interrupted: saved the best model so far (epoch "),
             "{stderr}"
         );
+        // The "wrote" lines are on standard error, as every command's.
         assert!(
-            rest.contains("wrote m.json") && rest.contains("wrote m.png"),
-            "{rest}"
+            stderr.contains("wrote m.json") && stderr.contains("wrote m.png"),
+            "{stderr}"
         );
         let model: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(d.join("m.json")).unwrap()).unwrap();

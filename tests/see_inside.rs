@@ -255,7 +255,31 @@ fn train_draws_the_boundary_health_and_gif_and_refuses_boundary_on_four_columns(
     png(&d.join("h.png"));
     let gif = std::fs::read(d.join("b.gif")).unwrap();
     assert_eq!(&gif[..6], b"GIF89a");
-    assert!(out.contains("b.gif (30 frames)"), "{out}");
+    // The "wrote" lines are on standard error, as every command's.
+    let o = mlp(
+        d,
+        &[
+            "train",
+            &iris,
+            "--ignore",
+            "sepal_length,sepal_width",
+            "--hidden",
+            "16",
+        ]
+        .iter()
+        .copied()
+        .chain([
+            "--epochs",
+            "30",
+            "--boundary-gif",
+            "b.gif",
+            "--model",
+            "g.json",
+        ])
+        .collect::<Vec<_>>(),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("wrote b.gif (30 frames)\n"), "{err}");
     let model: Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("model.json")).unwrap()).unwrap();
     let health = &model["health"];

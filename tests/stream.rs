@@ -108,7 +108,7 @@ fn streaming_a_file_that_fits_reaches_the_in_memory_accuracy() {
     assert_eq!(chunked, eval_json(d, "stream.json", &[]));
 
     // Regression, with a categorical column and quoted numbers.
-    split_file(d, &data("tests/data/houses.csv"), 300);
+    split_file(d, &data("data/houses.csv"), 300);
     train("memory.json", &["--target", "price", "--folds", "0"]);
     train(
         "stream.json",

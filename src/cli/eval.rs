@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use mlp::Error;
-use mlp::pipeline::{Scored, Truth, score_within};
+use mlp::data::chunks::{Chunks, STDIN_NAME};
+use mlp::pipeline::{Scored, StreamBudget, Truth, score_chunks, score_within};
 use mlp::tabular::calibration::{Coverage, coverage};
 use mlp::tabular::encoding::TargetEncoding;
 use mlp::tabular::model::{Model, Predictions};
@@ -31,6 +32,7 @@ const EXAMPLE: &str = "Examples:
   mlp eval model.json test.csv
   mlp eval model.json test.csv --json
   mlp eval model.json test.csv --interval 0.9    regression: coverage of the intervals
+  zcat test.csv.gz | mlp eval model.json -
 
 Classification: accuracy (beside always answering the most frequent training class),
 balanced accuracy, macro F1, log loss, ROC AUC, per-class precision, recall and F1, and a
@@ -43,13 +45,14 @@ of their column's categories on (and counted) unless --unknown-category error.
 
 /// Measure a model on a CSV file that has the true target values
 #[derive(Args, Debug)]
-#[command(after_help = EXAMPLE)]
+#[command(after_help = super::MORE, after_long_help = EXAMPLE)]
 pub struct EvalArgs {
     /// A model written by `mlp train`
     #[arg(value_name = "MODEL")]
     model: PathBuf,
 
-    /// Rows with known targets: a CSV file with the target and feature columns
+    /// Rows with known targets: a CSV file with the target and feature columns, or - for
+    /// standard input
     #[arg(value_name = "DATA.csv")]
     data: PathBuf,
 
@@ -84,27 +87,12 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
         Some(level) => Some((level, model.interval_half_width(level)?)),
         None => None,
     };
-    let scored = score_within(
-        &mut model,
-        &args.data,
-        true,
-        args.unknown_category.into(),
-        args.memory_limit,
-    )?;
+    let scored = score(&args, &mut model)?;
     refuse_no_rows(&args.data, scored.rows, scored.missing_targets)?;
-    let in_sample = in_sample_warning(&model, &args.data);
-    if !args.quiet {
-        let target = model.file.encoding.target.name();
-        let notes = (made_up_note(&scored).into_iter())
-            .chain(missing_target_note(scored.missing_targets, target));
-        for note in notes {
-            errln!("note: {note}");
-        }
-    }
-    // Shown even with --quiet: it says the figures cannot be trusted as they look.
-    if let Some(warning) = &in_sample {
-        errln!("{warning}");
-    }
+    let in_sample = (args.data.as_os_str() != "-")
+        .then(|| in_sample_warning(&model, &args.data))
+        .flatten();
+    say_notes(&args, &model, &scored, in_sample.as_deref());
     let notes = Notes {
         scored: &scored,
         in_sample: in_sample.is_some(),
@@ -164,6 +152,52 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
         _ => unreachable!("the model's task, its predictions and the targets agree"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The data as messages name it: its path, or `<stdin>` for `-`.
+fn data_name(args: &EvalArgs) -> String {
+    if args.data.as_os_str() == "-" {
+        STDIN_NAME.into()
+    } else {
+        args.data.display().to_string()
+    }
+}
+
+/// The model's predictions for the rows of `args.data` (`-`: standard input, read in
+/// chunks), with their targets.
+fn score(args: &EvalArgs, model: &mut Model) -> Result<Scored, Error> {
+    let unknown = args.unknown_category.into();
+    if args.data.as_os_str() == "-" {
+        let limit = (args.memory_limit).unwrap_or_else(mlp::pipeline::memory::default_limit);
+        let factor = mlp::pipeline::memory::scoring_factor(&model.file.encoding);
+        let chunks = Chunks::stdin(StreamBudget::within(limit, factor).chunk_bytes)?;
+        Ok(score_chunks(model, chunks, true, unknown)?)
+    } else {
+        Ok(score_within(
+            model,
+            &args.data,
+            true,
+            unknown,
+            args.memory_limit,
+        )?)
+    }
+}
+
+/// The notes on standard error (cells filled, unseen categories, rows without a target;
+/// not with `--quiet`) and the in-sample warning (always: it says the figures cannot be
+/// trusted as they look).
+fn say_notes(args: &EvalArgs, model: &Model, scored: &Scored, in_sample: Option<&str>) {
+    if !args.quiet {
+        let target = model.file.encoding.target.name();
+        let notes = (made_up_note(scored).into_iter())
+            .chain(missing_target_note(scored.missing_targets, target));
+        for note in notes {
+            errln!("note: {note}");
+        }
+    }
+    if let Some(warning) = in_sample {
+        errln!("{warning}");
+    }
 }
 
 /// What the JSON output says about the rows besides the figures.
@@ -235,7 +269,7 @@ fn print_classes(args: &EvalArgs, scored: &Scored, f: &Figures, labels: &[String
     let labels: Vec<String> = labels.iter().map(|l| escape_controls(l)).collect();
     outln!(
         "{}: {rows} rows, classification of '{}'",
-        args.data.display(),
+        data_name(args),
         escape_controls(name)
     );
     let baseline = f.baseline.map_or(String::new(), |(c, a)| {
@@ -326,7 +360,7 @@ fn print_values_json(notes: &Notes, r: &RegressionReport, interval: Option<&(f64
 fn print_values(args: &EvalArgs, scored: &Scored, r: &RegressionReport, name: &str) {
     outln!(
         "{}: {} rows, regression of '{}'",
-        args.data.display(),
+        data_name(args),
         scored.rows,
         escape_controls(name)
     );

@@ -21,7 +21,7 @@ first values; --json gives every number.";
 
 /// Follow one row through the network and back: forward values and every gradient
 #[derive(Args, Debug)]
-#[command(after_help = EXAMPLE)]
+#[command(after_help = super::MORE, after_long_help = EXAMPLE)]
 pub struct ExplainArgs {
     /// A model written by `mlp train`
     #[arg(value_name = "MODEL")]

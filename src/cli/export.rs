@@ -25,7 +25,7 @@ and with --interval also `lower` and `upper` (the Rust file: `predict_interval`)
 
 /// Write a model as ONNX or as a self-contained Rust source file
 #[derive(Args, Debug)]
-#[command(after_help = EXAMPLE)]
+#[command(after_help = super::MORE, after_long_help = EXAMPLE)]
 pub struct ExportArgs {
     /// A model written by `mlp train`
     #[arg(value_name = "MODEL")]
@@ -44,6 +44,10 @@ pub struct ExportArgs {
     /// `predict_interval`
     #[arg(long, value_name = "LEVEL", allow_negative_numbers = true)]
     interval: Option<f64>,
+
+    /// No "wrote" line on standard error (errors and warnings still)
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 pub fn run(args: ExportArgs) -> Result<ExitCode, Error> {
@@ -95,6 +99,8 @@ pub fn run(args: ExportArgs) -> Result<ExitCode, Error> {
         Format::Onnx => "ONNX model",
         Format::Rust => "Rust source",
     };
-    errln!("wrote {what} to {}", args.output.display());
+    if !args.quiet {
+        errln!("wrote {what} to {}", args.output.display());
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -23,7 +23,7 @@ shuffled as one. Use rows the model did not train on for an honest picture.";
 
 /// Rank the columns by how much the model relies on them (permutation importance)
 #[derive(Args, Debug)]
-#[command(after_help = EXAMPLE)]
+#[command(after_help = super::MORE, after_long_help = EXAMPLE)]
 pub struct ImportanceArgs {
     /// A model written by `mlp train`
     #[arg(value_name = "MODEL")]
@@ -48,6 +48,10 @@ pub struct ImportanceArgs {
     /// Also draw a bar chart to this PNG file
     #[arg(long, value_name = "PATH")]
     plot: Option<PathBuf>,
+
+    /// No "wrote" line on standard error (errors and warnings still)
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 pub fn run(args: ImportanceArgs) -> Result<ExitCode, Error> {
@@ -112,8 +116,8 @@ pub fn run(args: ImportanceArgs) -> Result<ExitCode, Error> {
             .file_name()
             .map_or(String::new(), |n| n.to_string_lossy().into_owned());
         importance.write_png(&format!("{name}: permutation importance"), plot)?;
-        if !args.json {
-            outln!("wrote {}", plot.display());
+        if !args.quiet {
+            errln!("wrote {}", plot.display());
         }
     }
     Ok(ExitCode::SUCCESS)

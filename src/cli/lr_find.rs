@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use mlp::Error;
 
-use super::out::outln;
+use super::out::{errln, outln};
 use mlp::error::{Hint, Setting};
 use mlp::fsutil::check_output_path;
 use mlp::inspect::lr_find::{RULE, Sweep, lr_find};
@@ -30,7 +30,7 @@ Then:
 
 /// Find a learning rate: a short sweep of growing rates, the loss against each
 #[derive(Args, Debug)]
-#[command(after_help = EXAMPLE)]
+#[command(after_help = super::MORE, after_long_help = EXAMPLE)]
 pub struct LrFindArgs {
     #[command(flatten)]
     settings: Settings,
@@ -38,6 +38,10 @@ pub struct LrFindArgs {
     /// Draw the loss against the learning rate (log axis) to this PNG file
     #[arg(long, value_name = "PATH")]
     plot: Option<PathBuf>,
+
+    /// No "wrote" line on standard error (errors and warnings still)
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 pub fn run(args: LrFindArgs) -> Result<ExitCode, Error> {
@@ -72,7 +76,9 @@ pub fn run(args: LrFindArgs) -> Result<ExitCode, Error> {
             &format!("{name}: learning-rate range test ({optimizer})"),
             plot,
         )?;
-        outln!("wrote {}", plot.display());
+        if !args.quiet {
+            errln!("wrote {}", plot.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,10 +1,12 @@
 //! Argument parsing and dispatch. Exit codes: 0 success, 2 bad input (flag, data or model
 //! file) or an output that cannot be written, 130 interrupted.
 
+mod completions;
 mod eval;
 mod explain;
 mod export;
 mod importance;
+mod info;
 mod lr_find;
 pub mod out;
 mod predict;
@@ -13,8 +15,11 @@ mod train;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use out::outln;
+
+/// What `-h` says after a command's flags: where the examples are.
+const MORE: &str = "--help gives examples and details";
 
 /// Exit code for anything the user can fix: a flag, a data file, a model file.
 pub const EXIT_USER: u8 = 2;
@@ -26,9 +31,14 @@ pub const EXIT_INTERRUPTED: u8 = 130;
     name = "mlp",
     version,
     about = "Train a multi-layer perceptron on a CSV file, then predict and evaluate with it",
-    after_help = "Example:\n  mlp train data/iris.csv --target species\n  \
+    after_help = "`mlp --help` gives examples and details; `mlp COMMAND -h` a command's flags.",
+    after_long_help = "Example:\n  mlp train data/iris.csv --target species\n  \
                   mlp eval model.json data/iris.csv\n  \
-                  mlp predict model.json new_flowers.csv --proba --output predictions.csv\n\n\
+                  mlp predict model.json data/new_flowers.csv --proba --output predictions.csv\n  \
+                  cat data/new_flowers.csv | mlp predict model.json - --format jsonl\n  \
+                  mlp info model.json\n\n\
+                  Data goes to standard output; notes, warnings, errors and the \"wrote …\" \
+                  lines to standard error (-q leaves out the notes and \"wrote\" lines).\n\
                   Exit codes: 0 success, 2 bad flag, data or model file, 130 interrupted.",
     propagate_version = true
 )]
@@ -48,8 +58,10 @@ enum Command {
     Eval(eval::EvalArgs),
     Explain(explain::ExplainArgs),
     Importance(importance::ImportanceArgs),
+    Info(info::InfoArgs),
     LrFind(lr_find::LrFindArgs),
     Export(export::ExportArgs),
+    Completions(completions::CompletionsArgs),
 }
 
 /// `--task`.
@@ -79,15 +91,20 @@ impl From<UnknownArg> for mlp::tabular::encoding::UnknownCategory {
 /// What `predict` and `eval` made up for a file: missing cells filled in, unseen
 /// categories let through. Nothing when neither happened.
 fn made_up_note(scored: &mlp::pipeline::Scored) -> Vec<String> {
+    made_up_note_counts(scored.filled, &scored.unseen)
+}
+
+/// [`made_up_note`] from the counts of filled cells and unseen categories.
+fn made_up_note_counts(filled: usize, unseen: &mlp::tabular::encoding::Unseen) -> Vec<String> {
     let mut notes = Vec::new();
-    if scored.filled > 0 {
+    if filled > 0 {
         notes.push(format!(
             "filled {} missing cells with the model's fill values (the training medians and \
              most frequent categories)",
-            scored.filled
+            filled
         ));
     }
-    notes.extend(unseen_note(&scored.unseen));
+    notes.extend(unseen_note(unseen));
     notes
 }
 
@@ -200,16 +217,53 @@ pub fn main() -> ExitCode {
     }
     // A negative number is a flag's value (`--row -1`), refused by the flag's own check
     // with its own hint, not taken for an unknown flag.
-    let command = <Cli as clap::CommandFactory>::command()
-        .mut_subcommands(|sub| sub.allow_negative_numbers(true));
-    let parsed = command
+    let parsed = command()
+        .mut_subcommands(|sub| sub.allow_negative_numbers(true))
         .try_get_matches()
-        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+        .and_then(|m| Cli::from_arg_matches(&m));
     let code = match parsed {
         Ok(cli) => run(cli),
         Err(e) => clap_error(&e),
     };
     out::finish(code)
+}
+
+/// The command line's definition, with short help for `-h`: every flag's first clause
+/// (up to a semicolon, a full stop or a parenthesis giving the default or an example), its
+/// whole text kept for `--help`.
+fn command() -> clap::Command {
+    short_help(Cli::command())
+}
+
+fn short_help(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| {
+            let Some(help) = arg.get_help().map(|h| h.to_string()) else {
+                return arg;
+            };
+            let cut = first_clause(&help);
+            // A cut inside brackets (`[default: …]`) would leave them open.
+            let open = help[..cut].matches('[').count() != help[..cut].matches(']').count();
+            if arg.get_long_help().is_some() || cut == help.len() || open {
+                return arg;
+            }
+            arg.help(help[..cut].to_string()).long_help(help)
+        })
+        .mut_subcommands(short_help)
+}
+
+/// Where the first clause of a flag's help ends: at a semicolon, a full stop (not of
+/// "e.g."), or a parenthesis giving the default; the whole text if none.
+fn first_clause(help: &str) -> usize {
+    let stop = (help.match_indices(". "))
+        .map(|(i, _)| i)
+        .find(|&i| !help[..i].ends_with("e.g") && !help[..i].ends_with("i.e"));
+    ["; ", " (default"]
+        .iter()
+        .filter_map(|m| help.find(m))
+        .chain(stop)
+        .min()
+        .unwrap_or(help.len())
 }
 
 fn run(cli: Cli) -> ExitCode {
@@ -237,8 +291,10 @@ fn run(cli: Cli) -> ExitCode {
             Command::Eval(args) => eval::run(args),
             Command::Explain(args) => explain::run(args),
             Command::Importance(args) => importance::run(args),
+            Command::Info(args) => info::run(args),
             Command::LrFind(args) => lr_find::run(args),
             Command::Export(args) => export::run(args),
+            Command::Completions(args) => completions::run(args),
         }
     });
     match result {

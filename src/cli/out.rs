@@ -178,6 +178,7 @@ pub fn words(setting: Setting, value: Option<&str>) -> String {
         Setting::Output => "--output",
         Setting::Format => "--format",
         Setting::Proba => "--proba",
+        Setting::Keep => "--keep",
         Setting::UnknownCategory => "--unknown-category",
         Setting::Row => "--row",
         Setting::Repeats => "--repeats",
@@ -204,7 +205,7 @@ pub fn words(setting: Setting, value: Option<&str>) -> String {
     match (setting, value) {
         (_, None) => flag.into(),
         // Column names: one CSV field each (see `column_list`).
-        (Setting::Categorical | Setting::Ignore | Setting::Target, Some(v)) => {
+        (Setting::Categorical | Setting::Ignore | Setting::Keep | Setting::Target, Some(v)) => {
             let field = if matches!(setting, Setting::Target) {
                 v.to_string()
             } else {

@@ -38,7 +38,7 @@ const EXAMPLE: &str = "Examples:
 
 /// Train a network on a CSV file and write the model and its loss curve
 #[derive(Args, Debug)]
-#[command(after_help = EXAMPLE)]
+#[command(after_help = super::MORE, after_long_help = EXAMPLE)]
 pub struct TrainArgs {
     #[command(flatten)]
     settings: Settings,
@@ -319,7 +319,7 @@ enum MissingArg {
 static INTERRUPT: AtomicBool = AtomicBool::new(false);
 
 /// The column names in the values of a repeatable flag: each value one CSV record.
-fn column_list(setting: Setting, values: &[String]) -> Result<Vec<String>, Error> {
+pub(super) fn column_list(setting: Setting, values: &[String]) -> Result<Vec<String>, Error> {
     let mut names = Vec::new();
     for value in values {
         let mut reader = csv::ReaderBuilder::new()
@@ -626,12 +626,19 @@ impl Printer<'_> {
                 f.epochs, f.seconds, f.rows_per_second
             )),
             Event::Trained { trained, data } => self.trained(trained, data),
-            Event::Wrote(w) => self.say(match w.output {
-                Output::BoundaryGif { frames } => {
-                    format!("wrote {} ({frames} frames)", w.path.display())
-                }
-                _ => format!("wrote {}", w.path.display()),
-            }),
+            // On standard error, as every command's "wrote" lines: standard output is
+            // the report.
+            Event::Wrote(w) if self.say => {
+                errln!(
+                    "wrote {}{}",
+                    w.path.display(),
+                    match w.output {
+                        Output::BoundaryGif { frames } => format!(" ({frames} frames)"),
+                        _ => String::new(),
+                    }
+                );
+            }
+            Event::Wrote(_) => {}
         }
     }
 

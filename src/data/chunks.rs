@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::fsutil::{MAX_HEADER, MAX_LINE, size_text};
 
 /// What a file looked like: its length and when it was last modified. A file read in
 /// several passes (streamed training reads it once per epoch) must look the same at the
@@ -122,6 +123,30 @@ pub struct Chunks {
     bytes_read: u64,
 }
 
+/// How messages name standard input (`-` on the command line).
+pub const STDIN_NAME: &str = "<stdin>";
+
+/// Standard input as a [`File`] of its own (a duplicate of descriptor 0), read without
+/// seeking.
+#[cfg(unix)]
+fn stdin_file(_path: &Path) -> Result<File> {
+    use std::os::fd::AsFd;
+    let fd = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| Error::io(_path, e))?;
+    Ok(File::from(fd))
+}
+
+/// Standard input is read through its descriptor, on Unix only.
+#[cfg(not(unix))]
+fn stdin_file(path: &Path) -> Result<File> {
+    Err(Error::io(
+        path,
+        std::io::Error::other("reading standard input is supported on Unix only; give a file path"),
+    ))
+}
+
 /// Where the last line end outside quotes is in `bytes` (the index just past it), if any.
 /// `bytes` starts outside quotes; a line end is `\n`, or `\r` not followed by `\n`.
 fn last_record_end(bytes: &[u8]) -> Option<usize> {
@@ -151,9 +176,20 @@ pub fn count_lines(bytes: &[u8]) -> usize {
 impl Chunks {
     /// Opens `path` and reads its header line.
     pub fn open(path: &Path, chunk_bytes: usize) -> Result<Chunks> {
-        let file = File::open(path)
-            .map_err(|e| Error::io(path, e))?
-            .take(u64::MAX);
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        Chunks::read(file, path, chunk_bytes)
+    }
+
+    /// Reads standard input (a pipe, a terminal or a redirected file, never sought in),
+    /// named [`STDIN_NAME`] in messages.
+    pub fn stdin(chunk_bytes: usize) -> Result<Chunks> {
+        let path = Path::new(STDIN_NAME);
+        Chunks::read(stdin_file(path)?, path, chunk_bytes)
+    }
+
+    /// Reads the header line of `file` (named `path` in messages).
+    fn read(file: File, path: &Path, chunk_bytes: usize) -> Result<Chunks> {
+        let file = file.take(u64::MAX);
         let mut chunks = Chunks {
             path: path.to_path_buf(),
             file,
@@ -172,6 +208,9 @@ impl Chunks {
             }
             if chunks.eof {
                 break chunks.pending.len();
+            }
+            if chunks.pending.len() > MAX_HEADER {
+                return Err(chunks.too_long(1, "the first line (the header)", MAX_HEADER));
             }
             chunks.fill(chunks.pending.len() + (64 << 10))?;
         };
@@ -246,7 +285,12 @@ impl Chunks {
             if let Some(end) = last_record_end(&self.pending[..want]) {
                 break end;
             }
-            // One record longer than a chunk: read on until it ends.
+            // One record longer than a chunk: read on until it ends, up to the longest
+            // line a data file may have (an endless one, `/dev/zero`, must not fill memory).
+            if want > self.chunk_bytes + MAX_LINE {
+                let line = self.next_line + count_lines(&self.pending);
+                return Err(self.too_long(line, "this line", MAX_LINE));
+            }
             want *= 2;
         };
         if end == 0 {
@@ -259,6 +303,24 @@ impl Chunks {
         let first_line = self.next_line;
         self.next_line += count_lines(&bytes[self.header.len()..]);
         Ok(Some(Chunk { bytes, first_line }))
+    }
+
+    /// The name of what is read, as messages give it.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A record longer than `limit` bytes, on `line`.
+    fn too_long(&self, line: usize, what: &str, limit: usize) -> Error {
+        Error::data(
+            crate::error::Location {
+                path: self.path.clone(),
+                line: Some(line),
+                column: None,
+            },
+            format!("{what} is longer than {}", size_text(limit as u64)),
+            "check that this is the CSV data you meant: a line this long is not a table row",
+        )
     }
 
     /// SHA-256 of the bytes read so far, hex (the whole file's, once every chunk is read).

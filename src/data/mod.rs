@@ -149,8 +149,49 @@ pub fn read_matrix(path: &Path) -> Result<(Vec<String>, Array2<f32>)> {
     Ok((headers, m))
 }
 
-/// Parses `body` (the lines after the header) as `width` plain numbers per line into a
-/// row-major vector, in parallel for large inputs. `None` if any line is not plain numbers.
+/// The column names of the CSV text `bytes` (`path` names it in messages).
+pub fn header_names(path: &Path, bytes: &[u8]) -> Result<Vec<String>> {
+    Ok(prologue(path, bytes)?.headers)
+}
+
+/// The cells of the columns `names` in every data row of the CSV text `bytes`, as the
+/// reader reads a cell (unquoted, spaces at the ends trimmed) but never parsed: row by row,
+/// `names.len()` cells a row, in the rows [`Table::from_bytes`] gives (blank lines are no
+/// rows). Every name must be a column (see [`header_names`]).
+pub fn column_cells(path: &Path, bytes: &[u8], names: &[String]) -> Result<Vec<String>> {
+    let p = prologue(path, bytes)?;
+    let at: Vec<usize> = names
+        .iter()
+        .map(|n| p.headers.iter().position(|h| h == n))
+        .collect::<Option<_>>()
+        .expect("names checked against the header");
+    let text = check_text(path, bytes)?;
+    let mut reader = prologue::csv_reader(text, p.delimiter);
+    let mut record = csv::StringRecord::new();
+    let mut cells = Vec::new();
+    let mut first = true;
+    while reader
+        .read_record(&mut record)
+        .map_err(|e| Error::data(table_location(path), e.to_string(), "check the quoting"))?
+    {
+        // The header, and blank lines, as the table reader skips them.
+        if std::mem::take(&mut first) || record.iter().all(str::is_empty) {
+            continue;
+        }
+        cells.extend(at.iter().map(|&i| record.get(i).unwrap_or("").to_string()));
+    }
+    Ok(cells)
+}
+
+/// The whole file, for a message about it.
+fn table_location(path: &Path) -> crate::error::Location {
+    crate::error::Location {
+        path: path.to_path_buf(),
+        line: None,
+        column: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

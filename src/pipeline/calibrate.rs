@@ -19,6 +19,17 @@ use crate::train::{CalibrationMethod, TrainConfig};
 /// Rows through a network at a time.
 const CHUNK: usize = 512;
 
+/// The temperature or residuals of one network (`network`, which did not train on them)
+/// on `prepared`'s validation rows.
+pub fn on_validation(
+    network: &mut Sequential,
+    prepared: &crate::pipeline::prepare::Prepared,
+    config: &TrainConfig,
+) -> (Calibration, Option<Residuals>) {
+    let outputs = raw_outputs(network, prepared.x_val.view());
+    held_out(config, &prepared.encoding, outputs.view(), &prepared.y_val)
+}
+
 /// The raw outputs of `network` (in inference mode) for every row of `x`: (rows, outputs).
 pub fn raw_outputs(network: &mut Sequential, x: ArrayView2<f32>) -> Array2<f32> {
     network.set_training(false);

@@ -150,22 +150,18 @@ pub fn train_with(prepared: &Prepared, config: &TrainConfig, hooks: Hooks<'_>) -
     // --refit, the first one: the refit network has seen them). One process's rows alone
     // would make each process's model differ, so a data-parallel run has none.
     let solo = comm.is_none_or(|c| c.size() == 1);
-    let calibration = (validation.is_some() && solo).then(|| {
-        let outputs = calibrate::raw_outputs(&mut network, prepared.x_val.view());
-        let encoding = &prepared.encoding;
-        calibrate::held_out(config, encoding, outputs.view(), &prepared.y_val)
-    });
+    let calibration = (validation.is_some() && solo)
+        .then(|| calibrate::on_validation(&mut network, prepared, config));
     // With --refit, a fresh network learns from every row for the chosen number of epochs
     // (the validation rows are too valuable to leave out of small data sets).
-    let mut refit_epochs = None;
-    if config.refit
+    let refit_epochs = (config.refit
         && validation.is_some()
         && matches!(
             outcome.stop,
             StopReason::Completed | StopReason::EarlyStopped
-        )
-    {
-        let epochs = outcome.best_epoch;
+        ))
+    .then_some(outcome.best_epoch);
+    if let Some(epochs) = refit_epochs {
         let hooks = Hooks {
             interrupt,
             on_epoch: None,
@@ -173,7 +169,6 @@ pub fn train_with(prepared: &Prepared, config: &TrainConfig, hooks: Hooks<'_>) -
             comm,
         };
         network = refit(prepared, config, loss.as_mut(), epochs, hooks)?;
-        refit_epochs = Some(epochs);
     }
     let mut file = model_file(
         &Source::of(prepared),
@@ -232,16 +227,7 @@ fn train_folds<'a>(
     let mut first_outcome = None;
     let mut out_of_fold = OutOfFold::new(rows, prepared.encoding.target.width());
     for f in 0..k {
-        let train_rows: Vec<usize> = (0..rows).filter(|&r| fold[r] != f).collect();
-        let val_rows: Vec<usize> = (0..rows).filter(|&r| fold[r] == f).collect();
-        if train_rows.is_empty() || val_rows.is_empty() {
-            return Err(Error::config(
-                Setting::Folds,
-                k,
-                format!("{rows} rows are too few for {k} folds"),
-                Hint::text("use fewer folds, or ").setting(Setting::Folds, 0),
-            ));
-        }
+        let (train_rows, val_rows) = fold_split(&fold, f, k)?;
         // The first fold's epochs are the ones shown and watched.
         let hooks = Hooks {
             interrupt,
@@ -287,6 +273,23 @@ fn train_folds<'a>(
         outcome,
         fold_epochs: best_epochs,
     })
+}
+
+/// The rows (training, held out) of fold `f` of `k`, given each row's fold; refused when
+/// either is empty (too few rows for `k` folds).
+fn fold_split(fold: &[usize], f: usize, k: usize) -> Result<(Vec<usize>, Vec<usize>)> {
+    let rows = fold.len();
+    let train_rows: Vec<usize> = (0..rows).filter(|&r| fold[r] != f).collect();
+    let val_rows: Vec<usize> = (0..rows).filter(|&r| fold[r] == f).collect();
+    if train_rows.is_empty() || val_rows.is_empty() {
+        return Err(Error::config(
+            Setting::Folds,
+            k,
+            format!("{rows} rows are too few for {k} folds"),
+            Hint::text("use fewer folds, or ").setting(Setting::Folds, 0),
+        ));
+    }
+    Ok((train_rows, val_rows))
 }
 
 /// Trains a network of seed `seed` on the `rows` (training, held out) of `prepared`'s
@@ -872,10 +875,24 @@ pub fn score_streamed(
     unknown: UnknownCategory,
     chunk_bytes: usize,
 ) -> Result<Scored> {
-    let mut chunks = crate::data::chunks::Chunks::open(path, chunk_bytes)?;
+    let chunks = crate::data::chunks::Chunks::open(path, chunk_bytes)?;
+    score_chunks(model, chunks, need_target, unknown)
+}
+
+/// [`score_streamed`] for any [`Chunks`](crate::data::chunks::Chunks), standard input too:
+/// one chunk in memory at a time, errors located in the whole input.
+pub fn score_chunks(
+    model: &mut Model,
+    mut chunks: crate::data::chunks::Chunks,
+    need_target: bool,
+    unknown: UnknownCategory,
+) -> Result<Scored> {
+    let path = chunks.path().to_path_buf();
     let mut all: Option<Scored> = None;
     while let Some(chunk) = chunks.next_chunk()? {
-        let part = score_bytes_with(model, path, &chunk.bytes, need_target, unknown)
+        // As a file read whole: no line longer than the reader's limit.
+        crate::fsutil::check_line_lengths(&path, &chunk.bytes).map_err(|e| chunk.locate(e))?;
+        let part = score_bytes_with(model, &path, &chunk.bytes, need_target, unknown)
             .map_err(|e| chunk.locate(e))?;
         match all.as_mut() {
             None => all = Some(part),
@@ -885,7 +902,7 @@ pub fn score_streamed(
     match all {
         Some(all) => Ok(all),
         // No data rows: what the in-memory path says about the header alone.
-        None => score_with(model, path, need_target, unknown),
+        None => score_bytes_with(model, &path, chunks.header(), need_target, unknown),
     }
 }
 

@@ -12,72 +12,228 @@ use std::path::Path;
 
 use ndarray::{Array2, ArrayViewMut2, s};
 
-use crate::data::{ReadOptions, Table, cell::cell};
-use crate::error::Result;
+use crate::data::chunks::Chunks;
+use crate::data::{ReadOptions, Table, cell::cell, column_cells, header_names};
+use crate::error::{Error, Result, Setting};
 use crate::nn::loss::softmax_rows_tempered;
-use crate::pipeline::{Scored, score_bytes};
-use crate::tabular::encoding::{Encoding, Feature, TargetEncoding, bin_input};
+use crate::pipeline::{Scored, score_bytes_with};
+use crate::tabular::encoding::{
+    Encoding, Feature, TargetEncoding, UnknownCategory, Unseen, bin_input,
+};
 use crate::tabular::model::{Model, Predictions};
 
 /// Rows per batch through the network (as in [`Model::predict_encoded`], so that both
 /// paths give the same bits).
 const BATCH: usize = 512;
 
+/// How predictions are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// A header line, then one line per row: the kept columns, `prediction`, and with
+    /// `proba` one `prob_<label>` column per class.
+    #[default]
+    Csv,
+    /// One JSON object per row: the kept columns (as strings), `"prediction"` (the label,
+    /// or a number), and for a classifier always `"probabilities"`, label → probability.
+    Jsonl,
+}
+
+/// What to write for every row.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// CSV or JSON lines.
+    pub format: Format,
+    /// One probability per class in CSV (JSON lines always have them).
+    pub proba: bool,
+    /// Input columns copied, as the file has them, in front of each row (CSV) or as keys
+    /// (JSON lines), in this order.
+    pub keep: Vec<String>,
+    /// Regression: the half-width of a prediction interval
+    /// ([`Model::interval_half_width`]), written as `lower` and `upper` after the
+    /// prediction: it minus and plus the half-width.
+    pub interval: Option<f64>,
+}
+
+/// Predictions written out.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// The output text.
+    pub bytes: Vec<u8>,
+    /// Rows predicted.
+    pub rows: usize,
+    /// Missing cells filled with the model's fill values.
+    pub filled: usize,
+    /// Unseen categories encoded with none of their column's inputs on.
+    pub unseen: Unseen,
+}
+
+impl Written {
+    fn append(&mut self, more: Written) {
+        self.bytes.extend_from_slice(&more.bytes);
+        self.rows += more.rows;
+        self.filled += more.filled;
+        self.unseen.add(&more.unseen);
+    }
+}
+
 /// The prediction CSV for the CSV file `bytes` (`path` names it in messages), and the
-/// number of rows. With `proba`, a classifier adds one `prob_<label>` column per class;
-/// with an `interval` half-width ([`Model::interval_half_width`]), a regression adds
-/// `lower` and `upper`: the prediction minus and plus it.
+/// number of rows. With `proba`, a classifier adds one `prob_<label>` column per class.
 ///
-/// **Panics** if `proba` is set for a regression model, or `interval` for a classifier
-/// (callers refuse those flags first).
+/// **Panics** if `proba` is set for a regression model (callers refuse that flag first).
 pub fn predict_csv(
     model: &mut Model,
     path: &Path,
     bytes: &[u8],
     proba: bool,
-    interval: Option<f64>,
 ) -> Result<(Vec<u8>, usize)> {
-    match predict_streamed(model, path, bytes, proba, interval) {
-        Some(done) => Ok(done),
-        None => general(model, path, bytes, proba, interval),
-    }
+    let request = Request {
+        proba,
+        ..Request::default()
+    };
+    let written = predict_bytes(model, path, bytes, &request, UnknownCategory::Ignore, true)?;
+    Ok((written.bytes, written.rows))
 }
 
-/// The general path: the whole file through [`score_bytes`], then out as CSV.
-fn general(
+/// The predictions for the CSV text `bytes` (`path` names it in messages) as `request`
+/// asks, with the CSV header line if `header`. Plain text takes the streamed path; anything
+/// else the general reader, which fills missing cells, treats unseen categories as
+/// `unknown` says, and names the cell it refuses.
+///
+/// A kept column that is not in the file is refused, naming the columns that are; so is
+/// one whose name an output column has.
+///
+/// **Panics** if `request.proba` is set for a regression model writing CSV.
+pub fn predict_bytes(
     model: &mut Model,
     path: &Path,
     bytes: &[u8],
-    proba: bool,
-    interval: Option<f64>,
-) -> Result<(Vec<u8>, usize)> {
-    let scored = score_bytes(model, path, bytes, false)?;
-    let out = write_predictions(&model.file.encoding.target, &scored, proba, interval);
-    Ok((out, scored.rows))
+    request: &Request,
+    unknown: UnknownCategory,
+    header: bool,
+) -> Result<Written> {
+    if !request.keep.is_empty() {
+        check_keep(
+            &header_names(path, bytes)?,
+            path,
+            request,
+            &model.file.encoding,
+        )?;
+    }
+    if let Some((bytes, rows)) = predict_streamed(model, path, bytes, request, header) {
+        return Ok(Written {
+            bytes,
+            rows,
+            ..Written::default()
+        });
+    }
+    let scored = score_bytes_with(model, path, bytes, false, unknown)?;
+    let kept = if request.keep.is_empty() {
+        Vec::new()
+    } else {
+        column_cells(path, bytes, &request.keep)?
+    };
+    let target = &model.file.encoding.target;
+    Ok(Written {
+        bytes: write_predictions(target, &scored, request, &kept, header),
+        rows: scored.rows,
+        filled: scored.filled,
+        unseen: scored.unseen,
+    })
 }
 
-/// The prediction CSV of scored rows, as the streamed path writes it.
+/// [`predict_bytes`] over a file or standard input read a chunk at a time: one chunk of
+/// the input in memory, and the output. Errors name the line in the whole input.
+pub fn predict_chunks(
+    model: &mut Model,
+    mut chunks: Chunks,
+    request: &Request,
+    unknown: UnknownCategory,
+) -> Result<Written> {
+    let path = chunks.path().to_path_buf();
+    let mut all = Written::default();
+    let mut first = true;
+    while let Some(chunk) = chunks.next_chunk()? {
+        // As a file read whole: no line longer than the reader's limit.
+        crate::fsutil::check_line_lengths(&path, &chunk.bytes).map_err(|e| chunk.locate(e))?;
+        let part = predict_bytes(model, &path, &chunk.bytes, request, unknown, first)
+            .map_err(|e| chunk.locate(e))?;
+        first = false;
+        all.append(part);
+    }
+    if first {
+        // No data rows: what the in-memory path says about the header alone.
+        return predict_bytes(model, &path, chunks.header(), request, unknown, true);
+    }
+    Ok(all)
+}
+
+/// Refuses kept columns that are not among `headers`, or that an output column is named.
+fn check_keep(
+    headers: &[String],
+    path: &Path,
+    request: &Request,
+    encoding: &Encoding,
+) -> Result<()> {
+    if let Some(name) = request.keep.iter().find(|n| !headers.contains(n)) {
+        return Err(Error::config(
+            Setting::Keep,
+            name,
+            format!("{} has no column '{name}'", path.display()),
+            format!("its columns are: {}", headers.join(", ")),
+        ));
+    }
+    let mut outputs = vec!["prediction".to_string()];
+    if let TargetEncoding::Classes { labels, .. } = &encoding.target {
+        match request.format {
+            Format::Jsonl => outputs.push("probabilities".into()),
+            Format::Csv if request.proba => {
+                outputs.extend(labels.iter().map(|l| format!("prob_{l}")))
+            }
+            Format::Csv => {}
+        }
+    }
+    if request.interval.is_some() {
+        outputs.extend(["lower".to_string(), "upper".to_string()]);
+    }
+    if let Some(name) = request.keep.iter().find(|n| outputs.contains(n)) {
+        return Err(Error::config(
+            Setting::Keep,
+            name,
+            format!("'{name}' is the name of an output column"),
+            "rename the column in the file, or leave it out of --keep",
+        ));
+    }
+    Ok(())
+}
+
+/// The predictions of scored rows, as the streamed path writes them; `kept` holds
+/// `request.keep.len()` cells a row.
 ///
-/// **Panics** if `proba` is set for a regression model, or `interval` for a classifier.
+/// **Panics** if `request.proba` is set for a regression model writing CSV.
 pub fn write_predictions(
     target: &TargetEncoding,
     scored: &Scored,
-    proba: bool,
-    interval: Option<f64>,
+    request: &Request,
+    kept: &[String],
+    header: bool,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(scored.rows * 16);
-    let writer = RowWriter::new(target, proba, interval, &mut out);
+    let writer = RowWriter::new(target, request, header, &mut out);
+    let width = request.keep.len();
+    let kept_row = |r: usize| kept[r * width..(r + 1) * width].iter().map(String::as_str);
     match &scored.predictions {
         Predictions::Classes {
             classes,
             probabilities,
         } => {
-            for (row, &class) in probabilities.rows().into_iter().zip(classes) {
+            for (r, (row, &class)) in probabilities.rows().into_iter().zip(classes).enumerate() {
+                writer.start(kept_row(r), &mut out);
                 writer.class(class, row.as_slice().expect("standard layout"), &mut out);
             }
         }
         Predictions::Values(values) => {
-            for &v in values {
+            for (r, &v) in values.iter().enumerate() {
+                writer.start(kept_row(r), &mut out);
                 writer.value(v, &mut out);
             }
         }
@@ -85,83 +241,158 @@ pub fn write_predictions(
     out
 }
 
-/// Writes prediction rows: labels quoted once up front, numbers formatted straight into the
-/// output.
+/// Writes prediction rows: labels quoted (CSV) or escaped (JSON) once up front, numbers
+/// formatted straight into the output.
 struct RowWriter {
+    format: Format,
+    /// Each class label as a CSV field, or as a JSON string.
     labels: Vec<Vec<u8>>,
+    /// JSON lines: `"name":` for each kept column.
+    keys: Vec<Vec<u8>>,
     proba: bool,
+    /// The half-width of the prediction interval, if one is written.
     interval: Option<f64>,
 }
 
 impl RowWriter {
-    /// Writes the header line.
+    /// Writes the header line (CSV, if `header`).
     fn new(
         target: &TargetEncoding,
-        proba: bool,
-        interval: Option<f64>,
+        request: &Request,
+        header: bool,
         out: &mut Vec<u8>,
     ) -> RowWriter {
-        match target {
-            TargetEncoding::Classes { labels, .. } => {
-                assert!(interval.is_none(), "intervals exist only for regression");
-                let mut header = vec!["prediction".to_string()];
-                if proba {
-                    header.extend(labels.iter().map(|l| format!("prob_{l}")));
+        let jsonl = request.format == Format::Jsonl;
+        let mut columns = request.keep.clone();
+        columns.push("prediction".into());
+        let labels: &[String] = match target {
+            TargetEncoding::Classes { labels, .. } => labels,
+            TargetEncoding::Values { .. } => {
+                assert!(
+                    !request.proba || jsonl,
+                    "probabilities exist only for classifiers"
+                );
+                &[]
+            }
+        };
+        if request.proba {
+            columns.extend(labels.iter().map(|l| format!("prob_{l}")));
+        }
+        let interval = request.interval.filter(|_| labels.is_empty());
+        if interval.is_some() {
+            columns.extend(["lower".to_string(), "upper".to_string()]);
+        }
+        if header && !jsonl {
+            out.extend_from_slice(&csv_line(&columns));
+        }
+        let labels = labels
+            .iter()
+            .map(|l| {
+                if jsonl {
+                    json_string(l)
+                } else {
+                    let mut cell = csv_line(std::slice::from_ref(l));
+                    cell.pop(); // the line end
+                    cell
                 }
-                out.extend_from_slice(&csv_line(&header));
-                let labels = labels
-                    .iter()
-                    .map(|l| {
-                        let mut cell = csv_line(std::slice::from_ref(l));
-                        cell.pop(); // the line end
-                        cell
-                    })
-                    .collect();
-                RowWriter {
-                    labels,
-                    proba,
-                    interval: None,
+            })
+            .collect();
+        let keys = (request.keep.iter())
+            .map(|k| {
+                let mut key = json_string(k);
+                key.push(b':');
+                key
+            })
+            .collect();
+        RowWriter {
+            format: request.format,
+            labels,
+            keys,
+            proba: request.proba,
+            interval,
+        }
+    }
+
+    /// Starts a row with its kept cells.
+    fn start<'a>(&self, kept: impl Iterator<Item = &'a str>, out: &mut Vec<u8>) {
+        match self.format {
+            Format::Csv => {
+                for cell in kept {
+                    csv_field(cell, out);
+                    out.push(b',');
                 }
             }
-            TargetEncoding::Values { .. } => {
-                assert!(!proba, "probabilities exist only for classifiers");
-                out.extend_from_slice(if interval.is_some() {
-                    b"prediction,lower,upper\n".as_slice()
-                } else {
-                    b"prediction\n"
-                });
-                RowWriter {
-                    labels: Vec::new(),
-                    proba,
-                    interval,
+            Format::Jsonl => {
+                out.push(b'{');
+                for (key, cell) in self.keys.iter().zip(kept) {
+                    out.extend_from_slice(key);
+                    out.extend_from_slice(&json_string(cell));
+                    out.push(b',');
                 }
             }
         }
     }
 
     fn class(&self, class: usize, probabilities: &[f32], out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.labels[class]);
-        if self.proba {
-            for p in probabilities {
-                // Writing into a Vec cannot fail.
-                let _ = write!(out, ",{p:.6}");
+        match self.format {
+            Format::Csv => {
+                out.extend_from_slice(&self.labels[class]);
+                if self.proba {
+                    for p in probabilities {
+                        // Writing into a Vec cannot fail.
+                        let _ = write!(out, ",{p:.6}");
+                    }
+                }
+                out.push(b'\n');
+            }
+            Format::Jsonl => {
+                out.extend_from_slice(b"\"prediction\":");
+                out.extend_from_slice(&self.labels[class]);
+                out.extend_from_slice(b",\"probabilities\":{");
+                for (k, (label, p)) in self.labels.iter().zip(probabilities).enumerate() {
+                    if k > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(label);
+                    let _ = write!(out, ":{p:.6}");
+                }
+                out.extend_from_slice(b"}}\n");
             }
         }
-        out.push(b'\n');
     }
 
     fn value(&self, v: f64, out: &mut Vec<u8>) {
         // The shortest text that reads back as the same f32.
-        let _ = match self.interval {
-            Some(half) => writeln!(
+        let _ = match (self.format, self.interval) {
+            (Format::Csv, None) => writeln!(out, "{}", v as f32),
+            (Format::Csv, Some(h)) => {
+                writeln!(out, "{},{},{}", v as f32, (v - h) as f32, (v + h) as f32)
+            }
+            (Format::Jsonl, None) => writeln!(out, "\"prediction\":{}}}", v as f32),
+            (Format::Jsonl, Some(h)) => writeln!(
                 out,
-                "{},{},{}",
+                "\"prediction\":{},\"lower\":{},\"upper\":{}}}",
                 v as f32,
-                (v - half) as f32,
-                (v + half) as f32
+                (v - h) as f32,
+                (v + h) as f32
             ),
-            None => writeln!(out, "{}", v as f32),
         };
+    }
+}
+
+/// `text` as a JSON string, quoted and escaped.
+fn json_string(text: &str) -> Vec<u8> {
+    serde_json::to_vec(text).expect("a string is always JSON")
+}
+
+/// `text` as one CSV field (quoted when it holds a comma, a quote or a line end) into `out`.
+fn csv_field(text: &str, out: &mut Vec<u8>) {
+    if text.contains([',', '"', '\n', '\r']) {
+        out.push(b'"');
+        out.extend_from_slice(text.replace('"', "\"\"").as_bytes());
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(text.as_bytes());
     }
 }
 
@@ -185,41 +416,51 @@ enum Slot {
     Category { at: usize, categories: Vec<String> },
 }
 
-/// The streamed path: the prediction CSV and the number of rows, or `None` when the file
+/// The streamed path: the predictions and the number of rows, or `None` when the file
 /// needs the general reader (quotes, blank lines, a missing cell to fill, a category the
 /// model does not know, anything the general reader would refuse).
 ///
-/// **Panics** if `proba` is set for a regression model, or `interval` for a classifier.
+/// **Panics** if `request.proba` is set for a regression model writing CSV.
 pub fn predict_streamed(
     model: &mut Model,
     path: &Path,
     bytes: &[u8],
-    proba: bool,
-    interval: Option<f64>,
+    request: &Request,
+    header: bool,
 ) -> Option<(Vec<u8>, usize)> {
     // The general reader refuses what is not UTF-8; so must this path.
     let text = std::str::from_utf8(bytes).ok()?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text).as_bytes();
     let header_end = memchr::memchr(b'\n', text)?;
-    let layout = Layout::of(&model.file.encoding, path, text, header_end)?;
+    let layout = Layout::of(&model.file.encoding, path, text, header_end, &request.keep)?;
     let target = model.file.encoding.target.clone();
     let mut x = Array2::<f32>::zeros((BATCH, layout.width));
     let mut buffers = Outputs::new(BATCH, target.width(), 1 + model.ensemble.len());
+    // Where each row's kept cells are in `body`, a batch at a time.
+    let mut kept = vec![(0, 0); BATCH * layout.keep.len()];
     let mut out = Vec::with_capacity(text.len() / 8);
-    let writer = RowWriter::new(&target, proba, interval, &mut out);
+    let writer = RowWriter::new(&target, request, header, &mut out);
     let (mut rows, mut filled) = (0, 0);
     let body = &text[header_end + 1..];
     if body.is_empty() {
         return None;
     }
+    let width = layout.keep.len();
     let mut i = 0;
     while i < body.len() {
         let inputs = x.row_mut(filled).into_slice().expect("standard layout");
-        i = layout.read_row(body, i, inputs)?;
+        let row_kept = &mut kept[filled * width..(filled + 1) * width];
+        i = layout.read_row(body, i, inputs, row_kept)?;
         filled += 1;
         if filled == BATCH || i >= body.len() {
             standardise(&mut x, filled, &layout.mean, &layout.std)?;
-            run_batch(model, &x, filled, &mut buffers, &writer, &mut out)?;
+            let batch = Batch {
+                rows: filled,
+                body,
+                kept: &kept,
+                width,
+            };
+            run_batch(model, &x, &batch, &mut buffers, &writer, &mut out)?;
             rows += filled;
             filled = 0;
         }
@@ -227,11 +468,34 @@ pub fn predict_streamed(
     Some((out, rows))
 }
 
+/// One batch of rows read: how many, and where their kept cells are in `body`
+/// (`width` of them a row).
+struct Batch<'a> {
+    rows: usize,
+    body: &'a [u8],
+    kept: &'a [(usize, usize)],
+    width: usize,
+}
+
+impl Batch<'_> {
+    /// Row `r`'s kept cells, trimmed as the reader trims a cell.
+    fn kept(&self, r: usize) -> impl Iterator<Item = &str> {
+        let ranges = &self.kept[r * self.width..(r + 1) * self.width];
+        ranges.iter().map(|&(start, end)| {
+            // Cut at ASCII delimiters and line ends of checked UTF-8.
+            let text = std::str::from_utf8(&self.body[start..end]).unwrap_or_default();
+            crate::data::cell::trim(text)
+        })
+    }
+}
+
 /// Where each column of a file goes in the network's inputs, and every input's mean and
 /// deviation: what the streamed path needs to encode a row as [`Encoding::encode`] does.
 struct Layout {
     delimiter: u8,
     slots: Vec<Slot>,
+    /// The column of each kept cell.
+    keep: Vec<usize>,
     width: usize,
     mean: Vec<f64>,
     std: Vec<f64>,
@@ -241,7 +505,13 @@ impl Layout {
     /// The layout for `encoding` of the file `text` whose header ends at `header_end`, or
     /// `None` when the file or the model is for the general reader (a quoted header,
     /// robust scaling, a missing feature column).
-    fn of(encoding: &Encoding, path: &Path, text: &[u8], header_end: usize) -> Option<Layout> {
+    fn of(
+        encoding: &Encoding,
+        path: &Path,
+        text: &[u8],
+        header_end: usize,
+        keep: &[String],
+    ) -> Option<Layout> {
         let header = &text[..header_end];
         let header = header.strip_suffix(b"\r").unwrap_or(header);
         if header.is_empty() || header.contains(&b'"') || header.contains(&b'\r') {
@@ -269,9 +539,13 @@ impl Layout {
         }
         let (slots, width) = Layout::slots(encoding, &names)?;
         let (mean, std) = Layout::scales(encoding, width);
+        let keep = (keep.iter())
+            .map(|k| names.iter().position(|n| n == k))
+            .collect::<Option<_>>()?;
         Some(Layout {
             delimiter,
             slots,
+            keep,
             width,
             mean,
             std,
@@ -323,17 +597,31 @@ impl Layout {
         (mean, std)
     }
 
-    /// Reads the row starting at `body[i]` into `inputs` (numbers not yet standardised);
-    /// the position after its line end. Each cell is read where it starts, and what follows
+    /// Reads the row starting at `body[i]` into `inputs` (numbers not yet standardised),
+    /// and where its kept cells are into `kept`; the position after its line end. Each cell is read where it starts, and what follows
     /// it must be the delimiter or (after the last column) a line end. Blank lines, quotes,
     /// spaces around numbers, missing cells, a carriage return inside a line (an old Mac
     /// line end) and ragged rows all fail that (`None`), and are the general reader's
     /// business.
-    fn read_row(&self, body: &[u8], mut i: usize, inputs: &mut [f32]) -> Option<usize> {
+    fn read_row(
+        &self,
+        body: &[u8],
+        mut i: usize,
+        inputs: &mut [f32],
+        kept: &mut [(usize, usize)],
+    ) -> Option<usize> {
         inputs.fill(0.0);
         let columns = self.slots.len();
         for (column, slot) in self.slots.iter().enumerate() {
+            let start = i;
             i += self.read_cell(slot, &body[i..], inputs)?;
+            for (range, _) in kept
+                .iter_mut()
+                .zip(&self.keep)
+                .filter(|(_, c)| **c == column)
+            {
+                *range = (start, i);
+            }
             let next = body.get(i).copied();
             if column + 1 < columns {
                 if next != Some(self.delimiter) {
@@ -459,11 +747,12 @@ impl Outputs {
 fn run_batch(
     model: &mut Model,
     x: &Array2<f32>,
-    rows: usize,
+    batch: &Batch,
     buffers: &mut Outputs,
     writer: &RowWriter,
     out: &mut Vec<u8>,
 ) -> Option<()> {
+    let rows = batch.rows;
     let classify = matches!(model.file.encoding.target, TargetEncoding::Classes { .. });
     let networks = 1 + model.ensemble.len();
     let temperature = model.file.calibration.temperature;
@@ -495,20 +784,22 @@ fn run_batch(
     }
     match &model.file.encoding.target {
         TargetEncoding::Classes { .. } => {
-            for p in mean.rows() {
+            for (r, p) in mean.rows().into_iter().enumerate() {
                 if p.iter().any(|v| !v.is_finite()) {
                     return None;
                 }
                 let best = crate::train::metrics::argmax(p);
+                writer.start(batch.kept(r), out);
                 writer.class(best, p.as_slice().expect("standard layout"), out);
             }
         }
         TargetEncoding::Values { mean: m, std, .. } => {
-            for z in mean.column(0) {
+            for (r, z) in mean.column(0).iter().enumerate() {
                 let v = *z as f64 * std + m;
                 if !(v.is_finite() && v.abs() <= f32::MAX as f64) {
                     return None;
                 }
+                writer.start(batch.kept(r), out);
                 writer.value(v, out);
             }
         }
@@ -521,6 +812,23 @@ mod tests {
     use super::*;
     use crate::tabular::encoding::Task;
     use crate::tabular::model::LayerRecord;
+
+    /// The general path alone: the whole file through the general reader, then out.
+    fn general(
+        model: &mut Model,
+        path: &Path,
+        bytes: &[u8],
+        request: &Request,
+    ) -> Result<(Vec<u8>, usize)> {
+        let scored = crate::pipeline::score_bytes(model, path, bytes, false)?;
+        let kept = if request.keep.is_empty() {
+            Vec::new()
+        } else {
+            column_cells(path, bytes, &request.keep)?
+        };
+        let out = write_predictions(&model.file.encoding.target, &scored, request, &kept, true);
+        Ok((out, scored.rows))
+    }
 
     /// The corpus's control model: numbers `x`, `age`, text `plan` (basic, plus, pro),
     /// classes `no`, `yes`.
@@ -571,20 +879,19 @@ mod tests {
     /// Streams `text` (which must take the streamed path) and checks it against the
     /// general reader, byte for byte.
     fn same_as_general(model: &mut Model, text: &str, proba: bool) -> Vec<u8> {
-        same_as_general_with(model, text, proba, None)
+        let request = Request {
+            proba,
+            ..Request::default()
+        };
+        same_as_general_with(model, text, &request)
     }
 
-    /// [`same_as_general`] with an interval's half-width for a regression.
-    fn same_as_general_with(
-        model: &mut Model,
-        text: &str,
-        proba: bool,
-        interval: Option<f64>,
-    ) -> Vec<u8> {
+    /// [`same_as_general`] for any request.
+    fn same_as_general_with(model: &mut Model, text: &str, request: &Request) -> Vec<u8> {
         let path = Path::new("t.csv");
-        let streamed = predict_streamed(model, path, text.as_bytes(), proba, interval)
+        let streamed = predict_streamed(model, path, text.as_bytes(), request, true)
             .unwrap_or_else(|| panic!("not streamed: {text:?}"));
-        let general = general(model, path, text.as_bytes(), proba, interval).unwrap();
+        let general = general(model, path, text.as_bytes(), request).unwrap();
         assert_eq!(
             String::from_utf8_lossy(&streamed.0),
             String::from_utf8_lossy(&general.0)
@@ -781,31 +1088,32 @@ mod tests {
         ];
         for text in cases {
             assert!(
-                predict_streamed(&mut model, path, text.as_bytes(), false, None).is_none(),
+                predict_streamed(&mut model, path, text.as_bytes(), &Request::default(), true)
+                    .is_none(),
                 "{text:?}"
             );
         }
         // Where the general reader refuses, predict_csv gives its message.
-        let e = predict_csv(&mut model, path, cases[7].as_bytes(), false, None).unwrap_err();
+        let e = predict_csv(&mut model, path, cases[7].as_bytes(), false).unwrap_err();
         assert!(
             e.to_string().starts_with("t.csv, line 2, column 'age': "),
             "{e}"
         );
         // An unseen category is scored by the general reader, with no category on.
-        let (gold, rows) = predict_csv(&mut model, path, cases[3].as_bytes(), false, None).unwrap();
+        let (gold, rows) = predict_csv(&mut model, path, cases[3].as_bytes(), false).unwrap();
         assert_eq!(rows, 1);
         assert!(gold.starts_with(b"prediction\n"));
         // Where it accepts, the same predictions: quoted numbers, spaces around numbers.
-        let plain =
-            predict_csv(&mut model, path, b"x,age,plan\n0.5,30,basic\n", true, None).unwrap();
-        let quoted = predict_csv(&mut model, path, cases[0].as_bytes(), true, None).unwrap();
+        let plain = predict_csv(&mut model, path, b"x,age,plan\n0.5,30,basic\n", true).unwrap();
+        let quoted = predict_csv(&mut model, path, cases[0].as_bytes(), true).unwrap();
         assert_eq!(quoted, plain);
         let spaced = b"x,age,plan\n0.5, 30 ,basic\n";
-        assert!(predict_streamed(&mut model, path, spaced, true, None).is_none());
-        assert_eq!(
-            predict_csv(&mut model, path, spaced, true, None).unwrap(),
-            plain
-        );
+        let proba = Request {
+            proba: true,
+            ..Request::default()
+        };
+        assert!(predict_streamed(&mut model, path, spaced, &proba, true).is_none());
+        assert_eq!(predict_csv(&mut model, path, spaced, true).unwrap(), plain);
         assert_eq!(plain.1, 1);
     }
 
@@ -845,13 +1153,35 @@ mod tests {
                 .collect()
         };
         assert_eq!(classes(&soft), classes(&plain));
-        // An interval of ±1.5 around each value, on both paths.
-        let out = same_as_general_with(&mut regressor(), &text, false, Some(1.5));
+        // An interval of ±1.5 around each value, on both paths, in CSV and JSON lines.
+        let interval = Request {
+            interval: Some(1.5),
+            ..Request::default()
+        };
+        let out = same_as_general_with(&mut regressor(), &text, &interval);
         let out = String::from_utf8(out).unwrap();
         assert!(out.starts_with("prediction,lower,upper\n"));
         for line in out.lines().skip(1) {
             let v: Vec<f32> = line.split(',').map(|c| c.parse().unwrap()).collect();
             assert!((v[0] - v[1] - 1.5).abs() < 1e-4 && (v[2] - v[0] - 1.5).abs() < 1e-4);
+        }
+        let jsonl = Request {
+            format: Format::Jsonl,
+            interval: Some(1.5),
+            ..Request::default()
+        };
+        let out = same_as_general_with(&mut regressor(), &text, &jsonl);
+        for line in String::from_utf8(out).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let (p, lo, hi) = (
+                v["prediction"].as_f64().unwrap(),
+                v["lower"].as_f64().unwrap(),
+                v["upper"].as_f64().unwrap(),
+            );
+            assert!(
+                (p - lo - 1.5).abs() < 1e-4 && (hi - p - 1.5).abs() < 1e-4,
+                "{line}"
+            );
         }
     }
 }

@@ -215,85 +215,98 @@ impl ColumnStats {
         train: &[usize],
         line: impl Fn(usize) -> usize,
     ) {
-        match (&mut self.cells, column) {
-            (
-                Cells::Numbers {
-                    moments,
-                    missing,
-                    integer,
-                    distinct,
-                    ..
-                },
-                Column::Numeric { values, .. },
-            ) => {
-                train.iter().for_each(|&r| moments.add(values[r]));
-                // 0 and -0 are one class, as they are one number.
-                let key = |v: f32| crate::tabular::median::key(if v == 0.0 { 0.0 } else { v });
-                for &r in kept {
-                    let v = values[r];
-                    if v.is_nan() {
-                        *missing += 1;
-                        continue;
-                    }
-                    *integer &= v.fract() == 0.0;
-                    if let Some(d) = distinct.as_mut().filter(|d| d.len() <= MAX_DISTINCT) {
-                        d.entry(key(v)).or_insert(0);
-                    }
+        match column {
+            Column::Numeric { values, .. } => self.add_numbers(values, kept, train),
+            Column::Text {
+                codes, categories, ..
+            } => self.add_text(codes, categories, kept, train, line),
+            Column::Invalid { .. } => unreachable!("statistics of an invalid column"),
+        }
+    }
+
+    /// [`ColumnStats::add`] of a numeric column's `values`.
+    fn add_numbers(&mut self, values: &[f32], kept: &[usize], train: &[usize]) {
+        let Cells::Numbers {
+            moments,
+            missing,
+            integer,
+            distinct,
+            ..
+        } = &mut self.cells
+        else {
+            unreachable!("statistics of a column of another kind")
+        };
+        train.iter().for_each(|&r| moments.add(values[r]));
+        // 0 and -0 are one class, as they are one number.
+        let key = |v: f32| crate::tabular::median::key(if v == 0.0 { 0.0 } else { v });
+        for &r in kept {
+            let v = values[r];
+            if v.is_nan() {
+                *missing += 1;
+                continue;
+            }
+            *integer &= v.fract() == 0.0;
+            if let Some(d) = distinct.as_mut().filter(|d| d.len() <= MAX_DISTINCT) {
+                d.entry(key(v)).or_insert(0);
+            }
+        }
+        if let Some(d) = distinct.as_mut() {
+            for &r in train.iter().filter(|&&r| !values[r].is_nan()) {
+                if let Some(n) = d.get_mut(&key(values[r])) {
+                    *n += 1;
                 }
-                if let Some(d) = distinct.as_mut() {
-                    for &r in train.iter().filter(|&&r| !values[r].is_nan()) {
-                        if let Some(n) = d.get_mut(&key(values[r])) {
-                            *n += 1;
-                        }
+            }
+        }
+    }
+
+    /// [`ColumnStats::add`] of a text column's `codes` into its `categories`.
+    fn add_text(
+        &mut self,
+        codes: &[u32],
+        categories: &[String],
+        kept: &[usize],
+        train: &[usize],
+        line: impl Fn(usize) -> usize,
+    ) {
+        let Cells::Text {
+            categories: counts,
+            present,
+            missing,
+            first,
+            dates,
+            not_date,
+        } = &mut self.cells
+        else {
+            unreachable!("statistics of a column of another kind")
+        };
+        let mut used = vec![None::<u64>; categories.len()];
+        // Whether each category is a date, found once.
+        let mut is_date = vec![None::<bool>; categories.len()];
+        for &r in kept {
+            match codes[r] {
+                Column::MISSING => *missing += 1,
+                c => {
+                    let text = &categories[c as usize];
+                    used[c as usize].get_or_insert(0);
+                    *present += 1;
+                    if first.as_ref().is_none_or(|(l, _)| line(r) < *l) {
+                        *first = Some((line(r), text.clone()));
+                    }
+                    if *is_date[c as usize].get_or_insert_with(|| parse_date(text).is_some()) {
+                        *dates += 1;
+                    } else if not_date.as_ref().is_none_or(|(l, _)| line(r) < *l) {
+                        *not_date = Some((line(r), text.clone()));
                     }
                 }
             }
-            (
-                Cells::Text {
-                    categories: counts,
-                    present,
-                    missing,
-                    first,
-                    dates,
-                    not_date,
-                },
-                Column::Text {
-                    codes, categories, ..
-                },
-            ) => {
-                let mut used = vec![None::<u64>; categories.len()];
-                // Whether each category is a date, found once.
-                let mut is_date = vec![None::<bool>; categories.len()];
-                for &r in kept {
-                    match codes[r] {
-                        Column::MISSING => *missing += 1,
-                        c => {
-                            let text = &categories[c as usize];
-                            used[c as usize].get_or_insert(0);
-                            *present += 1;
-                            if first.as_ref().is_none_or(|(l, _)| line(r) < *l) {
-                                *first = Some((line(r), text.clone()));
-                            }
-                            if *is_date[c as usize]
-                                .get_or_insert_with(|| parse_date(text).is_some())
-                            {
-                                *dates += 1;
-                            } else if not_date.as_ref().is_none_or(|(l, _)| line(r) < *l) {
-                                *not_date = Some((line(r), text.clone()));
-                            }
-                        }
-                    }
-                }
-                for &r in train.iter().filter(|&&r| codes[r] != Column::MISSING) {
-                    *used[codes[r] as usize].get_or_insert(0) += 1;
-                }
-                for (category, n) in categories.iter().zip(used) {
-                    if let Some(n) = n {
-                        *counts.entry(category.clone()).or_default() += n;
-                    }
-                }
+        }
+        for &r in train.iter().filter(|&&r| codes[r] != Column::MISSING) {
+            *used[codes[r] as usize].get_or_insert(0) += 1;
+        }
+        for (category, n) in categories.iter().zip(used) {
+            if let Some(n) = n {
+                *counts.entry(category.clone()).or_default() += n;
             }
-            _ => unreachable!("statistics of a column of another kind"),
         }
     }
 
