@@ -37,6 +37,9 @@ warnings.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parent.parent
 QUALITY = ROOT / "bench" / "quality"
 MLP = os.environ.get("MLP", str(ROOT / "target" / "release" / "mlp"))
+# Another build of mlp to time in the same run (say, the commit before a change): its
+# column is `mlp_before`.
+MLP_BEFORE = os.environ.get("MLP_BEFORE")
 
 
 def children_cpu():
@@ -44,16 +47,16 @@ def children_cpu():
     return r.ru_utime + r.ru_stime
 
 
-def fit_mlp(train, test, target, task, extra, workdir):
+def fit_mlp(train, test, target, task, extra, workdir, binary=MLP):
     model = Path(workdir) / "model.json"
-    cmd = [MLP, "train", str(train), "--target", target, "--model", str(model), "--plot",
+    cmd = [binary, "train", str(train), "--target", target, "--model", str(model), "--plot",
            str(Path(workdir) / "m.png"), "--quiet", "--threads", "1", "--seed", "0", *extra]
     c0 = children_cpu()
     subprocess.run(cmd, check=True, capture_output=True)
     cpu = children_cpu() - c0
     # Test rows may hold categories the training rows lack (a rare destination): scored with
     # none of the column's categories on, as the Python models do.
-    out = subprocess.run([MLP, "eval", str(model), str(test), "--json", "--threads", "1",
+    out = subprocess.run([binary, "eval", str(model), str(test), "--json", "--threads", "1",
                           "--unknown-category", "ignore"], capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"mlp eval failed: {out.stderr.strip()}")
@@ -111,7 +114,7 @@ def fit_python(name, train, test, target, task, ignore):
     return (accuracy_score(yte, pred) if clf else r2_score(yte, pred)), cpu
 
 
-MODELS = ["mlp", "lightgbm", "hgb", "sklearn"]
+MODELS = ["mlp", "lightgbm", "hgb", "sklearn"] + (["mlp_before"] if MLP_BEFORE else [])
 
 
 def one_set(train, test, target, task, ignore, mlp_extra):
@@ -120,6 +123,8 @@ def one_set(train, test, target, task, ignore, mlp_extra):
         for name in MODELS:
             if name == "mlp":
                 score, cpu = fit_mlp(train, test, target, task, mlp_extra, d)
+            elif name == "mlp_before":
+                score, cpu = fit_mlp(train, test, target, task, mlp_extra, d, MLP_BEFORE)
             else:
                 score, cpu = fit_python(name, train, test, target, task, ignore)
             row[name] = {"score": score, "cpu": cpu}
@@ -150,6 +155,10 @@ def suite(args):
     print(f"median ratio mlp/lightgbm {med([r['mlp']['cpu'] / r['lightgbm']['cpu'] for r in rows.values()]):.2f}x, "
           f"sklearn/mlp {med([r['sklearn']['cpu'] / r['mlp']['cpu'] for r in rows.values()]):.2f}x, "
           f"hgb/mlp {med([r['hgb']['cpu'] / r['mlp']['cpu'] for r in rows.values()]):.2f}x")
+    if MLP_BEFORE:
+        print(f"mlp against mlp_before: median CPU ratio "
+              f"{med([r['mlp']['cpu'] / r['mlp_before']['cpu'] for r in rows.values()]):.2f}, "
+              f"ratio of medians {med([r['mlp']['cpu'] for r in rows.values()]) / med([r['mlp_before']['cpu'] for r in rows.values()]):.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 
