@@ -1678,3 +1678,39 @@ fn explain_shows_the_cells_it_filled() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(json.get("filled").is_none());
 }
+
+/// Item 15: Unix timestamps (1.7e9, seconds) are kept in f32 steps of 128; train says so,
+/// naming the column, the step and what to do. Numbers f32 holds (seven significant digits)
+/// and the same timestamps with the offset taken away pass without a word.
+#[test]
+fn values_that_f32_rounds_together_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut stamps = String::from("ts,small,y\n");
+    let mut offset = String::from("ts,small,y\n");
+    for i in 0..200 {
+        let small = format!("{:.3}", 1000.0 + i as f64 * 0.123);
+        stamps += &format!("{},{small},{}\n", 1_700_000_000 + i * 7, i % 2);
+        offset += &format!("{},{small},{}\n", i * 7, i % 2);
+    }
+    std::fs::write(d.join("stamps.csv"), stamps).unwrap();
+    std::fs::write(d.join("offset.csv"), offset).unwrap();
+    let args = |file: &'static str| ["train", file, "--epochs", "1", "--model", "m.json"];
+    let out = run(d, &args("stamps.csv"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.matches("warning: column").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: column 'ts' has values finer than f32 (the network's number type) holds \
+             at their size: near 1.700e9 it steps by 128, so values of the file that differ by \
+             less became one number\n  hint: subtract an offset (say the first value) or change \
+             the unit in the file; if it is an identifier or a code, leave it out with --ignore \
+             ts or make it a category with --categorical ts\n"
+        ),
+        "{stderr}"
+    );
+    let out = run(d, &args("offset.csv"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("finer than f32"), "{}", text(&out.stderr));
+}

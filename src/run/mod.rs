@@ -168,6 +168,9 @@ pub struct DataSummary {
     /// Numeric feature columns that look like row identifiers (see
     /// [`crate::pipeline::prepare::identifier_columns`]; found in memory only).
     pub identifiers: Vec<String>,
+    /// Numeric columns whose values f32 rounded together (see
+    /// [`crate::pipeline::prepare::coarse_columns`]; found in memory only).
+    pub coarse: Vec<crate::pipeline::prepare::Coarse>,
 }
 
 impl DataSummary {
@@ -183,6 +186,7 @@ impl DataSummary {
             validation_rows: p.validation_rows,
             folds,
             identifiers: p.identifiers.clone(),
+            coarse: p.coarse.clone(),
         }
     }
 
@@ -198,6 +202,7 @@ impl DataSummary {
             validation_rows: s.validation_rows,
             folds,
             identifiers: Vec::new(),
+            coarse: Vec::new(),
         }
     }
 }
