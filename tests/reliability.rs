@@ -1714,3 +1714,58 @@ fn values_that_f32_rounds_together_are_warned_about() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!text(&out.stderr).contains("finer than f32"), "{}", text(&out.stderr));
 }
+
+/// Item 13: the boundary animation ends on what was saved. Early stopping trains past the
+/// kept epoch; the frames of those epochs are left out, and the last frame is the saved
+/// model (the average of the three fold networks, as the still picture).
+#[test]
+fn the_boundary_animation_ends_on_the_saved_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A noisy XOR of 120 rows: the first network stops a few epochs after its best.
+    let mut csv = String::from("a,b,y\n");
+    let mut state = 12345u64;
+    let mut uniform = || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for _ in 0..120 {
+        let (a, b) = (uniform() * 2.0 - 1.0, uniform() * 2.0 - 1.0);
+        let flip = uniform() < 0.25;
+        csv += &format!("{a:.4},{b:.4},{}\n", u8::from((a * b > 0.0) != flip));
+    }
+    std::fs::write(d.join("xor.csv"), csv).unwrap();
+    let out = run(
+        d,
+        &[
+            "train", "xor.csv", "--epochs", "60", "--patience", "3", "--boundary-gif", "g.gif",
+        ],
+    );
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    let number_after = |head: &str| -> usize {
+        let at = said.find(head).unwrap_or_else(|| panic!("no `{head}` in\n{said}")) + head.len();
+        let digits: String = said[at..].chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().unwrap()
+    };
+    let (best, stopped) = (
+        number_after("best epoch "),
+        number_after("stopped early after epoch "),
+    );
+    assert!(stopped > best, "{said}");
+    // One frame an epoch (60 epochs ask for at most 60 frames) up to the best, and the saved.
+    let frames = best + 1;
+    assert!(said.contains(&format!("wrote g.gif ({frames} frames)")), "{said}");
+    let mut options = gif::DecodeOptions::new();
+    options.set_color_output(gif::ColorOutput::RGBA);
+    let mut decoder = options
+        .read_info(std::fs::File::open(d.join("g.gif")).unwrap())
+        .unwrap();
+    let mut delays = Vec::new();
+    while let Some(frame) = decoder.read_next_frame().unwrap() {
+        delays.push(frame.delay);
+    }
+    assert_eq!(delays.len(), frames);
+    // The last frame (the saved model) stays on screen.
+    assert_eq!(delays.last(), Some(&200));
+}

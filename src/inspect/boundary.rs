@@ -506,6 +506,8 @@ pub struct BoundaryRecorder<'a> {
     every: usize,
     /// `(title, surface)` per recorded epoch.
     pub frames: Vec<(String, Surface)>,
+    /// The epoch of each of `frames`.
+    epochs: Vec<usize>,
 }
 
 impl<'a> BoundaryRecorder<'a> {
@@ -516,7 +518,20 @@ impl<'a> BoundaryRecorder<'a> {
             target,
             every: epochs.div_ceil(frames.max(1)).max(1),
             frames: Vec::new(),
+            epochs: Vec::new(),
         }
+    }
+
+    /// Makes the animation end on what was saved: drops the frames after `best_epoch` (the
+    /// epochs that training went on to without keeping) and adds `saved`, the saved
+    /// model's surface (for an ensemble the average of its networks, as the still picture
+    /// shows), titled `title`.
+    pub fn end_on_saved(&mut self, best_epoch: usize, saved: Surface, title: String) {
+        let kept = self.epochs.iter().take_while(|&&e| e <= best_epoch).count();
+        self.frames.truncate(kept);
+        self.epochs.truncate(kept);
+        self.frames.push((title, saved));
+        self.epochs.push(best_epoch);
     }
 }
 
@@ -526,6 +541,7 @@ impl Observer for BoundaryRecorder<'_> {
             // Half the still picture's resolution: frames are small and there are many.
             let s = surface(model, self.plane, self.target, RESOLUTION / 2);
             self.frames.push((format!("epoch {}", report.epoch), s));
+            self.epochs.push(report.epoch);
         }
     }
 }

@@ -675,13 +675,26 @@ fn write_outputs(
             points.write_png(&s, path)?;
             wrote(Output::Boundary, path);
         }
-        if let (Some(path), Some(recorder)) = (&outputs.boundary_gif, &pictures.recorder) {
+        if let (Some(path), Some(mut recorder)) = (&outputs.boundary_gif, pictures.recorder) {
+            let saved = model_surface(model, plane, RESOLUTION / 2);
+            let networks = 1 + model.file.ensemble.len();
+            let best = outcome.best_epoch;
+            recorder.end_on_saved(best, saved, saved_title(best, networks));
             points.write_gif(&recorder.frames, path)?;
             let frames = recorder.frames.len();
             wrote(Output::BoundaryGif { frames }, path);
         }
     }
     Ok(written)
+}
+
+/// The title of the boundary animation's last frame, the saved model.
+fn saved_title(best_epoch: usize, networks: usize) -> String {
+    if networks > 1 {
+        format!("saved: epoch {best_epoch} of network 1, average of {networks} networks")
+    } else {
+        format!("saved: epoch {best_epoch}")
+    }
 }
 
 /// The title of a training run's pictures.
