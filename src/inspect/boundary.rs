@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use ndarray::{Array2, ArrayView2, Axis};
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
@@ -320,12 +321,15 @@ impl BoundaryPlot<'_> {
             title_size: font(small, 26).1,
             margin: 14,
             x_labels: if small { 40 } else { 50 },
-            y_labels: if small { 55 } else { 70 },
+            y_labels: if small { 62 } else { 82 },
             right_labels: 0,
         };
         let mut chart = frame
             .on(&root)
-            .build_cartesian_2d(plane.x.0..plane.x.1, plane.y.0..plane.y.1)?;
+            .build_cartesian_2d(
+                Axis1::new(plane.x),
+                Axis1::new(plane.y),
+            )?;
 
         // Value range for a regression colour scale: the grid and the points together.
         let values: Vec<f64> = match self.targets {
@@ -339,8 +343,8 @@ impl BoundaryPlot<'_> {
             .disable_mesh()
             .x_desc(&plane.names[0])
             .y_desc(&plane.names[1])
-            .x_label_formatter(&tidy)
-            .y_label_formatter(&tidy)
+            .x_label_formatter(&|v| axis_label(*v, plane.x))
+            .y_label_formatter(&|v| axis_label(*v, plane.y))
             .axis_desc_style(font(small, 20))
             .label_style(font(small, 16))
             .draw()?;
@@ -459,7 +463,58 @@ impl BoundaryPlot<'_> {
 
 /// The boundary chart: the plane in the columns' own units.
 type PlaneChart<'a, 'b> =
-    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<Axis1, Axis1>>;
+
+/// One axis of the boundary chart: plotters' f64 axis with the ticks of [`ticks`].
+struct Axis1 {
+    inner: RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl Axis1 {
+    fn new((lo, hi): (f64, f64)) -> Self {
+        Self {
+            inner: (lo..hi).into(),
+            ticks: ticks((lo, hi)),
+        }
+    }
+}
+
+impl Ranged for Axis1 {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, _hint: Hint) -> Vec<f64> {
+        self.ticks.clone()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
+}
+
+/// About six round ticks (steps of 1, 2 or 5 times a power of ten) across `(lo, hi)`, at
+/// any scale: plotters' own give a single tick on an axis narrower than f64's epsilon
+/// (values near 1e-30).
+fn ticks((lo, hi): (f64, f64)) -> Vec<f64> {
+    let raw = (hi - lo) / 6.0;
+    if !(raw > 0.0 && raw.is_finite()) {
+        return vec![lo];
+    }
+    let power = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .map(|m| m * power)
+        .into_iter()
+        .find(|&s| s >= raw)
+        .unwrap_or(10.0 * power);
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    (first..=last).map(|k| k as f64 * step).collect()
+}
 
 /// The text style of size `big`, three quarters of it on a small picture.
 fn font(small: bool, big: u32) -> (&'static str, u32) {
@@ -484,10 +539,22 @@ fn unit(v: f64, (lo, hi): (f64, f64)) -> f64 {
     if hi > lo { (v - lo) / (hi - lo) } else { 0.5 }
 }
 
-/// An axis label without `-0.0`.
-fn tidy(v: &f64) -> String {
-    let v = if v.abs() < 1e-9 { 0.0 } else { *v };
-    format!("{}", (v * 1e4).round() / 1e4)
+/// The label of `v` on an axis spanning `(lo, hi)`: as a plain number (to 4 decimals,
+/// without `-0.0`) for axes of ordinary size; in scientific notation for an axis beyond
+/// 1e5 or within 1e-3 of zero, with just the digits that tell ticks a tenth of the axis
+/// apart, so that labels near 1e30 or 1e-30 stay a few characters wide.
+fn axis_label(v: f64, (lo, hi): (f64, f64)) -> String {
+    let size = lo.abs().max(hi.abs());
+    let step = (hi - lo) / 10.0;
+    if (1e-3..1e5).contains(&size) || !(step > 0.0 && size.is_finite()) {
+        let v = if v.abs() < 1e-9 { 0.0 } else { v };
+        return format!("{}", (v * 1e4).round() / 1e4);
+    }
+    if v.abs() < step * 1e-6 {
+        return "0".into();
+    }
+    let digits = (size.log10().floor() - step.log10().floor()).clamp(0.0, 9.0) as usize;
+    format!("{v:.digits$e}")
 }
 
 fn short(v: f64) -> String {
@@ -656,6 +723,27 @@ mod tests {
             let count = buf.chunks(3).filter(|p| p == &[t.0, t.1, t.2]).count();
             assert!(count > 600 * 500 / 8, "class {class}: {count} pixels");
         }
+    }
+
+    #[test]
+    fn axis_labels_stay_short_at_any_scale() {
+        let big = (0.8e30, 3.2e30);
+        let labels: Vec<String> = [1e30, 1.5e30, 3e30].map(|v| axis_label(v, big)).into();
+        assert_eq!(labels, ["1.0e30", "1.5e30", "3.0e30"]);
+        let tiny = (0.8e-30, 3.2e-30);
+        assert_eq!(axis_label(2.25e-30, tiny), "2.2e-30");
+        // Ticks close together far from zero keep the digits that tell them apart.
+        assert_eq!(axis_label(1.0000002e9, (1e9, 1.000001e9)), "1.0000002e9");
+        assert_eq!(axis_label(0.0, (-2e30, 2e30)), "0");
+        // Ordinary axes read as before.
+        assert_eq!(axis_label(2.5, (0.0, 10.0)), "2.5");
+        assert_eq!(axis_label(-1e-12, (-1.0, 1.0)), "0");
+        // Ticks exist at every scale (plotters gave one on an axis 2.4e-30 wide).
+        assert_eq!(ticks((0.0, 10.0)), [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+        let labels: Vec<String> = (ticks(tiny).iter())
+            .map(|&v| axis_label(v, tiny))
+            .collect();
+        assert_eq!(labels, ["1.0e-30", "1.5e-30", "2.0e-30", "2.5e-30", "3.0e-30"]);
     }
 
     #[test]
