@@ -226,6 +226,9 @@ pub struct BoundaryPlot<'a> {
     pub targets: &'a Targets,
     /// The title.
     pub title: String,
+    /// Which of the points had a cell filled in (drawn hollow, at the fill value); empty
+    /// when none had.
+    pub filled: &'a [bool],
 }
 
 fn class_colour(class: usize) -> RGBColor {
@@ -361,9 +364,7 @@ impl BoundaryPlot<'_> {
             }
             (Targets::Values(_), TargetEncoding::Values { .. }) => {
                 chart.draw_series(values.iter().enumerate().map(|(r, &v)| {
-                    EmptyElement::at(self.point(r))
-                        + Circle::new((0, 0), radius, scale(unit(v, range)).filled())
-                        + Circle::new((0, 0), radius, BLACK.stroke_width(1))
+                    self.marker(r, radius, scale(unit(v, range)))
                 }))?;
                 let key = format!(
                     "{}: {} (dark) to {} (yellow)",
@@ -374,6 +375,11 @@ impl BoundaryPlot<'_> {
                 root.draw(&Text::new(key, (20, size.1 as i32 - 22), font(small, 15)))?;
             }
             _ => return Err("the targets do not match the model's task".into()),
+        }
+        if self.filled.contains(&true) {
+            let key = "hollow: a cell was missing, drawn at its fill value";
+            let x = size.0 as i32 - if small { 250 } else { 325 };
+            root.draw(&Text::new(key, (x, size.1 as i32 - 22), font(small, 15)))?;
         }
         root.present()?;
         Ok(())
@@ -424,11 +430,7 @@ impl BoundaryPlot<'_> {
                 .filter(move |&(_, &c)| c == class)
                 .map(|(r, _)| r);
             chart
-                .draw_series(rows.map(|r| {
-                    EmptyElement::at(self.point(r))
-                        + Circle::new((0, 0), radius, colour.filled())
-                        + Circle::new((0, 0), radius, BLACK.stroke_width(1))
-                }))?
+                .draw_series(rows.map(|r| self.marker(r, radius, colour)))?
                 .label(label.as_str())
                 .legend(move |(x, y)| Circle::new((x + 8, y), 6, colour.filled()));
         }
@@ -440,6 +442,20 @@ impl BoundaryPlot<'_> {
             .border_style(RGBColor(150, 150, 150))
             .draw()?;
         Ok(())
+    }
+
+    /// The marker of training point `row`: a disc of `colour` ringed in black, or for a
+    /// point with a filled-in cell a white disc ringed in `colour` (hollow: its place is
+    /// the fill value, not data).
+    fn marker<'b>(&self, row: usize, radius: i32, colour: RGBColor) -> PointMarker<'b> {
+        let (inside, ring) = if self.filled.get(row).copied().unwrap_or(false) {
+            (WHITE.filled(), colour.stroke_width(2))
+        } else {
+            (colour.filled(), BLACK.stroke_width(1))
+        };
+        EmptyElement::at(self.point(row))
+            + Circle::new((0, 0), radius, inside)
+            + Circle::new((0, 0), radius, ring)
     }
 
     /// Training point `row` in the columns' own units.
@@ -464,6 +480,13 @@ impl BoundaryPlot<'_> {
 /// The boundary chart: the plane in the columns' own units.
 type PlaneChart<'a, 'b> =
     ChartContext<'a, BitMapBackend<'b>, Cartesian2d<Axis1, Axis1>>;
+
+/// A training point's marker: two circles at the point.
+type PointMarker<'b> =
+    plotters::element::ComposedElement<(f64, f64), BitMapBackend<'b>, Ring, Ring>;
+
+/// A circle around a point.
+type Ring = Circle<(i32, i32), i32>;
 
 /// One axis of the boundary chart: plotters' f64 axis with the ticks of [`ticks`].
 struct Axis1 {
@@ -712,6 +735,7 @@ mod tests {
             points: prepared.x_train.view(),
             targets: &prepared.y_train,
             title: "separable".into(),
+            filled: &[],
         };
         let png = plot.render_png(&s, (600, 500)).unwrap();
         let decoder = png::Decoder::new(std::io::Cursor::new(png));
@@ -723,6 +747,58 @@ mod tests {
             let count = buf.chunks(3).filter(|p| p == &[t.0, t.1, t.2]).count();
             assert!(count > 600 * 500 / 8, "class {class}: {count} pixels");
         }
+    }
+
+    #[test]
+    fn points_with_a_filled_cell_are_drawn_hollow() {
+        // 40 rows; rows 3, 13, 23, 33 lack `x` and row 7 lacks `y`, filled by imputation.
+        let mut csv = String::from("x,y,side\n");
+        for r in 0..40 {
+            let (x, y) = (r as f32 / 4.0, (r * 7 % 40) as f32 / 4.0);
+            let x = if r % 10 == 3 { String::new() } else { x.to_string() };
+            let y = if r == 7 { String::new() } else { y.to_string() };
+            csv.push_str(&format!("{x},{y},{}\n", if r % 2 == 0 { "a" } else { "b" }));
+        }
+        let request = TrainRequest {
+            config: TrainConfig {
+                val_split: 0.0,
+                ..TrainConfig::default()
+            },
+            ..TrainRequest::new("holes.csv")
+        };
+        let prepared = prepare_bytes(&request, csv.as_bytes()).unwrap();
+        let filled: Vec<bool> = prepared.filled_rows.clone();
+        assert_eq!(filled.len(), 40);
+        assert_eq!(filled.iter().filter(|&&f| f).count(), 5);
+        let encoding = &prepared.encoding;
+        let plane = Plane::for_model(encoding, prepared.x_train.view(), Setting::Boundary).unwrap();
+        let grid = Surface {
+            resolution: 4,
+            values: vec![0.0; 16],
+        };
+        // White pixels (the margins, and the inside of hollow markers).
+        let white = |filled: &[bool]| {
+            let plot = BoundaryPlot {
+                plane: &plane,
+                target: &encoding.target,
+                points: prepared.x_train.view(),
+                targets: &prepared.y_train,
+                title: "holes".into(),
+                filled,
+            };
+            let png = plot.render_png(&grid, (600, 500)).unwrap();
+            let mut reader = png::Decoder::new(std::io::Cursor::new(png))
+                .read_info()
+                .unwrap();
+            let mut buf = vec![0; reader.output_buffer_size()];
+            reader.next_frame(&mut buf).unwrap();
+            buf.chunks(3).filter(|p| p == &[255, 255, 255]).count()
+        };
+        let (solid, five, all) = (white(&[]), white(&filled), white(&[true; 40]));
+        // Each hollow marker (radius 4 on a picture this small) is white inside; the key
+        // under the plane (drawn on white) comes with the first.
+        assert!(all >= five + 35 * 10, "{all} {five}");
+        assert!(five < solid, "{five} {solid}");
     }
 
     #[test]

@@ -105,6 +105,9 @@ pub struct Prepared {
     /// kept as features, but worth a warning. Found in memory only (empty for a run over
     /// processes).
     pub identifiers: Vec<String>,
+    /// Which training rows (of `x_train`, in order) had a feature cell filled in by
+    /// imputation; empty when none had (and for a run over processes).
+    pub filled_rows: Vec<bool>,
     /// Numeric columns whose values f32 rounded together ([`coarse_columns`]), worth a
     /// warning. Found in memory only, like `identifiers`.
     pub coarse: Vec<Coarse>,
@@ -187,6 +190,20 @@ pub fn identifier_columns(table: &Table, target: &str) -> Vec<String> {
         .collect()
 }
 
+/// Which of `rows` have a missing cell outside the `target` column (empty unless
+/// `imputed`: without imputation no cell was filled).
+fn filled_rows(table: &Table, target: &str, rows: &[usize], imputed: bool) -> Vec<bool> {
+    if !imputed {
+        return Vec::new();
+    }
+    let features: Vec<_> = (table.columns().iter())
+        .filter(|c| c.name() != target && c.missing() > 0)
+        .collect();
+    (rows.iter())
+        .map(|&r| features.iter().any(|c| c.is_missing(r)))
+        .collect()
+}
+
 /// SHA-256 of `bytes` as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
@@ -243,7 +260,9 @@ fn prepare_checked(request: &TrainRequest, bytes: &[u8]) -> Result<Prepared> {
             .collect();
     }
     check_network_size(&encoding, &request.config)?;
+    let filled_rows = filled_rows(&table, &target, &split.train, !filled.is_empty());
     Ok(Prepared {
+        filled_rows,
         data: request.data.clone(),
         sha256: sha256_hex(bytes),
         delimiter: table.delimiter(),

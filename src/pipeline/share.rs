@@ -309,6 +309,7 @@ pub fn prepare_shared(request: &TrainRequest, comm: &dyn Communicator) -> Result
         validation_rows: split.validation.len(),
         identifiers: Vec::new(),
         coarse: Vec::new(),
+        filled_rows: Vec::new(),
     })
 }
 

@@ -449,7 +449,8 @@ fn in_memory(cx: &mut Context<'_>) -> Result<(DataSummary, Option<ScanFigures>, 
         x: prepared.x_train.view(),
         y: &prepared.y_train,
     };
-    let finished = train_and_write(cx, Source::Memory(&prepared), &data, rows)?;
+    let source = Source::Memory(&prepared);
+    let finished = train_and_write(cx, source, &data, rows, &prepared.filled_rows)?;
     Ok((data, None, finished))
 }
 
@@ -482,7 +483,7 @@ fn streamed(
     (cx.emit)(&Event::Scanned(&figures));
     // The decision boundary and the activation health are drawn from the held rows.
     let source = Source::Streamed(&streamed, budget);
-    let finished = train_and_write(cx, source, &data, held.batch())?;
+    let finished = train_and_write(cx, source, &data, held.batch(), &[])?;
     Ok((data, Some(figures), finished))
 }
 
@@ -501,15 +502,18 @@ struct Pictures<'p, 'r> {
     recorder: Option<BoundaryRecorder<'p>>,
     /// The points drawn on top.
     rows: Batch<'r>,
+    /// Which of them had a cell filled in.
+    filled: &'r [bool],
 }
 
 /// Trains on `source` with the health monitor (and the boundary recorder) watching, adds
 /// the health report to the model, and (the leader) writes the outputs.
-fn train_and_write(
+fn train_and_write<'r>(
     cx: &mut Context<'_>,
     source: Source<'_>,
     data: &DataSummary,
-    rows: Batch<'_>,
+    rows: Batch<'r>,
+    filled: &'r [bool],
 ) -> Result<Finished> {
     let (comm, config) = (cx.comm, &cx.request.config);
     let plane = boundary_plane(cx.outputs, data, rows, comm)?;
@@ -550,6 +554,7 @@ fn train_and_write(
         plane: plane.as_ref(),
         recorder,
         rows,
+        filled,
     };
     // The leader writes; the others wait to hear whether it could.
     let written = if comm.is_leader() {
@@ -669,6 +674,7 @@ fn write_outputs(
             points: pictures.rows.x,
             targets: pictures.rows.y,
             title,
+            filled: pictures.filled,
         };
         if let Some(path) = &outputs.boundary {
             let s = model_surface(model, plane, RESOLUTION);
