@@ -1622,6 +1622,14 @@ fn commands_under_ulimit_v_end_cleanly() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     one_error(&stderr, "big.csv: holding this file of ", &stderr);
     assert!(stderr.contains("this command may use"), "{stderr}");
+    // lr-find trains in memory: it fits, or is refused so; it never aborts.
+    let out = limited("lr-find big.csv");
+    let stderr = text(&out.stderr);
+    match out.status.code() {
+        Some(0) => assert!(text(&out.stdout).contains("suggested lr: ")),
+        Some(2) => one_error(&stderr, "big.csv: holding this file of ", &stderr),
+        other => panic!("lr-find: {other:?}\n{stderr}"),
+    }
     // Explain holds no shuffled copy: it fits, or is refused so; it never aborts.
     let out = limited("explain model.json big.csv");
     let stderr = text(&out.stderr);
@@ -1768,4 +1776,41 @@ fn the_boundary_animation_ends_on_the_saved_epoch() {
     assert_eq!(delays.len(), frames);
     // The last frame (the saved model) stays on screen.
     assert_eq!(delays.last(), Some(&200));
+}
+
+/// Item 3: lr-find takes `--memory-limit` (a file whose sweep would need more is refused
+/// before it is read, saying how much and what to do) and refuses `--stream` saying why;
+/// both were "unexpected argument" though its help says it takes train's flags.
+#[test]
+fn lr_find_keeps_within_a_memory_limit_and_says_it_does_not_stream() {
+    let dir = workspace();
+    let d = dir.path();
+    let mut csv = String::from("a,b,c,y\n");
+    for i in 0..40_000u64 {
+        let (a, b, c) = (i * 7919 % 1000, i * 31 % 977, i * 17 % 101);
+        csv += &format!("{a},{b},{c},{}\n", u8::from(a + b > 900));
+    }
+    std::fs::write(d.join("rows.csv"), csv).unwrap();
+    let out = run(d, &["lr-find", "rows.csv", "--memory-limit", "20M"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty(), "{stderr}");
+    one_error(&stderr, "rows.csv: holding this file of ", &stderr);
+    assert!(
+        stderr.contains("more than the 20 MiB that --memory-limit allows\n  hint: use a sample"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("or raise --memory-limit"), "{stderr}");
+    let out = run(d, &["lr-find", "rows.csv", "--memory-limit", "1G"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("on 40000 training rows"), "{}", text(&out.stdout));
+    let out = run(d, &["lr-find", "rows.csv", "--stream"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    one_error(&stderr, "invalid --stream: lr-find holds the training rows in memory", &stderr);
+    assert!(stderr.contains("hint: leave out --stream"), "{stderr}");
+    // The help says so.
+    let help = text(&run(d, &["lr-find", "--help"]).stdout);
+    assert!(help.contains("--memory-limit <SIZE>") && help.contains("--stream"), "{help}");
+    assert!(help.contains("it does not stream (--stream is refused)"), "{help}");
 }
