@@ -1720,7 +1720,11 @@ fn values_that_f32_rounds_together_are_warned_about() {
     );
     let out = run(d, &args("offset.csv"));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(!text(&out.stderr).contains("finer than f32"), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("finer than f32"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// Item 13: the boundary animation ends on what was saved. Early stopping trains past the
@@ -1734,7 +1738,9 @@ fn the_boundary_animation_ends_on_the_saved_epoch() {
     let mut csv = String::from("a,b,y\n");
     let mut state = 12345u64;
     let mut uniform = || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (state >> 11) as f64 / (1u64 << 53) as f64
     };
     for _ in 0..120 {
@@ -1746,14 +1752,27 @@ fn the_boundary_animation_ends_on_the_saved_epoch() {
     let out = run(
         d,
         &[
-            "train", "xor.csv", "--epochs", "60", "--patience", "3", "--boundary-gif", "g.gif",
+            "train",
+            "xor.csv",
+            "--epochs",
+            "60",
+            "--patience",
+            "3",
+            "--boundary-gif",
+            "g.gif",
         ],
     );
     let said = text(&out.stdout) + &text(&out.stderr);
     assert!(out.status.success(), "{said}");
     let number_after = |head: &str| -> usize {
-        let at = said.find(head).unwrap_or_else(|| panic!("no `{head}` in\n{said}")) + head.len();
-        let digits: String = said[at..].chars().take_while(char::is_ascii_digit).collect();
+        let at = said
+            .find(head)
+            .unwrap_or_else(|| panic!("no `{head}` in\n{said}"))
+            + head.len();
+        let digits: String = said[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
         digits.parse().unwrap()
     };
     let (best, stopped) = (
@@ -1763,7 +1782,10 @@ fn the_boundary_animation_ends_on_the_saved_epoch() {
     assert!(stopped > best, "{said}");
     // One frame an epoch (60 epochs ask for at most 60 frames) up to the best, and the saved.
     let frames = best + 1;
-    assert!(said.contains(&format!("wrote g.gif ({frames} frames)")), "{said}");
+    assert!(
+        said.contains(&format!("wrote g.gif ({frames} frames)")),
+        "{said}"
+    );
     let mut options = gif::DecodeOptions::new();
     options.set_color_output(gif::ColorOutput::RGBA);
     let mut decoder = options
@@ -1803,14 +1825,28 @@ fn lr_find_keeps_within_a_memory_limit_and_says_it_does_not_stream() {
     assert!(stderr.contains("or raise --memory-limit"), "{stderr}");
     let out = run(d, &["lr-find", "rows.csv", "--memory-limit", "1G"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("on 40000 training rows"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("on 40000 training rows"),
+        "{}",
+        text(&out.stdout)
+    );
     let out = run(d, &["lr-find", "rows.csv", "--stream"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    one_error(&stderr, "invalid --stream: lr-find holds the training rows in memory", &stderr);
+    one_error(
+        &stderr,
+        "invalid --stream: lr-find holds the training rows in memory",
+        &stderr,
+    );
     assert!(stderr.contains("hint: leave out --stream"), "{stderr}");
     // The help says so.
     let help = text(&run(d, &["lr-find", "--help"]).stdout);
-    assert!(help.contains("--memory-limit <SIZE>") && help.contains("--stream"), "{help}");
-    assert!(help.contains("it does not stream (--stream is refused)"), "{help}");
+    assert!(
+        help.contains("--memory-limit <SIZE>") && help.contains("--stream"),
+        "{help}"
+    );
+    assert!(
+        help.contains("it does not stream (--stream is refused)"),
+        "{help}"
+    );
 }

@@ -329,10 +329,7 @@ impl BoundaryPlot<'_> {
         };
         let mut chart = frame
             .on(&root)
-            .build_cartesian_2d(
-                Axis1::new(plane.x),
-                Axis1::new(plane.y),
-            )?;
+            .build_cartesian_2d(Axis1::new(plane.x), Axis1::new(plane.y))?;
 
         // Value range for a regression colour scale: the grid and the points together.
         let values: Vec<f64> = match self.targets {
@@ -363,9 +360,12 @@ impl BoundaryPlot<'_> {
                 self.draw_classes(&mut chart, classes, labels, radius, small)?;
             }
             (Targets::Values(_), TargetEncoding::Values { .. }) => {
-                chart.draw_series(values.iter().enumerate().map(|(r, &v)| {
-                    self.marker(r, radius, scale(unit(v, range)))
-                }))?;
+                chart.draw_series(
+                    values
+                        .iter()
+                        .enumerate()
+                        .map(|(r, &v)| self.marker(r, radius, scale(unit(v, range)))),
+                )?;
                 let key = format!(
                     "{}: {} (dark) to {} (yellow)",
                     self.target.name(),
@@ -478,8 +478,7 @@ impl BoundaryPlot<'_> {
 }
 
 /// The boundary chart: the plane in the columns' own units.
-type PlaneChart<'a, 'b> =
-    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<Axis1, Axis1>>;
+type PlaneChart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<Axis1, Axis1>>;
 
 /// A training point's marker: two circles at the point.
 type PointMarker<'b> =
@@ -755,7 +754,11 @@ mod tests {
         let mut csv = String::from("x,y,side\n");
         for r in 0..40 {
             let (x, y) = (r as f32 / 4.0, (r * 7 % 40) as f32 / 4.0);
-            let x = if r % 10 == 3 { String::new() } else { x.to_string() };
+            let x = if r % 10 == 3 {
+                String::new()
+            } else {
+                x.to_string()
+            };
             let y = if r == 7 { String::new() } else { y.to_string() };
             csv.push_str(&format!("{x},{y},{}\n", if r % 2 == 0 { "a" } else { "b" }));
         }
@@ -816,10 +819,11 @@ mod tests {
         assert_eq!(axis_label(-1e-12, (-1.0, 1.0)), "0");
         // Ticks exist at every scale (plotters gave one on an axis 2.4e-30 wide).
         assert_eq!(ticks((0.0, 10.0)), [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
-        let labels: Vec<String> = (ticks(tiny).iter())
-            .map(|&v| axis_label(v, tiny))
-            .collect();
-        assert_eq!(labels, ["1.0e-30", "1.5e-30", "2.0e-30", "2.5e-30", "3.0e-30"]);
+        let labels: Vec<String> = (ticks(tiny).iter()).map(|&v| axis_label(v, tiny)).collect();
+        assert_eq!(
+            labels,
+            ["1.0e-30", "1.5e-30", "2.0e-30", "2.5e-30", "3.0e-30"]
+        );
     }
 
     #[test]

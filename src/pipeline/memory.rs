@@ -169,7 +169,12 @@ pub fn check_scoring_fits(
     limit: u64,
 ) -> crate::error::Result<()> {
     let factor = scoring_factor(encoding) * (1 + copies);
-    check_fits(path, |bytes| in_memory_estimate(bytes, factor), limit, false)
+    check_fits(
+        path,
+        |bytes| in_memory_estimate(bytes, factor),
+        limit,
+        false,
+    )
 }
 
 /// [`check_scoring_fits`] for a command that trains on the whole file in memory as
