@@ -255,7 +255,8 @@ fn train_draws_the_boundary_health_and_gif_and_refuses_boundary_on_four_columns(
     png(&d.join("h.png"));
     let gif = std::fs::read(d.join("b.gif")).unwrap();
     assert_eq!(&gif[..6], b"GIF89a");
-    assert!(out.contains("b.gif (30 frames)"), "{out}");
+    // One frame an epoch up to the kept epoch 30, and the saved ensemble.
+    assert!(out.contains("b.gif (31 frames)"), "{out}");
     let model: Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("model.json")).unwrap()).unwrap();
     let health = &model["health"];

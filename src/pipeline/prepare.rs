@@ -125,15 +125,20 @@ pub struct Coarse {
     pub step: f32,
 }
 
+/// Rows that [`coarse_columns`] looks at.
+pub const COARSE_SAMPLE: usize = 100_000;
+
 /// The numeric columns of `table` whose values lost distinctness in f32. The file's text
 /// is gone by now, so this is judged from the values kept: sorted, a column whose distinct
 /// values sit on neighbouring f32 numbers (no f32 between them) in at least one pair of
 /// every hundred, and at least once, was finer in the file than f32 can say there: Unix
 /// timestamps in seconds (1.7e9, in steps of 128) or numbers with eight or more significant
 /// digits. Numbers of seven significant digits or fewer never land on neighbouring f32s, so
-/// ordinary data passes.
+/// ordinary data passes. Judged on the first [`COARSE_SAMPLE`] rows, so that a large file
+/// is not sorted once more.
 pub fn coarse_columns(table: &Table) -> Vec<Coarse> {
     let coarse = |name: &str, values: &[f32]| {
+        let values = &values[..values.len().min(COARSE_SAMPLE)];
         let mut sorted: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
         sorted.sort_by(f32::total_cmp);
         sorted.dedup();
