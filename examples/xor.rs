@@ -84,6 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         points: x.view(),
         targets: &Targets::Values(y),
         title: "XOR: the 2-4-1 network's output over the plane".into(),
+        filled: &[],
     }
     .write_png(&grid, &boundary)?;
     println!("wrote {}", boundary.display());

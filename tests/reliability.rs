@@ -1634,6 +1634,14 @@ fn commands_under_ulimit_v_end_cleanly() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     one_error(&stderr, "big.csv: holding this file of ", &stderr);
     assert!(stderr.contains("this command may use"), "{stderr}");
+    // lr-find trains in memory: it fits, or is refused so; it never aborts.
+    let out = limited("lr-find big.csv");
+    let stderr = text(&out.stderr);
+    match out.status.code() {
+        Some(0) => assert!(text(&out.stdout).contains("suggested lr: ")),
+        Some(2) => one_error(&stderr, "big.csv: holding this file of ", &stderr),
+        other => panic!("lr-find: {other:?}\n{stderr}"),
+    }
     // Explain holds no shuffled copy: it fits, or is refused so; it never aborts.
     let out = limited("explain model.json big.csv");
     let stderr = text(&out.stderr);
@@ -1689,4 +1697,168 @@ fn explain_shows_the_cells_it_filled() {
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(json.get("filled").is_none());
+}
+
+/// Item 15: Unix timestamps (1.7e9, seconds) are kept in f32 steps of 128; train says so,
+/// naming the column, the step and what to do. Numbers f32 holds (seven significant digits)
+/// and the same timestamps with the offset taken away pass without a word.
+#[test]
+fn values_that_f32_rounds_together_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut stamps = String::from("ts,small,y\n");
+    let mut offset = String::from("ts,small,y\n");
+    for i in 0..200 {
+        let small = format!("{:.3}", 1000.0 + i as f64 * 0.123);
+        stamps += &format!("{},{small},{}\n", 1_700_000_000 + i * 7, i % 2);
+        offset += &format!("{},{small},{}\n", i * 7, i % 2);
+    }
+    std::fs::write(d.join("stamps.csv"), stamps).unwrap();
+    std::fs::write(d.join("offset.csv"), offset).unwrap();
+    let args = |file: &'static str| ["train", file, "--epochs", "1", "--model", "m.json"];
+    let out = run(d, &args("stamps.csv"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.matches("warning: column").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: column 'ts' has values finer than f32 (the network's number type) holds \
+             at their size: near 1.700e9 it steps by 128, so values of the file that differ by \
+             less became one number\n  hint: subtract an offset (say the first value) or change \
+             the unit in the file; if it is an identifier or a code, leave it out with --ignore \
+             ts or make it a category with --categorical ts\n"
+        ),
+        "{stderr}"
+    );
+    let out = run(d, &args("offset.csv"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("finer than f32"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Item 13: the boundary animation ends on what was saved. Early stopping trains past the
+/// kept epoch; the frames of those epochs are left out, and the last frame is the saved
+/// model (the average of the three fold networks, as the still picture).
+#[test]
+fn the_boundary_animation_ends_on_the_saved_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A noisy XOR of 120 rows: the first network stops a few epochs after its best.
+    let mut csv = String::from("a,b,y\n");
+    let mut state = 12345u64;
+    let mut uniform = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for _ in 0..120 {
+        let (a, b) = (uniform() * 2.0 - 1.0, uniform() * 2.0 - 1.0);
+        let flip = uniform() < 0.25;
+        csv += &format!("{a:.4},{b:.4},{}\n", u8::from((a * b > 0.0) != flip));
+    }
+    std::fs::write(d.join("xor.csv"), csv).unwrap();
+    let out = run(
+        d,
+        &[
+            "train",
+            "xor.csv",
+            "--epochs",
+            "60",
+            "--patience",
+            "3",
+            "--boundary-gif",
+            "g.gif",
+        ],
+    );
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    let number_after = |head: &str| -> usize {
+        let at = said
+            .find(head)
+            .unwrap_or_else(|| panic!("no `{head}` in\n{said}"))
+            + head.len();
+        let digits: String = said[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().unwrap()
+    };
+    let (best, stopped) = (
+        number_after("best epoch "),
+        number_after("stopped early after epoch "),
+    );
+    assert!(stopped > best, "{said}");
+    // One frame an epoch (60 epochs ask for at most 60 frames) up to the best, and the saved.
+    let frames = best + 1;
+    assert!(
+        said.contains(&format!("wrote g.gif ({frames} frames)")),
+        "{said}"
+    );
+    let mut options = gif::DecodeOptions::new();
+    options.set_color_output(gif::ColorOutput::RGBA);
+    let mut decoder = options
+        .read_info(std::fs::File::open(d.join("g.gif")).unwrap())
+        .unwrap();
+    let mut delays = Vec::new();
+    while let Some(frame) = decoder.read_next_frame().unwrap() {
+        delays.push(frame.delay);
+    }
+    assert_eq!(delays.len(), frames);
+    // The last frame (the saved model) stays on screen.
+    assert_eq!(delays.last(), Some(&200));
+}
+
+/// Item 3: lr-find takes `--memory-limit` (a file whose sweep would need more is refused
+/// before it is read, saying how much and what to do) and refuses `--stream` saying why;
+/// both were "unexpected argument" though its help says it takes train's flags.
+#[test]
+fn lr_find_keeps_within_a_memory_limit_and_says_it_does_not_stream() {
+    let dir = workspace();
+    let d = dir.path();
+    let mut csv = String::from("a,b,c,y\n");
+    for i in 0..40_000u64 {
+        let (a, b, c) = (i * 7919 % 1000, i * 31 % 977, i * 17 % 101);
+        csv += &format!("{a},{b},{c},{}\n", u8::from(a + b > 900));
+    }
+    std::fs::write(d.join("rows.csv"), csv).unwrap();
+    let out = run(d, &["lr-find", "rows.csv", "--memory-limit", "20M"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty(), "{stderr}");
+    one_error(&stderr, "rows.csv: holding this file of ", &stderr);
+    assert!(
+        stderr.contains("more than the 20 MiB that --memory-limit allows\n  hint: use a sample"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("or raise --memory-limit"), "{stderr}");
+    let out = run(d, &["lr-find", "rows.csv", "--memory-limit", "1G"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("on 40000 training rows"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run(d, &["lr-find", "rows.csv", "--stream"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    one_error(
+        &stderr,
+        "invalid --stream: lr-find holds the training rows in memory",
+        &stderr,
+    );
+    assert!(stderr.contains("hint: leave out --stream"), "{stderr}");
+    // The help says so.
+    let help = text(&run(d, &["lr-find", "--help"]).stdout);
+    assert!(
+        help.contains("--memory-limit <SIZE>") && help.contains("--stream"),
+        "{help}"
+    );
+    assert!(
+        help.contains("it does not stream (--stream is refused)"),
+        "{help}"
+    );
 }

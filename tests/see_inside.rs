@@ -279,7 +279,8 @@ fn train_draws_the_boundary_health_and_gif_and_refuses_boundary_on_four_columns(
         .collect::<Vec<_>>(),
     );
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("wrote b.gif (30 frames)\n"), "{err}");
+    // One frame an epoch up to the kept epoch 30, and the saved ensemble.
+    assert!(err.contains("wrote b.gif (31 frames)\n"), "{err}");
     let model: Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("model.json")).unwrap()).unwrap();
     let health = &model["health"];

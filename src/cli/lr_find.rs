@@ -10,6 +10,7 @@ use super::out::{errln, outln};
 use mlp::error::{Hint, Setting};
 use mlp::fsutil::check_output_path;
 use mlp::inspect::lr_find::{RULE, Sweep, lr_find};
+use mlp::pipeline::memory::{check_training_fits, default_limit, parse_limit};
 use mlp::pipeline::prepare;
 use mlp::train::{DEFAULT_HELD_ROWS, DEFAULT_SHUFFLE_WINDOW, TrainConfig};
 
@@ -24,7 +25,9 @@ rate grows from 1e-7 to 10, records the loss, and suggests a learning rate (Smit
 fastai's lr_find). Takes `mlp train`'s flags for the data, the network, the optimizer
 and the batch size, and refuses those the sweep cannot use (--lr, --epochs, --patience,
 --folds 2 or more, --metric, and the streaming --shuffle-window and --held-rows); writes no
-model.
+model. The sweep holds the file in memory: it does not stream (--stream is refused), and a
+file that would need more than --memory-limit (default: half the memory available) is
+refused before it is read, with the way to take a sample.
 Then:
   mlp train DATA.csv --lr SUGGESTED ...";
 
@@ -42,15 +45,36 @@ pub struct LrFindArgs {
     /// No "wrote" line on standard error (errors and warnings still)
     #[arg(long, short)]
     quiet: bool,
+
+    /// Most memory to use, at least 16M, e.g. 256M or 2G (default: half the memory
+    /// available); a file that would need more is refused before it is read
+    #[arg(long, value_name = "SIZE", value_parser = parse_limit)]
+    memory_limit: Option<u64>,
+
+    /// Refused: the sweep holds the file in memory (here so that the refusal says why)
+    #[arg(long)]
+    stream: bool,
 }
 
 pub fn run(args: LrFindArgs) -> Result<ExitCode, Error> {
     let request = args.settings.request()?;
     refuse_what_the_sweep_ignores(&args.settings)?;
+    if args.stream {
+        return Err(Error::config(
+            Setting::Stream,
+            "",
+            "lr-find holds the training rows in memory for its 100 mini-batches and does \
+             not stream the file",
+            "leave out --stream; for a file too large for memory, sweep on a sample (head \
+             -n 100001 file.csv > sample.csv keeps the header and 100,000 rows)",
+        ));
+    }
     super::refuse_overwrite(args.plot.as_deref(), Setting::Plot, &[&request.data])?;
     if let Some(plot) = &args.plot {
         check_output_path(plot)?;
     }
+    let limit = args.memory_limit.unwrap_or_else(default_limit);
+    check_training_fits(&request, limit, args.memory_limit.is_some())?;
     let prepared = prepare(&request)?;
     let found = lr_find(&prepared, &request.config, Sweep::default())?;
     let optimizer = format!("{:?}", request.config.optimizer).to_lowercase();

@@ -722,7 +722,7 @@ impl Printer<'_> {
     }
 
     /// The target taken without `--target`, and warnings for columns that look like row
-    /// identifiers.
+    /// identifiers or whose values f32 rounded together.
     fn columns_chosen(&self, data: &DataSummary) {
         let encoding = &data.encoding;
         if self.request.target.is_none() {
@@ -741,6 +741,23 @@ impl Printer<'_> {
                     ),
                     &Hint::text("if it is an identifier, leave it out with ")
                         .setting(Setting::Ignore, name),
+                );
+            }
+            for c in &data.coarse {
+                out::warning(
+                    &format!(
+                        "column '{}' has values finer than f32 (the network's number type) \
+                         holds at their size: near {:.3e} it steps by {}, so values of the \
+                         file that differ by less became one number",
+                        c.name, c.largest, c.step
+                    ),
+                    &Hint::text(
+                        "subtract an offset (say the first value) or change the unit in the \
+                         file; if it is an identifier or a code, leave it out with ",
+                    )
+                    .setting(Setting::Ignore, &c.name)
+                    .then(" or make it a category with ")
+                    .setting(Setting::Categorical, &c.name),
                 );
             }
         }

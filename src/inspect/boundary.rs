@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use ndarray::{Array2, ArrayView2, Axis};
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
@@ -225,6 +226,9 @@ pub struct BoundaryPlot<'a> {
     pub targets: &'a Targets,
     /// The title.
     pub title: String,
+    /// Which of the points had a cell filled in (drawn hollow, at the fill value); empty
+    /// when none had.
+    pub filled: &'a [bool],
 }
 
 fn class_colour(class: usize) -> RGBColor {
@@ -320,12 +324,12 @@ impl BoundaryPlot<'_> {
             title_size: font(small, 26).1,
             margin: 14,
             x_labels: if small { 40 } else { 50 },
-            y_labels: if small { 55 } else { 70 },
+            y_labels: if small { 62 } else { 82 },
             right_labels: 0,
         };
         let mut chart = frame
             .on(&root)
-            .build_cartesian_2d(plane.x.0..plane.x.1, plane.y.0..plane.y.1)?;
+            .build_cartesian_2d(Axis1::new(plane.x), Axis1::new(plane.y))?;
 
         // Value range for a regression colour scale: the grid and the points together.
         let values: Vec<f64> = match self.targets {
@@ -339,8 +343,8 @@ impl BoundaryPlot<'_> {
             .disable_mesh()
             .x_desc(&plane.names[0])
             .y_desc(&plane.names[1])
-            .x_label_formatter(&tidy)
-            .y_label_formatter(&tidy)
+            .x_label_formatter(&|v| axis_label(*v, plane.x))
+            .y_label_formatter(&|v| axis_label(*v, plane.y))
             .axis_desc_style(font(small, 20))
             .label_style(font(small, 16))
             .draw()?;
@@ -356,11 +360,12 @@ impl BoundaryPlot<'_> {
                 self.draw_classes(&mut chart, classes, labels, radius, small)?;
             }
             (Targets::Values(_), TargetEncoding::Values { .. }) => {
-                chart.draw_series(values.iter().enumerate().map(|(r, &v)| {
-                    EmptyElement::at(self.point(r))
-                        + Circle::new((0, 0), radius, scale(unit(v, range)).filled())
-                        + Circle::new((0, 0), radius, BLACK.stroke_width(1))
-                }))?;
+                chart.draw_series(
+                    values
+                        .iter()
+                        .enumerate()
+                        .map(|(r, &v)| self.marker(r, radius, scale(unit(v, range)))),
+                )?;
                 let key = format!(
                     "{}: {} (dark) to {} (yellow)",
                     self.target.name(),
@@ -370,6 +375,11 @@ impl BoundaryPlot<'_> {
                 root.draw(&Text::new(key, (20, size.1 as i32 - 22), font(small, 15)))?;
             }
             _ => return Err("the targets do not match the model's task".into()),
+        }
+        if self.filled.contains(&true) {
+            let key = "hollow: a cell was missing, drawn at its fill value";
+            let x = size.0 as i32 - if small { 250 } else { 325 };
+            root.draw(&Text::new(key, (x, size.1 as i32 - 22), font(small, 15)))?;
         }
         root.present()?;
         Ok(())
@@ -420,11 +430,7 @@ impl BoundaryPlot<'_> {
                 .filter(move |&(_, &c)| c == class)
                 .map(|(r, _)| r);
             chart
-                .draw_series(rows.map(|r| {
-                    EmptyElement::at(self.point(r))
-                        + Circle::new((0, 0), radius, colour.filled())
-                        + Circle::new((0, 0), radius, BLACK.stroke_width(1))
-                }))?
+                .draw_series(rows.map(|r| self.marker(r, radius, colour)))?
                 .label(label.as_str())
                 .legend(move |(x, y)| Circle::new((x + 8, y), 6, colour.filled()));
         }
@@ -436,6 +442,20 @@ impl BoundaryPlot<'_> {
             .border_style(RGBColor(150, 150, 150))
             .draw()?;
         Ok(())
+    }
+
+    /// The marker of training point `row`: a disc of `colour` ringed in black, or for a
+    /// point with a filled-in cell a white disc ringed in `colour` (hollow: its place is
+    /// the fill value, not data).
+    fn marker<'b>(&self, row: usize, radius: i32, colour: RGBColor) -> PointMarker<'b> {
+        let (inside, ring) = if self.filled.get(row).copied().unwrap_or(false) {
+            (WHITE.filled(), colour.stroke_width(2))
+        } else {
+            (colour.filled(), BLACK.stroke_width(1))
+        };
+        EmptyElement::at(self.point(row))
+            + Circle::new((0, 0), radius, inside)
+            + Circle::new((0, 0), radius, ring)
     }
 
     /// Training point `row` in the columns' own units.
@@ -458,8 +478,65 @@ impl BoundaryPlot<'_> {
 }
 
 /// The boundary chart: the plane in the columns' own units.
-type PlaneChart<'a, 'b> =
-    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+type PlaneChart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<Axis1, Axis1>>;
+
+/// A training point's marker: two circles at the point.
+type PointMarker<'b> =
+    plotters::element::ComposedElement<(f64, f64), BitMapBackend<'b>, Ring, Ring>;
+
+/// A circle around a point.
+type Ring = Circle<(i32, i32), i32>;
+
+/// One axis of the boundary chart: plotters' f64 axis with the ticks of [`ticks`].
+struct Axis1 {
+    inner: RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl Axis1 {
+    fn new((lo, hi): (f64, f64)) -> Self {
+        Self {
+            inner: (lo..hi).into(),
+            ticks: ticks((lo, hi)),
+        }
+    }
+}
+
+impl Ranged for Axis1 {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, _hint: Hint) -> Vec<f64> {
+        self.ticks.clone()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
+}
+
+/// About six round ticks (steps of 1, 2 or 5 times a power of ten) across `(lo, hi)`, at
+/// any scale: plotters' own give a single tick on an axis narrower than f64's epsilon
+/// (values near 1e-30).
+fn ticks((lo, hi): (f64, f64)) -> Vec<f64> {
+    let raw = (hi - lo) / 6.0;
+    if !(raw > 0.0 && raw.is_finite()) {
+        return vec![lo];
+    }
+    let power = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .map(|m| m * power)
+        .into_iter()
+        .find(|&s| s >= raw)
+        .unwrap_or(10.0 * power);
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    (first..=last).map(|k| k as f64 * step).collect()
+}
 
 /// The text style of size `big`, three quarters of it on a small picture.
 fn font(small: bool, big: u32) -> (&'static str, u32) {
@@ -484,10 +561,22 @@ fn unit(v: f64, (lo, hi): (f64, f64)) -> f64 {
     if hi > lo { (v - lo) / (hi - lo) } else { 0.5 }
 }
 
-/// An axis label without `-0.0`.
-fn tidy(v: &f64) -> String {
-    let v = if v.abs() < 1e-9 { 0.0 } else { *v };
-    format!("{}", (v * 1e4).round() / 1e4)
+/// The label of `v` on an axis spanning `(lo, hi)`: as a plain number (to 4 decimals,
+/// without `-0.0`) for axes of ordinary size; in scientific notation for an axis beyond
+/// 1e5 or within 1e-3 of zero, with just the digits that tell ticks a tenth of the axis
+/// apart, so that labels near 1e30 or 1e-30 stay a few characters wide.
+fn axis_label(v: f64, (lo, hi): (f64, f64)) -> String {
+    let size = lo.abs().max(hi.abs());
+    let step = (hi - lo) / 10.0;
+    if (1e-3..1e5).contains(&size) || !(step > 0.0 && size.is_finite()) {
+        let v = if v.abs() < 1e-9 { 0.0 } else { v };
+        return format!("{}", (v * 1e4).round() / 1e4);
+    }
+    if v.abs() < step * 1e-6 {
+        return "0".into();
+    }
+    let digits = (size.log10().floor() - step.log10().floor()).clamp(0.0, 9.0) as usize;
+    format!("{v:.digits$e}")
 }
 
 fn short(v: f64) -> String {
@@ -506,6 +595,8 @@ pub struct BoundaryRecorder<'a> {
     every: usize,
     /// `(title, surface)` per recorded epoch.
     pub frames: Vec<(String, Surface)>,
+    /// The epoch of each of `frames`.
+    epochs: Vec<usize>,
 }
 
 impl<'a> BoundaryRecorder<'a> {
@@ -516,7 +607,20 @@ impl<'a> BoundaryRecorder<'a> {
             target,
             every: epochs.div_ceil(frames.max(1)).max(1),
             frames: Vec::new(),
+            epochs: Vec::new(),
         }
+    }
+
+    /// Makes the animation end on what was saved: drops the frames after `best_epoch` (the
+    /// epochs that training went on to without keeping) and adds `saved`, the saved
+    /// model's surface (for an ensemble the average of its networks, as the still picture
+    /// shows), titled `title`.
+    pub fn end_on_saved(&mut self, best_epoch: usize, saved: Surface, title: String) {
+        let kept = self.epochs.iter().take_while(|&&e| e <= best_epoch).count();
+        self.frames.truncate(kept);
+        self.epochs.truncate(kept);
+        self.frames.push((title, saved));
+        self.epochs.push(best_epoch);
     }
 }
 
@@ -526,6 +630,7 @@ impl Observer for BoundaryRecorder<'_> {
             // Half the still picture's resolution: frames are small and there are many.
             let s = surface(model, self.plane, self.target, RESOLUTION / 2);
             self.frames.push((format!("epoch {}", report.epoch), s));
+            self.epochs.push(report.epoch);
         }
     }
 }
@@ -629,6 +734,7 @@ mod tests {
             points: prepared.x_train.view(),
             targets: &prepared.y_train,
             title: "separable".into(),
+            filled: &[],
         };
         let png = plot.render_png(&s, (600, 500)).unwrap();
         let decoder = png::Decoder::new(std::io::Cursor::new(png));
@@ -640,6 +746,84 @@ mod tests {
             let count = buf.chunks(3).filter(|p| p == &[t.0, t.1, t.2]).count();
             assert!(count > 600 * 500 / 8, "class {class}: {count} pixels");
         }
+    }
+
+    #[test]
+    fn points_with_a_filled_cell_are_drawn_hollow() {
+        // 40 rows; rows 3, 13, 23, 33 lack `x` and row 7 lacks `y`, filled by imputation.
+        let mut csv = String::from("x,y,side\n");
+        for r in 0..40 {
+            let (x, y) = (r as f32 / 4.0, (r * 7 % 40) as f32 / 4.0);
+            let x = if r % 10 == 3 {
+                String::new()
+            } else {
+                x.to_string()
+            };
+            let y = if r == 7 { String::new() } else { y.to_string() };
+            csv.push_str(&format!("{x},{y},{}\n", if r % 2 == 0 { "a" } else { "b" }));
+        }
+        let request = TrainRequest {
+            config: TrainConfig {
+                val_split: 0.0,
+                ..TrainConfig::default()
+            },
+            ..TrainRequest::new("holes.csv")
+        };
+        let prepared = prepare_bytes(&request, csv.as_bytes()).unwrap();
+        let filled: Vec<bool> = prepared.filled_rows.clone();
+        assert_eq!(filled.len(), 40);
+        assert_eq!(filled.iter().filter(|&&f| f).count(), 5);
+        let encoding = &prepared.encoding;
+        let plane = Plane::for_model(encoding, prepared.x_train.view(), Setting::Boundary).unwrap();
+        let grid = Surface {
+            resolution: 4,
+            values: vec![0.0; 16],
+        };
+        // White pixels (the margins, and the inside of hollow markers).
+        let white = |filled: &[bool]| {
+            let plot = BoundaryPlot {
+                plane: &plane,
+                target: &encoding.target,
+                points: prepared.x_train.view(),
+                targets: &prepared.y_train,
+                title: "holes".into(),
+                filled,
+            };
+            let png = plot.render_png(&grid, (600, 500)).unwrap();
+            let mut reader = png::Decoder::new(std::io::Cursor::new(png))
+                .read_info()
+                .unwrap();
+            let mut buf = vec![0; reader.output_buffer_size()];
+            reader.next_frame(&mut buf).unwrap();
+            buf.chunks(3).filter(|p| p == &[255, 255, 255]).count()
+        };
+        let (solid, five, all) = (white(&[]), white(&filled), white(&[true; 40]));
+        // Each hollow marker (radius 4 on a picture this small) is white inside; the key
+        // under the plane (drawn on white) comes with the first.
+        assert!(all >= five + 35 * 10, "{all} {five}");
+        assert!(five < solid, "{five} {solid}");
+    }
+
+    #[test]
+    fn axis_labels_stay_short_at_any_scale() {
+        let big = (0.8e30, 3.2e30);
+        let labels: Vec<String> = [1e30, 1.5e30, 3e30].map(|v| axis_label(v, big)).into();
+        assert_eq!(labels, ["1.0e30", "1.5e30", "3.0e30"]);
+        let tiny = (0.8e-30, 3.2e-30);
+        assert_eq!(axis_label(2.25e-30, tiny), "2.2e-30");
+        // Ticks close together far from zero keep the digits that tell them apart.
+        assert_eq!(axis_label(1.0000002e9, (1e9, 1.000001e9)), "1.0000002e9");
+        assert_eq!(axis_label(0.0, (-2e30, 2e30)), "0");
+        // Ordinary axes read as before.
+        assert_eq!(axis_label(2.5, (0.0, 10.0)), "2.5");
+        assert_eq!(axis_label(-1e-12, (-1.0, 1.0)), "0");
+        // Ticks exist at every scale (plotters gave one on an axis 2.4e-30 wide).
+        assert_eq!(ticks((0.0, 10.0)), [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+        let labels: Vec<String> = (ticks(tiny).iter()).map(|&v| axis_label(v, tiny)).collect();
+        assert_eq!(
+            labels,
+            ["1.0e-30", "1.5e-30", "2.0e-30", "2.5e-30", "3.0e-30"]
+        );
     }
 
     #[test]

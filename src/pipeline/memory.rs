@@ -168,6 +168,40 @@ pub fn check_scoring_fits(
     copies: u64,
     limit: u64,
 ) -> crate::error::Result<()> {
+    let factor = scoring_factor(encoding) * (1 + copies);
+    check_fits(
+        path,
+        |bytes| in_memory_estimate(bytes, factor),
+        limit,
+        false,
+    )
+}
+
+/// [`check_scoring_fits`] for a command that trains on the whole file in memory as
+/// `request` asks ([`training_estimate`]; lr-find), under `limit`, given by
+/// `--memory-limit` when `given`.
+pub fn check_training_fits(
+    request: &TrainRequest,
+    limit: u64,
+    given: bool,
+) -> crate::error::Result<()> {
+    check_fits(
+        &request.data,
+        |bytes| training_estimate(bytes, request),
+        limit,
+        given,
+    )
+}
+
+/// Refuses the regular file at `path` if `estimate` of its size exceeds `limit` (from
+/// `--memory-limit` when `given`); pipes and devices are not refused (their size is
+/// unknown).
+fn check_fits(
+    path: &std::path::Path,
+    estimate: impl Fn(u64) -> u64,
+    limit: u64,
+    given: bool,
+) -> crate::error::Result<()> {
     let Some(bytes) = std::fs::metadata(path)
         .ok()
         .filter(|m| m.is_file())
@@ -175,10 +209,19 @@ pub fn check_scoring_fits(
     else {
         return Ok(());
     };
-    let need = in_memory_estimate(bytes, scoring_factor(encoding) * (1 + copies));
+    let need = estimate(bytes);
     if need <= limit {
         return Ok(());
     }
+    let (whose, more) = if given {
+        ("that --memory-limit allows", "raise --memory-limit")
+    } else {
+        (
+            "this command may use (half of the memory available to it: the machine's, its \
+             control group's limit, or ulimit -v)",
+            "give the process more memory",
+        )
+    };
     Err(crate::error::Error::data(
         crate::error::Location {
             path: path.to_path_buf(),
@@ -186,15 +229,16 @@ pub fn check_scoring_fits(
             column: None,
         },
         format!(
-            "holding this file of {} in memory would take about {}, more than the {} this \
-             command may use (half of the memory available to it: the machine's, its \
-             control group's limit, or ulimit -v)",
+            "holding this file of {} in memory would take about {}, more than the {} {whose}",
             format_size(bytes),
             format_size(need),
             format_size(limit)
         ),
-        "use a sample of the rows (head -n 100001 file.csv > sample.csv keeps the header \
-         and 100,000 rows), or give the process more memory",
+        format!(
+            "use a sample of the rows (head -n 100001 file.csv > sample.csv keeps the header \
+             and 100,000 rows), or {more}"
+        )
+        .as_str(),
     ))
 }
 

@@ -105,6 +105,62 @@ pub struct Prepared {
     /// kept as features, but worth a warning. Found in memory only (empty for a run over
     /// processes).
     pub identifiers: Vec<String>,
+    /// Which training rows (of `x_train`, in order) had a feature cell filled in by
+    /// imputation; empty when none had (and for a run over processes).
+    pub filled_rows: Vec<bool>,
+    /// Numeric columns whose values f32 rounded together ([`coarse_columns`]), worth a
+    /// warning. Found in memory only, like `identifiers`.
+    pub coarse: Vec<Coarse>,
+}
+
+/// A numeric column whose values are finer than f32 (the network's number type) holds at
+/// their size, so that distinct values in the file became one number ([`coarse_columns`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Coarse {
+    /// The column's name.
+    pub name: String,
+    /// The largest magnitude among its values.
+    pub largest: f32,
+    /// The step between neighbouring f32 numbers at that magnitude.
+    pub step: f32,
+}
+
+/// Rows that [`coarse_columns`] looks at.
+pub const COARSE_SAMPLE: usize = 100_000;
+
+/// The numeric columns of `table` whose values lost distinctness in f32. The file's text
+/// is gone by now, so this is judged from the values kept: sorted, a column whose distinct
+/// values sit on neighbouring f32 numbers (no f32 between them) in at least one pair of
+/// every hundred, and at least once, was finer in the file than f32 can say there: Unix
+/// timestamps in seconds (1.7e9, in steps of 128) or numbers with eight or more significant
+/// digits. Numbers of seven significant digits or fewer never land on neighbouring f32s, so
+/// ordinary data passes. Judged on the first [`COARSE_SAMPLE`] rows, so that a large file
+/// is not sorted once more.
+pub fn coarse_columns(table: &Table) -> Vec<Coarse> {
+    let coarse = |name: &str, values: &[f32]| {
+        let values = &values[..values.len().min(COARSE_SAMPLE)];
+        let mut sorted: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        sorted.sort_by(f32::total_cmp);
+        sorted.dedup();
+        let touching = (sorted.windows(2))
+            .filter(|w| w[0] != 0.0 && w[1] != 0.0 && w[0].next_up() == w[1])
+            .count();
+        if touching == 0 || touching * 100 < sorted.len() {
+            return None;
+        }
+        let largest = sorted[0].abs().max(sorted[sorted.len() - 1].abs());
+        Some(Coarse {
+            name: name.to_string(),
+            largest,
+            step: largest.next_up() - largest,
+        })
+    };
+    (table.columns().iter())
+        .filter_map(|c| match c {
+            crate::data::Column::Numeric { name, values, .. } => coarse(name, values),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Fewest rows for [`identifier_columns`] to judge a column: in a smaller file any column
@@ -136,6 +192,20 @@ pub fn identifier_columns(table: &Table, target: &str) -> Vec<String> {
             _ => false,
         })
         .map(|c| c.name().to_string())
+        .collect()
+}
+
+/// Which of `rows` have a missing cell outside the `target` column (empty unless
+/// `imputed`: without imputation no cell was filled).
+fn filled_rows(table: &Table, target: &str, rows: &[usize], imputed: bool) -> Vec<bool> {
+    if !imputed {
+        return Vec::new();
+    }
+    let features: Vec<_> = (table.columns().iter())
+        .filter(|c| c.name() != target && c.missing() > 0)
+        .collect();
+    (rows.iter())
+        .map(|&r| features.iter().any(|c| c.is_missing(r)))
         .collect()
 }
 
@@ -195,7 +265,9 @@ fn prepare_checked(request: &TrainRequest, bytes: &[u8]) -> Result<Prepared> {
             .collect();
     }
     check_network_size(&encoding, &request.config)?;
+    let filled_rows = filled_rows(&table, &target, &split.train, !filled.is_empty());
     Ok(Prepared {
+        filled_rows,
         data: request.data.clone(),
         sha256: sha256_hex(bytes),
         delimiter: table.delimiter(),
@@ -210,6 +282,7 @@ fn prepare_checked(request: &TrainRequest, bytes: &[u8]) -> Result<Prepared> {
         train_rows: split.train.len(),
         validation_rows: split.validation.len(),
         identifiers: identifier_columns(&table, &target),
+        coarse: coarse_columns(&table),
         encoding,
     })
 }

@@ -308,6 +308,8 @@ pub fn prepare_shared(request: &TrainRequest, comm: &dyn Communicator) -> Result
         train_rows: split.train.len(),
         validation_rows: split.validation.len(),
         identifiers: Vec::new(),
+        coarse: Vec::new(),
+        filled_rows: Vec::new(),
     })
 }
 

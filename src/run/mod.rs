@@ -168,6 +168,9 @@ pub struct DataSummary {
     /// Numeric feature columns that look like row identifiers (see
     /// [`crate::pipeline::prepare::identifier_columns`]; found in memory only).
     pub identifiers: Vec<String>,
+    /// Numeric columns whose values f32 rounded together (see
+    /// [`crate::pipeline::prepare::coarse_columns`]; found in memory only).
+    pub coarse: Vec<crate::pipeline::prepare::Coarse>,
 }
 
 impl DataSummary {
@@ -183,6 +186,7 @@ impl DataSummary {
             validation_rows: p.validation_rows,
             folds,
             identifiers: p.identifiers.clone(),
+            coarse: p.coarse.clone(),
         }
     }
 
@@ -198,6 +202,7 @@ impl DataSummary {
             validation_rows: s.validation_rows,
             folds,
             identifiers: Vec::new(),
+            coarse: Vec::new(),
         }
     }
 }
@@ -444,7 +449,8 @@ fn in_memory(cx: &mut Context<'_>) -> Result<(DataSummary, Option<ScanFigures>, 
         x: prepared.x_train.view(),
         y: &prepared.y_train,
     };
-    let finished = train_and_write(cx, Source::Memory(&prepared), &data, rows)?;
+    let source = Source::Memory(&prepared);
+    let finished = train_and_write(cx, source, &data, rows, &prepared.filled_rows)?;
     Ok((data, None, finished))
 }
 
@@ -477,7 +483,7 @@ fn streamed(
     (cx.emit)(&Event::Scanned(&figures));
     // The decision boundary and the activation health are drawn from the held rows.
     let source = Source::Streamed(&streamed, budget);
-    let finished = train_and_write(cx, source, &data, held.batch())?;
+    let finished = train_and_write(cx, source, &data, held.batch(), &[])?;
     Ok((data, Some(figures), finished))
 }
 
@@ -496,15 +502,18 @@ struct Pictures<'p, 'r> {
     recorder: Option<BoundaryRecorder<'p>>,
     /// The points drawn on top.
     rows: Batch<'r>,
+    /// Which of them had a cell filled in.
+    filled: &'r [bool],
 }
 
 /// Trains on `source` with the health monitor (and the boundary recorder) watching, adds
 /// the health report to the model, and (the leader) writes the outputs.
-fn train_and_write(
+fn train_and_write<'r>(
     cx: &mut Context<'_>,
     source: Source<'_>,
     data: &DataSummary,
-    rows: Batch<'_>,
+    rows: Batch<'r>,
+    filled: &'r [bool],
 ) -> Result<Finished> {
     let (comm, config) = (cx.comm, &cx.request.config);
     let plane = boundary_plane(cx.outputs, data, rows, comm)?;
@@ -545,6 +554,7 @@ fn train_and_write(
         plane: plane.as_ref(),
         recorder,
         rows,
+        filled,
     };
     // The leader writes; the others wait to hear whether it could.
     let written = if comm.is_leader() {
@@ -664,19 +674,33 @@ fn write_outputs(
             points: pictures.rows.x,
             targets: pictures.rows.y,
             title,
+            filled: pictures.filled,
         };
         if let Some(path) = &outputs.boundary {
             let s = model_surface(model, plane, RESOLUTION);
             points.write_png(&s, path)?;
             wrote(Output::Boundary, path);
         }
-        if let (Some(path), Some(recorder)) = (&outputs.boundary_gif, &pictures.recorder) {
+        if let (Some(path), Some(mut recorder)) = (&outputs.boundary_gif, pictures.recorder) {
+            let saved = model_surface(model, plane, RESOLUTION / 2);
+            let networks = 1 + model.file.ensemble.len();
+            let best = outcome.best_epoch;
+            recorder.end_on_saved(best, saved, saved_title(best, networks));
             points.write_gif(&recorder.frames, path)?;
             let frames = recorder.frames.len();
             wrote(Output::BoundaryGif { frames }, path);
         }
     }
     Ok(written)
+}
+
+/// The title of the boundary animation's last frame, the saved model.
+fn saved_title(best_epoch: usize, networks: usize) -> String {
+    if networks > 1 {
+        format!("saved: epoch {best_epoch} of network 1, average of {networks} networks")
+    } else {
+        format!("saved: epoch {best_epoch}")
+    }
 }
 
 /// The title of a training run's pictures.
