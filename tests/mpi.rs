@@ -113,6 +113,14 @@ fn two_ranks_train_the_model_one_process_trains() {
         assert!(worst <= 1e-3, "probabilities differ by {worst}");
     };
     same("single.json", "pair.json");
+    // The temperature is fitted on both ranks' validation rows: the one process's.
+    let temperature = |model: &str| {
+        let text = std::fs::read_to_string(dir.path().join(model)).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        json["calibration"]["temperature"].as_f64().unwrap()
+    };
+    let (t1, t2) = (temperature("single.json"), temperature("pair.json"));
+    assert!((t1 - t2).abs() < 1e-4 && t1 != 1.0, "{t1} vs {t2}");
 
     // --refit trains again on the training rows, then the validation rows: each rank holds
     // its share of both, in that order.

@@ -14,20 +14,65 @@ use ndarray::{Array2, ArrayView2, s};
 use crate::nn::sequential::Sequential;
 use crate::tabular::calibration::{Calibration, Residuals};
 use crate::tabular::encoding::{Encoding, Targets};
+use crate::train::comm::Communicator;
 use crate::train::{CalibrationMethod, TrainConfig};
 
 /// Rows through a network at a time.
 const CHUNK: usize = 512;
 
 /// The temperature or residuals of one network (`network`, which did not train on them)
-/// on `prepared`'s validation rows.
+/// on `prepared`'s validation rows, with those of every other process of `comm`.
 pub fn on_validation(
     network: &mut Sequential,
     prepared: &crate::pipeline::prepare::Prepared,
     config: &TrainConfig,
+    comm: Option<&dyn Communicator>,
 ) -> (Calibration, Option<Residuals>) {
     let outputs = raw_outputs(network, prepared.x_val.view());
-    held_out(config, &prepared.encoding, outputs.view(), &prepared.y_val)
+    held_out_over(config, &prepared.encoding, outputs, &prepared.y_val, comm)
+}
+
+/// [`held_out`] over the held-out rows of every process of `comm` (each holds its share of
+/// them): their outputs and targets gathered in rank order, so that every process fits the
+/// same temperature or residuals as one process holding all the rows would.
+pub fn held_out_over(
+    config: &TrainConfig,
+    encoding: &Encoding,
+    outputs: Array2<f32>,
+    y: &Targets,
+    comm: Option<&dyn Communicator>,
+) -> (Calibration, Option<Residuals>) {
+    let Some(comm) = comm.filter(|c| c.size() > 1) else {
+        return held_out(config, encoding, outputs.view(), y);
+    };
+    let width = outputs.ncols();
+    let gather = |values: Vec<f32>| -> Vec<f32> {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        (comm.all_gather(&bytes).concat().chunks_exact(4))
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    };
+    let all = gather(outputs.iter().copied().collect());
+    let rows = all.len() / width.max(1);
+    let outputs = Array2::from_shape_vec((rows, width), all).expect("whole rows of outputs");
+    let y = match y {
+        // Class indices are small: exact in f32.
+        Targets::Classes(c) => Targets::Classes(
+            gather(c.iter().map(|&k| k as f32).collect())
+                .into_iter()
+                .map(|k| k as usize)
+                .collect(),
+        ),
+        Targets::Values(v) => {
+            let cols = v.ncols();
+            let all = gather(v.iter().copied().collect());
+            Targets::Values(
+                Array2::from_shape_vec((all.len() / cols.max(1), cols), all)
+                    .expect("whole rows of targets"),
+            )
+        }
+    };
+    held_out(config, encoding, outputs.view(), &y)
 }
 
 /// The raw outputs of `network` (in inference mode) for every row of `x`: (rows, outputs).

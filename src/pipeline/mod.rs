@@ -147,11 +147,11 @@ pub fn train_with(prepared: &Prepared, config: &TrainConfig, hooks: Hooks<'_>) -
     )?;
 
     // Calibrated on the validation rows by the network that did not train on them (with
-    // --refit, the first one: the refit network has seen them). One process's rows alone
-    // would make each process's model differ, so a data-parallel run has none.
-    let solo = comm.is_none_or(|c| c.size() == 1);
-    let calibration = (validation.is_some() && solo)
-        .then(|| calibrate::on_validation(&mut network, prepared, config));
+    // --refit, the first one: the refit network has seen them); in a data-parallel run on
+    // every process's validation rows, so that each holds the same model.
+    let calibration = validation
+        .is_some()
+        .then(|| calibrate::on_validation(&mut network, prepared, config, comm));
     // With --refit, a fresh network learns from every row for the chosen number of epochs
     // (the validation rows are too valuable to leave out of small data sets).
     let refit_epochs = (config.refit
@@ -743,7 +743,7 @@ pub fn train_streamed(
     );
     let mut loss = loss_for(scan.task, config, encoding.target.class_counts())?;
     let mut optimizer = config.build_optimizer()?;
-    let hooks_comm_size = hooks.comm.map_or(1, |c| c.size());
+    let comm = hooks.comm;
     let mut epochs = StreamEpochs::new(request, scan, budget.chunk_bytes, hooks.comm);
     let monitor = if config.val_split > 0.0 {
         Monitor::Validation(streamed.held.batch())
@@ -771,13 +771,13 @@ pub fn train_streamed(
         validation_rows: scan.validation_rows,
     };
     let mut file = model_file(&source, config, &mut network, &mut [], &outcome, None);
-    // The held validation rows calibrate, as in memory (not those of one process alone).
-    let solo = hooks_comm_size <= 1;
-    if config.val_split > 0.0 && solo {
+    // The held validation rows calibrate, as in memory; in a data-parallel run, every
+    // process's share of them.
+    if config.val_split > 0.0 {
         let held = streamed.held.batch();
         let outputs = calibrate::raw_outputs(&mut network, held.x);
         (file.calibration, file.residuals) =
-            calibrate::held_out(config, encoding, outputs.view(), held.y);
+            calibrate::held_out_over(config, encoding, outputs, held.y, comm);
     }
     Ok(Trained::one(file, network, outcome))
 }
