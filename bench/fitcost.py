@@ -36,6 +36,8 @@ import warnings  # noqa: E402
 warnings.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parent.parent
 QUALITY = ROOT / "bench" / "quality"
+sys.path.insert(0, str(QUALITY))
+import anchors_proba  # noqa: E402
 MLP = os.environ.get("MLP", str(ROOT / "target" / "release" / "mlp"))
 # Another build of mlp to time in the same run (say, the commit before a change): its
 # column is `mlp_before`.
@@ -70,43 +72,15 @@ def frames(train, test, target, ignore):
     return tr.drop(columns=drop), tr[target], te.drop(columns=drop), te[target]
 
 
-def as_categories(Xtr, Xte):
-    Xtr, Xte = Xtr.copy(), Xte.copy()
-    for c in Xtr.columns:
-        if not pd.api.types.is_numeric_dtype(Xtr[c]):
-            Xtr[c] = Xtr[c].astype("category")
-            Xte[c] = pd.Categorical(Xte[c], categories=Xtr[c].cat.categories)
-    return Xtr, Xte
-
-
-def make(name, clf):
-    if name == "lightgbm":
-        import lightgbm as lgb
-        return (lgb.LGBMClassifier if clf else lgb.LGBMRegressor)(random_state=0, verbose=-1, n_jobs=1), True
-    if name == "hgb":
-        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-        cls = HistGradientBoostingClassifier if clf else HistGradientBoostingRegressor
-        return cls(random_state=0, categorical_features="from_dtype"), True
-    from sklearn.compose import ColumnTransformer, make_column_selector
-    from sklearn.impute import SimpleImputer
-    from sklearn.neural_network import MLPClassifier, MLPRegressor
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-    ct = ColumnTransformer([
-        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
-         make_column_selector(dtype_include=np.number)),
-        ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")),
-         make_column_selector(dtype_exclude=np.number))])
-    return make_pipeline(ct, (MLPClassifier if clf else MLPRegressor)(random_state=0)), False
-
-
 def fit_python(name, train, test, target, task, ignore):
     from sklearn.metrics import accuracy_score, r2_score
     clf = task == "classification"
     Xtr, ytr, Xte, yte = frames(train, test, target, ignore)
-    model, categories = make(name, clf)
-    if categories:
-        Xtr, Xte = as_categories(Xtr, Xte)
+    # Built as the quality suite's anchors are (bench/quality/anchors_proba.py), LightGBM on
+    # one thread; the tree models take text as pandas categoricals.
+    model = anchors_proba.build(name, clf, 0, n_jobs=1)
+    if name in ("lightgbm", "hgb"):
+        Xtr, Xte = anchors_proba.anchors.categorical(Xtr, Xte)
     c0 = time.process_time()
     model.fit(Xtr, ytr)
     cpu = time.process_time() - c0

@@ -30,7 +30,17 @@ anchors = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(anchors)
 
 
-def fit_sklearn(clf, Xtr, ytr, seed):
+def build(name, clf, seed, n_jobs=None):
+    """The unfitted scikit-learn MLP pipeline, HGB or LightGBM model, as anchors.py makes it
+    (LightGBM with `n_jobs` threads if given, else its default)."""
+    if name == "lightgbm":
+        import lightgbm as lgb
+        extra = {} if n_jobs is None else {"n_jobs": n_jobs}
+        return (lgb.LGBMClassifier if clf else lgb.LGBMRegressor)(random_state=seed, verbose=-1, **extra)
+    if name == "hgb":
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+        cls = HistGradientBoostingClassifier if clf else HistGradientBoostingRegressor
+        return cls(random_state=seed, categorical_features="from_dtype")
     from sklearn.compose import ColumnTransformer, make_column_selector
     from sklearn.impute import SimpleImputer
     from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -41,7 +51,11 @@ def fit_sklearn(clf, Xtr, ytr, seed):
          make_column_selector(dtype_include=np.number)),
         ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")),
          make_column_selector(dtype_exclude=np.number))])
-    return make_pipeline(ct, (MLPClassifier if clf else MLPRegressor)(random_state=seed)).fit(Xtr, ytr), None
+    return make_pipeline(ct, (MLPClassifier if clf else MLPRegressor)(random_state=seed))
+
+
+def fit_sklearn(clf, Xtr, ytr, seed):
+    return build("sklearn", clf, seed).fit(Xtr, ytr), None
 
 
 def fit_realmlp(clf, Xtr, ytr, seed):
@@ -57,14 +71,11 @@ def fit_realmlp(clf, Xtr, ytr, seed):
 
 
 def fit_hgb(clf, Xtr, ytr, seed):
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-    cls = HistGradientBoostingClassifier if clf else HistGradientBoostingRegressor
-    return cls(random_state=seed, categorical_features="from_dtype").fit(Xtr, ytr), None
+    return build("hgb", clf, seed).fit(Xtr, ytr), None
 
 
 def fit_lightgbm(clf, Xtr, ytr, seed):
-    import lightgbm as lgb
-    return (lgb.LGBMClassifier if clf else lgb.LGBMRegressor)(random_state=seed, verbose=-1).fit(Xtr, ytr), None
+    return build("lightgbm", clf, seed).fit(Xtr, ytr), None
 
 
 # name: (fit, seeded, wants pandas categoricals)
