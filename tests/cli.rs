@@ -915,3 +915,54 @@ fn folds_dropout_and_robust_scaling_train_an_ensemble_that_loads_and_scores() {
     let err = user_error(d, &["eval", "bad.json", iris.to_str().unwrap()]);
     assert!(err.contains("layer 2 is a dropout with rate 1.5"), "{err}");
 }
+
+#[test]
+fn batches_grow_with_the_rows_unless_a_batch_or_rate_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    // 15,000 rows: three folds of 10,000 training rows each, or one network on 12,000
+    // with the validation fifth held out. Either way, batches of 64.
+    let mut csv = String::from("a,b,y\n");
+    for i in 0..15_000u32 {
+        let (a, b) = ((i % 97) as f32 / 97.0, (i % 89) as f32 / 89.0);
+        csv.push_str(&format!("{a},{b},{}\n", 2.0 * a - b));
+    }
+    std::fs::write(dir.path().join("big.csv"), csv).unwrap();
+    let settings = |m: &str| model(&dir.path().join(m))["training"]["config"].clone();
+    let lr = 1e-3 * std::f64::consts::SQRT_2;
+    for (name, extra) in [("folds.json", &[][..]), ("stream.json", &["--stream"][..])] {
+        let mut args = vec!["train", "big.csv", "--target", "y", "--epochs", "1"];
+        args.extend(["--model", name, "--plot", "m.png"]);
+        args.extend(extra);
+        let out = ok(dir.path(), &args);
+        assert!(
+            out.contains("lr 0.0014142136, batches of 64 (grown with the rows; --batch-size or --lr keeps the defaults)"),
+            "{out}"
+        );
+        let config = settings(name);
+        assert_eq!(config["batch_size"], 64, "{name}");
+        assert!((config["learning_rate"].as_f64().unwrap() - lr).abs() < 1e-7);
+    }
+    // Given either, both are kept as they are.
+    for (name, flag, value) in [
+        ("b.json", "--batch-size", "32"),
+        ("lr.json", "--lr", "0.001"),
+    ] {
+        let args = [
+            "train", "big.csv", "--target", "y", "--epochs", "1", flag, value,
+        ];
+        let out = ok(
+            dir.path(),
+            &[&args[..], &["--model", name, "--plot", "m.png"]].concat(),
+        );
+        assert!(out.contains("Adam, lr 0.001\n"), "{out}");
+        let config = settings(name);
+        assert_eq!(
+            (
+                config["batch_size"].as_u64(),
+                config["learning_rate"].as_f64()
+            ),
+            (Some(32), Some(0.001))
+        );
+        assert_eq!(config["grow_batch"], false);
+    }
+}

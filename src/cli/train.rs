@@ -15,7 +15,7 @@ use mlp::run::{DataSummary, Event, Mode, Output, Outputs, RunOptions, ScanFigure
 use mlp::tabular::encoding::{Encoding, Feature, Scaling, TargetEncoding, Task};
 use mlp::train::comm::{Communicator, Solo};
 use mlp::train::{
-    Activation, CalibrationMethod, ClassWeight, DEFAULT_FOLDS, DEFAULT_HELD_ROWS,
+    Activation, CalibrationMethod, ClassWeight, DEFAULT_BATCH, DEFAULT_FOLDS, DEFAULT_HELD_ROWS,
     DEFAULT_SHUFFLE_WINDOW, Metric, OptimizerKind, StopReason, TrainConfig, format_loss,
 };
 
@@ -159,9 +159,11 @@ pub struct Settings {
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub(super) epochs: usize,
 
-    /// Rows per mini-batch
-    #[arg(long, value_name = "N", default_value_t = 32)]
-    batch_size: usize,
+    /// Rows per mini-batch [default: 32, doubling with every doubling of the rows a
+    /// network trains on beyond 5,000, up to 256, with the default learning rate times the
+    /// square root of the growth; giving --batch-size or --lr keeps both as given]
+    #[arg(long, value_name = "N")]
+    batch_size: Option<usize>,
 
     /// Fraction of rows held out for validation and early stopping when one network
     /// trains (0: train on all) [default: 0.2; giving it trains one network, so not with
@@ -423,7 +425,7 @@ impl Settings {
                 label_smoothing: (self.label_smoothing)
                     .unwrap_or(TrainConfig::default().label_smoothing),
                 epochs: self.epochs,
-                batch_size: self.batch_size,
+                batch_size: self.batch_size.unwrap_or(DEFAULT_BATCH),
                 val_split: self.val_split.unwrap_or(TrainConfig::default().val_split),
                 patience: self.patience,
                 seed: self.seed,
@@ -447,6 +449,7 @@ impl Settings {
                     ClassWeightArg::Balanced => ClassWeight::Balanced,
                 },
                 metric: self.metric.into(),
+                grow_batch: self.batch_size.is_none() && self.lr.is_none(),
             },
         })
     }
@@ -831,10 +834,17 @@ impl Printer<'_> {
 
     /// Reports how training went.
     fn trained(&self, trained: &Trained, data: &DataSummary) {
-        let config = &self.request.config;
+        // As trained: the batch and learning rate may have grown with the rows.
+        let config = &trained.model.file.training.config;
         let network = &trained.model.network;
+        let grown = (config.batch_size != self.request.config.batch_size).then(|| {
+            format!(
+                ", batches of {} (grown with the rows; --batch-size or --lr keeps the defaults)",
+                config.batch_size
+            )
+        });
         self.say(format!(
-            "network: {}; {} parameters; {:?}, lr {}",
+            "network: {}; {} parameters; {:?}, lr {}{}",
             network
                 .specs()
                 .iter()
@@ -843,7 +853,8 @@ impl Printer<'_> {
                 .join(", "),
             network.param_count(),
             config.optimizer,
-            config.learning_rate
+            config.learning_rate,
+            grown.unwrap_or_default()
         ));
         if !trained.model.ensemble.is_empty() {
             self.say(format!(

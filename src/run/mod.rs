@@ -597,7 +597,16 @@ fn train_source(
     data: &DataSummary,
     observer: &mut dyn Observer,
 ) -> Result<(Trained, Option<EpochFigures>)> {
-    let (request, comm) = (cx.request, cx.comm);
+    let comm = cx.comm;
+    // The batch and the learning rate as the rows each network trains on make them.
+    let config = cx
+        .request
+        .config
+        .for_rows(cx.request.config.rows_per_network(data.train_rows));
+    let request = &TrainRequest {
+        config,
+        ..cx.request.clone()
+    };
     let config = &request.config;
     (cx.emit)(&Event::TrainingStarts {
         epochs: config.epochs,

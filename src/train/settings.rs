@@ -241,7 +241,19 @@ pub struct TrainConfig {
     /// What the best epoch is chosen by (early stopping) and the validation line shows.
     #[serde(default)]
     pub metric: Metric,
+    /// Whether batches grow with the rows (see [`TrainConfig::for_rows`]). On by default;
+    /// the command line turns it off when `--batch-size` or `--lr` is given.
+    #[serde(default)]
+    pub grow_batch: bool,
 }
+
+/// The default batch size, kept by networks that train on up to [`GROWTH_ROWS`] rows.
+pub const DEFAULT_BATCH: usize = 32;
+/// Training rows per network up to which the default batch is kept: the batch doubles at
+/// every doubling beyond (see [`TrainConfig::for_rows`]).
+pub const GROWTH_ROWS: usize = 5_000;
+/// The most the default batch grows: to 8 × 32 = 256 rows.
+pub const MOST_GROWTH: usize = 8;
 
 impl Default for TrainConfig {
     /// Defaults chosen on the tabular quality suite of 25 public data sets (`QUALITY.md`,
@@ -265,7 +277,7 @@ impl Default for TrainConfig {
             weight_decay: 1e-4,
             label_smoothing: 0.1,
             epochs: 200,
-            batch_size: 32,
+            batch_size: DEFAULT_BATCH,
             val_split: 0.2,
             patience: 10,
             seed: 0,
@@ -277,11 +289,54 @@ impl Default for TrainConfig {
             calibration: CalibrationMethod::Temperature,
             class_weight: ClassWeight::None,
             metric: Metric::Loss,
+            grow_batch: true,
         }
     }
 }
 
 impl TrainConfig {
+    /// The rows each network trains on when the training set holds `rows`: with k folds,
+    /// the k − 1 folds that are not its own; otherwise all of them (the validation split is
+    /// already out of `rows`).
+    pub fn rows_per_network(&self, rows: usize) -> usize {
+        if self.folds >= 2 {
+            rows - rows / self.folds
+        } else {
+            rows
+        }
+    }
+
+    /// The settings for networks that train on `rows` rows each. With [`grow_batch`]
+    /// and the default batch and learning rate, the batch doubles for every doubling of
+    /// the rows beyond [`GROWTH_ROWS`] (at most [`MOST_GROWTH`] times), and the learning
+    /// rate grows with the square root of the batch, as it does for Adam's noise: 64 rows
+    /// and 1.41 × the rate from 10,000 rows, 128 and 2 × from 20,000, 256 and 2.83 × from
+    /// 40,000. An epoch of 100,000 rows then takes 390 steps instead of 3,125. Measured on
+    /// one data set as it grows and on a second of 40,000 rows (`BENCHMARKS.md`, "Fit
+    /// cost"): the same accuracy and log loss or better, at 0.75 to 0.85 of the CPU. Up to
+    /// 5,000 rows a network (the whole quality suite) nothing changes. Otherwise, or with
+    /// a batch size or rate of one's own, the settings are returned unchanged.
+    ///
+    /// [`grow_batch`]: TrainConfig::grow_batch
+    pub fn for_rows(&self, rows: usize) -> TrainConfig {
+        let default_rate = self.optimizer.default_learning_rate();
+        let growth = (rows / GROWTH_ROWS).clamp(1, MOST_GROWTH);
+        // The largest power of two not above `growth`.
+        let growth = 1 << growth.ilog2();
+        if !self.grow_batch
+            || self.batch_size != DEFAULT_BATCH
+            || self.learning_rate != default_rate
+            || growth == 1
+        {
+            return self.clone();
+        }
+        TrainConfig {
+            batch_size: DEFAULT_BATCH * growth,
+            learning_rate: default_rate * (growth as f32).sqrt(),
+            ..self.clone()
+        }
+    }
+
     /// Refuses settings that do not apply to `task`: class weights and classification
     /// metrics for regression, regression metrics for classification.
     pub fn validate_for(&self, task: crate::train::task::Task) -> Result<()> {
@@ -583,5 +638,64 @@ mod tests {
         assert_eq!(parameter_count(4, &[128, 64], 3), Some(9091));
         assert_eq!(parameter_count(usize::MAX, &[2], 1), None);
         assert_eq!(parameter_count(1 << 40, &[1 << 30], 1), None);
+    }
+
+    #[test]
+    fn the_default_batch_and_rate_grow_with_the_rows_a_network_trains_on() {
+        let d = TrainConfig::default();
+        // (rows per network, batch, learning rate)
+        let cases = [
+            (100, 32, 1e-3),
+            (9_999, 32, 1e-3),
+            (10_000, 64, 1e-3 * std::f32::consts::SQRT_2),
+            (19_999, 64, 1e-3 * std::f32::consts::SQRT_2),
+            (20_000, 128, 2e-3),
+            (39_999, 128, 2e-3),
+            (40_000, 256, 1e-3 * 8f32.sqrt()),
+            (10_000_000, 256, 1e-3 * 8f32.sqrt()),
+        ];
+        for (rows, batch, lr) in cases {
+            let c = d.for_rows(rows);
+            assert_eq!((c.batch_size, c.learning_rate), (batch, lr), "{rows} rows");
+            // Growing what grew changes nothing.
+            assert_eq!(c.for_rows(rows), c);
+        }
+        // Three folds of 30,000 rows: each network trains on 20,000.
+        assert_eq!(d.rows_per_network(30_000), 20_000);
+        assert_eq!(d.rows_per_network(30_001), 20_001);
+        let one = TrainConfig {
+            folds: 0,
+            ..d.clone()
+        };
+        assert_eq!(one.rows_per_network(24_000), 24_000);
+        // A batch size or a learning rate of one's own, or growth turned off: as given.
+        for own in [
+            TrainConfig {
+                batch_size: 64,
+                ..d.clone()
+            },
+            TrainConfig {
+                learning_rate: 3e-3,
+                ..d.clone()
+            },
+            TrainConfig {
+                grow_batch: false,
+                ..d.clone()
+            },
+        ] {
+            assert_eq!(own.for_rows(100_000), own);
+        }
+        // SGD grows from its own default rate.
+        let sgd = TrainConfig {
+            optimizer: OptimizerKind::Sgd,
+            learning_rate: OptimizerKind::Sgd.default_learning_rate(),
+            ..d
+        };
+        let grown = sgd.for_rows(20_000);
+        assert_eq!(grown.batch_size, 128);
+        assert_eq!(
+            grown.learning_rate,
+            2.0 * OptimizerKind::Sgd.default_learning_rate()
+        );
     }
 }
