@@ -149,6 +149,18 @@ fn small_product(
     let Some(out) = c.as_slice_mut().filter(|_| n > 0 && n <= SMALL) else {
         return dot_product_per_element(a, b, bias, c);
     };
+    // An output narrower than a vector (a network's last layer of 1 to 7 units): the
+    // pass below would run one number at a time.
+    match n {
+        1 => return narrow_product::<1>(a, b, bias, out),
+        2 => return narrow_product::<2>(a, b, bias, out),
+        3 => return narrow_product::<3>(a, b, bias, out),
+        4 => return narrow_product::<4>(a, b, bias, out),
+        5 => return narrow_product::<5>(a, b, bias, out),
+        6 => return narrow_product::<6>(a, b, bias, out),
+        7 => return narrow_product::<7>(a, b, bias, out),
+        _ => {}
+    }
     out.fill(0.0);
     let mut b_row = [0.0f32; SMALL];
     for (k, a_column) in a.columns().into_iter().enumerate() {
@@ -167,6 +179,45 @@ fn small_product(
         for c_row in out.chunks_exact_mut(n) {
             for (c, &b) in c_row.iter_mut().zip(bias) {
                 *c += b;
+            }
+        }
+    }
+}
+
+/// [`small_product`] for `N` (fewer than 8) output columns: the dot products of four rows
+/// at a time, the same additions in the same order as [`dot_product_per_element`], with the
+/// `4·N` sums held in registers and independent of each other, so that they do not wait on
+/// one another's additions.
+fn narrow_product<const N: usize>(
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    bias: Option<ArrayView1<f32>>,
+    out: &mut [f32],
+) {
+    const ROWS: usize = 4;
+    let (m, depth) = a.dim();
+    // `b`'s rows, copied into one block: read N at a time for every row of `a`.
+    let b_rows: Vec<[f32; N]> = (0..depth)
+        .map(|k| std::array::from_fn(|j| b[[k, j]]))
+        .collect();
+    let bias: [f32; N] = std::array::from_fn(|j| bias.map_or(0.0, |bias| bias[j]));
+    for (block, out) in out.chunks_mut(ROWS * N).enumerate() {
+        let first = block * ROWS;
+        let rows = (m - first).min(ROWS);
+        let a_rows: [ArrayView1<f32>; ROWS] =
+            std::array::from_fn(|r| a.row(first + r.min(rows - 1)));
+        let mut sums = [[0.0f32; N]; ROWS];
+        for (k, b_row) in b_rows.iter().enumerate() {
+            for (sum, a_row) in sums.iter_mut().zip(&a_rows) {
+                let x = a_row[k];
+                for (s, &y) in sum.iter_mut().zip(b_row) {
+                    *s += x * y;
+                }
+            }
+        }
+        for (c_row, sum) in out.chunks_exact_mut(N).zip(&sums) {
+            for ((c, &s), &b) in c_row.iter_mut().zip(sum).zip(&bias) {
+                *c = s + b;
             }
         }
     }
@@ -312,6 +363,10 @@ mod tests {
         for &(m, k, n) in &[
             (32, 64, 2),
             (64, 32, 2),
+            (30, 40, 1),
+            (7, 9, 3),
+            (5, 100, 7),
+            (2, 1000, 4),
             (32, 2, 64),
             (3, 7, 5),
             (1, 1, 1),
