@@ -1101,7 +1101,11 @@ fn gather_rows(x: ArrayView2<f32>, rows: &[usize], out: &mut Array2<f32>) {
 
 fn params_finite(model: &mut Sequential) -> bool {
     let mut ok = true;
-    model.visit_params(&mut |_, p| ok &= p.value.iter().all(|v| v.is_finite()));
+    // A fold without an early exit: it runs vectors at a time (every weight is read anyway
+    // on the usual path, where all are finite).
+    model.visit_params(&mut |_, p| {
+        ok &= p.value.iter().fold(true, |all, v| all & v.is_finite());
+    });
     ok
 }
 
