@@ -39,9 +39,11 @@ QUALITY = ROOT / "bench" / "quality"
 sys.path.insert(0, str(QUALITY))
 import anchors_proba  # noqa: E402
 MLP = os.environ.get("MLP", str(ROOT / "target" / "release" / "mlp"))
-# Another build of mlp to time in the same run (say, the commit before a change): its
-# column is `mlp_before`.
-MLP_BEFORE = os.environ.get("MLP_BEFORE")
+# Other builds of mlp to time in the same run: MLP_BEFORE (say, the commit before a
+# change), column `mlp_before`; MLP_FILED (say, the build an issue was measured on), column
+# `mlp_filed`.
+OTHER_BUILDS = {name: path for name, path in (("mlp_before", os.environ.get("MLP_BEFORE")),
+                                              ("mlp_filed", os.environ.get("MLP_FILED"))) if path}
 
 
 def children_cpu():
@@ -88,7 +90,7 @@ def fit_python(name, train, test, target, task, ignore):
     return (accuracy_score(yte, pred) if clf else r2_score(yte, pred)), cpu
 
 
-MODELS = ["mlp", "lightgbm", "hgb", "sklearn"] + (["mlp_before"] if MLP_BEFORE else [])
+MODELS = ["mlp", "lightgbm", "hgb", "sklearn"] + list(OTHER_BUILDS)
 
 
 def one_set(train, test, target, task, ignore, mlp_extra):
@@ -97,8 +99,8 @@ def one_set(train, test, target, task, ignore, mlp_extra):
         for name in MODELS:
             if name == "mlp":
                 score, cpu = fit_mlp(train, test, target, task, mlp_extra, d)
-            elif name == "mlp_before":
-                score, cpu = fit_mlp(train, test, target, task, mlp_extra, d, MLP_BEFORE)
+            elif name in OTHER_BUILDS:
+                score, cpu = fit_mlp(train, test, target, task, mlp_extra, d, OTHER_BUILDS[name])
             else:
                 try:
                     score, cpu = fit_python(name, train, test, target, task, ignore)
@@ -139,10 +141,10 @@ def suite(args):
     print(f"median ratio mlp/lightgbm {med([r['mlp']['cpu'] / r['lightgbm']['cpu'] for r in rows.values()]):.2f}x, "
           f"sklearn/mlp {med([r['sklearn']['cpu'] / r['mlp']['cpu'] for r in rows.values()]):.2f}x, "
           f"hgb/mlp {med([r['hgb']['cpu'] / r['mlp']['cpu'] for r in rows.values()]):.2f}x")
-    if MLP_BEFORE:
-        print(f"mlp against mlp_before: median CPU ratio "
-              f"{med([r['mlp']['cpu'] / r['mlp_before']['cpu'] for r in rows.values()]):.2f}, "
-              f"ratio of medians {med([r['mlp']['cpu'] for r in rows.values()]) / med([r['mlp_before']['cpu'] for r in rows.values()]):.2f}")
+    for other in OTHER_BUILDS:
+        print(f"mlp against {other}: median CPU ratio "
+              f"{med([r['mlp']['cpu'] / r[other]['cpu'] for r in rows.values()]):.2f}, "
+              f"ratio of medians {med([r['mlp']['cpu'] for r in rows.values()]) / med([r[other]['cpu'] for r in rows.values()]):.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 
