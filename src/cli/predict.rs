@@ -128,7 +128,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
         proba: args.proba,
         keep: super::train::column_list(Setting::Keep, &args.keep)?,
         interval: match args.interval {
-            Some(level) => Some(model.interval_half_width(level)?),
+            Some(level) => Some(model.interval(level)?),
             None => None,
         },
     };
