@@ -79,7 +79,9 @@ pub struct PredictArgs {
 
     /// Regression: add `lower` and `upper` columns, a conformal prediction interval that
     /// holds a new row's value with probability LEVEL (such as 0.9), made from the
-    /// held-out residuals the model stored at training time
+    /// held-out residuals the model stored at training time: CV+ for a k-fold model (from
+    /// each network's prediction, so not always symmetric around the prediction),
+    /// split-conformal (the prediction ± a half-width) for one network
     #[arg(long, value_name = "LEVEL", allow_negative_numbers = true)]
     interval: Option<f64>,
 
