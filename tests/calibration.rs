@@ -98,7 +98,10 @@ fn networks(path: &Path, dir: &Path) -> Vec<PathBuf> {
 
 /// The values of the first column of `mlp predict` output.
 fn first_column(csv: &str) -> Vec<f64> {
-    cells(csv)[1..].iter().map(|r| r[0].parse().unwrap()).collect()
+    cells(csv)[1..]
+        .iter()
+        .map(|r| r[0].parse().unwrap())
+        .collect()
 }
 
 #[test]
@@ -113,7 +116,11 @@ fn regression_intervals_are_cv_plus_over_the_folds_networks() {
     let m = model(&d.join("model.json"));
     assert_eq!(m["residuals"]["rows"], 300);
     let numbers = |v: &Value| -> Vec<f64> {
-        v.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
     };
     let residuals = numbers(&m["residuals"]["absolute"]);
     assert_eq!(residuals.len(), 300);
@@ -122,7 +129,10 @@ fn regression_intervals_are_cv_plus_over_the_folds_networks() {
         .map(|f| numbers(&f["absolute"]))
         .collect();
     assert_eq!(folds.len(), 3);
-    assert!(folds.iter().all(|f| (99..=101).contains(&f.len())), "{folds:?}");
+    assert!(
+        folds.iter().all(|f| (99..=101).contains(&f.len())),
+        "{folds:?}"
+    );
     let mut union: Vec<f64> = folds.concat();
     union.sort_by(f64::total_cmp);
     assert_eq!(union, residuals);
@@ -149,8 +159,16 @@ fn regression_intervals_are_cv_plus_over_the_folds_networks() {
         below.sort_by(f64::total_cmp);
         above.sort_by(f64::total_cmp);
         let scale = v.abs().max(1.0);
-        assert!((lower - below[29]).abs() <= 1e-5 * scale, "{lower} vs {}", below[29]);
-        assert!((upper - above[270]).abs() <= 1e-5 * scale, "{upper} vs {}", above[270]);
+        assert!(
+            (lower - below[29]).abs() <= 1e-5 * scale,
+            "{lower} vs {}",
+            below[29]
+        );
+        assert!(
+            (upper - above[270]).abs() <= 1e-5 * scale,
+            "{upper} vs {}",
+            above[270]
+        );
         let mean = members.iter().map(|m| m[r]).sum::<f64>() / 3.0;
         assert!((v - mean).abs() <= 1e-5 * scale, "{v} vs {mean}");
         if ((upper - v) - (v - lower)).abs() > 1e-3 * scale {
@@ -185,7 +203,10 @@ fn regression_intervals_are_cv_plus_over_the_folds_networks() {
     assert!(covered >= 75, "{covered} of 100 inside a 90% interval");
     let width = values.iter().map(|[_, l, u]| u - l).sum::<f64>() / 100.0;
     let said_width = interval["mean_width"].as_f64().unwrap();
-    assert!((said_width - width).abs() < 1e-5 * width, "{said_width} vs {width}");
+    assert!(
+        (said_width - width).abs() < 1e-5 * width,
+        "{said_width} vs {width}"
+    );
     let said = ok(d, &["eval", "model.json", test, "--interval", "0.9"]);
     assert!(
         said.contains(&format!(
@@ -211,8 +232,14 @@ fn regression_intervals_are_cv_plus_over_the_folds_networks() {
     for (row, [v, ..]) in split[1..].iter().zip(&values) {
         let [p, lower, upper] = [0, 1, 2].map(|i| row[i].parse::<f64>().unwrap());
         assert_eq!(p, *v);
-        assert!((p - lower - half).abs() <= 1e-6 * p.abs().max(half), "{row:?}");
-        assert!((upper - p - half).abs() <= 1e-6 * p.abs().max(half), "{row:?}");
+        assert!(
+            (p - lower - half).abs() <= 1e-6 * p.abs().max(half),
+            "{row:?}"
+        );
+        assert!(
+            (upper - p - half).abs() <= 1e-6 * p.abs().max(half),
+            "{row:?}"
+        );
     }
     let report: Value = serde_json::from_str(&ok(
         d,
@@ -220,7 +247,27 @@ fn regression_intervals_are_cv_plus_over_the_folds_networks() {
     ))
     .unwrap();
     let width = report["interval"]["mean_width"].as_f64().unwrap();
-    assert!((width - 2.0 * half).abs() < 1e-9 * half, "{width} vs {half}");
+    assert!(
+        (width - 2.0 * half).abs() < 1e-9 * half,
+        "{width} vs {half}"
+    );
+    // Residual lists that do not fit the networks are refused, naming what is wrong.
+    let mut damaged = model(&d.join("model.json"));
+    damaged["residuals"]["folds"].as_array_mut().unwrap().pop();
+    std::fs::write(d.join("damaged.json"), damaged.to_string()).unwrap();
+    let err = refused(d, &["predict", "damaged.json", test, "--interval", "0.9"]);
+    assert!(
+        err.contains("`residuals.folds` holds 2 lists for 3 networks"),
+        "{err}"
+    );
+    let mut damaged = model(&d.join("model.json"));
+    damaged["residuals"]["folds"][1]["rows"] = 7.into();
+    std::fs::write(d.join("damaged.json"), damaged.to_string()).unwrap();
+    let err = refused(d, &["eval", "damaged.json", test]);
+    assert!(
+        err.contains("network 1's residuals (`residuals.folds`): `residuals` holds"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -237,7 +284,11 @@ fn bad_interval_levels_and_models_are_refused_with_what_to_do() {
         ],
     );
     assert_eq!(model(&d.join("model.json"))["residuals"]["rows"], 60);
-    assert!(model(&d.join("model.json"))["residuals"].get("folds").is_none());
+    assert!(
+        model(&d.join("model.json"))["residuals"]
+            .get("folds")
+            .is_none()
+    );
     for level in ["1.5", "0", "-0.2", "1"] {
         let err = refused(d, &["predict", "model.json", test, "--interval", level]);
         assert!(err.contains("strictly between 0 and 1"), "{err}");

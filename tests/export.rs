@@ -1033,7 +1033,9 @@ fn exports_give_mlp_predicts_cv_plus_ends_when_each_folds_residuals_are_compress
     let mut json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
     let fold = |k: usize| -> Vec<f64> {
-        let own = json["residuals"]["folds"][k]["absolute"].as_array().unwrap();
+        let own = json["residuals"]["folds"][k]["absolute"]
+            .as_array()
+            .unwrap();
         let own: Vec<f64> = own.iter().map(|v| v.as_f64().unwrap()).collect();
         // 2500, 3001 and 2203 rows: the network's own residuals, scaled a little each time.
         let rows = [2500, 3001, 2203][k];

@@ -84,9 +84,12 @@ pub fn to_onnx_with(file: &ModelFile, interval: Option<Interval>) -> Vec<u8> {
             let t = file.calibration.temperature;
             emit_classes(&mut g, &outs, labels, t)
         }
-        TargetEncoding::Values { mean, std, .. } => {
-            emit_values(&mut g, &outs, (*mean, *std), interval.as_ref().map(|i| i.interval.clone()))
-        }
+        TargetEncoding::Values { mean, std, .. } => emit_values(
+            &mut g,
+            &outs,
+            (*mean, *std),
+            interval.as_ref().map(|i| i.interval.clone()),
+        ),
     }
     let mut model = model_proto(file, g);
     if let Some(interval) = interval {
@@ -585,15 +588,27 @@ fn cv_plus_end(
     let (top, at) = g.node2(
         "TopK",
         &[&all, &k],
-        vec![int_attr("axis", 1), int_attr("largest", 1), int_attr("sorted", 1)],
+        vec![
+            int_attr("axis", 1),
+            int_attr("largest", 1),
+            int_attr("sorted", 1),
+        ],
     );
-    let w = int64s(g, &[weights.len() as i64], weights.iter().map(|&w| w as i64).collect());
+    let w = int64s(
+        g,
+        &[weights.len() as i64],
+        weights.iter().map(|&w| w as i64).collect(),
+    );
     let w = g.node("Gather", &[&w, &at], vec![int_attr("axis", 0)]);
     let axis = int64s(g, &[], vec![1]);
     let rows = g.node("CumSum", &[&w, &axis], vec![]);
     let rank = int64s(g, &[], vec![rank as i64]);
     let short = g.node("Less", &[&rows, &rank], vec![]);
-    let short = g.node("Cast", &[&short], vec![int_attr("to", data_type::FLOAT as i64)]);
+    let short = g.node(
+        "Cast",
+        &[&short],
+        vec![int_attr("to", data_type::FLOAT as i64)],
+    );
     // The first value whose rows reach `rank` (ArgMin takes the first of equal ones).
     let index = g.node(
         "ArgMin",

@@ -17,10 +17,10 @@ use crate::data::{ReadOptions, Table, cell::cell, column_cells, header_names};
 use crate::error::{Error, Result, Setting};
 use crate::nn::loss::softmax_rows_tempered;
 use crate::pipeline::{Scored, score_bytes_with};
+use crate::tabular::calibration::Interval;
 use crate::tabular::encoding::{
     Encoding, Feature, TargetEncoding, UnknownCategory, Unseen, bin_input,
 };
-use crate::tabular::calibration::Interval;
 use crate::tabular::model::{Model, Predictions};
 
 /// Rows per batch through the network (as in [`Model::predict_encoded`], so that both

@@ -293,7 +293,14 @@ impl Residuals {
     pub fn weights(&self) -> Vec<usize> {
         let kept = self.absolute.len();
         (0..kept)
-            .map(|i| rank(i, self.rows, kept) - if i == 0 { 0 } else { rank(i - 1, self.rows, kept) })
+            .map(|i| {
+                rank(i, self.rows, kept)
+                    - if i == 0 {
+                        0
+                    } else {
+                        rank(i - 1, self.rows, kept)
+                    }
+            })
             .collect()
     }
 
@@ -357,11 +364,12 @@ impl Residuals {
         {
             return Err("`residuals.absolute` must be sorted, finite and not negative".into());
         }
-        for fold in &self.folds {
+        for (k, fold) in self.folds.iter().enumerate() {
             if !fold.folds.is_empty() {
                 return Err("`residuals.folds` hold no `folds` of their own".into());
             }
-            fold.validate()?;
+            fold.validate()
+                .map_err(|e| format!("network {k}'s residuals (`residuals.folds`): {e}"))?;
         }
         let rows: usize = self.folds.iter().map(|f| f.rows).sum();
         if !self.folds.is_empty() && rows != self.rows {
@@ -401,7 +409,10 @@ pub fn coverage(
     assert_eq!(truth.len(), predicted.len(), "one prediction per value");
     let (mut covered, mut width) = (0, 0.0);
     for (r, (t, &p)) in truth.iter().zip(predicted).enumerate() {
-        let row = members.as_ref().map(|m| m.row(r).to_vec()).unwrap_or_default();
+        let row = members
+            .as_ref()
+            .map(|m| m.row(r).to_vec())
+            .unwrap_or_default();
         let (lower, upper) = interval.bounds(p, &row);
         covered += usize::from((lower..=upper).contains(t));
         width += upper - lower;
@@ -532,7 +543,10 @@ mod cv_plus_tests {
     fn cv_plus_ends_on_a_hand_made_case() {
         // Network A (predicts 10) held out rows with residuals 1, 3; network B (20): 2, 4, 6.
         let r = Residuals::of_folds(vec![vec![1.0, -3.0], vec![2.0, 4.0, -6.0]]);
-        assert_eq!((r.rows, r.absolute.clone()), (5, vec![1.0, 2.0, 3.0, 4.0, 6.0]));
+        assert_eq!(
+            (r.rows, r.absolute.clone()),
+            (5, vec![1.0, 2.0, 3.0, 4.0, 6.0])
+        );
         assert!(r.validate().is_ok());
         // At 0.5: ⌈6·0.5⌉ = 3, t = 6 − 3 = 3. { μ + R } = 11, 13, 22, 24, 26: the 3rd
         // largest is 22; { μ − R } = 9, 7, 18, 16, 14: the 3rd smallest is 14.
@@ -571,11 +585,18 @@ mod cv_plus_tests {
         // A small linear congruential generator: the same lists on every run.
         let mut state = 12345u64;
         let mut next = move || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
         // Small lists with ties, and lists above KEPT_RESIDUALS (kept as order statistics).
-        for sizes in [vec![1, 2, 3], vec![7, 7], vec![2500, 3001, 40], vec![4100, 4099]] {
+        for sizes in [
+            vec![1, 2, 3],
+            vec![7, 7],
+            vec![2500, 3001, 40],
+            vec![4100, 4099],
+        ] {
             let folds: Vec<Vec<f64>> = (sizes.iter())
                 .map(|&n| (0..n).map(|_| (next() * 8.0).round() / 2.0).collect())
                 .collect();
@@ -597,7 +618,11 @@ mod cv_plus_tests {
                 // The ⌊α(n + 1)⌋-th smallest and the ⌈(1 − α)(n + 1)⌉-th smallest.
                 let k = ((n + 1) as f64 * level - 1e-9).ceil() as usize;
                 let expected = (lower[n - k], upper[k - 1]);
-                assert_eq!(interval.bounds(0.0, &members), expected, "{sizes:?} {level}");
+                assert_eq!(
+                    interval.bounds(0.0, &members),
+                    expected,
+                    "{sizes:?} {level}"
+                );
             }
         }
     }

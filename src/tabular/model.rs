@@ -382,8 +382,8 @@ impl Model {
         let outputs = self.file.encoding.target.width();
         let classify = self.file.task == Task::Classification;
         let networks = 1 + self.ensemble.len();
-        let mut each = (members && !classify && networks > 1)
-            .then(|| Array2::<f64>::zeros((rows, networks)));
+        let mut each =
+            (members && !classify && networks > 1).then(|| Array2::<f64>::zeros((rows, networks)));
         // Sum over the networks of their outputs: probabilities for classes, raw values
         // for regression; divided by their number at the end.
         let mut sum = Array2::<f32>::zeros((rows, outputs));
