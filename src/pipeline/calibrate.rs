@@ -149,6 +149,44 @@ mod tests {
     }
 
     #[test]
+    fn each_networks_residuals_are_those_of_the_rows_it_did_not_train_on() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/houses.csv");
+        let mut request = TrainRequest::new(path);
+        request.target = Some("price".into());
+        request.config = TrainConfig {
+            hidden: vec![8],
+            epochs: 5,
+            ..TrainConfig::default()
+        };
+        let prepared = prepare(&request).unwrap();
+        let mut model = train(&prepared, &request.config, None, &mut |_| {})
+            .unwrap()
+            .model;
+        let residuals = model.file.residuals.clone().unwrap();
+        assert_eq!((residuals.rows, residuals.folds.len()), (400, 3));
+        // The rows of fold k, through network k (the first in `network`, then `ensemble`).
+        let fold = crate::train::fold_rows(400, None, 3, request.config.seed);
+        let truth = prepared
+            .encoding
+            .values_from_outputs(match &prepared.y_train {
+                crate::tabular::encoding::Targets::Values(y) => y.view(),
+                _ => unreachable!(),
+            });
+        let networks = std::iter::once(&mut model.network).chain(model.ensemble.iter_mut());
+        for (k, network) in networks.enumerate() {
+            let rows: Vec<usize> = (0..400).filter(|&r| fold[r] == k).collect();
+            let x = prepared.x_train.select(ndarray::Axis(0), &rows);
+            let outputs = super::raw_outputs(network, x.view());
+            let predicted = prepared.encoding.values_from_outputs(outputs.view());
+            let mut own: Vec<f64> = (rows.iter().zip(&predicted))
+                .map(|(&r, p)| (truth[r] - p).abs())
+                .collect();
+            own.sort_by(f64::total_cmp);
+            assert_eq!(residuals.folds[k].absolute, own, "network {k}");
+        }
+    }
+
+    #[test]
     fn temperature_undoes_label_smoothing_on_the_out_of_fold_rows() {
         let config = TrainConfig {
             hidden: vec![32],
