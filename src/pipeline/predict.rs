@@ -827,6 +827,7 @@ fn run_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tabular::calibration::Residuals;
     use crate::tabular::encoding::Task;
     use crate::tabular::model::LayerRecord;
 
@@ -1132,6 +1133,50 @@ mod tests {
         assert!(predict_streamed(&mut model, path, spaced, &proba, true).is_none());
         assert_eq!(predict_csv(&mut model, path, spaced, true).unwrap(), plain);
         assert_eq!(plain.1, 1);
+    }
+
+    /// [`regressor`] as a k-fold ensemble of three networks (the others' weights scaled),
+    /// with each network's residuals for CV+ intervals.
+    fn ensemble_regressor() -> Model {
+        let mut file = regressor().file;
+        let scaled = |factor: f32| -> Vec<LayerRecord> {
+            let mut layers = file.layers.clone();
+            for layer in &mut layers {
+                if let LayerRecord::Linear { weight, .. } = layer {
+                    weight.iter_mut().for_each(|w| *w *= factor);
+                }
+            }
+            layers
+        };
+        file.ensemble = vec![scaled(1.3), scaled(0.7)];
+        file.training.config.folds = 3;
+        let fold = |k: usize| (0..40).map(|i| (i * (k + 2)) as f64 / 20.0).collect();
+        file.residuals = Some(Residuals::of_folds((0..3).map(fold).collect()));
+        let json = serde_json::to_vec(&file).unwrap();
+        Model::from_json(Path::new("r.json"), &json).unwrap()
+    }
+
+    #[test]
+    fn streamed_path_gives_the_general_readers_cv_plus_intervals() {
+        let mut model = ensemble_regressor();
+        let interval = model.interval(0.9).unwrap();
+        assert!(interval.needs_members());
+        let request = Request {
+            interval: Some(interval),
+            ..Request::default()
+        };
+        // Several batches, and a remainder.
+        let out = same_as_general_with(&mut model, &rows(1300, ',', "\n"), &request);
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.starts_with("prediction,lower,upper\n"));
+        // The networks disagree by row: so do the distances to the two ends.
+        let mut asymmetric = 0;
+        for line in out.lines().skip(1) {
+            let v: Vec<f64> = line.split(',').map(|c| c.parse().unwrap()).collect();
+            assert!(v[1] < v[2], "{line}");
+            asymmetric += usize::from(((v[2] - v[0]) - (v[0] - v[1])).abs() > 1e-3);
+        }
+        assert!(asymmetric > 100, "{asymmetric}");
     }
 
     #[test]
