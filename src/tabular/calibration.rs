@@ -306,9 +306,9 @@ impl Residuals {
 
     /// How many rows' residuals `r` satisfy `at_least(r)`, which must hold for the largest
     /// residuals and fail for the smallest (`r ≥ c − s` for some `c` and `s`). A kept value
-    /// stands for every row of rank above the kept one before it, so the count is rounded
-    /// towards rows whose residual is at most the kept one's: the interval is never
-    /// narrower than all residuals would make it.
+    /// stands for the rows ranked above the kept value before it, up to its own, whose
+    /// residuals are at most it: counting them all at the kept value rounds each residual
+    /// up, so an interval is never narrower than all the residuals would make it.
     fn rows_at_least(&self, at_least: impl Fn(f64) -> bool) -> usize {
         let kept = self.absolute.len();
         let first = self.absolute.partition_point(|&r| !at_least(r));
