@@ -76,24 +76,70 @@ fn cells(csv: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Each network of the ensemble at `path` as a model file of its own (the residuals left
+/// out), at `dir/network{k}.json`.
+fn networks(path: &Path, dir: &Path) -> Vec<PathBuf> {
+    let m = model(path);
+    let mut all = vec![m["layers"].clone()];
+    all.extend(m["ensemble"].as_array().unwrap().iter().cloned());
+    (all.into_iter().enumerate())
+        .map(|(k, layers)| {
+            let mut one = m.clone();
+            let object = one.as_object_mut().unwrap();
+            object.insert("layers".into(), layers);
+            object.remove("ensemble");
+            object.remove("residuals");
+            let path = dir.join(format!("network{k}.json"));
+            std::fs::write(&path, one.to_string()).unwrap();
+            path
+        })
+        .collect()
+}
+
+/// The values of the first column of `mlp predict` output.
+fn first_column(csv: &str) -> Vec<f64> {
+    cells(csv)[1..]
+        .iter()
+        .map(|r| r[0].parse().unwrap())
+        .collect()
+}
+
 #[test]
-fn regression_intervals_are_the_conformal_quantile_around_each_prediction() {
+fn regression_intervals_are_cv_plus_over_the_folds_networks() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (train, test) = houses(d, 300);
     let (train, test) = (train.to_str().unwrap(), test.to_str().unwrap());
     let printed = ok(d, &["train", train, "--target", "price", "--epochs", "40"]);
     assert!(printed.contains("intervals: 90% of new rows"), "{printed}");
-    // Three folds: every training row has an out-of-fold residual.
+    // Three folds: every training row has an out-of-fold residual, kept with its network.
     let m = model(&d.join("model.json"));
     assert_eq!(m["residuals"]["rows"], 300);
-    let residuals: Vec<f64> = (m["residuals"]["absolute"].as_array().unwrap().iter())
-        .map(|v| v.as_f64().unwrap())
-        .collect();
+    let numbers = |v: &Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let residuals = numbers(&m["residuals"]["absolute"]);
     assert_eq!(residuals.len(), 300);
     assert!(residuals.windows(2).all(|w| w[0] <= w[1]));
-    // At 0.9: the ⌈301 · 0.9⌉ = 271st smallest residual on either side.
-    let half = residuals[270];
+    let folds: Vec<Vec<f64>> = (m["residuals"]["folds"].as_array().unwrap().iter())
+        .map(|f| numbers(&f["absolute"]))
+        .collect();
+    assert_eq!(folds.len(), 3);
+    assert!(
+        folds.iter().all(|f| (99..=101).contains(&f.len())),
+        "{folds:?}"
+    );
+    let mut union: Vec<f64> = folds.concat();
+    union.sort_by(f64::total_cmp);
+    assert_eq!(union, residuals);
+    // Each network's prediction for each test row, from a model file of its own.
+    let members: Vec<Vec<f64>> = (networks(&d.join("model.json"), d).iter())
+        .map(|p| first_column(&ok(d, &["predict", p.to_str().unwrap(), test])))
+        .collect();
     let out = ok(d, &["predict", "model.json", test, "--interval", "0.9"]);
     let rows = cells(&out);
     assert_eq!(rows[0], ["prediction", "lower", "upper"]);
@@ -101,10 +147,37 @@ fn regression_intervals_are_the_conformal_quantile_around_each_prediction() {
     let values: Vec<[f64; 3]> = (rows[1..].iter())
         .map(|r| [0, 1, 2].map(|i| r[i].parse::<f64>().unwrap()))
         .collect();
-    for [v, lower, upper] in &values {
-        assert!((v - lower - half).abs() <= 1e-6 * v.abs().max(half));
-        assert!((upper - v - half).abs() <= 1e-6 * v.abs().max(half));
+    // CV+ at 0.9, by sorting: of 300 rows, the ⌊0.1 · 301⌋ = 30th smallest of
+    // { μ_k(x) − R } and the ⌈0.9 · 301⌉ = 271st smallest of { μ_k(x) + R }.
+    let mut asymmetric = 0;
+    for (r, [v, lower, upper]) in values.iter().enumerate() {
+        let (mut below, mut above) = (Vec::new(), Vec::new());
+        for (fold, mu) in folds.iter().zip(&members) {
+            below.extend(fold.iter().map(|e| mu[r] - e));
+            above.extend(fold.iter().map(|e| mu[r] + e));
+        }
+        below.sort_by(f64::total_cmp);
+        above.sort_by(f64::total_cmp);
+        let scale = v.abs().max(1.0);
+        assert!(
+            (lower - below[29]).abs() <= 1e-5 * scale,
+            "{lower} vs {}",
+            below[29]
+        );
+        assert!(
+            (upper - above[270]).abs() <= 1e-5 * scale,
+            "{upper} vs {}",
+            above[270]
+        );
+        let mean = members.iter().map(|m| m[r]).sum::<f64>() / 3.0;
+        assert!((v - mean).abs() <= 1e-5 * scale, "{v} vs {mean}");
+        if ((upper - v) - (v - lower)).abs() > 1e-3 * scale {
+            asymmetric += 1;
+        }
     }
+    // The networks disagree differently from row to row: the ends are not the split
+    // interval's, the prediction ± one half-width.
+    assert!(asymmetric > 50, "{asymmetric} of 100 rows asymmetric");
     // Without --interval, the same predictions.
     let plain = cells(&ok(d, &["predict", "model.json", test]));
     for (p, [v, ..]) in plain[1..].iter().zip(&values) {
@@ -128,7 +201,12 @@ fn regression_intervals_are_the_conformal_quantile_around_each_prediction() {
     let covered = interval["covered"].as_u64().unwrap() as usize;
     assert!(covered.abs_diff(inside) <= 1, "{covered} vs {inside}");
     assert!(covered >= 75, "{covered} of 100 inside a 90% interval");
-    assert!((interval["mean_width"].as_f64().unwrap() - 2.0 * half).abs() < 1e-9 * half);
+    let width = values.iter().map(|[_, l, u]| u - l).sum::<f64>() / 100.0;
+    let said_width = interval["mean_width"].as_f64().unwrap();
+    assert!(
+        (said_width - width).abs() < 1e-5 * width,
+        "{said_width} vs {width}"
+    );
     let said = ok(d, &["eval", "model.json", test, "--interval", "0.9"]);
     assert!(
         said.contains(&format!(
@@ -144,6 +222,52 @@ fn regression_intervals_are_the_conformal_quantile_around_each_prediction() {
     ))
     .unwrap();
     assert!(wide["interval"]["mean_width"].as_f64() > interval["mean_width"].as_f64());
+    // A file from before CV+ (no `residuals.folds`) still loads, and is split-conformal:
+    // the same prediction ± the ⌈301 · 0.9⌉ = 271st smallest residual.
+    let mut old = model(&d.join("model.json"));
+    old["residuals"].as_object_mut().unwrap().remove("folds");
+    std::fs::write(d.join("old.json"), old.to_string()).unwrap();
+    let half = residuals[270];
+    let split = cells(&ok(d, &["predict", "old.json", test, "--interval", "0.9"]));
+    for (row, [v, ..]) in split[1..].iter().zip(&values) {
+        let [p, lower, upper] = [0, 1, 2].map(|i| row[i].parse::<f64>().unwrap());
+        assert_eq!(p, *v);
+        assert!(
+            (p - lower - half).abs() <= 1e-6 * p.abs().max(half),
+            "{row:?}"
+        );
+        assert!(
+            (upper - p - half).abs() <= 1e-6 * p.abs().max(half),
+            "{row:?}"
+        );
+    }
+    let report: Value = serde_json::from_str(&ok(
+        d,
+        &["eval", "old.json", test, "--json", "--interval", "0.9"],
+    ))
+    .unwrap();
+    let width = report["interval"]["mean_width"].as_f64().unwrap();
+    assert!(
+        (width - 2.0 * half).abs() < 1e-9 * half,
+        "{width} vs {half}"
+    );
+    // Residual lists that do not fit the networks are refused, naming what is wrong.
+    let mut damaged = model(&d.join("model.json"));
+    damaged["residuals"]["folds"].as_array_mut().unwrap().pop();
+    std::fs::write(d.join("damaged.json"), damaged.to_string()).unwrap();
+    let err = refused(d, &["predict", "damaged.json", test, "--interval", "0.9"]);
+    assert!(
+        err.contains("`residuals.folds` holds 2 lists for 3 networks"),
+        "{err}"
+    );
+    let mut damaged = model(&d.join("model.json"));
+    damaged["residuals"]["folds"][1]["rows"] = 7.into();
+    std::fs::write(d.join("damaged.json"), damaged.to_string()).unwrap();
+    let err = refused(d, &["eval", "damaged.json", test]);
+    assert!(
+        err.contains("network 1's residuals (`residuals.folds`): `residuals` holds"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -160,6 +284,11 @@ fn bad_interval_levels_and_models_are_refused_with_what_to_do() {
         ],
     );
     assert_eq!(model(&d.join("model.json"))["residuals"]["rows"], 60);
+    assert!(
+        model(&d.join("model.json"))["residuals"]
+            .get("folds")
+            .is_none()
+    );
     for level in ["1.5", "0", "-0.2", "1"] {
         let err = refused(d, &["predict", "model.json", test, "--interval", level]);
         assert!(err.contains("strictly between 0 and 1"), "{err}");

@@ -230,6 +230,11 @@ fn train(case: &Case, data: &Path, dir: &Path) -> PathBuf {
             "{}",
             case.name
         );
+        // A regression keeps each network's residuals: its intervals are CV+.
+        if json["task"] == "regression" {
+            let folds = json["residuals"]["folds"].as_array().map(Vec::len);
+            assert_eq!(folds, Some(3), "{}", case.name);
+        }
     }
     model
 }
@@ -318,7 +323,7 @@ fn assert_same(what: &str, expected: &[Prediction], actual: &[Prediction]) {
                 );
             }
             (Prediction::Interval(x, xl, xu), Prediction::Interval(y, yl, yu)) => {
-                // Each end is the value ± a constant: its error is the value's.
+                // Each end is a network's value ± a residual: its error is that value's.
                 let scale = x.abs().max(xl.abs()).max(xu.abs()).max(1.0);
                 for (x, y) in [(x, y), (xl, yl), (xu, yu)] {
                     assert!(
@@ -326,7 +331,8 @@ fn assert_same(what: &str, expected: &[Prediction], actual: &[Prediction]) {
                         "{what}: row {row}: {e:?} vs {a:?}",
                     );
                 }
-                // A real interval: the value inside, some width.
+                // A real interval, some width (a CV+ interval need not hold the value, the
+                // networks' mean, but these do).
                 assert!(xl < x && x < xu, "{what}: row {row}: {e:?}");
             }
             _ => panic!("{what}: row {row}: {e:?} vs {a:?}"),
@@ -1014,4 +1020,56 @@ fn rust_export_of_nasty_column_names_compiles_warning_free_with_distinct_fields(
     std::fs::create_dir(&work).unwrap();
     let actual = rust_predictions(&source, &data, &fields, &work);
     assert_same("nasty", &mlp_predictions(&model, &data), &actual);
+}
+
+#[test]
+fn exports_give_mlp_predicts_cv_plus_ends_when_each_folds_residuals_are_compressed() {
+    // Above 2000 held-out rows a network's residuals are kept as order statistics, each
+    // standing for one or two rows here: the exports must weigh them as `mlp` does.
+    let case = CASES.iter().find(|c| c.name == "houses-folds").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_file(case, dir.path());
+    let model = train(case, &data, dir.path());
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    let fold = |k: usize| -> Vec<f64> {
+        let own = json["residuals"]["folds"][k]["absolute"]
+            .as_array()
+            .unwrap();
+        let own: Vec<f64> = own.iter().map(|v| v.as_f64().unwrap()).collect();
+        // 2500, 3001 and 2203 rows: the network's own residuals, scaled a little each time.
+        let rows = [2500, 3001, 2203][k];
+        (0..rows)
+            .map(|i| own[i % own.len()] * (1.0 + i as f64 / rows as f64))
+            .collect()
+    };
+    let residuals = mlp::tabular::calibration::Residuals::of_folds((0..3).map(fold).collect());
+    assert_eq!(residuals.folds[2].absolute.len(), 2000);
+    assert!(residuals.folds[2].weights().contains(&2));
+    json["residuals"] = serde_json::to_value(&residuals).unwrap();
+    std::fs::write(&model, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    let expected = mlp_predictions(&model, &data);
+    let work = dir.path().join("rust");
+    std::fs::create_dir_all(&work).unwrap();
+    let model_rs = work.join("model.rs");
+    ok(&export_args(&model, "rust", &model_rs));
+    let fields = [
+        ("area", "area"),
+        ("rooms", "rooms"),
+        ("age", "age"),
+        ("neighborhood", "neighborhood"),
+    ];
+    let source = std::fs::read_to_string(&model_rs).unwrap();
+    // 7704 rows: t = 7705 − ⌈7705 · 0.9⌉ = 770.
+    assert!(source.contains("const INTERVAL_RANK: usize = 770;"));
+    let actual = rust_predictions(&source, &data, &fields, &work);
+    assert_same("rust, compressed residuals", &expected, &actual);
+    let Some(python) = python() else {
+        say("SKIPPED the ONNX half of this test: no Python with onnx, onnxruntime and numpy");
+        return;
+    };
+    let onnx = dir.path().join("m.onnx");
+    ok(&export_args(&model, "onnx", &onnx));
+    let actual = onnx_predictions(&python, &onnx, &data);
+    assert_same("onnx, compressed residuals", &expected, &actual);
 }

@@ -150,6 +150,55 @@ fn two_ranks_train_the_model_one_process_trains() {
 }
 
 #[test]
+fn two_ranks_store_the_residuals_one_process_stores() {
+    // Ranks train one network (k-fold is refused over MPI), so its intervals are
+    // split-conformal on the validation rows, gathered from every rank.
+    let dir = tempfile::tempdir().unwrap();
+    let houses = data("data/houses.csv");
+    let houses = houses.to_str().unwrap();
+    let train = |ranks: usize, model: &str| {
+        let mut args = vec![
+            "train",
+            houses,
+            "--target",
+            "price",
+            "--epochs",
+            "20",
+            "--batch-size",
+            "16",
+            "--seed",
+            "3",
+            "--model",
+            model,
+        ];
+        if ranks == 0 {
+            args.extend(["--folds", "0"]);
+        }
+        ok(dir.path(), ranks, &args)
+    };
+    train(0, "single.json");
+    train(2, "pair.json");
+    let residuals = |model: &str| {
+        let text = std::fs::read_to_string(dir.path().join(model)).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let r = &json["residuals"];
+        assert!(r.get("folds").is_none(), "{model}: one network, no folds");
+        let values: Vec<f64> = (r["absolute"].as_array().unwrap().iter())
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        (r["rows"].as_u64().unwrap(), values)
+    };
+    let (rows, one) = residuals("single.json");
+    let (rows2, two) = residuals("pair.json");
+    assert_eq!((rows, one.len()), (rows2, two.len()));
+    assert_eq!(rows, 80, "the validation rows of 400");
+    let scale = one.last().unwrap().max(1.0);
+    for (a, b) in one.iter().zip(&two) {
+        assert!((a - b).abs() <= 1e-3 * scale, "{a} vs {b}");
+    }
+}
+
+#[test]
 fn an_error_ends_every_rank_with_one_message() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.csv");

@@ -83,8 +83,8 @@ pub struct EvalArgs {
 
 pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
     let mut model = Model::load(&args.model)?;
-    let half_width = match args.interval {
-        Some(level) => Some((level, model.interval_half_width(level)?)),
+    let interval = match args.interval {
+        Some(level) => Some((level, model.interval(level)?)),
         None => None,
     };
     let scored = score(&args, &mut model)?;
@@ -132,8 +132,9 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, Error> {
             TargetEncoding::Values { name, .. },
         ) => {
             let report = regression(truth, predicted);
-            let interval =
-                half_width.map(|(level, half)| (level, coverage(truth, predicted, half)));
+            let members = scored.members.as_ref().map(|m| m.view());
+            let interval = (interval.as_ref())
+                .map(|(level, i)| (*level, coverage(truth, predicted, i, members)));
             if args.json {
                 print_values_json(&notes, &report, interval.as_ref());
             } else {

@@ -90,7 +90,7 @@ pub fn run(args: ExportArgs) -> Result<ExitCode, Error> {
     let interval = match args.interval {
         Some(level) => Some(Interval {
             level,
-            half_width: model.interval_half_width(level)?,
+            interval: model.interval(level)?,
         }),
         None => None,
     };

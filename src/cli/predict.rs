@@ -79,7 +79,9 @@ pub struct PredictArgs {
 
     /// Regression: add `lower` and `upper` columns, a conformal prediction interval that
     /// holds a new row's value with probability LEVEL (such as 0.9), made from the
-    /// held-out residuals the model stored at training time
+    /// held-out residuals the model stored at training time: CV+ for a k-fold model (from
+    /// each network's prediction, so not always symmetric around the prediction),
+    /// split-conformal (the prediction ± a half-width) for one network
     #[arg(long, value_name = "LEVEL", allow_negative_numbers = true)]
     interval: Option<f64>,
 
@@ -128,7 +130,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
         proba: args.proba,
         keep: super::train::column_list(Setting::Keep, &args.keep)?,
         interval: match args.interval {
-            Some(level) => Some(model.interval_half_width(level)?),
+            Some(level) => Some(model.interval(level)?),
             None => None,
         },
     };

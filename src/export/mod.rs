@@ -26,14 +26,13 @@ pub enum Format {
 }
 
 /// A conformal prediction interval to export with a regression model: `lower` and `upper`
-/// outputs, the prediction minus and plus `half_width`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// outputs, as [`crate::tabular::calibration::Interval::bounds`] computes them.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Interval {
     /// The share of new rows whose value the interval should hold, such as 0.9.
     pub level: f64,
-    /// Its half-width in the target's units
-    /// ([`crate::tabular::model::Model::interval_half_width`] at `level`).
-    pub half_width: f64,
+    /// The interval at `level` ([`crate::tabular::model::Model::interval`]).
+    pub interval: crate::tabular::calibration::Interval,
 }
 
 /// Refuses what the exports do not reproduce yet: robustly scaled features ([`Feature::Robust`], also as a date's part). [`export`] expects a model that passed.

@@ -44,6 +44,7 @@ use super::proto::{
     ValueInfoProto, attribute_type, data_type,
 };
 use crate::data::cell;
+use crate::tabular::calibration::{Interval as ConformalInterval, Residuals};
 use crate::tabular::dates::YEAR_DAYS;
 use crate::tabular::encoding::{DateInput, DatePart, Feature, TargetEncoding};
 use crate::tabular::model::{LayerRecord, ModelFile};
@@ -83,9 +84,12 @@ pub fn to_onnx_with(file: &ModelFile, interval: Option<Interval>) -> Vec<u8> {
             let t = file.calibration.temperature;
             emit_classes(&mut g, &outs, labels, t)
         }
-        TargetEncoding::Values { mean, std, .. } => {
-            emit_values(&mut g, &outs, (*mean, *std), interval.map(|i| i.half_width))
-        }
+        TargetEncoding::Values { mean, std, .. } => emit_values(
+            &mut g,
+            &outs,
+            (*mean, *std),
+            interval.as_ref().map(|i| i.interval.clone()),
+        ),
     }
     let mut model = model_proto(file, g);
     if let Some(interval) = interval {
@@ -496,7 +500,7 @@ fn emit_values(
     g: &mut GraphBuilder,
     outs: &[String],
     (mean, std): (f64, f64),
-    interval: Option<f64>,
+    interval: Option<ConformalInterval>,
 ) {
     let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
     let x = if refs.len() == 1 {
@@ -504,26 +508,114 @@ fn emit_values(
     } else {
         ensemble_mean(g, &refs)
     };
-    let y = g.node(
-        "Cast",
-        &[&x],
-        vec![int_attr("to", data_type::DOUBLE as i64)],
-    );
     let std = g.doubles(&[1], vec![std]);
     let m = g.doubles(&[1], vec![mean]);
-    let y = g.node("Mul", &[&y, &std], vec![]);
-    let y = g.node("Add", &[&y, &m], vec![]);
+    // Raw outputs to f64 values in the target's units, as mlp computes them.
+    let mut values = |z: &str| {
+        let y = g.node("Cast", &[z], vec![int_attr("to", data_type::DOUBLE as i64)]);
+        let y = g.node("Mul", &[&y, &std], vec![]);
+        g.node("Add", &[&y, &m], vec![])
+    };
+    let y = values(&x);
+    let members: Vec<String> = match &interval {
+        Some(ConformalInterval::CvPlus { .. }) => outs.iter().map(|z| values(z)).collect(),
+        _ => Vec::new(),
+    };
     let float = || vec![int_attr("to", data_type::FLOAT as i64)];
     g.node_named("Cast", &[&y], "prediction", float());
     g.output("prediction", data_type::FLOAT, Some(1));
-    if let Some(half) = interval {
-        let half = g.doubles(&[1], vec![half]);
-        for (op, name) in [("Sub", "lower"), ("Add", "upper")] {
-            let end = g.node(op, &[&y, &half], vec![]);
-            g.node_named("Cast", &[&end], name, float());
-            g.output(name, data_type::FLOAT, Some(1));
+    let ends = match interval {
+        None => return,
+        Some(ConformalInterval::Split { half }) => {
+            let half = g.doubles(&[1], vec![half]);
+            [("Sub", "lower"), ("Add", "upper")].map(|(op, _)| g.node(op, &[&y, &half], vec![]))
         }
+        Some(ConformalInterval::CvPlus { rank, folds }) => {
+            let lower = cv_plus_end(g, &members, &folds, rank, -1.0);
+            let upper = cv_plus_end(g, &members, &folds, rank, 1.0);
+            [g.node("Neg", &[&lower], vec![]), upper]
+        }
+    };
+    for (end, name) in ends.iter().zip(["lower", "upper"]) {
+        g.node_named("Cast", &[end], name, float());
+        g.output(name, data_type::FLOAT, Some(1));
     }
+}
+
+/// The `rank`-th largest of `side·members[k] + r` over every residual `r` of `folds[k]`,
+/// each kept residual counting as the rows it stands for (as
+/// [`ConformalInterval::bounds`] finds it), `[N, 1]` f64:
+///
+/// ```text
+/// side·μ_k ─ Add R_k [1, n_k] ─ Concat over k   [N, M]   (M kept residuals in all)
+/// TopK (largest, sorted) of the first M' ─ Gather rows per value ─ CumSum   [N, M']
+/// ArgMin (first) of CumSum < rank ─ GatherElements   [N, 1]
+/// ```
+///
+/// `M'` is the fewest values that can hold `rank` rows; memory is `N · M` f64.
+fn cv_plus_end(
+    g: &mut GraphBuilder,
+    members: &[String],
+    folds: &[Residuals],
+    rank: usize,
+    side: f64,
+) -> String {
+    let shifted: Vec<String> = (members.iter().zip(folds))
+        .map(|(mu, fold)| {
+            let s = if side < 0.0 {
+                g.node("Neg", &[mu], vec![])
+            } else {
+                mu.clone()
+            };
+            let r = g.doubles(&[1, fold.absolute.len() as i64], fold.absolute.clone());
+            g.node("Add", &[&s, &r], vec![])
+        })
+        .collect();
+    let refs: Vec<&str> = shifted.iter().map(String::as_str).collect();
+    let all = g.node("Concat", &refs, vec![int_attr("axis", 1)]);
+    let weights: Vec<usize> = folds.iter().flat_map(Residuals::weights).collect();
+    let lightest = weights.iter().copied().min().unwrap_or(1).max(1);
+    let first = rank.div_ceil(lightest).min(weights.len());
+    let int64s = |g: &mut GraphBuilder, dims: &[i64], values: Vec<i64>| {
+        g.constant(TensorProto {
+            dims: dims.to_vec(),
+            data_type: data_type::INT64,
+            int64_data: values,
+            ..Default::default()
+        })
+    };
+    let k = int64s(g, &[1], vec![first as i64]);
+    let (top, at) = g.node2(
+        "TopK",
+        &[&all, &k],
+        vec![
+            int_attr("axis", 1),
+            int_attr("largest", 1),
+            int_attr("sorted", 1),
+        ],
+    );
+    let w = int64s(
+        g,
+        &[weights.len() as i64],
+        weights.iter().map(|&w| w as i64).collect(),
+    );
+    let w = g.node("Gather", &[&w, &at], vec![int_attr("axis", 0)]);
+    let axis = int64s(g, &[], vec![1]);
+    let rows = g.node("CumSum", &[&w, &axis], vec![]);
+    let rank = int64s(g, &[], vec![rank as i64]);
+    let short = g.node("Less", &[&rows, &rank], vec![]);
+    let short = g.node(
+        "Cast",
+        &[&short],
+        vec![int_attr("to", data_type::FLOAT as i64)],
+    );
+    // The first value whose rows reach `rank` (ArgMin takes the first of equal ones).
+    let index = g.node(
+        "ArgMin",
+        &[&short],
+        vec![int_attr("axis", 1), int_attr("keepdims", 1)],
+    );
+    g.node("GatherElements", &[&top, &index], vec![int_attr("axis", 1)])
 }
 
 /// The model around the graph `g`: versions, producer, and what it was trained on.

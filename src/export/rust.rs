@@ -16,6 +16,8 @@ use std::fmt::Write;
 
 use super::Interval;
 use crate::data::cell;
+use crate::tabular::calibration::Interval::{CvPlus, Split};
+use crate::tabular::calibration::Residuals;
 use crate::tabular::encoding::{DateInput, DatePart, Encoding, Feature, TargetEncoding};
 use crate::tabular::model::{LayerRecord, ModelFile};
 
@@ -59,7 +61,8 @@ pub fn to_rust_with(file: &ModelFile, interval: Option<Interval>) -> String {
 }
 
 /// `predict_interval`: the prediction as `predict` computes it, in f64, and the interval's
-/// ends around it, each rounded to f32 (as `mlp predict --interval` does).
+/// ends (split-conformal around it, or CV+ from each network's value), each rounded to f32
+/// (as `mlp predict --interval` does).
 fn emit_interval(
     s: &mut String,
     target: &TargetEncoding,
@@ -83,23 +86,112 @@ fn emit_interval(
     let _ = writeln!(
         s,
         "/// The level of `predict_interval`: the share of new rows whose value it holds.\n\
-         pub const INTERVAL_LEVEL: f64 = {level};\n\n\
-         /// The interval's half-width in the target's units: the conformal quantile of the\n\
-         /// held-out rows' absolute residuals at `INTERVAL_LEVEL`.\n\
-         pub const INTERVAL_HALF_WIDTH: f64 = {half};\n\n\
-         /// The prediction interval of a row at `INTERVAL_LEVEL`: `(lower, prediction, upper)`.\n\
-         pub fn predict_interval(input: &{input_type}) -> (f32, f32, f32) {{\n    \
-         let z = {z};\n    \
-         let v = z as f64 * {std} + {mean};\n    \
-         (\n        \
-         (v - INTERVAL_HALF_WIDTH) as f32,\n        \
-         v as f32,\n        \
-         (v + INTERVAL_HALF_WIDTH) as f32,\n    \
-         )\n}}\n",
+         pub const INTERVAL_LEVEL: f64 = {level};\n",
         level = f64_literal(interval.level),
-        half = f64_literal(interval.half_width),
-        std = f64_literal(*std),
-        mean = f64_literal(*mean),
+    );
+    let (std, mean) = (f64_literal(*std), f64_literal(*mean));
+    match interval.interval {
+        Split { half } => {
+            let _ = writeln!(
+                s,
+                "/// The interval's half-width in the target's units: the conformal quantile of the\n\
+                 /// held-out rows' absolute residuals at `INTERVAL_LEVEL`.\n\
+                 pub const INTERVAL_HALF_WIDTH: f64 = {half};\n\n\
+                 /// The prediction interval of a row at `INTERVAL_LEVEL`: `(lower, prediction, upper)`.\n\
+                 pub fn predict_interval(input: &{input_type}) -> (f32, f32, f32) {{\n    \
+                 let z = {z};\n    \
+                 let v = z as f64 * {std} + {mean};\n    \
+                 (\n        \
+                 (v - INTERVAL_HALF_WIDTH) as f32,\n        \
+                 v as f32,\n        \
+                 (v + INTERVAL_HALF_WIDTH) as f32,\n    \
+                 )\n}}\n",
+                half = f64_literal(half),
+            );
+        }
+        CvPlus { rank, folds } => emit_cv_plus(s, k, input_type, (&std, &mean), rank, &folds),
+    }
+}
+
+/// `predict_interval` with a CV+ interval ([`crate::tabular::calibration::Interval`]):
+/// each network's residuals as constants, and the search `mlp` does, line for line.
+fn emit_cv_plus(
+    s: &mut String,
+    k: usize,
+    input_type: &str,
+    (std, mean): (&str, &str),
+    rank: usize,
+    folds: &[Residuals],
+) {
+    assert_eq!(folds.len(), k, "one residual list per network");
+    for (m, fold) in folds.iter().enumerate() {
+        let values: Vec<String> = fold.absolute.iter().map(|&v| f64_literal(v)).collect();
+        let _ = writeln!(
+            s,
+            "/// Network {m}'s held-out rows' absolute residuals, sorted (kept value `i` of `n`\n\
+             /// stands for the rows up to rank `⌈(i + 1)·rows / n⌉`).\n\
+             const RESIDUALS_{m}: [f64; {}] = [{}];\n",
+            values.len(),
+            values.join(", ")
+        );
+    }
+    let rows: Vec<String> = folds.iter().map(|f| f.rows.to_string()).collect();
+    let lists: Vec<String> = (0..k).map(|m| format!("&RESIDUALS_{m}")).collect();
+    let _ = writeln!(
+        s,
+        "/// Each network's residuals, and the held-out rows they come from.\n\
+         const FOLDS: [(&[f64], usize); {k}] = [{}];\n\n\
+         /// CV+'s `t`: the lower end is the `t`-th smallest of `network(x) − residual`, the\n\
+         /// upper end the `t`-th largest of `network(x) + residual`, over every held-out row\n\
+         /// and the network that did not train on it.\n\
+         const INTERVAL_RANK: usize = {rank};\n\n\
+         /// The CV+ prediction interval of a row at `INTERVAL_LEVEL`:\n\
+         /// `(lower, prediction, upper)`; it need not be symmetric around the prediction.\n\
+         pub fn predict_interval(input: &{input_type}) -> (f32, f32, f32) {{\n    \
+         let outs = outputs(input);\n    \
+         let mut z = 0.0f32;\n    \
+         let mut members = [0.0f64; {k}];\n    \
+         for (m, out) in members.iter_mut().zip(outs) {{\n        \
+         z += out[0];\n        \
+         *m = out[0] as f64 * {std} + {mean};\n    \
+         }}\n    \
+         let v = (z / {k}.0) as f64 * {std} + {mean};\n    \
+         (\n        \
+         (-cv_plus_end(&members, -1.0)) as f32,\n        \
+         v as f32,\n        \
+         cv_plus_end(&members, 1.0) as f32,\n    \
+         )\n}}\n\n\
+         /// The `INTERVAL_RANK`-th largest of `side·members[k] + r` over every residual `r`\n\
+         /// of network `k`, each kept residual counting as the rows it stands for: for each\n\
+         /// network, a binary search for its largest candidate with at least that many values\n\
+         /// at or above it; the answer is the largest of those.\n\
+         fn cv_plus_end(members: &[f64; {k}], side: f64) -> f64 {{\n    \
+         let at_least = |c: f64| -> usize {{\n        \
+         let mut count = 0;\n        \
+         for (&(kept, rows), m) in FOLDS.iter().zip(members) {{\n            \
+         let s = side * m;\n            \
+         let first = kept.partition_point(|&r| s + r < c);\n            \
+         count += rows - if first == 0 {{ 0 }} else {{ rank(first - 1, rows, kept.len()) }};\n        \
+         }}\n        \
+         count\n    \
+         }};\n    \
+         let mut best = f64::NEG_INFINITY;\n    \
+         for (&(kept, _), m) in FOLDS.iter().zip(members) {{\n        \
+         let s = side * m;\n        \
+         let last = kept.partition_point(|&r| at_least(s + r) >= INTERVAL_RANK);\n        \
+         if last > 0 {{\n            \
+         best = best.max(s + kept[last - 1]);\n        \
+         }}\n    \
+         }}\n    \
+         best\n}}\n\n\
+         /// The rank (from 1) of kept residual `i` (from 0) of `kept` out of `rows`.\n\
+         fn rank(i: usize, rows: usize, kept: usize) -> usize {{\n    \
+         ((i as u128 + 1) * rows as u128).div_ceil(kept as u128) as usize\n}}\n",
+        rows.iter()
+            .zip(&lists)
+            .map(|(r, l)| format!("({l}, {r})"))
+            .collect::<Vec<_>>()
+            .join(", "),
     );
 }
 

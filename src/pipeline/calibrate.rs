@@ -43,7 +43,7 @@ pub fn held_out_over(
     comm: Option<&dyn Communicator>,
 ) -> (Calibration, Option<Residuals>) {
     let Some(comm) = comm.filter(|c| c.size() > 1) else {
-        return held_out(config, encoding, outputs.view(), y);
+        return held_out(config, encoding, outputs.view(), y, None);
     };
     let width = outputs.ncols();
     let gather = |values: Vec<f32>| -> Vec<f32> {
@@ -72,7 +72,7 @@ pub fn held_out_over(
             )
         }
     };
-    held_out(config, encoding, outputs.view(), &y)
+    held_out(config, encoding, outputs.view(), &y, None)
 }
 
 /// The raw outputs of `network` (in inference mode) for every row of `x`: (rows, outputs).
@@ -92,12 +92,14 @@ pub fn raw_outputs(network: &mut Sequential, x: ArrayView2<f32>) -> Array2<f32> 
 /// What the model file keeps of the held-out rows: the networks' raw `outputs` for them
 /// (each row's from a network that did not train on it) and their targets `y`.
 /// Classes get a temperature (with [`CalibrationMethod::Temperature`]); values, their
-/// residuals.
+/// residuals, and with `networks` (each row's network, for an ensemble of two or more)
+/// each network's own for CV+ ([`Residuals::of_folds`]).
 pub fn held_out(
     config: &TrainConfig,
     encoding: &Encoding,
     outputs: ArrayView2<f32>,
     y: &Targets,
+    networks: Option<&[usize]>,
 ) -> (Calibration, Option<Residuals>) {
     match y {
         Targets::Classes(classes) => {
@@ -113,7 +115,17 @@ pub fn held_out(
             let predicted = encoding.values_from_outputs(outputs);
             let truth = encoding.values_from_outputs(v.view());
             let residuals = predicted.iter().zip(&truth).map(|(p, t)| t - p);
-            (Calibration::default(), Some(Residuals::new(residuals)))
+            let residuals = match networks {
+                Some(networks) if networks.iter().any(|&k| k > 0) => {
+                    let mut folds = vec![Vec::new(); 1 + networks.iter().max().unwrap_or(&0)];
+                    for (r, &k) in residuals.zip(networks) {
+                        folds[k].push(r);
+                    }
+                    Residuals::of_folds(folds)
+                }
+                _ => Residuals::new(residuals),
+            };
+            (Calibration::default(), Some(residuals))
         }
         Targets::Values(_) => (Calibration::default(), None),
     }
@@ -134,6 +146,44 @@ mod tests {
         train(&prepared, &request.config, None, &mut |_| {})
             .unwrap()
             .model
+    }
+
+    #[test]
+    fn each_networks_residuals_are_those_of_the_rows_it_did_not_train_on() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/houses.csv");
+        let mut request = TrainRequest::new(path);
+        request.target = Some("price".into());
+        request.config = TrainConfig {
+            hidden: vec![8],
+            epochs: 5,
+            ..TrainConfig::default()
+        };
+        let prepared = prepare(&request).unwrap();
+        let mut model = train(&prepared, &request.config, None, &mut |_| {})
+            .unwrap()
+            .model;
+        let residuals = model.file.residuals.clone().unwrap();
+        assert_eq!((residuals.rows, residuals.folds.len()), (400, 3));
+        // The rows of fold k, through network k (the first in `network`, then `ensemble`).
+        let fold = crate::train::fold_rows(400, None, 3, request.config.seed);
+        let truth = prepared
+            .encoding
+            .values_from_outputs(match &prepared.y_train {
+                crate::tabular::encoding::Targets::Values(y) => y.view(),
+                _ => unreachable!(),
+            });
+        let networks = std::iter::once(&mut model.network).chain(model.ensemble.iter_mut());
+        for (k, network) in networks.enumerate() {
+            let rows: Vec<usize> = (0..400).filter(|&r| fold[r] == k).collect();
+            let x = prepared.x_train.select(ndarray::Axis(0), &rows);
+            let outputs = super::raw_outputs(network, x.view());
+            let predicted = prepared.encoding.values_from_outputs(outputs.view());
+            let mut own: Vec<f64> = (rows.iter().zip(&predicted))
+                .map(|(&r, p)| (truth[r] - p).abs())
+                .collect();
+            own.sort_by(f64::total_cmp);
+            assert_eq!(residuals.folds[k].absolute, own, "network {k}");
+        }
     }
 
     #[test]

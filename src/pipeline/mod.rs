@@ -344,6 +344,10 @@ struct OutOfFold {
     outputs: ndarray::Array2<f32>,
     /// The rows scored so far.
     scored: Vec<usize>,
+    /// Each scored row's network (its fold), in the order they were added.
+    network: Vec<usize>,
+    /// Networks added so far.
+    networks: usize,
 }
 
 impl OutOfFold {
@@ -355,6 +359,8 @@ impl OutOfFold {
             ss_res: 0.0,
             outputs: ndarray::Array2::zeros((rows, outputs)),
             scored: Vec::with_capacity(rows),
+            network: vec![0; rows],
+            networks: 0,
         }
     }
 
@@ -371,7 +377,9 @@ impl OutOfFold {
     ) {
         self.scored.sort_unstable();
         let outputs = self.outputs.select(Axis(0), &self.scored);
-        calibrate::held_out(config, encoding, outputs.view(), &select(y, &self.scored))
+        let networks: Vec<usize> = self.scored.iter().map(|&r| self.network[r]).collect();
+        let y = select(y, &self.scored);
+        calibrate::held_out(config, encoding, outputs.view(), &y, Some(&networks))
     }
 
     /// Adds how `network` does on its fold's held-out rows, rows `rows` of the training rows.
@@ -379,7 +387,9 @@ impl OutOfFold {
         let outputs = calibrate::raw_outputs(network, held_out.x);
         for (i, &r) in rows.iter().enumerate() {
             self.outputs.row_mut(r).assign(&outputs.row(i));
+            self.network[r] = self.networks;
         }
+        self.networks += 1;
         self.scored.extend_from_slice(rows);
         let n = held_out.x.nrows() as f64;
         let (l, m) = crate::train::evaluate(network, held_out)?;
@@ -804,6 +814,9 @@ pub enum Truth {
 pub struct Scored {
     /// What the model predicts, one per row.
     pub predictions: Predictions,
+    /// A regression ensemble's networks' values, `[rows, networks]` (what a CV+ interval
+    /// is made of); `None` for one network or classes.
+    pub members: Option<ndarray::Array2<f64>>,
     /// The true targets (class indices, or values in the file's units), when asked for.
     pub truth: Option<Truth>,
     /// Rows scored.
@@ -932,6 +945,11 @@ impl Scored {
             (Predictions::Values(v), Predictions::Values(w)) => v.extend(w),
             _ => unreachable!("one model predicts one kind"),
         }
+        if let (Some(members), Some(more)) = (&mut self.members, more.members) {
+            members
+                .append(ndarray::Axis(0), more.view())
+                .expect("one column per network");
+        }
         match (&mut self.truth, more.truth) {
             (Some(Truth::Classes(a)), Some(Truth::Classes(b))) => a.extend(b),
             (Some(Truth::Values(a)), Some(Truth::Values(b))) => a.extend(b),
@@ -1002,7 +1020,7 @@ pub fn score_bytes_with(
     } else {
         None
     };
-    let predictions = model.predict_encoded(inputs.view());
+    let (predictions, members) = model.predict_encoded_with_members(inputs.view(), true);
     // Finite weights and inputs can still overflow on the way through the network.
     let bad_row = match &predictions {
         Predictions::Classes { probabilities, .. } => probabilities
@@ -1023,6 +1041,7 @@ pub fn score_bytes_with(
     }
     Ok(Scored {
         predictions,
+        members,
         truth,
         rows: rows.len(),
         missing_targets: table.rows() - rows.len(),

@@ -17,6 +17,7 @@ use crate::data::{ReadOptions, Table, cell::cell, column_cells, header_names};
 use crate::error::{Error, Result, Setting};
 use crate::nn::loss::softmax_rows_tempered;
 use crate::pipeline::{Scored, score_bytes_with};
+use crate::tabular::calibration::Interval;
 use crate::tabular::encoding::{
     Encoding, Feature, TargetEncoding, UnknownCategory, Unseen, bin_input,
 };
@@ -48,10 +49,9 @@ pub struct Request {
     /// Input columns copied, as the file has them, in front of each row (CSV) or as keys
     /// (JSON lines), in this order.
     pub keep: Vec<String>,
-    /// Regression: the half-width of a prediction interval
-    /// ([`Model::interval_half_width`]), written as `lower` and `upper` after the
-    /// prediction: it minus and plus the half-width.
-    pub interval: Option<f64>,
+    /// Regression: a prediction interval ([`Model::interval`]), its ends written as `lower`
+    /// and `upper` after the prediction.
+    pub interval: Option<Interval>,
 }
 
 /// Predictions written out.
@@ -234,7 +234,9 @@ pub fn write_predictions(
         Predictions::Values(values) => {
             for (r, &v) in values.iter().enumerate() {
                 writer.start(kept_row(r), &mut out);
-                writer.value(v, &mut out);
+                let members = (scored.members.as_ref())
+                    .map_or(&[][..], |m| m.row(r).to_slice().expect("standard layout"));
+                writer.value(v, members, &mut out);
             }
         }
     }
@@ -250,8 +252,8 @@ struct RowWriter {
     /// JSON lines: `"name":` for each kept column.
     keys: Vec<Vec<u8>>,
     proba: bool,
-    /// The half-width of the prediction interval, if one is written.
-    interval: Option<f64>,
+    /// The prediction interval, if one is written.
+    interval: Option<Interval>,
 }
 
 impl RowWriter {
@@ -278,7 +280,7 @@ impl RowWriter {
         if request.proba {
             columns.extend(labels.iter().map(|l| format!("prob_{l}")));
         }
-        let interval = request.interval.filter(|_| labels.is_empty());
+        let interval = request.interval.clone().filter(|_| labels.is_empty());
         if interval.is_some() {
             columns.extend(["lower".to_string(), "upper".to_string()]);
         }
@@ -361,20 +363,21 @@ impl RowWriter {
         }
     }
 
-    fn value(&self, v: f64, out: &mut Vec<u8>) {
+    /// Writes the value `v` the model predicts, and its interval's ends from it and
+    /// `members`, each network's value (a CV+ interval's; empty for one network).
+    fn value(&self, v: f64, members: &[f64], out: &mut Vec<u8>) {
+        let bounds = self.interval.as_ref().map(|i| i.bounds(v, members));
         // The shortest text that reads back as the same f32.
-        let _ = match (self.format, self.interval) {
+        let _ = match (self.format, bounds) {
             (Format::Csv, None) => writeln!(out, "{}", v as f32),
-            (Format::Csv, Some(h)) => {
-                writeln!(out, "{},{},{}", v as f32, (v - h) as f32, (v + h) as f32)
+            (Format::Csv, Some((lower, upper))) => {
+                writeln!(out, "{},{},{}", v as f32, lower as f32, upper as f32)
             }
             (Format::Jsonl, None) => writeln!(out, "\"prediction\":{}}}", v as f32),
-            (Format::Jsonl, Some(h)) => writeln!(
+            (Format::Jsonl, Some((lower, upper))) => writeln!(
                 out,
                 "\"prediction\":{},\"lower\":{},\"upper\":{}}}",
-                v as f32,
-                (v - h) as f32,
-                (v + h) as f32
+                v as f32, lower as f32, upper as f32
             ),
         };
     }
@@ -435,7 +438,9 @@ pub fn predict_streamed(
     let layout = Layout::of(&model.file.encoding, path, text, header_end, &request.keep)?;
     let target = model.file.encoding.target.clone();
     let mut x = Array2::<f32>::zeros((BATCH, layout.width));
-    let mut buffers = Outputs::new(BATCH, target.width(), 1 + model.ensemble.len());
+    let members = (request.interval.as_ref()).is_some_and(Interval::needs_members);
+    let networks = 1 + model.ensemble.len();
+    let mut buffers = Outputs::new(BATCH, target.width(), networks, members);
     // Where each row's kept cells are in `body`, a batch at a time.
     let mut kept = vec![(0, 0); BATCH * layout.keep.len()];
     let mut out = Vec::with_capacity(text.len() / 8);
@@ -728,13 +733,16 @@ fn standardise(x: &mut Array2<f32>, rows: usize, mean: &[f64], std: &[f64]) -> O
 struct Outputs {
     model: Array2<f32>,
     network: Array2<f32>,
+    /// With a CV+ interval, each network's value, `[rows, networks]`.
+    members: Option<Array2<f64>>,
 }
 
 impl Outputs {
-    fn new(rows: usize, outputs: usize, networks: usize) -> Self {
+    fn new(rows: usize, outputs: usize, networks: usize, members: bool) -> Self {
         Self {
             model: Array2::zeros((rows, outputs)),
             network: Array2::zeros((if networks > 1 { rows } else { 0 }, outputs)),
+            members: (members && networks > 1).then(|| Array2::zeros((rows, networks))),
         }
     }
 }
@@ -763,6 +771,13 @@ fn run_batch(
     {
         network.set_training(false);
         let raw = network.forward(x.slice(s![..rows, ..]));
+        if let (Some(members), TargetEncoding::Values { mean, std, .. }) =
+            (buffers.members.as_mut(), &model.file.encoding.target)
+        {
+            for (to, z) in members.column_mut(k).iter_mut().zip(raw.column(0)) {
+                *to = *z as f64 * std + mean;
+            }
+        }
         let write = |mut to: ArrayViewMut2<f32>| {
             if classify {
                 softmax_rows_tempered(raw, temperature, to);
@@ -800,7 +815,9 @@ fn run_batch(
                     return None;
                 }
                 writer.start(batch.kept(r), out);
-                writer.value(v, out);
+                let members = (buffers.members.as_ref())
+                    .map_or(&[][..], |m| m.row(r).to_slice().expect("standard layout"));
+                writer.value(v, members, out);
             }
         }
     }
@@ -810,6 +827,7 @@ fn run_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tabular::calibration::Residuals;
     use crate::tabular::encoding::Task;
     use crate::tabular::model::LayerRecord;
 
@@ -1117,6 +1135,50 @@ mod tests {
         assert_eq!(plain.1, 1);
     }
 
+    /// [`regressor`] as a k-fold ensemble of three networks (the others' weights scaled),
+    /// with each network's residuals for CV+ intervals.
+    fn ensemble_regressor() -> Model {
+        let mut file = regressor().file;
+        let scaled = |factor: f32| -> Vec<LayerRecord> {
+            let mut layers = file.layers.clone();
+            for layer in &mut layers {
+                if let LayerRecord::Linear { weight, .. } = layer {
+                    weight.iter_mut().for_each(|w| *w *= factor);
+                }
+            }
+            layers
+        };
+        file.ensemble = vec![scaled(1.3), scaled(0.7)];
+        file.training.config.folds = 3;
+        let fold = |k: usize| (0..40).map(|i| (i * (k + 2)) as f64 / 20.0).collect();
+        file.residuals = Some(Residuals::of_folds((0..3).map(fold).collect()));
+        let json = serde_json::to_vec(&file).unwrap();
+        Model::from_json(Path::new("r.json"), &json).unwrap()
+    }
+
+    #[test]
+    fn streamed_path_gives_the_general_readers_cv_plus_intervals() {
+        let mut model = ensemble_regressor();
+        let interval = model.interval(0.9).unwrap();
+        assert!(interval.needs_members());
+        let request = Request {
+            interval: Some(interval),
+            ..Request::default()
+        };
+        // Several batches, and a remainder.
+        let out = same_as_general_with(&mut model, &rows(1300, ',', "\n"), &request);
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.starts_with("prediction,lower,upper\n"));
+        // The networks disagree by row: so do the distances to the two ends.
+        let mut asymmetric = 0;
+        for line in out.lines().skip(1) {
+            let v: Vec<f64> = line.split(',').map(|c| c.parse().unwrap()).collect();
+            assert!(v[1] < v[2], "{line}");
+            asymmetric += usize::from(((v[2] - v[0]) - (v[0] - v[1])).abs() > 1e-3);
+        }
+        assert!(asymmetric > 100, "{asymmetric}");
+    }
+
     #[test]
     fn streamed_path_applies_the_temperature_and_the_interval() {
         // A temperature of 2 halves every logit: the probabilities are softer, on both paths.
@@ -1155,7 +1217,7 @@ mod tests {
         assert_eq!(classes(&soft), classes(&plain));
         // An interval of ±1.5 around each value, on both paths, in CSV and JSON lines.
         let interval = Request {
-            interval: Some(1.5),
+            interval: Some(Interval::Split { half: 1.5 }),
             ..Request::default()
         };
         let out = same_as_general_with(&mut regressor(), &text, &interval);
@@ -1167,7 +1229,7 @@ mod tests {
         }
         let jsonl = Request {
             format: Format::Jsonl,
-            interval: Some(1.5),
+            interval: Some(Interval::Split { half: 1.5 }),
             ..Request::default()
         };
         let out = same_as_general_with(&mut regressor(), &text, &jsonl);

@@ -9,7 +9,9 @@
 //! - for values, the held-out rows' **absolute residuals** `|y − ŷ|` in the target's
 //!   units, sorted: a split-conformal interval at level `1 − α` is the prediction plus or
 //!   minus the `⌈(n + 1)(1 − α)⌉`-th smallest of them (Vovk et al. 2005; Barber et al.
-//!   2021 for the out-of-fold form).
+//!   2021 for the out-of-fold form). A k-fold ensemble also keeps each network's own
+//!   residuals, for the CV+ interval of [`Interval::CvPlus`] (Barber et al. 2021), which
+//!   takes into account how the networks disagree at the row being predicted.
 
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
@@ -157,6 +159,9 @@ pub fn log_loss(logits: ArrayView2<f32>, classes: &[usize], temperature: f64) ->
 /// The held-out rows' absolute residuals in the target's units, sorted: all of them up to
 /// [`KEPT_RESIDUALS`], else that many order statistics, value `i` (from 0) being the one of
 /// rank `⌈(i + 1)·rows / KEPT_RESIDUALS⌉` (from 1), so the largest is always kept.
+///
+/// A k-fold ensemble also keeps, in `folds`, the residuals of each network's own held-out
+/// rows, kept the same way (each list on its own), in the order of the networks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Residuals {
@@ -164,6 +169,84 @@ pub struct Residuals {
     pub rows: usize,
     /// Sorted absolute residuals (order statistics, see above).
     pub absolute: Vec<f64>,
+    /// Each network's held-out residuals, for CV+ intervals: empty for one network (and in
+    /// files from before CV+, whose intervals stay split-conformal).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub folds: Vec<Residuals>,
+}
+
+/// A conformal prediction interval at one level, ready to apply to rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Interval {
+    /// Split-conformal: the prediction ± `half` (one network, or files from before CV+).
+    Split {
+        /// The half-width, in the target's units.
+        half: f64,
+    },
+    /// CV+ (Barber et al. 2021) for a k-fold ensemble whose network `k` predicts `μ_k(x)`
+    /// and was not trained on the rows `i` of fold `k` (residuals `R_i`): with `n` rows in
+    /// all and `t = n + 1 − ⌈(n + 1)·level⌉`, the lower end is the `t`-th smallest of
+    /// `{ μ_k(i)(x) − R_i }` and the upper end the `t`-th largest of `{ μ_k(i)(x) + R_i }`
+    /// over every held-out row `i`. It need not be symmetric around the prediction (the
+    /// networks' mean).
+    CvPlus {
+        /// `t`, counted in rows.
+        rank: usize,
+        /// Each network's residuals, in the networks' order.
+        folds: Vec<Residuals>,
+    },
+}
+
+impl Interval {
+    /// The interval's (lower, upper) ends for a row the model predicts `prediction` for,
+    /// its networks `members` (in the networks' order; only CV+ reads them).
+    ///
+    /// **Panics** for CV+ if `members` does not hold one value per fold.
+    pub fn bounds(&self, prediction: f64, members: &[f64]) -> (f64, f64) {
+        match self {
+            Interval::Split { half } => (prediction - half, prediction + half),
+            Interval::CvPlus { rank, folds } => {
+                assert_eq!(members.len(), folds.len(), "one prediction per network");
+                let lower = nth_of_union(folds, members, -1.0, *rank);
+                let upper = nth_of_union(folds, members, 1.0, *rank);
+                (lower, upper)
+            }
+        }
+    }
+
+    /// Whether the ends depend on each network's prediction (CV+), not just the mean.
+    pub fn needs_members(&self) -> bool {
+        matches!(self, Interval::CvPlus { .. })
+    }
+}
+
+/// For `side` 1: the `t`-th largest of `{ members[k] + r }` over every residual `r` of
+/// `folds[k]`, each kept residual counting as the rows it stands for (see [`Residuals`]);
+/// for `side` −1, the `t`-th smallest of `{ members[k] − r }`.
+///
+/// Written as the `t`-th largest of `{ side·members[k] + r }` (times `side`), it is found
+/// without merging the lists: a candidate `c = s_k + r` is at or beyond the answer when at
+/// least `t` values are `≥ c`, a count that falls as `c` rises and takes one binary search
+/// per list; so a binary search over each list finds its largest such candidate, and the
+/// answer is the largest of those. `O(K² log² n)` per row for `K` lists of `n`.
+fn nth_of_union(folds: &[Residuals], members: &[f64], side: f64, t: usize) -> f64 {
+    let shifts = || members.iter().map(|m| side * m);
+    // Values `≥ c`, counted in rows.
+    let at_least = |c: f64| -> usize {
+        (folds.iter().zip(shifts()))
+            .map(|(fold, s)| fold.rows_at_least(|r| s + r >= c))
+            .sum()
+    };
+    let mut best = f64::NEG_INFINITY;
+    for (fold, s) in folds.iter().zip(shifts()) {
+        let kept = &fold.absolute;
+        // The candidates with at least `t` values ≥ them come first (the count falls).
+        let last = kept.partition_point(|&r| at_least(s + r) >= t);
+        if last > 0 {
+            best = best.max(s + kept[last - 1]);
+        }
+    }
+    side * best
 }
 
 /// Why no interval can be given at a level.
@@ -188,7 +271,66 @@ impl Residuals {
         let rows = all.len();
         let kept = rows.min(KEPT_RESIDUALS);
         let absolute = (0..kept).map(|i| all[rank(i, rows, kept) - 1]).collect();
-        Residuals { rows, absolute }
+        Residuals {
+            rows,
+            absolute,
+            folds: Vec::new(),
+        }
+    }
+
+    /// The residuals of a k-fold ensemble's held-out rows, `folds[k]` those of network `k`:
+    /// all of them as [`Residuals::new`] keeps them, and each network's on its own.
+    pub fn of_folds(folds: Vec<Vec<f64>>) -> Residuals {
+        let all = Residuals::new(folds.iter().flatten().copied());
+        Residuals {
+            folds: folds.into_iter().map(Residuals::new).collect(),
+            ..all
+        }
+    }
+
+    /// The rows each kept value stands for (all 1 when every residual is kept): kept value
+    /// `i` for the ranks above the kept one before it, up to its own.
+    pub fn weights(&self) -> Vec<usize> {
+        let kept = self.absolute.len();
+        (0..kept)
+            .map(|i| {
+                rank(i, self.rows, kept)
+                    - if i == 0 {
+                        0
+                    } else {
+                        rank(i - 1, self.rows, kept)
+                    }
+            })
+            .collect()
+    }
+
+    /// How many rows' residuals `r` satisfy `at_least(r)`, which must hold for the largest
+    /// residuals and fail for the smallest (`r ≥ c − s` for some `c` and `s`). A kept value
+    /// stands for the rows ranked above the kept value before it, up to its own, whose
+    /// residuals are at most it: counting them all at the kept value rounds each residual
+    /// up, so an interval is never narrower than all the residuals would make it.
+    fn rows_at_least(&self, at_least: impl Fn(f64) -> bool) -> usize {
+        let kept = self.absolute.len();
+        let first = self.absolute.partition_point(|&r| !at_least(r));
+        if first == 0 {
+            self.rows
+        } else {
+            self.rows - rank(first - 1, self.rows, kept)
+        }
+    }
+
+    /// The conformal interval at `level` (such as 0.9): CV+ with each network's residuals,
+    /// else split-conformal ([`Residuals::half_width`]).
+    pub fn interval(&self, level: f64) -> Result<Interval, NoInterval> {
+        let half = self.half_width(level)?;
+        // One network's CV+ is split-conformal around its prediction.
+        if self.folds.len() < 2 {
+            return Ok(Interval::Split { half });
+        }
+        Ok(Interval::CvPlus {
+            rank: self.rows + 1 - needed_rank(self.rows, level),
+            folds: self.folds.clone(),
+        })
     }
 
     /// The half-width of the conformal interval at `level` (such as 0.9): the
@@ -222,12 +364,25 @@ impl Residuals {
         {
             return Err("`residuals.absolute` must be sorted, finite and not negative".into());
         }
+        for (k, fold) in self.folds.iter().enumerate() {
+            if !fold.folds.is_empty() {
+                return Err("`residuals.folds` hold no `folds` of their own".into());
+            }
+            fold.validate()
+                .map_err(|e| format!("network {k}'s residuals (`residuals.folds`): {e}"))?;
+        }
+        let rows: usize = self.folds.iter().map(|f| f.rows).sum();
+        if !self.folds.is_empty() && rows != self.rows {
+            return Err(format!(
+                "`residuals.folds` hold {rows} rows, not the {} of `residuals.rows`",
+                self.rows
+            ));
+        }
         Ok(())
     }
 }
 
-/// How an interval of half-width `half` around each prediction did on rows with known
-/// values.
+/// How an interval did on rows with known values.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Coverage {
     /// Rows whose true value lies within the interval (ends included).
@@ -240,22 +395,34 @@ pub struct Coverage {
     pub mean_width: f64,
 }
 
-/// How often `truth` lies within `predicted ± half`, row by row.
+/// How often `truth` lies within `interval` around `predicted`, row by row; `members`
+/// holds each network's value per row (`[rows, networks]`, [`Interval::bounds`]), for a
+/// CV+ interval.
 ///
-/// **Panics** if the two differ in length.
-pub fn coverage(truth: &[f64], predicted: &[f64], half: f64) -> Coverage {
+/// **Panics** if the lengths differ, or a CV+ interval has no `members`.
+pub fn coverage(
+    truth: &[f64],
+    predicted: &[f64],
+    interval: &Interval,
+    members: Option<ArrayView2<f64>>,
+) -> Coverage {
     assert_eq!(truth.len(), predicted.len(), "one prediction per value");
-    let covered = truth
-        .iter()
-        .zip(predicted)
-        .filter(|&(t, p)| (t - p).abs() <= half)
-        .count();
+    let (mut covered, mut width) = (0, 0.0);
+    for (r, (t, &p)) in truth.iter().zip(predicted).enumerate() {
+        let row = members
+            .as_ref()
+            .map(|m| m.row(r).to_vec())
+            .unwrap_or_default();
+        let (lower, upper) = interval.bounds(p, &row);
+        covered += usize::from((lower..=upper).contains(t));
+        width += upper - lower;
+    }
     let rows = truth.len();
     Coverage {
         covered,
         rows,
         coverage: covered as f64 / rows.max(1) as f64,
-        mean_width: 2.0 * half,
+        mean_width: width / rows.max(1) as f64,
     }
 }
 
@@ -336,10 +503,21 @@ mod tests {
 
     #[test]
     fn coverage_counts_rows_within_the_interval() {
-        let c = coverage(&[1.0, 2.0, 3.0, 10.0], &[1.5, 2.0, 4.0, 5.0], 1.0);
+        let split = Interval::Split { half: 1.0 };
+        let c = coverage(&[1.0, 2.0, 3.0, 10.0], &[1.5, 2.0, 4.0, 5.0], &split, None);
         assert_eq!((c.covered, c.rows), (3, 4));
         assert_eq!(c.coverage, 0.75);
         assert_eq!(c.mean_width, 2.0);
+        // CV+ of the hand-made case below at 0.6 (t = 2): (9, 24) around networks at 10
+        // and 20; around networks at 0 and 10, { μ − R } = −1, −3, 8, 6, 4 and
+        // { μ + R } = 1, 3, 12, 14, 16 give (−1, 14).
+        let cv = Residuals::of_folds(vec![vec![1.0, 3.0], vec![2.0, 4.0, 6.0]])
+            .interval(0.6)
+            .unwrap();
+        let members = ndarray::array![[10.0, 20.0], [0.0, 10.0]];
+        let c = coverage(&[9.0, 14.5], &[15.0, 5.0], &cv, Some(members.view()));
+        assert_eq!((c.covered, c.rows), (1, 2));
+        assert_eq!(c.mean_width, 15.0);
     }
 
     #[test]
@@ -354,6 +532,109 @@ mod tests {
         // ⌈10001·0.5⌉ = 5001 -> 5005.
         assert_eq!(r.half_width(0.5), Ok(5005.0));
         assert!(r.validate().is_ok());
+    }
+}
+
+#[cfg(test)]
+mod cv_plus_tests {
+    use super::*;
+
+    #[test]
+    fn cv_plus_ends_on_a_hand_made_case() {
+        // Network A (predicts 10) held out rows with residuals 1, 3; network B (20): 2, 4, 6.
+        let r = Residuals::of_folds(vec![vec![1.0, -3.0], vec![2.0, 4.0, -6.0]]);
+        assert_eq!(
+            (r.rows, r.absolute.clone()),
+            (5, vec![1.0, 2.0, 3.0, 4.0, 6.0])
+        );
+        assert!(r.validate().is_ok());
+        // At 0.5: ⌈6·0.5⌉ = 3, t = 6 − 3 = 3. { μ + R } = 11, 13, 22, 24, 26: the 3rd
+        // largest is 22; { μ − R } = 9, 7, 18, 16, 14: the 3rd smallest is 14.
+        let interval = r.interval(0.5).unwrap();
+        assert_eq!(interval.bounds(15.0, &[10.0, 20.0]), (14.0, 22.0));
+        // At 0.6: ⌈3.6⌉ = 4, t = 2: 24 and 9. Not symmetric around the mean, 15.
+        let interval = r.interval(0.6).unwrap();
+        assert_eq!(interval.bounds(15.0, &[10.0, 20.0]), (9.0, 24.0));
+        // Networks that agree: the split-conformal interval around them.
+        let split = r.half_width(0.6).unwrap();
+        assert_eq!(split, 4.0);
+        assert_eq!(interval.bounds(7.0, &[7.0, 7.0]), (7.0 - 4.0, 7.0 + 4.0));
+        // Without the folds (files from before CV+): split-conformal.
+        let old = Residuals::new([1.0, 2.0, 3.0, 4.0, 6.0]);
+        assert_eq!(old.interval(0.6), Ok(Interval::Split { half: 4.0 }));
+        assert_eq!(
+            old.interval(0.6).unwrap().bounds(15.0, &[10.0, 20.0]),
+            (11.0, 19.0)
+        );
+        assert_eq!(r.interval(0.9), Err(NoInterval::TooFewRows(9)));
+    }
+
+    /// Every row's residual as the kept values stand for it: kept value `i` for the ranks
+    /// above the one before it.
+    fn expanded(fold: &Residuals) -> Vec<f64> {
+        let mut all = Vec::new();
+        for (&v, w) in fold.absolute.iter().zip(fold.weights()) {
+            all.extend(std::iter::repeat_n(v, w));
+        }
+        assert_eq!(all.len(), fold.rows);
+        all
+    }
+
+    #[test]
+    fn cv_plus_matches_sorting_the_union() {
+        // A small linear congruential generator: the same lists on every run.
+        let mut state = 12345u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        // Small lists with ties, and lists above KEPT_RESIDUALS (kept as order statistics).
+        for sizes in [
+            vec![1, 2, 3],
+            vec![7, 7],
+            vec![2500, 3001, 40],
+            vec![4100, 4099],
+        ] {
+            let folds: Vec<Vec<f64>> = (sizes.iter())
+                .map(|&n| (0..n).map(|_| (next() * 8.0).round() / 2.0).collect())
+                .collect();
+            let r = Residuals::of_folds(folds);
+            assert!(r.validate().is_ok());
+            for level in [0.3, 0.5, 0.8, 0.9, 0.95] {
+                let Ok(interval) = r.interval(level) else {
+                    continue;
+                };
+                let members: Vec<f64> = sizes.iter().map(|_| next() * 4.0 - 2.0).collect();
+                let (mut lower, mut upper) = (Vec::new(), Vec::new());
+                for (fold, m) in r.folds.iter().zip(&members) {
+                    lower.extend(expanded(fold).iter().map(|v| m - v));
+                    upper.extend(expanded(fold).iter().map(|v| m + v));
+                }
+                lower.sort_by(f64::total_cmp);
+                upper.sort_by(f64::total_cmp);
+                let n = r.rows;
+                // The ⌊α(n + 1)⌋-th smallest and the ⌈(1 − α)(n + 1)⌉-th smallest.
+                let k = ((n + 1) as f64 * level - 1e-9).ceil() as usize;
+                let expected = (lower[n - k], upper[k - 1]);
+                assert_eq!(
+                    interval.bounds(0.0, &members),
+                    expected,
+                    "{sizes:?} {level}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn folds_that_do_not_add_up_are_refused() {
+        let mut r = Residuals::of_folds(vec![vec![1.0, 2.0], vec![3.0]]);
+        r.folds[1] = Residuals::new([3.0, 4.0]);
+        assert!(r.validate().unwrap_err().contains("hold 4 rows, not the 3"));
+        let mut r = Residuals::of_folds(vec![vec![1.0, 2.0], vec![3.0]]);
+        r.folds[0].absolute = vec![2.0, 1.0];
+        assert!(r.validate().unwrap_err().contains("sorted"));
     }
 }
 

@@ -28,7 +28,7 @@ use crate::nn::layer::{Layer, LayerSpec};
 use crate::nn::layers::linear::Linear;
 use crate::nn::loss::softmax_rows_tempered;
 use crate::nn::sequential::Sequential;
-use crate::tabular::calibration::{Calibration, NoInterval, Residuals};
+use crate::tabular::calibration::{Calibration, Interval, NoInterval, Residuals};
 use crate::tabular::encoding::{Encoding, Feature, TargetEncoding, Task};
 use crate::train::outcome::{History, StopReason};
 use crate::train::settings::TrainConfig;
@@ -308,12 +308,12 @@ impl Model {
         })
     }
 
-    /// The half-width of the conformal prediction interval at `level` (such as 0.9), in
-    /// the target's units: a new row's value lies within the prediction ± this with
-    /// probability at least `level` (over rows like the held-out ones, see
-    /// [`Residuals`]). Refused for a classifier, a level outside (0, 1), a model without
-    /// residuals, or too few held-out rows for the level.
-    pub fn interval_half_width(&self, level: f64) -> Result<f64> {
+    /// The conformal prediction interval at `level` (such as 0.9): a new row's value lies
+    /// within it with probability at least `level` (over rows like the held-out ones, see
+    /// [`Residuals`]). CV+ for a k-fold ensemble, else the prediction ± a half-width.
+    /// Refused for a classifier, a level outside (0, 1), a model without residuals, or too
+    /// few held-out rows for the level.
+    pub fn interval(&self, level: f64) -> Result<Interval> {
         let refuse = |message: String, hint: Hint| {
             Err(Error::config(Setting::Interval, level, message, hint))
         };
@@ -336,8 +336,8 @@ impl Model {
                     .then(", or with a validation split"),
             );
         };
-        match residuals.half_width(level) {
-            Ok(width) => Ok(width),
+        match residuals.interval(level) {
+            Ok(interval) => Ok(interval),
             Err(NoInterval::Level) => refuse(
                 "the level is the share of rows an interval should hold, strictly between 0 \
                  and 1"
@@ -366,17 +366,31 @@ impl Model {
     /// What the model predicts for `inputs` (already encoded), in chunks so that buffers
     /// stay small.
     pub fn predict_encoded(&mut self, inputs: ArrayView2<f32>) -> Predictions {
+        self.predict_encoded_with_members(inputs, false).0
+    }
+
+    /// [`Model::predict_encoded`], and with `members` for a regression ensemble each
+    /// network's value per row, `[rows, networks]` in the target's units (what a CV+
+    /// interval is made of, [`Interval::bounds`]); `None` for one network or classes.
+    pub fn predict_encoded_with_members(
+        &mut self,
+        inputs: ArrayView2<f32>,
+        members: bool,
+    ) -> (Predictions, Option<Array2<f64>>) {
         const CHUNK: usize = 512;
         let rows = inputs.nrows();
         let outputs = self.file.encoding.target.width();
         let classify = self.file.task == Task::Classification;
+        let networks = 1 + self.ensemble.len();
+        let mut each =
+            (members && !classify && networks > 1).then(|| Array2::<f64>::zeros((rows, networks)));
         // Sum over the networks of their outputs: probabilities for classes, raw values
         // for regression; divided by their number at the end.
         let mut sum = Array2::<f32>::zeros((rows, outputs));
         let mut probabilities = Array2::<f32>::zeros((CHUNK.min(rows), outputs));
-        let members = 1 + self.ensemble.len();
         let temperature = self.file.calibration.temperature;
-        for network in std::iter::once(&mut self.network).chain(self.ensemble.iter_mut()) {
+        let networks_mut = std::iter::once(&mut self.network).chain(self.ensemble.iter_mut());
+        for (k, network) in networks_mut.enumerate() {
             network.set_training(false);
             for start in (0..rows).step_by(CHUNK) {
                 let end = (start + CHUNK).min(rows);
@@ -387,12 +401,17 @@ impl Model {
                     softmax_rows_tempered(out, temperature, p.view_mut());
                     target += &p;
                 } else {
+                    if let Some(each) = each.as_mut() {
+                        let values = self.file.encoding.values_from_outputs(out.view());
+                        let mut column = each.slice_mut(ndarray::s![start..end, k]);
+                        column.assign(&ndarray::ArrayView1::from(&values));
+                    }
                     target += &out;
                 }
             }
         }
-        sum /= members as f32;
-        match self.file.task {
+        sum /= networks as f32;
+        let predictions = match self.file.task {
             Task::Classification => {
                 // The argmax of the mean probabilities; for one network the same as the
                 // argmax of its outputs.
@@ -405,7 +424,8 @@ impl Model {
             Task::Regression => {
                 Predictions::Values(self.file.encoding.values_from_outputs(sum.view()))
             }
-        }
+        };
+        (predictions, each)
     }
 }
 
@@ -584,6 +604,11 @@ fn validate_calibration(file: &ModelFile) -> std::result::Result<(), String> {
         Some(_) if file.task == Task::Classification => {
             Err("a classification model has no `residuals` (they are for regression)".into())
         }
+        Some(r) if !r.folds.is_empty() && r.folds.len() != 1 + file.ensemble.len() => Err(format!(
+            "`residuals.folds` holds {} lists for {} networks",
+            r.folds.len(),
+            1 + file.ensemble.len()
+        )),
         Some(r) => r.validate(),
         None => Ok(()),
     }
