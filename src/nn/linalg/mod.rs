@@ -196,10 +196,9 @@ fn narrow_product<const N: usize>(
 ) {
     const ROWS: usize = 4;
     let (m, depth) = a.dim();
-    // `b`'s rows, copied into one block: read N at a time for every row of `a`.
-    let b_rows: Vec<[f32; N]> = (0..depth)
-        .map(|k| std::array::from_fn(|j| b[[k, j]]))
-        .collect();
+    // `b`'s row k, read N at a time for every row of `a` (no allocation: training steps
+    // allocate nothing on this path).
+    let b_row = |k: usize| -> [f32; N] { std::array::from_fn(|j| b[[k, j]]) };
     let bias: [f32; N] = std::array::from_fn(|j| bias.map_or(0.0, |bias| bias[j]));
     for (block, out) in out.chunks_mut(ROWS * N).enumerate() {
         let first = block * ROWS;
@@ -207,10 +206,11 @@ fn narrow_product<const N: usize>(
         let a_rows: [ArrayView1<f32>; ROWS] =
             std::array::from_fn(|r| a.row(first + r.min(rows - 1)));
         let mut sums = [[0.0f32; N]; ROWS];
-        for (k, b_row) in b_rows.iter().enumerate() {
+        for k in 0..depth {
+            let b_row = b_row(k);
             for (sum, a_row) in sums.iter_mut().zip(&a_rows) {
                 let x = a_row[k];
-                for (s, &y) in sum.iter_mut().zip(b_row) {
+                for (s, &y) in sum.iter_mut().zip(&b_row) {
                     *s += x * y;
                 }
             }
