@@ -100,7 +100,11 @@ def one_set(train, test, target, task, ignore, mlp_extra):
             if name == "mlp":
                 score, cpu = fit_mlp(train, test, target, task, mlp_extra, d)
             elif name in OTHER_BUILDS:
-                score, cpu = fit_mlp(train, test, target, task, mlp_extra, d, OTHER_BUILDS[name])
+                try:
+                    score, cpu = fit_mlp(train, test, target, task, mlp_extra, d, OTHER_BUILDS[name])
+                except subprocess.CalledProcessError as e:  # an older build refuses the file
+                    row[name] = {"error": e.stderr.decode(errors="replace")[:120]}
+                    continue
             else:
                 try:
                     score, cpu = fit_python(name, train, test, target, task, ignore)
