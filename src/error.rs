@@ -163,6 +163,8 @@ pub enum Setting {
     Interval,
     /// Weights of the classes in the training loss.
     ClassWeight,
+    /// How regression prediction intervals are made.
+    Intervals,
     /// What early stopping and the validation line judge by.
     Metric,
 }
@@ -182,6 +184,7 @@ impl Setting {
             Setting::WeightDecay => "weight_decay",
             Setting::LabelSmoothing => "label_smoothing",
             Setting::ClassWeight => "class_weight",
+            Setting::Intervals => "intervals",
             Setting::Metric => "metric",
             Setting::Momentum => "momentum",
             Setting::Nesterov => "nesterov",

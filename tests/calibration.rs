@@ -458,3 +458,73 @@ fn temperature_calibration_is_stored_applied_and_can_be_turned_off() {
             .is_some()
     );
 }
+
+#[test]
+fn intervals_split_keeps_one_width_around_the_ensemble_and_is_for_regression_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (train, test) = houses(d, 300);
+    let (train, test) = (train.to_str().unwrap(), test.to_str().unwrap());
+    let printed = ok(
+        d,
+        &[
+            "train",
+            train,
+            "--target",
+            "price",
+            "--epochs",
+            "20",
+            "--intervals",
+            "split",
+        ],
+    );
+    assert!(printed.contains("expected within ±"), "{printed}");
+    let m = model(&d.join("model.json"));
+    // Three networks, but no list per network: split-conformal over all 300 residuals.
+    assert_eq!(m["ensemble"].as_array().unwrap().len(), 2);
+    assert_eq!(m["residuals"]["rows"], 300);
+    assert!(m["residuals"].get("folds").is_none(), "{}", m["residuals"]);
+    assert_eq!(m["training"]["config"]["intervals"], "split");
+    // The half-width is the ⌈301 · 0.9⌉ = 271st smallest residual, the same on every row.
+    let half = m["residuals"]["absolute"][270].as_f64().unwrap();
+    let out = ok(d, &["predict", "model.json", test, "--interval", "0.9"]);
+    let rows = cells(&out);
+    assert_eq!(rows[0], ["prediction", "lower", "upper"]);
+    for row in &rows[1..] {
+        let [p, lo, hi] = [0, 1, 2].map(|i| row[i].parse::<f64>().unwrap());
+        assert!((p - lo - half).abs() < 1e-3 * half, "{row:?} ± {half}");
+        assert!((hi - p - half).abs() < 1e-3 * half, "{row:?} ± {half}");
+    }
+    // The default is CV+: a list per network.
+    ok(
+        d,
+        &[
+            "train", train, "--target", "price", "--epochs", "20", "--model", "cv.json",
+        ],
+    );
+    assert_eq!(
+        model(&d.join("cv.json"))["residuals"]["folds"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    // Classes have no intervals.
+    let iris = data("data/iris.csv");
+    let err = refused(
+        d,
+        &[
+            "train",
+            iris.to_str().unwrap(),
+            "--intervals",
+            "split",
+            "--epochs",
+            "1",
+        ],
+    );
+    assert!(
+        err.contains("invalid --intervals split: prediction intervals are for regression"),
+        "{err}"
+    );
+    assert!(err.contains("hint: leave out --intervals"), "{err}");
+}

@@ -4,6 +4,12 @@
       trains mlp (defaults, --threads 1, --ignore for identifiers) on each regression set's
       training split and runs `mlp eval --interval L --json` on its test split for
       L = 0.8, 0.9, 0.95; caches the results in bench/quality/intervals.json
+  python bench/quality/intervals.py resplit [--mlp PATH] [--splits 5] [NAME...]
+      pools each regression set's training and test rows, draws random 75/25 splits
+      (seeds 1..N), trains mlp with defaults on each and measures coverage at 0.9 of both
+      interval methods of the same model: CV+ (`mlp eval --interval 0.9`) and split-conformal
+      (`mlp predict` ± the conformal quantile of the model's pooled residuals); caches the
+      results in bench/quality/intervals_resplit.json
   python bench/quality/intervals.py table
       writes bench/quality/intervals.md from the cache (`suite.py table` appends it to
       QUALITY.md) and the section in QUALITY.md itself
@@ -11,6 +17,7 @@
 
 import argparse
 import json
+import math
 import subprocess
 import tempfile
 from pathlib import Path
@@ -18,6 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 CACHE = HERE / "intervals.json"
+RESPLIT = HERE / "intervals_resplit.json"
 SECTION = HERE / "intervals.md"
 LEVELS = ("0.8", "0.9", "0.95")
 
@@ -47,6 +55,88 @@ def run(args):
             cache.setdefault(ds["name"], {})[seed] = res
             print(ds["name"], seed, {l: round(r["coverage"], 3) for l, r in res.items()}, flush=True)
             CACHE.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
+
+
+def split_half_width(residuals, level):
+    """The split-conformal half-width of a model file's pooled residuals, as
+    `Residuals::half_width` computes it (the list may be compressed)."""
+    rows, kept = residuals["rows"], len(residuals["absolute"])
+    k = math.ceil((rows + 1) * level - 1e-9)
+    return residuals["absolute"][(k - 1) * kept // rows]
+
+
+def resplit(args):
+    import numpy as np
+    import pandas as pd
+    mlp = args.mlp or str(ROOT / "target" / "release" / "mlp")
+    cache = json.loads(RESPLIT.read_text()) if RESPLIT.exists() else {}
+    sets = [d for d in json.loads((HERE / "manifest.json").read_text()) if d["task"] == "regression"]
+    for ds in sets:
+        if args.names and ds["name"] not in args.names:
+            continue
+        df = pd.concat([pd.read_csv(HERE / ds["train"]), pd.read_csv(HERE / ds["test"])], ignore_index=True)
+        runs = []
+        for seed in range(1, args.splits + 1):
+            order = np.random.default_rng(seed).permutation(len(df))
+            cut = int(len(df) * 0.75)
+            with tempfile.TemporaryDirectory() as work:
+                w = Path(work)
+                df.iloc[order[:cut]].to_csv(w / "train.csv", index=False)
+                test = df.iloc[order[cut:]]
+                test.to_csv(w / "test.csv", index=False)
+                cmd = [mlp, "train", str(w / "train.csv"), "--target", ds["target"], "--model",
+                       str(w / "m.json"), "--plot", str(w / "m.png"), "--quiet", "--threads", "1"]
+                if ds["ignore"]:
+                    cmd += ["--ignore", ",".join(ds["ignore"])]
+                if ds.get("missing_cells"):
+                    cmd += ["--missing", "impute"]
+                subprocess.run(cmd, check=True, capture_output=True)
+                scored = [str(w / "m.json"), str(w / "test.csv"), "--unknown-category", "ignore"]
+                out = subprocess.run([mlp, "eval", *scored, "--json", "--interval", "0.9"],
+                                     check=True, capture_output=True, text=True)
+                cv_plus = json.loads(out.stdout)["interval"]["coverage"]
+                subprocess.run([mlp, "predict", *scored, "--output", str(w / "p.csv")],
+                               check=True, capture_output=True)
+                predicted = pd.read_csv(w / "p.csv")["prediction"].to_numpy()
+                truth = test[ds["target"]].to_numpy(dtype=float)
+                half = split_half_width(json.loads((w / "m.json").read_text())["residuals"], 0.9)
+                known = ~np.isnan(truth)
+                split = float(np.mean(np.abs(truth[known] - predicted[known]) <= half))
+            runs.append({"cv_plus": cv_plus, "split": split, "rows": int(known.sum())})
+        cache[ds["name"]] = runs
+        print(ds["name"], [(round(r["cv_plus"], 3), round(r["split"], 3)) for r in runs], flush=True)
+        RESPLIT.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
+
+
+def resplit_lines():
+    if not RESPLIT.exists():
+        return []
+    cache = json.loads(RESPLIT.read_text())
+    lines = ["", "**Over random splits.** One fixed test split of a small set moves the coverage by "
+             "a few points (boston's 127 test rows: a standard error of 0.027 at 0.9). `intervals.py "
+             "resplit` pools each set's rows and draws " + str(len(next(iter(cache.values()))))
+             + " random 75/25 splits (seeds 1 up), trains mlp with its defaults on each, and measures "
+             "both interval methods of the same model at 0.9: CV+ (the default) and split-conformal "
+             "(`mlp train --intervals split`).", "",
+             "| data set | CV+ mean | CV+ per split | split-conformal mean | split-conformal per split |",
+             "|---|---:|---|---:|---|"]
+    means = {"cv_plus": [], "split": []}
+    for name, runs in sorted(cache.items()):
+        cells = []
+        for m in ("cv_plus", "split"):
+            v = [r[m] for r in runs]
+            means[m].append(sum(v) / len(v))
+            cells += [f"{sum(v) / len(v):.3f}", ", ".join(f"{x:.3f}" for x in v)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    within = {m: sum(0.87 <= c <= 0.93 for c in v) for m, v in means.items()}
+    lines.append(f"| **mean of {len(cache)}** | {sum(means['cv_plus']) / len(cache):.3f} | | "
+                 f"{sum(means['split']) / len(cache):.3f} | |")
+    lines += ["", f"Averaged over the splits, CV+ lies within 0.87–0.93 on {within['cv_plus']} of "
+              f"{len(cache)} sets and split-conformal on {within['split']}. Split-conformal lies "
+              "closer to 0.9 on average, but with no guarantee: the ensemble it is centred on is not "
+              "the model the residuals came from. CV+ is never below 0.89 on average, and it keeps the default for its "
+              "guarantee. Both go over on weather, where the three networks disagree most."]
+    return lines
 
 
 def fmt(w):
@@ -100,6 +190,7 @@ def table(_args):
               "small, each coming from a network trained on two thirds of the rows and early-stopped "
               "on the very rows it is scored on. There is no scale model beyond the networks' "
               "disagreement, and the guarantee is marginal, over rows like the training rows."]
+    lines += resplit_lines()
     SECTION.write_text("\n".join(lines) + "\n")
     quality = HERE.parent.parent / "QUALITY.md"
     text = quality.read_text()
@@ -118,9 +209,13 @@ def main():
     r.add_argument("--mlp")
     r.add_argument("--seeds", default="0,1,2")
     r.add_argument("names", nargs="*")
+    rs = sub.add_parser("resplit")
+    rs.add_argument("--mlp")
+    rs.add_argument("--splits", type=int, default=5)
+    rs.add_argument("names", nargs="*")
     sub.add_parser("table")
     args = p.parse_args()
-    {"run": run, "table": table}[args.command](args)
+    {"run": run, "resplit": resplit, "table": table}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -163,6 +163,7 @@ pub fn words(setting: Setting, value: Option<&str>) -> String {
         Setting::WeightDecay => "--weight-decay",
         Setting::LabelSmoothing => "--label-smoothing",
         Setting::ClassWeight => "--class-weight",
+        Setting::Intervals => "--intervals",
         Setting::Metric => "--metric",
         Setting::Momentum => "--momentum",
         Setting::Nesterov => "--nesterov",

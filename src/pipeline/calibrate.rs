@@ -15,7 +15,7 @@ use crate::nn::sequential::Sequential;
 use crate::tabular::calibration::{Calibration, Residuals};
 use crate::tabular::encoding::{Encoding, Targets};
 use crate::train::comm::Communicator;
-use crate::train::{CalibrationMethod, TrainConfig};
+use crate::train::{CalibrationMethod, IntervalMethod, TrainConfig};
 
 /// Rows through a network at a time.
 const CHUNK: usize = 512;
@@ -116,7 +116,10 @@ pub fn held_out(
             let truth = encoding.values_from_outputs(v.view());
             let residuals = predicted.iter().zip(&truth).map(|(p, t)| t - p);
             let residuals = match networks {
-                Some(networks) if networks.iter().any(|&k| k > 0) => {
+                Some(networks)
+                    if networks.iter().any(|&k| k > 0)
+                        && config.intervals == IntervalMethod::CvPlus =>
+                {
                     let mut folds = vec![Vec::new(); 1 + networks.iter().max().unwrap_or(&0)];
                     for (r, &k) in residuals.zip(networks) {
                         folds[k].push(r);

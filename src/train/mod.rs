@@ -31,12 +31,12 @@ use crate::{Dropout, Relu, Sigmoid, Tanh};
 use task::{Targets, Task};
 
 pub use crate::train::outcome::{History, StopReason};
-pub use crate::train::settings::CalibrationMethod;
 pub use crate::train::settings::{
     Activation, ClassWeight, DEFAULT_BATCH, DEFAULT_FOLDS, DEFAULT_HELD_ROWS,
     DEFAULT_SHUFFLE_WINDOW, MAX_LAYER_WIDTH, MAX_PARAMETERS, Metric, OptimizerKind, TrainConfig,
     parameter_count,
 };
+pub use crate::train::settings::{CalibrationMethod, IntervalMethod};
 
 /// A multi-layer perceptron: `inputs → hidden[0] → … → outputs`, the activation after each
 /// hidden layer and none after the last (the loss takes raw outputs). Hidden weights are

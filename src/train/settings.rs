@@ -169,6 +169,21 @@ pub enum CalibrationMethod {
     None,
 }
 
+/// How a regression model's prediction intervals are made from its held-out residuals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntervalMethod {
+    /// CV+ (Barber et al. 2021) with k folds: each network's residuals around its own
+    /// prediction, so the interval widens where the networks disagree. Its coverage is
+    /// guaranteed (at least 1 − 2α, in practice about 1 − α or more). With one network,
+    /// split-conformal.
+    #[default]
+    CvPlus,
+    /// Split-conformal: the ensemble's prediction ± one quantile of every held-out
+    /// residual, the same width for every row.
+    Split,
+}
+
 /// Files from before calibration existed were not calibrated.
 fn no_calibration() -> CalibrationMethod {
     CalibrationMethod::None
@@ -241,6 +256,9 @@ pub struct TrainConfig {
     /// What the best epoch is chosen by (early stopping) and the validation line shows.
     #[serde(default)]
     pub metric: Metric,
+    /// Regression: how prediction intervals are made (stored with the residuals).
+    #[serde(default)]
+    pub intervals: IntervalMethod,
     /// Whether batches grow with the rows (see [`TrainConfig::for_rows`]). On by default;
     /// the command line turns it off when `--batch-size` or `--lr` is given.
     #[serde(default)]
@@ -289,6 +307,7 @@ impl Default for TrainConfig {
             calibration: CalibrationMethod::Temperature,
             class_weight: ClassWeight::None,
             metric: Metric::Loss,
+            intervals: IntervalMethod::CvPlus,
             grow_batch: true,
         }
     }
@@ -347,6 +366,14 @@ impl TrainConfig {
                 &"balanced",
                 "class weights apply to classification, and this target is a regression",
                 Hint::text("leave out ").name(Setting::ClassWeight),
+            );
+        }
+        if classes && self.intervals != IntervalMethod::CvPlus {
+            return refuse(
+                Setting::Intervals,
+                &"split",
+                "prediction intervals are for regression, and this target holds classes",
+                Hint::text("leave out ").name(Setting::Intervals),
             );
         }
         if self.metric.for_classes().is_some_and(|c| c != classes) {
