@@ -30,6 +30,16 @@ SECTION = HERE / "intervals.md"
 LEVELS = ("0.8", "0.9", "0.95")
 
 
+def train(mlp, ds, data, work, seed):
+    """`mlp train` with default flags (and --ignore for identifiers; missing cells are
+    imputed by default) on `data`, writing `work`/model.json."""
+    cmd = [mlp, "train", str(data), "--target", ds["target"], "--model", str(work / "model.json"),
+           "--plot", str(work / "m.png"), "--quiet", "--threads", "1", "--seed", seed]
+    if ds["ignore"]:
+        cmd += ["--ignore", ",".join(ds["ignore"])]
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
 def run(args):
     mlp = args.mlp or str(ROOT / "target" / "release" / "mlp")
     cache = json.loads(CACHE.read_text()) if CACHE.exists() else {}
@@ -40,11 +50,7 @@ def run(args):
         for seed in args.seeds.split(","):
             with tempfile.TemporaryDirectory() as work:
                 model = str(Path(work) / "model.json")
-                cmd = [mlp, "train", str(HERE / ds["train"]), "--target", ds["target"], "--model", model,
-                       "--plot", str(Path(work) / "m.png"), "--quiet", "--threads", "1", "--seed", seed]
-                if ds["ignore"]:
-                    cmd += ["--ignore", ",".join(ds["ignore"])]
-                subprocess.run(cmd, check=True, capture_output=True)
+                train(mlp, ds, HERE / ds["train"], Path(work), seed)
                 res = {}
                 for level in LEVELS:
                     out = subprocess.run([mlp, "eval", model, str(HERE / ds["test"]), "--json",
@@ -84,14 +90,8 @@ def resplit(args):
                 df.iloc[order[:cut]].to_csv(w / "train.csv", index=False)
                 test = df.iloc[order[cut:]]
                 test.to_csv(w / "test.csv", index=False)
-                cmd = [mlp, "train", str(w / "train.csv"), "--target", ds["target"], "--model",
-                       str(w / "m.json"), "--plot", str(w / "m.png"), "--quiet", "--threads", "1"]
-                if ds["ignore"]:
-                    cmd += ["--ignore", ",".join(ds["ignore"])]
-                if ds.get("missing_cells"):
-                    cmd += ["--missing", "impute"]
-                subprocess.run(cmd, check=True, capture_output=True)
-                scored = [str(w / "m.json"), str(w / "test.csv"), "--unknown-category", "ignore"]
+                train(mlp, ds, w / "train.csv", w, "0")
+                scored = [str(w / "model.json"), str(w / "test.csv"), "--unknown-category", "ignore"]
                 out = subprocess.run([mlp, "eval", *scored, "--json", "--interval", "0.9"],
                                      check=True, capture_output=True, text=True)
                 cv_plus = json.loads(out.stdout)["interval"]["coverage"]
@@ -99,7 +99,7 @@ def resplit(args):
                                check=True, capture_output=True)
                 predicted = pd.read_csv(w / "p.csv")["prediction"].to_numpy()
                 truth = test[ds["target"]].to_numpy(dtype=float)
-                half = split_half_width(json.loads((w / "m.json").read_text())["residuals"], 0.9)
+                half = split_half_width(json.loads((w / "model.json").read_text())["residuals"], 0.9)
                 known = ~np.isnan(truth)
                 split = float(np.mean(np.abs(truth[known] - predicted[known]) <= half))
             runs.append({"cv_plus": cv_plus, "split": split, "rows": int(known.sum())})
