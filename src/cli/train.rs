@@ -977,22 +977,20 @@ fn calibration_line(model: &mlp::tabular::model::Model) -> Option<String> {
     let residuals = file.residuals.as_ref()?;
     let half = residuals.half_width(0.9).ok()?;
     // CV+ where the networks agree is the split interval: ± the residuals' quantile.
-    Some(if residuals.folds.len() >= 2 {
+    let within = if residuals.folds.len() >= 2 {
         format!(
-            "intervals: 90% of new rows are expected within CV+ intervals of about ±{} where \
-             the {} networks agree, wider where they differ, from {} held-out residuals (mlp \
-             predict --interval 0.9)",
+            "CV+ intervals of about ±{} where the {} networks agree, wider where they differ",
             half as f32,
-            residuals.folds.len(),
-            residuals.rows
+            residuals.folds.len()
         )
     } else {
-        format!(
-            "intervals: 90% of new rows are expected within ±{} of their prediction, from {} \
-             held-out residuals (mlp predict --interval 0.9)",
-            half as f32, residuals.rows
-        )
-    })
+        format!("±{} of their prediction", half as f32)
+    };
+    Some(format!(
+        "intervals: 90% of new rows are expected within {within}, from {} held-out residuals \
+         (mlp predict --interval 0.9)",
+        residuals.rows
+    ))
 }
 
 /// The most frequent class of the training rows and its share: the accuracy of always
