@@ -104,6 +104,56 @@ fn first_column(csv: &str) -> Vec<f64> {
         .collect()
 }
 
+/// `predict --interval 0.9` of `model` on `test`: (prediction, lower, upper) per row.
+fn interval_rows(d: &Path, model: &str, test: &str) -> Vec<[f64; 3]> {
+    let rows = cells(&ok(d, &["predict", model, test, "--interval", "0.9"]));
+    assert_eq!(rows[0], ["prediction", "lower", "upper"]);
+    (rows[1..].iter())
+        .map(|r| [0, 1, 2].map(|i| r[i].parse::<f64>().unwrap()))
+        .collect()
+}
+
+/// CV+ at 0.9 by sorting, over 300 held-out rows: the ⌊0.1 · 301⌋ = 30th smallest of
+/// { μ'_k(x) − s·R } and the ⌈0.9 · 301⌉ = 271st smallest of { μ'_k(x) + s·R }, where
+/// μ'_k(x) = ŷ + spread·(μ_k(x) − ŷ); checks every row of `values` against it and returns
+/// how many rows are not symmetric around their prediction.
+fn check_cv_plus(
+    values: &[[f64; 3]],
+    folds: &[Vec<f64>],
+    members: &[Vec<f64>],
+    (s, spread): (f64, f64),
+) -> usize {
+    let mut asymmetric = 0;
+    for (r, [v, lower, upper]) in values.iter().enumerate() {
+        let (mut below, mut above) = (Vec::new(), Vec::new());
+        for (fold, mu) in folds.iter().zip(members) {
+            let moved = v + spread * (mu[r] - v);
+            below.extend(fold.iter().map(|e| moved - s * e));
+            above.extend(fold.iter().map(|e| moved + s * e));
+        }
+        below.sort_by(f64::total_cmp);
+        above.sort_by(f64::total_cmp);
+        assert_eq!(below.len(), 300);
+        let scale = v.abs().max(1.0);
+        assert!(
+            (lower - below[29]).abs() <= 1e-5 * scale,
+            "{lower} vs {}",
+            below[29]
+        );
+        assert!(
+            (upper - above[270]).abs() <= 1e-5 * scale,
+            "{upper} vs {}",
+            above[270]
+        );
+        let mean = members.iter().map(|m| m[r]).sum::<f64>() / 3.0;
+        assert!((v - mean).abs() <= 1e-5 * scale, "{v} vs {mean}");
+        if ((upper - v) - (v - lower)).abs() > 1e-3 * scale {
+            asymmetric += 1;
+        }
+    }
+    asymmetric
+}
+
 #[test]
 fn regression_intervals_are_cv_plus_over_the_folds_networks() {
     let dir = tempfile::tempdir().unwrap();
@@ -111,7 +161,10 @@ fn regression_intervals_are_cv_plus_over_the_folds_networks() {
     let (train, test) = houses(d, 300);
     let (train, test) = (train.to_str().unwrap(), test.to_str().unwrap());
     let printed = ok(d, &["train", train, "--target", "price", "--epochs", "40"]);
-    assert!(printed.contains("intervals: 90% of new rows"), "{printed}");
+    assert!(
+        printed.contains("intervals: 90% of new rows are expected within CV+ intervals sized for the networks' mean of about ±"),
+        "{printed}"
+    );
     // Three folds: every training row has an out-of-fold residual, kept with its network.
     let m = model(&d.join("model.json"));
     assert_eq!(m["residuals"]["rows"], 300);
@@ -137,44 +190,46 @@ fn regression_intervals_are_cv_plus_over_the_folds_networks() {
     union.sort_by(f64::total_cmp);
     assert_eq!(union, residuals);
     // Each network's prediction for each test row, from a model file of its own.
-    let members: Vec<Vec<f64>> = (networks(&d.join("model.json"), d).iter())
+    let each = networks(&d.join("model.json"), d);
+    let members: Vec<Vec<f64>> = (each.iter())
         .map(|p| first_column(&ok(d, &["predict", p.to_str().unwrap(), test])))
         .collect();
-    let out = ok(d, &["predict", "model.json", test, "--interval", "0.9"]);
-    let rows = cells(&out);
-    assert_eq!(rows[0], ["prediction", "lower", "upper"]);
-    assert_eq!(rows.len(), 101);
-    let values: Vec<[f64; 3]> = (rows[1..].iter())
-        .map(|r| [0, 1, 2].map(|i| r[i].parse::<f64>().unwrap()))
+    // Scaled to the ensemble: the networks' spread by 1/√3, the residuals by
+    // √(1 − (2/3)·v / mean(R²)), v the mean over the 300 training rows of the variance
+    // of the three networks' predictions (computed here from each network's file).
+    let scale = &m["residuals"]["ensemble"];
+    let spread = scale["spread"].as_f64().unwrap();
+    assert_eq!(spread, 1.0 / 3f64.sqrt());
+    let on_train: Vec<Vec<f64>> = (each.iter())
+        .map(|p| first_column(&ok(d, &["predict", p.to_str().unwrap(), train])))
         .collect();
-    // CV+ at 0.9, by sorting: of 300 rows, the ⌊0.1 · 301⌋ = 30th smallest of
-    // { μ_k(x) − R } and the ⌈0.9 · 301⌉ = 271st smallest of { μ_k(x) + R }.
-    let mut asymmetric = 0;
-    for (r, [v, lower, upper]) in values.iter().enumerate() {
-        let (mut below, mut above) = (Vec::new(), Vec::new());
-        for (fold, mu) in folds.iter().zip(&members) {
-            below.extend(fold.iter().map(|e| mu[r] - e));
-            above.extend(fold.iter().map(|e| mu[r] + e));
-        }
-        below.sort_by(f64::total_cmp);
-        above.sort_by(f64::total_cmp);
-        let scale = v.abs().max(1.0);
-        assert!(
-            (lower - below[29]).abs() <= 1e-5 * scale,
-            "{lower} vs {}",
-            below[29]
-        );
-        assert!(
-            (upper - above[270]).abs() <= 1e-5 * scale,
-            "{upper} vs {}",
-            above[270]
-        );
-        let mean = members.iter().map(|m| m[r]).sum::<f64>() / 3.0;
-        assert!((v - mean).abs() <= 1e-5 * scale, "{v} vs {mean}");
-        if ((upper - v) - (v - lower)).abs() > 1e-3 * scale {
-            asymmetric += 1;
-        }
-    }
+    let v = (0..300)
+        .map(|r| {
+            let mean = on_train.iter().map(|m| m[r]).sum::<f64>() / 3.0;
+            on_train.iter().map(|m| (m[r] - mean).powi(2)).sum::<f64>() / 2.0
+        })
+        .sum::<f64>()
+        / 300.0;
+    let mean_square = residuals.iter().map(|r| r * r).sum::<f64>() / 300.0;
+    let s = scale["residuals"].as_f64().unwrap();
+    let expected = (1.0 - 2.0 / 3.0 * v / mean_square).sqrt();
+    assert!((s - expected).abs() < 1e-4, "{s} vs {expected}");
+    assert!(s < 0.999 && s > 0.5, "{s}");
+    let values = interval_rows(d, "model.json", test);
+    assert_eq!(values.len(), 100);
+    let asymmetric = check_cv_plus(&values, &folds, &members, (s, spread));
+    // Plain CV+ (`--intervals cv-plus`, the same file without `ensemble`): the same
+    // predictions, each network and residual as it is, and a wider interval.
+    let mut plain = model(&d.join("model.json"));
+    plain["residuals"]
+        .as_object_mut()
+        .unwrap()
+        .remove("ensemble");
+    std::fs::write(d.join("plain.json"), plain.to_string()).unwrap();
+    let wider = interval_rows(d, "plain.json", test);
+    check_cv_plus(&wider, &folds, &members, (1.0, 1.0));
+    let width = |rows: &[[f64; 3]]| rows.iter().map(|[_, l, u]| u - l).sum::<f64>();
+    assert!(width(&wider) > width(&values));
     // The networks disagree differently from row to row: the ends are not the split
     // interval's, the prediction ± one half-width.
     assert!(asymmetric > 50, "{asymmetric} of 100 rows asymmetric");
@@ -226,6 +281,14 @@ fn regression_intervals_are_cv_plus_over_the_folds_networks() {
     // the same prediction ± the ⌈301 · 0.9⌉ = 271st smallest residual.
     let mut old = model(&d.join("model.json"));
     old["residuals"].as_object_mut().unwrap().remove("folds");
+    // An ensemble scale needs the networks' residuals.
+    std::fs::write(d.join("old.json"), old.to_string()).unwrap();
+    let err = refused(d, &["predict", "old.json", test, "--interval", "0.9"]);
+    assert!(
+        err.contains("`residuals.ensemble` needs two `folds` or more"),
+        "{err}"
+    );
+    old["residuals"].as_object_mut().unwrap().remove("ensemble");
     std::fs::write(d.join("old.json"), old.to_string()).unwrap();
     let half = residuals[270];
     let split = cells(&ok(d, &["predict", "old.json", test, "--interval", "0.9"]));
@@ -495,20 +558,23 @@ fn intervals_split_keeps_one_width_around_the_ensemble_and_is_for_regression_onl
         assert!((p - lo - half).abs() < 1e-3 * half, "{row:?} ± {half}");
         assert!((hi - p - half).abs() < 1e-3 * half, "{row:?} ± {half}");
     }
-    // The default is CV+: a list per network.
-    ok(
-        d,
-        &[
-            "train", train, "--target", "price", "--epochs", "20", "--model", "cv.json",
-        ],
-    );
-    assert_eq!(
-        model(&d.join("cv.json"))["residuals"]["folds"]
-            .as_array()
-            .unwrap()
-            .len(),
-        3
-    );
+    // The default is CV+ scaled to the ensemble: a list per network, and the scale;
+    // `--intervals cv-plus` keeps the lists, the same networks, and no scale.
+    for (file, method) in [("ens.json", None), ("cv.json", Some("cv-plus"))] {
+        let mut args = vec![
+            "train", train, "--target", "price", "--epochs", "20", "--model", file,
+        ];
+        args.extend(method.map(|m| ["--intervals", m]).into_iter().flatten());
+        ok(d, &args);
+        let m = model(&d.join(file));
+        assert_eq!(m["residuals"]["folds"].as_array().unwrap().len(), 3);
+        assert_eq!(m["residuals"].get("ensemble").is_some(), method.is_none());
+        let said = ["ensemble", "cv_plus"][usize::from(method.is_some())];
+        assert_eq!(m["training"]["config"]["intervals"], said);
+    }
+    let (ens, cv) = (model(&d.join("ens.json")), model(&d.join("cv.json")));
+    assert_eq!(ens["layers"], cv["layers"]);
+    assert_eq!(ens["residuals"]["absolute"], cv["residuals"]["absolute"]);
     // Classes have no intervals.
     let iris = data("data/iris.csv");
     let err = refused(

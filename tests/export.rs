@@ -230,10 +230,14 @@ fn train(case: &Case, data: &Path, dir: &Path) -> PathBuf {
             "{}",
             case.name
         );
-        // A regression keeps each network's residuals: its intervals are CV+.
+        // A regression keeps each network's residuals: its intervals are CV+, scaled to
+        // the ensemble (so the exports must move the networks and scale the residuals).
         if json["task"] == "regression" {
             let folds = json["residuals"]["folds"].as_array().map(Vec::len);
             assert_eq!(folds, Some(3), "{}", case.name);
+            let scale = &json["residuals"]["ensemble"];
+            assert!(scale["residuals"].as_f64() < Some(1.0), "{}", case.name);
+            assert_eq!(scale["spread"].as_f64(), Some(1.0 / 3f64.sqrt()));
         }
     }
     model
@@ -1043,7 +1047,15 @@ fn exports_give_mlp_predicts_cv_plus_ends_when_each_folds_residuals_are_compress
             .map(|i| own[i % own.len()] * (1.0 + i as f64 / rows as f64))
             .collect()
     };
-    let residuals = mlp::tabular::calibration::Residuals::of_folds((0..3).map(fold).collect());
+    // Scaled to the ensemble as if the networks' variance were 0.6 of the mean squared
+    // residual: the residuals × √(1 − (2/3)·0.6) = √0.6.
+    let folds: Vec<Vec<f64>> = (0..3).map(fold).collect();
+    let all = || folds.iter().flatten();
+    let mean_square = all().map(|r| r * r).sum::<f64>() / all().count() as f64;
+    let residuals =
+        mlp::tabular::calibration::Residuals::of_ensemble(folds.clone(), 0.6 * mean_square);
+    let scale = residuals.ensemble.unwrap();
+    assert!((scale.residuals - 0.6f64.sqrt()).abs() < 1e-12, "{scale:?}");
     assert_eq!(residuals.folds[2].absolute.len(), 2000);
     assert!(residuals.folds[2].weights().contains(&2));
     json["residuals"] = serde_json::to_value(&residuals).unwrap();

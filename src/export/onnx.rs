@@ -517,10 +517,21 @@ fn emit_values(
         g.node("Add", &[&y, &m], vec![])
     };
     let y = values(&x);
-    let members: Vec<String> = match &interval {
+    let mut members: Vec<String> = match &interval {
         Some(ConformalInterval::CvPlus { .. }) => outs.iter().map(|z| values(z)).collect(),
         _ => Vec::new(),
     };
+    // Scaled to the ensemble: each network moved towards the prediction, y + spread·(μ − y).
+    if let Some(ConformalInterval::CvPlus { spread, .. }) = &interval
+        && *spread != 1.0
+    {
+        let spread = g.doubles(&[1], vec![*spread]);
+        for mu in members.iter_mut() {
+            let d = g.node("Sub", &[mu, &y], vec![]);
+            let d = g.node("Mul", &[&d, &spread], vec![]);
+            *mu = g.node("Add", &[&y, &d], vec![]);
+        }
+    }
     let float = || vec![int_attr("to", data_type::FLOAT as i64)];
     g.node_named("Cast", &[&y], "prediction", float());
     g.output("prediction", data_type::FLOAT, Some(1));
@@ -530,7 +541,7 @@ fn emit_values(
             let half = g.doubles(&[1], vec![half]);
             [("Sub", "lower"), ("Add", "upper")].map(|(op, _)| g.node(op, &[&y, &half], vec![]))
         }
-        Some(ConformalInterval::CvPlus { rank, folds }) => {
+        Some(ConformalInterval::CvPlus { rank, folds, .. }) => {
             let lower = cv_plus_end(g, &members, &folds, rank, -1.0);
             let upper = cv_plus_end(g, &members, &folds, rank, 1.0);
             [g.node("Neg", &[&lower], vec![]), upper]

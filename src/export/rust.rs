@@ -109,7 +109,31 @@ fn emit_interval(
                 half = f64_literal(half),
             );
         }
-        CvPlus { rank, folds } => emit_cv_plus(s, k, input_type, (&std, &mean), rank, &folds),
+        CvPlus {
+            rank,
+            folds,
+            spread,
+        } => emit_cv_plus(s, k, input_type, (&std, &mean), (rank, spread), &folds),
+    }
+}
+
+/// Each network's residuals as a constant `RESIDUALS_{m}` (`scaled` to the ensemble).
+fn emit_residuals(s: &mut String, folds: &[Residuals], scaled: bool) {
+    let scaled = if scaled {
+        " (scaled to the ensemble)"
+    } else {
+        ""
+    };
+    for (m, fold) in folds.iter().enumerate() {
+        let values: Vec<String> = fold.absolute.iter().map(|&v| f64_literal(v)).collect();
+        let _ = writeln!(
+            s,
+            "/// Network {m}'s held-out rows' absolute residuals{scaled}, sorted (kept value `i`\n\
+             /// of `n` stands for the rows up to rank `⌈(i + 1)·rows / n⌉`).\n\
+             const RESIDUALS_{m}: [f64; {}] = [{}];\n",
+            values.len(),
+            values.join(", "),
+        );
     }
 }
 
@@ -120,21 +144,11 @@ fn emit_cv_plus(
     k: usize,
     input_type: &str,
     (std, mean): (&str, &str),
-    rank: usize,
+    (rank, spread): (usize, f64),
     folds: &[Residuals],
 ) {
     assert_eq!(folds.len(), k, "one residual list per network");
-    for (m, fold) in folds.iter().enumerate() {
-        let values: Vec<String> = fold.absolute.iter().map(|&v| f64_literal(v)).collect();
-        let _ = writeln!(
-            s,
-            "/// Network {m}'s held-out rows' absolute residuals, sorted (kept value `i` of `n`\n\
-             /// stands for the rows up to rank `⌈(i + 1)·rows / n⌉`).\n\
-             const RESIDUALS_{m}: [f64; {}] = [{}];\n",
-            values.len(),
-            values.join(", ")
-        );
-    }
+    emit_residuals(s, folds, spread != 1.0);
     let rows: Vec<String> = folds.iter().map(|f| f.rows.to_string()).collect();
     let lists: Vec<String> = (0..k).map(|m| format!("&RESIDUALS_{m}")).collect();
     let _ = writeln!(
@@ -156,6 +170,7 @@ fn emit_cv_plus(
          *m = out[0] as f64 * {std} + {mean};\n    \
          }}\n    \
          let v = (z / {k}.0) as f64 * {std} + {mean};\n    \
+         {moved}\
          (\n        \
          (-cv_plus_end(&members, -1.0)) as f32,\n        \
          v as f32,\n        \
@@ -192,7 +207,23 @@ fn emit_cv_plus(
             .map(|(r, l)| format!("({l}, {r})"))
             .collect::<Vec<_>>()
             .join(", "),
+        moved = move_members(spread),
     );
+}
+
+/// The lines of `predict_interval` that move each network towards the prediction `v` by
+/// `spread` (scaled to the ensemble); none for plain CV+ (`spread` 1).
+fn move_members(spread: f64) -> String {
+    if spread == 1.0 {
+        return String::new();
+    }
+    format!(
+        "// Scaled to the ensemble: each network moved towards the prediction.\n    \
+         for m in members.iter_mut() {{\n        \
+         *m = v + {} * (*m - v);\n    \
+         }}\n    ",
+        f64_literal(spread)
+    )
 }
 
 /// Whether the model has a text feature (and the file `cell` and a lifetime on `Input`):

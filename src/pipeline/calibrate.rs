@@ -89,17 +89,44 @@ pub fn raw_outputs(network: &mut Sequential, x: ArrayView2<f32>) -> Array2<f32> 
     out.unwrap_or_else(|| Array2::zeros((0, 0)))
 }
 
+/// Most training rows [`spread`] reads: evenly spaced ones beyond this.
+const SPREAD_ROWS: usize = 4096;
+
+/// How much an ensemble's `networks` disagree on the rows `x`, in the target's units: the
+/// mean over the rows of the sample variance of the networks' predictions (each network
+/// trained on some of the rows; at most [`SPREAD_ROWS`] of them, evenly spaced). 0 for
+/// fewer than two networks or no rows.
+pub fn spread(networks: &mut [Sequential], encoding: &Encoding, x: ArrayView2<f32>) -> f64 {
+    let (k, rows) = (networks.len(), x.nrows());
+    if k < 2 || rows == 0 {
+        return 0.0;
+    }
+    let step = rows.div_ceil(SPREAD_ROWS);
+    let picked: Vec<usize> = (0..rows).step_by(step).collect();
+    let x = x.select(ndarray::Axis(0), &picked);
+    let each: Vec<Vec<f64>> = (networks.iter_mut())
+        .map(|n| encoding.values_from_outputs(raw_outputs(n, x.view()).view()))
+        .collect();
+    let variance = |r: usize| {
+        let mean = each.iter().map(|v| v[r]).sum::<f64>() / k as f64;
+        each.iter().map(|v| (v[r] - mean).powi(2)).sum::<f64>() / (k - 1) as f64
+    };
+    (0..picked.len()).map(variance).sum::<f64>() / picked.len() as f64
+}
+
 /// What the model file keeps of the held-out rows: the networks' raw `outputs` for them
 /// (each row's from a network that did not train on it) and their targets `y`.
 /// Classes get a temperature (with [`CalibrationMethod::Temperature`]); values, their
-/// residuals, and with `networks` (each row's network, for an ensemble of two or more)
-/// each network's own for CV+ ([`Residuals::of_folds`]).
+/// residuals, and with `networks` (each row's network, for an ensemble of two or more,
+/// and the variance of the networks' predictions, [`spread`]) each network's own for CV+
+/// ([`Residuals::of_folds`]), scaled to the ensemble by default
+/// ([`Residuals::of_ensemble`]).
 pub fn held_out(
     config: &TrainConfig,
     encoding: &Encoding,
     outputs: ArrayView2<f32>,
     y: &Targets,
-    networks: Option<&[usize]>,
+    networks: Option<(&[usize], f64)>,
 ) -> (Calibration, Option<Residuals>) {
     match y {
         Targets::Classes(classes) => {
@@ -116,15 +143,18 @@ pub fn held_out(
             let truth = encoding.values_from_outputs(v.view());
             let residuals = predicted.iter().zip(&truth).map(|(p, t)| t - p);
             let residuals = match networks {
-                Some(networks)
+                Some((networks, variance))
                     if networks.iter().any(|&k| k > 0)
-                        && config.intervals == IntervalMethod::CvPlus =>
+                        && config.intervals != IntervalMethod::Split =>
                 {
                     let mut folds = vec![Vec::new(); 1 + networks.iter().max().unwrap_or(&0)];
                     for (r, &k) in residuals.zip(networks) {
                         folds[k].push(r);
                     }
-                    Residuals::of_folds(folds)
+                    match config.intervals {
+                        IntervalMethod::Ensemble => Residuals::of_ensemble(folds, variance),
+                        _ => Residuals::of_folds(folds),
+                    }
                 }
                 _ => Residuals::new(residuals),
             };

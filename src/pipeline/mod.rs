@@ -254,6 +254,10 @@ fn train_folds<'a>(
             break;
         }
     }
+    let variance = match y {
+        Targets::Values(_) => calibrate::spread(&mut networks, &prepared.encoding, x.view()),
+        Targets::Classes(_) => 0.0,
+    };
     let outcome = first_outcome.expect("at least one fold ran");
     let mut networks = networks.into_iter();
     let mut network = networks.next().expect("at least one fold ran");
@@ -261,7 +265,8 @@ fn train_folds<'a>(
     let source = Source::of(prepared);
     let mut file = model_file(&source, config, &mut network, &mut ensemble, &outcome, None);
     file.metrics = out_of_fold.metrics(y, prepared.task, &outcome);
-    (file.calibration, file.residuals) = out_of_fold.calibration(config, &prepared.encoding, y);
+    (file.calibration, file.residuals) =
+        out_of_fold.calibration(config, &prepared.encoding, y, variance);
     // The figures' rows: every row, or (interrupted) those of the folds that were trained.
     file.training.validation_rows = out_of_fold.scored.len();
     Ok(Trained {
@@ -365,12 +370,14 @@ impl OutOfFold {
     }
 
     /// The temperature or residuals of the rows scored (an interrupted run scored only the
-    /// folds that ran), whose targets are those rows of `y`.
+    /// folds that ran), whose targets are those rows of `y`; `variance`, the networks'
+    /// [`calibrate::spread`].
     fn calibration(
         &mut self,
         config: &TrainConfig,
         encoding: &Encoding,
         y: &Targets,
+        variance: f64,
     ) -> (
         crate::tabular::calibration::Calibration,
         Option<crate::tabular::calibration::Residuals>,
@@ -379,7 +386,8 @@ impl OutOfFold {
         let outputs = self.outputs.select(Axis(0), &self.scored);
         let networks: Vec<usize> = self.scored.iter().map(|&r| self.network[r]).collect();
         let y = select(y, &self.scored);
-        calibrate::held_out(config, encoding, outputs.view(), &y, Some(&networks))
+        let networks = Some((networks.as_slice(), variance));
+        calibrate::held_out(config, encoding, outputs.view(), &y, networks)
     }
 
     /// Adds how `network` does on its fold's held-out rows, rows `rows` of the training rows.

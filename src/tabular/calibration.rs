@@ -11,7 +11,9 @@
 //!   minus the `⌈(n + 1)(1 − α)⌉`-th smallest of them (Vovk et al. 2005; Barber et al.
 //!   2021 for the out-of-fold form). A k-fold ensemble also keeps each network's own
 //!   residuals, for the CV+ interval of [`Interval::CvPlus`] (Barber et al. 2021), which
-//!   takes into account how the networks disagree at the row being predicted.
+//!   takes into account how the networks disagree at the row being predicted, and by
+//!   default [`EnsembleScale`]: how much smaller the ensemble's errors are than one
+//!   network's, so that the interval is sized for the ensemble's prediction.
 
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
@@ -173,6 +175,51 @@ pub struct Residuals {
     /// files from before CV+, whose intervals stay split-conformal).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub folds: Vec<Residuals>,
+    /// CV+ scaled to the ensemble (`None`: plain CV+, as in files from before it, or made
+    /// with `--intervals cv-plus`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ensemble: Option<EnsembleScale>,
+}
+
+/// CV+ scaled to the ensemble of `K` networks whose mean is the prediction.
+///
+/// Each held-out residual `R_i` comes from one network, but the prediction is the mean of
+/// `K`, whose errors are smaller by what averaging removes. Write a network's prediction
+/// as the ensemble's plus its own deviation `d_k`; with `v` the variance of the `d_k`
+/// across the networks (the mean over training rows of the `K` predictions' sample
+/// variance), one network's mean squared error exceeds the ensemble's by `(1 − 1/K)·v`,
+/// whatever the networks' correlation. So the interval is CV+ with
+///
+/// - each residual times `residuals = √(1 − (1 − 1/K)·v / mean(R²))` (at least ½), and
+/// - each network's distance from the prediction times `spread = 1/√K`, the share of one
+///   network's deviation that is left in a mean of `K` independent ones.
+///
+/// Both are 1 for plain CV+.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleScale {
+    /// What every residual is multiplied by.
+    pub residuals: f64,
+    /// What each network's distance from the prediction is multiplied by.
+    pub spread: f64,
+}
+
+impl EnsembleScale {
+    /// The scale for `networks` networks whose held-out residuals have the mean square
+    /// `mean_square`, and whose predictions on the training rows vary by `variance` (the
+    /// mean of their sample variance).
+    pub fn new(networks: usize, mean_square: f64, variance: f64) -> EnsembleScale {
+        let k = networks.max(1) as f64;
+        let share = if mean_square > 0.0 && variance.is_finite() {
+            1.0 - (1.0 - 1.0 / k) * variance / mean_square
+        } else {
+            1.0
+        };
+        EnsembleScale {
+            residuals: share.clamp(0.25, 1.0).sqrt(),
+            spread: 1.0 / k.sqrt(),
+        }
+    }
 }
 
 /// A conformal prediction interval at one level, ready to apply to rows.
@@ -189,11 +236,17 @@ pub enum Interval {
     /// `{ μ_k(i)(x) − R_i }` and the upper end the `t`-th largest of `{ μ_k(i)(x) + R_i }`
     /// over every held-out row `i`. It need not be symmetric around the prediction (the
     /// networks' mean).
+    ///
+    /// Scaled to the ensemble ([`EnsembleScale`]), `R_i` are the scaled residuals and each
+    /// `μ_k(x)` is first moved towards the prediction `ŷ`: `ŷ + spread·(μ_k(x) − ŷ)`.
     CvPlus {
         /// `t`, counted in rows.
         rank: usize,
-        /// Each network's residuals, in the networks' order.
+        /// Each network's residuals, in the networks' order (times
+        /// [`EnsembleScale::residuals`] when scaled).
         folds: Vec<Residuals>,
+        /// [`EnsembleScale::spread`], 1 for plain CV+.
+        spread: f64,
     },
 }
 
@@ -205,8 +258,21 @@ impl Interval {
     pub fn bounds(&self, prediction: f64, members: &[f64]) -> (f64, f64) {
         match self {
             Interval::Split { half } => (prediction - half, prediction + half),
-            Interval::CvPlus { rank, folds } => {
+            Interval::CvPlus {
+                rank,
+                folds,
+                spread,
+            } => {
                 assert_eq!(members.len(), folds.len(), "one prediction per network");
+                let moved: Vec<f64>;
+                let members = if *spread == 1.0 {
+                    members
+                } else {
+                    moved = (members.iter())
+                        .map(|m| prediction + spread * (m - prediction))
+                        .collect();
+                    &moved
+                };
                 let lower = nth_of_union(folds, members, -1.0, *rank);
                 let upper = nth_of_union(folds, members, 1.0, *rank);
                 (lower, upper)
@@ -275,6 +341,7 @@ impl Residuals {
             rows,
             absolute,
             folds: Vec::new(),
+            ensemble: None,
         }
     }
 
@@ -285,6 +352,18 @@ impl Residuals {
         Residuals {
             folds: folds.into_iter().map(Residuals::new).collect(),
             ..all
+        }
+    }
+
+    /// [`Residuals::of_folds`], scaled to the ensemble of those networks
+    /// ([`EnsembleScale`]), whose predictions on the training rows vary by `variance`.
+    pub fn of_ensemble(folds: Vec<Vec<f64>>, variance: f64) -> Residuals {
+        let finite = || folds.iter().flatten().filter(|r| r.is_finite());
+        let mean_square = finite().map(|r| r * r).sum::<f64>() / finite().count().max(1) as f64;
+        let scale = EnsembleScale::new(folds.len(), mean_square, variance);
+        Residuals {
+            ensemble: Some(scale),
+            ..Residuals::of_folds(folds)
         }
     }
 
@@ -327,9 +406,20 @@ impl Residuals {
         if self.folds.len() < 2 {
             return Ok(Interval::Split { half });
         }
+        let scale = self.ensemble.unwrap_or(EnsembleScale {
+            residuals: 1.0,
+            spread: 1.0,
+        });
+        let folds = (self.folds.iter())
+            .map(|fold| Residuals {
+                absolute: fold.absolute.iter().map(|r| r * scale.residuals).collect(),
+                ..fold.clone()
+            })
+            .collect();
         Ok(Interval::CvPlus {
             rank: self.rows + 1 - needed_rank(self.rows, level),
-            folds: self.folds.clone(),
+            folds,
+            spread: scale.spread,
         })
     }
 
@@ -364,9 +454,18 @@ impl Residuals {
         {
             return Err("`residuals.absolute` must be sorted, finite and not negative".into());
         }
+        if let Some(scale) = self.ensemble {
+            let factor = |v: f64| v > 0.0 && v <= 1.0;
+            if !(factor(scale.residuals) && factor(scale.spread)) {
+                return Err("`residuals.ensemble` factors must lie in (0, 1]".into());
+            }
+            if self.folds.len() < 2 {
+                return Err("`residuals.ensemble` needs two `folds` or more".into());
+            }
+        }
         for (k, fold) in self.folds.iter().enumerate() {
-            if !fold.folds.is_empty() {
-                return Err("`residuals.folds` hold no `folds` of their own".into());
+            if !fold.folds.is_empty() || fold.ensemble.is_some() {
+                return Err("`residuals.folds` hold no `folds` or `ensemble` of their own".into());
             }
             fold.validate()
                 .map_err(|e| format!("network {k}'s residuals (`residuals.folds`): {e}"))?;
@@ -567,6 +666,43 @@ mod cv_plus_tests {
             (11.0, 19.0)
         );
         assert_eq!(r.interval(0.9), Err(NoInterval::TooFewRows(9)));
+    }
+
+    #[test]
+    fn ensemble_scale_on_hand_made_cases() {
+        // Three networks, mean squared residual 9, their predictions' variance 4.5:
+        // the ensemble keeps 1 − (2/3)·4.5/9 = 2/3 of one network's squared error.
+        let s = EnsembleScale::new(3, 9.0, 4.5);
+        assert!((s.residuals - (2.0f64 / 3.0).sqrt()).abs() < 1e-15, "{s:?}");
+        assert_eq!(s.spread, 1.0 / 3f64.sqrt());
+        // Networks that agree remove nothing; more variance than error is held at ½.
+        assert_eq!(EnsembleScale::new(3, 9.0, 0.0).residuals, 1.0);
+        assert_eq!(EnsembleScale::new(3, 9.0, 100.0).residuals, 0.5);
+        assert_eq!(EnsembleScale::new(2, 0.0, 1.0).residuals, 1.0);
+        assert_eq!(EnsembleScale::new(1, 9.0, 4.5).spread, 1.0);
+        // The hand-made CV+ case above, scaled: mean square (1 + 9 + 4 + 16 + 36)/5 = 13.2,
+        // variance 9.504, two networks: residuals × √(1 − 9.504/26.4) = 0.8, networks
+        // moved to 15 ± 5/√2. At 0.5 (t = 3) the ends are 15 + 5/√2 − 0.8·6 and
+        // 15 + 5/√2 + 0.8·2.
+        let r = Residuals::of_ensemble(vec![vec![1.0, -3.0], vec![2.0, 4.0, -6.0]], 9.504);
+        assert!(r.validate().is_ok());
+        let scale = r.ensemble.unwrap();
+        assert!((scale.residuals - 0.8).abs() < 1e-12, "{scale:?}");
+        assert_eq!(scale.spread, 1.0 / 2f64.sqrt());
+        let (lower, upper) = r.interval(0.5).unwrap().bounds(15.0, &[10.0, 20.0]);
+        let moved = 15.0 + 5.0 / 2f64.sqrt();
+        assert!((lower - (moved - 4.8)).abs() < 1e-9, "{lower}");
+        assert!((upper - (moved + 1.6)).abs() < 1e-9, "{upper}");
+        // Networks that agree: ± 0.8 times the split half-width.
+        let (lower, upper) = r.interval(0.6).unwrap().bounds(7.0, &[7.0, 7.0]);
+        assert!((lower - (7.0 - 3.2)).abs() < 1e-9 && (upper - 10.2).abs() < 1e-9);
+        // A factor outside (0, 1] is refused.
+        let mut bad = r.clone();
+        bad.ensemble = Some(EnsembleScale {
+            residuals: 1.5,
+            spread: 0.5,
+        });
+        assert!(bad.validate().unwrap_err().contains("(0, 1]"));
     }
 
     /// Every row's residual as the kept values stand for it: kept value `i` for the ranks

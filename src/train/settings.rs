@@ -173,15 +173,31 @@ pub enum CalibrationMethod {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IntervalMethod {
-    /// CV+ (Barber et al. 2021) with k folds: each network's residuals around its own
-    /// prediction, so the interval widens where the networks disagree. Its coverage is
-    /// guaranteed (at least 1 − 2α, in practice about 1 − α or more). With one network,
+    /// CV+ scaled to the ensemble (`EnsembleScale` in `tabular::calibration`): CV+ whose
+    /// residuals and network spread are shrunk by what averaging the k networks removes
+    /// from one network's error, measured on the training rows. With one network,
     /// split-conformal.
     #[default]
+    Ensemble,
+    /// CV+ (Barber et al. 2021) with k folds: each network's residuals around its own
+    /// prediction, so the interval widens where the networks disagree. Its coverage is
+    /// guaranteed (at least 1 − 2α), and it runs above 1 − α where the ensemble is much
+    /// better than its networks. With one network, split-conformal.
     CvPlus,
     /// Split-conformal: the ensemble's prediction ± one quantile of every held-out
     /// residual, the same width for every row.
     Split,
+}
+
+impl IntervalMethod {
+    /// The method as `--intervals` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            IntervalMethod::Ensemble => "ensemble",
+            IntervalMethod::CvPlus => "cv-plus",
+            IntervalMethod::Split => "split",
+        }
+    }
 }
 
 /// Files from before calibration existed were not calibrated.
@@ -308,7 +324,7 @@ impl Default for TrainConfig {
             calibration: CalibrationMethod::Temperature,
             class_weight: ClassWeight::None,
             metric: Metric::Loss,
-            intervals: IntervalMethod::CvPlus,
+            intervals: IntervalMethod::Ensemble,
             grow_batch: true,
         }
     }
@@ -370,10 +386,10 @@ impl TrainConfig {
                 Hint::text("leave out ").name(Setting::ClassWeight),
             );
         }
-        if classes && self.intervals != IntervalMethod::CvPlus {
+        if classes && self.intervals != IntervalMethod::default() {
             return refuse(
                 Setting::Intervals,
-                &"split",
+                &self.intervals.name(),
                 "prediction intervals are for regression, and this target holds classes",
                 Hint::text("leave out ").name(Setting::Intervals),
             );
