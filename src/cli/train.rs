@@ -149,8 +149,8 @@ pub struct Settings {
     /// residuals and the networks' spread shrunk by what averaging removes from one
     /// network's error; cv-plus: each network's residuals around its own prediction, wider
     /// where the networks disagree, with a coverage guarantee; split: the prediction ± one
-    /// quantile of all of them, the same width everywhere (over 5 random splits of 11 data
-    /// sets at 0.9, mean coverage 0.901 for ensemble, 0.915 for cv-plus and 0.903 for
+    /// quantile of all of them, the same width everywhere (over 10 random splits of 11 data
+    /// sets at 0.9, mean coverage 0.901 for ensemble, 0.916 for cv-plus and 0.905 for
     /// split: see QUALITY.md)
     #[arg(long, value_enum, value_name = "HOW")]
     intervals: Option<IntervalsArg>,
