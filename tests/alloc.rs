@@ -225,4 +225,19 @@ fn training_steps_allocate_only_the_products_scratch() {
     // backward: dW for each layer, dx for all but the first).
     let failures = check(&network, 200, 128, 3 * 8 * STEPS, false);
     assert!(failures.is_empty(), "larger network: {failures:#?}");
+
+    // The same with a first layer told that half its inputs are one-hot columns: the split
+    // products keep their buffers from step to step.
+    let split = |hidden: &str, rng: &mut StdRng| {
+        let mut m = network(hidden, rng);
+        let one_hot: Vec<usize> = (100..200).collect();
+        m.layers_mut()[0] =
+            Box::new(Linear::new(200, 160, Init::He, rng).with_sparse_inputs(&one_hot));
+        m
+    };
+    let failures = check(&split, 200, 128, 3 * 8 * STEPS, false);
+    assert!(
+        failures.is_empty(),
+        "network with one-hot inputs: {failures:#?}"
+    );
 }

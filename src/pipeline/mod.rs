@@ -188,7 +188,10 @@ pub fn train_with(prepared: &Prepared, config: &TrainConfig, hooks: Hooks<'_>) -
 /// masks) drawn from `seed`.
 pub fn new_network(prepared: &Prepared, config: &TrainConfig, seed: u64) -> Sequential {
     build_network_with_dropout(
-        prepared.encoding.input_width(),
+        (
+            prepared.encoding.input_width(),
+            &prepared.encoding.one_hot_inputs(),
+        ),
         &config.hidden,
         prepared.encoding.target.width(),
         config.activation,

@@ -1187,6 +1187,21 @@ impl Encoding {
         self.features.iter().map(Feature::width).sum()
     }
 
+    /// The network inputs that are one-hot categories (nearly all zeros), in order: the
+    /// first layer's products can skip them
+    /// ([`Linear::with_sparse_inputs`](crate::nn::layers::Linear::with_sparse_inputs)).
+    pub fn one_hot_inputs(&self) -> Vec<usize> {
+        let mut start = 0;
+        let mut columns = Vec::new();
+        for f in &self.features {
+            if matches!(f, Feature::Categorical { .. }) {
+                columns.extend(start..start + f.width());
+            }
+            start += f.width();
+        }
+        columns
+    }
+
     /// Names of the columns a file must have for [`Encoding::inputs`].
     pub fn feature_names(&self) -> Vec<&str> {
         self.features.iter().map(Feature::name).collect()

@@ -48,13 +48,15 @@ pub fn build_network(
     activation: Activation,
     seed: u64,
 ) -> Sequential {
-    build_network_with_dropout(inputs, hidden, outputs, activation, 0.0, seed)
+    build_network_with_dropout((inputs, &[]), hidden, outputs, activation, 0.0, seed)
 }
 
 /// [`build_network`] with a [`Dropout`] of rate `dropout` after each hidden activation
-/// (none when `dropout` is 0); the masks are drawn from `seed` too.
+/// (none when `dropout` is 0; the masks are drawn from `seed` too), and the first layer
+/// told which of its `inputs` are `sparse_inputs`, one-hot columns it may skip the zeros of
+/// ([`Linear::with_sparse_inputs`]).
 pub fn build_network_with_dropout(
-    inputs: usize,
+    (inputs, sparse_inputs): (usize, &[usize]),
     hidden: &[usize],
     outputs: usize,
     activation: Activation,
@@ -68,8 +70,12 @@ pub fn build_network_with_dropout(
     };
     let mut model = Sequential::new();
     let mut width = inputs;
+    // The first layer may skip the inputs that are nearly all zeros; the others see dense ones.
+    let mut sparse = sparse_inputs;
     for &h in hidden {
-        model.push(Box::new(Linear::new(width, h, init, &mut rng)));
+        let layer = Linear::new(width, h, init, &mut rng).with_sparse_inputs(sparse);
+        sparse = &[];
+        model.push(Box::new(layer));
         match activation {
             Activation::Relu => model.push(Box::new(Relu::new())),
             Activation::Sigmoid => model.push(Box::new(Sigmoid::new())),
@@ -86,7 +92,8 @@ pub fn build_network_with_dropout(
     // probabilities, or the mean value) instead of confidently wrong; the hidden layers'
     // random weights already break the symmetry. On iris and digits this steadies early
     // stopping and lifts test accuracy by 1-3 points over a Glorot-initialised output layer.
-    model.push(Box::new(Linear::new(width, outputs, Init::Zeros, &mut rng)));
+    let last = Linear::new(width, outputs, Init::Zeros, &mut rng).with_sparse_inputs(sparse);
+    model.push(Box::new(last));
     model
 }
 
@@ -1149,7 +1156,7 @@ mod tests {
 
     #[test]
     fn dropout_goes_after_each_hidden_activation_and_is_off_when_validating() {
-        let net = build_network_with_dropout(3, &[4, 4], 2, Activation::Relu, 0.5, 1);
+        let net = build_network_with_dropout((3, &[]), &[4, 4], 2, Activation::Relu, 0.5, 1);
         let specs: Vec<String> = net.specs().iter().map(|s| s.to_string()).collect();
         assert_eq!(
             specs,
@@ -1164,7 +1171,7 @@ mod tests {
             ]
         );
         // Non-zero weights everywhere (the output layer starts at zero).
-        let mut net = build_network_with_dropout(2, &[16], 2, Activation::Relu, 0.5, 1);
+        let mut net = build_network_with_dropout((2, &[]), &[16], 2, Activation::Relu, 0.5, 1);
         let n = net.param_count();
         let weights: Vec<f32> = (0..n).map(|i| ((i * 7 % 11) as f32 - 5.0) / 10.0).collect();
         net.set_param_values(&weights);

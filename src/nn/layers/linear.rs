@@ -6,6 +6,7 @@ use ndarray_rand::rand::Rng;
 use ndarray_rand::rand_distr::{Normal, Uniform};
 
 use crate::nn::layer::{Layer, LayerSpec, Param, resized};
+use crate::nn::linalg::sparse_columns::SparseColumns;
 use crate::nn::linalg::{matmul, matmul_bias, sum_rows};
 
 /// How a [`Linear`] layer's weights start out. Biases always start at zero.
@@ -46,6 +47,9 @@ pub struct Linear {
     input: Array2<f32>,       // (B, I) the last forward's input: backward needs it for dW
     output: Array2<f32>,      // (B, O)
     grad_input: Array2<f32>,  // (B, I)
+    /// Input columns that are nearly all zeros (one-hot categories), whose zeros the
+    /// products skip: the same sums in another order ([`Linear::with_sparse_inputs`]).
+    sparse: Option<SparseColumns>,
 }
 
 impl Linear {
@@ -87,6 +91,27 @@ impl Linear {
             input: Array2::zeros((0, 0)),
             output: Array2::zeros((0, 0)),
             grad_input: Array2::zeros((0, 0)),
+            sparse: None,
+        }
+    }
+
+    /// The layer, told that its input columns `columns` are nearly all zeros (the one-hot
+    /// columns of a table's categories): `x·W` and `xᵀ·dy` then multiply only the other
+    /// columns and add a weight row for each non-zero of these
+    /// ([`SparseColumns`](crate::nn::linalg::sparse_columns::SparseColumns)). A speed-up
+    /// with no effect on the maths; ignored when too few columns are named to gain.
+    pub fn with_sparse_inputs(mut self, columns: &[usize]) -> Self {
+        self.sparse = SparseColumns::new(self.inputs(), columns);
+        self
+    }
+
+    /// `dW = xᵀ·dy` for the last forward's input.
+    fn weight_gradient(&mut self, grad_output: ArrayView2<f32>) {
+        match &mut self.sparse {
+            Some(split) => {
+                split.grad_weight(self.input.view(), grad_output, self.grad_weight.view_mut())
+            }
+            None => matmul(self.input.t(), grad_output, self.grad_weight.view_mut()),
         }
     }
 
@@ -149,7 +174,10 @@ impl Layer for Linear {
         resized(&mut self.input, rows, cols).assign(&input);
         let output = resized(&mut self.output, rows, self.weight.ncols());
         // y = x·W + b: (B, I)·(I, O) + (O) → (B, O)
-        matmul_bias(input, self.weight.view(), self.bias.view(), output);
+        match &mut self.sparse {
+            Some(split) => split.forward(input, self.weight.view(), self.bias.view(), output),
+            None => matmul_bias(input, self.weight.view(), self.bias.view(), output),
+        }
         self.output.view()
     }
 
@@ -157,16 +185,16 @@ impl Layer for Linear {
     /// `grad_output` (B, O) → grad_input (B, I).
     fn backward(&mut self, grad_output: ArrayView2<f32>) -> ArrayView2<'_, f32> {
         self.check(grad_output);
+        // dW = xᵀ·dy: (I, B)·(B, O) → (I, O); the transpose is a view, not a copy
+        self.weight_gradient(grad_output);
+        // db = Σ_rows dy: (O)
+        sum_rows(grad_output, self.grad_bias.view_mut());
+        // dx = dy·Wᵀ: (B, O)·(O, I) → (B, I)
         let grad_input = resized(
             &mut self.grad_input,
             grad_output.nrows(),
             self.weight.nrows(),
         );
-        // dW = xᵀ·dy: (I, B)·(B, O) → (I, O); the transpose is a view, not a copy
-        matmul(self.input.t(), grad_output, self.grad_weight.view_mut());
-        // db = Σ_rows dy: (O)
-        sum_rows(grad_output, self.grad_bias.view_mut());
-        // dx = dy·Wᵀ: (B, O)·(O, I) → (B, I)
         matmul(grad_output, self.weight.t(), grad_input);
         self.grad_input.view()
     }
@@ -175,7 +203,7 @@ impl Layer for Linear {
     /// gradient is never used, and for a wide input it is the step's largest product.
     fn backward_params_only(&mut self, grad_output: ArrayView2<f32>) {
         self.check(grad_output);
-        matmul(self.input.t(), grad_output, self.grad_weight.view_mut());
+        self.weight_gradient(grad_output);
         sum_rows(grad_output, self.grad_bias.view_mut());
     }
 
@@ -263,6 +291,42 @@ mod tests {
             epsilon = 1e-6
         );
         assert_abs_diff_eq!(*l.grad_bias(), array![1.5, 2.0, -1.0], epsilon = 1e-6);
+    }
+
+    #[test]
+    fn sparse_inputs_change_no_value() {
+        // 4 dense inputs, then two one-hot blocks of 10 (20 of 24 inputs: worth splitting).
+        let mut rng = StdRng::seed_from_u64(3);
+        let dense = Linear::new(24, 5, Init::He, &mut rng);
+        let (w, b) = (dense.weight().clone(), dense.bias().clone());
+        let mut dense = Linear::from_weights(w.clone(), b.clone());
+        let one_hot: Vec<usize> = (4..24).collect();
+        let mut split = Linear::from_weights(w, b).with_sparse_inputs(&one_hot);
+        assert!(split.sparse.is_some());
+        let x = Array2::from_shape_fn((6, 24), |(r, c)| match c {
+            0..4 => (r as f32 - c as f32) / 3.0,
+            4..14 => f32::from(c - 4 == r),
+            _ => f32::from(c - 14 == (2 * r) % 10),
+        });
+        let dy = Array2::from_shape_fn((6, 5), |(r, o)| (r * 5 + o) as f32 / 10.0 - 1.0);
+        let y = dense.forward(x.view()).to_owned();
+        assert_abs_diff_eq!(split.forward(x.view()).to_owned(), y, epsilon = 1e-5);
+        let dx = dense.backward(dy.view()).to_owned();
+        assert_abs_diff_eq!(split.backward(dy.view()).to_owned(), dx, epsilon = 1e-5);
+        assert_abs_diff_eq!(split.grad_weight(), dense.grad_weight(), epsilon = 1e-5);
+        assert_abs_diff_eq!(split.grad_bias(), dense.grad_bias(), epsilon = 1e-5);
+        // As a first layer: the parameter gradients alone, the same.
+        split.grad_weight.fill(f32::NAN);
+        split.forward(x.view());
+        split.backward_params_only(dy.view());
+        assert_abs_diff_eq!(split.grad_weight(), dense.grad_weight(), epsilon = 1e-5);
+        // Too few one-hot inputs to gain: the plain products.
+        assert!(
+            Linear::new(24, 5, Init::He, &mut rng)
+                .with_sparse_inputs(&[4, 5])
+                .sparse
+                .is_none()
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! the same operations at any thread count (`gemm` splits the output, never the sum).
 
 pub(crate) mod parallel;
+pub mod sparse_columns;
 pub mod threads;
 
 use gemm::Parallelism;
