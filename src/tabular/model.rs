@@ -299,8 +299,11 @@ impl Model {
         let file: ModelFile = serde_json::from_slice(bytes)
             .map_err(|e| bad(format!("the model file is damaged: {e}")))?;
         validate(&file).map_err(bad)?;
-        let network = build(&file.layers);
-        let ensemble = file.ensemble.iter().map(|layers| build(layers)).collect();
+        let one_hot = file.encoding.one_hot_inputs();
+        let network = build(&file.layers, &one_hot);
+        let ensemble = (file.ensemble.iter())
+            .map(|layers| build(layers, &one_hot))
+            .collect();
         Ok(Model {
             file,
             network,
@@ -915,21 +918,25 @@ fn first_duplicate(items: &[String]) -> Option<&str> {
         .map(String::as_str)
 }
 
-/// The network described by validated records.
-fn build(layers: &[LayerRecord]) -> Sequential {
+/// The network described by validated records, its first layer told which inputs are
+/// one-hot (`one_hot`) so that its product skips their zeros.
+fn build(layers: &[LayerRecord], one_hot: &[usize]) -> Sequential {
     let mut network = Sequential::new();
-    for layer in layers {
+    for (i, layer) in layers.iter().enumerate() {
         let boxed: Box<dyn Layer> = match layer {
             LayerRecord::Linear {
                 inputs,
                 outputs,
                 weight,
                 bias,
-            } => Box::new(Linear::from_weights(
-                Array2::from_shape_vec((*inputs, *outputs), weight.clone())
-                    .expect("validated: inputs × outputs weights"),
-                Array1::from(bias.clone()),
-            )),
+            } => Box::new(
+                Linear::from_weights(
+                    Array2::from_shape_vec((*inputs, *outputs), weight.clone())
+                        .expect("validated: inputs × outputs weights"),
+                    Array1::from(bias.clone()),
+                )
+                .with_sparse_inputs(if i == 0 { one_hot } else { &[] }),
+            ),
             LayerRecord::Relu => Box::new(Relu::new()),
             LayerRecord::Sigmoid => Box::new(Sigmoid::new()),
             LayerRecord::Tanh => Box::new(Tanh::new()),
