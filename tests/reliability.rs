@@ -1337,13 +1337,21 @@ fn a_signal_during_any_write_leaves_no_temporary_file() {
 
 /// Issue 20, item 12: Ctrl-C during the first network of the default 3-fold training
 /// saves that network with figures that describe it: out-of-fold over the 50 rows it did
-/// not train on (it read 0.32, a third of the truth, over all 150), and says so.
+/// not train on (it read 0.32, a third of the truth, over all 150), and says so. With two
+/// threads the first two networks train at the same time: both are saved, each judged on
+/// its own 50 rows.
 #[test]
 fn an_interrupted_k_fold_run_reports_the_rows_its_networks_were_judged_on() {
+    for threads in [1, 2] {
+        interrupted_k_fold_run(threads);
+    }
+}
+
+fn interrupted_k_fold_run(threads: usize) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let iris = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/iris.csv");
-    // Patience 0: the first network trains until interrupted.
+    // Patience 0: the first networks train until interrupted.
     let mut child = mlp(d)
         .args([
             "train",
@@ -1354,6 +1362,8 @@ fn an_interrupted_k_fold_run_reports_the_rows_its_networks_were_judged_on() {
             "0",
             "--model",
             "f.json",
+            "--threads",
+            &threads.to_string(),
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -1376,22 +1386,21 @@ fn an_interrupted_k_fold_run_reports_the_rows_its_networks_were_judged_on() {
         serde_json::from_slice(&std::fs::read(d.join("f.json")).unwrap()).unwrap();
     assert_eq!(
         model["ensemble"].as_array().map_or(0, Vec::len),
-        0,
-        "one network"
+        threads - 1,
+        "{threads} networks"
     );
+    let judged = 50 * threads;
     assert_eq!(model["training"]["train_rows"], 150);
-    assert_eq!(model["training"]["validation_rows"], 50);
+    assert_eq!(model["training"]["validation_rows"], judged);
     let accuracy = model["metrics"]["validation_accuracy"].as_f64().unwrap();
-    // 50 rows: a whole number of them right, and iris is learned within a second.
-    assert!(
-        ((accuracy * 50.0).round() - accuracy * 50.0).abs() < 1e-4,
-        "{accuracy}"
-    );
+    // A whole number of rows right, and iris is learned within a second.
+    let right = accuracy * judged as f64;
+    assert!((right.round() - right).abs() < 1e-4, "{accuracy}");
     assert!(accuracy >= 0.85, "{accuracy}\n{rest}");
     assert!(
         rest.contains(&format!(
-            "validation accuracy {accuracy:.4} (always \"setosa\": 0.3333) (out of fold on 50 \
-             of 150 rows: the folds trained before the interruption)"
+            "validation accuracy {accuracy:.4} (always \"setosa\": 0.3333) (out of fold on \
+             {judged} of 150 rows: the folds trained until the interruption)"
         )),
         "{rest}"
     );

@@ -946,7 +946,7 @@ impl Printer<'_> {
         let t = &model.file.training;
         if t.config.folds >= 2 && t.validation_rows < t.train_rows {
             summary.push_str(&format!(
-                " (out of fold on {} of {} rows: the folds trained before the interruption)",
+                " (out of fold on {} of {} rows: the folds trained until the interruption)",
                 t.validation_rows, t.train_rows
             ));
         }

@@ -208,8 +208,8 @@ fn train_folds<'a>(
     prepared: &Prepared,
     config: &TrainConfig,
     interrupt: Option<&'a AtomicBool>,
-    mut on_epoch: Option<&'a mut dyn FnMut(&EpochReport)>,
-    mut observer: Option<&'a mut dyn Observer>,
+    on_epoch: Option<&'a mut dyn FnMut(&EpochReport)>,
+    observer: Option<&'a mut dyn Observer>,
     comm: Option<&'a dyn Communicator>,
 ) -> Result<Trained> {
     let k = config.folds;
@@ -220,42 +220,32 @@ fn train_folds<'a>(
         Targets::Values(_) => None,
     };
     let fold = fold_rows(rows, classes, k, config.seed);
-    let mut loss = loss_for(
-        prepared.task,
-        config,
-        prepared.encoding.target.class_counts(),
-    )?;
+    let splits = (0..k)
+        .map(|f| fold_split(&fold, f, k))
+        .collect::<Result<Vec<_>>>()?;
+    let hooks = Hooks {
+        interrupt,
+        on_epoch,
+        observer,
+        comm,
+    };
     let mut networks = Vec::with_capacity(k);
     let mut best_epochs = Vec::with_capacity(k);
     let mut first_outcome = None;
     let mut out_of_fold = OutOfFold::new(rows, prepared.encoding.target.width());
-    for f in 0..k {
-        let (train_rows, val_rows) = fold_split(&fold, f, k)?;
-        // The first fold's epochs are the ones shown and watched.
-        let hooks = Hooks {
-            interrupt,
-            on_epoch: if f == 0 { on_epoch.take() } else { None },
-            observer: if f == 0 { observer.take() } else { None },
-            comm,
-        };
-        let seed = config.seed.wrapping_add(f as u64);
-        let rows = (train_rows.as_slice(), val_rows.as_slice());
-        let (mut network, outcome) = fit_fold(prepared, config, loss.as_mut(), rows, seed, hooks)?;
-        let (x_va, y_va) = (x.select(Axis(0), &val_rows), select(y, &val_rows));
+    for ((mut network, outcome), (_, val_rows)) in fit_folds(prepared, config, &splits, hooks)?
+        .into_iter()
+        .zip(&splits)
+    {
+        let (x_va, y_va) = (x.select(Axis(0), val_rows), select(y, val_rows));
         let validation = Batch {
             x: x_va.view(),
             y: &y_va,
         };
-        out_of_fold.add(&mut network, validation, &val_rows)?;
+        out_of_fold.add(&mut network, validation, val_rows)?;
         networks.push(network);
         best_epochs.push(outcome.best_epoch);
-        let stopped = outcome.stop == StopReason::Interrupted;
-        if f == 0 {
-            first_outcome = Some(outcome);
-        }
-        if stopped {
-            break;
-        }
+        first_outcome.get_or_insert(outcome);
     }
     let variance = match y {
         Targets::Values(_) => calibrate::spread(&mut networks, &prepared.encoding, x.view()),
@@ -281,6 +271,95 @@ fn train_folds<'a>(
         outcome,
         fold_epochs: best_epochs,
     })
+}
+
+/// Most bytes of training inputs for which the folds train at the same time: each fold
+/// copies its rows, so concurrent folds hold more memory at once.
+const CONCURRENT_BYTES: usize = 256 << 20;
+
+/// Trains one network per fold of `splits` (training rows, held-out rows), fold `f` with
+/// seed `config.seed + f`; the first fold's epochs go to `hooks`' `on_epoch` and
+/// `observer`. The networks are those of the folds trained, in order: all of them, or
+/// after an interruption those that had started.
+///
+/// With two threads or more, one process and inputs under [`CONCURRENT_BYTES`], the folds
+/// train at the same time, the first on this thread (with the hooks) and the others on as
+/// many more threads as there are threads beyond one. Each network's sums are the same as
+/// when trained alone (products give the same bits on any thread), so the model file is
+/// too.
+fn fit_folds(
+    prepared: &Prepared,
+    config: &TrainConfig,
+    splits: &[(Vec<usize>, Vec<usize>)],
+    mut hooks: Hooks<'_>,
+) -> Result<Vec<(Sequential, FitOutcome)>> {
+    let k = splits.len();
+    let (interrupt, comm) = (hooks.interrupt, hooks.comm);
+    let one = |f: usize, hooks: Hooks<'_>| -> Result<(Sequential, FitOutcome)> {
+        let mut loss = loss_for(
+            prepared.task,
+            config,
+            prepared.encoding.target.class_counts(),
+        )?;
+        let (train_rows, val_rows) = &splits[f];
+        let seed = config.seed.wrapping_add(f as u64);
+        let rows = (train_rows.as_slice(), val_rows.as_slice());
+        fit_fold(prepared, config, loss.as_mut(), rows, seed, hooks)
+    };
+    let quiet = |comm| Hooks {
+        interrupt,
+        on_epoch: None,
+        observer: None,
+        comm,
+    };
+    let threads = crate::nn::linalg::threads::num_threads().min(k);
+    let bytes = prepared.x_train.len() * std::mem::size_of::<f32>();
+    if threads < 2 || comm.is_some() || bytes > CONCURRENT_BYTES {
+        let mut trained = Vec::with_capacity(k);
+        for f in 0..k {
+            let fold_hooks = match f {
+                0 => std::mem::replace(&mut hooks, quiet(comm)),
+                _ => quiet(comm),
+            };
+            let (network, outcome) = one(f, fold_hooks)?;
+            let stopped = outcome.stop == StopReason::Interrupted;
+            trained.push((network, outcome));
+            if stopped {
+                break;
+            }
+        }
+        return Ok(trained);
+    }
+    // Folds 1.. are taken in order by whichever thread is free; none starts after an
+    // interruption.
+    let next = std::sync::atomic::AtomicUsize::new(1);
+    type Slot = std::sync::Mutex<Option<Result<(Sequential, FitOutcome)>>>;
+    let results: Vec<Slot> = (0..k).map(|_| Slot::new(None)).collect();
+    let take_folds = || {
+        loop {
+            let f = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if f >= k || interrupt.is_some_and(|i| i.load(std::sync::atomic::Ordering::SeqCst)) {
+                break;
+            }
+            let result = one(f, quiet(None));
+            *results[f].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(take_folds);
+        }
+        *results[0].lock().unwrap_or_else(|e| e.into_inner()) = Some(one(0, hooks));
+        take_folds();
+    });
+    let mut trained = Vec::with_capacity(k);
+    for result in results {
+        match result.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(result) => trained.push(result?),
+            None => break,
+        }
+    }
+    Ok(trained)
 }
 
 /// The rows (training, held out) of fold `f` of `k`, given each row's fold; refused when
