@@ -314,7 +314,10 @@ fn fit_folds(
         observer: None,
         comm,
     };
-    let threads = crate::nn::linalg::threads::num_threads().min(k);
+    use crate::nn::linalg::threads::{num_threads, with_share};
+    let threads = num_threads().min(k);
+    // The folds at the same time split their products over their share of the threads.
+    let share = num_threads() / threads.max(1);
     let bytes = prepared.x_train.len() * std::mem::size_of::<f32>();
     if threads < 2 || comm.is_some() || bytes > CONCURRENT_BYTES {
         let mut trained = Vec::with_capacity(k);
@@ -343,7 +346,7 @@ fn fit_folds(
             if f >= k || interrupt.is_some_and(|i| i.load(std::sync::atomic::Ordering::SeqCst)) {
                 break;
             }
-            let result = one(f, quiet(None));
+            let result = with_share(share, || one(f, quiet(None)));
             *results[f].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
         }
     };
@@ -351,7 +354,8 @@ fn fit_folds(
         for _ in 1..threads {
             scope.spawn(take_folds);
         }
-        *results[0].lock().unwrap_or_else(|e| e.into_inner()) = Some(one(0, hooks));
+        *results[0].lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(with_share(share, || one(0, hooks)));
         take_folds();
     });
     let mut trained = Vec::with_capacity(k);

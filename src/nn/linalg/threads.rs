@@ -11,6 +11,22 @@ use crate::error::{Error, Result, Setting};
 
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
+thread_local! {
+    /// While this thread runs [`with_share`]'s work: its share of the threads (0: all).
+    static SHARE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `work` with [`num_threads`] at most `share` (at least 1) on this thread: for work
+/// that runs beside other such work on other threads (k-fold networks trained at the same
+/// time), so that together they split their products over about as many threads as the
+/// process has, not each over all of them.
+pub fn with_share<R>(share: usize, work: impl FnOnce() -> R) -> R {
+    let before = SHARE.with(|s| s.replace(share.max(1)));
+    let result = work();
+    SHARE.with(|s| s.set(before));
+    result
+}
+
 /// Fixes the thread count for the rest of the process (`0` restores the default).
 ///
 /// The [`pool`]'s workers are started once, at the first parallel pass, with the count in
@@ -42,6 +58,14 @@ pub fn from_env() -> Result<Option<usize>> {
 /// The default is worked out once (reading the environment and the CPU affinity costs
 /// system calls, and this is asked before every matrix product).
 pub fn num_threads() -> usize {
+    match SHARE.with(std::cell::Cell::get) {
+        0 => all_threads(),
+        share => share.min(all_threads()),
+    }
+}
+
+/// [`num_threads`] for the whole process, whatever [`with_share`] says on this thread.
+fn all_threads() -> usize {
     static DEFAULT: OnceLock<usize> = OnceLock::new();
     match THREADS.load(Ordering::Relaxed) {
         0 => *DEFAULT.get_or_init(|| {
@@ -60,7 +84,7 @@ pub(crate) fn pool() -> &'static rayon::ThreadPool {
     static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
     POOL.get_or_init(|| {
         rayon::ThreadPoolBuilder::new()
-            .num_threads(num_threads())
+            .num_threads(all_threads())
             .thread_name(|i| format!("mlp-worker-{i}"))
             .build()
             .expect("starting the worker threads")
