@@ -90,3 +90,26 @@ pub(crate) fn pool() -> &'static rayon::ThreadPool {
             .expect("starting the worker threads")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_limits_this_thread_only_and_ends_with_its_work() {
+        let all = all_threads();
+        assert_eq!(with_share(1, num_threads), 1);
+        // No share beyond the process's threads, none below one.
+        assert_eq!(with_share(usize::MAX, num_threads), all);
+        assert_eq!(with_share(0, num_threads), 1);
+        // Nested shares: the inner one while it runs, then the outer one again.
+        let (inner, outer) = with_share(usize::MAX, || (with_share(1, num_threads), num_threads()));
+        assert_eq!((inner, outer), (1, all));
+        // Another thread keeps every thread.
+        with_share(1, || {
+            let other = std::thread::spawn(num_threads).join().unwrap();
+            assert_eq!(other, all);
+        });
+        assert_eq!(num_threads(), all);
+    }
+}
