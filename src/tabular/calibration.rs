@@ -264,17 +264,9 @@ impl Interval {
                 spread,
             } => {
                 assert_eq!(members.len(), folds.len(), "one prediction per network");
-                let moved: Vec<f64>;
-                let members = if *spread == 1.0 {
-                    members
-                } else {
-                    moved = (members.iter())
-                        .map(|m| prediction + spread * (m - prediction))
-                        .collect();
-                    &moved
-                };
-                let lower = nth_of_union(folds, members, -1.0, *rank);
-                let upper = nth_of_union(folds, members, 1.0, *rank);
+                let centre = (prediction, *spread);
+                let lower = nth_of_union(folds, members, centre, -1.0, *rank);
+                let upper = nth_of_union(folds, members, centre, 1.0, *rank);
                 (lower, upper)
             }
         }
@@ -288,15 +280,30 @@ impl Interval {
 
 /// For `side` 1: the `t`-th largest of `{ members[k] + r }` over every residual `r` of
 /// `folds[k]`, each kept residual counting as the rows it stands for (see [`Residuals`]);
-/// for `side` −1, the `t`-th smallest of `{ members[k] − r }`.
+/// for `side` −1, the `t`-th smallest of `{ members[k] − r }`. Each member is first moved
+/// towards the prediction, `ŷ + spread·(μ_k − ŷ)`, with `centre` = `(ŷ, spread)` (left as
+/// it is for spread 1, plain CV+).
 ///
 /// Written as the `t`-th largest of `{ side·members[k] + r }` (times `side`), it is found
 /// without merging the lists: a candidate `c = s_k + r` is at or beyond the answer when at
 /// least `t` values are `≥ c`, a count that falls as `c` rises and takes one binary search
 /// per list; so a binary search over each list finds its largest such candidate, and the
 /// answer is the largest of those. `O(K² log² n)` per row for `K` lists of `n`.
-fn nth_of_union(folds: &[Residuals], members: &[f64], side: f64, t: usize) -> f64 {
-    let shifts = || members.iter().map(|m| side * m);
+fn nth_of_union(
+    folds: &[Residuals],
+    members: &[f64],
+    (prediction, spread): (f64, f64),
+    side: f64,
+    t: usize,
+) -> f64 {
+    let moved = |m: f64| {
+        if spread == 1.0 {
+            m
+        } else {
+            prediction + spread * (m - prediction)
+        }
+    };
+    let shifts = || members.iter().map(|&m| side * moved(m));
     // Values `≥ c`, counted in rows.
     let at_least = |c: f64| -> usize {
         (folds.iter().zip(shifts()))
