@@ -27,13 +27,9 @@ pub const MIN_SPARSE: (usize, f64) = (16, 0.25);
 /// buffers the split products work in (sized at the first batch, reused after).
 #[derive(Debug, Clone)]
 pub struct SparseColumns {
-    /// The dense columns, in order.
-    dense: Vec<usize>,
-    /// The mostly-zero columns, in order.
-    sparse: Vec<usize>,
-    /// The dense columns as runs of neighbours.
+    /// The dense columns, as runs of neighbours.
     dense_runs: Vec<Range<usize>>,
-    /// The mostly-zero columns as runs of neighbours.
+    /// The mostly-zero columns, as runs of neighbours.
     sparse_runs: Vec<Range<usize>>,
     /// The last forward's dense columns `(B, D)`, kept for the weight gradient.
     x_dense: Array2<f32>,
@@ -57,8 +53,6 @@ impl SparseColumns {
             SparseColumns {
                 dense_runs: runs(&dense),
                 sparse_runs: runs(&sparse),
-                dense,
-                sparse,
                 x_dense: Array2::zeros((0, 0)),
                 w_dense: Array2::zeros((0, 0)),
                 g_dense: Array2::zeros((0, 0)),
@@ -67,8 +61,13 @@ impl SparseColumns {
     }
 
     /// The mostly-zero columns.
-    pub fn sparse(&self) -> &[usize] {
-        &self.sparse
+    pub fn sparse(&self) -> Vec<usize> {
+        self.sparse_runs.iter().flat_map(Range::clone).collect()
+    }
+
+    /// How many columns are dense.
+    fn dense(&self) -> usize {
+        self.dense_runs.iter().map(ExactSizeIterator::len).sum()
     }
 
     /// `y = x·w + bias`: the dense columns' product, then for every non-zero `x[r, j]` of a
@@ -83,24 +82,18 @@ impl SparseColumns {
         bias: ArrayView1<f32>,
         mut y: ArrayViewMut2<f32>,
     ) {
-        let (rows, outputs, d) = (x.nrows(), w.ncols(), self.dense.len());
+        let (rows, outputs, d) = (x.nrows(), w.ncols(), self.dense());
         let (x, w) = (x.as_standard_layout(), w.as_standard_layout());
         let (xs, ws) = (flat(x.view()), flat(w.view()));
         let inputs = x.ncols();
         let x_dense = resized(&mut self.x_dense, rows, d);
         let to = x_dense.into_slice().expect("a new array is contiguous");
         for (to, from) in to.chunks_exact_mut(d.max(1)).zip(xs.chunks_exact(inputs)) {
-            let mut at = 0;
-            for run in &self.dense_runs {
-                to[at..at + run.len()].copy_from_slice(&from[run.clone()]);
-                at += run.len();
-            }
+            gather(&self.dense_runs, from, to, 1);
         }
         let w_dense = resized(&mut self.w_dense, d, outputs);
         let to = w_dense.into_slice().expect("a new array is contiguous");
-        for (to, &c) in to.chunks_exact_mut(outputs).zip(&self.dense) {
-            to.copy_from_slice(&ws[c * outputs..(c + 1) * outputs]);
-        }
+        gather(&self.dense_runs, ws, to, outputs);
         matmul_bias(self.x_dense.view(), self.w_dense.view(), bias, y.view_mut());
         for (r, from) in xs.chunks_exact(inputs).enumerate() {
             let mut out = y.row_mut(r);
@@ -118,20 +111,21 @@ impl SparseColumns {
     /// # Shapes
     /// `x` (B, I), `dy` (B, O), `g` (I, O).
     pub fn grad_weight(&mut self, x: ArrayView2<f32>, dy: ArrayView2<f32>, g: ArrayViewMut2<f32>) {
-        let (d, outputs) = (self.dense.len(), dy.ncols());
+        let (d, outputs) = (self.dense(), dy.ncols());
         let g_dense = resized(&mut self.g_dense, d, outputs);
         matmul(self.x_dense.t(), dy, g_dense);
         let mut g = g;
         let gs = g.as_slice_mut().expect("gradients are kept contiguous");
         let row = |c: usize| c * outputs..(c + 1) * outputs;
-        for (from, &c) in flat(self.g_dense.view())
-            .chunks_exact(outputs)
-            .zip(&self.dense)
-        {
-            gs[row(c)].copy_from_slice(from);
+        // Back to the dense columns' rows, then the sparse ones' start at zero.
+        let (from, mut at) = (flat(self.g_dense.view()), 0);
+        for run in &self.dense_runs {
+            let len = run.len() * outputs;
+            gs[run.start * outputs..run.end * outputs].copy_from_slice(&from[at..at + len]);
+            at += len;
         }
-        for &c in &self.sparse {
-            gs[row(c)].fill(0.0);
+        for run in &self.sparse_runs {
+            gs[run.start * outputs..run.end * outputs].fill(0.0);
         }
         let (x, dy) = (x.as_standard_layout(), dy.as_standard_layout());
         let inputs = x.ncols();
@@ -143,6 +137,17 @@ impl SparseColumns {
                 add_scaled(&mut gs[row(c)], v, grad);
             }
         }
+    }
+}
+
+/// The blocks of `width` values of `from` at the `runs` (block `c` is `from[c·width..]`),
+/// one after another into `to`.
+fn gather(runs: &[Range<usize>], from: &[f32], to: &mut [f32], width: usize) {
+    let mut at = 0;
+    for run in runs {
+        let len = run.len() * width;
+        to[at..at + len].copy_from_slice(&from[run.start * width..run.end * width]);
+        at += len;
     }
 }
 
