@@ -273,6 +273,8 @@ struct Tally {
     confusion: Vec<f64>,
     /// (positive-class or per-class probabilities, class) of each row, for the ROC AUC.
     scored: Vec<(Vec<f32>, usize)>,
+    /// The model's outputs for every row, if asked for.
+    outputs: Option<Array2<f32>>,
 }
 
 /// [`evaluate_together`] with `metric` computed too (over every process's rows). Collective.
@@ -282,6 +284,17 @@ pub fn judge(
     comm: &dyn Communicator,
     metric: Metric,
 ) -> Result<Judged> {
+    Ok(judge_keeping(model, data, comm, metric, false)?.0)
+}
+
+/// [`judge`], and with `keep` the model's outputs for this process's rows of `data`.
+fn judge_keeping(
+    model: &mut Sequential,
+    data: Batch<'_>,
+    comm: &dyn Communicator,
+    metric: Metric,
+    keep: bool,
+) -> Result<(Judged, Option<Array2<f32>>)> {
     model.set_training(false);
     let rows = data.x.nrows();
     // Rows, then (for values) their sum: the mean the R² compares with.
@@ -291,7 +304,7 @@ pub fn judge(
     }
     comm.sum_f64(&mut count);
     let (all_rows, mean) = (count[0].max(1.0), count[1] / count[0].max(1.0));
-    let mut tally = tally_rows(model, data, mean, metric == Metric::RocAuc)?;
+    let mut tally = tally_rows(model, data, mean, metric == Metric::RocAuc, keep)?;
     comm.sum_f64(&mut tally.sums);
     comm.sum_f64(&mut tally.confusion);
     let [total, ss_res, ss_tot, abs] = tally.sums;
@@ -326,20 +339,23 @@ pub fn judge(
             (r2, score)
         }
     };
-    Ok(Judged {
+    let judged = Judged {
         loss,
         metric: metric_value as f32,
         score: score as f32,
-    })
+    };
+    Ok((judged, tally.outputs))
 }
 
 /// One process's sums over its rows of `data`; `mean` is the values' mean over every
-/// process, and with `probabilities` each row's class probabilities are kept.
+/// process; with `probabilities` each row's class probabilities are kept, and with `keep`
+/// its outputs.
 fn tally_rows(
     model: &mut Sequential,
     data: Batch<'_>,
     mean: f64,
     probabilities: bool,
+    keep: bool,
 ) -> Result<Tally> {
     let mut ce = SoftmaxCrossEntropy::new();
     let mut mse = Mse::new();
@@ -356,11 +372,15 @@ fn tally_rows(
             }
         ],
         scored: Vec::new(),
+        outputs: keep.then(|| Array2::zeros((rows, k))),
     };
     for start in (0..rows).step_by(EVAL_CHUNK) {
         let end = (start + EVAL_CHUNK).min(rows);
         let x = data.x.slice(ndarray::s![start..end, ..]);
         let out = model.forward(x);
+        if let Some(outputs) = tally.outputs.as_mut() {
+            outputs.slice_mut(ndarray::s![start..end, ..]).assign(&out);
+        }
         match data.y {
             Targets::Classes(c) => {
                 let c = &c[start..end];
@@ -443,6 +463,15 @@ pub trait Observer {
 
     /// After every epoch, with the weights as they are at its end.
     fn after_epoch(&mut self, _report: &EpochReport, _model: &mut Sequential) {}
+
+    /// Whether [`Observer::held_out`] should be called (keeping the outputs costs a copy).
+    fn wants_held_out(&self) -> bool {
+        false
+    }
+
+    /// After every epoch's validation, before [`Observer::after_epoch`]: the network's
+    /// outputs for (this process's) validation rows, when [`Observer::wants_held_out`].
+    fn held_out(&mut self, _outputs: ArrayView2<f32>) {}
 }
 
 /// Several observers, called in order.
@@ -462,6 +491,16 @@ impl Observer for Vec<&mut dyn Observer> {
     fn after_epoch(&mut self, report: &EpochReport, model: &mut Sequential) {
         for o in self.iter_mut() {
             o.after_epoch(report, model);
+        }
+    }
+
+    fn wants_held_out(&self) -> bool {
+        self.iter().any(|o| o.wants_held_out())
+    }
+
+    fn held_out(&mut self, outputs: ArrayView2<f32>) {
+        for o in self.iter_mut().filter(|o| o.wants_held_out()) {
+            o.held_out(outputs);
         }
     }
 }
@@ -609,11 +648,11 @@ pub fn fit_epochs(
     // (with other processes: theirs too).
     let comm = hooks.comm.unwrap_or(&Solo);
     let metric = config.metric;
-    let monitor = |model: &mut Sequential| match validation {
-        Some(v) => judge(model, v, comm, metric),
-        None => judge(model, train, comm, metric),
+    let monitor = |model: &mut Sequential, keep: bool| match validation {
+        Some(v) => judge_keeping(model, v, comm, metric, keep),
+        None => Ok((judge(model, train, comm, metric)?, None)),
     };
-    let initial_loss = monitor(model)?.loss;
+    let initial_loss = monitor(model, false)?.0.loss;
     let mut best = Best::new(model.param_count());
     let mut history = History::default();
     let mut stop = StopReason::Completed;
@@ -635,7 +674,11 @@ pub fn fit_epochs(
         };
         // The running training loss describes the weights *during* the epoch; the weights
         // kept must be judged as they are now.
-        let judged = monitor(model)?;
+        let keep = hooks.observer.as_ref().is_some_and(|o| o.wants_held_out());
+        let (judged, outputs) = monitor(model, keep)?;
+        if let (Some(observer), Some(outputs)) = (hooks.observer.as_mut(), outputs) {
+            observer.held_out(outputs.view());
+        }
         let monitored = judged.loss;
         history.train_loss.push(train_loss);
         if validation.is_some() {
@@ -1398,6 +1441,68 @@ mod tests {
         assert_eq!(best_loss, out.best_loss);
         assert!(out.improved() && out.initial_loss > 0.69, "{out:?}");
         assert!(best_loss < 0.05, "{best_loss}");
+    }
+
+    /// Records the validation outputs [`Observer::held_out`] is given, and the model's own
+    /// outputs for the same rows at the end of the epoch.
+    struct HeldOutRecorder<'a> {
+        x: ArrayView2<'a, f32>,
+        given: Vec<Array2<f32>>,
+        own: Vec<Array2<f32>>,
+    }
+
+    impl Observer for HeldOutRecorder<'_> {
+        fn wants_held_out(&self) -> bool {
+            true
+        }
+
+        fn held_out(&mut self, outputs: ArrayView2<f32>) {
+            self.given.push(outputs.to_owned());
+        }
+
+        fn after_epoch(&mut self, _report: &EpochReport, model: &mut Sequential) {
+            self.own.push(model.forward(self.x).to_owned());
+        }
+    }
+
+    #[test]
+    fn observers_that_ask_see_every_epochs_validation_outputs() {
+        let (x, y) = xor();
+        let config = TrainConfig {
+            hidden: vec![4],
+            epochs: 3,
+            batch_size: 2,
+            patience: 0,
+            ..TrainConfig::default()
+        };
+        let mut model = build_network(2, &config.hidden, 2, config.activation, 3);
+        let mut loss = SoftmaxCrossEntropy::new();
+        let mut opt = config.build_optimizer().unwrap();
+        let data = Batch { x: x.view(), y: &y };
+        let mut recorder = HeldOutRecorder {
+            x: x.view(),
+            given: Vec::new(),
+            own: Vec::new(),
+        };
+        let mut observers: Vec<&mut dyn Observer> = vec![&mut recorder];
+        let hooks = Hooks {
+            observer: Some(&mut observers),
+            ..Hooks::default()
+        };
+        let cfg = &config;
+        fit(
+            &mut model,
+            &mut loss,
+            opt.as_mut(),
+            data,
+            Some(data),
+            cfg,
+            hooks,
+        )
+        .unwrap();
+        assert_eq!(recorder.given.len(), 3);
+        assert_eq!(recorder.given, recorder.own);
+        assert_ne!(recorder.given[0], recorder.given[2], "the weights moved");
     }
 
     /// A loss that follows `inner` (or climbs it, with `ascend`) for `finite_calls`
