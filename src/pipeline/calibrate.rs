@@ -7,7 +7,8 @@
 //! averages the networks' softmax probabilities (`predict`, `eval`, the ONNX and Rust
 //! exports alike). For values, the residuals are the held-out predictions' `|y − ŷ|` in the
 //! target's units, and an interval is the model's (ensemble's) prediction ± their conformal
-//! quantile.
+//! quantile. A fold's held-out predictions come from the epoch the other half of its rows
+//! chose ([`HalfSelected`]), so that no residual is flattered by early stopping.
 
 use ndarray::{Array2, ArrayView2, s};
 
@@ -87,6 +88,80 @@ pub fn raw_outputs(network: &mut Sequential, x: ArrayView2<f32>) -> Array2<f32> 
         all.slice_mut(s![start..end, ..]).assign(&part);
     }
     out.unwrap_or_else(|| Array2::zeros((0, 0)))
+}
+
+/// Early stopping keeps the epoch whose held-out error is least, so at that epoch the
+/// held-out rows' errors are a little smaller than a new row's: the rows chose the epoch.
+/// This watches a network's held-out rows in two halves (alternate rows) instead, and
+/// keeps each half's outputs from the epoch the *other* half judged best, so no row's
+/// residual comes from an epoch it helped choose.
+pub struct HalfSelected<'a> {
+    x: ArrayView2<'a, f32>,
+    y: ArrayView2<'a, f32>,
+    /// Judge by absolute errors (`--metric mae`), else by squared ones.
+    absolute: bool,
+    /// The least error of each half so far.
+    best: [f64; 2],
+    /// Each row's outputs from the epoch the other half judged best (while it has one).
+    outputs: Array2<f32>,
+    chosen: [bool; 2],
+}
+
+impl<'a> HalfSelected<'a> {
+    /// Watches held-out inputs `x` with targets `y` (as the network outputs them).
+    pub fn new(x: ArrayView2<'a, f32>, y: ArrayView2<'a, f32>, absolute: bool) -> Self {
+        HalfSelected {
+            x,
+            y,
+            absolute,
+            best: [f64::INFINITY; 2],
+            outputs: Array2::zeros(y.raw_dim()),
+            chosen: [false; 2],
+        }
+    }
+
+    /// The outputs kept, and `network`'s own for a half the other never judged (training
+    /// stopped before any finite epoch).
+    pub fn into_outputs(mut self, network: &mut Sequential) -> Array2<f32> {
+        if !self.chosen.iter().all(|&c| c) {
+            let own = raw_outputs(network, self.x);
+            for (i, mut row) in self.outputs.rows_mut().into_iter().enumerate() {
+                if !self.chosen[1 - i % 2] {
+                    row.assign(&own.row(i));
+                }
+            }
+        }
+        self.outputs
+    }
+}
+
+impl crate::train::Observer for HalfSelected<'_> {
+    fn wants_held_out(&self) -> bool {
+        true
+    }
+
+    fn held_out(&mut self, outputs: ArrayView2<f32>) {
+        let mut error = [0f64; 2];
+        for (i, (o, t)) in outputs.rows().into_iter().zip(self.y.rows()).enumerate() {
+            let e: f64 = (o.iter().zip(t))
+                .map(|(&o, &t)| (o - t) as f64)
+                .map(|d| if self.absolute { d.abs() } else { d * d })
+                .sum();
+            error[i % 2] += e;
+        }
+        for (half, &error) in error.iter().enumerate() {
+            if error < self.best[half] {
+                self.best[half] = error;
+                self.chosen[half] = true;
+                // The rows of the other half take this epoch's outputs.
+                for (i, row) in outputs.rows().into_iter().enumerate() {
+                    if i % 2 != half {
+                        self.outputs.row_mut(i).assign(&row);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Most training rows [`spread`] reads: evenly spaced ones beyond this.
@@ -186,9 +261,11 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/houses.csv");
         let mut request = TrainRequest::new(path);
         request.target = Some("price".into());
+        // One epoch: the epoch each half of a fold's rows chooses for the other half
+        // (`HalfSelected`) is the network's own.
         request.config = TrainConfig {
             hidden: vec![8],
-            epochs: 5,
+            epochs: 1,
             ..TrainConfig::default()
         };
         let prepared = prepare(&request).unwrap();
@@ -216,6 +293,55 @@ mod tests {
                 .collect();
             own.sort_by(f64::total_cmp);
             assert_eq!(residuals.folds[k].absolute, own, "network {k}");
+        }
+    }
+
+    /// Each half of the held-out rows (alternate rows) takes its outputs from the epoch the
+    /// other half judged best.
+    #[test]
+    fn each_half_keeps_the_outputs_of_the_epoch_the_other_half_chose() {
+        use crate::train::Observer;
+        let x = ndarray::Array2::<f32>::zeros((4, 1));
+        let y = ndarray::array![[0.0f32], [0.0], [0.0], [0.0]];
+        let mut halves = super::HalfSelected::new(x.view(), y.view(), false);
+        // Rows 0 and 2 (half 0) are best at epoch 2, rows 1 and 3 (half 1) at epoch 1.
+        let epochs = [
+            ndarray::array![[3.0f32], [1.0], [3.0], [1.0]],
+            ndarray::array![[1.0f32], [2.0], [1.0], [2.0]],
+            ndarray::array![[2.0f32], [3.0], [2.0], [3.0]],
+        ];
+        for outputs in &epochs {
+            halves.held_out(outputs.view());
+        }
+        let mut network = crate::nn::sequential::Sequential::new();
+        let kept = halves.into_outputs(&mut network);
+        // Half 0's rows from half 1's best epoch (1); half 1's from half 0's (2).
+        assert_eq!(kept, ndarray::array![[3.0f32], [2.0], [3.0], [2.0]]);
+    }
+
+    /// By absolute errors (`--metric mae`) a half can choose another epoch than by squares.
+    #[test]
+    fn halves_judged_by_absolute_errors_choose_by_them() {
+        use crate::train::Observer;
+        let x = ndarray::Array2::<f32>::zeros((4, 1));
+        let y = ndarray::array![[0.0f32], [0.0], [0.0], [0.0]];
+        // Half 1 (rows 1, 3): epoch 1 errs 0 and 3 (squares 9, absolute 3), epoch 2 errs
+        // 2 and 2 (squares 8, absolute 4). Half 0 is best at epoch 1 either way.
+        let epochs = [
+            ndarray::array![[0.0f32], [0.0], [0.0], [3.0]],
+            ndarray::array![[5.0f32], [2.0], [5.0], [2.0]],
+        ];
+        for (absolute, want) in [(false, 5.0f32), (true, 0.0)] {
+            let mut halves = super::HalfSelected::new(x.view(), y.view(), absolute);
+            for outputs in &epochs {
+                halves.held_out(outputs.view());
+            }
+            let kept = halves.into_outputs(&mut crate::nn::sequential::Sequential::new());
+            assert_eq!(
+                kept.column(0).to_vec(),
+                [want, 0.0, want, 3.0],
+                "{absolute}"
+            );
         }
     }
 

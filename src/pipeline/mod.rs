@@ -23,7 +23,7 @@ pub use prepare::{MissingPolicy, Prepared, TrainRequest, prepare, prepare_bytes,
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use ndarray::Axis;
+use ndarray::{Array2, Axis};
 
 use crate::data::{ReadOptions, Table};
 use crate::error::{Error, Hint, Result, Setting};
@@ -233,16 +233,17 @@ fn train_folds<'a>(
     let mut best_epochs = Vec::with_capacity(k);
     let mut first_outcome = None;
     let mut out_of_fold = OutOfFold::new(rows, prepared.encoding.target.width());
-    for ((mut network, outcome), (_, val_rows)) in fit_folds(prepared, config, &splits, hooks)?
-        .into_iter()
-        .zip(&splits)
+    for ((mut network, outcome, honest), (_, val_rows)) in
+        fit_folds(prepared, config, &splits, hooks)?
+            .into_iter()
+            .zip(&splits)
     {
         let (x_va, y_va) = (x.select(Axis(0), val_rows), select(y, val_rows));
         let validation = Batch {
             x: x_va.view(),
             y: &y_va,
         };
-        out_of_fold.add(&mut network, validation, val_rows)?;
+        out_of_fold.add(&mut network, validation, val_rows, honest)?;
         networks.push(network);
         best_epochs.push(outcome.best_epoch);
         first_outcome.get_or_insert(outcome);
@@ -294,10 +295,10 @@ fn fit_folds(
     config: &TrainConfig,
     splits: &[(Vec<usize>, Vec<usize>)],
     mut hooks: Hooks<'_>,
-) -> Result<Vec<(Sequential, FitOutcome)>> {
+) -> Result<Vec<Fitted>> {
     let k = splits.len();
     let (interrupt, comm) = (hooks.interrupt, hooks.comm);
-    let one = |f: usize, hooks: Hooks<'_>| -> Result<(Sequential, FitOutcome)> {
+    let one = |f: usize, hooks: Hooks<'_>| -> Result<Fitted> {
         let mut loss = loss_for(
             prepared.task,
             config,
@@ -326,9 +327,9 @@ fn fit_folds(
                 0 => std::mem::replace(&mut hooks, quiet(comm)),
                 _ => quiet(comm),
             };
-            let (network, outcome) = one(f, fold_hooks)?;
-            let stopped = outcome.stop == StopReason::Interrupted;
-            trained.push((network, outcome));
+            let fitted = one(f, fold_hooks)?;
+            let stopped = fitted.1.stop == StopReason::Interrupted;
+            trained.push(fitted);
             if stopped {
                 break;
             }
@@ -338,7 +339,7 @@ fn fit_folds(
     // Folds 1.. are taken in order by whichever thread is free; none starts after an
     // interruption.
     let next = std::sync::atomic::AtomicUsize::new(1);
-    type Slot = std::sync::Mutex<Option<Result<(Sequential, FitOutcome)>>>;
+    type Slot = std::sync::Mutex<Option<Result<Fitted>>>;
     let results: Vec<Slot> = (0..k).map(|_| Slot::new(None)).collect();
     let take_folds = || {
         loop {
@@ -385,8 +386,14 @@ fn fold_split(fold: &[usize], f: usize, k: usize) -> Result<(Vec<usize>, Vec<usi
     Ok((train_rows, val_rows))
 }
 
+/// A fold's network, how its training went, and (for values) its held-out rows' outputs
+/// from [`calibrate::HalfSelected`].
+type Fitted = (Sequential, FitOutcome, Option<Array2<f32>>);
+
 /// Trains a network of seed `seed` on the `rows` (training, held out) of `prepared`'s
-/// training rows, early-stopping on the held-out ones.
+/// training rows, early-stopping on the held-out ones; for values, also their outputs to
+/// take residuals from, each half's from the epoch the other half judged best
+/// ([`calibrate::HalfSelected`]).
 fn fit_fold(
     prepared: &Prepared,
     config: &TrainConfig,
@@ -394,7 +401,7 @@ fn fit_fold(
     (train_rows, val_rows): (&[usize], &[usize]),
     seed: u64,
     hooks: Hooks<'_>,
-) -> Result<(Sequential, FitOutcome)> {
+) -> Result<Fitted> {
     let (x, y) = (&prepared.x_train, &prepared.y_train);
     let (x_tr, y_tr) = (x.select(Axis(0), train_rows), select(y, train_rows));
     let (x_va, y_va) = (x.select(Axis(0), val_rows), select(y, val_rows));
@@ -413,6 +420,39 @@ fn fit_fold(
         y: &y_va,
     };
     let opt = optimizer.as_mut();
+    let Targets::Values(y_values) = &y_va else {
+        let outcome = fit(
+            &mut network,
+            loss,
+            opt,
+            training,
+            Some(validation),
+            &fold_config,
+            hooks,
+        )?;
+        return Ok((network, outcome, None));
+    };
+    let absolute = config.metric == crate::train::Metric::Mae;
+    let mut halves = calibrate::HalfSelected::new(x_va.view(), y_values.view(), absolute);
+    let Hooks {
+        interrupt,
+        mut on_epoch,
+        mut observer,
+        comm,
+    } = hooks;
+    let mut observers: Vec<&mut dyn Observer> = vec![&mut halves];
+    if let Some(o) = observer.as_mut() {
+        observers.push(&mut **o);
+    }
+    let hooks = Hooks {
+        interrupt,
+        on_epoch: match on_epoch.as_mut() {
+            Some(f) => Some(&mut **f),
+            None => None,
+        },
+        observer: Some(&mut observers),
+        comm,
+    };
     let outcome = fit(
         &mut network,
         loss,
@@ -422,7 +462,9 @@ fn fit_fold(
         &fold_config,
         hooks,
     )?;
-    Ok((network, outcome))
+    drop(observers);
+    let honest = halves.into_outputs(&mut network);
+    Ok((network, outcome, Some(honest)))
 }
 
 /// Out-of-fold totals over the folds' held-out rows: loss, correct classes, and R²'s
@@ -478,9 +520,16 @@ impl OutOfFold {
         calibrate::held_out(config, encoding, outputs.view(), &y, networks)
     }
 
-    /// Adds how `network` does on its fold's held-out rows, rows `rows` of the training rows.
-    fn add(&mut self, network: &mut Sequential, held_out: Batch, rows: &[usize]) -> Result<()> {
-        let outputs = calibrate::raw_outputs(network, held_out.x);
+    /// Adds how `network` does on its fold's held-out rows, rows `rows` of the training rows;
+    /// `outputs`, if given, are the rows' outputs to calibrate on instead of the network's.
+    fn add(
+        &mut self,
+        network: &mut Sequential,
+        held_out: Batch,
+        rows: &[usize],
+        outputs: Option<Array2<f32>>,
+    ) -> Result<()> {
+        let outputs = outputs.unwrap_or_else(|| calibrate::raw_outputs(network, held_out.x));
         for (i, &r) in rows.iter().enumerate() {
             self.outputs.row_mut(r).assign(&outputs.row(i));
             self.network[r] = self.networks;
