@@ -150,9 +150,9 @@ def resplit_lines():
              "trains mlp with its defaults on each, and measures every interval method of the same "
              "model (the file with what each method leaves out taken out). The default was chosen on "
              "the first five splits (11 of 11 sets within 0.87–0.93 there); splits 6 to 10 were "
-             "drawn after. Diabetes (442 rows, 111 test rows a split) runs under with every method: "
-             "its out-of-fold residuals come from networks early-stopped on those very rows, which "
-             "makes them a little small where the rows are few.", ""]
+             "drawn after, and the residuals made honest about early stopping after that (below); "
+             "before, diabetes (442 rows, 111 test rows a split) ran under with every method, at "
+             "0.869 with the default.", ""]
     lines += summary(cache)
     lines += ["", "| data set | default 0.8 | default 0.9 | default 0.9 per split | default 0.95 | "
               "CV+ 0.9 | split-conformal 0.9 |", "|---|---:|---:|---|---:|---:|---:|"]
@@ -212,10 +212,22 @@ def table(_args):
               "training rows two of the three networks have seen the row, so their disagreement "
               "there is no guide to a new row's.",
               "",
+              "**Residuals honest about early stopping.** Each network keeps the epoch whose "
+              "held-out error is least, so at that epoch its held-out rows' errors are a little "
+              "smaller than a new row's: those rows chose the epoch, and the fewer they are, the "
+              "more the choice flatters them. Training therefore watches each fold's held-out rows "
+              "in two halves (alternate rows) and takes each half's residuals from the epoch the "
+              "*other* half judged best, from the validation outputs it computes anyway (no extra "
+              "pass; the network kept is still the one the whole fold chose). Against the same "
+              "build without it, on these runs: diabetes 0.886 → 0.901 on the fixed splits and "
+              "0.869 → 0.877 over random splits, boston 0.829 → 0.845 (fixed), the mean at 0.9 "
+              "0.893 → 0.899 (fixed) and 0.901 → 0.906 (random), 10 → 11 of 11 sets within "
+              "0.87–0.93 over random splits.",
+              "",
               "Boston's fixed test split is harder than its training rows (test RMSE 3.9 against an "
-              "out-of-fold RMSE of 3.0): every method falls short there, split-conformal at 0.845 "
-              "and the default at 0.829, and only plain CV+'s extra width reaches 0.882. Over random "
-              "splits (below) boston covers 0.908 with the default. Hitters (197 training rows, a "
+              "out-of-fold RMSE of 3.0): the default and split-conformal fall short there (0.845 and "
+              "0.853) and only plain CV+'s extra width reaches 0.890. Over random splits (below) "
+              "boston covers 0.913 with the default, and one split of ten as little as this one. Hitters (197 training rows, a "
               "skewed target) moves the most from seed to seed. The guarantee is marginal, over rows "
               "like the training rows, and there is no scale model beyond the networks' "
               "disagreement."]
