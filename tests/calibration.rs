@@ -575,22 +575,13 @@ fn intervals_split_keeps_one_width_around_the_ensemble_and_is_for_regression_onl
     let (ens, cv) = (model(&d.join("ens.json")), model(&d.join("cv.json")));
     assert_eq!(ens["layers"], cv["layers"]);
     assert_eq!(ens["residuals"]["absolute"], cv["residuals"]["absolute"]);
-    // Classes have no intervals.
+    // Classes have no intervals, not even the default method named.
     let iris = data("data/iris.csv");
-    let err = refused(
-        d,
-        &[
-            "train",
-            iris.to_str().unwrap(),
-            "--intervals",
-            "split",
-            "--epochs",
-            "1",
-        ],
-    );
-    assert!(
-        err.contains("invalid --intervals split: prediction intervals are for regression"),
-        "{err}"
-    );
-    assert!(err.contains("hint: leave out --intervals"), "{err}");
+    for method in ["split", "ensemble"] {
+        let iris = iris.to_str().unwrap();
+        let err = refused(d, &["train", iris, "--intervals", method, "--epochs", "1"]);
+        let want = format!("invalid --intervals {method}: prediction intervals are for regression");
+        assert!(err.contains(&want), "{err}");
+        assert!(err.contains("hint: leave out --intervals"), "{err}");
+    }
 }

@@ -473,6 +473,7 @@ impl Settings {
                     Some(IntervalsArg::CvPlus) => IntervalMethod::CvPlus,
                     Some(IntervalsArg::Split) => IntervalMethod::Split,
                 },
+                intervals_given: self.intervals.is_some(),
                 grow_batch: self.batch_size.is_none() && self.lr.is_none(),
             },
         })

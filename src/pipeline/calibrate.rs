@@ -296,6 +296,51 @@ mod tests {
         }
     }
 
+    /// With many epochs the halves choose other epochs than the whole fold did: the stored
+    /// residuals are then not the kept networks' own (which the test above checks for one
+    /// epoch, where they must be).
+    #[test]
+    fn residuals_come_from_the_epochs_the_halves_chose() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/houses.csv");
+        let mut request = TrainRequest::new(path);
+        request.target = Some("price".into());
+        request.config = TrainConfig {
+            hidden: vec![8],
+            epochs: 60,
+            patience: 0,
+            // A rate high enough that the held-out loss wanders from epoch to epoch.
+            learning_rate: 0.03,
+            grow_batch: false,
+            ..TrainConfig::default()
+        };
+        let prepared = prepare(&request).unwrap();
+        let trained = train(&prepared, &request.config, None, &mut |_| {}).unwrap();
+        let mut model = trained.model;
+        let residuals = model.file.residuals.clone().unwrap();
+        let fold = crate::train::fold_rows(400, None, 3, request.config.seed);
+        let truth = match &prepared.y_train {
+            crate::tabular::encoding::Targets::Values(y) => {
+                prepared.encoding.values_from_outputs(y.view())
+            }
+            _ => unreachable!(),
+        };
+        let networks = std::iter::once(&mut model.network).chain(model.ensemble.iter_mut());
+        let mut differ = 0;
+        for (k, network) in networks.enumerate() {
+            let rows: Vec<usize> = (0..400).filter(|&r| fold[r] == k).collect();
+            let x = prepared.x_train.select(ndarray::Axis(0), &rows);
+            let outputs = super::raw_outputs(network, x.view());
+            let predicted = prepared.encoding.values_from_outputs(outputs.view());
+            let mut own: Vec<f64> = (rows.iter().zip(&predicted))
+                .map(|(&r, p)| (truth[r] - p).abs())
+                .collect();
+            own.sort_by(f64::total_cmp);
+            assert_eq!(residuals.folds[k].absolute.len(), own.len());
+            differ += usize::from(residuals.folds[k].absolute != own);
+        }
+        assert!(differ > 0, "best epochs {:?}", trained.fold_epochs);
+    }
+
     /// Each half of the held-out rows (alternate rows) takes its outputs from the epoch the
     /// other half judged best.
     #[test]

@@ -275,6 +275,10 @@ pub struct TrainConfig {
     /// Regression: how prediction intervals are made (stored with the residuals).
     #[serde(default)]
     pub intervals: IntervalMethod,
+    /// Whether `--intervals` was given (not stored): a classifier refuses it even when it
+    /// names the default method.
+    #[serde(skip)]
+    pub intervals_given: bool,
     /// Whether batches grow with the rows (see [`TrainConfig::for_rows`]). On by default;
     /// the command line turns it off when `--batch-size` or `--lr` is given.
     #[serde(default)]
@@ -325,6 +329,7 @@ impl Default for TrainConfig {
             class_weight: ClassWeight::None,
             metric: Metric::Loss,
             intervals: IntervalMethod::Ensemble,
+            intervals_given: false,
             grow_batch: true,
         }
     }
@@ -386,7 +391,7 @@ impl TrainConfig {
                 Hint::text("leave out ").name(Setting::ClassWeight),
             );
         }
-        if classes && self.intervals != IntervalMethod::default() {
+        if classes && (self.intervals_given || self.intervals != IntervalMethod::default()) {
             return refuse(
                 Setting::Intervals,
                 &self.intervals.name(),
