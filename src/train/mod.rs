@@ -674,11 +674,7 @@ pub fn fit_epochs(
         };
         // The running training loss describes the weights *during* the epoch; the weights
         // kept must be judged as they are now.
-        let keep = hooks.observer.as_ref().is_some_and(|o| o.wants_held_out());
-        let (judged, outputs) = monitor(model, keep)?;
-        if let (Some(observer), Some(outputs)) = (hooks.observer.as_mut(), outputs) {
-            observer.held_out(outputs.view());
-        }
+        let judged = judge_epoch(&monitor, model, &mut hooks)?;
         let monitored = judged.loss;
         history.train_loss.push(train_loss);
         if validation.is_some() {
@@ -710,6 +706,24 @@ pub fn fit_epochs(
     let diverged =
         |epoch: usize, detail: &str| diverged_error(epoch, diverged_at, detail, lr, config);
     finish(model, best, history, stop, initial_loss, diverged)
+}
+
+/// How a model does on the monitored rows, and with `keep` its outputs for them.
+type Monitored = Result<(Judged, Option<Array2<f32>>)>;
+
+/// How the weights at an epoch's end do (by `monitor`), its outputs shown to an observer
+/// that asks for them ([`Observer::held_out`]).
+fn judge_epoch(
+    monitor: &dyn Fn(&mut Sequential, bool) -> Monitored,
+    model: &mut Sequential,
+    hooks: &mut Hooks<'_>,
+) -> Result<Judged> {
+    let keep = hooks.observer.as_ref().is_some_and(|o| o.wants_held_out());
+    let (judged, outputs) = monitor(model, keep)?;
+    if let (Some(observer), Some(outputs)) = (hooks.observer.as_mut(), outputs) {
+        observer.held_out(outputs.view());
+    }
+    Ok(judged)
 }
 
 /// The mean training loss of a finished epoch, or why training stops in epoch `epoch`
