@@ -38,6 +38,7 @@ use general::read_general;
 use prologue::{Prologue, check_text, header_is_first_line, prologue};
 
 pub use cell::is_missing_token;
+pub use fast::parse_decimal;
 pub use table::{Column, ReadOptions, Table, Tally};
 
 impl Table {
