@@ -22,14 +22,18 @@ use crate::train::{CalibrationMethod, IntervalMethod, TrainConfig};
 const CHUNK: usize = 512;
 
 /// The temperature or residuals of one network (`network`, which did not train on them)
-/// on `prepared`'s validation rows, with those of every other process of `comm`.
+/// on `prepared`'s validation rows, with those of every other process of `comm`: from the
+/// outputs `halves` kept, if it watched the training ([`HalfSelected`]), else the network's.
 pub fn on_validation(
     network: &mut Sequential,
     prepared: &crate::pipeline::prepare::Prepared,
     config: &TrainConfig,
-    comm: Option<&dyn Communicator>,
+    (halves, comm): (Option<HalfSelected>, Option<&dyn Communicator>),
 ) -> (Calibration, Option<Residuals>) {
-    let outputs = raw_outputs(network, prepared.x_val.view());
+    let outputs = match halves {
+        Some(halves) => halves.into_outputs(network),
+        None => raw_outputs(network, prepared.x_val.view()),
+    };
     held_out_over(config, &prepared.encoding, outputs, &prepared.y_val, comm)
 }
 
@@ -92,41 +96,70 @@ pub fn raw_outputs(network: &mut Sequential, x: ArrayView2<f32>) -> Array2<f32> 
 
 /// Early stopping keeps the epoch whose held-out error is least, so at that epoch the
 /// held-out rows' errors are a little smaller than a new row's: the rows chose the epoch.
-/// This watches a network's held-out rows in two halves (alternate rows) instead, and
-/// keeps each half's outputs from the epoch the *other* half judged best, so no row's
-/// residual comes from an epoch it helped choose.
+/// This watches a network's held-out rows in two halves instead, and keeps each half's
+/// outputs from the epoch the *other* half judged best, so that no row's residual comes
+/// from an epoch it helped choose.
+///
+/// A row's half comes from a hash of its inputs ([`half_of`]), so it is the same whichever
+/// process holds the row: with `comm`, the halves' errors are summed over every process's
+/// rows, and every process chooses the same epochs one process holding all the rows would.
 pub struct HalfSelected<'a> {
     x: ArrayView2<'a, f32>,
     y: ArrayView2<'a, f32>,
     /// Judge by absolute errors (`--metric mae`), else by squared ones.
     absolute: bool,
+    /// Each row's half.
+    half: Vec<usize>,
+    /// The processes holding the other held-out rows.
+    comm: Option<&'a dyn Communicator>,
     /// The least error of each half so far.
     best: [f64; 2],
     /// Each row's outputs from the epoch the other half judged best (while it has one).
     outputs: Array2<f32>,
+    /// Whether each half has judged an epoch best.
     chosen: [bool; 2],
 }
 
+/// A row's half for [`HalfSelected`]: one bit of a hash of its inputs' bits (FNV-1a over
+/// the 32-bit words, then a 64-bit finaliser), 0 or 1 about equally often.
+pub fn half_of(row: ndarray::ArrayView1<f32>) -> usize {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for v in row {
+        h = (h ^ u64::from(v.to_bits())).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    (h & 1) as usize
+}
+
 impl<'a> HalfSelected<'a> {
-    /// Watches held-out inputs `x` with targets `y` (as the network outputs them).
-    pub fn new(x: ArrayView2<'a, f32>, y: ArrayView2<'a, f32>, absolute: bool) -> Self {
+    /// Watches held-out inputs `x` with targets `y` (as the network outputs them), with
+    /// those of every other process of `comm`.
+    pub fn new(
+        (x, y): (ArrayView2<'a, f32>, ArrayView2<'a, f32>),
+        absolute: bool,
+        comm: Option<&'a dyn Communicator>,
+    ) -> Self {
         HalfSelected {
             x,
             y,
             absolute,
+            half: x.rows().into_iter().map(half_of).collect(),
+            comm,
             best: [f64::INFINITY; 2],
             outputs: Array2::zeros(y.raw_dim()),
             chosen: [false; 2],
         }
     }
 
-    /// The outputs kept, and `network`'s own for a half the other never judged (training
-    /// stopped before any finite epoch).
+    /// The outputs kept; `network`'s own for the rows of a half whose other half never
+    /// judged an epoch (it has no rows, or no epoch finished).
     pub fn into_outputs(mut self, network: &mut Sequential) -> Array2<f32> {
         if !self.chosen.iter().all(|&c| c) {
             let own = raw_outputs(network, self.x);
             for (i, mut row) in self.outputs.rows_mut().into_iter().enumerate() {
-                if !self.chosen[1 - i % 2] {
+                if !self.chosen[1 - self.half[i]] {
                     row.assign(&own.row(i));
                 }
             }
@@ -140,22 +173,28 @@ impl crate::train::Observer for HalfSelected<'_> {
         true
     }
 
+    /// Collective with `comm`: every process calls it once an epoch.
     fn held_out(&mut self, outputs: ArrayView2<f32>) {
-        let mut error = [0f64; 2];
+        // Each half's summed error, then its rows.
+        let mut sums = [0f64; 4];
         for (i, (o, t)) in outputs.rows().into_iter().zip(self.y.rows()).enumerate() {
             let e: f64 = (o.iter().zip(t))
                 .map(|(&o, &t)| (o - t) as f64)
                 .map(|d| if self.absolute { d.abs() } else { d * d })
                 .sum();
-            error[i % 2] += e;
+            sums[self.half[i]] += e;
+            sums[2 + self.half[i]] += 1.0;
         }
-        for (half, &error) in error.iter().enumerate() {
-            if error < self.best[half] {
-                self.best[half] = error;
+        if let Some(comm) = self.comm {
+            comm.sum_f64(&mut sums);
+        }
+        for half in 0..2 {
+            if sums[2 + half] > 0.0 && sums[half] < self.best[half] {
+                self.best[half] = sums[half];
                 self.chosen[half] = true;
                 // The rows of the other half take this epoch's outputs.
                 for (i, row) in outputs.rows().into_iter().enumerate() {
-                    if i % 2 != half {
+                    if self.half[i] != half {
                         self.outputs.row_mut(i).assign(&row);
                     }
                 }
@@ -245,6 +284,7 @@ mod tests {
     use crate::tabular::calibration::log_loss;
     use crate::tabular::model::{Model, Predictions};
     use crate::train::TrainConfig;
+    use crate::train::comm::Communicator;
 
     fn iris(config: TrainConfig) -> Model {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/iris.csv");
@@ -341,14 +381,93 @@ mod tests {
         assert!(differ > 0, "best epochs {:?}", trained.fold_epochs);
     }
 
-    /// Each half of the held-out rows (alternate rows) takes its outputs from the epoch the
-    /// other half judged best.
+    /// Keeps the validation outputs of every epoch.
+    struct Recorder(Vec<ndarray::Array2<f32>>);
+
+    impl crate::train::Observer for Recorder {
+        fn wants_held_out(&self) -> bool {
+            true
+        }
+
+        fn held_out(&mut self, outputs: ndarray::ArrayView2<f32>) {
+            self.0.push(outputs.to_owned());
+        }
+    }
+
+    /// One network (`--folds 0`) takes each validation row's residual from the epoch the
+    /// other half of the rows chose: recomputed here from every epoch's outputs.
+    #[test]
+    fn one_networks_residuals_come_from_the_epoch_the_other_half_chose() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/houses.csv");
+        let mut request = TrainRequest::new(path);
+        request.target = Some("price".into());
+        request.config = TrainConfig {
+            hidden: vec![8],
+            epochs: 60,
+            patience: 0,
+            folds: 0,
+            // A rate high enough that the validation loss wanders from epoch to epoch.
+            learning_rate: 0.05,
+            grow_batch: false,
+            ..TrainConfig::default()
+        };
+        let prepared = prepare(&request).unwrap();
+        let mut recorder = Recorder(Vec::new());
+        let config = &request.config;
+        let observer: &mut dyn crate::train::Observer = &mut recorder;
+        let trained =
+            crate::pipeline::train_observed(&prepared, config, None, &mut |_| {}, Some(observer))
+                .unwrap();
+        let epochs = recorder.0;
+        assert_eq!(epochs.len(), 60);
+        let crate::tabular::encoding::Targets::Values(y) = &prepared.y_val else {
+            unreachable!()
+        };
+        let half: Vec<usize> = (prepared.x_val.rows().into_iter())
+            .map(super::half_of)
+            .collect();
+        // Each half's best epoch: the first with the least squared error over its rows.
+        let error = |e: usize, h: usize| -> f64 {
+            (0..y.nrows())
+                .filter(|&r| half[r] == h)
+                .map(|r| ((epochs[e][[r, 0]] - y[[r, 0]]) as f64).powi(2))
+                .sum()
+        };
+        let best = |h: usize| (0..60).fold(0, |b, e| if error(e, h) < error(b, h) { e } else { b });
+        let chosen = [best(0), best(1)];
+        let outputs = ndarray::Array2::from_shape_fn(y.raw_dim(), |(r, c)| {
+            epochs[chosen[1 - half[r]]][[r, c]]
+        });
+        let predicted = prepared.encoding.values_from_outputs(outputs.view());
+        let truth = prepared.encoding.values_from_outputs(y.view());
+        let mut want: Vec<f64> = (truth.iter().zip(&predicted))
+            .map(|(t, p)| (t - p).abs())
+            .collect();
+        want.sort_by(f64::total_cmp);
+        let stored = trained.model.file.residuals.unwrap().absolute;
+        assert_eq!(stored.len(), want.len());
+        for (a, b) in stored.iter().zip(&want) {
+            assert!((a - b).abs() <= 1e-9 * b.max(1.0), "{a} vs {b}");
+        }
+        assert!(half.contains(&0) && half.contains(&1));
+    }
+
+    /// Inputs 0, 1, 2, 3, whose halves ([`super::half_of`]) are 0, 1, 0, 1.
+    fn four_rows() -> ndarray::Array2<f32> {
+        let x = ndarray::array![[0.0f32], [1.0], [2.0], [3.0]];
+        let halves: Vec<usize> = x.rows().into_iter().map(super::half_of).collect();
+        assert_eq!(halves, [0, 1, 0, 1]);
+        x
+    }
+
+    /// Each half of the held-out rows takes its outputs from the epoch the other half
+    /// judged best.
     #[test]
     fn each_half_keeps_the_outputs_of_the_epoch_the_other_half_chose() {
         use crate::train::Observer;
-        let x = ndarray::Array2::<f32>::zeros((4, 1));
+        let x = four_rows();
         let y = ndarray::array![[0.0f32], [0.0], [0.0], [0.0]];
-        let mut halves = super::HalfSelected::new(x.view(), y.view(), false);
+        let mut halves = super::HalfSelected::new((x.view(), y.view()), false, None);
         // Rows 0 and 2 (half 0) are best at epoch 2, rows 1 and 3 (half 1) at epoch 1.
         let epochs = [
             ndarray::array![[3.0f32], [1.0], [3.0], [1.0]],
@@ -364,11 +483,73 @@ mod tests {
         assert_eq!(kept, ndarray::array![[3.0f32], [2.0], [3.0], [2.0]]);
     }
 
+    /// Rows whose other half is empty keep the network's own outputs: no epoch was chosen
+    /// for them.
+    #[test]
+    fn a_half_without_rows_leaves_the_other_its_own_outputs() {
+        use crate::train::Observer;
+        // Inputs 0, 2, 5 are all in half 0.
+        let x = ndarray::array![[0.0f32], [2.0], [5.0]];
+        assert!(x.rows().into_iter().all(|r| super::half_of(r) == 0));
+        let y = ndarray::Array2::<f32>::zeros((3, 1));
+        let mut halves = super::HalfSelected::new((x.view(), y.view()), false, None);
+        halves.held_out(ndarray::array![[9.0f32], [9.0], [9.0]].view());
+        // The network's own outputs: 2x + 1.
+        let mut network = crate::nn::sequential::Sequential::new();
+        let linear = crate::nn::layers::linear::Linear::from_weights(
+            ndarray::array![[2.0f32]],
+            ndarray::array![1.0f32],
+        );
+        network.push(Box::new(linear));
+        let kept = halves.into_outputs(&mut network);
+        assert_eq!(kept, ndarray::array![[1.0f32], [5.0], [11.0]]);
+    }
+
+    /// Processes holding parts of the rows choose the epochs one process holding all of
+    /// them does, and keep the same outputs for their rows.
+    #[test]
+    fn halves_over_processes_choose_as_one_process() {
+        use crate::train::Observer;
+        let x = ndarray::Array2::from_shape_fn((9, 2), |(r, c)| (r * 3 + c) as f32 / 4.0);
+        let y = ndarray::Array2::from_shape_fn((9, 1), |(r, _)| r as f32);
+        // Five epochs of outputs, each row's error wandering.
+        let epochs: Vec<ndarray::Array2<f32>> = (0..5)
+            .map(|e| {
+                ndarray::Array2::from_shape_fn((9, 1), |(r, _)| {
+                    r as f32 + ((r * 7 + e * 3) % 5) as f32 - 2.0
+                })
+            })
+            .collect();
+        let run = |rows: std::ops::Range<usize>, comm: Option<&dyn Communicator>| {
+            let (x, y) = (
+                x.slice(ndarray::s![rows.clone(), ..]),
+                y.slice(ndarray::s![rows.clone(), ..]),
+            );
+            let mut halves = super::HalfSelected::new((x, y), false, comm);
+            for outputs in &epochs {
+                halves.held_out(outputs.slice(ndarray::s![rows.clone(), ..]));
+            }
+            halves.into_outputs(&mut crate::nn::sequential::Sequential::new())
+        };
+        let one = run(0..9, None);
+        let ranks = crate::train::comm::threads::group(2);
+        let parts: Vec<ndarray::Array2<f32>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (ranks.iter().zip([0..4, 4..9]))
+                .map(|(rank, rows)| scope.spawn(|| run(rows, Some(rank as &dyn Communicator))))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+        assert_eq!(ndarray::concatenate(ndarray::Axis(0), &views).unwrap(), one);
+        // Not every row kept its last epoch's outputs: the halves chose.
+        assert_ne!(one, epochs[4]);
+    }
+
     /// By absolute errors (`--metric mae`) a half can choose another epoch than by squares.
     #[test]
     fn halves_judged_by_absolute_errors_choose_by_them() {
         use crate::train::Observer;
-        let x = ndarray::Array2::<f32>::zeros((4, 1));
+        let x = four_rows();
         let y = ndarray::array![[0.0f32], [0.0], [0.0], [0.0]];
         // Half 1 (rows 1, 3): epoch 1 errs 0 and 3 (squares 9, absolute 3), epoch 2 errs
         // 2 and 2 (squares 8, absolute 4). Half 0 is best at epoch 1 either way.
@@ -377,7 +558,7 @@ mod tests {
             ndarray::array![[5.0f32], [2.0], [5.0], [2.0]],
         ];
         for (absolute, want) in [(false, 5.0f32), (true, 0.0)] {
-            let mut halves = super::HalfSelected::new(x.view(), y.view(), absolute);
+            let mut halves = super::HalfSelected::new((x.view(), y.view()), absolute, None);
             for outputs in &epochs {
                 halves.held_out(outputs.view());
             }

@@ -131,36 +131,37 @@ pub fn train_with(prepared: &Prepared, config: &TrainConfig, hooks: Hooks<'_>) -
         x: prepared.x_val.view(),
         y: &prepared.y_val,
     });
-    let outcome = fit(
-        &mut network,
-        loss.as_mut(),
-        optimizer.as_mut(),
-        train_data,
-        validation,
-        config,
-        Hooks {
-            interrupt,
-            on_epoch,
-            observer,
-            comm,
-        },
-    )?;
+    let mut halves = validation.and_then(|v| halves_of(config, v, comm));
+    let hooks = Hooks {
+        interrupt,
+        on_epoch,
+        observer,
+        comm,
+    };
+    let run = |hooks: Hooks<'_>| {
+        let (loss, optimizer) = (loss.as_mut(), optimizer.as_mut());
+        fit(
+            &mut network,
+            loss,
+            optimizer,
+            train_data,
+            validation,
+            config,
+            hooks,
+        )
+    };
+    let outcome = watched(hooks, halves.as_mut(), run)?;
 
     // Calibrated on the validation rows by the network that did not train on them (with
-    // --refit, the first one: the refit network has seen them); in a data-parallel run on
-    // every process's validation rows, so that each holds the same model.
+    // --refit, the first one: the refit network has seen them), for values each half's
+    // from the epoch the other half chose; in a data-parallel run on every process's
+    // validation rows, so that each holds the same model.
     let calibration = validation
         .is_some()
-        .then(|| calibrate::on_validation(&mut network, prepared, config, comm));
+        .then(|| calibrate::on_validation(&mut network, prepared, config, (halves, comm)));
     // With --refit, a fresh network learns from every row for the chosen number of epochs
     // (the validation rows are too valuable to leave out of small data sets).
-    let refit_epochs = (config.refit
-        && validation.is_some()
-        && matches!(
-            outcome.stop,
-            StopReason::Completed | StopReason::EarlyStopped
-        ))
-    .then_some(outcome.best_epoch);
+    let refit_epochs = refit_epochs(config, validation.is_some(), &outcome);
     if let Some(epochs) = refit_epochs {
         let hooks = Hooks {
             interrupt,
@@ -182,6 +183,16 @@ pub fn train_with(prepared: &Prepared, config: &TrainConfig, hooks: Hooks<'_>) -
         (file.calibration, file.residuals) = (calibration, residuals);
     }
     Ok(Trained::one(file, network, outcome))
+}
+
+/// How many epochs a `--refit` network trains: the best epoch of a run validated
+/// (`validated`) that finished or stopped early; none without `--refit`.
+fn refit_epochs(config: &TrainConfig, validated: bool, outcome: &FitOutcome) -> Option<usize> {
+    let finished = matches!(
+        outcome.stop,
+        StopReason::Completed | StopReason::EarlyStopped
+    );
+    (config.refit && validated && finished).then_some(outcome.best_epoch)
 }
 
 /// The untrained network for `prepared`'s inputs and outputs, its weights (and dropout
@@ -420,31 +431,62 @@ fn fit_fold(
         y: &y_va,
     };
     let opt = optimizer.as_mut();
-    let Targets::Values(y_values) = &y_va else {
-        let outcome = fit(
+    let mut halves = halves_of(config, validation, None);
+    let run = |hooks: Hooks<'_>| {
+        let validation = Some(validation);
+        fit(
             &mut network,
             loss,
             opt,
             training,
-            Some(validation),
+            validation,
             &fold_config,
             hooks,
-        )?;
-        return Ok((network, outcome, None));
+        )
+    };
+    let outcome = watched(hooks, halves.as_mut(), run)?;
+    let honest = halves.map(|h| h.into_outputs(&mut network));
+    Ok((network, outcome, honest))
+}
+
+/// For values, a [`calibrate::HalfSelected`] watching the held-out rows `held_out` (and
+/// those of the other processes of `comm`); none for classes.
+fn halves_of<'a>(
+    config: &TrainConfig,
+    held_out: Batch<'a>,
+    comm: Option<&'a dyn Communicator>,
+) -> Option<calibrate::HalfSelected<'a>> {
+    let Targets::Values(y) = held_out.y else {
+        return None;
     };
     let absolute = config.metric == crate::train::Metric::Mae;
-    let mut halves = calibrate::HalfSelected::new(x_va.view(), y_values.view(), absolute);
+    Some(calibrate::HalfSelected::new(
+        (held_out.x, y.view()),
+        absolute,
+        comm,
+    ))
+}
+
+/// Runs `run` with `hooks`, and `halves` (if any) watching beside the hooks' own observer.
+fn watched<T>(
+    hooks: Hooks<'_>,
+    halves: Option<&mut calibrate::HalfSelected<'_>>,
+    run: impl FnOnce(Hooks<'_>) -> Result<T>,
+) -> Result<T> {
+    let Some(halves) = halves else {
+        return run(hooks);
+    };
     let Hooks {
         interrupt,
         mut on_epoch,
         mut observer,
         comm,
     } = hooks;
-    let mut observers: Vec<&mut dyn Observer> = vec![&mut halves];
+    let mut observers: Vec<&mut dyn Observer> = vec![halves];
     if let Some(o) = observer.as_mut() {
         observers.push(&mut **o);
     }
-    let hooks = Hooks {
+    run(Hooks {
         interrupt,
         on_epoch: match on_epoch.as_mut() {
             Some(f) => Some(&mut **f),
@@ -452,19 +494,7 @@ fn fit_fold(
         },
         observer: Some(&mut observers),
         comm,
-    };
-    let outcome = fit(
-        &mut network,
-        loss,
-        opt,
-        training,
-        Some(validation),
-        &fold_config,
-        hooks,
-    )?;
-    drop(observers);
-    let honest = halves.into_outputs(&mut network);
-    Ok((network, outcome, Some(honest)))
+    })
 }
 
 /// Out-of-fold totals over the folds' held-out rows: loss, correct classes, and R²'s
@@ -900,20 +930,27 @@ pub fn train_streamed(
     let mut optimizer = config.build_optimizer()?;
     let comm = hooks.comm;
     let mut epochs = StreamEpochs::new(request, scan, budget.chunk_bytes, hooks.comm);
-    let monitor = if config.val_split > 0.0 {
+    let validation = config.val_split > 0.0;
+    let monitor = if validation {
         Monitor::Validation(streamed.held.batch())
     } else {
         Monitor::Training(streamed.held.batch())
     };
-    let outcome = fit_epochs(
-        &mut network,
-        loss.as_mut(),
-        optimizer.as_mut(),
-        &mut epochs,
-        monitor,
-        config,
-        hooks,
-    )?;
+    let held = streamed.held.batch();
+    let mut halves = validation.then(|| halves_of(config, held, comm)).flatten();
+    let run = |hooks: Hooks<'_>| {
+        let (loss, optimizer) = (loss.as_mut(), optimizer.as_mut());
+        fit_epochs(
+            &mut network,
+            loss,
+            optimizer,
+            &mut epochs,
+            monitor,
+            config,
+            hooks,
+        )
+    };
+    let outcome = watched(hooks, halves.as_mut(), run)?;
     let source = Source {
         data: &request.data,
         sha256: &scan.sha256,
@@ -928,9 +965,11 @@ pub fn train_streamed(
     let mut file = model_file(&source, config, &mut network, &mut [], &outcome, None);
     // The held validation rows calibrate, as in memory; in a data-parallel run, every
     // process's share of them.
-    if config.val_split > 0.0 {
-        let held = streamed.held.batch();
-        let outputs = calibrate::raw_outputs(&mut network, held.x);
+    if validation {
+        let outputs = match halves {
+            Some(halves) => halves.into_outputs(&mut network),
+            None => calibrate::raw_outputs(&mut network, held.x),
+        };
         (file.calibration, file.residuals) =
             calibrate::held_out_over(config, encoding, outputs, held.y, comm);
     }
