@@ -150,7 +150,7 @@ pub struct Settings {
     /// network's error; cv-plus: each network's residuals around its own prediction, wider
     /// where the networks disagree, with a coverage guarantee; split: the prediction ± one
     /// quantile of all of them, the same width everywhere (over 10 random splits of 11 data
-    /// sets at 0.9, mean coverage 0.906 for ensemble, 0.920 for cv-plus and 0.910 for
+    /// sets at 0.9, mean coverage 0.905 for ensemble, 0.919 for cv-plus and 0.909 for
     /// split: see QUALITY.md)
     #[arg(long, value_enum, value_name = "HOW")]
     intervals: Option<IntervalsArg>,
