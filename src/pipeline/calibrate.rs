@@ -336,51 +336,6 @@ mod tests {
         }
     }
 
-    /// With many epochs the halves choose other epochs than the whole fold did: the stored
-    /// residuals are then not the kept networks' own (which the test above checks for one
-    /// epoch, where they must be).
-    #[test]
-    fn residuals_come_from_the_epochs_the_halves_chose() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/houses.csv");
-        let mut request = TrainRequest::new(path);
-        request.target = Some("price".into());
-        request.config = TrainConfig {
-            hidden: vec![8],
-            epochs: 60,
-            patience: 0,
-            // A rate high enough that the held-out loss wanders from epoch to epoch.
-            learning_rate: 0.03,
-            grow_batch: false,
-            ..TrainConfig::default()
-        };
-        let prepared = prepare(&request).unwrap();
-        let trained = train(&prepared, &request.config, None, &mut |_| {}).unwrap();
-        let mut model = trained.model;
-        let residuals = model.file.residuals.clone().unwrap();
-        let fold = crate::train::fold_rows(400, None, 3, request.config.seed);
-        let truth = match &prepared.y_train {
-            crate::tabular::encoding::Targets::Values(y) => {
-                prepared.encoding.values_from_outputs(y.view())
-            }
-            _ => unreachable!(),
-        };
-        let networks = std::iter::once(&mut model.network).chain(model.ensemble.iter_mut());
-        let mut differ = 0;
-        for (k, network) in networks.enumerate() {
-            let rows: Vec<usize> = (0..400).filter(|&r| fold[r] == k).collect();
-            let x = prepared.x_train.select(ndarray::Axis(0), &rows);
-            let outputs = super::raw_outputs(network, x.view());
-            let predicted = prepared.encoding.values_from_outputs(outputs.view());
-            let mut own: Vec<f64> = (rows.iter().zip(&predicted))
-                .map(|(&r, p)| (truth[r] - p).abs())
-                .collect();
-            own.sort_by(f64::total_cmp);
-            assert_eq!(residuals.folds[k].absolute.len(), own.len());
-            differ += usize::from(residuals.folds[k].absolute != own);
-        }
-        assert!(differ > 0, "best epochs {:?}", trained.fold_epochs);
-    }
-
     /// Keeps the validation outputs of every epoch.
     struct Recorder(Vec<ndarray::Array2<f32>>);
 
@@ -394,10 +349,11 @@ mod tests {
         }
     }
 
-    /// One network (`--folds 0`) takes each validation row's residual from the epoch the
-    /// other half of the rows chose: recomputed here from every epoch's outputs.
-    #[test]
-    fn one_networks_residuals_come_from_the_epoch_the_other_half_chose() {
+    /// Trains on the house prices with `folds` (a small network, 60 epochs at a rate high
+    /// enough that the held-out loss wanders from epoch to epoch), the first network
+    /// watched by a [`Recorder`]: the model, what it trained on, and every epoch's
+    /// held-out outputs.
+    fn houses_recorded(folds: usize) -> (Model, crate::pipeline::prepare::Prepared, Recorder) {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/houses.csv");
         let mut request = TrainRequest::new(path);
         request.target = Some("price".into());
@@ -405,51 +361,89 @@ mod tests {
             hidden: vec![8],
             epochs: 60,
             patience: 0,
-            folds: 0,
-            // A rate high enough that the validation loss wanders from epoch to epoch.
+            folds,
             learning_rate: 0.05,
             grow_batch: false,
             ..TrainConfig::default()
         };
         let prepared = prepare(&request).unwrap();
         let mut recorder = Recorder(Vec::new());
-        let config = &request.config;
         let observer: &mut dyn crate::train::Observer = &mut recorder;
+        let config = &request.config;
         let trained =
             crate::pipeline::train_observed(&prepared, config, None, &mut |_| {}, Some(observer))
                 .unwrap();
-        let epochs = recorder.0;
-        assert_eq!(epochs.len(), 60);
-        let crate::tabular::encoding::Targets::Values(y) = &prepared.y_val else {
-            unreachable!()
-        };
-        let half: Vec<usize> = (prepared.x_val.rows().into_iter())
-            .map(super::half_of)
-            .collect();
-        // Each half's best epoch: the first with the least squared error over its rows.
+        assert_eq!(recorder.0.len(), 60);
+        (trained.model, prepared, recorder)
+    }
+
+    /// The sorted residuals of held-out rows `x`, `y` (targets as the network outputs
+    /// them) when each half's rows take the outputs of the epoch (of `epochs`) the other
+    /// half erred least at (the first such).
+    fn half_selected(
+        epochs: &[ndarray::Array2<f32>],
+        x: ndarray::ArrayView2<f32>,
+        y: ndarray::ArrayView2<f32>,
+        encoding: &crate::tabular::encoding::Encoding,
+    ) -> Vec<f64> {
+        let half: Vec<usize> = x.rows().into_iter().map(super::half_of).collect();
+        assert!(half.contains(&0) && half.contains(&1));
         let error = |e: usize, h: usize| -> f64 {
             (0..y.nrows())
                 .filter(|&r| half[r] == h)
                 .map(|r| ((epochs[e][[r, 0]] - y[[r, 0]]) as f64).powi(2))
                 .sum()
         };
-        let best = |h: usize| (0..60).fold(0, |b, e| if error(e, h) < error(b, h) { e } else { b });
+        let best = |h: usize| {
+            (0..epochs.len()).fold(0, |b, e| if error(e, h) < error(b, h) { e } else { b })
+        };
         let chosen = [best(0), best(1)];
         let outputs = ndarray::Array2::from_shape_fn(y.raw_dim(), |(r, c)| {
             epochs[chosen[1 - half[r]]][[r, c]]
         });
-        let predicted = prepared.encoding.values_from_outputs(outputs.view());
-        let truth = prepared.encoding.values_from_outputs(y.view());
-        let mut want: Vec<f64> = (truth.iter().zip(&predicted))
+        let predicted = encoding.values_from_outputs(outputs.view());
+        let truth = encoding.values_from_outputs(y);
+        let mut residuals: Vec<f64> = (truth.iter().zip(&predicted))
             .map(|(t, p)| (t - p).abs())
             .collect();
-        want.sort_by(f64::total_cmp);
-        let stored = trained.model.file.residuals.unwrap().absolute;
+        residuals.sort_by(f64::total_cmp);
+        residuals
+    }
+
+    fn assert_close(stored: &[f64], want: &[f64]) {
         assert_eq!(stored.len(), want.len());
-        for (a, b) in stored.iter().zip(&want) {
+        for (a, b) in stored.iter().zip(want) {
             assert!((a - b).abs() <= 1e-9 * b.max(1.0), "{a} vs {b}");
         }
-        assert!(half.contains(&0) && half.contains(&1));
+    }
+
+    /// A k-fold network takes each held-out row's residual from the epoch the other half
+    /// of its fold's rows chose: recomputed for the first network from its every epoch.
+    #[test]
+    fn fold_residuals_come_from_the_epoch_the_other_half_chose() {
+        let (model, prepared, recorder) = houses_recorded(3);
+        let crate::tabular::encoding::Targets::Values(y) = &prepared.y_train else {
+            unreachable!()
+        };
+        let fold = crate::train::fold_rows(y.nrows(), None, 3, 0);
+        let rows: Vec<usize> = (0..y.nrows()).filter(|&r| fold[r] == 0).collect();
+        let x = prepared.x_train.select(ndarray::Axis(0), &rows);
+        let y = y.select(ndarray::Axis(0), &rows);
+        let want = half_selected(&recorder.0, x.view(), y.view(), &prepared.encoding);
+        assert_close(&model.file.residuals.unwrap().folds[0].absolute, &want);
+    }
+
+    /// One network (`--folds 0`) takes each validation row's residual from the epoch the
+    /// other half of the rows chose.
+    #[test]
+    fn one_networks_residuals_come_from_the_epoch_the_other_half_chose() {
+        let (model, prepared, recorder) = houses_recorded(0);
+        let crate::tabular::encoding::Targets::Values(y) = &prepared.y_val else {
+            unreachable!()
+        };
+        let x = prepared.x_val.view();
+        let want = half_selected(&recorder.0, x, y.view(), &prepared.encoding);
+        assert_close(&model.file.residuals.unwrap().absolute, &want);
     }
 
     /// Inputs 0, 1, 2, 3, whose halves ([`super::half_of`]) are 0, 1, 0, 1.

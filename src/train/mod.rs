@@ -1408,6 +1408,16 @@ mod tests {
         best
     }
 
+    /// The network (seed 3), loss and optimizer `config` gives for [`xor`].
+    fn xor_parts(config: &TrainConfig) -> (Sequential, SoftmaxCrossEntropy, Box<dyn Optimizer>) {
+        let model = build_network(2, &config.hidden, 2, config.activation, 3);
+        (
+            model,
+            SoftmaxCrossEntropy::new(),
+            config.build_optimizer().unwrap(),
+        )
+    }
+
     fn xor() -> (Array2<f32>, Targets) {
         (
             array![[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]],
@@ -1427,9 +1437,7 @@ mod tests {
             patience: 0,
             ..TrainConfig::default()
         };
-        let mut model = build_network(2, &config.hidden, 2, config.activation, 3);
-        let mut loss = SoftmaxCrossEntropy::new();
-        let mut opt = config.build_optimizer().unwrap();
+        let (mut model, mut loss, mut opt) = xor_parts(&config);
         let data = Batch { x: x.view(), y: &y };
         let mut epochs = 0;
         let mut count = |_: &EpochReport| epochs += 1;
@@ -1489,9 +1497,7 @@ mod tests {
             patience: 0,
             ..TrainConfig::default()
         };
-        let mut model = build_network(2, &config.hidden, 2, config.activation, 3);
-        let mut loss = SoftmaxCrossEntropy::new();
-        let mut opt = config.build_optimizer().unwrap();
+        let (mut model, mut loss, mut opt) = xor_parts(&config);
         let data = Batch { x: x.view(), y: &y };
         let mut recorder = HeldOutRecorder {
             x: x.view(),
@@ -1625,9 +1631,7 @@ mod tests {
             patience: 0,
             ..TrainConfig::default()
         };
-        let mut model = build_network(2, &config.hidden, 2, config.activation, 3);
-        let mut loss = SoftmaxCrossEntropy::new();
-        let mut opt = config.build_optimizer().unwrap();
+        let (mut model, mut loss, mut opt) = xor_parts(&config);
         let data = Batch { x: x.view(), y: &y };
         let e = fit(
             &mut model,
@@ -1653,9 +1657,7 @@ mod tests {
             batch_size: 2,
             ..TrainConfig::default()
         };
-        let mut model = build_network(2, &config.hidden, 2, config.activation, 3);
-        let mut loss = SoftmaxCrossEntropy::new();
-        let mut opt = config.build_optimizer().unwrap();
+        let (mut model, mut loss, mut opt) = xor_parts(&config);
         let flag = AtomicBool::new(false);
         let data = Batch { x: x.view(), y: &y };
         let mut stop_at_3 = |r: &EpochReport| {
