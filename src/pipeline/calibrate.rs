@@ -7,8 +7,9 @@
 //! averages the networks' softmax probabilities (`predict`, `eval`, the ONNX and Rust
 //! exports alike). For values, the residuals are the held-out predictions' `|y − ŷ|` in the
 //! target's units, and an interval is the model's (ensemble's) prediction ± their conformal
-//! quantile. A fold's held-out predictions come from the epoch the other half of its rows
-//! chose ([`HalfSelected`]), so that no residual is flattered by early stopping.
+//! quantile. Each network's held-out predictions come from the epoch the other half of its
+//! held-out rows chose ([`HalfSelected`]), so that no residual is flattered by early
+//! stopping.
 
 use ndarray::{Array2, ArrayView2, s};
 
