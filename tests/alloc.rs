@@ -6,7 +6,9 @@
 //! * a larger network allocates only the `gemm` crate's packing scratch, which it takes
 //!   afresh on every call: at most three allocations per matrix product (18 per step of
 //!   this file's network, 8 products, when measured), whatever the activation, loss or
-//!   optimizer: no per-row or per-element allocation.
+//!   optimizer: no per-row or per-element allocation;
+//! * an epoch's three shapes (full batches, the last smaller batch, the validation rows)
+//!   reuse the layers' arrays once each has been seen.
 //!
 //! This file holds a single test so that nothing else runs (and allocates) meanwhile.
 
@@ -220,6 +222,42 @@ fn training_steps_allocate_only_the_products_scratch() {
     // Its steps run on the calling thread alone: count that thread's allocations.
     let failures = check(&tiny, 2, 4, 0, true);
     assert!(failures.is_empty(), "tiny network: {failures:#?}");
+
+    // An epoch goes through three shapes: full batches, a last smaller one, and the
+    // validation rows. Once each has been seen, the layers reuse their arrays for all of
+    // them.
+    let mut model = tiny("relu", &mut StdRng::seed_from_u64(1));
+    let mut opt = Adam::new(1e-3).unwrap();
+    let mut rng = StdRng::seed_from_u64(4);
+    let mut rows =
+        |n: usize| Array2::random_using((n, 2), Uniform::new(-1.0f32, 1.0).unwrap(), &mut rng);
+    let (batch, last, validation) = (rows(4), rows(3), rows(9));
+    let labels: Vec<usize> = (0..4).map(|i| i % 2).collect();
+    let mut loss = SoftmaxCrossEntropy::new();
+    let mut epoch = |model: &mut Sequential| {
+        for x in [&batch, &batch, &last] {
+            let target = Target::Classes(&labels[..x.nrows()]);
+            train_step(model, &mut loss, &mut opt, x.view(), target).unwrap();
+        }
+        model.set_training(false);
+        assert!(
+            model
+                .forward(validation.view())
+                .iter()
+                .all(|v| v.is_finite())
+        );
+        model.set_training(true);
+    };
+    epoch(&mut model);
+    let here = HERE.with(|n| n.get());
+    for _ in 0..3 {
+        epoch(&mut model);
+    }
+    assert_eq!(
+        HERE.with(|n| n.get()) - here,
+        0,
+        "allocations in three epochs"
+    );
 
     // Products large enough for gemm and for two threads: 8 per step (3 forward, 5
     // backward: dW for each layer, dx for all but the first).

@@ -237,15 +237,23 @@ impl Observer for HealthMonitor {
 
     fn after_epoch(&mut self, _report: &EpochReport, model: &mut Sequential) {
         let steps = self.sampled.max(1) as f64;
-        let weights = Self::weights_of(model);
-        for (k, (layer, (_, w))) in self.layers.iter_mut().zip(&weights).enumerate() {
-            layer.grad_norm.push((self.grad_sum[k] / steps) as f32);
-            layer.weight_norm.push(norm(w) as f32);
-            layer.update_ratio.push(self.ratio[k]);
-        }
-        self.snapshot.clear();
-        self.snapshot
-            .extend(weights.into_iter().flat_map(|(_, w)| w));
+        // The weights are read where they are (no copy but the snapshot): this runs every
+        // epoch.
+        let (layers, snapshot) = (&mut self.layers, &mut self.snapshot);
+        let (grad_sum, ratio) = (&self.grad_sum, &self.ratio);
+        snapshot.clear();
+        let mut k = 0;
+        model.visit_params(&mut |_, p| {
+            if p.name != "weight" || k >= layers.len() {
+                return;
+            }
+            let layer = &mut layers[k];
+            layer.grad_norm.push((grad_sum[k] / steps) as f32);
+            layer.weight_norm.push(norm(p.value) as f32);
+            layer.update_ratio.push(ratio[k]);
+            snapshot.extend_from_slice(p.value);
+            k += 1;
+        });
         self.grad_sum.iter_mut().for_each(|g| *g = 0.0);
         self.steps = 0;
         self.sampled = 0;
