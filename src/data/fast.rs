@@ -46,6 +46,154 @@ pub(super) fn fast_numeric(path: &Path, p: &Prologue<'_>) -> Option<Table> {
     })
 }
 
+/// Reads a plain numeric file straight from disk into one row-major matrix: the header,
+/// then the rows, each thread reading its own range of the file a piece (1 MiB) at a time
+/// into one buffer it reuses. Returns the column names, the values and the row count, or
+/// `None` when the file is anything else (not a regular file, an odd header, a cell that is
+/// not a plain number, a file that changes while it is read): the caller then reads it
+/// whole, with the general reader behind, which gives the same values and names whatever
+/// is wrong.
+///
+/// Reading the whole file into memory first costs a page fault for every 4 KiB of it, on
+/// one thread, and keeps all of it; this touches a piece per thread, and the ranges are
+/// read in parallel as well as parsed.
+pub(super) fn read_numeric_file(path: &Path) -> Option<(Vec<String>, Vec<f32>, usize)> {
+    let split = Split {
+        threads: crate::nn::linalg::threads::num_threads(),
+        min_range: 1 << 20,
+        piece: 1 << 20,
+    };
+    read_numeric_file_in(path, split)
+}
+
+/// How [`read_numeric_file`] divides the work.
+#[derive(Clone, Copy)]
+struct Split {
+    /// At most this many ranges, read in parallel,
+    threads: usize,
+    /// of at least this many bytes each,
+    min_range: u64,
+    /// read this many bytes at a time (more for a longer line).
+    piece: usize,
+}
+
+#[cfg(unix)]
+fn read_numeric_file_in(path: &Path, split: Split) -> Option<(Vec<String>, Vec<f32>, usize)> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok().filter(|m| m.is_file())?.len();
+    // The header: the first 1 MiB must hold the whole first line.
+    let mut head = vec![0; (1 << 20).min(usize::try_from(len).ok()?)];
+    file.read_exact_at(&mut head, 0).ok()?;
+    let p = super::prologue::prologue(path, &head).ok()?;
+    if !super::prologue::header_is_first_line(p.text, p.header_end) || p.header_end == p.text.len()
+    {
+        return None;
+    }
+    let header_end = head.len() - p.text.len() + p.header_end;
+    let body_at = (header_end + skip_line_end_len(&head[header_end..])) as u64;
+    let (delimiter, width) = (p.delimiter, p.headers.len());
+    let threads = (split.threads as u64)
+        .min((len - body_at) / split.min_range.max(1))
+        .max(1);
+    // Split at line starts: each guess moves on to the byte after the next `\n`.
+    let mut starts = vec![body_at];
+    for t in 1..threads {
+        let guess = body_at + (len - body_at) * t / threads;
+        let next = line_start_after(&file, guess.max(*starts.last()?), len)?;
+        starts.push(next);
+    }
+    starts.push(len);
+    starts.dedup();
+    let ranges: Vec<(u64, u64)> = starts.windows(2).map(|w| (w[0], w[1])).collect();
+    let parts: Vec<Vec<f32>> = ranges
+        .par_iter()
+        .map(|&(start, end)| parse_range(&file, (start, end), delimiter, width, split.piece))
+        .collect::<Option<_>>()?;
+    let mut parts = parts.into_iter();
+    let mut values = parts.next().unwrap_or_default();
+    for part in parts {
+        values.extend_from_slice(&part);
+    }
+    let rows = values.len() / width.max(1);
+    (rows > 0).then_some((p.headers, values, rows))
+}
+
+#[cfg(not(unix))]
+fn read_numeric_file_in(_path: &Path, _split: Split) -> Option<(Vec<String>, Vec<f32>, usize)> {
+    None
+}
+
+/// The offset just after the first `\n` at or after `at` (or `len`).
+#[cfg(unix)]
+fn line_start_after(file: &std::fs::File, mut at: u64, len: u64) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut probe = vec![0; 4096];
+    while at < len {
+        let n = file.read_at(&mut probe, at).ok()?;
+        if n == 0 {
+            return None;
+        }
+        if let Some(k) = memchr::memchr(b'\n', &probe[..n]) {
+            return Some(at + k as u64 + 1);
+        }
+        at += n as u64;
+    }
+    Some(len)
+}
+
+/// Parses the whole lines of bytes `start..end` of `file` (`start` a line start, `end` one
+/// or the end of the file), `piece` bytes at a time.
+#[cfg(unix)]
+fn parse_range(
+    file: &std::fs::File,
+    (start, end): (u64, u64),
+    delimiter: u8,
+    width: usize,
+    piece: usize,
+) -> Option<Vec<f32>> {
+    use std::os::unix::fs::FileExt;
+    // A longer line is the general reader's to refuse, with its line number.
+    const LONGEST: usize = 64 << 20;
+    let mut values = Vec::with_capacity(usize::try_from((end - start) / 4).ok()?);
+    let mut buf = vec![0; piece.clamp(1, usize::try_from(end - start).ok()?.max(1))];
+    // `buf[..filled]` holds the bytes up to `at` not parsed yet.
+    let (mut filled, mut at) = (0, start);
+    while at < end {
+        if filled == buf.len() {
+            if buf.len() >= LONGEST {
+                return None;
+            }
+            buf.resize(buf.len() * 2, 0);
+        }
+        let want = (buf.len() - filled).min(usize::try_from(end - at).ok()?);
+        let n = file.read_at(&mut buf[filled..filled + want], at).ok()?;
+        if n == 0 {
+            return None; // the file shrank while it was read
+        }
+        (filled, at) = (filled + n, at + n as u64);
+        let cut = if at == end {
+            filled
+        } else {
+            match memchr::memrchr(b'\n', &buf[..filled]) {
+                Some(k) => k + 1,
+                None => continue,
+            }
+        };
+        if !parse_chunk(&buf[..cut], delimiter, width, &mut values) {
+            return None;
+        }
+        buf.copy_within(cut..filled, 0);
+        filled -= cut;
+    }
+    Some(values)
+}
+
+/// The length of the line end at the start of `rest` (`\n`, `\r\n`, `\r` or none).
+fn skip_line_end_len(rest: &[u8]) -> usize {
+    rest.len() - skip_line_end(rest, 0).len()
+}
+
 /// The text after the line end at `end` (`\n`, `\r\n` or `\r`).
 pub(super) fn skip_line_end(text: &[u8], end: usize) -> &[u8] {
     let rest = &text[end.min(text.len())..];
@@ -312,6 +460,78 @@ mod tests {
         let chunks = split_at_lines(body, 3);
         assert_eq!(chunks.concat(), body);
         assert!(chunks.iter().all(|c| c.ends_with(b"\n")));
+    }
+
+    /// Values and rows.
+    type Read = (Vec<f32>, usize);
+
+    /// The file reader against the whole-text fast path, for `text` written to a file, with
+    /// ranges and pieces as small as they go.
+    #[cfg(unix)]
+    fn read_both_ways(text: &[u8]) -> (Option<Read>, Option<Read>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, text).unwrap();
+        let whole = super::super::prologue::prologue(&path, text)
+            .ok()
+            .and_then(|p| {
+                let body = skip_line_end(p.text, p.header_end);
+                parse_numeric_body(body, p.delimiter, p.headers.len()).filter(|(_, rows)| *rows > 0)
+            });
+        let mut from_file = None;
+        for (threads, piece) in [(1, 1 << 20), (1, 1), (3, 5), (4, 64)] {
+            let split = Split {
+                threads,
+                min_range: 1,
+                piece,
+            };
+            let got = read_numeric_file_in(&path, split).map(|(_, v, rows)| (v, rows));
+            if let Some(first) = &from_file {
+                assert_eq!(&got, first, "threads {threads}, piece {piece}");
+            }
+            from_file = Some(got);
+        }
+        (whole, from_file.unwrap())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn file_reader_reads_what_the_whole_text_path_reads() {
+        let mut big = String::from("\u{feff}x;y\r\n");
+        for i in 0..500 {
+            big.push_str(&format!("{i}.5;-{}\r\n", i * 3));
+        }
+        for text in [
+            "a,b,c\n1,2,3\n4.5,-6,7e2\n",
+            "a,b,c\n1,2,3\n4.5,-6,7e2",
+            "a\n1\n2\n3\n",
+            "a\tb\n1\t2\n",
+            big.as_str(),
+        ] {
+            let (whole, from_file) = read_both_ways(text.as_bytes());
+            assert!(whole.is_some(), "{text:?}");
+            assert_eq!(from_file, whole, "{text:?}");
+        }
+        let (_, big) = read_both_ways(big.as_bytes());
+        assert_eq!(
+            big.as_ref().map(|(v, rows)| (v[2 * 499..].to_vec(), *rows)),
+            Some((vec![499.5, -1497.0], 500))
+        );
+        // Anything else is left to the caller's reader: header only, a missing cell, text,
+        // a blank line, a quoted header, an empty file.
+        for text in [
+            "a,b\n",
+            "a,b\n1,\n",
+            "a,b\n1,x\n",
+            "a,b\n1,2\n\n3,4\n",
+            "\"a\",b\n1,2\n",
+            "",
+        ] {
+            assert_eq!(read_both_ways(text.as_bytes()).1, None, "{text:?}");
+        }
+        // Not a regular file.
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_numeric_file(dir.path()).is_none());
     }
 
     #[test]

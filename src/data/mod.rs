@@ -94,10 +94,16 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>> {
 
 /// Reads a CSV file of numbers with a header into one row-major matrix.
 ///
-/// Uses the byte-level fast path (split over [`num_threads`](crate::nn::linalg::threads::num_threads)
-/// chunks on rayon for large files) when the file is plain numbers; otherwise reads it with the
-/// general reader and refuses missing or non-numeric cells with their location.
+/// A regular file of plain numbers is read straight from disk by the byte-level fast path,
+/// each of [`num_threads`](crate::nn::linalg::threads::num_threads) threads reading and
+/// parsing its own range of a large file a piece at a time. Anything else is read whole:
+/// plain numbers by the same parser, the rest by the general reader, which refuses missing
+/// or non-numeric cells with their location.
 pub fn read_matrix(path: &Path) -> Result<(Vec<String>, Array2<f32>)> {
+    if let Some((headers, values, rows)) = fast::read_numeric_file(path) {
+        let m = Array2::from_shape_vec((rows, headers.len()), values).expect("rows × width values");
+        return Ok((headers, m));
+    }
     let bytes = read_bytes(path)?;
     let Prologue {
         text,
