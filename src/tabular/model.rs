@@ -238,7 +238,17 @@ impl Model {
             hint: "lower the learning rate, and check the data for extreme or unscaled values"
                 .into(),
         })?;
-        let mut json = serde_json::to_vec_pretty(&self.file)
+        // Sized for the weights up front (a pretty-printed number takes about 20 bytes): a
+        // growing buffer copied itself and faulted in fresh pages at every doubling.
+        let numbers: usize = (self.file.layers.iter())
+            .chain(self.file.ensemble.iter().flatten())
+            .map(|layer| match layer {
+                LayerRecord::Linear { weight, bias, .. } => weight.len() + bias.len(),
+                _ => 0,
+            })
+            .sum();
+        let mut json = Vec::with_capacity(64 << 10 | numbers * 24);
+        serde_json::to_writer_pretty(&mut json, &self.file)
             .map_err(|e| Error::model(path, format!("cannot serialise the model: {e}")))?;
         json.push(b'\n');
         write_output(path, &json)
