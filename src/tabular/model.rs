@@ -247,7 +247,7 @@ impl Model {
                 _ => 0,
             })
             .sum();
-        let mut json = Vec::with_capacity(64 << 10 | numbers * 24);
+        let mut json = Vec::with_capacity((64 << 10) + numbers * 24);
         serde_json::to_writer_pretty(&mut json, &self.file)
             .map_err(|e| Error::model(path, format!("cannot serialise the model: {e}")))?;
         json.push(b'\n');
