@@ -336,6 +336,29 @@ fn parse_chunk(chunk: &[u8], delimiter: u8, width: usize, out: &mut impl Sink) -
 /// the correctly rounded value (Clinger's fast path). Anything else goes to `fast_float2`.
 #[inline]
 pub fn parse_decimal(text: &[u8]) -> Option<(f64, usize)> {
+    short_decimal(text).or_else(|| fast_float2::parse_partial::<f64, _>(text).ok())
+}
+
+/// Parses the number at the start of `text` as the general reader would: correctly rounded
+/// to `f64`, then to `f32`. Returns it and the bytes used, or `None` when `text` does not
+/// start with a number or the number is one the general reader treats differently (`inf`,
+/// `nan`, beyond ±3.4e38).
+#[inline]
+pub(crate) fn parse_number(text: &[u8]) -> Option<(f32, usize)> {
+    match short_decimal(text) {
+        // Below 10^15: finite, and within f32.
+        Some((v, used)) => Some((v as f32, used)),
+        None => {
+            let (v, used) = fast_float2::parse_partial::<f64, _>(text).ok()?;
+            (v.is_finite() && v.abs() <= f32::MAX as f64).then_some((v as f32, used))
+        }
+    }
+}
+
+/// [`parse_decimal`]'s shortcut: `[-]digits[.digits]` with 1 to 15 digits and no exponent,
+/// or `None`.
+#[inline(always)]
+fn short_decimal(text: &[u8]) -> Option<(f64, usize)> {
     const POW10: [f64; 16] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
     ];
@@ -361,20 +384,11 @@ pub fn parse_decimal(text: &[u8]) -> Option<(f64, usize)> {
         }
     }
     if digits == 0 || digits > 15 || matches!(text.get(i), Some(b'e' | b'E')) {
-        return fast_float2::parse_partial::<f64, _>(text).ok();
+        return None;
     }
-    let v = mantissa as f64 / POW10[scale];
+    // Below 2^53, so the signed conversion (one instruction) is exact.
+    let v = mantissa as i64 as f64 / POW10[scale];
     Some((if negative { -v } else { v }, i))
-}
-
-/// Parses the number at the start of `text` as the general reader would: correctly rounded
-/// to `f64`, then to `f32`. Returns it and the bytes used, or `None` when `text` does not
-/// start with a number or the number is one the general reader treats differently (`inf`,
-/// `nan`, beyond ±3.4e38).
-#[inline]
-fn parse_number(text: &[u8]) -> Option<(f32, usize)> {
-    let (v, used) = parse_decimal(text)?;
-    (v.is_finite() && v.abs() <= f32::MAX as f64).then_some((v as f32, used))
 }
 
 #[cfg(test)]

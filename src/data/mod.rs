@@ -39,6 +39,7 @@ use prologue::{Prologue, check_text, header_is_first_line, prologue};
 
 pub use cell::is_missing_token;
 pub use fast::parse_decimal;
+pub(crate) use fast::parse_number;
 pub use table::{Column, ReadOptions, Table, Tally};
 
 impl Table {

@@ -648,15 +648,12 @@ impl Layout {
     /// Reads the cell at the start of `rest` into its `slot` of `inputs`; the bytes it took.
     fn read_cell(&self, slot: &Slot, rest: &[u8], inputs: &mut [f32]) -> Option<usize> {
         if let Slot::Number { at, edges } = slot {
-            let (v, used) = crate::data::parse_decimal(rest)?;
             // As the general reader: finite, within f32 (`nan`, a missing token, parses,
-            // and is refused here).
-            if !(v.is_finite() && v.abs() <= f32::MAX as f64) {
-                return None;
-            }
-            inputs[*at] = v as f32;
+            // and is refused).
+            let (v, used) = crate::data::parse_number(rest)?;
+            inputs[*at] = v;
             for (t, bin) in edges.windows(2).enumerate() {
-                inputs[at + 1 + t] = bin_input(v as f32 as f64, bin[0], bin[1]) as f32;
+                inputs[at + 1 + t] = bin_input(v as f64, bin[0], bin[1]) as f32;
             }
             return Some(used);
         }
