@@ -10,7 +10,9 @@ use mlp::error::Setting;
 use mlp::fsutil::{check_output_path, read_data, same_file, write_output};
 use mlp::pipeline::StreamBudget;
 use mlp::pipeline::memory::{scoring_estimate, scoring_factor};
-use mlp::pipeline::predict::{Format, Request, Written, predict_bytes, predict_chunks};
+use mlp::pipeline::predict::{
+    Format, Request, Written, predict_bytes, predict_chunks, predict_file_streamed,
+};
 use mlp::tabular::encoding::TargetEncoding;
 use mlp::tabular::model::Model;
 
@@ -168,7 +170,8 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, Error> {
 }
 
 /// The predictions: standard input and files larger than the memory limit allows to read
-/// at once in chunks, other files whole.
+/// at once in chunks; plain rows of another regular file streamed from disk a piece at a
+/// time; anything else read whole.
 fn predict(args: &PredictArgs, model: &mut Model, request: &Request) -> Result<Written, Error> {
     let unknown = args.unknown_category.into();
     let limit = args
@@ -189,6 +192,14 @@ fn predict(args: &PredictArgs, model: &mut Model, request: &Request) -> Result<W
             request,
             unknown,
         );
+    }
+    // Plain rows of a regular file are streamed from disk; anything else is read whole.
+    if let Some((bytes, rows)) = predict_file_streamed(model, &args.data, request, true) {
+        return Ok(Written {
+            bytes,
+            rows,
+            ..Written::default()
+        });
     }
     let data = read_data(&args.data)?;
     predict_bytes(model, &args.data, &data, request, unknown, true)
