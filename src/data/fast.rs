@@ -343,16 +343,20 @@ pub fn parse_decimal(text: &[u8]) -> Option<(f64, usize)> {
 /// to `f64`, then to `f32`. Returns it and the bytes used, or `None` when `text` does not
 /// start with a number or the number is one the general reader treats differently (`inf`,
 /// `nan`, beyond ±3.4e38).
-#[inline]
+#[inline(always)]
 pub(crate) fn parse_number(text: &[u8]) -> Option<(f32, usize)> {
     match short_decimal(text) {
         // Below 10^15: finite, and within f32.
         Some((v, used)) => Some((v as f32, used)),
-        None => {
-            let (v, used) = fast_float2::parse_partial::<f64, _>(text).ok()?;
-            (v.is_finite() && v.abs() <= f32::MAX as f64).then_some((v as f32, used))
-        }
+        None => parse_number_slowly(text),
     }
+}
+
+/// [`parse_number`] for what the shortcut does not take, out of line.
+#[inline(never)]
+fn parse_number_slowly(text: &[u8]) -> Option<(f32, usize)> {
+    let (v, used) = fast_float2::parse_partial::<f64, _>(text).ok()?;
+    (v.is_finite() && v.abs() <= f32::MAX as f64).then_some((v as f32, used))
 }
 
 /// [`parse_decimal`]'s shortcut: `[-]digits[.digits]` with 1 to 15 digits and no exponent,
