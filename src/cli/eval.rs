@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use mlp::Error;
 use mlp::data::chunks::{Chunks, STDIN_NAME};
+use mlp::pipeline::predict::score_file_streamed;
 use mlp::pipeline::{Scored, StreamBudget, Truth, score_chunks, score_within};
 use mlp::tabular::calibration::{Coverage, coverage};
 use mlp::tabular::encoding::TargetEncoding;
@@ -174,6 +175,11 @@ fn score(args: &EvalArgs, model: &mut Model) -> Result<Scored, Error> {
         let chunks = Chunks::stdin(StreamBudget::within(limit, factor).chunk_bytes)?;
         Ok(score_chunks(model, chunks, true, unknown)?)
     } else {
+        // Plain rows of a regular file (each with a target the model knows) are streamed
+        // from disk, as `predict` streams them; anything else takes the general reader.
+        if let Some(scored) = score_file_streamed(model, &args.data) {
+            return Ok(scored);
+        }
         Ok(score_within(
             model,
             &args.data,

@@ -16,7 +16,7 @@ use crate::data::chunks::Chunks;
 use crate::data::{ReadOptions, Table, cell::cell, column_cells, header_names};
 use crate::error::{Error, Result, Setting};
 use crate::nn::loss::softmax_rows_tempered;
-use crate::pipeline::{Scored, score_bytes_with};
+use crate::pipeline::{Scored, Truth, score_bytes_with};
 use crate::tabular::calibration::Interval;
 use crate::tabular::encoding::{
     Encoding, Feature, TargetEncoding, UnknownCategory, Unseen, bin_input,
@@ -440,9 +440,17 @@ pub fn predict_streamed(
     if body.is_empty() {
         return None;
     }
-    let mut stream = RowStream::new(model, layout, request, header, text.len() / 8);
+    let mut stream = RowStream::text(model, layout, request, header, text.len() / 8);
     stream.rows(model, body)?;
-    stream.finish(model)
+    text_of(stream.finish(model)?)
+}
+
+/// The text a [`Sink::Text`] stream wrote, and its rows.
+fn text_of((sink, rows): (Sink, usize)) -> Option<(Vec<u8>, usize)> {
+    match sink {
+        Sink::Text { out, .. } => Some((out, rows)),
+        Sink::Scores(_) => None,
+    }
 }
 
 /// [`predict_streamed`] for a regular file, read a piece (1 MiB) at a time into one buffer
@@ -460,7 +468,6 @@ pub fn predict_file_streamed(
 
 /// [`predict_file_streamed`] reading `piece` bytes at a time (at first: a longer line
 /// doubles the buffer).
-#[cfg(unix)]
 fn predict_file_streamed_in(
     model: &mut Model,
     path: &Path,
@@ -468,10 +475,65 @@ fn predict_file_streamed_in(
     header: bool,
     piece: usize,
 ) -> Option<(Vec<u8>, usize)> {
-    use std::os::unix::fs::FileExt;
     if !request.keep.is_empty() {
         return None;
     }
+    let make = |model: &Model, layout, len: usize| {
+        RowStream::text(model, layout, request, header, len / 8)
+    };
+    text_of(stream_file(model, path, &[], piece, make)?)
+}
+
+/// `eval`'s scoring of a regular file of plain rows, streamed as [`predict_file_streamed`]
+/// streams it: the [`Scored`] that [`score_bytes_with`] gives (with the targets), or `None`
+/// for anything the streamed path does not take, and for a row whose target is missing,
+/// not one of the model's classes as written, or not a plain number. The general path
+/// then reads the file, and leaves out, counts, refuses or names what it must.
+pub fn score_file_streamed(model: &mut Model, path: &Path) -> Option<Scored> {
+    score_file_streamed_in(model, path, 1 << 20)
+}
+
+/// [`score_file_streamed`] reading `piece` bytes at a time.
+fn score_file_streamed_in(model: &mut Model, path: &Path, piece: usize) -> Option<Scored> {
+    let target = model.file.encoding.target.name().to_string();
+    // A target column that is also a feature is not a plain file for `eval`.
+    if model
+        .file
+        .encoding
+        .features
+        .iter()
+        .any(|f| f.name() == target)
+    {
+        return None;
+    }
+    let classes = match &model.file.encoding.target {
+        TargetEncoding::Classes { labels, .. } => labels.len(),
+        TargetEncoding::Values { .. } => 0,
+    };
+    let networks = 1 + model.ensemble.len();
+    let members = classes == 0 && networks > 1;
+    let make = |model: &Model, layout, _| {
+        RowStream::new(model, layout, members, Sink::Scores(Scores::default()))
+    };
+    let (sink, rows) = stream_file(model, path, &[target], piece, make)?;
+    match sink {
+        Sink::Scores(scores) if rows > 0 => scores.scored(rows, classes, networks),
+        _ => None,
+    }
+}
+
+/// Streams the rows of the regular file at `path` through the stream `make` builds (from
+/// the file's layout with `keep` and its length), `piece` bytes at a time (at first: a
+/// longer line doubles the buffer). `None` where the streamed path refuses the file.
+#[cfg(unix)]
+fn stream_file(
+    model: &mut Model,
+    path: &Path,
+    keep: &[String],
+    piece: usize,
+    make: impl FnOnce(&Model, Layout, usize) -> RowStream,
+) -> Option<(Sink, usize)> {
+    use std::os::unix::fs::FileExt;
     let file = std::fs::File::open(path).ok()?;
     let len = usize::try_from(file.metadata().ok().filter(|m| m.is_file())?.len()).ok()?;
     // The first read holds the header and the first row (which `Layout::of` looks at).
@@ -486,12 +548,12 @@ fn predict_file_streamed_in(
     let text = buf.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&buf);
     let header_end = memchr::memchr(b'\n', text)?;
     std::str::from_utf8(&text[..header_end]).ok()?;
-    let layout = Layout::of(&model.file.encoding, path, text, header_end, &request.keep)?;
+    let layout = Layout::of(&model.file.encoding, path, text, header_end, keep)?;
     let body_at = buf.len() - text.len() + header_end + 1;
     if body_at == len {
         return None;
     }
-    let mut stream = RowStream::new(model, layout, request, header, len / 8);
+    let mut stream = make(model, layout, len);
     buf.copy_within(body_at.., 0);
     let (mut filled, mut at) = (buf.len() - body_at, buf.len());
     loop {
@@ -523,58 +585,82 @@ fn predict_file_streamed_in(
 }
 
 #[cfg(not(unix))]
-fn predict_file_streamed_in(
+fn stream_file(
     _model: &mut Model,
     _path: &Path,
-    _request: &Request,
-    _header: bool,
+    _keep: &[String],
     _piece: usize,
-) -> Option<(Vec<u8>, usize)> {
+    _make: impl FnOnce(&Model, Layout, usize) -> RowStream,
+) -> Option<(Sink, usize)> {
     None
 }
 
 /// The streamed path's state: rows are read into a batch, and each full batch goes through
-/// the model and out as text.
+/// the model and into the sink.
 struct RowStream {
     layout: Layout,
     x: Array2<f32>,
     buffers: Outputs,
     /// Where each row's kept cells are in the text, a batch at a time.
     kept: Vec<(usize, usize)>,
-    out: Vec<u8>,
-    writer: RowWriter,
-    /// Rows written, and rows read into the batch not yet written.
+    sink: Sink,
+    /// Rows done, and rows read into the batch not yet done.
     rows: usize,
     filled: usize,
 }
 
+/// Where a batch's outputs go: out as text (`predict`), or kept as numbers with each row's
+/// target, the one kept cell (`eval`).
+enum Sink {
+    Text { writer: RowWriter, out: Vec<u8> },
+    Scores(Scores),
+}
+
+/// What [`Sink::Scores`] keeps, row by row.
+#[derive(Default)]
+struct Scores {
+    classes: Vec<usize>,
+    probabilities: Vec<f32>,
+    values: Vec<f64>,
+    members: Vec<f64>,
+    truth_classes: Vec<usize>,
+    truth_values: Vec<f64>,
+}
+
 impl RowStream {
-    fn new(
+    fn new(model: &Model, layout: Layout, members: bool, sink: Sink) -> RowStream {
+        let target = &model.file.encoding.target;
+        let networks = 1 + model.ensemble.len();
+        RowStream {
+            x: Array2::<f32>::zeros((BATCH, layout.width)),
+            buffers: Outputs::new(BATCH, target.width(), networks, members),
+            kept: vec![(0, 0); BATCH * layout.keep.len()],
+            layout,
+            sink,
+            rows: 0,
+            filled: 0,
+        }
+    }
+
+    /// A stream writing `request`'s text, with the CSV header line if `header`.
+    fn text(
         model: &Model,
         layout: Layout,
         request: &Request,
         header: bool,
         out_bytes: usize,
     ) -> RowStream {
-        let target = &model.file.encoding.target;
         let members = (request.interval.as_ref()).is_some_and(Interval::needs_members);
-        let networks = 1 + model.ensemble.len();
         let mut out = Vec::with_capacity(out_bytes);
-        let writer = RowWriter::new(target, request, header, &mut out);
-        RowStream {
-            x: Array2::<f32>::zeros((BATCH, layout.width)),
-            buffers: Outputs::new(BATCH, target.width(), networks, members),
-            kept: vec![(0, 0); BATCH * layout.keep.len()],
-            layout,
-            out,
-            writer,
-            rows: 0,
-            filled: 0,
-        }
+        let writer = RowWriter::new(&model.file.encoding.target, request, header, &mut out);
+        RowStream::new(model, layout, members, Sink::Text { writer, out })
     }
 
-    /// Reads the rows of `body` (whole lines), writing each batch as it fills. With kept
-    /// columns, every batch must come from one `body`: [`predict_file_streamed`] has none.
+    /// Reads the rows of `body` (whole lines), sending each batch on as it fills. Text with
+    /// kept columns ends a batch with each `body` (its kept cells are copied from there);
+    /// scores take each row's target as it is read, so that batches always hold
+    /// [`BATCH`] rows, as they do without kept columns: a product's rows can round
+    /// differently in a batch of another size.
     fn rows(&mut self, model: &mut Model, body: &[u8]) -> Option<()> {
         let width = self.layout.keep.len();
         let mut i = 0;
@@ -586,15 +672,24 @@ impl RowStream {
                 .expect("standard layout");
             let row_kept = &mut self.kept[self.filled * width..(self.filled + 1) * width];
             i = self.layout.read_row(body, i, inputs, row_kept)?;
+            let text = match &mut self.sink {
+                Sink::Scores(scores) => {
+                    let (start, end) = *row_kept.first()?;
+                    let cell = std::str::from_utf8(&body[start..end]).ok()?;
+                    scores.target(&model.file.encoding.target, crate::data::cell::trim(cell))?;
+                    false
+                }
+                Sink::Text { .. } => width > 0,
+            };
             self.filled += 1;
-            if self.filled == BATCH || (width > 0 && i >= body.len()) {
+            if self.filled == BATCH || (text && i >= body.len()) {
                 self.flush(model, body)?;
             }
         }
         Some(())
     }
 
-    /// Writes the rows read and not yet written.
+    /// Sends on the rows read and not yet done.
     fn flush(&mut self, model: &mut Model, body: &[u8]) -> Option<()> {
         let layout = &self.layout;
         standardise(&mut self.x, self.filled, &layout.mean, &layout.std)?;
@@ -604,26 +699,109 @@ impl RowStream {
             kept: &self.kept,
             width: layout.keep.len(),
         };
-        run_batch(
-            model,
-            &self.x,
-            &batch,
-            &mut self.buffers,
-            &self.writer,
-            &mut self.out,
-        )?;
+        batch_outputs(model, &self.x, batch.rows, &mut self.buffers);
+        match &mut self.sink {
+            Sink::Text { writer, out } => write_batch(model, &batch, &self.buffers, writer, out)?,
+            Sink::Scores(scores) => scores.add(model, batch.rows, &self.buffers)?,
+        }
         self.rows += self.filled;
         self.filled = 0;
         Some(())
     }
 
-    /// The text written and the number of rows, once the last batch is out.
-    fn finish(mut self, model: &mut Model) -> Option<(Vec<u8>, usize)> {
+    /// The sink and the number of rows, once the last batch is done.
+    fn finish(mut self, model: &mut Model) -> Option<(Sink, usize)> {
         if self.filled > 0 {
-            // Without kept columns no cell is read from the body.
+            // No kept cell is read from the body: text with kept columns has sent every
+            // batch on in `rows`, and scores have their targets.
             self.flush(model, &[])?;
         }
-        Some((self.out, self.rows))
+        Some((self.sink, self.rows))
+    }
+}
+
+impl Scores {
+    /// Keeps a row's target as the general path's [`Scored`] has it. `None` for one the
+    /// general path treats otherwise (missing, not one of the model's classes as written,
+    /// not a plain number, too far out): it leaves out, counts, refuses or names them.
+    fn target(&mut self, target: &TargetEncoding, cell: &str) -> Option<()> {
+        if crate::data::is_missing_token(cell) {
+            return None;
+        }
+        match target {
+            TargetEncoding::Classes { labels, .. } => {
+                self.truth_classes
+                    .push(labels.iter().position(|l| l == cell)?);
+            }
+            TargetEncoding::Values { mean, std, .. } => {
+                // As `Encoding::targets`: standardised in f32, and back.
+                let (t, used) = crate::data::parse_number(cell.as_bytes())?;
+                let z = ((t as f64 - mean) / std) as f32;
+                if used != cell.len() || !z.is_finite() {
+                    return None;
+                }
+                self.truth_values.push(z as f64 * std + mean);
+            }
+        }
+        Some(())
+    }
+
+    /// Keeps the outputs of a batch of `rows` rows as the general path's [`Scored`] has
+    /// them; `None` for one that is not finite (the general path names its row).
+    fn add(&mut self, model: &Model, rows: usize, buffers: &Outputs) -> Option<()> {
+        let mean = buffers.model.slice(s![..rows, ..]);
+        match &model.file.encoding.target {
+            TargetEncoding::Classes { .. } => {
+                for p in mean.rows() {
+                    if p.iter().any(|v| !v.is_finite()) {
+                        return None;
+                    }
+                    self.classes.push(crate::train::metrics::argmax(p));
+                    self.probabilities.extend(p.iter());
+                }
+            }
+            TargetEncoding::Values { mean: m, std, .. } => {
+                for (r, z) in mean.column(0).iter().enumerate() {
+                    let v = *z as f64 * std + m;
+                    if !v.is_finite() {
+                        return None;
+                    }
+                    self.values.push(v);
+                    if let Some(members) = &buffers.members {
+                        self.members.extend(members.row(r).iter());
+                    }
+                }
+            }
+        }
+        Some(())
+    }
+
+    /// The [`Scored`] of `rows` rows, for a model with `classes` outputs (0 for values) and
+    /// `networks` networks.
+    fn scored(self, rows: usize, classes: usize, networks: usize) -> Option<Scored> {
+        let (predictions, truth, members) = if classes > 0 {
+            let probabilities = Array2::from_shape_vec((rows, classes), self.probabilities).ok()?;
+            let predictions = Predictions::Classes {
+                classes: self.classes,
+                probabilities,
+            };
+            (predictions, Truth::Classes(self.truth_classes), None)
+        } else {
+            let members = (!self.members.is_empty())
+                .then(|| Array2::from_shape_vec((rows, networks), self.members).ok())
+                .flatten();
+            let predictions = Predictions::Values(self.values);
+            (predictions, Truth::Values(self.truth_values), members)
+        };
+        Some(Scored {
+            predictions,
+            members,
+            truth: Some(truth),
+            rows,
+            missing_targets: 0,
+            filled: 0,
+            unseen: Default::default(),
+        })
     }
 }
 
@@ -867,20 +1045,11 @@ impl Outputs {
     }
 }
 
-/// The first `rows` rows of `x` through the model and out as CSV: every network of the
-/// model, and the mean of their probabilities (classes; the class is its argmax, the first
-/// of equal ones) or raw outputs (values), summed in the networks' order and divided by
-/// their number, exactly as [`Model::predict_encoded`]. `None` if an output is not finite
-/// (the general path names the row).
-fn run_batch(
-    model: &mut Model,
-    x: &Array2<f32>,
-    batch: &Batch,
-    buffers: &mut Outputs,
-    writer: &RowWriter,
-    out: &mut Vec<u8>,
-) -> Option<()> {
-    let rows = batch.rows;
+/// The first `rows` rows of `x` through every network of the model, into `buffers`: the
+/// mean of their probabilities (classes) or raw outputs (values), summed in the networks'
+/// order and divided by their number, exactly as [`Model::predict_encoded`], and with CV+
+/// each network's value.
+fn batch_outputs(model: &mut Model, x: &Array2<f32>, rows: usize, buffers: &mut Outputs) {
     let classify = matches!(model.file.encoding.target, TargetEncoding::Classes { .. });
     let networks = 1 + model.ensemble.len();
     let temperature = model.file.calibration.temperature;
@@ -917,6 +1086,18 @@ fn run_batch(
     if networks > 1 {
         mean /= networks as f32;
     }
+}
+
+/// Writes the outputs [`batch_outputs`] left in `buffers` for `batch`'s rows as text.
+/// `None` if an output is not finite (the general path names the row).
+fn write_batch(
+    model: &Model,
+    batch: &Batch,
+    buffers: &Outputs,
+    writer: &RowWriter,
+    out: &mut Vec<u8>,
+) -> Option<()> {
+    let mean = buffers.model.slice(s![..batch.rows, ..]);
     match &model.file.encoding.target {
         TargetEncoding::Classes { .. } => {
             for (r, p) in mean.rows().into_iter().enumerate() {
@@ -947,6 +1128,7 @@ fn run_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::score_bytes;
     use crate::tabular::calibration::Residuals;
     use crate::tabular::encoding::Task;
     use crate::tabular::model::LayerRecord;
@@ -1092,6 +1274,77 @@ mod tests {
         file.training.config.folds = 3;
         let json = serde_json::to_vec(&file).unwrap();
         Model::from_json(Path::new("e.json"), &json).unwrap()
+    }
+
+    /// `rows(n)` with targets: classes `no` and `yes`, or numbers.
+    fn labelled(n: usize, numbers: bool, line_end: &str) -> String {
+        let text = rows(n, ',', line_end);
+        let mut lines = text.split(line_end);
+        let mut out = format!("{}{line_end}", lines.next().unwrap());
+        for (i, line) in lines.filter(|l| !l.is_empty()).enumerate() {
+            let target = if numbers {
+                format!("{}", 8.0 + i as f32 * 0.37)
+            } else {
+                ["no", "yes", "no"][i % 3].to_string()
+            };
+            out.push_str(&format!(
+                "{},{target}{line_end}",
+                line.strip_suffix(",no").unwrap()
+            ));
+        }
+        out
+    }
+
+    /// `eval`'s streamed scoring of `text` as a file, in pieces of several sizes, or `None`.
+    fn streamed_scores(model: &mut Model, text: &str) -> Option<Scored> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.csv");
+        std::fs::write(&file, text).unwrap();
+        let first = score_file_streamed_in(model, &file, 1 << 20);
+        for piece in [100, 7] {
+            let got = score_file_streamed_in(model, &file, piece);
+            assert_eq!(got.is_some(), first.is_some(), "pieces of {piece} bytes");
+            if let (Some(a), Some(b)) = (&first, &got) {
+                assert_eq!(a.predictions, b.predictions, "pieces of {piece} bytes");
+                assert_eq!(a.truth, b.truth);
+                assert_eq!(a.members, b.members);
+            }
+        }
+        first
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn streamed_scores_equal_the_general_readers() {
+        let cases = [
+            (classifier(), false),
+            (ensemble_of(classifier()), false),
+            (regressor(), true),
+            (ensemble_of(regressor()), true),
+        ];
+        for (mut model, numbers) in cases {
+            for (n, line_end) in [(3, "\n"), (700, "\r\n")] {
+                let text = labelled(n, numbers, line_end);
+                let streamed = streamed_scores(&mut model, &text)
+                    .unwrap_or_else(|| panic!("not streamed: {text:?}"));
+                let general =
+                    score_bytes(&mut model, Path::new("t.csv"), text.as_bytes(), true).unwrap();
+                assert_eq!(streamed.predictions, general.predictions, "{text:?}");
+                assert_eq!(streamed.truth, general.truth);
+                assert_eq!(streamed.members, general.members);
+                assert_eq!(streamed.rows, general.rows);
+                assert_eq!(streamed.rows, n);
+                assert!(general.truth.is_some());
+            }
+            // What the general path leaves out, refuses or reads otherwise.
+            let text = labelled(5, numbers, "\n");
+            let last = text.trim_end().rsplit_once(',').unwrap().0.to_string();
+            for target in ["", "NA", "maybe", "1e999", " 1.0x"] {
+                let odd = format!("{last},{target}\n");
+                let odd = text.replace(&format!("{}\n", text.trim_end()), &odd);
+                assert!(streamed_scores(&mut model, &odd).is_none(), "{odd:?}");
+            }
+        }
     }
 
     #[test]
