@@ -339,6 +339,53 @@ impl Chunks {
     }
 }
 
+/// Calls `each` with the whole lines of bytes `start..end` of `file` (`start` a line start,
+/// `end` one or the file's end), read `piece` bytes at a time into one buffer (at first: a
+/// line longer than that doubles it, up to [`MAX_LINE`]), cut after the last `\n` of each
+/// read. `None` as soon as `each` gives `None`, or when the file cannot be read, shrinks
+/// while it is read or has a longer line: the caller then reads it another way.
+///
+/// Unlike [`Chunks`], nothing is hashed and the buffer is reused: this is the fast paths'
+/// reader (`read_matrix`, `predict` and `eval` on plain rows).
+#[cfg(unix)]
+pub fn for_each_lines_at(
+    file: &File,
+    (start, end): (u64, u64),
+    piece: usize,
+    mut each: impl FnMut(&[u8]) -> Option<()>,
+) -> Option<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0; piece.clamp(1, usize::try_from(end - start).ok()?.max(1))];
+    // `buf[..filled]` holds the bytes up to `at` not yet handed out.
+    let (mut filled, mut at) = (0, start);
+    while at < end {
+        if filled == buf.len() {
+            if buf.len() > MAX_LINE {
+                return None;
+            }
+            buf.resize(buf.len() * 2, 0);
+        }
+        let want = (buf.len() - filled).min(usize::try_from(end - at).ok()?);
+        let n = file.read_at(&mut buf[filled..filled + want], at).ok()?;
+        if n == 0 {
+            return None; // the file shrank while it was read
+        }
+        (filled, at) = (filled + n, at + n as u64);
+        let cut = if at == end {
+            filled
+        } else {
+            match memchr::memrchr(b'\n', &buf[..filled]) {
+                Some(k) => k + 1,
+                None => continue,
+            }
+        };
+        each(&buf[..cut])?;
+        buf.copy_within(cut..filled, 0);
+        filled -= cut;
+    }
+    Some(())
+}
+
 /// Where the line starting at or after byte `at` of `file` starts: `at` itself if a line
 /// ends just before it, else just past the next line end (`\n`, or `\r` not followed by
 /// `\n`), or the file's length `len`. Quotes are not looked at (see [`quoted_record_starts`]).

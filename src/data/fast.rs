@@ -152,40 +152,10 @@ fn parse_range(
     width: usize,
     piece: usize,
 ) -> Option<Vec<f32>> {
-    use std::os::unix::fs::FileExt;
-    // A longer line is the general reader's to refuse, with its line number.
-    const LONGEST: usize = 64 << 20;
     let mut values = Vec::with_capacity(usize::try_from((end - start) / 4).ok()?);
-    let mut buf = vec![0; piece.clamp(1, usize::try_from(end - start).ok()?.max(1))];
-    // `buf[..filled]` holds the bytes up to `at` not parsed yet.
-    let (mut filled, mut at) = (0, start);
-    while at < end {
-        if filled == buf.len() {
-            if buf.len() >= LONGEST {
-                return None;
-            }
-            buf.resize(buf.len() * 2, 0);
-        }
-        let want = (buf.len() - filled).min(usize::try_from(end - at).ok()?);
-        let n = file.read_at(&mut buf[filled..filled + want], at).ok()?;
-        if n == 0 {
-            return None; // the file shrank while it was read
-        }
-        (filled, at) = (filled + n, at + n as u64);
-        let cut = if at == end {
-            filled
-        } else {
-            match memchr::memrchr(b'\n', &buf[..filled]) {
-                Some(k) => k + 1,
-                None => continue,
-            }
-        };
-        if !parse_chunk(&buf[..cut], delimiter, width, &mut values) {
-            return None;
-        }
-        buf.copy_within(cut..filled, 0);
-        filled -= cut;
-    }
+    super::chunks::for_each_lines_at(file, (start, end), piece, |lines| {
+        parse_chunk(lines, delimiter, width, &mut values).then_some(())
+    })?;
     Some(values)
 }
 
@@ -297,6 +267,9 @@ impl Sink for std::slice::IterMut<'_, f32> {
 
 /// Parses lines of exactly `width` plain numbers into `out`; false on anything else. A line
 /// ends with `\n` or `\r\n`; the last may have no line end.
+///
+/// Kept out of line: inlined into the piece reader's closure, W5 ran 4% slower.
+#[inline(never)]
 fn parse_chunk(chunk: &[u8], delimiter: u8, width: usize, out: &mut impl Sink) -> bool {
     let mut i = 0;
     while i < chunk.len() {

@@ -13,6 +13,8 @@ use std::path::Path;
 use ndarray::{Array2, ArrayViewMut2, s};
 
 use crate::data::chunks::Chunks;
+#[cfg(unix)]
+use crate::data::chunks::for_each_lines_at;
 use crate::data::{ReadOptions, Table, cell::cell, column_cells, header_names};
 use crate::error::{Error, Result, Setting};
 use crate::nn::loss::softmax_rows_tempered;
@@ -544,7 +546,6 @@ fn stream_file(
         buf.resize((2 * read).min(len), 0);
         file.read_exact_at(&mut buf[read..], read as u64).ok()?;
     }
-    // Cut at line ends (ASCII), each piece is UTF-8 if the file is.
     let text = buf.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&buf);
     let header_end = memchr::memchr(b'\n', text)?;
     std::str::from_utf8(&text[..header_end]).ok()?;
@@ -554,33 +555,13 @@ fn stream_file(
         return None;
     }
     let mut stream = make(model, layout, len);
-    buf.copy_within(body_at.., 0);
-    let (mut filled, mut at) = (buf.len() - body_at, buf.len());
-    loop {
-        let cut = if at == len {
-            filled
-        } else {
-            memchr::memrchr(b'\n', &buf[..filled]).map_or(0, |k| k + 1)
-        };
-        std::str::from_utf8(&buf[..cut]).ok()?;
-        stream.rows(model, &buf[..cut])?;
-        buf.copy_within(cut..filled, 0);
-        filled -= cut;
-        if at == len {
-            break;
-        }
-        if filled == buf.len() {
-            buf.resize(buf.len() * 2, 0); // a line longer than the buffer
-        }
-        let want = (buf.len() - filled).min(len - at);
-        let n = file
-            .read_at(&mut buf[filled..filled + want], at as u64)
-            .ok()?;
-        if n == 0 {
-            return None; // the file shrank while it was read
-        }
-        (filled, at) = (filled + n, at + n);
-    }
+    // The rows are read again from the body's start, into the reader's own buffer. Cut at
+    // line ends (ASCII), each piece is UTF-8 if the file is.
+    drop(buf);
+    for_each_lines_at(&file, (body_at as u64, len as u64), piece, |lines| {
+        std::str::from_utf8(lines).ok()?;
+        stream.rows(model, lines)
+    })?;
     stream.finish(model)
 }
 
