@@ -497,17 +497,8 @@ pub fn score_file_streamed(model: &mut Model, path: &Path) -> Option<Scored> {
 
 /// [`score_file_streamed`] reading `piece` bytes at a time.
 fn score_file_streamed_in(model: &mut Model, path: &Path, piece: usize) -> Option<Scored> {
+    // A model file whose target is also a feature is refused when it is loaded.
     let target = model.file.encoding.target.name().to_string();
-    // A target column that is also a feature is not a plain file for `eval`.
-    if model
-        .file
-        .encoding
-        .features
-        .iter()
-        .any(|f| f.name() == target)
-    {
-        return None;
-    }
     let classes = match &model.file.encoding.target {
         TargetEncoding::Classes { labels, .. } => labels.len(),
         TargetEncoding::Values { .. } => 0,
