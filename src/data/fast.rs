@@ -80,7 +80,7 @@ struct Split {
 #[cfg(unix)]
 fn read_numeric_file_in(path: &Path, split: Split) -> Option<(Vec<String>, Vec<f32>, usize)> {
     use std::os::unix::fs::FileExt;
-    let file = std::fs::File::open(path).ok()?;
+    let mut file = std::fs::File::open(path).ok()?;
     let len = file.metadata().ok().filter(|m| m.is_file())?.len();
     // The header: the first 1 MiB must hold the whole first line.
     let mut head = vec![0; (1 << 20).min(usize::try_from(len).ok()?)];
@@ -96,11 +96,11 @@ fn read_numeric_file_in(path: &Path, split: Split) -> Option<(Vec<String>, Vec<f
     let threads = (split.threads as u64)
         .min((len - body_at) / split.min_range.max(1))
         .max(1);
-    // Split at line starts: each guess moves on to the byte after the next `\n`.
+    // Split at line starts: each guess moves on to the next line's start.
     let mut starts = vec![body_at];
     for t in 1..threads {
         let guess = body_at + (len - body_at) * t / threads;
-        let next = line_start_after(&file, guess.max(*starts.last()?), len)?;
+        let next = super::chunks::line_start(&mut file, guess.max(*starts.last()?), len).ok()?;
         starts.push(next);
     }
     starts.push(len);
@@ -122,24 +122,6 @@ fn read_numeric_file_in(path: &Path, split: Split) -> Option<(Vec<String>, Vec<f
 #[cfg(not(unix))]
 fn read_numeric_file_in(_path: &Path, _split: Split) -> Option<(Vec<String>, Vec<f32>, usize)> {
     None
-}
-
-/// The offset just after the first `\n` at or after `at` (or `len`).
-#[cfg(unix)]
-fn line_start_after(file: &std::fs::File, mut at: u64, len: u64) -> Option<u64> {
-    use std::os::unix::fs::FileExt;
-    let mut probe = vec![0; 4096];
-    while at < len {
-        let n = file.read_at(&mut probe, at).ok()?;
-        if n == 0 {
-            return None;
-        }
-        if let Some(k) = memchr::memchr(b'\n', &probe[..n]) {
-            return Some(at + k as u64 + 1);
-        }
-        at += n as u64;
-    }
-    Some(len)
 }
 
 /// Parses the whole lines of bytes `start..end` of `file` (`start` a line start, `end` one
