@@ -917,7 +917,7 @@ fn folds_dropout_and_robust_scaling_train_an_ensemble_that_loads_and_scores() {
 }
 
 #[test]
-fn batches_grow_and_layers_narrow_with_the_rows_unless_given() {
+fn batches_grow_with_the_rows_unless_a_batch_or_rate_is_given() {
     let dir = tempfile::tempdir().unwrap();
     // 15,000 rows: three folds of 10,000 training rows each, or one network on 12,000
     // with the validation fifth held out. Either way, batches of 64.
@@ -938,31 +938,10 @@ fn batches_grow_and_layers_narrow_with_the_rows_unless_given() {
             out.contains("lr 0.0014142136, batches of 64 (grown with the rows; --batch-size or --lr keeps the defaults)"),
             "{out}"
         );
-        assert!(
-            out.contains(
-                "network: Linear(18 → 96), ReLU, Linear(96 → 48), ReLU, Linear(48 → 1) (hidden \
-                 layers narrowed for the rows; --hidden keeps your own);"
-            ),
-            "{out}"
-        );
         let config = settings(name);
         assert_eq!(config["batch_size"], 64, "{name}");
         assert!((config["learning_rate"].as_f64().unwrap() - lr).abs() < 1e-7);
-        assert_eq!(config["hidden"], serde_json::json!([96, 48]), "{name}");
     }
-    // Hidden layers of one's own are kept, even the default ones; the batch still grows.
-    let args = [
-        "train", "big.csv", "--target", "y", "--epochs", "1", "--hidden", "128,64",
-    ];
-    let out = ok(
-        dir.path(),
-        &[&args[..], &["--model", "h.json", "--plot", "m.png"]].concat(),
-    );
-    assert!(out.contains("Linear(64 → 1); "), "{out}");
-    assert!(!out.contains("narrowed"), "{out}");
-    let config = settings("h.json");
-    assert_eq!(config["hidden"], serde_json::json!([128, 64]));
-    assert_eq!(config["batch_size"], 64);
     // Given either, both are kept as they are.
     for (name, flag, value) in [
         ("b.json", "--batch-size", "32"),

@@ -347,8 +347,8 @@ fn info_prints_what_the_model_file_holds() {
         "  30 epochs run (completed)",
         "settings: activation relu, batch_size 32, calibration temperature, class_weight \
          none, dropout 0, epochs 30, folds 0, grow_batch true, held_rows 50000, hidden 128, 64, \
-         intervals ensemble, label_smoothing 0.1, learning_rate 0.001, metric loss, momentum 0.9, \
-         narrow_hidden true, nesterov false, optimizer adam, patience 10, refit false, seed 1, shuffle_window 32768, val_split \
+         intervals ensemble, label_smoothing 0.1, learning_rate 0.001, metric loss, momentum 0.9, nesterov false, \
+         optimizer adam, patience 10, refit false, seed 1, shuffle_window 32768, val_split \
          0.2, weight_decay 1e-4",
     ] {
         assert!(lines.contains(&line), "missing {line:?} in:\n{out}");

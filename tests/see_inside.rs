@@ -379,34 +379,6 @@ fn lr_find_suggests_a_rate_draws_the_sweep_and_writes_no_model() {
 }
 
 #[test]
-fn lr_find_sweeps_the_network_train_builds_for_the_rows() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    // 15,000 rows: three folds of 10,000 training rows each, so `train` narrows the hidden
-    // layers to 96 and 48; the sweep does the same, and keeps its batch of 32.
-    let mut csv = String::from("a,b,y\n");
-    for i in 0..15_000u32 {
-        let (a, b) = ((i % 97) as f32 / 97.0, (i % 89) as f32 / 89.0);
-        csv.push_str(&format!("{a},{b},{}\n", 2.0 * a - b));
-    }
-    std::fs::write(d.join("big.csv"), csv).unwrap();
-    let out = ok(d, &["lr-find", "big.csv", "--target", "y"]);
-    assert!(
-        out.contains(
-            "on 15000 training rows (adam, batches of 32, hidden layers 96,48 as train has \
-             them for these rows)"
-        ),
-        "{out}"
-    );
-    // Layers of one's own are swept as given.
-    let out = ok(
-        d,
-        &["lr-find", "big.csv", "--target", "y", "--hidden", "16"],
-    );
-    assert!(out.contains("(adam, batches of 32)"), "{out}");
-}
-
-#[test]
 fn explain_walks_network_1_of_an_ensemble_and_shows_the_models_mean() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -76,33 +76,17 @@ pub fn run(args: LrFindArgs) -> Result<ExitCode, Error> {
     let limit = args.memory_limit.unwrap_or_else(default_limit);
     check_training_fits(&request, limit, args.memory_limit.is_some())?;
     let prepared = prepare(&request)?;
-    // The network `train` builds for these rows (hidden layers narrow for large files). The
-    // batch stays as given: training with the `--lr` this suggests keeps it too.
-    let rows = request.config.rows_per_network(prepared.x_train.nrows());
-    let config = TrainConfig {
-        grow_batch: false,
-        ..request.config.clone()
-    }
-    .for_rows(rows);
-    let found = lr_find(&prepared, &config, Sweep::default())?;
+    let found = lr_find(&prepared, &request.config, Sweep::default())?;
     let optimizer = format!("{:?}", request.config.optimizer).to_lowercase();
-    let narrowed = (config.hidden != request.config.hidden).then(|| {
-        let widths: Vec<String> = config.hidden.iter().map(usize::to_string).collect();
-        format!(
-            ", hidden layers {} as train has them for these rows",
-            widths.join(",")
-        )
-    });
     outln!(
         "swept {} learning rates from {:.0e} to {:.1e} on {} training rows ({optimizer}, \
-         batches of {}{})",
+         batches of {})",
         found.learning_rates.len(),
         found.learning_rates.first().copied().unwrap_or(0.0),
         found.learning_rates.last().copied().unwrap_or(0.0),
         prepared.x_train.nrows(),
         // As the sweep takes them: no batch is larger than the training rows.
-        request.config.batch_size.min(prepared.x_train.nrows()),
-        narrowed.unwrap_or_default()
+        request.config.batch_size.min(prepared.x_train.nrows())
     );
     outln!("lowest smoothed loss at lr {:.2e}", found.lowest);
     outln!("suggested lr: {:.2e}", found.suggested);

@@ -16,8 +16,8 @@ use mlp::tabular::encoding::{Encoding, Feature, Scaling, TargetEncoding, Task};
 use mlp::train::comm::{Communicator, Solo};
 use mlp::train::{
     Activation, CalibrationMethod, ClassWeight, DEFAULT_BATCH, DEFAULT_FOLDS, DEFAULT_HELD_ROWS,
-    DEFAULT_HIDDEN, DEFAULT_SHUFFLE_WINDOW, IntervalMethod, Metric, OptimizerKind, StopReason,
-    TrainConfig, format_loss,
+    DEFAULT_SHUFFLE_WINDOW, IntervalMethod, Metric, OptimizerKind, StopReason, TrainConfig,
+    format_loss,
 };
 
 use super::out::{self, errln, outln};
@@ -90,10 +90,14 @@ pub struct Settings {
     #[arg(long, value_name = "COL")]
     target: Option<String>,
 
-    /// Hidden layer sizes, comma-separated [default: 128,64; 96,48 for networks that train on
-    /// 10,000 rows or more]
-    #[arg(long, value_name = "SIZES", value_delimiter = ',')]
-    hidden: Option<Vec<usize>>,
+    /// Hidden layer sizes, comma-separated
+    #[arg(
+        long,
+        value_name = "SIZES",
+        value_delimiter = ',',
+        default_value = "128,64"
+    )]
+    hidden: Vec<usize>,
 
     /// Activation after each hidden layer
     #[arg(long, value_enum, default_value = "relu")]
@@ -426,7 +430,7 @@ impl Settings {
                 ScalingArg::Piecewise => Scaling::Piecewise,
             },
             config: TrainConfig {
-                hidden: (self.hidden.clone()).unwrap_or_else(|| DEFAULT_HIDDEN.to_vec()),
+                hidden: self.hidden.clone(),
                 activation: match self.activation {
                     ActivationArg::Relu => Activation::Relu,
                     ActivationArg::Sigmoid => Activation::Sigmoid,
@@ -471,7 +475,6 @@ impl Settings {
                 },
                 intervals_given: self.intervals.is_some(),
                 grow_batch: self.batch_size.is_none() && self.lr.is_none(),
-                narrow_hidden: self.hidden.is_none(),
             },
         })
     }
@@ -856,12 +859,9 @@ impl Printer<'_> {
 
     /// Reports how training went.
     fn trained(&self, trained: &Trained, data: &DataSummary) {
-        // As trained: the batch and learning rate may have grown with the rows, and the
-        // hidden layers narrowed.
+        // As trained: the batch and learning rate may have grown with the rows.
         let config = &trained.model.file.training.config;
         let network = &trained.model.network;
-        let narrowed = (config.hidden != self.request.config.hidden)
-            .then_some(" (hidden layers narrowed for the rows; --hidden keeps your own)");
         let grown = (config.batch_size != self.request.config.batch_size).then(|| {
             format!(
                 ", batches of {} (grown with the rows; --batch-size or --lr keeps the defaults)",
@@ -869,14 +869,13 @@ impl Printer<'_> {
             )
         });
         self.say(format!(
-            "network: {}{}; {} parameters; {:?}, lr {}{}",
+            "network: {}; {} parameters; {:?}, lr {}{}",
             network
                 .specs()
                 .iter()
                 .map(|s| s.to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
-            narrowed.unwrap_or_default(),
             network.param_count(),
             config.optimizer,
             config.learning_rate,

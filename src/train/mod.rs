@@ -32,7 +32,7 @@ use task::{Targets, Task};
 
 pub use crate::train::outcome::{History, StopReason};
 pub use crate::train::settings::{
-    Activation, ClassWeight, DEFAULT_BATCH, DEFAULT_FOLDS, DEFAULT_HELD_ROWS, DEFAULT_HIDDEN,
+    Activation, ClassWeight, DEFAULT_BATCH, DEFAULT_FOLDS, DEFAULT_HELD_ROWS,
     DEFAULT_SHUFFLE_WINDOW, MAX_LAYER_WIDTH, MAX_PARAMETERS, Metric, OptimizerKind, TrainConfig,
     parameter_count,
 };

@@ -283,11 +283,6 @@ pub struct TrainConfig {
     /// the command line turns it off when `--batch-size` or `--lr` is given.
     #[serde(default)]
     pub grow_batch: bool,
-    /// Whether the default hidden layers narrow for networks that train on many rows (see
-    /// [`TrainConfig::for_rows`]). On by default; the command line turns it off when
-    /// `--hidden` is given.
-    #[serde(default)]
-    pub narrow_hidden: bool,
 }
 
 /// The default batch size, kept by networks that train on up to [`GROWTH_ROWS`] rows.
@@ -297,10 +292,6 @@ pub const DEFAULT_BATCH: usize = 32;
 pub const GROWTH_ROWS: usize = 5_000;
 /// The most the default batch grows: to 8 × 32 = 256 rows.
 pub const MOST_GROWTH: usize = 8;
-/// The default hidden layers.
-pub const DEFAULT_HIDDEN: [usize; 2] = [128, 64];
-/// The default hidden layers of networks that train on 2 × [`GROWTH_ROWS`] rows or more.
-pub const WIDE_DATA_HIDDEN: [usize; 2] = [96, 48];
 
 impl Default for TrainConfig {
     /// Defaults chosen on the tabular quality suite of 25 public data sets (`QUALITY.md`,
@@ -316,7 +307,7 @@ impl Default for TrainConfig {
     /// 0.903. Patience 10 against 20: see `QUALITY.md`.
     fn default() -> Self {
         Self {
-            hidden: DEFAULT_HIDDEN.to_vec(),
+            hidden: vec![128, 64],
             activation: Activation::Relu,
             optimizer: OptimizerKind::Adam,
             learning_rate: OptimizerKind::Adam.default_learning_rate(),
@@ -340,7 +331,6 @@ impl Default for TrainConfig {
             intervals: IntervalMethod::Ensemble,
             intervals_given: false,
             grow_batch: true,
-            narrow_hidden: true,
         }
     }
 }
@@ -357,46 +347,36 @@ impl TrainConfig {
         }
     }
 
-    /// The settings for networks that train on `rows` rows each.
-    ///
-    /// With [`grow_batch`] and the default batch and learning rate, the batch doubles for
-    /// every doubling of the rows beyond [`GROWTH_ROWS`] (at most [`MOST_GROWTH`] times),
-    /// and the learning rate grows with the square root of the batch, as it does for Adam's
-    /// noise: 64 rows and 1.41 × the rate from 10,000 rows, 128 and 2 × from 20,000, 256 and
-    /// 2.83 × from 40,000. An epoch of 100,000 rows then takes 390 steps instead of 3,125.
-    /// Measured on one data set as it grows and on a second of 40,000 rows (`BENCHMARKS.md`,
-    /// "Fit cost"): about the same accuracy and log loss, mostly at 0.65 to 0.85 of the CPU.
-    ///
-    /// With [`narrow_hidden`] and the default hidden layers, networks that train on 10,000
-    /// rows or more get [`WIDE_DATA_HIDDEN`] (96 and 48) instead of 128 and 64. On ten
-    /// public data sets of 15,000 and of 20,000 to 34,000 training rows, four seeds each
-    /// (`BENCHMARKS.md`, "Issue 22, round six"), the narrower layers scored the same mean
-    /// accuracy or R² and log loss at 0.72 of the CPU (64 and 32: 0.52 of the CPU, but 0.0004
-    /// more log loss).
-    ///
-    /// Up to 5,000 rows a network (the whole quality suite) nothing changes; nor with a
-    /// batch size, rate or hidden layers of one's own.
+    /// The settings for networks that train on `rows` rows each. With [`grow_batch`]
+    /// and the default batch and learning rate, the batch doubles for every doubling of
+    /// the rows beyond [`GROWTH_ROWS`] (at most [`MOST_GROWTH`] times), and the learning
+    /// rate grows with the square root of the batch, as it does for Adam's noise: 64 rows
+    /// and 1.41 × the rate from 10,000 rows, 128 and 2 × from 20,000, 256 and 2.83 × from
+    /// 40,000. An epoch of 100,000 rows then takes 390 steps instead of 3,125. Measured on
+    /// one data set as it grows and on a second of 40,000 rows (`BENCHMARKS.md`, "Fit
+    /// cost"): about the same accuracy and log loss, mostly at 0.65 to 0.85 of the CPU (one
+    /// run on 50,000 rows took 1.1 times as long, with accuracy 0.0015 higher). Up to 5,000
+    /// rows a network (the whole quality suite) nothing changes. Otherwise, or with a batch
+    /// size or rate of one's own, the settings are returned unchanged.
     ///
     /// [`grow_batch`]: TrainConfig::grow_batch
-    /// [`narrow_hidden`]: TrainConfig::narrow_hidden
     pub fn for_rows(&self, rows: usize) -> TrainConfig {
         let default_rate = self.optimizer.default_learning_rate();
         let growth = (rows / GROWTH_ROWS).clamp(1, MOST_GROWTH);
         // The largest power of two not above `growth`.
         let growth = 1 << growth.ilog2();
-        let mut config = self.clone();
-        if growth == 1 {
-            return config;
-        }
-        if self.narrow_hidden && self.hidden == DEFAULT_HIDDEN {
-            config.hidden = WIDE_DATA_HIDDEN.to_vec();
-        }
-        if self.grow_batch && self.batch_size == DEFAULT_BATCH && self.learning_rate == default_rate
+        if !self.grow_batch
+            || self.batch_size != DEFAULT_BATCH
+            || self.learning_rate != default_rate
+            || growth == 1
         {
-            config.batch_size = DEFAULT_BATCH * growth;
-            config.learning_rate = default_rate * (growth as f32).sqrt();
+            return self.clone();
         }
-        config
+        TrainConfig {
+            batch_size: DEFAULT_BATCH * growth,
+            learning_rate: default_rate * (growth as f32).sqrt(),
+            ..self.clone()
+        }
     }
 
     /// Refuses settings that do not apply to `task`: class weights and classification
@@ -727,8 +707,6 @@ mod tests {
         for (rows, batch, lr) in cases {
             let c = d.for_rows(rows);
             assert_eq!((c.batch_size, c.learning_rate), (batch, lr), "{rows} rows");
-            let hidden = if rows < 10_000 { [128, 64] } else { [96, 48] };
-            assert_eq!(c.hidden, hidden, "{rows} rows");
             // Growing what grew changes nothing.
             assert_eq!(c.for_rows(rows), c);
         }
@@ -755,30 +733,8 @@ mod tests {
                 ..d.clone()
             },
         ] {
-            assert_eq!(own.for_rows(100_000).batch_size, own.batch_size);
-            assert_eq!(own.for_rows(100_000).learning_rate, own.learning_rate);
+            assert_eq!(own.for_rows(100_000), own);
         }
-        // Hidden layers of one's own, or narrowing turned off: as given, and the batch
-        // still grows.
-        for own in [
-            TrainConfig {
-                hidden: vec![128, 32],
-                ..d.clone()
-            },
-            TrainConfig {
-                narrow_hidden: false,
-                ..d.clone()
-            },
-        ] {
-            let c = own.for_rows(100_000);
-            assert_eq!((c.hidden, c.batch_size), (own.hidden, 256));
-        }
-        let none = TrainConfig {
-            grow_batch: false,
-            narrow_hidden: false,
-            ..d.clone()
-        };
-        assert_eq!(none.for_rows(100_000), none);
         // SGD grows from its own default rate.
         let sgd = TrainConfig {
             optimizer: OptimizerKind::Sgd,
