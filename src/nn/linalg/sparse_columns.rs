@@ -95,13 +95,9 @@ impl SparseColumns {
         let to = w_dense.into_slice().expect("a new array is contiguous");
         gather(&self.dense_runs, ws, to, outputs);
         matmul_bias(self.x_dense.view(), self.w_dense.view(), bias, y.view_mut());
-        for (r, from) in xs.chunks_exact(inputs).enumerate() {
-            let mut out = y.row_mut(r);
-            let out = out.as_slice_mut().expect("output rows are contiguous");
-            for (c, v) in non_zeros(from, &self.sparse_runs) {
-                add_scaled(out, v, &ws[c * outputs..(c + 1) * outputs]);
-            }
-        }
+        let ys = y.as_slice_mut().expect("output rows are contiguous");
+        // Each row of y, plus its sparse inputs' weight rows.
+        add_sparse_products(xs, &self.sparse_runs, ws, ys, inputs, outputs);
     }
 
     /// `g = xᵀ·dy` for the `x` of the last [`forward`](SparseColumns::forward): the dense
@@ -116,7 +112,6 @@ impl SparseColumns {
         matmul(self.x_dense.t(), dy, g_dense);
         let mut g = g;
         let gs = g.as_slice_mut().expect("gradients are kept contiguous");
-        let row = |c: usize| c * outputs..(c + 1) * outputs;
         // Back to the dense columns' rows, then the sparse ones' start at zero.
         let (from, mut at) = (flat(self.g_dense.view()), 0);
         for run in &self.dense_runs {
@@ -129,13 +124,45 @@ impl SparseColumns {
         }
         let (x, dy) = (x.as_standard_layout(), dy.as_standard_layout());
         let inputs = x.ncols();
-        for (from, grad) in flat(x.view())
-            .chunks_exact(inputs)
-            .zip(flat(dy.view()).chunks_exact(outputs))
-        {
-            for (c, v) in non_zeros(from, &self.sparse_runs) {
-                add_scaled(&mut gs[row(c)], v, grad);
-            }
+        // Each sparse input's weight row, plus its rows' output gradients.
+        let (xs, dys) = (flat(x.view()), flat(dy.view()));
+        add_sparse_gradients(xs, &self.sparse_runs, dys, gs, (inputs, outputs));
+    }
+}
+
+/// `y[r, ·] += x[r, c]·w[c, ·]` for every non-zero `x[r, c]` of the sparse `runs`: the
+/// forward's second half. Compiled for wider vectors too, chosen at run time
+/// (`multiversion`): the same multiplications and additions in the same order (no fused
+/// multiply-add), so the same bits on any processor.
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2", "x86_64+avx"))]
+fn add_sparse_products(
+    xs: &[f32],
+    runs: &[Range<usize>],
+    ws: &[f32],
+    ys: &mut [f32],
+    inputs: usize,
+    outputs: usize,
+) {
+    for (from, out) in xs.chunks_exact(inputs).zip(ys.chunks_exact_mut(outputs)) {
+        for (c, v) in non_zeros(from, runs) {
+            add_scaled(out, v, &ws[c * outputs..(c + 1) * outputs]);
+        }
+    }
+}
+
+/// `g[c, ·] += x[r, c]·dy[r, ·]` for every non-zero `x[r, c]` of the sparse `runs`: the
+/// weight gradient's second half, compiled as [`add_sparse_products`] is.
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2", "x86_64+avx"))]
+fn add_sparse_gradients(
+    xs: &[f32],
+    runs: &[Range<usize>],
+    dys: &[f32],
+    gs: &mut [f32],
+    (inputs, outputs): (usize, usize),
+) {
+    for (from, grad) in xs.chunks_exact(inputs).zip(dys.chunks_exact(outputs)) {
+        for (c, v) in non_zeros(from, runs) {
+            add_scaled(&mut gs[c * outputs..(c + 1) * outputs], v, grad);
         }
     }
 }
