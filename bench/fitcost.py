@@ -14,7 +14,7 @@ usage: python bench/fitcost.py suite [NAME...]     the quality suite's splits (b
   than 15 minutes late; features: date parts, scheduled and actual departure, carrier,
   origin, destination, distance), cancelled flights left out. One fixed test set of 20,000
   rows; training sets of the given sizes drawn from the rest (seed 0).
-* large: the ten public data sets of `bench/large.py` (15,000 to 34,000 training rows), each
+* large: the ten public data sets of `bench/large.py` (19,663 to 34,000 training rows), each
   model with its defaults as in `suite`.
 CPU seconds of mlp are its process's (resource.getrusage of the child); of the Python models
 this process's (time.process_time, all threads), the fit only.

@@ -1,4 +1,4 @@
-"""Larger files: ten public data sets of 15,000 to 34,000 training rows, for choosing the
+"""Larger files: ten public data sets of 19,663 to 34,000 training rows, for choosing the
 defaults of networks that train on 10,000 rows or more (the quality suite stops at 5,000 a
 network). mlp's test score and log loss, and its CPU seconds, for each setting, over seeds.
 
