@@ -275,6 +275,47 @@ mod tests {
     }
 
     #[test]
+    fn wide_vector_versions_give_the_scalar_loops_bits() {
+        // Whichever version runs here (AVX-512, AVX2, AVX or the baseline), the sums are
+        // those of the plain loops, bit for bit: 37 outputs (vectors and a remainder).
+        let (rows, inputs, outputs) = (9, 20, 37);
+        let runs = [2..12, 15..20];
+        let value = |k: usize| ((k * 7919 % 1009) as f32 - 504.0) / 97.0;
+        let x = Array2::from_shape_fn((rows, inputs), |(r, c)| {
+            let on = runs.iter().any(|run| run.contains(&c)) && (r + c) % 5 == 0;
+            if c < 2 || (12..15).contains(&c) || on {
+                value(r * inputs + c)
+            } else {
+                0.0
+            }
+        });
+        let w = Array2::from_shape_fn((inputs, outputs), |(i, o)| value(i * outputs + o + 3));
+        let dy = Array2::from_shape_fn((rows, outputs), |(r, o)| value(r * outputs + o + 11));
+        let (xs, ws, dys) = (flat(x.view()), flat(w.view()), flat(dy.view()));
+        let mut y = Array2::from_shape_fn((rows, outputs), |(r, o)| value(r + o));
+        let mut expected = y.clone();
+        add_sparse_products(xs, &runs, ws, y.as_slice_mut().unwrap(), inputs, outputs);
+        let mut g = Array2::from_shape_fn((inputs, outputs), |(i, o)| value(i + 2 * o));
+        let mut expected_g = g.clone();
+        add_sparse_gradients(xs, &runs, dys, g.as_slice_mut().unwrap(), (inputs, outputs));
+        for r in 0..rows {
+            for c in runs
+                .iter()
+                .flat_map(Range::clone)
+                .filter(|&c| x[[r, c]] != 0.0)
+            {
+                for o in 0..outputs {
+                    expected[[r, o]] += x[[r, c]] * w[[c, o]];
+                    expected_g[[c, o]] += x[[r, c]] * dy[[r, o]];
+                }
+            }
+        }
+        let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&y), bits(&expected));
+        assert_eq!(bits(&g), bits(&expected_g));
+    }
+
+    #[test]
     fn a_hand_made_case() {
         // 16 one-hot columns after 2 dense ones: y = x·W + b by hand.
         let sparse: Vec<usize> = (2..18).collect();
