@@ -95,9 +95,17 @@ impl SparseColumns {
         let to = w_dense.into_slice().expect("a new array is contiguous");
         gather(&self.dense_runs, ws, to, outputs);
         matmul_bias(self.x_dense.view(), self.w_dense.view(), bias, y.view_mut());
-        let ys = y.as_slice_mut().expect("output rows are contiguous");
         // Each row of y, plus its sparse inputs' weight rows.
-        add_sparse_products(xs, &self.sparse_runs, ws, ys, inputs, outputs);
+        if let Some(ys) = y.as_slice_mut() {
+            add_sparse_products(xs, &self.sparse_runs, ws, ys, inputs, outputs);
+            return;
+        }
+        // Rows apart in memory (a view into a wider array): a row at a time.
+        for (r, from) in xs.chunks_exact(inputs).enumerate() {
+            let mut out = y.row_mut(r);
+            let out = out.as_slice_mut().expect("output rows are contiguous");
+            add_sparse_products(from, &self.sparse_runs, ws, out, inputs, outputs);
+        }
     }
 
     /// `g = xᵀ·dy` for the `x` of the last [`forward`](SparseColumns::forward): the dense
@@ -339,6 +347,14 @@ mod tests {
         split.forward(x.view(), w.view(), b.view(), y.view_mut());
         // Row 0: (1·1 + 2·−1 + 10, 1·2 + 2·0.5 + 20) + b; row 1: (0.5 + 1 − 6, 1 − 0.5 + 8) + b.
         assert_eq!(y, array![[9.25, 22.75], [-4.25, 8.25]]);
+        // The same into two columns of a wider array (rows apart in memory).
+        let mut wide = Array2::from_elem((2, 5), 7.0);
+        let view = wide.slice_mut(ndarray::s![.., 1..3]);
+        split.forward(x.view(), w.view(), b.view(), view);
+        assert_eq!(
+            wide,
+            array![[7.0, 9.25, 22.75, 7.0, 7.0], [7.0, -4.25, 8.25, 7.0, 7.0]]
+        );
         let dy = array![[1.0, 0.0], [0.0, 1.0]];
         let mut g = Array2::from_elem((18, 2), f32::NAN);
         split.grad_weight(x.view(), dy.view(), g.view_mut());
